@@ -1,0 +1,34 @@
+"""Phone numbers as Sinch sends them, made comparable.
+
+Sinch sends the caller's ``cli`` often without ``+`` (``46701234567``) and the
+callee with it (``+46850001234``); people write numbers with spaces.  Every
+comparison of numbers in callgate and its plugins goes through ``normalize``.
+"""
+
+from __future__ import annotations
+
+import re
+
+_SEPARATORS = re.compile(r"[\s\-().]")
+_DIGITS = re.compile(r"^\+?[0-9]+$")
+PRIVATE = "private"
+PRIVATE_SPELLINGS = frozenset({"private", "anonymous", "unknown", "restricted", "withheld", ""})
+
+
+def normalize(value: str | None) -> str | None:
+    """``"46 70-123 45 67"`` / ``"+46701234567"`` -> ``"+46701234567"``; not a number -> None."""
+    if value is None:
+        return None
+    compact = _SEPARATORS.sub("", value)
+    if not _DIGITS.match(compact):
+        return None
+    return compact if compact.startswith("+") else "+" + compact
+
+
+def normalize_caller(cli: str | None) -> str | None:
+    """A caller id: a normalised number, ``"private"`` for a withheld one, None when absent or not a number."""
+    if cli is None:
+        return None
+    if cli.strip().lower() in PRIVATE_SPELLINGS:
+        return PRIVATE
+    return normalize(cli)

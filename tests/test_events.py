@@ -1,0 +1,432 @@
+"""callgate.events: the fixture bodies decode to the right typed events; leniency; every error code."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from callgate.events import (
+    DICE_REASONS,
+    Ace,
+    Amd,
+    CallHeader,
+    Destination,
+    Dice,
+    EventError,
+    Ice,
+    MenuResult,
+    Money,
+    Notify,
+    Pie,
+    UnknownEvent,
+    decode_event,
+    parse_timestamp,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+UTC = timezone.utc
+
+
+def examples(event: str) -> dict[str, dict]:
+    data = json.loads((FIXTURES / f"{event}.json").read_text(encoding="utf-8"))
+    return {ex["name"]: ex["body"] for ex in data["examples"]}
+
+
+def encode(body: dict) -> bytes:
+    return json.dumps(body).encode("utf-8")
+
+
+def decode(body: dict):
+    return decode_event(encode(body))
+
+
+def error_of(body: bytes) -> EventError:
+    with pytest.raises(EventError) as info:
+        decode_event(body)
+    return info.value
+
+
+ALL_EXAMPLES = [(event, name, body) for event in ("ice", "ace", "pie", "dice", "notify")
+                for name, body in examples(event).items()]
+CLASSES = {"ice": Ice, "ace": Ace, "pie": Pie, "dice": Dice, "notify": Notify}
+
+
+# --------------------------------------------------------------------------- fixtures decode
+
+
+@pytest.mark.parametrize(("event", "name", "body"), ALL_EXAMPLES, ids=[f"{e}-{n}" for e, n, _ in ALL_EXAMPLES])
+def test_every_fixture_example_decodes_to_its_class(event, name, body):
+    decoded = decode(body)
+    assert type(decoded) is CLASSES[event]
+    assert decoded.event == event
+    assert decoded.raw == json.loads(json.dumps(body), parse_float=Decimal)
+    assert decoded.version == 1
+    if "timestamp" in body:
+        assert decoded.timestamp is not None and decoded.timestamp.utcoffset() == timedelta(0)
+    else:
+        assert decoded.timestamp is None
+    if "callid" in body:
+        assert decoded.callid == body["callid"]
+
+
+def test_ice_pstn_inbound_to_rented_number():
+    ice = decode(examples("ice")["pstn-inbound-to-rented-number"])
+    assert isinstance(ice, Ice)
+    assert ice.callid == "4b1d6c0e-92a7-4f3b-8e15-c7a2d9f04e38"
+    assert ice.call_resource_url.endswith("/calls/id/4b1d6c0e-92a7-4f3b-8e15-c7a2d9f04e38")
+    assert ice.timestamp == datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+    assert ice.timestamp.tzinfo is not None
+    assert ice.user_rate == Money("EUR", Decimal("0.0"))
+    assert isinstance(ice.user_rate.amount, Decimal)
+    assert ice.cli == "46701234567"
+    assert ice.caller == "+46701234567"
+    assert ice.to == Destination("did", "+46850001234")
+    assert ice.domain == "pstn"
+    assert ice.origination_type == "pstn"  # sent as "PSTN"
+    assert ice.application_key == "7f3c9e21-5b4a-4d8e-a1c2-93e0b7d4f615"
+    assert ice.rdnis == ""
+    assert ice.call_headers == ()
+    assert ice.custom is None and ice.user is None and ice.duration is None
+
+
+def test_ice_app_to_phone_with_call_headers():
+    ice = decode(examples("ice")["app-to-phone-with-call-headers"])
+    assert ice.user_rate.amount == Decimal("0.0135")
+    assert ice.user_rate.currency_id == "USD"
+    assert ice.user == "alice"
+    assert ice.custom == '{"orderId":"A-1009"}'
+    assert ice.cli == "private"
+    assert ice.caller == "private"
+    assert ice.to == Destination("number", "+14155550123")
+    assert ice.origination_type == "mxp"
+    assert ice.call_headers == (CallHeader("orderId", "A-1009"),)
+
+
+def test_ice_app_to_app_and_conference():
+    app = decode(examples("ice")["app-to-app"])
+    assert app.cli is None and app.caller is None
+    assert app.to == Destination("username", "bob")
+    assert app.domain == "mxp"
+    conf = decode(examples("ice")["app-joins-conference"])
+    assert conf.to.type == "conference"
+    assert conf.to.endpoint == "room-42"
+    assert conf.user == "carol"
+
+
+def test_ace_examples():
+    plain = decode(examples("ace")["answered"])
+    assert isinstance(plain, Ace)
+    assert plain.amd is None
+    assert plain.custom == '{"orderId":"A-1009"}'
+    amd = decode(examples("ace")["answered-by-machine-amd"])
+    assert amd.amd == Amd("machine", "longgreeting", 4)
+    assert amd.timestamp == datetime(2025, 3, 14, 11, 15, 4, tzinfo=UTC)
+    assert amd.conference_id is None
+
+
+def test_pie_examples():
+    pies = examples("pie")
+    digits = decode(pies["digits-collected"])
+    assert isinstance(digits, Pie)
+    assert digits.menu_result == MenuResult("main", "sequence", "4821", "dtmf")
+    assert digits.custom == ""
+    ret = decode(pies["return-option"])
+    assert ret.menu_result.type == "return"
+    assert ret.menu_result.value == "support"
+    assert ret.raw["menuResult"]["addToContext"] == []  # unknown nested field kept in raw
+    assert decode(pies["voice-input"]).menu_result.input_method == "voice"
+    assert decode(pies["timeout-no-input"]).menu_result == MenuResult("main", "timeout", "", "dtmf")
+    assert decode(pies["caller-hung-up-in-menu"]).menu_result.menu_id == "sales"
+    conf = decode(pies["conference-dtmf-detect"])
+    assert conf.menu_result.menu_id == "room-42" and conf.menu_result.value == "5"
+
+
+def test_dice_examples():
+    dices = examples("dice")
+    hung_up = decode(dices["answered-caller-hung-up"])
+    assert isinstance(hung_up, Dice)
+    assert hung_up.reason == "CALLERHANGUP"
+    assert hung_up.result == "ANSWERED"
+    assert hung_up.debit == Money("EUR", Decimal("0.0231"))
+    assert hung_up.user_rate.amount == Decimal("0.0083")
+    assert hung_up.duration == 168
+    assert hung_up.from_ == "46701234567"
+    assert hung_up.to == Destination("did", "+46850001234")
+    no_answer = decode(dices["no-answer-timeout"])
+    assert no_answer.debit.amount == Decimal(0) and isinstance(no_answer.debit.amount, Decimal)  # int 0 in JSON
+    assert no_answer.duration is None
+    assert no_answer.call_headers == (CallHeader("orderId", "A-1009"),)
+    assert no_answer.from_ == "alice"
+    assert decode(dices["failed-callback-error"]).reason == "CALLBACKERROR"
+
+
+def test_notify_examples():
+    notes = examples("notify")
+    finished = decode(notes["recording-finished"])
+    assert isinstance(finished, Notify)
+    assert finished.type == "recording_finished"
+    assert finished.timestamp is None and finished.application_key is None
+    conf = decode(notes["conference-recording-available"])
+    assert conf.callid is None
+    assert conf.conference_id == "room-42"
+    assert conf.destination == "azure://acmevoice/recordings/room-42.mp3"
+    assert decode(notes["amd-result-async"]).amd == Amd("human", "n/a", 2)
+    assert decode(notes["amd-beep"]).amd.reason == "beep"
+    error = decode(notes["calling-error-illegal-svaml"])
+    assert error.error_code == 40001
+    assert error.error_msg == "Illegal SVAML"
+    assert error.user == "alice"
+
+
+def test_money_is_decimal_of_the_json_literal_never_float():
+    body = b'{"event":"dice","callid":"c","debit":{"currencyId":"EUR","amount":0.1},"userRate":{"amount":1e-3}}'
+    dice = decode_event(body)
+    assert dice.debit.amount == Decimal("0.1")  # Decimal(0.1) (from a float) would not be equal
+    assert dice.user_rate == Money(None, Decimal("0.001"))
+    assert dice.raw["debit"]["amount"] == Decimal("0.1")
+
+
+def test_events_are_frozen():
+    ice = decode(examples("ice")["pstn-inbound-to-rented-number"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ice.callid = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ice.to.endpoint = "+1"  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- leniency
+
+
+def test_callId_spelling_accepted():
+    for event in ("ice", "ace", "dice"):
+        assert decode({"event": event, "callId": "abc"}).callid == "abc"
+    assert decode({"event": "pie", "callId": "abc", "menuResult": {"type": "timeout"}}).callid == "abc"
+    assert decode({"event": "notify", "callId": "abc"}).callid == "abc"
+
+
+def test_unknown_fields_are_kept_in_raw():
+    body = dict(examples("dice")["answered-caller-hung-up"], cookies={"flow": "main-ivr"}, somethingNew=[1, 2])
+    dice = decode(body)
+    assert dice.raw["cookies"] == {"flow": "main-ivr"}
+    assert dice.raw["somethingNew"] == [1, 2]
+    assert dice.reason == "CALLERHANGUP"
+
+
+def test_unknown_enum_values_accepted():
+    assert "INVALIDSVAMLACTION" not in DICE_REASONS
+    dice = decode({"event": "dice", "callid": "c", "reason": " INVALIDSVAMLACTION ", "result": "SOMETHINGNEW"})
+    assert dice.reason == "INVALIDSVAMLACTION"
+    assert dice.result == "SOMETHINGNEW"
+    assert decode({"event": "notify", "type": "call_summary_available"}).type == "call_summary_available"
+    assert decode({"event": "ace", "callid": "c", "amd": {"status": "InProgress"}}).amd == Amd("inprogress", None, None)
+    assert decode({"event": "pie", "callid": "c", "menuResult": {"type": "Barged"}}).menu_result.type == "barged"
+
+
+def test_case_insensitive_values_stored_lower_case():
+    ice = decode({"event": "ICE", "callid": "c", "domain": "PSTN", "originationType": "Mxp",
+                  "to": {"type": "Number", "endpoint": "+4670"}})
+    assert isinstance(ice, Ice)
+    assert ice.event == "ice"
+    assert (ice.domain, ice.origination_type, ice.to.type) == ("pstn", "mxp", "number")
+    assert ice.to.endpoint == "+4670"  # values that are not enums keep their case
+    assert decode({"event": "ice", "callid": "c", "to": {"type": "Username", "endpoint": "Bob"}}).to == \
+        Destination("username", "Bob")
+    pie = decode({"event": "Pie", "callid": "c",
+                  "menuResult": {"menuId": "Main", "type": "Sequence", "value": "12", "inputMethod": "DTMF"}})
+    assert pie.menu_result == MenuResult("Main", "sequence", "12", "dtmf")
+    assert decode({"event": "notify", "amd": {"status": "MACHINE", "reason": "beep"}}).amd.status == "machine"
+
+
+def test_naive_timestamp_is_utc():
+    ice = decode({"event": "ice", "callid": "c", "timestamp": "2025-03-14T09:26:53.123"})
+    assert ice.timestamp == datetime(2025, 3, 14, 9, 26, 53, 123000, tzinfo=UTC)
+    assert ice.timestamp.utcoffset() == timedelta(0)
+
+
+def test_seven_digit_timestamp():
+    ace = decode({"event": "ace", "callid": "c", "timestamp": "2025-03-14T09:26:53.5897932Z"})
+    assert ace.timestamp == datetime(2025, 3, 14, 9, 26, 53, 589793, tzinfo=UTC)
+
+
+def test_timestamp_with_offset_is_the_same_instant():
+    dice = decode({"event": "dice", "callid": "c", "timestamp": "2025-03-14T11:26:53+02:00"})
+    assert dice.timestamp == datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+    assert dice.timestamp.utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("value", ["2025-03-14T09:26:53z", "2025-03-14 09:26:53Z", "2025-03-14T09:26:53,5Z",
+                                   "2025-03-14T10:26:53+0100", "2025-03-14T09:26:53.000000000Z"])
+def test_timestamp_variants(value):
+    parsed = parse_timestamp(value)
+    assert parsed is not None
+    assert parsed.replace(microsecond=0) == datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("value", ["", "yesterday", "2025-03-14", "2025-02-30T10:00:00Z", "2025-03-14T25:00:00Z",
+                                   "2025-03-14T09:26:53+25:00", "1741944413", "2025-03-14T09:26:53.Z",
+                                   "2025-03-14T09:26:53Z trailing", "2025-W11-5T09:26:53Z"])
+def test_unparsable_timestamps(value):
+    assert parse_timestamp(value) is None
+    error = error_of(encode({"event": "ice", "callid": "c", "timestamp": value}))
+    assert error.code == "invalid_field"
+    assert str(error).startswith("timestamp:")
+
+
+def test_null_means_absent():
+    ice = decode({"event": "ice", "callid": "c", "cli": None, "to": None, "userRate": None, "callHeaders": None,
+                  "timestamp": None, "version": None, "duration": None})
+    assert ice.cli is None and ice.caller is None
+    assert ice.to is None and ice.user_rate is None and ice.timestamp is None and ice.version is None
+    assert ice.call_headers == ()
+    money = decode({"event": "dice", "callid": "c", "debit": {"currencyId": None, "amount": None}}).debit
+    assert money == Money(None, None)
+
+
+def test_version_given_as_string_of_digits():
+    assert decode({"event": "ace", "callid": "c", "version": "1"}).version == 1
+
+
+@pytest.mark.parametrize(("cli", "caller"), [
+    ("46701234567", "+46701234567"),
+    ("+46701234567", "+46701234567"),
+    ("+46 70 123 45 67", "+46701234567"),
+    ("private", "private"),
+    ("Anonymous", "private"),
+    ("UNKNOWN", "private"),
+    ("", "private"),
+    (None, None),
+])
+def test_caller_normalisation(cli, caller):
+    body = {"event": "ice", "callid": "c"}
+    if cli is not None:
+        body["cli"] = cli
+    ice = decode(body)
+    assert ice.cli == cli
+    assert ice.caller == caller
+
+
+def test_event_name_is_case_insensitive_and_stripped():
+    assert isinstance(decode({"event": " Notify ", "type": "amd"}), Notify)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_truncated_json_is_invalid_json():
+    body = encode(examples("ice")["pstn-inbound-to-rented-number"])
+    error = error_of(body[: len(body) // 2])
+    assert error.code == "invalid_json"
+    assert not isinstance(error, UnknownEvent)
+
+
+@pytest.mark.parametrize("body", [b"", b"event=ice&callid=x", b'{"event":"ice",}', b'{"event":"ice"} {}',
+                                  b'{"event":"dice","callid":"c","debit":{"amount":NaN}}', b"[" * 100000])
+def test_not_json(body):
+    assert error_of(body).code == "invalid_json"
+
+
+def test_invalid_utf8_is_invalid_json():
+    error = error_of(b'{"event":"ice","callid":"\xff\xfe","cli":"caf\xe9"}')
+    assert error.code == "invalid_json"
+    assert "UTF-8" in str(error)
+
+
+def test_non_ascii_utf8_is_fine():
+    ice = decode_event('{"event":"ice","callid":"c","custom":"Café ☎"}'.encode())
+    assert ice.custom == "Café ☎"
+
+
+@pytest.mark.parametrize("body", [b'[{"event":"ice","callid":"c"}]', b'"ice"', b"42", b"null", b"true"])
+def test_json_that_is_not_an_object(body):
+    assert error_of(body).code == "not_an_object"
+
+
+@pytest.mark.parametrize("body", [b'{"event": 5}', b'{"callid":"c"}', b'{"event":null}', b'{"event":["ice"]}',
+                                  b'{"event":""}', b'{"event":true}'])
+def test_missing_event(body):
+    assert error_of(body).code == "missing_event"
+
+
+@pytest.mark.parametrize(("body", "path"), [
+    ({"event": "ice", "callid": 123}, "callid"),
+    ({"event": "ice", "callId": 123}, "callId"),
+    ({"event": "ice", "callid": "x", "to": "bob"}, "to"),
+    ({"event": "ice", "callid": "x", "to": {"type": "number", "endpoint": 46701234567}}, "to.endpoint"),
+    ({"event": "ice", "callid": "x", "to": {"type": 1, "endpoint": "+4670"}}, "to.type"),
+    ({"event": "ice", "callid": "x", "cli": 46701234567}, "cli"),
+    ({"event": "ice", "callid": "x", "version": True}, "version"),
+    ({"event": "ice", "callid": "x", "version": 1.0}, "version"),
+    ({"event": "ice", "callid": "x", "duration": "10"}, "duration"),
+    ({"event": "ice", "callid": "x", "timestamp": 1741944413}, "timestamp"),
+    ({"event": "ice", "callid": "x", "userRate": {"currencyId": "EUR", "amount": "0.01"}}, "userRate.amount"),
+    ({"event": "ice", "callid": "x", "userRate": {"currencyId": "EUR", "amount": True}}, "userRate.amount"),
+    ({"event": "ice", "callid": "x", "userRate": {"currencyId": 978, "amount": 0.01}}, "userRate.currencyId"),
+    ({"event": "ice", "callid": "x", "userRate": 0.01}, "userRate"),
+    ({"event": "ice", "callid": "x", "callHeaders": {"key": "a", "value": "b"}}, "callHeaders"),
+    ({"event": "ice", "callid": "x", "callHeaders": [{"key": "a", "value": "b"}, "c=d"]}, "callHeaders[1]"),
+    ({"event": "ice", "callid": "x", "callHeaders": [{"key": "a", "value": 7}]}, "callHeaders[0].value"),
+    ({"event": "ice", "callid": "x", "callHeaders": [{"value": "b"}]}, "callHeaders[0].key"),
+    ({"event": "ace", "callid": "x", "amd": {"status": "machine", "duration": "4"}}, "amd.duration"),
+    ({"event": "ace", "callid": "x", "amd": "machine"}, "amd"),
+    ({"event": "pie", "callid": "x"}, "menuResult"),
+    ({"event": "pie", "callid": "x", "menuResult": "4821"}, "menuResult"),
+    ({"event": "pie", "callid": "x", "menuResult": {"type": "sequence", "value": 4821}}, "menuResult.value"),
+    ({"event": "dice", "callid": "x", "reason": 3}, "reason"),
+    ({"event": "dice", "callid": "x", "from": 46701234567}, "from"),
+    ({"event": "dice", "callid": "x", "debit": {"amount": [1]}}, "debit.amount"),
+    ({"event": "notify", "errorCode": "40001"}, "errorCode"),
+    ({"event": "notify", "callid": 7}, "callid"),
+    ({"event": "ice"}, "callid"),
+    ({"event": "dice", "reason": "CALLERHANGUP"}, "callid"),
+])
+def test_invalid_field_names_the_path(body, path):
+    error = error_of(encode(body))
+    assert error.code == "invalid_field"
+    assert str(error).startswith(f"{path}: ")
+
+
+def test_invalid_field_message_for_a_non_string_endpoint():
+    error = error_of(b'{"event":"ice","callid":"x","to":{"type":"number","endpoint":5}}')
+    assert str(error).startswith("to.endpoint: expected a string")
+
+
+def test_unknown_event():
+    with pytest.raises(UnknownEvent) as info:
+        decode_event(b'{"event":"call.incoming","callid":"c"}')
+    assert info.value.code == "unknown_event"
+    assert info.value.event == "call.incoming"
+    assert isinstance(info.value, EventError) and isinstance(info.value, ValueError)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+                    lambda children: st.lists(children, max_size=4)
+                    | st.dictionaries(st.text(max_size=12), children, max_size=4), max_leaves=20),
+       st.sampled_from(["ice", "ace", "pie", "dice", "notify", "Ice", "other"]),
+       st.sampled_from(["callid", "to", "userRate", "menuResult", "amd", "callHeaders", "timestamp", "debit",
+                        "version", "cli", "reason"]))
+def test_decoder_only_ever_raises_event_error(value, event, key):
+    body = json.dumps({"event": event, "callid": "c", key: value}).encode()
+    try:
+        decoded = decode_event(body)
+    except EventError as exc:
+        assert exc.code in {"invalid_field", "unknown_event"}
+    else:
+        assert decoded.event == event.lower()
+
+
+@given(st.binary(max_size=64))
+def test_arbitrary_bytes_never_crash(body):
+    try:
+        decode_event(body)
+    except EventError:
+        pass

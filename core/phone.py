@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 _SEPARATORS = re.compile(r"[\s\-().]")
+_E164 = re.compile(r"\+[1-9][0-9]{0,14}")
 _DIGITS = re.compile(r"^\+?[0-9]+$")
 PRIVATE = "private"
 PRIVATE_SPELLINGS = frozenset({"private", "anonymous", "unknown", "restricted", "withheld", ""})
@@ -32,3 +33,13 @@ def normalize_caller(cli: str | None) -> str | None:
     if cli.strip().lower() in PRIVATE_SPELLINGS:
         return PRIVATE
     return normalize(cli)
+
+
+def is_e164(value: str) -> bool:
+    """``+`` then 1 to 15 ASCII digits, the first not 0: the form SVAML wants for numbers."""
+    return isinstance(value, str) and _E164.fullmatch(value) is not None
+
+
+def is_cli(value: str) -> bool:
+    """A caller id SVAML accepts: E.164 or ``private``."""
+    return value == PRIVATE or is_e164(value)

@@ -174,10 +174,16 @@ class MenuResult:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BaseEvent:
-    """Fields every event has.  ``raw`` is the decoded JSON object, unknown fields included."""
+    """Fields every event has.  ``raw`` is the decoded JSON object, unknown fields included.
+
+    ``notes`` is a scratch space for the plugins handling this one callback, shared in
+    plugin order: a plugin writes under its own name (``call.notes["credit_check"] = {...}``)
+    and plugins after it may read that.  It starts empty for every callback.
+    """
 
     event: str
     raw: dict[str, Any] = field(repr=False, compare=False)
+    notes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     version: int | None = None
     custom: str | None = None
     application_key: str | None = None

@@ -1,0 +1,1 @@
+"""Plugins that ship with callgate, registered like third-party ones."""

@@ -1,0 +1,237 @@
+"""The built-in router: the routing table in config.toml.
+
+ICE: the callee (``to.endpoint``) is matched against ``[[plugins.router.routes]]``:
+an exact ``number`` beats the longest ``prefix``, which beats the first
+matching ``pattern`` (a regular expression over the whole callee), which beats
+a catch-all route (no number, prefix or pattern).  A route may also require a
+``to_type`` (did, number, username, sip, conference), a ``domain`` (pstn, mxp)
+and a time window (``hours = "08:00-18:00"``, ``days``, ``timezone``); a route
+whose conditions do not hold is passed over.
+
+PIE: ``[[plugins.router.menu_answers]]`` are tried in file order (``menu``,
+``type``, ``value``; an absent condition matches anything); when none matches,
+``pie_default`` is the answer.
+
+Action and instruction tables are SVAML as Sinch spells it (camelCase), checked
+at start-up.  In their strings, ``{to}`` is replaced by the callee and
+``{caller}`` by the caller's number, e.g. ``conferenceId = "{to}"`` confirms an
+SDK conference call.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import datetime, time, timezone
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..events import Ice, Pie
+from ..hookspecs import hookimpl
+from ..phone import normalize, normalize_caller
+from ..results import Route
+from ..svaml import Svaml, SvamlError, parse_action, parse_instruction
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_TEMPLATE = re.compile(r"\{(to|caller)\}")
+_HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
+
+
+def _svaml_parts(action: dict[str, Any], instructions: list[dict[str, Any]], event: str) -> None:
+    """Check an action and its instructions as SVAML for ``event`` (templates filled with a sample)."""
+    sample = json.loads(_TEMPLATE.sub("+10000000000", json.dumps([action, instructions])))
+    try:
+        Svaml(action=parse_action(sample[0]), instructions=tuple(parse_instruction(i) for i in sample[1])).validate_for(event)
+    except SvamlError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: dict[str, Any]
+    instructions: list[dict[str, Any]] = Field(default_factory=list)
+
+    @cached_property
+    def _source(self) -> str:
+        return json.dumps([self.action, self.instructions])
+
+    @cached_property
+    def _static(self) -> tuple[Any, tuple[Any, ...]] | None:
+        """The parsed parts, once, when they contain no template."""
+        return None if _TEMPLATE.search(self._source) else self._parse(self._source)
+
+    def build(self, values: dict[str, str]) -> tuple[Any, tuple[Any, ...]]:
+        """The parsed action and instructions, with ``{to}``/``{caller}`` filled in."""
+        if self._static is not None:
+            return self._static
+        return self._parse(_TEMPLATE.sub(lambda m: json.dumps(values.get(m.group(1), ""))[1:-1], self._source))
+
+    @staticmethod
+    def _parse(source: str) -> tuple[Any, tuple[Any, ...]]:
+        action, instructions = json.loads(source)
+        return parse_action(action), tuple(parse_instruction(i) for i in instructions)
+
+
+class RouteRule(_Rule):
+    """One ``[[plugins.router.routes]]`` entry."""
+
+    name: str | None = None
+    number: str | None = None
+    prefix: str | None = None
+    pattern: str | None = None
+    to_type: str | None = None
+    domain: str | None = None
+    hours: str | None = None
+    days: tuple[str, ...] = ()
+    timezone: str = "UTC"
+
+    @model_validator(mode="after")
+    def _check(self) -> RouteRule:
+        if sum(x is not None for x in (self.number, self.prefix, self.pattern)) > 1:
+            raise ValueError("give at most one of number, prefix, pattern")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regular expression: {exc}") from None
+        if self.hours is not None and not _HOURS.match(self.hours):
+            raise ValueError('hours must look like "08:00-18:00"')
+        if any(d not in DAYS for d in self.days):
+            raise ValueError(f"days must be among {', '.join(DAYS)}")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {self.timezone!r}") from None
+        _svaml_parts(self.action, self.instructions, "ice")
+        return self
+
+    def is_open(self, now: datetime) -> bool:
+        """Whether the route's time window (if any) contains ``now``."""
+        local = now.astimezone(ZoneInfo(self.timezone))
+        if self.days and DAYS[local.weekday()] not in self.days:
+            return False
+        if self.hours is None:
+            return True
+        start, end = (_parse_time(part) for part in self.hours.split("-"))
+        current = local.time()
+        return start <= current < end if start <= end else (current >= start or current < end)
+
+
+class MenuAnswer(_Rule):
+    """One ``[[plugins.router.menu_answers]]`` entry: the answer to a PIE."""
+
+    menu: str | None = None
+    type: str | None = None
+    value: str | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _lower(cls, value: str | None) -> str | None:
+        return value.lower() if value else value
+
+    @model_validator(mode="after")
+    def _check(self) -> MenuAnswer:
+        _svaml_parts(self.action, self.instructions, "pie")
+        return self
+
+    def matches(self, call: Pie) -> bool:
+        result = call.menu_result
+        return ((self.menu is None or self.menu == result.menu_id)
+                and (self.type is None or self.type == result.type)
+                and (self.value is None or self.value == result.value))
+
+
+class RouterConfig(BaseModel):
+    """``[plugins.router]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    routes: tuple[RouteRule, ...] = ()
+    menu_answers: tuple[MenuAnswer, ...] = ()
+    pie_default: dict[str, Any] = Field(default_factory=lambda: {"name": "continue"})
+
+    @field_validator("pie_default")
+    @classmethod
+    def _pie_default(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _svaml_parts(value, [], "pie")
+        return value
+
+
+class Router:
+    """The routing table from config.toml, as a plugin that routes ICE and answers PIE."""
+
+    Config = RouterConfig
+    default_on_error = "skip"
+
+    def __init__(self, config: RouterConfig, clock: Callable[[], datetime] | None = None) -> None:
+        self.config = config
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self._pie_default = Svaml(action=parse_action(config.pie_default))
+
+    @hookimpl
+    def route_call(self, call: Ice) -> Route | None:
+        callee = _callee(call)
+        if callee is None:
+            return None
+        rule = self.select(callee, call)
+        if rule is None:
+            return None
+        action, instructions = rule.build({"to": callee, "caller": normalize_caller(call.cli) or ""})
+        return Route(action=action, instructions=instructions, name=rule.name)
+
+    def select(self, callee: str, call: Ice) -> RouteRule | None:
+        """The route for this callee: exact number, else longest prefix, else first pattern, else catch-all."""
+        now = None
+        candidates = []
+        for index, rule in enumerate(self.config.routes):
+            rank = _rank(rule, callee)
+            if rank is None:
+                continue
+            if rule.to_type and rule.to_type.lower() != (call.to.type if call.to else None):
+                continue
+            if rule.domain and rule.domain.lower() != call.domain:
+                continue
+            if rule.hours or rule.days:
+                now = now or self.clock()
+                if not rule.is_open(now):
+                    continue
+            candidates.append((rank, index, rule))
+        if not candidates:
+            return None
+        return min(candidates, key=lambda c: (c[0], c[1]))[2]
+
+    @hookimpl
+    def on_prompt_input(self, call: Pie) -> Svaml:
+        for answer in self.config.menu_answers:
+            if answer.matches(call):
+                action, instructions = answer.build({"to": "", "caller": ""})
+                return Svaml(action=action, instructions=instructions)
+        return self._pie_default
+
+
+def _callee(call: Ice) -> str | None:
+    if call.to is None or not call.to.endpoint:
+        return None
+    return normalize(call.to.endpoint) or call.to.endpoint
+
+
+def _rank(rule: RouteRule, callee: str) -> tuple[int, int] | None:
+    """How well a rule matches (smaller is better), or None when it does not."""
+    if rule.number is not None:
+        return (0, 0) if (normalize(rule.number) or rule.number) == callee else None
+    if rule.prefix is not None:
+        prefix = normalize(rule.prefix) or rule.prefix
+        return (1, -len(prefix)) if callee.startswith(prefix) else None
+    if rule.pattern is not None:
+        return (2, 0) if re.fullmatch(rule.pattern, callee) else None
+    return (3, 0)
+
+
+def _parse_time(text: str) -> time:
+    hours, minutes = map(int, text.split(":"))
+    return time.max if hours == 24 else time(hours, minutes)

@@ -1,0 +1,209 @@
+"""config.toml: loading, secrets from the environment, and validation.
+
+Every error names the file and the TOML key (``[server].port``) and says what is
+wrong, so that start-up fails with one readable message instead of a traceback.
+
+Values written as ``{ env = "NAME" }`` anywhere in the file are read from the
+environment variable NAME.  Application secrets *must* be written that way: a
+secret never lives in a file that may end up in a repository.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+ENV_KEY = "SINCH_APPLICATION_KEY"
+ENV_SECRET = "SINCH_APPLICATION_SECRET"
+ENV_CONFIG = "CALLGATE_CONFIG"
+
+
+class ConfigError(Exception):
+    """config.toml (or the environment it refers to) is wrong; the message says where and why."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Strict):
+    """``[server]``: where callgate listens and how it answers."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    callback_path: str = "/sinch/callback"
+    #: The path Sinch signs, when a proxy rewrites the public path before callgate sees it.
+    public_path: str | None = None
+    max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: Budget for a whole ICE/ACE/PIE callback, every plugin included.
+    deadline_ms: int = Field(2000, ge=10, le=4500)
+    #: Budget for DICE and Notify, whose plugins record the call durably.
+    record_deadline_ms: int = Field(4000, ge=10, le=30000)
+    #: Per-plugin timeout for plugins whose table sets no ``timeout_ms``.
+    plugin_timeout_ms: int = Field(1000, ge=1, le=30000)
+    #: The answer when no plugin has an opinion on ``authorize_call``.
+    default_decision: Literal["allow", "deny"] = "allow"
+    #: Prepend an ``answer`` instruction to ICE answers that play a prompt.
+    answer_before_prompts: bool = True
+    #: Spoken to the caller when a call is allowed but no route matches (empty: none).
+    no_route_prompt: str = ""
+    locale: str = "en-US"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("callback_path", "public_path")
+    @classmethod
+    def _absolute_path(cls, value: str | None) -> str | None:
+        if value is not None and (not value.startswith("/") or "?" in value):
+            raise ValueError("must be an absolute URL path like /sinch/callback, without a query string")
+        return value
+
+    @property
+    def signed_path(self) -> str:
+        """The path that goes into the signature (the public one, when behind a rewriting proxy)."""
+        return self.public_path or self.callback_path
+
+
+class Application(_Strict):
+    """``[[applications]]``: a Sinch application whose callbacks callgate accepts."""
+
+    key: str = Field(min_length=1)
+    #: One secret, or two while the secret is being rotated.
+    secrets: tuple[SecretStr, ...] = Field(min_length=1, max_length=2)
+
+
+class SigningConfig(_Strict):
+    """``[signing]``: how signed callbacks are checked."""
+
+    #: Refuse a request whose x-timestamp is further than this from now, in either direction.
+    window_seconds: int = Field(600, ge=1, le=86400)
+
+
+class PluginsConfig(BaseModel):
+    """``[plugins]``: which installed plugins run, in which order, with which settings."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    enabled: tuple[str, ...] = ()
+
+    @field_validator("enabled")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        seen = [name for i, name in enumerate(value) if name in value[:i]]
+        if seen:
+            raise ValueError(f"{seen[0]!r} is listed twice")
+        return value
+
+    def table(self, name: str) -> dict[str, Any]:
+        """The ``[plugins.<name>]`` table (empty when absent)."""
+        table = (self.model_extra or {}).get(name, {})
+        return dict(table) if isinstance(table, Mapping) else table
+
+
+class Config(_Strict):
+    """The whole of config.toml."""
+
+    server: ServerConfig = ServerConfig()
+    signing: SigningConfig = SigningConfig()
+    applications: tuple[Application, ...] = ()
+    plugins: PluginsConfig = PluginsConfig()
+    #: Where the configuration came from, for messages ("<defaults>" when no file).
+    source: str = "<defaults>"
+
+    def application_secrets(self) -> dict[str, list[str]]:
+        """Application key -> its Base64 secrets, for the signature verifier."""
+        return {app.key: [s.get_secret_value() for s in app.secrets] for app in self.applications}
+
+
+def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate config.toml.
+
+    ``path`` None means: ``$CALLGATE_CONFIG``, else ``./config.toml`` if it exists,
+    else the embedded defaults.  Raises ConfigError naming the file and the key.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None:
+        path = environ.get(ENV_CONFIG) or ("config.toml" if Path("config.toml").is_file() else None)
+    if path is None:
+        return config_from_dict({}, environ=environ)
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file (give --config PATH, or set {ENV_CONFIG})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(data, source=str(path), environ=environ)
+
+
+def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
+                     environ: Mapping[str, str] | None = None) -> Config:
+    """Validate an already-parsed configuration (used by load_config and by tests)."""
+    environ = os.environ if environ is None else environ
+    data = dict(data)
+    data.pop("source", None)
+    _require_env_secrets(data.get("applications", ()), source)
+    data = resolve_env(data, environ, source)
+    if not data.get("applications") and environ.get(ENV_KEY) and environ.get(ENV_SECRET):
+        data["applications"] = [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]
+    try:
+        return Config.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def resolve_env(value: Any, environ: Mapping[str, str], source: str, where: str = "") -> Any:
+    """Replace every ``{ env = "NAME" }`` table by the value of that environment variable."""
+    if isinstance(value, Mapping):
+        if set(value) == {"env"}:
+            name = value["env"]
+            if not isinstance(name, str) or name not in environ:
+                raise ConfigError(f"{source}: {where or '<root>'}: environment variable {name} is not set")
+            return environ[name]
+        return {k: resolve_env(v, environ, source, _join(where, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [resolve_env(v, environ, source, f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def _require_env_secrets(applications: Any, source: str) -> None:
+    if not isinstance(applications, list):
+        return
+    for i, app in enumerate(applications):
+        secrets = app.get("secrets", []) if isinstance(app, Mapping) else []
+        for j, secret in enumerate(secrets if isinstance(secrets, list) else []):
+            if isinstance(secret, str):
+                raise ConfigError(
+                    f"{source}: applications[{i}].secrets[{j}]: a secret must not be written in the file; "
+                    f'write secrets = [{{ env = "SINCH_APPLICATION_SECRET" }}] and set that variable')
+
+
+def format_validation_error(exc: ValidationError, source: str, prefix: Sequence[str | int] = ()) -> str:
+    """One line per problem: ``config.toml: [server].port: Input should be ...``."""
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        key = toml_key([*prefix, *err["loc"]])
+        lines.append(f"{source}: {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def toml_key(loc: Sequence[str | int]) -> str:
+    """``("server", "port")`` -> ``[server].port``; ``("plugins", "x", "rules", 0)`` -> ``[plugins.x].rules[0]``."""
+    loc = list(loc)
+    table_len = 2 if loc[:1] == ["plugins"] and len(loc) > 2 else 1
+    if len(loc) <= table_len:
+        return ".".join(map(str, loc))
+    table = ".".join(map(str, loc[:table_len]))
+    key = table if isinstance(loc[table_len], int) else f"[{table}]"  # arrays of tables: applications[0].key
+    for part in loc[table_len:]:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return key
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else str(key)

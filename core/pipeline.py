@@ -1,0 +1,138 @@
+"""From a typed event to the answer Sinch receives: run the event's hooks, combine, validate.
+
+Used by the HTTP handler and by ``callgate simulate``, so what ``simulate``
+prints is what a real callback would get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from . import combine, dispatch
+from .config import ServerConfig
+from .events import Ace, Dice, Event, Ice, Notify, Pie
+from .manager import Plugins
+from .responses import ACK, error_body
+from .results import CallerId, Decision, Deny, Outcome
+from .svaml import SAFE_ANSWERS, Continue, Hangup, Say, Svaml, SvamlError
+
+log = structlog.get_logger("callgate.pipeline")
+
+
+@dataclass(slots=True)
+class Answer:
+    """What to send back for one callback, and how it was reached."""
+
+    status: int
+    body: bytes
+    action: str | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    decision: Decision | None = None
+    svaml: Svaml | None = None
+    problem: str | None = None
+
+    def trace(self) -> list[dict[str, Any]]:
+        return [o.log_entry() for o in self.outcomes]
+
+    @property
+    def summary(self) -> str:
+        """The decision in a few words, for the log line."""
+        if self.decision is not None:
+            d = self.decision
+            verdict = f"allowed by {d.decided_by}" if d.allowed else f"denied by {d.decided_by}: {d.reason}"
+            return f"{verdict} -> {self.action}"
+        if self.action is not None:
+            return self.action
+        return "recorded" if self.status == 200 else "not recorded"
+
+
+class Pipeline:
+    """The decision path for every event, over one set of enabled plugins."""
+
+    def __init__(self, plugins: Plugins, server: ServerConfig) -> None:
+        self.plugins = plugins
+        self.server = server
+        self._no_route_prompt = Say(text=server.no_route_prompt, locale=server.locale) if server.no_route_prompt else None
+
+    async def answer(self, event: Event) -> Answer:
+        loop = asyncio.get_running_loop()
+        if isinstance(event, (Dice, Notify)):
+            hook = "on_disconnect" if isinstance(event, Dice) else "on_notify"
+            return await self._record(hook, event, loop.time() + self.server.record_deadline_ms / 1000)
+        deadline = loop.time() + self.server.deadline_ms / 1000
+        if isinstance(event, Ice):
+            return await self._ice(event, deadline)
+        if isinstance(event, Ace):
+            return await self._first_svaml("on_answer", event, deadline, "ace", Svaml(action=Continue()))
+        if isinstance(event, Pie):
+            return await self._first_svaml("on_prompt_input", event, deadline, "pie", SAFE_ANSWERS["pie"])
+        raise TypeError(f"not an event: {event!r}")
+
+    async def _ice(self, call: Ice, deadline: float) -> Answer:
+        plugins = self.plugins
+        outcomes = await dispatch.collect(plugins, "authorize_call", deadline, call=call,
+                                          stop=lambda o: isinstance(o.value, Deny))
+        auth = combine.combine_authorization(outcomes, self.server.default_decision)
+        route = routed_by = cli = None
+        if auth.allowed:
+            routing = await dispatch.first(plugins, "route_call", deadline, call=call)
+            outcomes += routing
+            answered = combine.first_answer(routing)
+            if answered and isinstance(answered.value, Deny):   # a router failed and its policy is deny
+                auth = combine.Authorization(False, answered.plugin, answered.value.reason)
+            elif answered:
+                route, routed_by = answered.value, answered.plugin
+        if route is not None and route.action.name in combine.CLI_ACTIONS:
+            cli_outcomes = await dispatch.first(plugins, "set_cli", deadline, call=call, route=route)
+            outcomes += cli_outcomes
+            answered = combine.first_answer(cli_outcomes)
+            if answered and isinstance(answered.value, CallerId):
+                cli = answered.value.number
+        svaml = combine.ice_answer(auth, route, cli, answer_before_prompts=self.server.answer_before_prompts,
+                                   no_route_prompt=self._no_route_prompt)
+        svaml, problem = self._valid_or_safe(svaml, "ice")
+        max_duration = getattr(svaml.action, "max_duration", None)
+        decision = Decision(allowed=auth.allowed and problem is None, decided_by=auth.decided_by,
+                            reason=problem or auth.reason, svaml=svaml, route=route, routed_by=routed_by,
+                            cli=cli, max_duration=max_duration, outcomes=tuple(outcomes))
+        # call_decided gets its own short budget: a plugin that held something must be told even
+        # when the authorization used up the callback's deadline.
+        loop = asyncio.get_running_loop()
+        outcomes += await dispatch.collect(plugins, "call_decided", loop.time() + self.server.deadline_ms / 4000,
+                                           call=call, decision=decision)
+        return Answer(200, svaml.to_json(), svaml.action.name, outcomes, decision, svaml, problem)
+
+    async def _first_svaml(self, hook: str, call: Ace | Pie, deadline: float, event: str, default: Svaml) -> Answer:
+        outcomes = await dispatch.first(self.plugins, hook, deadline, call=call)
+        answered = combine.first_answer(outcomes)
+        if answered is None:
+            svaml = default
+        elif isinstance(answered.value, Deny):   # the plugin failed and its policy is deny
+            svaml = Svaml(action=Hangup())
+        else:
+            svaml = answered.value
+        svaml, problem = self._valid_or_safe(svaml, event)
+        return Answer(200, svaml.to_json(), svaml.action.name, outcomes, svaml=svaml, problem=problem)
+
+    async def _record(self, hook: str, call: Dice | Notify, deadline: float) -> Answer:
+        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)
+        failed = [o for o in outcomes if o.status != "ok"]
+        if failed:
+            names = ", ".join(f"{o.plugin} ({o.verdict})" for o in failed)
+            problem = f"not recorded by {names}; answering 503 so Sinch's fallback URL receives it"
+            return Answer(503, error_body("not_recorded", problem), None, outcomes, problem=problem)
+        return Answer(200, ACK, None, outcomes)
+
+    @staticmethod
+    def _valid_or_safe(svaml: Svaml, event: str) -> tuple[Svaml, str | None]:
+        """The answer if it is valid for the event; otherwise the safe answer, and why."""
+        try:
+            svaml.validate_for(event)
+        except SvamlError as exc:
+            log.error("invalid_svaml_replaced", event=event, error=str(exc), replaced_by=SAFE_ANSWERS[event].action.name)
+            return SAFE_ANSWERS[event], f"invalid SVAML replaced by a safe answer: {exc}"
+        return svaml, None

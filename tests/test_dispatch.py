@@ -1,0 +1,175 @@
+"""The dispatcher and pipeline: order, timeouts, the on_error policy, attribution, DICE recording."""
+
+import json
+import time
+
+import pytest
+
+from callgate import samples
+from callgate.config import PluginsConfig, ServerConfig
+from callgate.events import decode_event
+from callgate.manager import load_plugins
+from callgate.pipeline import Pipeline
+
+from plugins_for_tests import (Abstain, AllowWith, AnswerHangup, AnswerInvalid, ContinueOnPie, DenyAll, FixedCli,
+                               Hangs, Raises, Recorder, RouteTo, WrongType)
+
+
+def pipeline(classes, tables=None, **server):
+    tables = tables or {}
+    config = PluginsConfig.model_validate({"enabled": list(classes), **tables})
+    plugins = load_plugins(config, classes=classes)
+    return Pipeline(plugins, ServerConfig(**server)), plugins
+
+
+def event(body):
+    return decode_event(json.dumps(body).encode())
+
+
+async def test_hook_authorize_call_first_deny_ends_evaluation():
+    p, plugins = pipeline({"deny": DenyAll, "allow": AllowWith})
+    answer = await p.answer(event(samples.ice()))
+    assert answer.decision.allowed is False and answer.decision.decided_by == "deny"
+    hooks = [(o.plugin, o.hook) for o in answer.outcomes]
+    assert ("allow", "authorize_call") not in hooks          # never asked after the deny
+    assert ("deny", "call_decided") in hooks
+
+
+async def test_hook_call_decided_sees_the_final_decision():
+    p, plugins = pipeline({"allow": AllowWith, "deny": DenyAll})
+    await p.answer(event(samples.ice()))
+    deny = plugins.loaded[1].instance
+    assert [d.allowed for d in deny.decisions] == [False]
+    assert deny.decisions[0].decided_by == "deny" and deny.decisions[0].svaml.action.name == "hangup"
+
+
+async def test_hook_route_call_and_set_cli_first_answer_wins():
+    p, _ = pipeline({"route": RouteTo, "cli": FixedCli},
+                    {"route": {"number": "+15550002222", "max_duration": 600}})
+    answer = await p.answer(event(samples.ice()))
+    body = json.loads(answer.body)
+    assert body["action"] == {"name": "connectPstn", "number": "+15550002222", "maxDuration": 600, "cli": "+46850001234"}
+    assert answer.decision.routed_by == "route" and answer.decision.cli == "+46850001234"
+
+
+async def test_hook_set_cli_not_asked_for_actions_without_cli():
+    # the built-in router answers SDK conference calls with connectConf: no caller id applies
+    p, _ = pipeline({"cli": FixedCli}, {"router": {"routes": [
+        {"to_type": "conference", "action": {"name": "connectConf", "conferenceId": "{to}"}}]}})
+    answer = await p.answer(event(samples.ice(to="room-42", to_type="conference", domain="mxp")))
+    assert json.loads(answer.body)["action"] == {"name": "connectConf", "conferenceId": "room-42"}
+    assert all(o.hook != "set_cli" for o in answer.outcomes)
+
+
+@pytest.mark.parametrize("policy,allowed", [("deny", False), ("skip", True)])
+async def test_raising_plugin_is_handled_by_its_policy(policy, allowed):
+    p, _ = pipeline({"raises": Raises, "route": RouteTo}, {"raises": {"on_error": policy}})
+    answer = await p.answer(event(samples.ice()))
+    assert answer.status == 200
+    assert answer.decision.allowed is allowed
+    failed = answer.outcomes[0]
+    assert (failed.plugin, failed.status) == ("raises", "error") and "RuntimeError: boom" in failed.error
+
+
+@pytest.mark.parametrize("policy,action", [("deny", "hangup"), ("skip", "connectPstn")])
+async def test_hanging_plugin_times_out_within_its_timeout(policy, action):
+    p, _ = pipeline({"hangs": Hangs, "route": RouteTo}, {"hangs": {"timeout_ms": 50, "on_error": policy}})
+    started = time.perf_counter()
+    answer = await p.answer(event(samples.ice()))
+    assert time.perf_counter() - started < 1.0
+    assert json.loads(answer.body)["action"]["name"] == action
+    assert answer.outcomes[0].status == "timeout"
+
+
+async def test_one_deadline_for_the_whole_callback():
+    classes = {"h1": Hangs, "h2": Hangs, "h3": Hangs}
+    tables = {name: {"timeout_ms": 1000, "on_error": "skip"} for name in classes}
+    p, _ = pipeline(classes, tables, deadline_ms=150)
+    started = time.perf_counter()
+    answer = await p.answer(event(samples.ice()))
+    assert time.perf_counter() - started < 0.6     # not 3 x 1000 ms
+    assert [o.status for o in answer.outcomes if o.hook == "authorize_call"] == ["timeout"] * 3
+
+
+async def test_wrong_return_type_counts_as_failure():
+    p, _ = pipeline({"wrong": WrongType}, {"wrong": {"on_error": "deny"}})
+    answer = await p.answer(event(samples.ice()))
+    assert answer.decision.allowed is False
+    assert "TypeError" in answer.outcomes[0].error and "expected Allow or Deny" in answer.outcomes[0].error
+
+
+async def test_abstaining_plugins_leave_the_default():
+    p, _ = pipeline({"a": Abstain}, default_decision="deny")
+    answer = await p.answer(event(samples.ice()))
+    assert answer.decision.allowed is False and answer.decision.decided_by == "default"
+
+
+async def test_hook_on_answer_first_answer_or_continue():
+    p, _ = pipeline({"hangup": AnswerHangup})
+    assert json.loads((await p.answer(event(samples.ace()))).body) == {"action": {"name": "hangup"}}
+    p, _ = pipeline({"a": Abstain})
+    assert json.loads((await p.answer(event(samples.ace()))).body) == {"action": {"name": "continue"}}
+
+
+async def test_invalid_svaml_from_a_plugin_never_reaches_sinch():
+    p, _ = pipeline({"invalid": AnswerInvalid, "hangup": AnswerHangup}, {"invalid": {"on_error": "skip"}})
+    answer = await p.answer(event(samples.ace()))
+    assert json.loads(answer.body) == {"action": {"name": "hangup"}}      # the next plugin answered
+    assert "not allowed" in answer.outcomes[0].error or "ACE" in answer.outcomes[0].error.upper()
+
+
+async def test_raising_on_answer_with_deny_policy_hangs_up():
+    p, _ = pipeline({"raises": Raises})
+    assert json.loads((await p.answer(event(samples.ace()))).body) == {"action": {"name": "hangup"}}
+
+
+async def test_hook_on_prompt_input_first_answer_then_router_default():
+    p, _ = pipeline({"cont": ContinueOnPie})
+    assert json.loads((await p.answer(event(samples.pie()))).body) == {"action": {"name": "continue"}}
+    p, _ = pipeline({}, {"router": {"pie_default": {"name": "hangup"}}})
+    assert json.loads((await p.answer(event(samples.pie()))).body) == {"action": {"name": "hangup"}}
+
+
+async def test_hook_on_disconnect_all_recorded_is_200():
+    p, plugins = pipeline({"r1": Recorder, "r2": Recorder})
+    dice = samples.dice()
+    answer = await p.answer(event(dice))
+    assert (answer.status, answer.body) == (200, b"{}")
+    assert [pl.instance.seen for pl in plugins.loaded[:2]] == [[("dice", dice["callid"])]] * 2
+
+
+@pytest.mark.parametrize("broken,policy", [(Raises, "skip"), (Hangs, "skip"), (Raises, "deny")])
+async def test_dice_not_recorded_is_503_whatever_the_policy(broken, policy):
+    p, plugins = pipeline({"rec": Recorder, "broken": broken}, {"broken": {"on_error": policy, "timeout_ms": 50}})
+    answer = await p.answer(event(samples.dice()))
+    assert answer.status == 503
+    assert json.loads(answer.body)["error"] == "not_recorded" and "broken" in answer.problem
+
+
+async def test_hook_on_notify_every_plugin():
+    p, plugins = pipeline({"r1": Recorder})
+    body = samples.notify()
+    answer = await p.answer(event(body))
+    assert answer.status == 200 and plugins.loaded[0].instance.seen == [("notify", body["callid"])]
+
+
+async def test_notes_carry_what_earlier_plugins_wrote_to_later_ones():
+    from callgate import hookimpl
+
+    class Writer:
+        @hookimpl
+        def on_disconnect(self, call):
+            call.notes["writer"] = {"cost": "0.12"}
+
+    class Reader:
+        seen = None
+
+        @hookimpl
+        def on_disconnect(self, call):
+            Reader.seen = dict(call.notes)
+
+    p, _ = pipeline({"writer": Writer, "reader": Reader})
+    first, second = event(samples.dice()), event(samples.dice())
+    await p.answer(first)
+    assert Reader.seen == {"writer": {"cost": "0.12"}}
+    assert second.notes == {}              # every callback starts empty

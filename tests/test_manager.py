@@ -1,0 +1,166 @@
+"""Discovery and enabling: entry points, only enabled plugins imported, config validated, clear errors."""
+
+import sys
+import textwrap
+
+import pytest
+
+from callgate.config import PluginsConfig
+from callgate.manager import HOOK_NAMES, PluginError, installed_plugins, load_plugins
+
+from plugins_for_tests import AllowWith, Recorder
+
+
+@pytest.fixture
+def fake_dist(tmp_path, monkeypatch):
+    """A fake installed distribution with three plugins: one that works, one that fails to import, one disabled."""
+    dist = tmp_path / "callgate_fake-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: callgate-fake\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text(textwrap.dedent("""
+        [callgate.plugins]
+        fake = callgate_fake_ok:Fake
+        broken = callgate_fake_broken:Fake
+        idle = callgate_fake_idle:Fake
+    """))
+    (tmp_path / "callgate_fake_ok.py").write_text(textwrap.dedent("""
+        from pydantic import BaseModel, SecretStr
+        from callgate import Deny, hookimpl
+
+        class Fake:
+            class Config(BaseModel, extra="forbid"):
+                reason: str = "fake says no"
+                token: SecretStr | None = None
+            def __init__(self, config):
+                self.config = config
+                self.events = []
+            async def startup(self):
+                self.events.append("startup")
+            async def shutdown(self):
+                self.events.append("shutdown")
+            @hookimpl
+            def authorize_call(self, call):
+                return Deny(self.config.reason)
+    """))
+    (tmp_path / "callgate_fake_broken.py").write_text("import no_such_module_anywhere\n")
+    (tmp_path / "callgate_fake_idle.py").write_text("raise SystemExit('a disabled plugin was imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield tmp_path
+    for name in ("callgate_fake_ok", "callgate_fake_broken", "callgate_fake_idle"):
+        sys.modules.pop(name, None)
+
+
+def load(enabled, **tables):
+    return load_plugins(PluginsConfig.model_validate({"enabled": enabled, **tables}))
+
+
+def test_enabled_plugin_is_discovered_configured_and_ordered(fake_dist):
+    plugins = load(["fake"], fake={"reason": "custom", "timeout_ms": 250, "on_error": "skip"})
+    assert [p.name for p in plugins.loaded] == ["fake", "router", "caller_id"]
+    fake = plugins.loaded[0]
+    assert (fake.distribution, fake.version, fake.timeout_s, fake.on_error) == ("callgate-fake", "1.0", 0.25, "skip")
+    assert fake.instance.config.reason == "custom"
+    assert plugins.hooks_of("fake") == ["authorize_call"]
+
+
+def test_installed_but_not_enabled_is_not_imported(fake_dist):
+    assert {"fake", "broken", "idle"} <= set(installed_plugins())
+    load(["fake"])
+    assert "callgate_fake_idle" not in sys.modules and "callgate_fake_broken" not in sys.modules
+
+
+def test_enabled_but_not_installed_names_the_package_and_fix():
+    with pytest.raises(PluginError) as err:
+        load(["no_such_plugin"])
+    message = str(err.value)
+    assert "'no_such_plugin'" in message and "pip install callgate-no-such-plugin" in message
+    assert "remove 'no_such_plugin' from [plugins] enabled" in message
+
+
+def test_import_failure_names_plugin_package_and_cause(fake_dist):
+    with pytest.raises(PluginError) as err:
+        load(["broken"])
+    message = str(err.value)
+    assert "'broken'" in message and "callgate-fake" in message and "no_such_module_anywhere" in message
+    assert "pip install -U callgate-fake" in message
+
+
+def test_invalid_config_names_the_toml_key(fake_dist):
+    with pytest.raises(PluginError) as err:
+        load(["fake"], fake={"reason": 5})
+    assert "[plugins.fake].reason" in str(err.value)
+    with pytest.raises(PluginError) as err:
+        load(["fake"], fake={"reasn": "typo"})
+    assert "[plugins.fake].reasn" in str(err.value) and "Extra inputs are not permitted" in str(err.value)
+
+
+@pytest.mark.parametrize("table,needle", [({"timeout_ms": 0}, "timeout_ms"), ({"on_error": "ignore"}, "on_error")])
+def test_reserved_keys_are_validated(fake_dist, table, needle):
+    with pytest.raises(PluginError, match=needle):
+        load(["fake"], fake=table)
+
+
+def test_env_secret_in_plugin_config_is_read_from_environment(fake_dist, monkeypatch):
+    from callgate.config import config_from_dict
+    monkeypatch.setenv("FAKE_TOKEN", "s3cr3t-value")
+    config = config_from_dict({"plugins": {"enabled": ["fake"], "fake": {"token": {"env": "FAKE_TOKEN"}}}})
+    plugins = load_plugins(config.plugins)
+    assert plugins.loaded[0].instance.config.token.get_secret_value() == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(plugins.loaded[0].instance.config)
+
+
+def test_table_for_a_plugin_that_is_not_enabled_is_an_error():
+    with pytest.raises(PluginError, match=r"\[plugins.allowlist\] table but 'allowlist' is not in \[plugins\] enabled"):
+        load([], allowlist={"default": "deny"})
+
+
+def test_builtins_cannot_be_listed():
+    with pytest.raises(PluginError, match="built in and always enabled"):
+        load(["router"])
+
+
+def test_settings_for_a_plugin_without_config_are_refused():
+    with pytest.raises(PluginError, match="takes none"):
+        load_plugins(PluginsConfig.model_validate({"enabled": ["rec"], "rec": {"x": 1}}), classes={"rec": Recorder})
+
+
+def test_unknown_hook_name_is_refused():
+    from callgate import hookimpl
+
+    class Typo:
+        @hookimpl
+        def authorise_call(self, call):
+            return None
+
+    with pytest.raises(PluginError, match="'typo'.*authorise_call"):
+        load_plugins(PluginsConfig.model_validate({"enabled": ["typo"]}), classes={"typo": Typo})
+
+
+def test_unknown_hook_argument_is_refused():
+    from callgate import hookimpl
+
+    class BadArgs:
+        @hookimpl
+        def authorize_call(self, call, caller):
+            return None
+
+    with pytest.raises(PluginError, match="'bad'"):
+        load_plugins(PluginsConfig.model_validate({"enabled": ["bad"]}), classes={"bad": BadArgs})
+
+
+async def test_startup_and_shutdown_run_in_order(fake_dist):
+    plugins = load(["fake"])
+    await plugins.startup()
+    await plugins.shutdown()
+    assert plugins.loaded[0].instance.events == ["startup", "shutdown"]
+
+
+def test_every_hook_is_known():
+    assert set(HOOK_NAMES) == {"authorize_call", "route_call", "set_cli", "call_decided", "on_answer",
+                               "on_prompt_input", "on_disconnect", "on_notify", "check_ready", "register_commands"}
+
+
+def test_plugin_given_by_class_is_used_instead_of_entry_point():
+    plugins = load_plugins(PluginsConfig.model_validate({"enabled": ["allow"], "allow": {"max_duration": 5}}),
+                           classes={"allow": AllowWith})
+    assert plugins.loaded[0].instance.config.max_duration == 5

@@ -1,0 +1,170 @@
+"""The built-in router (routing table) and caller-id rules."""
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from callgate import samples
+from callgate.builtin.caller_id import CallerIdConfig, CallerIdRules
+from callgate.builtin.router import Router, RouterConfig
+from callgate.config import PluginsConfig
+from callgate.events import decode_event
+from callgate.manager import PluginError, load_plugins
+from callgate.results import Route
+from callgate.svaml import ConnectPstn, ConnectSip, Destination
+
+
+def ice(**kw):
+    return decode_event(json.dumps(samples.ice(**kw)).encode())
+
+
+def pie(**kw):
+    return decode_event(json.dumps(samples.pie(**kw)).encode())
+
+
+def pstn(number="{to}", **extra):
+    return {"name": "connectPstn", "number": number, **extra}
+
+
+def router(routes=(), clock=None, **config):
+    return Router(RouterConfig.model_validate({"routes": list(routes), **config}), clock=clock)
+
+
+TABLE = [
+    {"name": "catch-all", "action": {"name": "hangup"}},
+    {"name": "pattern", "pattern": r"\+1\d{10}", "action": pstn("+15550000003")},
+    {"name": "short", "prefix": "+46", "action": pstn("+15550000001")},
+    {"name": "long", "prefix": "46 8", "action": pstn("+15550000002")},
+    {"name": "exact", "number": "+46850001234", "action": pstn("+15550000000")},
+]
+
+
+@pytest.mark.parametrize("callee,expected", [
+    ("+46850001234", "exact"),     # exact beats every prefix
+    ("46850009999", "long"),       # longest prefix, numbers compared normalised
+    ("+46701234567", "short"),
+    ("+14155550123", "pattern"),
+    ("+4915112345", "catch-all"),
+])
+def test_hook_route_call_picks_exact_then_longest_prefix_then_pattern_then_catch_all(callee, expected):
+    route = router(TABLE).route_call(ice(to=callee))
+    assert route.name == expected
+
+
+def test_table_order_does_not_matter():
+    assert router(reversed(TABLE)).route_call(ice(to="46850009999")).name == "long"
+
+
+def test_no_matching_route_is_none():
+    assert router([{"prefix": "+1", "action": pstn()}]).route_call(ice(to="+46850001234")) is None
+
+
+def test_templates_fill_callee_and_caller():
+    r = router([{"action": pstn("{to}"), "instructions": [{"name": "say", "text": "Call from {caller}"}]}])
+    route = r.route_call(ice(caller="46701234567", to="14155550123"))
+    assert route.action.number == "+14155550123"
+    assert route.instructions[0].text == "Call from +46701234567"
+
+
+def test_sdk_conference_is_confirmed_with_its_id():
+    r = router([{"to_type": "conference", "action": {"name": "connectConf", "conferenceId": "{to}"}}])
+    route = r.route_call(ice(to="room-42", to_type="conference", domain="mxp"))
+    assert route.action.conference_id == "room-42"
+    assert r.route_call(ice(to="+46850001234")) is None   # to_type does not match
+
+
+def test_domain_condition():
+    r = router([{"domain": "mxp", "action": {"name": "connectMxp"}}])
+    assert r.route_call(ice(to="bob", to_type="username", domain="MXP")) is not None
+    assert r.route_call(ice(to="bob", to_type="username", domain="pstn")) is None
+
+
+def at(year, month, day, hour, minute=0):
+    return lambda: datetime(year, month, day, hour, minute, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("clock,expected", [
+    (at(2026, 11, 23, 9), "office"),       # Monday 10:00 in Stockholm
+    (at(2026, 11, 23, 17, 30), "after"),   # Monday 18:30 in Stockholm: closed
+    (at(2026, 11, 22, 9), "after"),        # Sunday
+])
+def test_time_of_day_routes(clock, expected):
+    table = [
+        {"name": "office", "number": "+46850001234", "hours": "08:00-18:00", "days": ["mon", "tue", "wed", "thu", "fri"],
+         "timezone": "Europe/Stockholm", "action": pstn("+46850009999")},
+        {"name": "after", "prefix": "+46", "action": {"name": "hangup"}},
+    ]
+    assert router(table, clock=clock).route_call(ice(to="+46850001234")).name == expected
+
+
+def test_overnight_hours_wrap():
+    table = [{"name": "night", "hours": "22:00-06:00", "action": pstn()}]
+    assert router(table, clock=at(2026, 11, 23, 23)).route_call(ice()) is not None
+    assert router(table, clock=at(2026, 11, 23, 3)).route_call(ice()) is not None
+    assert router(table, clock=at(2026, 11, 23, 12)).route_call(ice()) is None
+
+
+def test_menu_answers_match_menu_type_and_value():
+    r = router(menu_answers=[
+        {"menu": "main", "value": "support", "action": {"name": "connectSip",
+                                                        "destination": {"type": "sip", "endpoint": "s@pbx.example"}}},
+        {"menu": "main", "type": "timeout", "action": {"name": "hangup"},
+         "instructions": [{"name": "say", "text": "Goodbye"}]},
+    ])
+    assert r.on_prompt_input(pie(type="return", value="support")).action.name == "connectSip"
+    assert r.on_prompt_input(pie(type="Timeout", value="")).to_dict() == {
+        "instructions": [{"name": "say", "text": "Goodbye"}], "action": {"name": "hangup"}}
+    assert r.on_prompt_input(pie(menu="other")).action.name == "continue"   # pie_default
+
+
+@pytest.mark.parametrize("table,needle", [
+    ({"routes": [{"action": {"name": "continue"}}]}, "continue"),                       # not allowed in ICE
+    ({"routes": [{"action": pstn(maxDuration=99999)}]}, "maxDuration"),
+    ({"routes": [{"prefix": "+1", "number": "+1555", "action": pstn()}]}, "at most one"),
+    ({"routes": [{"pattern": "(", "action": pstn()}]}, "regular expression"),
+    ({"routes": [{"hours": "8-18", "action": pstn()}]}, "hours"),
+    ({"routes": [{"timezone": "Mars/Olympus", "action": pstn()}]}, "timezone"),
+    ({"routes": [{"action": {"name": "connectPSTN", "number": "+15550000000"}, "nme": "x"}]}, "nme"),
+    ({"menu_answers": [{"action": {"name": "park"}}]}, "park"),                        # not allowed in PIE
+    ({"pie_default": {"name": "answer"}}, "answer"),
+])
+def test_bad_tables_stop_start_up_naming_the_key(table, needle):
+    with pytest.raises(PluginError) as err:
+        load_plugins(PluginsConfig.model_validate({"router": table}))
+    assert "[plugins.router]" in str(err.value) and needle in str(err.value)
+
+
+def test_sinch_spelling_of_action_names_is_accepted():
+    r = router([{"action": {"name": "ConnectPSTN", "number": "+15550000000"}}])
+    assert r.route_call(ice()).action.name == "connectPstn"
+
+
+# --- caller-id rules -----------------------------------------------------------------------
+
+def cli_rules(*rules):
+    return CallerIdRules(CallerIdConfig.model_validate({"rules": list(rules)}))
+
+
+def test_hook_set_cli_route_rule_beats_prefix():
+    rules = cli_rules({"prefix": "+1", "cli": "+14155550100"}, {"route": "vip", "cli": "private"})
+    route = Route(ConnectPstn(number="+14155550123"), name="vip")
+    assert rules.set_cli(ice(), route).number == "private"
+
+
+def test_set_cli_longest_prefix_of_the_dialled_number():
+    rules = cli_rules({"prefix": "+1", "cli": "+14155550100"}, {"prefix": "1 415", "cli": "+14155550199"})
+    assert rules.set_cli(ice(), Route(ConnectPstn(number="+14155550123"))).number == "+14155550199"
+    assert rules.set_cli(ice(), Route(ConnectPstn(number="+12125550123"))).number == "+14155550100"
+    assert rules.set_cli(ice(), Route(ConnectPstn(number="+46850001234"))) is None
+
+
+def test_set_cli_uses_the_callee_when_the_route_has_no_number():
+    rules = cli_rules({"prefix": "+46", "cli": "+46850001234"})
+    sip = Route(ConnectSip(destination=Destination(type="sip", endpoint="a@pbx.example")))
+    assert rules.set_cli(ice(to="+46701234567"), sip).number == "+46850001234"
+
+
+def test_bad_cli_rule_is_refused():
+    with pytest.raises(PluginError, match=r"\[plugins.caller_id\].rules\[0\]"):
+        load_plugins(PluginsConfig.model_validate({"caller_id": {"rules": [{"prefix": "+1", "cli": "12345"}]}}))

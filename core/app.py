@@ -1,0 +1,48 @@
+"""The aiohttp application: state on the app (AppKeys), routes, and the plugins' lifecycle."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aiohttp import web
+
+from .config import Config, ConfigError
+from .handlers import callback, healthz, readyz
+from .manager import Plugins, load_plugins
+from .pipeline import Pipeline
+from .signing import Verifier
+from .state import CONFIG, PIPELINE, PLUGINS, VERIFIER
+
+
+def build_verifier(config: Config) -> Verifier | None:
+    if not config.applications:
+        return None
+    try:
+        return Verifier(config.application_secrets(), window_seconds=config.signing.window_seconds)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: applications: {exc}") from None
+
+
+def create_app(config: Config, *, plugins: Plugins | None = None,
+               plugin_classes: Mapping[str, type] | None = None) -> web.Application:
+    """Build the server for one configuration.  Plugins are loaded here unless given."""
+    if plugins is None:
+        plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms,
+                               source=config.source, classes=plugin_classes)
+    app = web.Application(client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    app[PLUGINS] = plugins
+    app[PIPELINE] = Pipeline(plugins, config.server)
+    app[VERIFIER] = build_verifier(config)
+    app.router.add_route("*", config.server.callback_path, callback)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.cleanup_ctx.append(_plugin_lifecycle)
+    return app
+
+
+async def _plugin_lifecycle(app: web.Application):
+    plugins = app[PLUGINS]
+    await plugins.startup()
+    yield
+    await plugins.shutdown()

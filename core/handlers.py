@@ -1,0 +1,115 @@
+"""HTTP handlers: the callback path, /healthz and /readyz.
+
+The callback path checks, in this order, before any plugin runs: the method
+(405), the body size (413), the content type (415), the signature (401), the
+body (400; an unknown event is 200 ``{}`` so that newer Sinch events never break
+calls).  Every refusal is a JSON body ``{"error": code, "message": ...}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+from aiohttp import web
+
+from . import dispatch
+from .events import EventError, UnknownEvent, decode_event
+from .pipeline import Answer
+from .responses import ACK, error_response
+from .signing import SignatureError
+from .state import CONFIG, PIPELINE, PLUGINS, VERIFIER
+from .svaml import SAFE_ANSWERS
+
+log = structlog.get_logger("callgate")
+JSON = "application/json"
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    if request.method in ("GET", "HEAD"):
+        # The Sinch dashboard's "Test a callback URL" button.
+        return web.json_response({"service": "callgate", "status": "ok"})
+    if request.method != "POST":
+        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; Sinch POSTs callbacks",
+                              allowed=["POST", "GET", "HEAD"])
+    started = time.perf_counter()
+    app = request.app
+    server = app[CONFIG].server
+    if request.content_length is not None and request.content_length > server.max_body_bytes:
+        return _too_large(server.max_body_bytes)
+    if request.content_type != JSON:
+        return error_response(415, "unsupported_media_type",
+                              f"Content-Type must be application/json, got {request.headers.get('Content-Type', 'none')!r}")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _too_large(server.max_body_bytes)
+
+    verifier = app[VERIFIER]
+    if verifier is None:
+        log.warning("callback_refused", reason="no_application")
+        return error_response(401, "signature", "no Sinch application is configured: set SINCH_APPLICATION_KEY and "
+                                                "SINCH_APPLICATION_SECRET, or [[applications]] in config.toml",
+                              reason="no_application")
+    try:
+        verifier.verify("POST", server.signed_path, request.headers, body)
+    except SignatureError as exc:
+        log.warning("callback_refused", reason=exc.reason, remote=request.remote)
+        return error_response(401, "signature", str(exc), reason=exc.reason)
+
+    try:
+        event = decode_event(body)
+    except UnknownEvent as exc:
+        log.warning("unknown_event_ignored", sinch_event=exc.event)
+        return web.Response(body=ACK, content_type=JSON)
+    except EventError as exc:
+        log.warning("callback_refused", reason=exc.code, error=str(exc))
+        return error_response(400, exc.code, str(exc))
+
+    with structlog.contextvars.bound_contextvars(callid=event.callid, sinch_event=event.event):
+        answer = await _answer(app, event)
+        log.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
+                 ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace())
+    return web.Response(status=answer.status, body=answer.body, content_type=JSON)
+
+
+async def _answer(app: web.Application, event) -> Answer:
+    """The pipeline's answer; a bug in the core still gets the event's safe answer, never a 500."""
+    try:
+        return await app[PIPELINE].answer(event)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.exception("pipeline_failed")
+        safe = SAFE_ANSWERS.get(event.event)
+        if safe is not None:
+            return Answer(200, safe.to_json(), safe.action.name, svaml=safe, problem=f"internal error: {exc!r}")
+        return Answer(503, ACK, None, problem=f"internal error: {exc!r}")
+
+
+def _too_large(limit: int) -> web.Response:
+    return error_response(413, "body_too_large", f"the body is larger than the limit of {limit} bytes "
+                                                 f"([server] max_body_bytes)")
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Alive: the process answers HTTP."""
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready to answer calls: configuration loaded, an application configured, every plugin ready."""
+    app = request.app
+    problems = []
+    if app[VERIFIER] is None:
+        problems.append("no Sinch application configured (SINCH_APPLICATION_KEY / SINCH_APPLICATION_SECRET)")
+    deadline = asyncio.get_running_loop().time() + 2.0
+    for outcome in await dispatch.collect(app[PLUGINS], "check_ready", deadline):
+        if outcome.status != "ok":
+            problems.append(f"{outcome.plugin}: {outcome.verdict}")
+        elif outcome.value is not None:
+            problems.append(f"{outcome.plugin}: {outcome.value}")
+    if problems:
+        return web.json_response({"status": "not_ready", "problems": problems}, status=503)
+    return web.json_response({"status": "ready"})

@@ -1,0 +1,41 @@
+"""Structured logs: JSON lines in production, readable lines in a terminal.
+
+The callback handler binds ``callid`` and ``sinch_event`` with structlog's
+contextvars, so every line logged while a callback is handled (by the core or
+a plugin using ``structlog.get_logger()``) carries them.  Nothing here ever
+logs request headers or configuration values, so secrets cannot reach the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal, TextIO
+
+import structlog
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info",
+                      stream: TextIO | None = None) -> None:
+    """Set up structlog (and route the standard library's logging, e.g. aiohttp's, through the same output)."""
+    stream = stream or sys.stdout
+    if fmt == "auto":
+        fmt = "console" if stream.isatty() else "json"
+    renderer = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if fmt == "console"
+                else structlog.processors.JSONRenderer())
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=stream,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)

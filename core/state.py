@@ -1,0 +1,16 @@
+"""The keys under which the application keeps its state (aiohttp AppKeys, not module globals)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from .config import Config
+from .manager import Plugins
+from .pipeline import Pipeline
+from .signing import Verifier
+
+CONFIG = web.AppKey("config", Config)
+PLUGINS = web.AppKey("plugins", Plugins)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+#: None when no Sinch application is configured: every callback is then refused (401).
+VERIFIER = web.AppKey("verifier", Verifier | None)

@@ -1,0 +1,226 @@
+"""``callgate.testing``: a pytest plugin for testing callgate plugins against the real server.
+
+Install with ``pip install "callgate[testing]"`` and enable it in your
+``conftest.py``::
+
+    pytest_plugins = ["callgate.testing"]
+
+and set ``asyncio_mode = "auto"`` in your pytest configuration.  Then::
+
+    async def test_denies_unknown_callers(callgate_client, callgate_events):
+        client = await callgate_client(
+            config={"plugins": {"allowlist": {"default": "deny"}}},
+            plugins={"allowlist": Allowlist},   # or leave out: the installed entry point is used
+        )
+        status, answer = await client.event(callgate_events.ice(caller="46700000000"))
+        assert answer["action"]["name"] == "hangup"
+
+Fixtures:
+
+* ``callgate_client``: async factory ``await callgate_client(config=None, plugins=None)``
+  building the real aiohttp app (plugins enabled and configured as config.toml
+  would) and returning a ``SignedClient`` that signs every request with a test
+  application key and secret, like Sinch does.
+* ``callgate_events``: the event factories (``ice()``, ``ace()``, ``pie()``,
+  ``dice()``, ``notify()``), returning plain dicts shaped as Sinch sends them.
+* ``callgate_config``: ``callgate_config(config)`` -> a validated ``Config``.
+* ``callgate_database_url``: parametrized over ``sqlite`` (a fresh file) and ``postgresql``
+  (a fresh schema in the server named by ``$CALLGATE_TEST_POSTGRES_DSN``; skipped, saying
+  so, when it is not set), so one test proves a store on both.
+* ``callgate_server``: factory ``callgate_server(config_toml_text, env=None)`` starting
+  the real ``callgate serve`` command in a subprocess on a free port (stopped after
+  the test), for end-to-end tests over real HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from . import samples, signing
+from .app import create_app
+from .config import Config, config_from_dict
+
+POSTGRES_DSN_ENV = "CALLGATE_TEST_POSTGRES_DSN"
+TEST_APPLICATION_KEY = "callgate-test-application"
+#: A fresh random secret per test session: nothing secret is ever written down.
+TEST_APPLICATION_SECRET = base64.b64encode(os.urandom(32)).decode()
+_SECRET_ENV = "CALLGATE_TEST_APPLICATION_SECRET"
+
+
+def make_config(config: Mapping[str, Any] | str | None = None, *, plugins: Mapping[str, type] | None = None,
+                environ: Mapping[str, str] | None = None) -> Config:
+    """A validated Config from a dict or TOML text, with the test application unless one is configured.
+
+    Plugins given by class are appended to ``[plugins] enabled`` when the config does not list them.
+    """
+    data = tomllib.loads(config) if isinstance(config, str) else json.loads(json.dumps(config or {}))
+    if plugins:
+        section = data.setdefault("plugins", {})
+        enabled = list(section.get("enabled", []))
+        section["enabled"] = enabled + [name for name in plugins if name not in enabled]
+    data.setdefault("applications", [{"key": TEST_APPLICATION_KEY, "secrets": [{"env": _SECRET_ENV}]}])
+    env = {**os.environ, **(environ or {}), _SECRET_ENV: TEST_APPLICATION_SECRET}
+    return config_from_dict(data, source="<test config>", environ=env)
+
+
+class SignedClient:
+    """An aiohttp test client that sends callbacks signed like Sinch's."""
+
+    def __init__(self, client: Any, config: Config, key: str = TEST_APPLICATION_KEY,
+                 secret: str = TEST_APPLICATION_SECRET) -> None:
+        self.client = client
+        self.config = config
+        self.key = key
+        self.secret = secret
+
+    @property
+    def app(self):
+        return self.client.app
+
+    async def send(self, body: Mapping[str, Any] | bytes, *, sign: bool = True, headers: Mapping[str, str] | None = None,
+                   content_type: str = "application/json", timestamp: str | None = None, path: str | None = None):
+        """POST a callback; returns the aiohttp response.  ``headers`` are added after signing (to tamper)."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        path = path or self.config.server.callback_path
+        all_headers = {"Content-Type": content_type}
+        if sign:
+            all_headers = signing.signed_headers(self.key, self.secret, self.config.server.signed_path, raw,
+                                                 content_type=content_type, timestamp=timestamp)
+        all_headers.update(headers or {})
+        return await self.client.post(path, data=raw, headers=all_headers)
+
+    async def event(self, body: Mapping[str, Any] | bytes, **kwargs: Any) -> tuple[int, Any]:
+        """Send a callback; returns ``(status, decoded JSON body)``."""
+        response = await self.send(body, **kwargs)
+        return response.status, await response.json()
+
+
+@pytest.fixture
+def callgate_events():
+    """The event factories: ``callgate_events.ice(caller=..., to=...)`` and so on."""
+    return samples
+
+
+@pytest.fixture
+def callgate_config():
+    """``callgate_config(dict_or_toml, plugins=None)`` -> a validated Config with the test application."""
+    return make_config
+
+
+@pytest.fixture
+def callgate_client(aiohttp_client):
+    """``await callgate_client(config=None, plugins=None)`` -> a SignedClient on the real app."""
+
+    async def factory(config: Mapping[str, Any] | str | None = None,
+                      plugins: Mapping[str, type] | None = None) -> SignedClient:
+        cfg = make_config(config, plugins=plugins)
+        client = await aiohttp_client(create_app(cfg, plugin_classes=plugins))
+        return SignedClient(client, cfg)
+
+    return factory
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def callgate_database_url(request, tmp_path):
+    """A database URL for a store under test: SQLite, then PostgreSQL (a schema of its own)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/test.sqlite3"
+        return
+    dsn = os.environ.get(POSTGRES_DSN_ENV)
+    if not dsn:
+        pytest.skip(f"PostgreSQL tests run when {POSTGRES_DSN_ENV} is set, e.g. "
+                    f"{POSTGRES_DSN_ENV}=postgresql://postgres@127.0.0.1:5432/test (CI sets it)")
+    import asyncpg
+    import uuid
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE SCHEMA {schema}")
+        yield f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
+    finally:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        await conn.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class ServerProcess:
+    """The real ``callgate serve`` command, started as a user would start it, on a free port."""
+
+    def __init__(self, config_path: Path, env: Mapping[str, str] | None = None, port: int | None = None) -> None:
+        self.config_path = Path(config_path)
+        self.port = port or free_port()
+        self.env = {**os.environ, "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
+                    "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET, **(env or {})}
+        self.log_path = self.config_path.with_suffix(f".{self.port}.log")
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        command = [str(Path(sys.executable).with_name("callgate")), "serve", "--config", str(self.config_path),
+                   "--host", "127.0.0.1", "--port", str(self.port)]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"callgate serve exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"callgate serve did not answer /healthz within {timeout} s:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return None if self.process is None else self.process.returncode
+        self.process.send_signal(sig)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@pytest.fixture
+def callgate_server(tmp_path):
+    """``callgate_server(config_toml_text, env=None)`` -> a started ServerProcess (stopped after the test)."""
+    started = []
+
+    def factory(config: str = "", env: Mapping[str, str] | None = None, port: int | None = None) -> ServerProcess:
+        path = tmp_path / f"config-{len(started)}.toml"
+        path.write_text(config)
+        server = ServerProcess(path, env=env, port=port)
+        started.append(server)
+        return server.start()
+
+    yield factory
+    for server in started:
+        server.stop()

@@ -1,0 +1,308 @@
+"""One small database layer for plugins with state: SQLite by default, PostgreSQL for several instances.
+
+    db = await Database.connect("sqlite:///var/callgate/credit.sqlite3")   # or "postgresql://user@host/db"
+    await db.migrate("credit_check", MIGRATIONS)     # numbered SQL scripts, each applied once
+    async with db.transaction() as tx:               # serialized writes, committed or rolled back as one
+        row = await tx.fetchrow("SELECT balance FROM accounts WHERE id = $1", account)
+        await tx.execute("UPDATE accounts SET balance = $1 WHERE id = $2", new, account)
+
+SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``).
+Write SQL both understand: ``INSERT ... ON CONFLICT DO NOTHING``, ``RETURNING``, TEXT for
+Decimal money (compare in Python, or store integer minor units).
+
+Transactions are the unit of correctness:
+
+* SQLite: one connection per process, on its own thread (the event loop never blocks on
+  disk); ``transaction()`` is ``BEGIN IMMEDIATE`` under a lock, so transactions in one
+  process run one at a time and other processes wait (``busy_timeout``) for the write lock.
+* PostgreSQL: an asyncpg pool; ``transaction(serializable=False)`` is READ COMMITTED, so
+  take row locks with ``SELECT ... FOR UPDATE`` where two instances may race; pass
+  ``serializable=True`` and retry on ``SerializationError`` where that is simpler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+class DatabaseError(Exception):
+    """The database is unreachable or refused a statement (the message never contains a password)."""
+
+
+class SerializationError(DatabaseError):
+    """A serializable transaction lost a race; run it again."""
+
+
+def redact(url: str) -> str:
+    """A database URL fit for logs and messages: the password replaced by ***."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+class Connection:
+    """What a transaction (or the database itself) offers: execute, fetch, fetchrow, fetchval."""
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; returns the number of rows it changed."""
+        raise NotImplementedError
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        rows = await self.fetch(sql, *args)
+        return rows[0] if rows else None
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = await self.fetchrow(sql, *args)
+        return next(iter(row.values())) if row else None
+
+
+class Database(Connection):
+    """A SQLite file or a PostgreSQL server, by URL."""
+
+    dialect: str
+    url: str
+
+    @staticmethod
+    async def connect(url: str, **options: Any) -> Database:
+        """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://:memory:``, or ``postgresql://...``."""
+        scheme = urlsplit(url).scheme
+        if scheme == "sqlite":
+            db: Database = SQLiteDatabase(url, **options)
+        elif scheme in ("postgresql", "postgres"):
+            db = PostgresDatabase(url, **options)
+        else:
+            raise DatabaseError(f"unsupported database URL {redact(url)!r}: use sqlite:///path or postgresql://...")
+        await db.open()
+        return db
+
+    async def open(self) -> None:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    def transaction(self, *, serializable: bool = False):
+        raise NotImplementedError
+
+    async def ping(self) -> None:
+        """Raise DatabaseError unless the database answers."""
+        await self.fetchval("SELECT 1")
+
+    async def migrate(self, component: str, migrations: Sequence[str]) -> int:
+        """Apply ``migrations[i]`` (SQL scripts, ``;``-separated) not yet applied for ``component``; returns the version."""
+        await self.execute("CREATE TABLE IF NOT EXISTS callgate_migrations "
+                           "(component TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (component, version))")
+        async with self.transaction() as tx:
+            if self.dialect == "postgresql":   # several instances may start at once
+                await tx.execute("LOCK TABLE callgate_migrations IN EXCLUSIVE MODE")
+            done = {r["version"] for r in await tx.fetch(
+                "SELECT version FROM callgate_migrations WHERE component = $1", component)}
+            for version, script in enumerate(migrations, start=1):
+                if version in done:
+                    continue
+                for statement in (s.strip() for s in script.split(";")):
+                    if statement:
+                        await tx.execute(statement)
+                await tx.execute("INSERT INTO callgate_migrations (component, version) VALUES ($1, $2)",
+                                 component, version)
+        return len(migrations)
+
+
+# --- SQLite ---------------------------------------------------------------------------------
+
+def _sqlite_path(url: str) -> str:
+    rest = url[len("sqlite://"):]
+    if rest in (":memory:", "/:memory:"):
+        return ":memory:"
+    return rest[1:] if rest.startswith("/") else rest
+
+
+def _sqlite_value(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value
+
+
+class _SQLiteConnection(Connection):
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self._db = db
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._db._run(self._db._execute, sql, args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return await self._db._run(self._db._fetch, sql, args)
+
+
+class SQLiteDatabase(Database):
+    dialect = "sqlite"
+
+    def __init__(self, url: str, busy_timeout_ms: int = 5000) -> None:
+        self.url = url
+        self.path = _sqlite_path(url)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callgate-sqlite")
+        self._lock = asyncio.Lock()
+        self._conn: sqlite3.Connection | None = None
+        self._bare = _SQLiteConnection(self)
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            if self.path != ":memory:":
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            if self.path != ":memory:":
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("PRAGMA synchronous = FULL")
+            return conn
+        try:
+            self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open SQLite database {self.path}: {exc}") from None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._executor.shutdown(wait=False)
+
+    async def _run(self, fn, *args: Any) -> Any:
+        if self._conn is None:
+            raise DatabaseError("the database is closed")
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"SQLite: {exc}") from exc
+
+    def _execute(self, sql: str, args: tuple) -> int:
+        cursor = self._conn.execute(_PLACEHOLDER.sub(r"?\1", sql), [_sqlite_value(a) for a in args])
+        return cursor.rowcount
+
+    def _fetch(self, sql: str, args: tuple) -> list[dict[str, Any]]:
+        cursor = self._conn.execute(_PLACEHOLDER.sub(r"?\1", sql), [_sqlite_value(a) for a in args])
+        return [dict(row) for row in cursor.fetchall()]
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._lock:
+            return await self._bare.execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async with self._lock:
+            return await self._bare.fetch(sql, *args)
+
+    @asynccontextmanager
+    async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
+        async with self._lock:
+            await self._bare.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._bare
+            except BaseException:
+                await self._bare.execute("ROLLBACK")
+                raise
+            else:
+                await self._bare.execute("COMMIT")
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+class _PostgresConnection(Connection):
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        status = await _pg(self._conn.execute(sql, *args))
+        last = status.rsplit(" ", 1)[-1] if status else ""
+        return int(last) if last.isdigit() else 0
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in await _pg(self._conn.fetch(sql, *args))]
+
+
+async def _pg(awaitable: Any) -> Any:
+    import asyncpg
+    try:
+        return await awaitable
+    except asyncpg.SerializationError as exc:
+        raise SerializationError(str(exc)) from exc
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        raise DatabaseError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+
+
+class PostgresDatabase(Database):
+    dialect = "postgresql"
+
+    def __init__(self, url: str, min_size: int = 1, max_size: int = 10, connect_timeout: float = 5.0,
+                 command_timeout: float = 10.0) -> None:
+        self.url = url
+        self._options = {"min_size": min_size, "max_size": max_size, "timeout": connect_timeout,
+                         "command_timeout": command_timeout}
+        self._pool: Any = None
+
+    async def open(self) -> None:
+        try:
+            import asyncpg
+        except ImportError:
+            raise DatabaseError('PostgreSQL needs asyncpg: pip install "callgate[postgres]"') from None
+        try:
+            self._pool = await asyncpg.create_pool(self.url, **self._options)
+        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
+            raise DatabaseError(f"cannot connect to {redact(self.url)}: {type(exc).__name__}: {exc}") from None
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        async with self._acquire() as conn:
+            return await _PostgresConnection(conn).execute(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        async with self._acquire() as conn:
+            return await _PostgresConnection(conn).fetch(sql, *args)
+
+    @asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        if self._pool is None:
+            raise DatabaseError("the database is closed")
+        try:
+            conn = await self._pool.acquire()
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise DatabaseError(f"cannot reach {redact(self.url)}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            import asyncpg
+            if isinstance(exc, (asyncpg.PostgresError, asyncpg.InterfaceError)):
+                raise DatabaseError(f"cannot reach {redact(self.url)}: {type(exc).__name__}: {exc}") from exc
+            raise
+        try:
+            yield conn
+        finally:
+            await self._pool.release(conn)
+
+    @asynccontextmanager
+    async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
+        async with self._acquire() as conn:
+            tx = conn.transaction(isolation="serializable" if serializable else "read_committed")
+            await _pg(tx.start())
+            try:
+                yield _PostgresConnection(conn)
+            except BaseException:
+                await _pg(tx.rollback())
+                raise
+            else:
+                await _pg(tx.commit())

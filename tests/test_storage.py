@@ -1,0 +1,74 @@
+"""The storage layer plugins share: the same behaviour on SQLite and PostgreSQL."""
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from callgate.storage import Database, DatabaseError, redact
+
+MIGRATIONS = [
+    "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    "ALTER TABLE counters ADD COLUMN note TEXT; INSERT INTO counters (name, value) VALUES ('seed', 0)",
+]
+
+
+@pytest.fixture
+async def db(callgate_database_url):
+    database = await Database.connect(callgate_database_url)
+    await database.migrate("test", MIGRATIONS)
+    yield database
+    await database.close()
+
+
+async def test_migrations_apply_once(db):
+    assert await db.migrate("test", MIGRATIONS) == 2          # again: nothing re-applied
+    assert await db.fetchval("SELECT COUNT(*) FROM counters WHERE name = $1", "seed") == 1
+
+
+async def test_concurrent_transactions_never_lose_an_update(db):
+    async def increment():
+        async with db.transaction() as tx:
+            lock = " FOR UPDATE" if db.dialect == "postgresql" else ""
+            value = await tx.fetchval(f"SELECT value FROM counters WHERE name = 'seed'{lock}")
+            await asyncio.sleep(0)
+            await tx.execute("UPDATE counters SET value = $1 WHERE name = 'seed'", value + 1)
+
+    await asyncio.gather(*(increment() for _ in range(40)))
+    assert await db.fetchval("SELECT value FROM counters WHERE name = 'seed'") == 40
+
+
+async def test_failed_transaction_rolls_back(db):
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO counters (name, value) VALUES ($1, $2)", "temp", 1)
+            raise RuntimeError("abort")
+    assert await db.fetchrow("SELECT * FROM counters WHERE name = 'temp'") is None
+
+
+async def test_insert_on_conflict_and_rowcount(db):
+    sql = "INSERT INTO counters (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+    assert await db.execute(sql, "once", 1) == 1
+    assert await db.execute(sql, "once", 2) == 0
+    assert await db.fetchval("SELECT value FROM counters WHERE name = $1", "once") == 1
+
+
+async def test_decimal_money_round_trips_as_text(db):
+    await db.execute("INSERT INTO counters (name, value, note) VALUES ($1, 0, $2)", "money", str(Decimal("0.0135")))
+    assert Decimal(await db.fetchval("SELECT note FROM counters WHERE name = 'money'")) == Decimal("0.0135")
+
+
+async def test_unreachable_postgres_is_a_database_error_without_password():
+    with pytest.raises(DatabaseError) as err:
+        await Database.connect("postgresql://user:hunter2@127.0.0.1:1/none", connect_timeout=1)
+    assert "hunter2" not in str(err.value) and "***" in str(err.value)
+
+
+def test_redact():
+    assert redact("postgresql://u:pw@h/db") == "postgresql://u:***@h/db"
+    assert redact("sqlite:///x.db") == "sqlite:///x.db"
+
+
+async def test_unknown_scheme_is_refused():
+    with pytest.raises(DatabaseError, match="unsupported database URL"):
+        await Database.connect("mysql://x")

@@ -1,0 +1,262 @@
+"""The ``callgate`` command: serve, sign, simulate, plugins, check-config, and plugins' own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import inspect
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+
+from . import __version__, samples, signing
+from .app import build_verifier, create_app
+from .config import ENV_KEY, ENV_SECRET, Config, ConfigError, load_config
+from .events import decode_event
+from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
+from .logs import configure_logging
+from .pipeline import Pipeline
+from .state import PLUGINS
+
+CORE_COMMANDS = ("serve", "sign", "simulate", "plugins", "check-config")
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --config may stand anywhere, before or after any command (plugins' commands included).
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--config")
+    known, argv = pre.parse_known_args(argv)
+    parser, subparsers = _core_parser()
+    command = next((a for a in argv if not a.startswith("-")), None)
+    if command is not None and command not in CORE_COMMANDS:
+        # Maybe a plugin's command: only enabled plugins are imported, and only now.
+        try:
+            plugins = _load(load_config(known.config))
+        except (ConfigError, PluginError) as exc:
+            return _fail(exc)
+        plugins.pm.hook.register_commands(subparsers=subparsers)
+    args = parser.parse_args(argv)
+    args.config = known.config
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return EXIT_CONFIG
+    try:
+        status = args.handler(args)
+        if inspect.isawaitable(status):
+            status = asyncio.run(status)
+    except (ConfigError, PluginError) as exc:
+        return _fail(exc)
+    return int(status or 0)
+
+
+def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    parser = argparse.ArgumentParser(prog="callgate", description="A plugin-based callback server for Sinch Voice.")
+    parser.add_argument("--version", action="version", version=f"callgate {__version__}")
+    parser.add_argument("--config", metavar="PATH",
+                        help="config.toml to use, before or after the command "
+                             "(default: $CALLGATE_CONFIG, else ./config.toml, else the built-in defaults)")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the callback server")
+    serve.add_argument("--host", help="address to listen on (default: [server] host)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
+    serve.set_defaults(handler=cmd_serve)
+
+    sign = sub.add_parser("sign",
+                          help="print a correctly signed curl command for a callback, for manual testing")
+    sign.add_argument("event", choices=sorted(samples.BUILDERS), help="which event to send")
+    sign.add_argument("--url", default=None, help="callback URL (default: http://[server] host:port/callback_path)")
+    sign.add_argument("--body", metavar="FILE", help="send this file's bytes as the body ('-' for stdin) instead of a sample")
+    _event_options(sign)
+    sign.set_defaults(handler=cmd_sign)
+
+    simulate = sub.add_parser("simulate",
+                              help="run the real decision pipeline on an event, without network, and explain it")
+    simulate.add_argument("event", choices=sorted(samples.BUILDERS))
+    simulate.add_argument("--body", metavar="FILE", help="use this JSON file as the event instead of a sample")
+    simulate.add_argument("--json", action="store_true", help="print the result as JSON")
+    _event_options(simulate)
+    simulate.set_defaults(handler=cmd_simulate)
+
+    plugins = sub.add_parser("plugins", help="list installed plugins")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(handler=cmd_plugins)
+
+    check = sub.add_parser("check-config",
+                           help="validate a config file and the plugins it enables; exit 2 if anything is wrong")
+    check.set_defaults(handler=cmd_check_config)
+    return parser, sub
+
+
+def _event_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="caller", default="46701234567", help="caller number (ICE cli / DICE from)")
+    parser.add_argument("--to", default="+46850001234", help="callee (ICE/DICE to.endpoint)")
+    parser.add_argument("--to-type", default="number", help="ICE to.type: number, did, username, sip, conference")
+    parser.add_argument("--callid", default=None)
+    parser.add_argument("--menu", default="main", help="PIE menuId")
+    parser.add_argument("--type", default=None, help="PIE menuResult.type / Notify type")
+    parser.add_argument("--value", default="1", help="PIE menuResult.value")
+    parser.add_argument("--duration", type=int, default=60, help="DICE duration in seconds")
+    parser.add_argument("--result", default="ANSWERED", help="DICE result")
+
+
+def _sample(args: argparse.Namespace) -> dict:
+    kind = args.event
+    if kind == "ice":
+        return samples.ice(args.caller, args.to, to_type=args.to_type, callid=args.callid)
+    if kind == "pie":
+        return samples.pie(args.callid, menu=args.menu, type=args.type or "sequence", value=args.value)
+    if kind == "dice":
+        return samples.dice(args.callid, caller=args.caller, to=args.to, duration=args.duration, result=args.result)
+    if kind == "notify":
+        return samples.notify(args.callid, type=args.type or "recording_available")
+    return samples.ace(args.callid)
+
+
+def _body(args: argparse.Namespace) -> bytes:
+    if args.body == "-":
+        return sys.stdin.buffer.read()
+    if args.body:
+        with open(args.body, "rb") as f:
+            return f.read()
+    return json.dumps(_sample(args)).encode()
+
+
+def _load(config: Config) -> Plugins:
+    return load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source)
+
+
+def _fail(exc: Exception) -> int:
+    print(f"callgate: {exc}", file=sys.stderr)
+    return EXIT_CONFIG
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    configure_logging(config.server.log_format, config.server.log_level)
+    app = create_app(config)
+    host = args.host or config.server.host
+    port = config.server.port if args.port is None else args.port
+    structlog.get_logger("callgate").info(
+        "starting", version=__version__, config=config.source, url=f"http://{host}:{port}{config.server.callback_path}",
+        plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications))
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+def cmd_sign(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    key, secret = _signing_credentials(config)
+    url = args.url or f"http://{config.server.host}:{config.server.port}{config.server.callback_path}"
+    body = _body(args)
+    headers = signing.signed_headers(key, secret, urlsplit(url).path or "/", body)
+    parts = ["curl", "-sS", "-X", "POST", url]
+    for name, value in headers.items():
+        parts += ["-H", f"{name}: {value}"]
+    parts += ["--data-binary", body.decode("utf-8", "replace")]
+    print(" ".join(shlex.quote(p) for p in parts))
+    return 0
+
+
+def _signing_credentials(config: Config) -> tuple[str, str]:
+    if config.applications:
+        app = config.applications[0]
+        return app.key, app.secrets[0].get_secret_value()
+    key, secret = os.environ.get(ENV_KEY), os.environ.get(ENV_SECRET)
+    if not (key and secret):
+        raise ConfigError(f"no application to sign for: set {ENV_KEY} and {ENV_SECRET}, or [[applications]] in config.toml")
+    return key, secret
+
+
+async def cmd_simulate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    plugins = _load(config)
+    event = decode_event(_body(args))
+    await plugins.startup()
+    try:
+        answer = await Pipeline(plugins, config.server).answer(event)
+    finally:
+        await plugins.shutdown()
+    body = json.loads(answer.body)
+    if args.json:
+        print(json.dumps({"status": answer.status, "answer": body, "problem": answer.problem,
+                          "decision": _decision_summary(answer), "plugins": answer.trace()}, indent=2))
+        return 0
+    print(f"{event.event.upper()} {event.callid}  ->  HTTP {answer.status}")
+    if answer.decision is not None:
+        d = answer.decision
+        print(f"decision: {'allowed' if d.allowed else 'DENIED'} by {d.decided_by}: {d.reason}")
+        if d.route is not None:
+            print(f"route:    {d.route.name or d.route.action.name} (from {d.routed_by})")
+    if answer.problem:
+        print(f"problem:  {answer.problem}")
+    print("plugins:")
+    for entry in answer.trace() or [{"plugin": "-", "hook": "-", "verdict": "no plugin implements this event's hooks", "ms": 0}]:
+        print(f"  {entry['plugin']:<16} {entry['hook']:<16} {entry['verdict']:<50} {entry['ms']:.3f} ms")
+    print("answer:")
+    print(json.dumps(body, indent=2))
+    return 0
+
+
+def _decision_summary(answer) -> dict | None:
+    d = answer.decision
+    if d is None:
+        return None
+    return {"allowed": d.allowed, "decided_by": d.decided_by, "reason": d.reason,
+            "route": d.route.name if d.route else None, "routed_by": d.routed_by, "cli": d.cli,
+            "max_duration": d.max_duration}
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """List installed plugins from entry-point metadata; only enabled ones are imported (for their hooks)."""
+    hooks: dict[str, list[str]] = {}
+    enabled: tuple[str, ...] = ()
+    source = args.config or "config.toml"
+    try:
+        config = load_config(args.config)
+        enabled, source = config.plugins.enabled, config.source
+        loaded = _load(config)
+        hooks = {p.name: loaded.hooks_of(p.name) for p in loaded.loaded}
+    except (ConfigError, PluginError) as exc:
+        print(f"callgate: warning: {exc}", file=sys.stderr)
+    rows = []
+    for name, ep in sorted(installed_plugins().items()):
+        is_builtin = name in BUILTINS
+        rows.append({
+            "name": name,
+            "distribution": ep.dist.name if ep.dist else None,
+            "version": ep.dist.version if ep.dist else None,
+            "enabled": is_builtin or name in enabled,
+            "builtin": is_builtin,
+            "order": (list(enabled).index(name) + 1) if name in enabled else None,
+            "hooks": hooks.get(name),
+            "entry_point": ep.value,
+        })
+    missing = [n for n in enabled if n not in {r["name"] for r in rows}]
+    if args.json:
+        print(json.dumps({"plugin_api": 1, "plugins": rows, "enabled_but_not_installed": missing}, indent=2))
+    else:
+        for r in rows:
+            state = "built in" if r["builtin"] else (f"enabled #{r['order']}" if r["enabled"] else "installed, not enabled")
+            hook_list = ", ".join(r["hooks"]) if r["hooks"] is not None else "(not imported)"
+            print(f"{r['name']:<16} {r['distribution'] or '-'} {r['version'] or ''}  [{state}]  hooks: {hook_list}")
+        for name in missing:
+            print(f"{name:<16} NOT INSTALLED but enabled in {source}")
+    return EXIT_CONFIG if missing else 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    build_verifier(config)
+    plugins = _load(config)
+    names = ", ".join(p.name for p in plugins.loaded)
+    print(f"{config.source}: ok ({len(config.applications)} application(s); plugins in order: {names})")
+    return 0

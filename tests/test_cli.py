@@ -1,0 +1,152 @@
+"""The `callgate` command: simulate, plugins, check-config, and a plugin installed with pip from outside the repo."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from callgate import samples, signing
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
+
+CALLGATE = str(Path(sys.executable).with_name("callgate"))
+
+
+def run(*args, env=None, cwd=None):
+    import os
+    return subprocess.run([CALLGATE, *args], capture_output=True, text=True, timeout=60, cwd=cwd,
+                          env={**os.environ, **(env or {})})
+
+
+def test_check_config_accepts_the_shipped_file():
+    result = run("check-config", "--config", str(Path(__file__).parent.parent / "config.toml"))
+    assert result.returncode == 0 and "ok" in result.stdout and "router, caller_id" in result.stdout
+
+
+def test_check_config_fails_with_the_same_message_as_start_up(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[plugins.router]\nroutes = [{ action = { name = "connectPstn", number = "12" } }]\n')
+    result = run("check-config", "--config", str(path))
+    assert result.returncode == 2
+    assert "plugin 'router'" in result.stderr and "[plugins.router].routes" in result.stderr
+
+
+def test_plugins_lists_builtins_as_json():
+    result = run("plugins", "--json")
+    listing = json.loads(result.stdout)
+    by_name = {p["name"]: p for p in listing["plugins"]}
+    assert by_name["router"]["builtin"] and by_name["router"]["distribution"] == "callgate"
+    assert "route_call" in by_name["router"]["hooks"] and "set_cli" in by_name["caller_id"]["hooks"]
+
+
+def test_simulate_explains_the_route(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[[plugins.router.routes]]\nname = "us"\nprefix = "+1"\n'
+                    'action = { name = "connectPstn", number = "{to}" }\n')
+    result = run("simulate", "ice", "--from", "+46701234567", "--to", "+14155550123", "--config", str(path))
+    assert result.returncode == 0, result.stderr
+    assert "route:    us (from router)" in result.stdout
+    assert '"number": "+14155550123"' in result.stdout
+
+
+PLUGIN_PYPROJECT = """
+[build-system]
+requires = ["setuptools>=68"]
+build-backend = "setuptools.build_meta"
+[project]
+name = "callgate-blocklist-example"
+version = "0.3.0"
+dependencies = []
+[project.entry-points."callgate.plugins"]
+blocklist = "callgate_blocklist_example:Blocklist"
+"""
+
+PLUGIN_MODULE = '''
+import os
+from pathlib import Path
+from pydantic import BaseModel, ConfigDict
+from callgate import Deny, hookimpl
+from callgate.svaml import Say
+
+if os.environ.get("IMPORT_MARKER"):
+    Path(os.environ["IMPORT_MARKER"]).write_text("imported")
+
+
+class Blocklist:
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        blocked: list[str] = []
+
+    def __init__(self, config):
+        self.config = config
+
+    @hookimpl
+    def authorize_call(self, call):
+        if call.caller in self.config.blocked:
+            return Deny("caller is blocked", prompt=Say(text="This number is blocked."))
+        return None
+
+    @hookimpl
+    def register_commands(self, subparsers):
+        parser = subparsers.add_parser("blocklist", help="show the blocked numbers")
+        parser.set_defaults(handler=lambda args: print("\\n".join(self.config.blocked)))
+'''
+
+
+@pytest.fixture(scope="module")
+def installed_plugin(tmp_path_factory):
+    """A plugin written outside the repo, installed with pip into its own target folder."""
+    root = tmp_path_factory.mktemp("external")
+    src = root / "src"
+    src.mkdir()
+    (src / "pyproject.toml").write_text(PLUGIN_PYPROJECT)
+    (src / "callgate_blocklist_example.py").write_text(PLUGIN_MODULE)
+    site = root / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(site), str(src)],
+                   check=True, timeout=300)
+    return site
+
+
+def test_hook_register_commands_and_disabled_plugins_are_not_imported(installed_plugin, tmp_path):
+    marker = tmp_path / "marker"
+    env = {"PYTHONPATH": str(installed_plugin), "IMPORT_MARKER": str(marker)}
+    config = tmp_path / "config.toml"
+    config.write_text("")
+    listing = json.loads(run("plugins", "--json", "--config", str(config), env=env).stdout)
+    entry = next(p for p in listing["plugins"] if p["name"] == "blocklist")
+    assert (entry["distribution"], entry["version"], entry["enabled"]) == ("callgate-blocklist-example", "0.3.0", False)
+    assert not marker.exists()                  # listed from metadata only
+    config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblocked = ["+46700000001"]\n')
+    result = run("blocklist", "--config", str(config), env=env)
+    assert result.returncode == 0 and result.stdout.strip() == "+46700000001"
+    assert marker.exists()
+
+
+def test_simulate_names_the_plugin_that_denied(installed_plugin, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblocked = ["+46700000001"]\n')
+    result = run("simulate", "ice", "--from", "46700000001", "--config", str(config),
+                 env={"PYTHONPATH": str(installed_plugin)})
+    assert "decision: DENIED by blocklist: caller is blocked" in result.stdout
+    assert "This number is blocked." in result.stdout
+
+
+async def test_installed_plugin_changes_the_answer_of_the_real_server(installed_plugin, callgate_server):
+    config = '[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblocked = ["+46700000001"]\n' \
+             '[[plugins.router.routes]]\naction = { name = "connectPstn", number = "{to}" }\n'
+    server = callgate_server(config, env={"PYTHONPATH": str(installed_plugin)})
+    async with aiohttp.ClientSession() as session:
+        for caller, action in (("46700000001", "hangup"), ("46700000002", "connectPstn")):
+            raw = json.dumps(samples.ice(caller=caller)).encode()
+            headers = signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, "/sinch/callback", raw)
+            async with session.post(server.url + "/sinch/callback", data=raw, headers=headers) as response:
+                assert (await response.json())["action"]["name"] == action
+
+
+def test_invalid_plugin_config_stops_serve(installed_plugin, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblockd = []\n')
+    result = run("serve", "--config", str(config), env={"PYTHONPATH": str(installed_plugin)})
+    assert result.returncode == 2 and "[plugins.blocklist].blockd" in result.stderr

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Set up and run callgate from a fresh clone, with nothing but Python >= 3.11.
+
+    python3 scripts/dev.py serve [callgate serve options]   # the server, on the embedded defaults
+    python3 scripts/dev.py test  [pytest options]           # the whole test suite
+
+Both create ./.venv on first use and install callgate into it (again whenever a
+pyproject.toml changes); `test` also installs every plugin under plugins/ and the
+test tools.  Standard library only: this script runs before anything is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def plugin_dirs() -> list[Path]:
+    return sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
+
+
+def ensure_venv(with_tests: bool) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"callgate needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    targets = [f"{ROOT}[testing]" if with_tests else str(ROOT)]
+    if with_tests:
+        targets += [str(p) for p in plugin_dirs()]
+    digest = hashlib.sha256()
+    for target in targets:
+        digest.update(target.encode())
+        digest.update((Path(target.split("[")[0]) / "pyproject.toml").read_bytes())
+    stamp = VENV / ".callgate-installed"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    print("installing callgate" + (" with plugins and test tools" if with_tests else ""), flush=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    editable = [arg for target in targets for arg in ("-e", target)]
+    subprocess.run(pip + editable, check=True)
+    stamp.write_text(digest.hexdigest())
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("serve", "test"):
+        print(__doc__.strip())
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_venv(with_tests=command == "test")
+    if command == "serve":
+        config = [] if "--config" in rest else ["--config", str(ROOT / "config.toml")]
+        cmd = [str(BIN / "callgate"), "serve", *config, *rest]
+    else:
+        tests = [str(ROOT / "tests")] + [str(p / "tests") for p in plugin_dirs() if (p / "tests").is_dir()]
+        names_paths = any(Path(ROOT, a.split("::")[0]).exists() for a in rest if not a.startswith("-"))
+        cmd = [str(BIN / "python"), "-m", "pytest", *rest, *([] if names_paths else tests)]
+    os.chdir(ROOT)
+    return subprocess.call(cmd)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

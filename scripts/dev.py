@@ -23,7 +23,8 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 
 def plugin_dirs() -> list[Path]:
-    return sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file())
+    """The plugin distributions in plugins/ (each a folder with its own pyproject.toml)."""
+    return sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 
 
 def ensure_venv(with_tests: bool) -> None:

@@ -148,6 +148,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     structlog.get_logger("callgate").info(
         "starting", version=__version__, config=config.source, url=f"http://{host}:{port}{config.server.callback_path}",
         plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications))
+    if not config.applications:
+        structlog.get_logger("callgate").warning(
+            "no_application_configured",
+            message=f"every callback will be refused (401): set {ENV_KEY} and {ENV_SECRET}, or [[applications]]")
     web.run_app(app, host=host, port=port, print=None, access_log=None)
     return 0
 

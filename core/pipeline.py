@@ -43,8 +43,10 @@ class Answer:
         """The decision in a few words, for the log line."""
         if self.decision is not None:
             d = self.decision
-            verdict = f"allowed by {d.decided_by}" if d.allowed else f"denied by {d.decided_by}: {d.reason}"
-            return f"{verdict} -> {self.action}"
+            if not d.allowed:
+                return f"denied by {d.decided_by}: {d.reason} -> {self.action}"
+            route = f"route {d.route.name or d.route.action.name} from {d.routed_by}" if d.route else "no route"
+            return f"allowed by {d.decided_by}, {route} -> {self.action}"
         if self.action is not None:
             return self.action
         return "recorded" if self.status == 200 else "not recorded"

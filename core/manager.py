@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Literal
@@ -93,28 +93,39 @@ class Plugins:
         return [hook for hook, impls in self._impls.items() if any(i.plugin.name == name for i in impls)]
 
     async def startup(self) -> None:
-        """Run every plugin's optional ``async startup()``, in order."""
+        """Run every plugin's optional ``async startup()``, in order.
+
+        If one fails, the plugins already started are shut down before the error is raised.
+        """
+        started = []
         for plugin in self.loaded:
             fn = getattr(plugin.instance, "startup", None)
-            if fn is None:
-                continue
+            try:
+                if fn is not None:
+                    await _maybe_await(fn())
+            except Exception as exc:
+                errors = await _shutdown(reversed(started))
+                cleanup = f" (and while stopping the others: {'; '.join(errors)})" if errors else ""
+                raise PluginError(plugin.name, f"startup() failed: {type(exc).__name__}: {exc}{cleanup}") from exc
+            started.append(plugin)
+
+    async def shutdown(self) -> None:
+        """Run every plugin's optional ``async shutdown()``, in reverse order; one failing does not stop the others."""
+        errors = await _shutdown(reversed(self.loaded))
+        if errors:
+            raise RuntimeError("plugin shutdown failed: " + "; ".join(errors))
+
+
+async def _shutdown(plugins: Iterable[LoadedPlugin]) -> list[str]:
+    errors = []
+    for plugin in plugins:
+        fn = getattr(plugin.instance, "shutdown", None)
+        if fn is not None:
             try:
                 await _maybe_await(fn())
             except Exception as exc:
-                raise PluginError(plugin.name, f"startup() failed: {type(exc).__name__}: {exc}") from exc
-
-    async def shutdown(self) -> None:
-        """Run every plugin's optional ``async shutdown()``, in reverse order; errors are collected, not fatal."""
-        errors = []
-        for plugin in reversed(self.loaded):
-            fn = getattr(plugin.instance, "shutdown", None)
-            if fn is not None:
-                try:
-                    await _maybe_await(fn())
-                except Exception as exc:  # one failing shutdown must not stop the others
-                    errors.append(f"{plugin.name}: {type(exc).__name__}: {exc}")
-        if errors:
-            raise RuntimeError("plugin shutdown failed: " + "; ".join(errors))
+                errors.append(f"{plugin.name}: {type(exc).__name__}: {exc}")
+    return errors
 
 
 def installed_plugins() -> dict[str, EntryPoint]:

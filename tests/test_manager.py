@@ -164,3 +164,23 @@ def test_plugin_given_by_class_is_used_instead_of_entry_point():
     plugins = load_plugins(PluginsConfig.model_validate({"enabled": ["allow"], "allow": {"max_duration": 5}}),
                            classes={"allow": AllowWith})
     assert plugins.loaded[0].instance.config.max_duration == 5
+
+
+async def test_failed_startup_stops_the_plugins_already_started():
+    events = []
+
+    class Good:
+        async def startup(self):
+            events.append("good started")
+
+        async def shutdown(self):
+            events.append("good stopped")
+
+    class Bad:
+        async def startup(self):
+            raise ConnectionRefusedError("database down")
+
+    plugins = load_plugins(PluginsConfig.model_validate({"enabled": ["good", "bad"]}), classes={"good": Good, "bad": Bad})
+    with pytest.raises(PluginError, match="'bad': startup\\(\\) failed: ConnectionRefusedError: database down"):
+        await plugins.startup()
+    assert events == ["good started", "good stopped"]

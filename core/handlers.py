@@ -32,7 +32,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return web.json_response({"service": "callgate", "status": "ok"})
     if request.method != "POST":
         return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; Sinch POSTs callbacks",
-                              allowed=["POST", "GET", "HEAD"])
+                              headers={"Allow": "GET, HEAD, POST"})
     started = time.perf_counter()
     app = request.app
     server = app[CONFIG].server

@@ -14,5 +14,7 @@ def error_body(code: str, message: str, **extra: object) -> bytes:
     return json.dumps({"error": code, "message": message, **extra}).encode()
 
 
-def error_response(status: int, code: str, message: str, **extra: object) -> web.Response:
-    return web.Response(status=status, body=error_body(code, message, **extra), content_type="application/json")
+def error_response(status: int, code: str, message: str, *, headers: dict[str, str] | None = None,
+                   **extra: object) -> web.Response:
+    return web.Response(status=status, body=error_body(code, message, **extra), content_type="application/json",
+                        headers=headers)

@@ -57,6 +57,7 @@ async def test_dashboard_test_button_gets_200(client, method):
 async def test_other_methods_are_405(client, method):
     response = await client.client.request(method, "/sinch/callback", data=b"{}")
     assert response.status == 405 and (await response.json())["error"] == "method_not_allowed"
+    assert response.headers["Allow"] == "GET, HEAD, POST"
 
 
 async def test_body_over_the_limit_is_413(client):

@@ -17,9 +17,24 @@ import structlog
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+class SafePrintLogger(structlog.PrintLogger):
+    """A log line that cannot be written (closed or full stream) is dropped: logging never breaks an answer."""
+
+    def msg(self, message: str) -> None:
+        try:
+            super().msg(message)
+        except (OSError, ValueError):
+            pass
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
 def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info",
-                      stream: TextIO | None = None) -> None:
-    """Set up structlog (and route the standard library's logging, e.g. aiohttp's, through the same output)."""
+                      stream: TextIO | None = None, *, cache: bool = True) -> None:
+    """Set up structlog (and route the standard library's logging, e.g. aiohttp's, through the same output).
+
+    ``cache=False`` lets a later call reconfigure loggers already used (tests do that).
+    """
     stream = stream or sys.stdout
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
@@ -34,8 +49,8 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=structlog.PrintLoggerFactory(stream),
-        cache_logger_on_first_use=True,
+        logger_factory=lambda *args: SafePrintLogger(stream),
+        cache_logger_on_first_use=cache,
     )
     logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=stream,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)

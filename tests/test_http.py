@@ -201,10 +201,21 @@ async def test_hook_check_ready_reports_plugins(callgate_client):
     assert (await healthy.client.get("/healthz")).status == 200
 
 
-async def test_log_line_per_callback_has_callid_and_no_secret(callgate_client, capsys):
-    from callgate.logs import configure_logging
+@pytest.fixture
+def json_logs(capsys):
+    """Call it in the test body (capsys is not capturing during fixture set-up): structlog then
+    writes JSON lines to the captured stdout, and is reset after the test."""
     import sys
-    configure_logging("json", "info", stream=sys.stdout)
+
+    import structlog
+
+    from callgate.logs import configure_logging
+    yield lambda: configure_logging("json", "info", stream=sys.stdout, cache=False)
+    structlog.reset_defaults()
+
+
+async def test_log_line_per_callback_has_callid_and_no_secret(callgate_client, json_logs, capsys):
+    json_logs()
     client = await callgate_client(plugins={"deny": DenyAll})
     body = samples.ice()
     await client.event(body)
@@ -217,3 +228,18 @@ async def test_log_line_per_callback_has_callid_and_no_secret(callgate_client, c
     assert callback["plugins"][0]["plugin"] == "deny" and callback["plugins"][0]["verdict"].startswith("deny")
     assert any(line.get("reason") == "missing_authorization" for line in lines)
     assert TEST_APPLICATION_SECRET not in out
+
+
+async def test_a_log_stream_that_fails_never_breaks_an_answer(callgate_client, tmp_path):
+    import structlog
+
+    from callgate.logs import configure_logging
+    stream = open(tmp_path / "log", "w")
+    configure_logging("json", "info", stream=stream, cache=False)
+    stream.close()
+    try:
+        client = await callgate_client(plugins={"deny": DenyAll})
+        status, body = await client.event(samples.ice())
+        assert status == 200 and body["action"] == {"name": "hangup"}
+    finally:
+        structlog.reset_defaults()

@@ -7,11 +7,15 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from .config import Config, ConfigError
-from .handlers import callback, healthz, readyz
+from .handlers import callback, healthz, metrics, readyz
 from .manager import Plugins, load_plugins
+from .metrics import Metrics
 from .pipeline import Pipeline
 from .signing import Verifier
-from .state import CONFIG, PIPELINE, PLUGINS, VERIFIER
+from .state import CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, VERIFIER, Lifecycle
+
+#: The state an ops app shares with the callback app it reports on.
+_SHARED = (CONFIG, PLUGINS, VERIFIER, METRICS, LIFECYCLE)
 
 
 def build_verifier(config: Config) -> Verifier | None:
@@ -34,11 +38,28 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
     app[PLUGINS] = plugins
     app[PIPELINE] = Pipeline(plugins, config.server)
     app[VERIFIER] = build_verifier(config)
+    app[METRICS] = Metrics()
+    app[LIFECYCLE] = Lifecycle()
     app.router.add_route("*", config.server.callback_path, callback)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+    if not config.server.ops_port:
+        _add_ops_routes(app)
     app.cleanup_ctx.append(_plugin_lifecycle)
     return app
+
+
+def create_ops_app(app: web.Application) -> web.Application:
+    """/metrics, /healthz and /readyz of ``app``, for a port that need not be public."""
+    ops = web.Application()
+    for key in _SHARED:
+        ops[key] = app[key]
+    _add_ops_routes(ops)
+    return ops
+
+
+def _add_ops_routes(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
 
 
 async def _plugin_lifecycle(app: web.Application):

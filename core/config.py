@@ -53,6 +53,13 @@ class ServerConfig(_Strict):
     #: Spoken to the caller when a call is allowed but no route matches (empty: none).
     no_route_prompt: str = ""
     locale: str = "en-US"
+    #: Serve /metrics, /healthz and /readyz on this port instead of the callback port (0: same port).
+    ops_port: int = Field(0, ge=0, le=65535)
+    ops_host: str = "127.0.0.1"
+    #: On SIGTERM, /readyz fails this long before the server stops accepting (for load balancers).
+    drain_seconds: float = Field(0.0, ge=0, le=300)
+    #: How long callbacks in flight may take to finish when the server stops.
+    shutdown_timeout_seconds: float = Field(30.0, ge=0, le=600)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

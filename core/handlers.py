@@ -19,7 +19,7 @@ from .events import EventError, UnknownEvent, decode_event
 from .pipeline import Answer
 from .responses import ACK, error_response
 from .signing import SignatureError
-from .state import CONFIG, PIPELINE, PLUGINS, VERIFIER
+from .state import CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, VERIFIER
 from .svaml import SAFE_ANSWERS
 
 log = structlog.get_logger("callgate")
@@ -34,44 +34,53 @@ async def callback(request: web.Request) -> web.StreamResponse:
         return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; Sinch POSTs callbacks",
                               headers={"Allow": "GET, HEAD, POST"})
     started = time.perf_counter()
+    response, event, answer = await _handle(request, started)
+    request.app[METRICS].answered(event, response.status, time.perf_counter() - started, answer)
+    return response
+
+
+async def _handle(request: web.Request, started: float) -> tuple[web.Response, str, Answer | None]:
+    """The callback's response, the event name for metrics ("-" when refused before decoding) and the answer."""
     app = request.app
     server = app[CONFIG].server
     if request.content_length is not None and request.content_length > server.max_body_bytes:
-        return _too_large(server.max_body_bytes)
+        return _too_large(server.max_body_bytes), "-", None
     if request.content_type != JSON:
-        return error_response(415, "unsupported_media_type",
-                              f"Content-Type must be application/json, got {request.headers.get('Content-Type', 'none')!r}")
+        return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got "
+                                                             f"{request.headers.get('Content-Type', 'none')!r}"), "-", None
     try:
         body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return _too_large(server.max_body_bytes)
+        return _too_large(server.max_body_bytes), "-", None
 
     verifier = app[VERIFIER]
     if verifier is None:
         log.warning("callback_refused", reason="no_application")
+        app[METRICS].refused_signature("no_application")
         return error_response(401, "signature", "no Sinch application is configured: set SINCH_APPLICATION_KEY and "
                                                 "SINCH_APPLICATION_SECRET, or [[applications]] in config.toml",
-                              reason="no_application")
+                              reason="no_application"), "-", None
     try:
         verifier.verify("POST", server.signed_path, request.headers, body)
     except SignatureError as exc:
         log.warning("callback_refused", reason=exc.reason, remote=request.remote)
-        return error_response(401, "signature", str(exc), reason=exc.reason)
+        app[METRICS].refused_signature(exc.reason)
+        return error_response(401, "signature", str(exc), reason=exc.reason), "-", None
 
     try:
         event = decode_event(body)
     except UnknownEvent as exc:
         log.warning("unknown_event_ignored", sinch_event=exc.event)
-        return web.Response(body=ACK, content_type=JSON)
+        return web.Response(body=ACK, content_type=JSON), "unknown", None
     except EventError as exc:
         log.warning("callback_refused", reason=exc.code, error=str(exc))
-        return error_response(400, exc.code, str(exc))
+        return error_response(400, exc.code, str(exc)), "-", None
 
     with structlog.contextvars.bound_contextvars(callid=event.callid, sinch_event=event.event):
         answer = await _answer(app, event)
         log.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
                  ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace())
-    return web.Response(status=answer.status, body=answer.body, content_type=JSON)
+    return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
 
 
 async def _answer(app: web.Application, event) -> Answer:
@@ -99,8 +108,10 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to answer calls: configuration loaded, an application configured, every plugin ready."""
+    """Ready to answer calls: not shutting down, an application configured, every plugin ready."""
     app = request.app
+    if app[LIFECYCLE].draining:
+        return web.json_response({"status": "draining", "problems": ["shutting down"]}, status=503)
     problems = []
     if app[VERIFIER] is None:
         problems.append("no Sinch application configured (SINCH_APPLICATION_KEY / SINCH_APPLICATION_SECRET)")
@@ -113,3 +124,10 @@ async def readyz(request: web.Request) -> web.Response:
     if problems:
         return web.json_response({"status": "not_ready", "problems": problems}, status=503)
     return web.json_response({"status": "ready"})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus exposition of this server's metrics (all workers' when there are several)."""
+    app = request.app
+    body = await app[METRICS].render(app[PLUGINS])
+    return web.Response(body=body, headers={"Content-Type": app[METRICS].content_type})

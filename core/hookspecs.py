@@ -203,6 +203,19 @@ def check_ready() -> str | None:
 
 
 @hookspec
+def collect_metrics() -> dict[str, float] | None:
+    """Gauges this plugin wants on ``/metrics`` (outbox depth, open reservations, ...).
+
+    Asked at every scrape; each value becomes
+    ``callgate_plugin_gauge{plugin="<name>", name="<key>"}``.
+
+    :returns:
+        * a ``dict`` of gauge name to number: their current values.
+        * ``None``: nothing to report.  Raising is logged on the scrape and skipped.
+    """
+
+
+@hookspec
 def register_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add subcommands to the ``callgate`` command (e.g. ``callgate credit topup``).
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aiohttp import web
 
 from .config import Config
 from .manager import Plugins
+from .metrics import Metrics
 from .pipeline import Pipeline
 from .signing import Verifier
 
@@ -14,3 +17,14 @@ PLUGINS = web.AppKey("plugins", Plugins)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 #: None when no Sinch application is configured: every callback is then refused (401).
 VERIFIER = web.AppKey("verifier", Verifier | None)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@dataclass
+class Lifecycle:
+    """Mutable process state: ``draining`` is set on SIGTERM, before the server stops accepting."""
+
+    draining: bool = False
+
+
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)

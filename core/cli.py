@@ -13,16 +13,15 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import structlog
-from aiohttp import web
 
 from . import __version__, samples, signing
-from .app import build_verifier, create_app
+from .app import build_verifier
 from .config import ENV_KEY, ENV_SECRET, Config, ConfigError, load_config
 from .events import decode_event
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .logs import configure_logging
 from .pipeline import Pipeline
-from .state import PLUGINS
+from .server import serve, supervise, worker_command
 
 CORE_COMMANDS = ("serve", "sign", "simulate", "plugins", "check-config")
 EXIT_CONFIG = 2
@@ -68,6 +67,9 @@ def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     serve = sub.add_parser("serve", help="run the callback server")
     serve.add_argument("--host", help="address to listen on (default: [server] host)")
     serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="run N worker processes on one port (state is shared through the plugins' stores)")
+    serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)   # set on workers
     serve.set_defaults(handler=cmd_serve)
 
     sign = sub.add_parser("sign",
@@ -142,17 +144,18 @@ def _fail(exc: Exception) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(config.server.log_format, config.server.log_level)
-    app = create_app(config)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    structlog.get_logger("callgate").info(
-        "starting", version=__version__, config=config.source, url=f"http://{host}:{port}{config.server.callback_path}",
-        plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications))
     if not config.applications:
         structlog.get_logger("callgate").warning(
             "no_application_configured",
             message=f"every callback will be refused (401): set {ENV_KEY} and {ENV_SECRET}, or [[applications]]")
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    if args.workers > 1:
+        if port == 0:
+            raise ConfigError("--workers needs a fixed port (workers share it), not port 0")
+        _load(config)      # a broken config or plugin fails here, once, not in every worker
+        return supervise(worker_command(args.config, host, port), args.workers)
+    asyncio.run(serve(config, host, port, reuse_port=args.reuse_port))
     return 0
 
 

@@ -165,8 +165,10 @@ def free_port() -> int:
 class ServerProcess:
     """The real ``callgate serve`` command, started as a user would start it, on a free port."""
 
-    def __init__(self, config_path: Path, env: Mapping[str, str] | None = None, port: int | None = None) -> None:
+    def __init__(self, config_path: Path, env: Mapping[str, str] | None = None, port: int | None = None,
+                 args: tuple[str, ...] = ()) -> None:
         self.config_path = Path(config_path)
+        self.args = tuple(args)
         self.port = port or free_port()
         self.env = {**os.environ, "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
                     "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET, **(env or {})}
@@ -179,7 +181,7 @@ class ServerProcess:
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         command = [str(Path(sys.executable).with_name("callgate")), "serve", "--config", str(self.config_path),
-                   "--host", "127.0.0.1", "--port", str(self.port)]
+                   "--host", "127.0.0.1", "--port", str(self.port), *self.args]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
@@ -211,13 +213,14 @@ class ServerProcess:
 
 @pytest.fixture
 def callgate_server(tmp_path):
-    """``callgate_server(config_toml_text, env=None)`` -> a started ServerProcess (stopped after the test)."""
+    """``callgate_server(config_toml_text, env=None, args=())`` -> a started ServerProcess (stopped after the test)."""
     started = []
 
-    def factory(config: str = "", env: Mapping[str, str] | None = None, port: int | None = None) -> ServerProcess:
+    def factory(config: str = "", env: Mapping[str, str] | None = None, port: int | None = None,
+                args: tuple[str, ...] = ()) -> ServerProcess:
         path = tmp_path / f"config-{len(started)}.toml"
         path.write_text(config)
-        server = ServerProcess(path, env=env, port=port)
+        server = ServerProcess(path, env=env, port=port, args=args)
         started.append(server)
         return server.start()
 

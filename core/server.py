@@ -1,0 +1,131 @@
+"""Running the server: one process, or a supervisor of several workers on one port.
+
+Shutdown (SIGTERM or SIGINT), in this order, so nothing accepted is lost:
+
+1. ``/readyz`` starts failing (``draining``) and, for ``[server] drain_seconds``,
+   callbacks are still accepted while a load balancer notices;
+2. the listening socket closes and idle keep-alive connections are closed;
+3. callbacks in flight finish (up to ``shutdown_timeout_seconds``);
+4. plugins shut down in reverse order: background work stops at a safe point,
+   pools close.
+
+Workers (``--workers N``): the supervisor starts N copies of ``callgate serve``
+binding the same port with SO_REUSEPORT, so the kernel spreads connections; state
+is shared only through the plugins' stores.  It forwards SIGTERM/SIGINT to
+them, restarts a worker that dies unexpectedly (a bounded number of times), and
+gives them one Prometheus multiprocess directory so ``/metrics`` counts all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import structlog
+from aiohttp import web
+
+from .app import create_app, create_ops_app
+from .config import Config
+from .metrics import MULTIPROC_ENV
+from .state import LIFECYCLE, PLUGINS
+
+log = structlog.get_logger("callgate")
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+MAX_RESTARTS_PER_MINUTE = 5
+
+
+async def serve(config: Config, host: str, port: int, *, reuse_port: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT, then drain and stop as the module docstring says."""
+    server = config.server
+    app = create_app(config)
+    runners = [web.AppRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds)]
+    if server.ops_port:
+        runners.append(web.AppRunner(create_ops_app(app), access_log=None))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        for runner in runners:
+            await runner.setup()          # the callback app's setup starts the plugins
+        await web.TCPSite(runners[0], host, port, reuse_port=reuse_port).start()
+        if server.ops_port:
+            await web.TCPSite(runners[1], server.ops_host, server.ops_port, reuse_port=reuse_port).start()
+        log.info("listening", url=f"http://{host}:{port}{server.callback_path}", pid=os.getpid(),
+                 plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications),
+                 ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port")
+        await stop.wait()
+        app[LIFECYCLE].draining = True
+        log.info("draining", seconds=server.drain_seconds)
+        await asyncio.sleep(server.drain_seconds)
+    finally:
+        for runner in runners:            # the callback app first: /readyz keeps saying "draining"
+            await runner.cleanup()
+        for sig in STOP_SIGNALS:
+            loop.remove_signal_handler(sig)
+    log.info("stopped", pid=os.getpid())
+
+
+def supervise(worker_command: list[str], workers: int) -> int:
+    """Run ``workers`` copies of ``worker_command`` until SIGTERM/SIGINT; returns the exit status."""
+    own_dir = None
+    env = dict(os.environ)
+    if not env.get(MULTIPROC_ENV):
+        own_dir = env[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="callgate-metrics-")
+    stopping = False
+    children: dict[int, subprocess.Popen] = {}
+    restarts: list[float] = []
+
+    def start(slot: int) -> None:
+        children[slot] = subprocess.Popen(worker_command, env=env)
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in STOP_SIGNALS}
+    status = 0
+    try:
+        for slot in range(workers):
+            start(slot)
+        log.info("workers_started", workers=workers, pids=[c.pid for c in children.values()])
+        while children:
+            time.sleep(0.2)
+            for slot, child in list(children.items()):
+                code = child.poll()
+                if code is None:
+                    continue
+                del children[slot]
+                if stopping:
+                    status = max(status, code)
+                    continue
+                now = time.monotonic()
+                restarts[:] = [t for t in restarts if now - t < 60] + [now]
+                if code == 2 or len(restarts) > MAX_RESTARTS_PER_MINUTE:
+                    log.error("worker_failed_stopping_all", pid=child.pid, exit_code=code)
+                    forward(signal.SIGTERM, None)
+                    status = max(status, code or 1)
+                    continue
+                log.warning("worker_died_restarting", pid=child.pid, exit_code=code)
+                start(slot)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if own_dir:
+            shutil.rmtree(own_dir, ignore_errors=True)
+    return status
+
+
+def worker_command(config_path: str | None, host: str, port: int) -> list[str]:
+    """The command line of one worker: ``callgate serve`` on a shared port."""
+    command = [sys.executable, "-m", "callgate", "serve", "--host", host, "--port", str(port), "--reuse-port"]
+    return command + (["--config", config_path] if config_path else [])

@@ -1,0 +1,93 @@
+"""The process lifecycle: SIGTERM drains without losing accepted requests; several workers share one port."""
+
+import asyncio
+import json
+import re
+import signal
+import textwrap
+
+import aiohttp
+import pytest
+
+from callgate import samples, signing
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
+
+
+@pytest.fixture
+def slow_plugin(tmp_path):
+    """An installed plugin (a dist-info on PYTHONPATH) whose authorize_call takes 300 ms."""
+    dist = tmp_path / "callgate_slow-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: callgate-slow\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[callgate.plugins]\nslow = callgate_slow:Slow\n")
+    (tmp_path / "callgate_slow.py").write_text(textwrap.dedent("""
+        import asyncio
+        from callgate import Allow, hookimpl
+
+        class Slow:
+            @hookimpl
+            async def authorize_call(self, call):
+                await asyncio.sleep(0.3)
+                return Allow()
+    """))
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+SLOW_CONFIG = """
+[server]
+log_format = "json"
+drain_seconds = 0.5
+[plugins]
+enabled = ["slow"]
+[[plugins.router.routes]]
+action = { name = "connectPstn", number = "{to}" }
+"""
+
+
+async def send_ice(session, url):
+    raw = json.dumps(samples.ice(to="+14155550123")).encode()
+    headers = signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, "/sinch/callback", raw)
+    try:
+        async with session.post(url + "/sinch/callback", data=raw, headers=headers) as response:
+            return response.status, await response.json()
+    except aiohttp.ClientConnectorError:
+        return "not accepted", None
+
+
+async def test_sigterm_under_load_answers_every_accepted_request(callgate_server, slow_plugin):
+    server = callgate_server(SLOW_CONFIG, env=slow_plugin)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=100)) as session:
+        in_flight = [asyncio.create_task(send_ice(session, server.url)) for _ in range(40)]
+        await asyncio.sleep(0.1)                       # every request is now being handled
+        server.process.send_signal(signal.SIGTERM)
+        await asyncio.sleep(0.1)
+        async with session.get(server.url + "/readyz") as ready:          # readiness fails first...
+            assert ready.status == 503 and (await ready.json())["status"] == "draining"
+        during_drain = await send_ice(session, server.url)               # ...while callbacks are still answered
+        results = await asyncio.gather(*in_flight)
+        await asyncio.sleep(0.8)                       # past the drain: the port is closed
+        after = await send_ice(session, server.url)
+    assert during_drain[0] == 200
+    assert [status for status, _ in results] == [200] * 40
+    assert all(body["action"]["name"] == "connectPstn" for _, body in results)
+    assert after == ("not accepted", None)
+    assert server.process.wait(10) == 0
+    assert '"event": "stopped"' in server.logs()
+
+
+async def test_two_workers_share_the_port_and_the_metrics(callgate_server):
+    server = callgate_server('[server]\nlog_format = "json"\n', args=("--workers", "2"))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(50):
+            raw = json.dumps(samples.ace()).encode()
+            headers = signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, "/sinch/callback", raw)
+            async with aiohttp.ClientSession() as fresh:            # a new connection each time: both workers serve
+                async with fresh.post(server.url + "/sinch/callback", data=raw, headers=headers) as response:
+                    assert response.status == 200
+        async with session.get(server.url + "/metrics") as response:
+            text = await response.text()
+    count = float(re.search(r'callgate_callbacks_total\{event="ace",status="200"\} (\S+)', text).group(1))
+    assert count == 50
+    lines = [json.loads(line) for line in server.logs().splitlines() if line.startswith("{")]
+    assert len({line["pid"] for line in lines if line["event"] == "listening"}) == 2
+    assert server.stop(signal.SIGTERM) == 0

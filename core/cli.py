@@ -44,9 +44,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         plugins.pm.hook.register_commands(subparsers=subparsers)
     args = parser.parse_args(argv)
     args.config = known.config
-    if not hasattr(args, "handler"):
+    if getattr(args, "handler", None) is None:
         parser.print_help()
         return EXIT_CONFIG
+    if args.handler is not cmd_serve:
+        # Commands print their results on stdout; whatever plugins log goes to stderr.
+        configure_logging("console", "warning", stream=sys.stderr)
     try:
         status = args.handler(args)
         if inspect.isawaitable(status):

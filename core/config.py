@@ -195,7 +195,7 @@ def format_validation_error(exc: ValidationError, source: str, prefix: Sequence[
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         key = toml_key([*prefix, *err["loc"]])
-        lines.append(f"{source}: {key}: {err['msg']}")
+        lines.append(f"{source}: {key}: {err['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

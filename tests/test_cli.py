@@ -150,3 +150,12 @@ def test_invalid_plugin_config_stops_serve(installed_plugin, tmp_path):
     config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblockd = []\n')
     result = run("serve", "--config", str(config), env={"PYTHONPATH": str(installed_plugin)})
     assert result.returncode == 2 and "[plugins.blocklist].blockd" in result.stderr
+
+
+def test_simulate_json_is_json_on_stdout(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\ndefault_decision = "deny"\n')
+    result = run("simulate", "ice", "--json", "--config", str(path))
+    answer = json.loads(result.stdout)
+    assert answer["status"] == 200 and answer["answer"] == {"action": {"name": "hangup"}}
+    assert answer["decision"]["decided_by"] == "default" and answer["decision"]["allowed"] is False

@@ -15,7 +15,7 @@ from callgate import samples, signing
 from callgate.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
-from conftest import fixture_examples
+from callgate_fixture_examples import fixture_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLGATE = str(Path(sys.executable).with_name("callgate"))

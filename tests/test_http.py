@@ -10,7 +10,7 @@ from callgate import samples
 from callgate.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_SECRET
 
-from conftest import fixture_examples
+from callgate_fixture_examples import fixture_examples
 from plugins_for_tests import DenyAll, Hangs, Raises
 
 ROUTE_ALL = {"plugins": {"router": {"routes": [

@@ -1,0 +1,128 @@
+"""``[plugins.allowlist]``: the settings, validated when callgate starts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
+from callgate.svaml import MAX_SAY_CHARS, PlayFiles, Say
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .facts import CallFacts
+from .rules import RuleSpec
+
+
+def _known(values: list[str], known: frozenset[str]) -> list[str]:
+    cleaned = [v.strip().lower() for v in values]
+    for value, original in zip(cleaned, values, strict=True):
+        if value not in known:
+            raise ValueError(f"{original!r} is not one of {', '.join(sorted(known))}")
+    return cleaned
+
+
+class Scope(BaseModel):
+    """``[plugins.allowlist.scope]``: which calls the list applies to.  An empty list means every call.
+
+    Calls outside the scope get no opinion from the allowlist (the other plugins
+    and ``[server] default_decision`` decide them).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    domains: list[str] = []
+    origination_types: list[str] = []
+    callee_types: list[str] = []
+    application_keys: list[str] = []
+
+    @field_validator("domains")
+    @classmethod
+    def _domains(cls, v: list[str]) -> list[str]:
+        return _known(v, DOMAINS)
+
+    @field_validator("origination_types")
+    @classmethod
+    def _originations(cls, v: list[str]) -> list[str]:
+        return _known(v, ORIGINATION_TYPES)
+
+    @field_validator("callee_types")
+    @classmethod
+    def _callee_types(cls, v: list[str]) -> list[str]:
+        return _known(v, DESTINATION_TYPES)
+
+    @field_validator("application_keys")
+    @classmethod
+    def _keys(cls, v: list[str]) -> list[str]:
+        keys = [k.strip().lower() for k in v]
+        if any(not k for k in keys):
+            raise ValueError("empty key")
+        return keys
+
+    def contains(self, facts: CallFacts) -> bool:
+        """Whether the allowlist has an opinion on this call."""
+        return ((not self.domains or facts.domain in self.domains)
+                and (not self.origination_types or facts.origination_type in self.origination_types)
+                and (not self.callee_types or facts.callee_type in self.callee_types)
+                and (not self.application_keys or facts.application_key in self.application_keys))
+
+
+class AllowlistConfig(BaseModel):
+    """``[plugins.allowlist]``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: What a call inside the scope gets when no rule matches.  No default: say it.
+    default: Literal["allow", "deny"]
+    scope: Scope = Scope()
+    #: Inline rules, ``[[plugins.allowlist.rules]]``.
+    rules: list[RuleSpec] = []
+    #: A CSV or TOML file of rules, re-read when it changes and on SIGHUP.
+    rules_file: Path | None = None
+    #: How often to look for changes to rules_file, in seconds; 0: only on SIGHUP.
+    reload_seconds: float = Field(2.0, ge=0, le=3600)
+    #: Spoken (text-to-speech) to a denied caller before the hangup; empty: nothing.
+    prompt: str = ""
+    #: Or: recordings / prompts to play (playFiles ids) before the hangup.
+    prompt_files: list[str] = []
+    #: Locale of the spoken prompt.
+    locale: str = "en-US"
+
+    @field_validator("default", mode="before")
+    @classmethod
+    def _default(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        value = value.strip()
+        if len(value) > MAX_SAY_CHARS:
+            raise ValueError(f"at most {MAX_SAY_CHARS} characters (Sinch's text-to-speech limit), got {len(value)}")
+        return value
+
+    @field_validator("prompt_files")
+    @classmethod
+    def _prompt_files(cls, value: list[str]) -> list[str]:
+        if any(not v.strip() for v in value):
+            raise ValueError("empty file id")
+        return [v.strip() for v in value]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AllowlistConfig:
+        if self.prompt and self.prompt_files:
+            raise ValueError("give prompt (spoken text) or prompt_files (recordings), not both")
+        if self.rules_file is not None and self.rules_file.suffix.lower() not in (".csv", ".toml"):
+            raise ValueError(f"rules_file must end in .csv or .toml, got {str(self.rules_file)!r}")
+        try:
+            self.deny_prompt()
+        except ValidationError as exc:
+            raise ValueError(f"prompt: {exc.errors()[0]['msg']}") from None
+        return self
+
+    def deny_prompt(self) -> Say | PlayFiles | None:
+        """What a denied caller hears before the hangup: spoken text, recordings, or nothing."""
+        if self.prompt:
+            return Say(text=self.prompt, locale=self.locale)
+        if self.prompt_files:
+            return PlayFiles(ids=tuple(self.prompt_files), locale=self.locale)
+        return None

@@ -208,14 +208,30 @@ class SQLiteDatabase(Database):
     @asynccontextmanager
     async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
         async with self._lock:
-            await self._bare.execute("BEGIN IMMEDIATE")
+            await self._run_to_completion("BEGIN IMMEDIATE")
             try:
                 yield self._bare
             except BaseException:
-                await self._bare.execute("ROLLBACK")
+                await self._run_to_completion("ROLLBACK")
                 raise
             else:
-                await self._bare.execute("COMMIT")
+                await self._run_to_completion("COMMIT")
+
+    async def _run_to_completion(self, sql: str) -> None:
+        """Run a transaction-control statement even if the caller is cancelled meanwhile.
+
+        The statement runs on the database thread whatever happens to the awaiting task;
+        if a cancelled BEGIN went on to succeed, the connection would stay inside a
+        transaction nobody ends, and every later one would fail.
+        """
+        statement = asyncio.ensure_future(self._bare.execute(sql))
+        try:
+            await asyncio.shield(statement)
+        except asyncio.CancelledError:
+            await asyncio.wait([statement])
+            if sql.startswith("BEGIN") and not statement.cancelled() and statement.exception() is None:
+                await asyncio.wait([asyncio.ensure_future(self._bare.execute("ROLLBACK"))])
+            raise
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

@@ -72,3 +72,28 @@ def test_redact():
 async def test_unknown_scheme_is_refused():
     with pytest.raises(DatabaseError, match="unsupported database URL"):
         await Database.connect("mysql://x")
+
+
+async def test_transaction_cancelled_while_waiting_leaves_the_connection_usable(tmp_path):
+    """Another process holds the write lock; our BEGIN IMMEDIATE waits and is cancelled meanwhile."""
+    import sqlite3
+    path = tmp_path / "locked.sqlite3"
+    db = await Database.connect(f"sqlite:///{path}", busy_timeout_ms=400)
+    await db.execute("CREATE TABLE t (x INTEGER)")
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")                     # holds the write lock
+
+    async def write():
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (1)")
+
+    task = asyncio.create_task(write())
+    await asyncio.sleep(0.1)                              # our BEGIN is waiting for the lock
+    task.cancel()
+    other.execute("COMMIT")                               # the lock frees: the BEGIN would now succeed
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await write()                                         # the connection is not stuck in a transaction
+    assert await db.fetchval("SELECT COUNT(*) FROM t") == 1
+    other.close()
+    await db.close()

@@ -12,6 +12,7 @@ import logging
 import sys
 from typing import Literal, TextIO
 
+import orjson
 import structlog
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -29,6 +30,22 @@ class SafePrintLogger(structlog.PrintLogger):
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 
 
+class SafeBytesLogger(structlog.BytesLogger):
+    """The same for JSON lines written as bytes (orjson renders bytes; no str round trip)."""
+
+    def msg(self, message: bytes) -> None:
+        try:
+            super().msg(message)
+        except (OSError, ValueError):
+            pass
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+def _orjson_dumps(value: object, default: object = None) -> bytes:
+    return orjson.dumps(value, default=str)
+
+
 def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info",
                       stream: TextIO | None = None, *, cache: bool = True) -> None:
     """Set up structlog (and route the standard library's logging, e.g. aiohttp's, through the same output).
@@ -38,8 +55,14 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     stream = stream or sys.stdout
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
-    renderer = (structlog.dev.ConsoleRenderer(colors=stream.isatty()) if fmt == "console"
-                else structlog.processors.JSONRenderer())
+    if fmt == "console":
+        renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
+        factory = lambda *args: SafePrintLogger(stream)  # noqa: E731
+    else:  # the hot path: orjson straight to the byte stream, about twice as fast as json + print
+        renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
+        binary = getattr(stream, "buffer", None)
+        factory = ((lambda *args: SafeBytesLogger(binary)) if binary is not None  # noqa: E731
+                   else (lambda *args: _TextBytesLogger(stream)))
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -49,8 +72,17 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
-        logger_factory=lambda *args: SafePrintLogger(stream),
+        logger_factory=factory,
         cache_logger_on_first_use=cache,
     )
     logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=stream,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+
+
+class _TextBytesLogger(SafePrintLogger):
+    """JSON bytes to a text-only stream (io.StringIO, pytest's capture)."""
+
+    def msg(self, message: bytes) -> None:  # type: ignore[override]
+        super().msg(message.decode())
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg

@@ -210,6 +210,16 @@ class ServerProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The server's JSON log lines (``[server] log_format = "json"``), parsed."""
+        lines = []
+        for line in self.logs().splitlines():
+            try:
+                lines.append(json.loads(line))
+            except ValueError:
+                continue          # a line that is not JSON (a crash's traceback) is in logs()
+        return lines
+
 
 @pytest.fixture
 def callgate_server(tmp_path):

@@ -65,9 +65,9 @@ async def test_real_server_answers_every_fixture_and_refuses_bad_requests(callga
         assert (status, body["error"]) == (400, "invalid_json")
         async with session.get(server.url + "/sinch/callback") as response:
             assert response.status == 200
-    logs = server.logs()
-    assert TEST_APPLICATION_SECRET not in logs
-    assert '"event": "callback"' in logs and '"callid": "4b1d6c0e-92a7-4f3b-8e15-c7a2d9f04e38"' in logs
+    assert TEST_APPLICATION_SECRET not in server.logs()
+    callbacks = [line for line in server.log_lines() if line["event"] == "callback"]
+    assert "4b1d6c0e-92a7-4f3b-8e15-c7a2d9f04e38" in {line["callid"] for line in callbacks}
 
 
 def test_sigterm_stops_the_server_cleanly(callgate_server):

@@ -1,0 +1,393 @@
+"""The durable outbox: call facts, call records, and each sink's delivery queue, in one database.
+
+Two tables (SQLite by default, PostgreSQL for several instances):
+
+* ``crm_calls``: one row per callid: the facts gathered so far (JSON), and once the DICE is
+  known the record (JSON) and its ``version``;
+* ``crm_deliveries``: one row per (sink, callid): the version to deliver, the version delivered,
+  ``state`` (``pending``, ``delivered``, ``dead``), attempts, when to try next, and a lease
+  (``claimed_by``/``claimed_until``) held by the instance delivering it.
+
+Every change to a call happens in one transaction that locks its ``crm_calls`` row, so a DICE
+received twice (primary and fallback URL, at two instances at once) makes one record.  Records
+are claimed for delivery with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (``BEGIN IMMEDIATE`` on
+SQLite), each with a lease: one instance delivers a record, and the lease of an instance that
+died expires so another takes over.  Nothing here deletes a record that some sink has not yet
+received.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from callgate.storage import Connection, Database
+
+from .facts import Facts, merge_facts
+from .record import build_record
+from .retry import AttemptResult
+
+COMPONENT = "crm_export"
+MIGRATIONS = [
+    """
+    CREATE TABLE crm_calls (
+        callid TEXT PRIMARY KEY,
+        facts TEXT NOT NULL,
+        record TEXT,
+        version INTEGER NOT NULL DEFAULT 0,
+        ended_at DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX crm_calls_ended ON crm_calls (ended_at);
+    CREATE INDEX crm_calls_updated ON crm_calls (updated_at);
+    CREATE TABLE crm_deliveries (
+        sink TEXT NOT NULL,
+        callid TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        delivered_version INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at DOUBLE PRECISION NOT NULL,
+        claimed_by TEXT,
+        claimed_until DOUBLE PRECISION,
+        remote_id TEXT,
+        last_status INTEGER,
+        last_error TEXT,
+        pending_since DOUBLE PRECISION,
+        delivered_at DOUBLE PRECISION,
+        created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (sink, callid)
+    );
+    CREATE INDEX crm_deliveries_due ON crm_deliveries (sink, state, next_attempt_at)
+    """,
+]
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
+STATES = (PENDING, DELIVERED, DEAD)
+#: Errors kept in the database are cut to this length.
+MAX_ERROR_CHARS = 500
+
+_ENQUEUE = """
+    INSERT INTO crm_deliveries (sink, callid, version, state, attempts, next_attempt_at, pending_since,
+                                created_at, updated_at)
+    {source}
+    ON CONFLICT (sink, callid) DO UPDATE SET
+        version = excluded.version, state = 'pending', attempts = 0, next_attempt_at = excluded.next_attempt_at,
+        pending_since = CASE WHEN crm_deliveries.state = 'pending' THEN crm_deliveries.pending_since
+                             ELSE excluded.pending_since END,
+        updated_at = excluded.updated_at
+"""
+_FLOAT2 = "CAST($2 AS DOUBLE PRECISION)"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What :meth:`Outbox.add_facts` did: ``version`` is the record's version (0: no record yet, no DICE);
+    ``enqueued`` is true when a new record or a new version was queued for the sinks."""
+
+    callid: str
+    version: int
+    enqueued: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """One record claimed for delivery to one sink."""
+
+    sink: str
+    callid: str
+    version: int
+    delivered_version: int
+    attempts: int
+    remote_id: str | None
+    record_json: str
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return json.loads(self.record_json)
+
+    @property
+    def idempotency_key(self) -> str:
+        """The callid for a record's first version; ``<callid>:v<n>`` for version n of an update."""
+        return idempotency_key(self.callid, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one delivery attempt ended, to be saved: for a failure, when to try next and the attempt limit."""
+
+    claim: Claim
+    result: AttemptResult
+    next_attempt_at: float = 0.0
+    max_attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SinkStatus:
+    """A sink's queue, for ``callgate crm status``."""
+
+    sink: str
+    pending: int = 0
+    in_flight: int = 0
+    delivered: int = 0
+    dead: int = 0
+    oldest_pending: float | None = None
+    last_error: str | None = None
+    last_error_callid: str | None = None
+
+
+def idempotency_key(callid: str, version: int) -> str:
+    return callid if version <= 1 else f"{callid}:v{version}"
+
+
+def _in_list(values: Sequence[Any], start: int) -> str:
+    return ", ".join(f"${i}" for i in range(start, start + len(values)))
+
+
+class Outbox:
+    """The outbox over one database, for a fixed list of sink names."""
+
+    def __init__(self, db: Database, sinks: Sequence[str]) -> None:
+        self.db = db
+        self.sinks = tuple(sinks)
+        self._lock_row = " FOR UPDATE" if db.dialect == "postgresql" else ""
+        self._skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
+
+    @classmethod
+    async def open(cls, url: str, sinks: Sequence[str]) -> Outbox:
+        db = await Database.connect(url)
+        try:
+            await db.migrate(COMPONENT, MIGRATIONS)
+        except BaseException:
+            await db.close()
+            raise
+        return cls(db, sinks)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    # --- writing facts and records ---------------------------------------------------------
+
+    async def add_facts(self, callid: str, facts: Facts, now: float) -> Change:
+        """Merge ``facts`` into the call's row; when the call has a DICE and anything changed, (re)build its
+        record with the next version and queue it for every sink.  One transaction."""
+        async with self.db.transaction() as tx:
+            return await self._add(tx, callid, facts, now)
+
+    async def add_many(self, items: Sequence[tuple[str, Facts]], now: float) -> list[Change]:
+        """:meth:`add_facts` for several calls in one transaction; results in the order of ``items``.
+
+        Rows are locked in callid order, so two instances writing overlapping batches cannot deadlock.
+        """
+        if not items:
+            return []
+        order = sorted(range(len(items)), key=lambda i: items[i][0])
+        changes: list[Change | None] = [None] * len(items)
+        async with self.db.transaction() as tx:
+            for i in order:
+                changes[i] = await self._add(tx, items[i][0], items[i][1], now)
+        return changes
+
+    async def _add(self, tx: Connection, callid: str, facts: Facts, now: float) -> Change:
+        await tx.execute("INSERT INTO crm_calls (callid, facts, version, created_at, updated_at) "
+                         "VALUES ($1, '{}', 0, $2, $2) ON CONFLICT (callid) DO NOTHING", callid, now)
+        row = await tx.fetchrow(f"SELECT facts, version FROM crm_calls WHERE callid = $1{self._lock_row}", callid)
+        merged, changed = merge_facts(json.loads(row["facts"]), facts)
+        if not changed:
+            return Change(callid, row["version"], False)
+        facts_json = json.dumps(merged, separators=(",", ":"))
+        if merged.get("dice") is None:
+            await tx.execute("UPDATE crm_calls SET facts = $1, updated_at = $2 WHERE callid = $3",
+                             facts_json, now, callid)
+            return Change(callid, 0, False)
+        version = row["version"] + 1
+        record = build_record(callid, merged, version, datetime.fromtimestamp(now, timezone.utc))
+        await tx.execute("UPDATE crm_calls SET facts = $1, record = $2, version = $3, ended_at = $4, updated_at = $5 "
+                         "WHERE callid = $6", facts_json, record.model_dump_json(), version,
+                         record.ended_at.timestamp(), now, callid)
+        values = ", ".join(f"(${i * 2 + 3}, $1, $2, 'pending', 0, ${i * 2 + 4}, ${i * 2 + 4}, ${i * 2 + 4}, "
+                           f"${i * 2 + 4})" for i in range(len(self.sinks)))
+        args: list[Any] = [callid, version]
+        for sink in self.sinks:
+            args += [sink, now]
+        await tx.execute(_ENQUEUE.format(source=f"VALUES {values}"), *args)
+        return Change(callid, version, True)
+
+    async def record(self, callid: str) -> dict[str, Any] | None:
+        """The current record of a call (None before its DICE)."""
+        text = await self.db.fetchval("SELECT record FROM crm_calls WHERE callid = $1", callid)
+        return json.loads(text) if text else None
+
+    # --- delivering ----------------------------------------------------------------------------
+
+    async def claim(self, sink: str, limit: int, instance: str, lease_seconds: float, now: float) -> list[Claim]:
+        """Up to ``limit`` due records of ``sink`` nobody holds, leased to ``instance`` for ``lease_seconds``."""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetch(
+                "SELECT callid FROM crm_deliveries WHERE sink = $1 AND state = 'pending' AND next_attempt_at <= $2 "
+                "AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY next_attempt_at LIMIT $3"
+                + self._skip_locked, sink, now, limit)
+            if not rows:
+                return []
+            callids = [r["callid"] for r in rows]
+            await tx.execute(f"UPDATE crm_deliveries SET claimed_by = $1, claimed_until = $2 "
+                             f"WHERE sink = $3 AND callid IN ({_in_list(callids, 4)})",
+                             instance, now + lease_seconds, sink, *callids)
+            claimed = await tx.fetch(
+                "SELECT d.callid, c.version, d.delivered_version, d.attempts, d.remote_id, c.record "
+                "FROM crm_deliveries d JOIN crm_calls c ON c.callid = d.callid "
+                f"WHERE d.sink = $1 AND d.callid IN ({_in_list(callids, 2)})", sink, *callids)
+        order = {callid: i for i, callid in enumerate(callids)}
+        return sorted((Claim(sink, r["callid"], r["version"], r["delivered_version"], r["attempts"], r["remote_id"],
+                             r["record"]) for r in claimed), key=lambda c: order[c.callid])
+
+    async def mark_delivered(self, claim: Claim, instance: str, result: AttemptResult, now: float) -> str | None:
+        """A 2xx for ``claim.version``: delivered, unless a newer version arrived meanwhile (then still pending)."""
+        [state] = await self.save_outcomes([Outcome(claim, result)], instance, now)
+        return state
+
+    async def mark_failed(self, claim: Claim, instance: str, result: AttemptResult, next_attempt_at: float,
+                          max_attempts: int, now: float) -> str | None:
+        """A failed attempt: pending again at ``next_attempt_at``, or dead (a permanent refusal, or the last
+        attempt).  Returns the new state (None when this instance no longer held the lease)."""
+        [state] = await self.save_outcomes([Outcome(claim, result, next_attempt_at, max_attempts)], instance, now)
+        return state
+
+    async def save_outcomes(self, outcomes: Sequence[Outcome], instance: str, now: float) -> list[str | None]:
+        """Record delivery attempts, several in one transaction; returns each row's new state."""
+        async with self.db.transaction() as tx:
+            return [await (self._delivered(tx, o, instance, now) if o.result.kind == "delivered"
+                           else self._failed(tx, o, instance, now)) for o in outcomes]
+
+    async def _delivered(self, tx: Connection, outcome: Outcome, instance: str, now: float) -> str | None:
+        claim, result = outcome.claim, outcome.result
+        row = await tx.fetchrow(
+            """UPDATE crm_deliveries SET
+                   delivered_version = CASE WHEN delivered_version > $3 THEN delivered_version ELSE $3 END,
+                   state = CASE WHEN version <= $3 THEN 'delivered' ELSE state END,
+                   attempts = CASE WHEN version <= $3 THEN attempts + 1 ELSE attempts END,
+                   pending_since = CASE WHEN version <= $3 THEN NULL ELSE pending_since END,
+                   remote_id = COALESCE($4, remote_id), last_status = $5, last_error = NULL,
+                   delivered_at = $6, next_attempt_at = $6, updated_at = $6,
+                   claimed_until = CASE WHEN claimed_by = $7 THEN NULL ELSE claimed_until END,
+                   claimed_by = CASE WHEN claimed_by = $7 THEN NULL ELSE claimed_by END
+               WHERE sink = $1 AND callid = $2
+               RETURNING state""",
+            claim.sink, claim.callid, claim.version, result.remote_id, result.status, now, instance)
+        return row["state"] if row else None
+
+    async def _failed(self, tx: Connection, outcome: Outcome, instance: str, now: float) -> str | None:
+        claim, result = outcome.claim, outcome.result
+        row = await tx.fetchrow(
+            """UPDATE crm_deliveries SET
+                   attempts = attempts + 1,
+                   state = CASE WHEN $3 OR attempts + 1 >= $4 THEN 'dead' ELSE 'pending' END,
+                   next_attempt_at = $5, last_status = $6, last_error = $7, updated_at = $8,
+                   claimed_by = NULL, claimed_until = NULL
+               WHERE sink = $1 AND callid = $2 AND claimed_by = $9
+               RETURNING state""",
+            claim.sink, claim.callid, result.kind == "permanent", outcome.max_attempts, outcome.next_attempt_at,
+            result.status, (result.error or "")[:MAX_ERROR_CHARS], now, instance)
+        return row["state"] if row else None
+
+    async def release(self, instance: str, callids: Sequence[str] | None = None) -> int:
+        """Give up this instance's leases (at shutdown) without counting an attempt: sent again soon."""
+        if callids is not None and not callids:
+            return 0
+        where = "" if callids is None else f" AND callid IN ({_in_list(callids, 2)})"
+        return await self.db.execute(
+            f"UPDATE crm_deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1{where}",
+            instance, *(callids or ()))
+
+    # --- operating -----------------------------------------------------------------------------
+
+    async def status(self, now: float) -> list[SinkStatus]:
+        """Every sink's queue: configured sinks first, then any sink the database still has rows for."""
+        rows = await self.db.fetch(
+            "SELECT sink, state, COUNT(*) AS n, MIN(pending_since) AS oldest, "
+            "SUM(CASE WHEN claimed_until IS NOT NULL AND claimed_until >= $1 THEN 1 ELSE 0 END) AS in_flight "
+            "FROM crm_deliveries GROUP BY sink, state", now)
+        names = list(self.sinks) + sorted({r["sink"] for r in rows} - set(self.sinks))
+        result = []
+        for name in names:
+            counts = {r["state"]: r for r in rows if r["sink"] == name}
+            pending = counts.get(PENDING)
+            dead_row = await self.db.fetchrow(
+                "SELECT callid, last_error FROM crm_deliveries WHERE sink = $1 AND state = 'dead' "
+                "ORDER BY updated_at DESC LIMIT 1", name)
+            result.append(SinkStatus(
+                sink=name,
+                pending=int(pending["n"]) if pending else 0,
+                in_flight=int(pending["in_flight"] or 0) if pending else 0,
+                delivered=int(counts[DELIVERED]["n"]) if DELIVERED in counts else 0,
+                dead=int(counts[DEAD]["n"]) if DEAD in counts else 0,
+                oldest_pending=pending["oldest"] if pending else None,
+                last_error=dead_row["last_error"] if dead_row else None,
+                last_error_callid=dead_row["callid"] if dead_row else None,
+            ))
+        return result
+
+    async def deliveries(self, callid: str) -> dict[str, dict[str, Any]]:
+        """Every sink's delivery row for one call (for tests and diagnostics)."""
+        rows = await self.db.fetch("SELECT * FROM crm_deliveries WHERE callid = $1", callid)
+        return {r["sink"]: r for r in rows}
+
+    async def retry_dead(self, now: float, sinks: Sequence[str] = (), callids: Sequence[str] = ()) -> int:
+        """Dead letters (of these sinks / calls, or all) back to pending, attempts from zero."""
+        sql = ("UPDATE crm_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, pending_since = $1, "
+               "updated_at = $1 WHERE state = 'dead'")
+        args: list[Any] = [now]
+        if sinks:
+            sql += f" AND sink IN ({_in_list(sinks, len(args) + 1)})"
+            args += list(sinks)
+        if callids:
+            sql += f" AND callid IN ({_in_list(callids, len(args) + 1)})"
+            args += list(callids)
+        return await self.db.execute(sql, *args)
+
+    async def replay(self, now: float, since: float, until: float | None = None, sinks: Sequence[str] = (),
+                     callids: Sequence[str] = ()) -> int:
+        """Queue the current version of every record that ended in [since, until) for delivery again, to
+        these sinks (default: every configured sink, including one added after the calls).  Only states
+        change: no record is ever deleted.  Returns the number of (sink, record) deliveries queued."""
+        total = 0
+        where = "version > 0 AND ended_at >= $3"
+        base: list[Any] = [since]
+        if until is not None:
+            where += " AND ended_at < $4"
+            base.append(until)
+        if callids:
+            where += f" AND callid IN ({_in_list(callids, len(base) + 3)})"
+            base += list(callids)
+        async with self.db.transaction() as tx:
+            for sink in sinks or self.sinks:
+                source = (f"SELECT CAST($1 AS TEXT), callid, version, 'pending', 0, {_FLOAT2}, {_FLOAT2}, {_FLOAT2}, "
+                          f"{_FLOAT2} FROM crm_calls WHERE {where}")
+                total += await tx.execute(_ENQUEUE.format(source=source), sink, now, *base)
+        return total
+
+    async def count_records(self, since: float, until: float | None = None, callids: Sequence[str] = ()) -> int:
+        """How many records ended in [since, until) (what :meth:`replay` would queue per sink)."""
+        sql, args = "SELECT COUNT(*) FROM crm_calls WHERE version > 0 AND ended_at >= $1", [since]
+        if until is not None:
+            sql += " AND ended_at < $2"
+            args.append(until)
+        if callids:
+            sql += f" AND callid IN ({_in_list(callids, len(args) + 1)})"
+            args += list(callids)
+        return int(await self.db.fetchval(sql, *args))
+
+    async def purge(self, before: float) -> int:
+        """Remove calls last changed before ``before`` that every sink has received (or that never ended):
+        never a pending or dead-letter record.  Returns the number of calls removed."""
+        keep = "EXISTS (SELECT 1 FROM crm_deliveries d WHERE d.callid = crm_calls.callid AND d.state <> 'delivered')"
+        async with self.db.transaction() as tx:
+            await tx.execute(f"DELETE FROM crm_deliveries WHERE callid IN "
+                             f"(SELECT callid FROM crm_calls WHERE updated_at < $1 AND NOT {keep})", before)
+            return await tx.execute(
+                "DELETE FROM crm_calls WHERE updated_at < $1 AND NOT EXISTS "
+                "(SELECT 1 FROM crm_deliveries d WHERE d.callid = crm_calls.callid)", before)

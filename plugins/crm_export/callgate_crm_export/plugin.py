@@ -1,0 +1,229 @@
+"""The crm_export plugin: hooks that gather a call's facts, and the background work that exports its record.
+
+* ``call_decided`` (ICE) and ``on_answer`` (ACE) only note facts in memory (microseconds; the
+  answer path never waits for a disk), written by a background flush.  ``on_answer`` always
+  returns None: this plugin never changes how a call is answered.
+* ``on_disconnect`` (DICE) writes the record to the outbox before DICE is answered; if it cannot,
+  it raises, so callgate answers 503 and Sinch sends the DICE to the fallback URL.
+* ``on_notify`` adds a recording/transcription location to the same record (a new version).
+* ``startup`` opens the outbox and starts one delivery worker per sink; ``shutdown`` stops them at
+  a safe point (a record is only marked delivered after a 2xx).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from datetime import datetime, timezone
+
+import aiohttp
+import structlog
+
+from callgate import hookimpl
+from callgate.storage import DatabaseError
+
+from . import cli
+from .batching import Batcher
+from .buffer import FactBuffer
+from .config import CrmExportConfig
+from .delivery import SinkWorker
+from .facts import Facts, answer_facts, dice_facts, ice_facts, merge_facts, notify_facts
+from .outbox import Change, Outbox, Outcome
+from .sinks import Sender, build_sender
+
+log = structlog.get_logger("callgate.crm_export")
+#: How often the background task removes records every sink has received (``retention_days``).
+PURGE_INTERVAL_SECONDS = 3600.0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class CrmExport:
+    """Export every finished call to CRMs through a durable outbox."""
+
+    Config = CrmExportConfig
+    #: A DICE write may wait for the database under load; the DICE deadline is 4 s.
+    default_timeout_ms = 3000
+    #: Never hang up a call because the export failed (a DICE that was not recorded still gets 503).
+    default_on_error = "skip"
+
+    def __init__(self, config: CrmExportConfig) -> None:
+        self.config = config
+        self.instance = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.buffer = FactBuffer()
+        self.outbox: Outbox | None = None
+        self.workers: list[SinkWorker] = []
+        self._senders: list[Sender] = []
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._stopping: asyncio.Event | None = None
+        #: DICE/Notify writes, group-committed: one transaction for every write that arrives while one runs.
+        self._writes: Batcher[tuple[str, Facts], Change] = Batcher(self._write_batch)
+        #: Delivery outcomes, group-committed the same way.
+        self._outcomes: Batcher[Outcome, str | None] = Batcher(self._save_outcomes)
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def startup(self) -> None:
+        config = self.config
+        self.outbox = await Outbox.open(config.database_url, [s.name for s in config.sinks])
+        self._session = aiohttp.ClientSession()
+        self._stopping = asyncio.Event()
+        for sink in config.sinks:
+            sender = build_sender(sink, self._session)
+            self._senders.append(sender)
+            self.workers.append(SinkWorker(self.outbox, sender, sink, self.instance,
+                                           poll_interval=config.poll_interval_seconds, save=self._outcomes.submit))
+        for worker in self.workers:
+            worker.start()
+        self._tasks = [asyncio.create_task(self._flush_forever(), name="crm_export:flush")]
+        if config.retention_days:
+            self._tasks.append(asyncio.create_task(self._purge_forever(), name="crm_export:purge"))
+        log.info("crm_export_started", sinks=[s.name for s in config.sinks], instance=self.instance,
+                 database=self.outbox.db.dialect)
+
+    async def shutdown(self) -> None:
+        if self.outbox is None:
+            return
+        self._stopping.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.flush()
+        await self._writes.wait_idle()
+        await asyncio.gather(*(w.stop(self.config.shutdown_grace_seconds) for w in self.workers))
+        await self._outcomes.wait_idle()
+        for sender in self._senders:
+            await sender.close()
+        await self._session.close()
+        await self.outbox.close()
+        self.outbox = None
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    @hookimpl
+    def call_decided(self, call, decision) -> None:
+        self.buffer.add(call.callid, ice_facts(call, decision, _now()))
+
+    @hookimpl
+    def on_answer(self, call) -> None:
+        self.buffer.add(call.callid, answer_facts(call, _now()))
+        return None
+
+    @hookimpl
+    async def on_disconnect(self, call) -> None:
+        self._started()
+        facts = dice_facts(call, _now(), getattr(call, "notes", None))   # notes: credit_check's cost
+        early = self.buffer.take(call.callid)
+        if early:
+            facts = merge_facts(early, facts)[0]
+        await self._write(call.callid, facts)
+
+    @hookimpl
+    async def on_notify(self, call) -> None:
+        facts = notify_facts(call, _now())
+        if facts is None or not call.callid:
+            return
+        self._started()
+        await self._write(call.callid, facts)
+
+    @hookimpl
+    async def check_ready(self) -> str | None:
+        if self.outbox is None:
+            return "not started"
+        try:
+            await self.outbox.db.ping()
+        except Exception as exc:
+            return f"outbox database unreachable: {exc}"
+        return None
+
+    @hookimpl
+    def register_commands(self, subparsers) -> None:
+        cli.register(subparsers, self.config)
+
+    # --- background ----------------------------------------------------------------------------
+
+    def _started(self) -> Outbox:
+        if self.outbox is None:
+            raise RuntimeError("crm_export is not started (its outbox is not open)")
+        return self.outbox
+
+    async def _write(self, callid: str, facts: Facts) -> None:
+        """Write facts durably before the callback is answered (group-committed with concurrent writes).
+
+        When the hook runs out of time (DICE answered 503), its write still commits or rolls back
+        as a whole, never cut in the middle; the DICE Sinch sends again then finds its record and
+        changes nothing.
+        """
+        await self._writes.submit((callid, facts))
+
+    async def _write_batch(self, items: list[tuple[str, Facts]]) -> list[Change | Exception]:
+        """One transaction for the batch.  Should one call's facts break it (a bug, not the database), each call
+        is written on its own, so that one bad DICE never costs the others their 200."""
+        outbox = self._started()
+        try:
+            changes = await outbox.add_many(items, time.time())
+        except DatabaseError:
+            raise
+        except Exception:
+            if len(items) == 1:
+                raise
+            log.exception("crm_batch_failed", calls=len(items))
+            changes = []
+            for callid, facts in items:
+                try:
+                    changes.append(await outbox.add_facts(callid, facts, time.time()))
+                except Exception as exc:
+                    changes.append(exc)
+        self._queued([c for c in changes if isinstance(c, Change)])
+        return changes
+
+    async def _save_outcomes(self, outcomes: list[Outcome]) -> list[str | None]:
+        return await self._started().save_outcomes(outcomes, self.instance, time.time())
+
+    def _queued(self, changes: list[Change]) -> None:
+        """Records were queued: the workers look now rather than at their next poll."""
+        if any(change.enqueued for change in changes):
+            for worker in self.workers:
+                worker.wake()
+
+    async def flush(self) -> int:
+        """Write the buffered ICE/ACE facts now; returns how many calls were written."""
+        items = self.buffer.start_flush()
+        if not items:
+            self.buffer.end_flush(True)
+            return 0
+        try:
+            changes = await self._started().add_many(items, time.time())
+        except Exception as exc:
+            self.buffer.end_flush(False)
+            log.warning("crm_facts_not_flushed", calls=len(items), error=str(exc))
+            return 0
+        self.buffer.end_flush(True)
+        self._queued(changes)
+        return len(items)
+
+    async def _flush_forever(self) -> None:
+        while not await self._wait_stopping(self.config.facts_flush_interval_seconds):
+            await self.flush()
+
+    async def _purge_forever(self) -> None:
+        while True:
+            try:
+                removed = await self._started().purge(time.time() - self.config.retention_days * 86400)
+                if removed:
+                    log.info("crm_purged", calls=removed, retention_days=self.config.retention_days)
+            except Exception as exc:
+                log.warning("crm_purge_failed", error=str(exc))
+            if await self._wait_stopping(PURGE_INTERVAL_SECONDS):
+                return
+
+    async def _wait_stopping(self, seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            return False
+        return True

@@ -1,0 +1,226 @@
+"""The call record: the versioned JSON document every sink receives, and how it is built from a call's facts.
+
+``CallRecord`` is the schema (``call-record.schema.json`` beside this module is generated from it,
+and a test keeps the two equal).  ``schema_version`` changes only when a field changes meaning or
+disappears; new optional fields may be added within a schema version, so receivers should ignore
+fields they do not know.
+
+``version`` is the record's own revision: 1 when the call ended, +1 each time something about the
+same call is learnt later (a recording location, ICE facts that reached the database after the
+DICE).  Receivers keep the highest ``version`` per ``callid``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from callgate.events import parse_timestamp
+from callgate.phone import PRIVATE, normalize, normalize_caller
+
+from .facts import Facts, decimal_or_none
+
+SCHEMA_VERSION = 1
+SCHEMA_ID = "urn:callgate:crm-export:call-record:1"
+Direction = Literal["inbound", "outbound"]
+#: ``to.type`` values whose endpoint is a phone number.
+NUMBER_TYPES = frozenset({"did", "number"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Party(_Model):
+    """One end of the call."""
+
+    number: str | None = Field(None, description="E.164 (+46701234567) when this end is a phone number, else null")
+    raw: str | None = Field(None, description="The value exactly as Sinch sent it (a number without +, a user id, a SIP URI)")
+    type: str | None = Field(None, description="caller: number, private or user; callee: Sinch's to.type "
+                                                "(did, number, username, sip, conference)")
+
+
+class Amount(_Model):
+    """Money, exact: the amount is a decimal string (never a float)."""
+
+    amount: Decimal | None = Field(None, description="Decimal amount, serialised as a string")
+    currency: str | None = Field(None, description="ISO-4217 currency code")
+
+
+class OurCost(_Model):
+    """What callgate's credit_check charged for the call."""
+
+    source: str = Field("credit_check", description="The plugin that priced the call")
+    account: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    billed_seconds: int | None = None
+    sinch_debit: Decimal | None = Field(None, description="Sinch's debit as credit_check saw it")
+
+
+class Header(_Model):
+    key: str
+    value: str
+
+
+class Verdict(_Model):
+    """One plugin's answer to one hook during the ICE."""
+
+    plugin: str
+    hook: str
+    verdict: str = Field(description="e.g. allow, deny: <reason>, route <name>, cli <number>, abstain")
+    status: str = Field(description="ok, error or timeout")
+
+
+class DecisionInfo(_Model):
+    """How the ICE was answered, and which plugin decided what."""
+
+    allowed: bool
+    decided_by: str = Field(description="The plugin whose Deny won, 'default', or the plugins that allowed")
+    reason: str
+    action: str | None = Field(None, description="The SVAML action sent to Sinch (connectPstn, hangup, ...)")
+    route: str | None = None
+    routed_by: str | None = None
+    cli: str | None = None
+    max_duration: int | None = None
+    outcomes: list[Verdict] = []
+
+
+class Location(_Model):
+    """Where Sinch stored a recording or transcription (as a Notify reported it)."""
+
+    location: str = Field(description="s3://..., azure://... or https://...")
+    notified_at: datetime
+    type: str = Field(description="The Notify type that reported it")
+
+
+class CallRecord(_Model):
+    """One finished call, as exported to CRMs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, title="callgate call record",
+                              json_schema_extra={"$id": SCHEMA_ID})
+
+    schema_version: Literal[1] = Field(SCHEMA_VERSION, description="The version of this schema")
+    callid: str = Field(description="Sinch's call id: the record's key (idempotency key of every delivery)")
+    version: int = Field(ge=1, description="Revision of this call's record: 1 at DICE, +1 per later update")
+    application_key: str | None = None
+    caller: Party
+    callee: Party
+    direction: Direction | None = Field(None, description="inbound: someone called the app's number (to.type did); "
+                                                          "outbound: the app called a phone number or SIP "
+                                                          "(to.type number, sip); null: in-app, conference, unknown")
+    domain: str | None = Field(None, description="ICE domain: pstn, mxp, conference")
+    origination_type: str | None = Field(None, description="ICE originationType: pstn or mxp")
+    started_at: datetime | None = Field(None, description="ICE time; null when callgate saw no ICE for the call")
+    answered_at: datetime | None = Field(None, description="ACE time; null when not answered or no ACE")
+    ended_at: datetime = Field(description="DICE time")
+    duration_seconds: int | None = Field(None, description="Sinch's duration (answered calls)")
+    result: str | None = Field(None, description="DICE result as sent: ANSWERED, BUSY, NOANSWER, FAILED, N/A")
+    reason: str | None = Field(None, description="DICE reason as sent: CALLERHANGUP, CALLEEHANGUP, TIMEOUT, ...")
+    debit: Amount | None = Field(None, description="What Sinch charged for the call")
+    rate: Amount | None = Field(None, description="Sinch's per-minute rate")
+    cost: OurCost | None = Field(None, description="Our price, when credit_check priced the call")
+    custom: str | None = None
+    call_headers: list[Header] = []
+    decision: DecisionInfo | None = Field(None, description="The ICE decision; null when callgate saw no ICE")
+    recording: Location | None = None
+    transcription: Location | None = None
+    updated_at: datetime = Field(description="When this version of the record was made")
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of the record (what ``call-record.schema.json`` holds)."""
+    schema = CallRecord.model_json_schema(mode="serialization")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+# --- building -------------------------------------------------------------------------------
+
+def _time(value: str | None) -> datetime | None:
+    return parse_timestamp(value) if value else None
+
+
+def _amount(value: dict[str, Any] | None) -> Amount | None:
+    if not value:
+        return None
+    return Amount(amount=decimal_or_none(value.get("amount")), currency=value.get("currency"))
+
+
+def caller_party(raw: str | None, user: str | None = None) -> Party:
+    """The caller: a number (E.164), ``private``, or an in-app user."""
+    normalised = normalize_caller(raw)
+    if normalised == PRIVATE:
+        return Party(number=None, raw=raw, type="private")
+    if normalised is not None:
+        return Party(number=normalised, raw=raw, type="number")
+    if raw or user:
+        return Party(number=None, raw=raw or user, type="user")
+    return Party()
+
+
+def callee_party(to_type: str | None, endpoint: str | None) -> Party:
+    """The callee: its number (E.164) when Sinch says it is one (did/number), else the endpoint as sent."""
+    number = normalize(endpoint) if endpoint and (to_type in NUMBER_TYPES or to_type is None) else None
+    return Party(number=number, raw=endpoint, type=to_type)
+
+
+def direction_of(to_type: str | None) -> Direction | None:
+    """inbound when the app's own number (a DID) was called; outbound when the app called a phone number or
+    a SIP endpoint; None for in-app (username) and conference calls, and when unknown."""
+    if to_type == "did":
+        return "inbound"
+    if to_type in ("number", "sip"):
+        return "outbound"
+    return None
+
+
+def build_record(callid: str, facts: Facts, version: int, now: datetime) -> CallRecord:
+    """The record for a call whose facts include its DICE (pure: same facts, same record)."""
+    dice = facts["dice"]
+    ice = facts.get("ice") or {}
+    decision = facts.get("decision")
+    answer = facts.get("answer") or {}
+    cost = facts.get("cost")
+    to_type = ice.get("to_type") or dice.get("to_type")
+    to_endpoint = ice.get("to_endpoint") or dice.get("to_endpoint")
+    ended_at = _time(dice.get("timestamp")) or _time(dice.get("received_at")) or now
+    headers = dice.get("call_headers") or ice.get("call_headers") or []
+    return CallRecord(
+        callid=callid,
+        version=version,
+        application_key=dice.get("application_key") or ice.get("application_key"),
+        caller=caller_party(ice["cli"] if ice.get("cli") is not None else dice.get("from"),
+                            ice.get("user") or dice.get("user")),
+        callee=callee_party(to_type, to_endpoint),
+        direction=direction_of(to_type),
+        domain=ice.get("domain"),
+        origination_type=ice.get("origination_type"),
+        started_at=_time(ice.get("timestamp")),
+        answered_at=_time(answer.get("answered_at")),
+        ended_at=ended_at,
+        duration_seconds=dice.get("duration"),
+        result=dice.get("result"),
+        reason=dice.get("reason"),
+        debit=_amount(dice.get("debit")),
+        rate=_amount(dice.get("rate") or ice.get("rate")),
+        cost=OurCost(**{**cost, "amount": decimal_or_none(cost.get("amount")),
+                        "sinch_debit": decimal_or_none(cost.get("sinch_debit"))}) if cost else None,
+        custom=dice.get("custom") if dice.get("custom") is not None else ice.get("custom"),
+        call_headers=[Header(key=k, value=v) for k, v in headers],
+        decision=DecisionInfo(**decision) if decision else None,
+        recording=Location(**facts["recording"]) if facts.get("recording") else None,
+        transcription=Location(**facts["transcription"]) if facts.get("transcription") else None,
+        updated_at=now,
+    )
+
+
+def start_of(record: CallRecord) -> datetime:
+    """When the call began, as well as it is known: ICE time, else end minus duration, else the end."""
+    if record.started_at is not None:
+        return record.started_at
+    if record.duration_seconds:
+        return record.ended_at - timedelta(seconds=record.duration_seconds)
+    return record.ended_at

@@ -1,0 +1,129 @@
+"""The plugin in the real callgate app: events in over signed HTTP, records out to a real receiver."""
+
+import asyncio
+import json
+from collections import Counter
+
+from callgate_crm_export import CrmExport
+from callgate_crm_export.signature import verify
+
+from crm_export_receiver import OK, Receiver, Reply
+from crm_export_setup import WEBHOOK_SECRET, PricesCalls, crm_config, plugin_of, webhook_sink
+
+PLUGINS = {"crm_export": CrmExport}
+
+
+async def test_a_call_becomes_one_record_with_every_fact(callgate_client, callgate_events, tmp_path):
+    async with Receiver(secret=WEBHOOK_SECRET) as receiver:
+        config = crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url))
+        client = await callgate_client(config, plugins=PLUGINS)
+        callid = "call-1"
+        status, answer = await client.event(callgate_events.ice(callid=callid, caller="46701234567",
+                                                                to="+46850001234", to_type="did"))
+        assert status == 200 and answer["action"]["name"] == "connectPstn"
+        status, answer = await client.event(callgate_events.ace(callid=callid))
+        assert (status, answer["action"]) == (200, {"name": "continue"})
+        dice = callgate_events.dice(callid=callid, caller="46701234567", to="+46850001234", duration=168,
+                                    debit=0.0231, rate=0.0083, custom="order-7",
+                                    callHeaders=[{"key": "agent", "value": "ann"}])
+        assert await client.event(dice) == (200, {})
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1)
+        seen = receiver.accepted[0]
+        verify(WEBHOOK_SECRET, seen.body, seen.headers["X-Callgate-Timestamp"], seen.headers["X-Callgate-Signature"])
+        record = seen.json()
+        assert seen.headers["Idempotency-Key"] == callid
+        assert record["callid"] == callid and record["version"] == 1 and record["schema_version"] == 1
+        assert record["caller"] == {"number": "+46701234567", "raw": "46701234567", "type": "number"}
+        assert record["callee"]["number"] == "+46850001234" and record["direction"] == "inbound"
+        assert record["duration_seconds"] == 168 and record["result"] == "ANSWERED"
+        assert record["debit"] == {"amount": "0.0231", "currency": "EUR"}
+        assert record["rate"] == {"amount": "0.0083", "currency": "EUR"}
+        assert record["custom"] == "order-7" and record["call_headers"] == [{"key": "agent", "value": "ann"}]
+        assert record["started_at"] and record["answered_at"] and record["ended_at"]
+        decision = record["decision"]
+        assert decision["allowed"] is True and decision["route"] == "sweden" and decision["action"] == "connectPstn"
+        assert any(o["plugin"] == "router" and o["hook"] == "route_call" for o in decision["outcomes"])
+
+        # the recording arrives later: the same record, version 2, delivered as an update
+        assert await client.event(callgate_events.notify(callid=callid, destination="s3://rec/call-1.mp3")) == (200, {})
+        await receiver.wait_for(lambda: len(receiver.accepted) == 2)
+        update = receiver.accepted[1]
+        assert update.headers["Idempotency-Key"] == f"{callid}:v2"
+        assert update.json()["version"] == 2 and update.json()["recording"]["location"] == "s3://rec/call-1.mp3"
+        assert update.json()["decision"] == decision
+
+
+async def test_repeated_dice_gives_one_record(callgate_client, callgate_events, tmp_path):
+    async with Receiver() as receiver:
+        client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url)),
+                                       plugins=PLUGINS)
+        dice = callgate_events.dice(callid="twice", result="BUSY", reason="CALLEEHANGUP", duration=None)
+        assert await client.event(dice) == (200, {})
+        assert await client.event(dice) == (200, {})       # Sinch's fallback URL, or a retry
+        assert await client.event(json.loads(json.dumps(dice))) == (200, {})
+        await receiver.wait_for(lambda: len(receiver.accepted) >= 1)
+        plugin = plugin_of(client)
+        record = await plugin.outbox.record("twice")
+        assert record["version"] == 1 and record["result"] == "BUSY" and record["decision"] is None
+        await plugin.flush()
+        assert len(receiver.accepted) == 1
+
+
+async def test_our_cost_comes_from_credit_check_notes(callgate_client, callgate_events, tmp_path):
+    async with Receiver() as receiver:
+        config = crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url), enabled=("credit_check",))
+        client = await callgate_client(config, plugins={"credit_check": PricesCalls, **PLUGINS})
+        assert await client.event(callgate_events.dice(callid="priced", debit=0.0231)) == (200, {})
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1)
+        assert receiver.accepted[0].json()["cost"] == {
+            "source": "credit_check", "account": "acme", "amount": "0.0600", "currency": "EUR",
+            "billed_seconds": 180, "sinch_debit": "0.0231"}
+
+
+async def test_two_instances_on_one_database_deliver_each_record_once(
+        callgate_client, callgate_events, callgate_database_url):
+    async with Receiver(behave=lambda n, c: Reply(503) if n % 3 == 0 else OK) as receiver:
+        config = crm_config(callgate_database_url, webhook_sink(receiver.url, concurrency=2))
+        a = await callgate_client(config, plugins=PLUGINS)
+        b = await callgate_client(config, plugins=PLUGINS)
+        # ICE and ACE reach instance a; the DICE (twice: primary and fallback URL) reaches both.
+        callids = [f"shared-{i}" for i in range(30)]
+        for callid in callids:
+            await a.event(callgate_events.ice(callid=callid, to_type="did"))
+            await a.event(callgate_events.ace(callid=callid))
+        await plugin_of(a).flush()
+        results = await asyncio.gather(*(c.event(callgate_events.dice(callid=callid))
+                                         for callid in callids for c in (b, a)))
+        assert all(r == (200, {}) for r in results)
+        await receiver.wait_for(lambda: set(receiver.accepted_callids()) == set(callids), timeout=20)
+        await asyncio.sleep(0.3)
+        assert receiver.accepted_callids() == Counter({c: 1 for c in callids})
+        assert all(s.json()["decision"] is not None and s.json()["answered_at"] for s in receiver.accepted)
+
+
+async def test_ice_facts_that_reach_the_database_after_the_dice_update_the_record(
+        callgate_client, callgate_events, callgate_database_url):
+    async with Receiver() as receiver:
+        config = crm_config(callgate_database_url, webhook_sink(receiver.url), facts_flush_interval_seconds=5)
+        a = await callgate_client(config, plugins=PLUGINS)
+        b = await callgate_client(config, plugins=PLUGINS)
+        await a.event(callgate_events.ice(callid="late", to_type="did"))      # held in a's memory for now
+        assert await b.event(callgate_events.dice(callid="late")) == (200, {})
+        await receiver.wait_for(lambda: len(receiver.accepted) == 1)
+        assert receiver.accepted[0].json()["decision"] is None
+        await plugin_of(a).flush()
+        await receiver.wait_for(lambda: len(receiver.accepted) == 2)
+        update = receiver.accepted[1]
+        assert update.headers["Idempotency-Key"] == "late:v2" and update.json()["decision"]["allowed"] is True
+
+
+async def test_the_plugin_is_ready_when_its_outbox_answers(callgate_client, tmp_path):
+    async with Receiver() as receiver:
+        client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url)),
+                                       plugins=PLUGINS)
+        response = await client.client.get("/readyz")
+        assert response.status == 200
+        await plugin_of(client).outbox.db.close()           # the database goes away
+        response = await client.client.get("/readyz")
+        body = await response.json()
+        assert response.status == 503 and any("crm_export: outbox database unreachable" in p for p in body["problems"])

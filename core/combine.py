@@ -65,7 +65,11 @@ def smallest(*limits: int | None) -> int | None:
 
 
 def route_action(route: Route, *, max_duration: int | None, cli: str | None):
-    """The route's action with the combined duration limit and caller id applied where SVAML allows them."""
+    """The route's action with the combined duration limit and caller id applied where SVAML allows them.
+
+    ``model_copy`` does not validate, and need not: the duration is the smaller of two
+    validated limits and the caller id was validated by ``CallerId``.
+    """
     action = route.action
     fields = type(action).model_fields
     update = {}

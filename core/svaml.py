@@ -439,12 +439,14 @@ class Svaml(_Model):
         return self.__pydantic_serializer__.to_json(
             self, by_alias=True, exclude_none=True, exclude=None if self.instructions else {"instructions"})
 
-    def validate_for(self, event: str) -> None:
+    def validate_for(self, event: str, *, recheck_fields: bool = True) -> None:
         """Raise ``SvamlError`` unless Sinch accepts this answer to ``event`` (``ice``, ``ace`` or ``pie``).
 
         Besides the per-event tables this re-checks every field, so an answer
         assembled with ``model_copy(update=...)`` or ``model_construct`` (which
         skip validation) cannot slip an out-of-range value past it.
+        ``recheck_fields=False`` checks the tables only: for answers whose parts
+        were all validated when they were built.
         """
         actions, instructions = ACTIONS_BY_EVENT.get(event), INSTRUCTIONS_BY_EVENT.get(event)
         if actions is None or instructions is None:
@@ -466,6 +468,8 @@ class Svaml(_Model):
                                 f"answer to {label} (allowed: {', '.join(sorted(instructions))})")
         if problems:
             raise SvamlError(f"invalid SVAML for {label}: " + "; ".join(problems))
+        if not recheck_fields:
+            return
         try:
             type(self).model_validate(self.model_dump(by_alias=True, warnings=False))
         except (ValueError, TypeError, AttributeError) as exc:

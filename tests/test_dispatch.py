@@ -173,3 +173,18 @@ async def test_notes_carry_what_earlier_plugins_wrote_to_later_ones():
     await p.answer(first)
     assert Reader.seen == {"writer": {"cost": "0.12"}}
     assert second.notes == {}              # every callback starts empty
+
+
+async def test_model_construct_cannot_smuggle_an_invalid_ace_answer():
+    from callgate import hookimpl
+    from callgate.svaml import Svaml, RunMenu
+
+    class Sneaky:
+        @hookimpl
+        def on_answer(self, call):   # a runMenu without menus, built without validation
+            return Svaml.model_construct(action=RunMenu.model_construct(name="runMenu", menus=()), instructions=())
+
+    p, _ = pipeline({"sneaky": Sneaky}, {"sneaky": {"on_error": "skip"}})
+    answer = await p.answer(event(samples.ace()))
+    assert json.loads(answer.body) == {"action": {"name": "continue"}}
+    assert answer.outcomes[0].status == "error"

@@ -77,6 +77,15 @@ async def test_sigterm_under_load_answers_every_accepted_request(callgate_server
 
 async def test_two_workers_share_the_port_and_the_metrics(callgate_server):
     server = callgate_server('[server]\nlog_format = "json"\n', args=("--workers", "2"))
+
+    def listening():
+        return {line["pid"] for line in server.log_lines() if line["event"] == "listening"}
+
+    for _ in range(200):                 # /healthz answers once one worker listens; wait for both
+        if len(listening()) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert len(listening()) == 2
     async with aiohttp.ClientSession() as session:
         for _ in range(50):
             raw = json.dumps(samples.ace()).encode()
@@ -88,5 +97,4 @@ async def test_two_workers_share_the_port_and_the_metrics(callgate_server):
             text = await response.text()
     count = float(re.search(r'callgate_callbacks_total\{event="ace",status="200"\} (\S+)', text).group(1))
     assert count == 50
-    assert len({line["pid"] for line in server.log_lines() if line["event"] == "listening"}) == 2
     assert server.stop(signal.SIGTERM) == 0

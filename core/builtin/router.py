@@ -110,6 +110,29 @@ class RouteRule(_Rule):
         _svaml_parts(self.action, self.instructions, "ice")
         return self
 
+    def route(self, callee: str, call: Ice) -> Route:
+        """This rule's Route for a call (built once when the rule has no template)."""
+        if self._static_route is not None:
+            return self._static_route
+        action, instructions = self.build({"to": callee, "caller": normalize_caller(call.cli) or ""})
+        return Route(action=action, instructions=instructions, name=self.name)
+
+    @cached_property
+    def _static_route(self) -> Route | None:
+        if self._static is None:
+            return None
+        return Route(action=self._static[0], instructions=self._static[1], name=self.name)
+
+    @cached_property
+    def key(self) -> str | None:
+        """The number or prefix as compared with the callee (normalised when it is a number)."""
+        value = self.number if self.number is not None else self.prefix
+        return None if value is None else (normalize(value) or value)
+
+    @cached_property
+    def regex(self) -> re.Pattern[str] | None:
+        return re.compile(self.pattern) if self.pattern is not None else None
+
     def is_open(self, now: datetime) -> bool:
         """Whether the route's time window (if any) contains ``now``."""
         local = now.astimezone(ZoneInfo(self.timezone))
@@ -179,10 +202,7 @@ class Router:
         if callee is None:
             return None
         rule = self.select(callee, call)
-        if rule is None:
-            return None
-        action, instructions = rule.build({"to": callee, "caller": normalize_caller(call.cli) or ""})
-        return Route(action=action, instructions=instructions, name=rule.name)
+        return None if rule is None else rule.route(callee, call)
 
     def select(self, callee: str, call: Ice) -> RouteRule | None:
         """The route for this callee: exact number, else longest prefix, else first pattern, else catch-all."""
@@ -223,12 +243,11 @@ def _callee(call: Ice) -> str | None:
 def _rank(rule: RouteRule, callee: str) -> tuple[int, int] | None:
     """How well a rule matches (smaller is better), or None when it does not."""
     if rule.number is not None:
-        return (0, 0) if (normalize(rule.number) or rule.number) == callee else None
+        return (0, 0) if rule.key == callee else None
     if rule.prefix is not None:
-        prefix = normalize(rule.prefix) or rule.prefix
-        return (1, -len(prefix)) if callee.startswith(prefix) else None
-    if rule.pattern is not None:
-        return (2, 0) if re.fullmatch(rule.pattern, callee) else None
+        return (1, -len(rule.key)) if callee.startswith(rule.key) else None
+    if rule.regex is not None:
+        return (2, 0) if rule.regex.fullmatch(callee) else None
     return (3, 0)
 
 

@@ -18,10 +18,10 @@ import structlog
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
-class SafePrintLogger(structlog.PrintLogger):
+class _DropUnwritable:
     """A log line that cannot be written (closed or full stream) is dropped: logging never breaks an answer."""
 
-    def msg(self, message: str) -> None:
+    def msg(self, message) -> None:
         try:
             super().msg(message)
         except (OSError, ValueError):
@@ -30,16 +30,25 @@ class SafePrintLogger(structlog.PrintLogger):
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
 
 
-class SafeBytesLogger(structlog.BytesLogger):
-    """The same for JSON lines written as bytes (orjson renders bytes; no str round trip)."""
+class SafePrintLogger(_DropUnwritable, structlog.PrintLogger):
+    """Lines as text (the console renderer)."""
 
-    def msg(self, message: bytes) -> None:
-        try:
-            super().msg(message)
-        except (OSError, ValueError):
-            pass
 
-    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+class SafeBytesLogger(_DropUnwritable, structlog.BytesLogger):
+    """Lines as bytes (orjson renders bytes; no str round trip)."""
+
+
+class _TextAsBytes:
+    """A text stream (io.StringIO, pytest's capture) that accepts the bytes of JSON lines."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, data: bytes) -> None:
+        self._stream.write(data.decode())
+
+    def flush(self) -> None:
+        self._stream.flush()
 
 
 def _orjson_dumps(value: object, default: object = None) -> bytes:
@@ -60,9 +69,8 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
         factory = lambda *args: SafePrintLogger(stream)  # noqa: E731
     else:  # the hot path: orjson straight to the byte stream, about twice as fast as json + print
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
-        binary = getattr(stream, "buffer", None)
-        factory = ((lambda *args: SafeBytesLogger(binary)) if binary is not None  # noqa: E731
-                   else (lambda *args: _TextBytesLogger(stream)))
+        binary = getattr(stream, "buffer", None) or _TextAsBytes(stream)
+        factory = lambda *args: SafeBytesLogger(binary)  # noqa: E731
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -78,11 +86,3 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=stream,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
 
-
-class _TextBytesLogger(SafePrintLogger):
-    """JSON bytes to a text-only stream (io.StringIO, pytest's capture)."""
-
-    def msg(self, message: bytes) -> None:  # type: ignore[override]
-        super().msg(message.decode())
-
-    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg

@@ -456,10 +456,15 @@ def _call_headers(obj: dict) -> tuple[CallHeader, ...]:
 
 # --------------------------------------------------------------------------- per-event decoders
 
+def _base_fields(obj: dict, event: str) -> dict[str, Any]:
+    """The fields every event has (BaseEvent's)."""
+    return {"event": event, "raw": obj, "version": _version(obj), "custom": _str(obj, "custom"),
+            "application_key": _str(obj, "applicationKey"), "timestamp": _timestamp(obj), "user": _str(obj, "user")}
+
+
 def _ice(obj: dict, event: str) -> Ice:
     return Ice(
-        event=event, raw=obj, version=_version(obj), custom=_str(obj, "custom"),
-        application_key=_str(obj, "applicationKey"), timestamp=_timestamp(obj), user=_str(obj, "user"),
+        **_base_fields(obj, event),
         callid=_callid(obj, event),
         call_resource_url=_str(obj, "callResourceUrl"),
         user_rate=_money(obj, "userRate"),
@@ -475,8 +480,7 @@ def _ice(obj: dict, event: str) -> Ice:
 
 def _ace(obj: dict, event: str) -> Ace:
     return Ace(
-        event=event, raw=obj, version=_version(obj), custom=_str(obj, "custom"),
-        application_key=_str(obj, "applicationKey"), timestamp=_timestamp(obj), user=_str(obj, "user"),
+        **_base_fields(obj, event),
         callid=_callid(obj, event),
         amd=_amd(obj),
         conference_id=_str(obj, "conferenceId"),
@@ -490,8 +494,7 @@ def _pie(obj: dict, event: str) -> Pie:
         raise EventError("invalid_field", "menuResult: missing (required in PIE)")
     p = "menuResult."
     return Pie(
-        event=event, raw=obj, version=_version(obj), custom=_str(obj, "custom"),
-        application_key=_str(obj, "applicationKey"), timestamp=_timestamp(obj), user=_str(obj, "user"),
+        **_base_fields(obj, event),
         callid=callid,
         menu_result=MenuResult(_str(menu, "menuId", p), _lower(menu, "type", p), _str(menu, "value", p),
                                _lower(menu, "inputMethod", p)),
@@ -500,8 +503,7 @@ def _pie(obj: dict, event: str) -> Pie:
 
 def _dice(obj: dict, event: str) -> Dice:
     return Dice(
-        event=event, raw=obj, version=_version(obj), custom=_str(obj, "custom"),
-        application_key=_str(obj, "applicationKey"), timestamp=_timestamp(obj), user=_str(obj, "user"),
+        **_base_fields(obj, event),
         callid=_callid(obj, event),
         reason=_stripped(obj, "reason"),
         result=_stripped(obj, "result"),
@@ -519,8 +521,7 @@ def _notify(obj: dict, event: str) -> Notify:
     if callid is None:
         callid = _str(obj, "callId")
     return Notify(
-        event=event, raw=obj, version=_version(obj), custom=_str(obj, "custom"),
-        application_key=_str(obj, "applicationKey"), timestamp=_timestamp(obj), user=_str(obj, "user"),
+        **_base_fields(obj, event),
         callid=callid,
         conference_id=_str(obj, "conferenceId"),
         type=_str(obj, "type"),

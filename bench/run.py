@@ -1,0 +1,860 @@
+"""The callgate benchmark: callgate against a bare-aiohttp reference, driven by wrk.
+
+Run it from the repository root (nothing is installed; wrk and taskset must be there)::
+
+    .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--config router|full|all]
+                                  [--requests 2000] [--warmup 2] [--retries 2] [--profile] [--keep]
+
+What it does, per configuration:
+
+1. writes a config.toml in a temporary directory (``router``: the built-in router only;
+   ``full``: allowlist, credit_check and crm_export on SQLite, with a local CRM receiver);
+2. starts the reference server (``bench/reference_server.py``: the same signature check,
+   ``json.loads`` and a fixed answer, nothing else) and ``callgate serve``, both pinned to
+   CPU 0 with ``taskset -c 0``; callgate logs JSON lines at level info to a file;
+3. checks that each answers a signed ICE/ACE/PIE/DICE with 200, then warms both up;
+4. for every round, runs ``wrk -t1 -c64 -d{duration}s --latency`` pinned to CPU 1 against
+   each server (the order alternates: reference first in odd rounds, callgate first in
+   even ones), with requests signed right before the run (callgate refuses an x-timestamp
+   older than its window, 600 s): ``--requests`` distinct requests, 70 % ICE, 10 % ACE,
+   10 % PIE, 10 % DICE, rotated by ``bench/requests.lua``.  A run during which other
+   processes took more than 5 % of CPU 0 is repeated (``--retries``);
+5. prints, per server, the median over rounds of requests/s, p50 and p99 latency, the
+   worst p99, the non-2xx responses and socket errors summed over rounds, the peak RSS
+   (``VmHWM``), the ratio callgate/reference, what callgate's log says (every callback
+   answered as configured: no plugin error or timeout, no denied ICE), and PASS/FAIL
+   against the targets: requests/s ratio >= 0.8 (router) / 0.5 (full), worst p99 < 50 ms,
+   no non-2xx response and no socket error, peak RSS < 120 MB (one worker: ``callgate
+   serve`` without ``--workers``).
+
+Everything it starts listens on 127.0.0.1 only and is stopped at the end, on Ctrl-C and on
+errors.  Exit status: 0 every target met, 1 a target missed, 2 the benchmark could not run.
+See bench/README.md for what the figures mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import collections
+import ctypes
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import profiling  # bench/profiling.py
+from callgate import samples
+from callgate.signing import signed_headers
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+VENV_BIN = Path(sys.executable).parent
+LUA_SCRIPT = BENCH / "requests.lua"
+HOST = "127.0.0.1"
+CALLBACK_PATH = "/sinch/callback"
+SERVER_CPU, CLIENT_CPU = "0", "1"
+CONNECTIONS = 64
+WINDOW_SECONDS = 600          # callgate's default [signing] window_seconds, used by both servers
+#: The event mix: groups of ten requests, the ICEs of seven new calls then the ACE, PIE and DICE of the first.
+ICES_PER_GROUP = 7
+CALLEE = "+46850001234"
+CALLERS = tuple(f"4670123450{i}" for i in range(5))     # as Sinch sends cli: without "+"
+RATIO_TARGETS = {"router": 0.8, "full": 0.5}
+P99_LIMIT_MS = 50.0
+RSS_LIMIT_MB = 120.0
+OTHERS_WARNING = 0.05         # warn when other processes took more than 5 % of the server's CPU
+FULL_PLUGINS = ("allowlist", "credit_check", "crm_export")     # entry-point names = folders in plugins/
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 15.0
+
+
+class Skip(Exception):
+    """A configuration cannot run here (a plugin is missing, say); the message says why."""
+
+
+class BenchError(Exception):
+    """The benchmark cannot go on; the message says why."""
+
+
+# ------------------------------------------------------------------------------------ tools
+
+def missing_tools() -> list[str]:
+    """What is missing to run the benchmark, each with how to get it."""
+    hints = {"wrk": "wrk: apt-get install -y wrk (Debian/Ubuntu package 'wrk')",
+             "taskset": "taskset: part of util-linux (apt-get install -y util-linux)"}
+    problems = [hint for tool, hint in hints.items() if shutil.which(tool) is None]
+    if not {int(SERVER_CPU), int(CLIENT_CPU)} <= os.sched_getaffinity(0):
+        problems.append(f"CPUs {SERVER_CPU} and {CLIENT_CPU}: the servers are pinned to one, wrk to the other")
+    return problems
+
+
+# ------------------------------------------------------------------------------------ processes
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGTERM if the benchmark dies (even by SIGKILL)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+class Processes:
+    """Everything the benchmark starts; ``stop_all`` ends them (SIGTERM, then SIGKILL)."""
+
+    def __init__(self) -> None:
+        self.running: list[subprocess.Popen] = []
+
+    def start(self, name: str, command: list[str], cpu: str, log: Path, env: dict[str, str]) -> subprocess.Popen:
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(["taskset", "-c", cpu, *command], stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True,
+                                    preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
+        proc.bench_name = name            # type: ignore[attr-defined]
+        proc.bench_log = log              # type: ignore[attr-defined]
+        self.running.append(proc)
+        return proc
+
+    def stop(self, proc: subprocess.Popen) -> None:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        if proc in self.running:
+            self.running.remove(proc)
+
+    def stop_all(self) -> None:
+        for proc in reversed(list(self.running)):
+            self.stop(proc)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_listening(proc: subprocess.Popen, port: int, timeout: float = START_TIMEOUT_S) -> None:
+    """Until ``port`` accepts connections; BenchError if the process exits or it takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{proc.bench_name} exited with status {proc.returncode} before listening:\n"
+                             f"{tail(proc.bench_log)}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise BenchError(f"{proc.bench_name} did not listen on {HOST}:{port} within {timeout:.0f} s:\n{tail(proc.bench_log)}")
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no output)"
+
+
+def memory_kb(pid: int) -> dict[str, int]:
+    """VmHWM (peak resident set) and VmRSS of a process, in kB, from /proc/PID/status."""
+    found = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmHWM", "VmRSS"):
+                found[name] = int(value.split()[0])
+    except OSError:
+        pass
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def cpu_times(cpu: str) -> float:
+    """Seconds CPU ``cpu`` spent running processes (user, nice, system) or stolen by the hypervisor."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith(f"cpu{cpu} "):
+            user, nice, system, _idle, _iowait, _irq, _softirq, steal = map(int, line.split()[1:9])
+            return (user + nice + system + steal) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+def wait_idle(pids: list[int], timeout: float = 30.0, busy_share: float = 0.05) -> None:
+    """Until CPU 0 is nearly idle for half a second: the servers' background work (crm_export's deliveries,
+    say) is done and, as far as can be waited for, other processes' too.  At most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ours, cpu = sum(map(cpu_seconds, pids)), cpu_times(SERVER_CPU)
+        time.sleep(0.5)
+        if sum(map(cpu_seconds, pids)) - ours < 0.5 * busy_share and cpu_times(SERVER_CPU) - cpu < 0.5 * busy_share:
+            return
+
+
+# ------------------------------------------------------------------------------------ requests
+
+def call_group(caller: str) -> list[dict]:
+    """Ten callbacks: the ICEs of seven new calls from ``caller``, then the ACE, PIE and DICE of the first."""
+    calls = [samples.new_callid() for _ in range(ICES_PER_GROUP)]
+    first = calls[0]
+    return [*(samples.ice(caller=caller, to=CALLEE, callid=c) for c in calls),
+            samples.ace(callid=first), samples.pie(callid=first),
+            samples.dice(callid=first, caller=caller, to=CALLEE)]
+
+
+def event_bodies(count: int) -> list[bytes]:
+    """``count`` callback bodies (70 % ICE, 10 % each ACE, PIE, DICE), the caller rotating over CALLERS."""
+    bodies: list[dict] = []
+    while len(bodies) < count:
+        bodies += call_group(CALLERS[len(bodies) // 10 % len(CALLERS)])
+    return [json.dumps(b, separators=(",", ":")).encode() for b in bodies[:count]]
+
+
+def signed_requests(key: str, secret: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+    """Bodies and their headers, signed now (x-timestamp = now)."""
+    return [(body, signed_headers(key, secret, CALLBACK_PATH, body)) for body in event_bodies(count)]
+
+
+def lua_string(text: str | bytes) -> str:
+    """A Lua string literal for any bytes (printable ASCII as is, the rest as decimal escapes)."""
+    data = text.encode() if isinstance(text, str) else text
+    return '"' + "".join(chr(b) if 32 <= b < 127 and b not in (34, 92) else f"\\{b:03d}" for b in data) + '"'
+
+
+def write_lua_requests(path: Path, requests: list[tuple[bytes, dict[str, str]]]) -> None:
+    """The data file bench/requests.lua loads: ``return { {body = ..., headers = {...}}, ... }``."""
+    lines = ["return {"]
+    for body, headers in requests:
+        pairs = ", ".join(f"[{lua_string(k)}] = {lua_string(v)}" for k, v in headers.items())
+        lines.append(f"  {{body = {lua_string(body)}, headers = {{{pairs}}}}},")
+    lines.append("}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def post(port: int, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
+    try:
+        conn.request("POST", CALLBACK_PATH, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def smoke_check(server: Server, key: str, secret: str) -> str:
+    """One signed call (ICE, ACE, PIE, DICE); BenchError unless every answer is 200.  Returns the answers."""
+    group = event_bodies(10)
+    answers = []
+    for body in [group[0], *group[7:]]:
+        status, answer = post(server.port, body, signed_headers(key, secret, CALLBACK_PATH, body))
+        event = json.loads(body)["event"].upper()
+        if status != 200:
+            raise BenchError(f"{server.name} answered {event} with {status}: {answer[:300]!r}\n"
+                             f"{tail(server.proc.bench_log)}")
+        answers.append(f"{event} {answer.decode(errors='replace')}")
+    return " | ".join(answers)
+
+
+# ------------------------------------------------------------------------------------ wrk
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx: int
+    socket_errors: int
+    #: Share of the server's CPU used by processes other than ours (or stolen) during the run.
+    other_cpu: float = 0.0
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * _UNITS_MS[unit]
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """The figures of wrk's ``--latency`` report; BenchError if one is missing."""
+    def find(pattern: str) -> re.Match:
+        match = re.search(pattern, output, re.MULTILINE)
+        if match is None:
+            raise BenchError(f"wrk's output has no {pattern!r}:\n{output}")
+        return match
+
+    p50 = find(r"^\s+50%\s+([\d.]+)(us|ms|s|m|h)\s*$")
+    p99 = find(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return WrkResult(
+        rps=float(find(r"^Requests/sec:\s+([\d.]+)").group(1)),
+        p50_ms=_ms(*p50.groups()),
+        p99_ms=_ms(*p99.groups()),
+        requests=int(find(r"^\s+(\d+) requests in").group(1)),
+        non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
+        socket_errors=sum(map(int, sockets.groups())) if sockets else 0,
+    )
+
+
+def run_wrk(port: int, duration: int, requests_file: Path, log: Path) -> WrkResult:
+    command = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency",
+               "-s", str(LUA_SCRIPT), f"http://{HOST}:{port}{CALLBACK_PATH}"]
+    env = {**os.environ, "CALLGATE_BENCH_REQUESTS": str(requests_file)}
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 60, check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"wrk did not finish within {duration + 60} s") from None
+    log.write_text(done.stdout + done.stderr)
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed (status {done.returncode}):\n{done.stdout}{done.stderr}")
+    return parse_wrk(done.stdout)
+
+
+# ------------------------------------------------------------------------------------ servers
+
+@dataclass
+class Server:
+    name: str
+    port: int
+    proc: subprocess.Popen
+    runs: list[WrkResult] = field(default_factory=list)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def peak_rss_mb(self) -> float:
+        return memory_kb(self.pid).get("VmHWM", 0) / 1024
+
+
+@dataclass
+class Context:
+    """What every configuration shares: the options, the temp dir, the processes, the Sinch app."""
+
+    args: argparse.Namespace
+    tmp: Path
+    procs: Processes
+    key: str
+    secret: str
+    #: More environment for every process started (e.g. a secret the full-stack config reads).
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "SINCH_APPLICATION_KEY": self.key, "SINCH_APPLICATION_SECRET": self.secret,
+                **self.extra_env}
+
+    def callgate(self, *args: str, timeout: float = 60) -> str:
+        """Run a ``callgate`` command to completion; BenchError with its output if it fails."""
+        command = [str(VENV_BIN / "callgate"), *args]
+        try:
+            done = subprocess.run(command, env=self.env(), capture_output=True, text=True, timeout=timeout,
+                                  cwd=self.tmp, check=False)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{' '.join(args[:3])} did not finish within {timeout:.0f} s") from None
+        if done.returncode != 0:
+            raise BenchError(f"callgate {' '.join(args)} failed (status {done.returncode}):\n"
+                             f"{(done.stderr or done.stdout).strip()}")
+        return done.stdout
+
+
+def start_reference(ctx: Context) -> Server:
+    port = free_port()
+    command = [sys.executable, str(BENCH / "reference_server.py"), "--port", str(port),
+               "--path", CALLBACK_PATH, "--window", str(WINDOW_SECONDS)]
+    proc = ctx.procs.start("reference", command, SERVER_CPU, ctx.tmp / "reference.log", ctx.env())
+    wait_listening(proc, port)
+    return Server("reference", port, proc)
+
+
+def start_callgate(ctx: Context, config: Path, name: str) -> Server:
+    port = free_port()
+    command = [str(VENV_BIN / "callgate"), "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+    proc = ctx.procs.start("callgate", command, SERVER_CPU, ctx.tmp / f"callgate-{name}.log", ctx.env())
+    wait_listening(proc, port)
+    wait_ready(proc, port)
+    return Server("callgate", port, proc)
+
+
+def wait_ready(proc: subprocess.Popen, port: int, timeout: float = START_TIMEOUT_S) -> None:
+    """Until callgate's /readyz says 200 (every plugin ready)."""
+    deadline = time.monotonic() + timeout
+    answer = b""
+    while time.monotonic() < deadline and proc.poll() is None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=5)
+        try:
+            conn.request("GET", "/readyz")
+            response = conn.getresponse()
+            answer = response.read()
+            if response.status == 200:
+                return
+        except OSError:
+            pass
+        finally:
+            conn.close()
+        time.sleep(0.2)
+    raise BenchError(f"callgate is not ready: {answer[:300]!r}\n{tail(proc.bench_log)}")
+
+
+# ------------------------------------------------------------------------------------ configurations
+
+SERVER_TOML = f"""\
+[server]
+host = "{HOST}"
+callback_path = "{CALLBACK_PATH}"
+log_format = "json"         # one JSON line per callback, to a file (stdout is redirected)
+log_level = "info"
+
+[signing]
+window_seconds = {WINDOW_SECONDS}
+"""
+
+ROUTER_TOML = f"""\
+[plugins.router]
+pie_default = {{ name = "continue" }}
+
+[[plugins.router.routes]]
+name = "sweden"
+prefix = "+46"
+to_type = "number"
+action = {{ name = "connectPstn", number = "{{to}}", cli = "{CALLEE}", maxDuration = 3600 }}
+"""
+
+
+@dataclass
+class Setup:
+    """A configuration ready to run: its config file, notes for the report, a check to run at the end."""
+
+    config: Path
+    notes: list[str] = field(default_factory=list)
+    finish: Callable[[], list[str]] = list
+
+
+def setup_router(ctx: Context) -> Setup:
+    config = ctx.tmp / "router.toml"
+    config.write_text(SERVER_TOML + '\n[plugins]\nenabled = []\n\n' + ROUTER_TOML)
+    ctx.callgate("check-config", "--config", str(config))
+    return Setup(config, ["plugins: the built-in router (and caller_id, no rules) only"])
+
+
+def installed_plugins(ctx: Context) -> set[str]:
+    listing = json.loads(ctx.callgate("plugins", "--json"))
+    return {p["name"] for p in listing["plugins"]}
+
+
+def full_toml(ctx: Context, crm_port: int) -> str:
+    """The full stack, written against each plugin's config keys (see plugins/<name>/README.md)."""
+    tmp = ctx.tmp
+    return SERVER_TOML + f"""
+[plugins]
+enabled = ["allowlist", "credit_check", "crm_export"]
+
+[plugins.allowlist]
+default = "deny"
+rules_file = "{tmp / 'allowlist.csv'}"
+reload_seconds = 2.0
+prompt = "This number cannot be called."
+rules = [
+  {{ action = "allow", callee = "+46*", name = "sweden" }},
+  {{ action = "deny", caller = "+1900*", name = "premium callers" }},
+]
+
+[plugins.credit_check]
+database_url = "sqlite:///{tmp / 'credit.sqlite3'}"
+account_by = "caller"
+rates = "table"
+max_duration = 3600
+
+[plugins.crm_export]
+database_url = "sqlite:///{tmp / 'crm.sqlite3'}"
+
+[[plugins.crm_export.sinks]]
+name = "crm"
+type = "webhook"
+url = "http://{HOST}:{crm_port}/records"
+secret = {{ env = "BENCH_CRM_SECRET" }}
+timeout_seconds = 5.0
+
+""" + ROUTER_TOML
+
+
+def write_allowlist_file(path: Path, rules: int = 1000) -> None:
+    """A blocklist of ``rules`` callers (none of them the benchmark's callers)."""
+    rows = ["action,caller,name"] + [f"deny,+1555{i:07d},blocked {i}" for i in range(rules)]
+    path.write_text("\n".join(rows) + "\n")
+
+
+def seed_credit(ctx: Context, config: Path) -> None:
+    """A rate for +46 and an account with plenty of credit for every caller of the requests."""
+    rates = ctx.tmp / "rates.csv"
+    rates.write_text("prefix,currency,per_minute,connect_fee,increments,name\n+46,EUR,0.01,0,60/60,Sweden\n")
+    ctx.callgate("credit", "rates", "import", str(rates), "--config", str(config))
+    for caller in CALLERS:
+        ctx.callgate("credit", "add", "+" + caller, "--currency", "EUR", "--config", str(config))
+        ctx.callgate("credit", "topup", "+" + caller, "1000000", "--note", "benchmark", "--config", str(config))
+
+
+def start_crm_receiver(ctx: Context) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = ctx.procs.start("crm receiver", [sys.executable, str(BENCH / "crm_receiver.py"), "--port", str(port)],
+                           CLIENT_CPU, ctx.tmp / "crm-receiver.log", ctx.env())
+    wait_listening(proc, port)
+    return proc, port
+
+
+def crm_count(port: int) -> dict[str, int]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=5)
+    try:
+        conn.request("GET", "/count")
+        return json.loads(conn.getresponse().read())
+    except (OSError, ValueError):
+        return {}
+    finally:
+        conn.close()
+
+
+FULL_STACK_NOTE = ("plugins: allowlist (1,002 rules, default deny), credit_check (SQLite, 5 accounts), "
+                   "crm_export (SQLite outbox, webhook to a local receiver on CPU 1), then the router")
+REPEATS_NOTE = ("every request of the rotation is re-sent once the rotation wraps: repeated ICEs are answered from "
+                "their first reservation, repeated DICEs are settled and exported once (idempotent)")
+
+
+def setup_full(ctx: Context) -> Setup:
+    installed = installed_plugins(ctx)
+    for name in FULL_PLUGINS:
+        if name not in installed:
+            raise Skip(f"plugin {name} not installed (.venv/bin/pip install -e ./plugins/{name})")
+    ctx.extra_env["BENCH_CRM_SECRET"] = base64.b64encode(os.urandom(24)).decode()
+    write_allowlist_file(ctx.tmp / "allowlist.csv")
+    _, crm_port = start_crm_receiver(ctx)
+    config = ctx.tmp / "full.toml"
+    config.write_text(full_toml(ctx, crm_port))
+    try:
+        ctx.callgate("check-config", "--config", str(config))
+    except BenchError as exc:
+        raise Skip(f"the full-stack configuration is not accepted by the installed plugins "
+                   f"(their config keys may have changed; see bench/run.py full_toml):\n{exc}") from None
+    seed_credit(ctx, config)
+
+    def finish() -> list[str]:
+        got = crm_count(crm_port)
+        return [f"CRM receiver: {got.get('posts', '?')} deliveries, {got.get('records', '?')} distinct records"]
+
+    return Setup(config, [FULL_STACK_NOTE, REPEATS_NOTE], finish)
+
+
+CONFIGURATIONS: dict[str, tuple[str, Callable[[Context], Setup]]] = {
+    "router": ("router-only", setup_router),
+    "full": ("full stack", setup_full),
+}
+
+
+# ------------------------------------------------------------------------------------ rounds
+
+def measure(ctx: Context, server: Server, duration: int, label: str, servers: list[int]) -> WrkResult:
+    """One wrk run against ``server`` with freshly signed requests, once the servers are idle.
+    Also measures how much of the servers' CPU other processes took meanwhile."""
+    wait_idle(servers)
+    data = ctx.tmp / f"requests-{server.name}.lua"
+    write_lua_requests(data, signed_requests(ctx.key, ctx.secret, ctx.args.requests))
+    started, busy, ours = time.monotonic(), cpu_times(SERVER_CPU), sum(map(cpu_seconds, servers))
+    result = run_wrk(server.port, duration, data, ctx.tmp / f"wrk-{label}.txt")
+    theirs = (cpu_times(SERVER_CPU) - busy) - (sum(map(cpu_seconds, servers)) - ours)
+    result.other_cpu = max(0.0, theirs) / (time.monotonic() - started)
+    return result
+
+
+def run_rounds(ctx: Context, name: str, servers: list[Server]) -> None:
+    args = ctx.args
+    pids = [s.pid for s in servers]
+    if args.warmup:
+        for server in servers:
+            measure(ctx, server, args.warmup, f"{name}-{server.name}-warmup", pids)
+    for round_no in range(1, args.rounds + 1):
+        order = servers if round_no % 2 else list(reversed(servers))
+        for server in order:
+            server.runs.append(measure_quiet(ctx, server, f"{name}-{server.name}-{round_no}", pids, round_no))
+
+
+def measure_quiet(ctx: Context, server: Server, label: str, pids: list[int], round_no: int) -> WrkResult:
+    """A measured run, repeated (at most ``--retries`` times) while other processes take more than
+    OTHERS_WARNING of the server's CPU; the quietest attempt counts."""
+    attempts = []
+    for attempt in range(ctx.args.retries + 1):
+        result = measure(ctx, server, ctx.args.duration, f"{label}-{attempt}", pids)
+        attempts.append(result)
+        print_run(round_no, server.name, result, repeated=attempt > 0)
+        if result.other_cpu <= OTHERS_WARNING:
+            break
+    return min(attempts, key=lambda r: r.other_cpu)
+
+
+def print_run(round_no: int, name: str, r: WrkResult, repeated: bool) -> None:
+    print(f"  round {round_no} {name:<9} {r.rps:9.1f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+          f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  CPU {SERVER_CPU} used by others "
+          f"{100 * r.other_cpu:.0f} %{'  (again: the machine was busy)' if repeated else ''}", flush=True)
+
+
+def profile(ctx: Context, name: str, server: Server, pids: list[int]) -> list[str]:
+    """One more run (not counted) with py-spy sampling callgate; the top functions by own time."""
+    spy = profiling.py_spy()
+    if spy is None:
+        return ["profile: py-spy not found (.venv/bin/pip install py-spy)"]
+    raw = ctx.tmp / f"profile-{name}.txt"
+    duration = ctx.args.duration
+    command = profiling.record_command(spy, server.pid, duration + 2, raw)
+    spy_proc = ctx.procs.start("py-spy", command, CLIENT_CPU, ctx.tmp / f"py-spy-{name}.log", dict(os.environ))
+    try:
+        measure(ctx, server, duration, f"{name}-callgate-profile", pids)
+        spy_proc.wait(30)
+    except subprocess.TimeoutExpired:
+        pass
+    finally:
+        ctx.procs.stop(spy_proc)
+    if not raw.exists():
+        return [f"profile: py-spy wrote nothing:\n{tail(spy_proc.bench_log)}"]
+    if ctx.args.profile_dir:
+        Path(ctx.args.profile_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copy(raw, Path(ctx.args.profile_dir) / raw.name)
+    return profiling.top_functions(raw.read_text())
+
+
+# ------------------------------------------------------------------------------------ report
+
+@dataclass
+class LogStats:
+    """What callgate's log says about every callback it answered (all runs: warm-up, repeats and profile too)."""
+
+    lines: int = 0
+    megabytes: float = 0.0
+    callbacks: int = 0
+    #: Callbacks not answered as configured: a plugin error or timeout, a denied ICE, a non-200 answer.
+    wrong: int = 0
+    problems: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+#: Log lines to look at closely (json or orjson spacing): a plugin error or timeout, a denial, a warning or worse.
+_SUSPECT = re.compile(rb'"verdict": ?"(?:error|timeout)|"decision": ?"denied|"level": ?"(?:warning|error|critical)"')
+_CALLBACK = re.compile(rb'"event": ?"callback"')
+_STATUS_200 = re.compile(rb'"status": ?200[,}]')
+
+
+def analyse_log(path: Path) -> LogStats:
+    stats = LogStats(megabytes=path.stat().st_size / 2**20)
+    for raw in path.read_bytes().splitlines():
+        stats.lines += 1
+        is_callback = _CALLBACK.search(raw) is not None
+        stats.callbacks += is_callback
+        if (not is_callback or _STATUS_200.search(raw)) and not _SUSPECT.search(raw):
+            continue
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            stats.problems["a line that is not JSON"] += 1
+            continue
+        if is_callback:
+            stats.wrong += 1
+            stats.problems[f"{entry.get('status')} to {str(entry.get('sinch_event')).upper()}: "
+                           f"{_why(entry)}"] += 1
+        else:
+            stats.problems[f"{entry.get('level')}: {entry.get('event')}"] += 1
+    return stats
+
+
+def _why(entry: dict) -> str:
+    """The first failing plugin's verdict, else the problem, else the decision."""
+    for plugin in entry.get("plugins") or ():
+        verdict = str(plugin.get("verdict", ""))
+        if verdict.startswith(("error", "timeout")):
+            return f"{plugin.get('plugin')}.{plugin.get('hook')}: {verdict}"[:160]
+    return str(entry.get("problem") or entry.get("decision"))[:160]
+
+
+def log_lines(stats: LogStats) -> list[str]:
+    head = (f"callgate logging: ON (json lines, level info, to a file): {stats.lines} lines, "
+            f"{stats.megabytes:.1f} MB; {stats.callbacks} callbacks logged over all runs (warm-up, repeats and "
+            f"profile included), {stats.wrong} not answered as configured")
+    return [head, *(f"  {n} x {what}" for what, n in stats.problems.most_common(6))]
+
+
+def summary_row(server: Server) -> dict[str, float]:
+    runs = server.runs
+    return {
+        "rps": statistics.median(r.rps for r in runs),
+        "p50": statistics.median(r.p50_ms for r in runs),
+        "p99": statistics.median(r.p99_ms for r in runs),
+        "p99_max": max(r.p99_ms for r in runs),
+        "non_2xx": sum(r.non_2xx for r in runs),
+        "errors": sum(r.socket_errors for r in runs),
+        "requests": sum(r.requests for r in runs),
+        "rss": server.peak_rss_mb(),
+        "other": max(r.other_cpu for r in runs),
+    }
+
+
+def verdicts(kind: str, cg: dict[str, float], ratio: float, log: LogStats) -> list[tuple[str, bool, str]]:
+    target = RATIO_TARGETS[kind]
+    return [
+        ("every callback answered as configured (log: no plugin error/timeout, no denied ICE, all 200)",
+         log.wrong == 0, f"{log.wrong} of {log.callbacks} were not"),
+        (f"requests/s >= {target} x reference", ratio >= target, f"{ratio:.2f}"),
+        (f"p99 < {P99_LIMIT_MS:g} ms (worst round)", cg["p99_max"] < P99_LIMIT_MS, f"{cg['p99_max']:.1f} ms"),
+        ("no non-2xx response, no socket error", cg["non_2xx"] == 0 and cg["errors"] == 0,
+         f"{cg['non_2xx']:.0f} non-2xx, {cg['errors']:.0f} socket errors"),
+        (f"peak RSS < {RSS_LIMIT_MB:g} MB", cg["rss"] < RSS_LIMIT_MB, f"{cg['rss']:.1f} MB"),
+    ]
+
+
+def report(kind: str, title: str, ref: Server, cg: Server, notes: list[str], log: LogStats) -> bool:
+    rows = {"reference": summary_row(ref), "callgate": summary_row(cg)}
+    ratio = rows["callgate"]["rps"] / rows["reference"]["rps"] if rows["reference"]["rps"] else 0.0
+    print(f"\n== {title}: medians over {len(cg.runs)} rounds ==")
+    for note in notes:
+        print(f"   {note}")
+    print(f"   {'':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99 max':>8} {'non-2xx':>8} {'sock err':>8} "
+          f"{'requests':>9} {'peak RSS MB':>11} {'others %':>8}")
+    for name, r in rows.items():
+        print(f"   {name:<10} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['p99_max']:8.2f} {r['non_2xx']:8.0f} "
+              f"{r['errors']:8.0f} {r['requests']:9.0f} {r['rss']:11.1f} {100 * r['other']:8.0f}")
+    cg_row, ref_row = rows["callgate"], rows["reference"]
+    print(f"   {'ratio':<10} {ratio:9.2f} {_ratio(cg_row['p50'], ref_row['p50']):>8} "
+          f"{_ratio(cg_row['p99'], ref_row['p99']):>8}   (callgate / reference; per round: "
+          f"{' '.join(_ratio(c.rps, r.rps) for c, r in zip(cg.runs, ref.runs))})")
+    busiest = max(cg_row["other"], ref_row["other"])
+    if busiest > OTHERS_WARNING:
+        print(f"   WARNING: other processes took up to {100 * busiest:.0f} % of CPU {SERVER_CPU} during a run "
+              f"(column 'others %', the worst run): the figures are not reliable; rerun on a quiet machine")
+    passed = True
+    for line in log_lines(log):
+        print(f"   {line}")
+    for what, ok, value in verdicts(kind, cg_row, ratio, log):
+        passed &= ok
+        print(f"   {'PASS' if ok else 'FAIL'}  {what}: {value}")
+    return passed
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}" if b else "-"
+
+
+# ------------------------------------------------------------------------------------ main
+
+def bench_configuration(ctx: Context, kind: str) -> bool | None:
+    """Run one configuration; True/False: targets met or not; None: skipped."""
+    title, setup = CONFIGURATIONS[kind]
+    print(f"\n### {title}", flush=True)
+    try:
+        prepared = setup(ctx)
+    except Skip as exc:
+        print(f"   SKIPPED: {exc}")
+        return None
+    ref = start_reference(ctx)
+    cg = start_callgate(ctx, prepared.config, kind)
+    servers = [ref, cg]
+    try:
+        for server in servers:
+            print(f"   {server.name} answers {smoke_check(server, ctx.key, ctx.secret)}")
+        run_rounds(ctx, kind, servers)
+        extra = profile(ctx, kind, cg, [s.pid for s in servers]) if ctx.args.profile else []
+        notes = [*prepared.notes, (f"{ctx.args.requests} distinct pre-signed requests rotated (70/10/10/10 "
+                                   f"ICE/ACE/PIE/DICE), {CONNECTIONS} connections, {ctx.args.duration} s per run, "
+                                   f"server on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}")]
+        passed = report(kind, title, ref, cg, notes, analyse_log(cg.proc.bench_log))
+    finally:
+        ctx.procs.stop(cg.proc)
+        ctx.procs.stop(ref.proc)
+    for line in [*prepared.finish(), *extra]:
+        print(f"   {line}")
+    return passed
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Benchmark callgate against a bare-aiohttp reference with wrk.")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs both servers (default 3)")
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
+    parser.add_argument("--config", choices=("router", "full", "all"), default="all",
+                        help="which configuration (default all)")
+    parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated (default 2000)")
+    parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load per server first (default 2)")
+    parser.add_argument("--retries", type=int, default=2,
+                        help="run again (at most N times) when other processes took over 5 %% of the server's CPU; "
+                             "the quietest attempt counts (default 2)")
+    parser.add_argument("--profile", action="store_true",
+                        help="after the rounds, one more callgate run under py-spy; prints the top functions")
+    parser.add_argument("--profile-dir", help="with --profile: keep py-spy's collapsed stacks there")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs, wrk output)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.rounds <= 50:
+        parser.error("--rounds must be 1 to 50")
+    if not 1 <= args.duration <= WINDOW_SECONDS - 60:
+        parser.error(f"--duration must be 1 to {WINDOW_SECONDS - 60} s: requests are signed before each run and "
+                     f"callgate refuses them {WINDOW_SECONDS} s later")
+    if not 10 <= args.requests <= 200_000:
+        parser.error("--requests must be 10 to 200000")
+    if not 0 <= args.retries <= 10:
+        parser.error("--retries must be 0 to 10")
+    if not 0 <= args.warmup <= 60:
+        parser.error("--warmup must be 0 to 60 s")
+    return args
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    problems = missing_tools()
+    if problems:
+        print("bench: cannot run, missing:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2
+    for signum in (signal.SIGINT, signal.SIGTERM):    # SIGINT too: a background job may have it ignored
+        signal.signal(signum, _terminate)
+    tmp = Path(tempfile.mkdtemp(prefix="callgate-bench-"))
+    ctx = Context(args, tmp, Processes(), samples.APPLICATION_KEY, base64.b64encode(os.urandom(32)).decode())
+    kinds = ["router", "full"] if args.config == "all" else [args.config]
+    print(f"callgate benchmark: {', '.join(kinds)}; {args.rounds} rounds x {args.duration} s; temp dir {tmp}")
+    results: dict[str, bool | None] = {}
+    try:
+        for kind in kinds:
+            results[kind] = bench_configuration(ctx, kind)
+    except BenchError as exc:
+        print(f"\nbench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        ctx.procs.stop_all()
+        if args.keep:
+            print(f"\nkept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    print("\n" + "; ".join(f"{k}: {'SKIPPED' if v is None else 'PASS' if v else 'FAIL'}" for k, v in results.items()))
+    return 0 if all(v is not False for v in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -104,12 +105,17 @@ class Database(Connection):
         await self.fetchval("SELECT 1")
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
-        """Apply ``migrations[i]`` (SQL scripts, ``;``-separated) not yet applied for ``component``; returns the version."""
-        await self.execute("CREATE TABLE IF NOT EXISTS callgate_migrations "
-                           "(component TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (component, version))")
+        """Apply ``migrations[i]`` (SQL scripts, ``;``-separated) not yet applied for ``component``; returns the version.
+
+        Safe when several instances start at once on a fresh database: on PostgreSQL an
+        advisory lock serialises them (even the creation of the bookkeeping table), on
+        SQLite the write lock does.
+        """
         async with self.transaction() as tx:
-            if self.dialect == "postgresql":   # several instances may start at once
-                await tx.execute("LOCK TABLE callgate_migrations IN EXCLUSIVE MODE")
+            if self.dialect == "postgresql":
+                await tx.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+            await tx.execute("CREATE TABLE IF NOT EXISTS callgate_migrations "
+                             "(component TEXT NOT NULL, version INTEGER NOT NULL, PRIMARY KEY (component, version))")
             done = {r["version"] for r in await tx.fetch(
                 "SELECT version FROM callgate_migrations WHERE component = $1", component)}
             for version, script in enumerate(migrations, start=1):
@@ -123,6 +129,10 @@ class Database(Connection):
         return len(migrations)
 
 
+#: pg_advisory_xact_lock key for migrations (any constant shared by every callgate instance).
+_MIGRATION_LOCK = 0x63616C6C67617465   # "callgate"
+
+
 # --- SQLite ---------------------------------------------------------------------------------
 
 def _sqlite_path(url: str) -> str:
@@ -130,6 +140,19 @@ def _sqlite_path(url: str) -> str:
     if rest in (":memory:", "/:memory:"):
         return ":memory:"
     return rest[1:] if rest.startswith("/") else rest
+
+
+def _switch_to_wal(conn: sqlite3.Connection, patience_s: float) -> None:
+    """WAL mode, waiting for a concurrent opener of a new file (SQLite's busy timeout does not cover this)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -167,7 +190,7 @@ class SQLiteDatabase(Database):
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             if self.path != ":memory:":
-                conn.execute("PRAGMA journal_mode = WAL")
+                _switch_to_wal(conn, self._busy_timeout_ms / 1000)
                 conn.execute("PRAGMA synchronous = FULL")
             return conn
         try:

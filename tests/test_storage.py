@@ -97,3 +97,17 @@ async def test_transaction_cancelled_while_waiting_leaves_the_connection_usable(
     assert await db.fetchval("SELECT COUNT(*) FROM t") == 1
     other.close()
     await db.close()
+
+
+async def test_instances_starting_together_on_a_fresh_database_all_migrate(callgate_database_url):
+    async def start():
+        db = await Database.connect(callgate_database_url)
+        try:
+            return await db.migrate("together", MIGRATIONS)
+        finally:
+            await db.close()
+
+    assert await asyncio.gather(*(start() for _ in range(12))) == [2] * 12
+    db = await Database.connect(callgate_database_url)
+    assert await db.fetchval("SELECT COUNT(*) FROM callgate_migrations WHERE component = 'together'") == 2
+    await db.close()

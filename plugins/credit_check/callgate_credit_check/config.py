@@ -1,0 +1,131 @@
+"""``[plugins.credit_check]``: every setting, its default and what it means (the README has the table)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from callgate.results import MAX_DURATION_LIMIT
+from callgate.svaml import MAX_SAY_CHARS
+
+from . import prompts
+from .money import MoneyError, parse_amount
+from .rating import Increments, RatingError, cost_unit
+
+DEFAULT_DATABASE_URL = "sqlite:///var/callgate/credit.sqlite3"
+AccountBy = Literal["caller", "number_table", "custom", "header", "application"]
+
+
+class CreditCheckConfig(BaseModel):
+    """Validated ``[plugins.credit_check]`` table."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: ``sqlite:///relative/path.sqlite3`` (default), ``sqlite:////absolute/path`` or ``postgresql://...``.
+    #: Write ``database_url = { env = "CREDIT_DATABASE_URL" }`` when it holds a password.
+    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    #: Which account pays for a call.
+    account_by: AccountBy = "caller"
+    #: The key in ``custom`` (account_by = "custom") or in ``callHeaders`` (account_by = "header").
+    account_key: str = ""
+    #: A call whose account cannot be found: "deny" it, or "abstain" (no opinion; other plugins decide).
+    unknown_account: Literal["deny", "abstain"] = "deny"
+    #: ``to.type`` values this plugin charges for; calls to other destination types are not its business.
+    destination_types: tuple[str, ...] = ("number",)
+    #: Where prices come from: the imported "table" (by prefix), or "sinch": the ICE's userRate times sinch_markup.
+    rates: Literal["table", "sinch"] = "table"
+    sinch_markup: Decimal = Field(Decimal(1), gt=0)
+    sinch_connect_fee: Decimal = Decimal(0)
+    sinch_increments: str = "60/60"
+    #: Costs are rounded up to this many decimal places of the currency (6 = one micro-unit, 2 = cents).
+    cost_decimals: int = Field(6, ge=0, le=6)
+    #: The longest call this plugin allows, whatever the balance (seconds; Sinch's limit is 14400).
+    max_duration: int = Field(3600, ge=1, le=MAX_DURATION_LIMIT)
+    #: When the credit limits a call to less than this many seconds, the caller hears low_balance_prompt (0: never).
+    low_balance_seconds: int = Field(300, ge=0, le=MAX_DURATION_LIMIT)
+    #: ``{time}`` is replaced by the granted time in words ("3 minutes"), ``{seconds}`` by the seconds.
+    low_balance_prompt: str = "You have {time} of credit left."
+    #: Played before hanging up a call the account cannot pay for ("" for none).
+    deny_prompt: str = "You do not have enough credit to make this call."
+    #: Played before hanging up a call with no account (unknown_account = "deny"; "" for none).
+    no_account_prompt: str = "This number has no prepaid account."
+    #: Played before hanging up a call to a destination with no rate ("" for none).
+    no_rate_prompt: str = "Calls to this destination are not possible."
+    #: Locale of the prompts.
+    locale: str = "en-US"
+    #: A reservation whose DICE never came is released this long after its maxDuration ends.
+    grace_seconds: int = Field(600, ge=0, le=86400)
+    #: How often each instance looks for such reservations.
+    expiry_interval_seconds: float = Field(60.0, gt=0, le=3600)
+    #: How often an unreachable database is tried again (meanwhile calls get the on_error policy).
+    reconnect_seconds: float = Field(5.0, gt=0, le=300)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+        scheme = urlsplit(value.get_secret_value()).scheme
+        if scheme not in ("sqlite", "postgresql", "postgres"):
+            raise ValueError("must be sqlite:///path/to/file.sqlite3 or postgresql://user@host/database")
+        return value
+
+    @field_validator("sinch_increments")
+    @classmethod
+    def _increments(cls, value: str) -> str:
+        try:
+            return str(Increments.parse(value))
+        except RatingError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("sinch_connect_fee")
+    @classmethod
+    def _fee(cls, value: Decimal) -> Decimal:
+        try:
+            return parse_amount(value, what="sinch_connect_fee")
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("destination_types")
+    @classmethod
+    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(v.strip().lower() for v in value)
+
+    @field_validator("deny_prompt", "no_account_prompt", "no_rate_prompt")
+    @classmethod
+    def _sayable(cls, value: str) -> str:
+        _check_say(value)
+        return value
+
+    @field_validator("low_balance_prompt")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        try:
+            longest = value.format(time=prompts.spoken_time(MAX_DURATION_LIMIT), seconds=MAX_DURATION_LIMIT)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{time}} and {{seconds}} may be used in it ({type(exc).__name__}: {exc})") from None
+        _check_say(longest)
+        return value
+
+    @model_validator(mode="after")
+    def _key_when_needed(self) -> CreditCheckConfig:
+        if self.account_by in ("custom", "header") and not self.account_key.strip():
+            raise ValueError(f'account_by = "{self.account_by}" needs account_key: the name of the key that '
+                             f"holds the account")
+        return self
+
+    @property
+    def sinch_rate_increments(self) -> Increments:
+        return Increments.parse(self.sinch_increments)
+
+    @property
+    def unit(self) -> int:
+        """Costs are rounded up to this many micro-units."""
+        return cost_unit(self.cost_decimals)
+
+
+def _check_say(text: str) -> None:
+    """A prompt must be speakable by Sinch's ``say`` (empty means no prompt)."""
+    if len(text) > MAX_SAY_CHARS:
+        raise ValueError(f"is {len(text)} characters; Sinch speaks at most {MAX_SAY_CHARS} in one prompt")

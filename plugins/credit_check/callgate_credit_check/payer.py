@@ -1,0 +1,94 @@
+"""Which account pays for a call (``account_by``), from the ICE alone.
+
+* ``caller``: the account is the caller's number, normalised (``+46701234567``).
+* ``number_table``: the caller's number is looked up in the number-to-account
+  table (``callgate credit link +46701234567 acme``).
+* ``custom``: the value of ``account_key`` in the ICE's ``custom`` string, which
+  may be a JSON object (``{"account": "acme"}``, what in-app SDKs send) or
+  ``key=value`` pairs separated by ``&``, ``;`` or ``,`` (``account=acme;team=x``).
+* ``header``: the value of the ``callHeaders`` entry whose key is ``account_key``.
+* ``application``: the ICE's ``applicationKey``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from callgate.phone import PRIVATE, normalize
+
+from .config import CreditCheckConfig
+
+_PAIR_SEPARATORS = re.compile(r"[&;,]")
+
+
+@dataclass(frozen=True, slots=True)
+class PayerKey:
+    """How to find the paying account: its id, or a number to look up in the number table."""
+
+    account: str | None = None
+    number: str | None = None
+
+    def describe(self) -> str:
+        return f"account {self.account}" if self.account is not None else f"number {self.number}"
+
+
+def payer_key(call: Any, config: CreditCheckConfig) -> PayerKey | None:
+    """The paying account's key for an ICE (or a DICE); None when the call names none."""
+    mode = config.account_by
+    if mode in ("caller", "number_table"):
+        caller = getattr(call, "caller", None)
+        if caller is None:  # a DICE has ``from`` instead of ``cli``
+            caller = normalize(getattr(call, "from_", None))
+        if caller is None or caller == PRIVATE:
+            return None
+        return PayerKey(account=caller) if mode == "caller" else PayerKey(number=caller)
+    if mode == "custom":
+        value = value_in_custom(call.custom, config.account_key)
+    elif mode == "header":
+        value = next((h.value for h in call.call_headers if h.key == config.account_key), None)
+    else:
+        value = call.application_key
+    value = value.strip() if isinstance(value, str) else None
+    return PayerKey(account=value) if value else None
+
+
+def value_in_custom(custom: str | None, key: str) -> str | None:
+    """``key``'s value in a ``custom`` string: a JSON object, or ``k=v`` pairs; None when absent."""
+    if not custom or not custom.strip():
+        return None
+    text = custom.strip()
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        value = data.get(key) if isinstance(data, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (str, int)):
+            return None
+        return str(value)
+    for pair in _PAIR_SEPARATORS.split(text):
+        name, sep, value = pair.partition("=")
+        if sep and name.strip() == key:
+            return value.strip()
+    return None
+
+
+def canonical_account_id(config: CreditCheckConfig, text: str) -> str:
+    """An account id typed by an operator, as the plugin will look it up.
+
+    With ``account_by = "caller"`` an account is a phone number, so ``46701234567``
+    and ``+46 70 123 45 67`` both mean ``+46701234567``.
+    """
+    text = text.strip()
+    if not text:
+        raise ValueError("an account id must not be empty")
+    if config.account_by == "caller":
+        number = normalize(text)
+        if number is None:
+            raise ValueError(f"{text!r} is not a phone number; with account_by = \"caller\" an account is the "
+                             f"caller's number, like +46701234567")
+        return number
+    return text

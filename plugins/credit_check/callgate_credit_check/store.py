@@ -1,0 +1,471 @@
+"""Accounts, rates, calls and the ledger in one database (SQLite or PostgreSQL).
+
+Every change of money is one transaction that updates the account row and
+appends to the ledger, so the ledger always explains the balance:
+
+* ``balance`` = sum of top-ups and adjustments minus debits;
+* ``reserved`` = sum of reservations minus releases;
+* ``available`` = ``balance - reserved``, what a new call may reserve.
+
+Correctness under concurrency (several calls on one account, on one instance
+or many): every transaction that touches an account first locks its row
+(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` takes
+the database write lock), so balance checks and reservations on one account
+happen one at a time.  Locks are always taken account first, then call, so
+transactions cannot deadlock.
+
+Calls are keyed by Sinch's ``callid``: a repeated ICE finds its reservation
+and reserves nothing more; a repeated DICE finds the call settled and changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Any, Literal
+
+from callgate.storage import Connection, Database, DatabaseError
+
+from . import schema
+from .money import parse_currency
+from .rating import Increments, Rate, charge, grant
+
+Kind = Literal["topup", "adjust", "reserve", "release", "debit"]
+CallState = Literal["reserved", "released", "expired", "settled", "denied"]
+#: Tries to open the database and migrate it at start-up (see CreditStore.open).
+OPEN_ATTEMPTS = 4
+#: How many overdue reservations one expiry pass handles at most.
+EXPIRY_BATCH = 200
+
+
+class StoreError(ValueError):
+    """An operator request the data does not allow (unknown account, duplicate account, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NoRate:
+    """No price for this call, and why (``no rate for +1555... in EUR``)."""
+
+    reason: str
+
+
+RateLookup = Callable[[Connection, str], Awaitable["Rate | NoRate"]]
+
+
+def utc_now() -> str:
+    """The current time as ISO-8601 UTC text, as stored."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    id: str
+    currency: str
+    balance: int
+    reserved: int
+    created_at: str = ""
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    id: int
+    account_id: str
+    kind: str
+    amount: int
+    balance_after: int
+    reserved_after: int
+    callid: str | None
+    note: str
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call as the plugin knows it: the rate it was authorized at, what was held, what it cost."""
+
+    callid: str
+    account_id: str
+    state: str
+    currency: str
+    destination: str | None
+    rate: Rate
+    max_duration: int
+    reserved: int
+    expires_at: int
+    reason: str
+    duration: int | None
+    billed_seconds: int | None
+    cost: int | None
+    sinch_debit: str | None
+    sinch_currency: str | None
+    created_at: str
+    settled_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """The outcome of ``reserve``: what the call may do, and whether it was answered from an earlier ICE."""
+
+    status: Literal["reserved", "denied", "no_account", "no_rate"]
+    account_id: str | None = None
+    currency: str | None = None
+    seconds: int = 0
+    reserved: int = 0
+    available: int = 0
+    repeated: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of ``settle``: the call's cost, and whether this DICE had already been settled."""
+
+    call: CallRecord
+    released: int
+    repeated: bool
+
+
+def _account(row: dict[str, Any]) -> Account:
+    return Account(row["id"], row["currency"], int(row["balance"]), int(row["reserved"]), row.get("created_at", ""))
+
+
+def _call(row: dict[str, Any]) -> CallRecord:
+    return CallRecord(
+        callid=row["callid"], account_id=row["account_id"], state=row["state"], currency=row["currency"],
+        destination=row["destination"], rate=_rate(row), max_duration=int(row["max_duration"]),
+        reserved=int(row["reserved"]), expires_at=int(row["expires_at"]), reason=row["reason"],
+        duration=row["duration"], billed_seconds=row["billed_seconds"],
+        cost=None if row["cost"] is None else int(row["cost"]), sinch_debit=row["sinch_debit"],
+        sinch_currency=row["sinch_currency"], created_at=row["created_at"], settled_at=row["settled_at"])
+
+
+def _ledger(row: dict[str, Any]) -> LedgerEntry:
+    return LedgerEntry(int(row["id"]), row["account_id"], row["kind"], int(row["amount"]), int(row["balance_after"]),
+                       int(row["reserved_after"]), row["callid"], row["note"], row["created_at"])
+
+
+def _rate(row: dict[str, Any]) -> Rate:
+    """A rate from a ``credit_rates`` row, or the rate a ``credit_calls`` row was authorized at."""
+    return Rate(currency=row["currency"], per_minute=int(row["per_minute"]),
+                increments=Increments(int(row["first_increment"]), int(row["next_increment"])),
+                connect_fee=int(row["connect_fee"]), prefix=row["prefix"], name=row.get("name", ""))
+
+
+class CreditStore:
+    """Every read and write the plugin and its commands make, each write one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        #: Row lock inside a transaction; SQLite's BEGIN IMMEDIATE already holds the write lock.
+        self._for_update = " FOR UPDATE" if db.dialect == "postgresql" else ""
+
+    @classmethod
+    async def open(cls, url: str) -> CreditStore:
+        """Connect and bring the schema up to date (safe when several instances start at once).
+
+        Instances starting together on a fresh database race in the core's storage layer: on
+        SQLite, switching a new file to WAL mode ("database is locked"); on PostgreSQL, the
+        ``CREATE TABLE IF NOT EXISTS callgate_migrations`` (a unique violation in pg_type).
+        Both are over a moment later, so those failures are tried again, briefly.
+        """
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            last = attempt == OPEN_ATTEMPTS
+            try:
+                db = await Database.connect(url)
+            except DatabaseError as exc:
+                if last or "locked" not in str(exc):
+                    raise
+                await asyncio.sleep(0.05 * attempt)
+                continue
+            try:
+                await db.migrate(schema.COMPONENT, schema.migrations(db.dialect))
+                return cls(db)
+            except DatabaseError:
+                await db.close()
+                if last:
+                    raise
+                await asyncio.sleep(0.05 * attempt)
+            except BaseException:
+                await db.close()
+                raise
+        raise AssertionError("unreachable")
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        await self.db.ping()
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    async def add_account(self, account_id: str, currency: str) -> Account:
+        currency = parse_currency(currency)
+        now = utc_now()
+        added = await self.db.execute(
+            "INSERT INTO credit_accounts (id, currency, balance, reserved, created_at, updated_at) "
+            "VALUES ($1, $2, 0, 0, $3, $3) ON CONFLICT DO NOTHING", account_id, currency, now)
+        if not added:
+            raise StoreError(f"account {account_id!r} already exists")
+        return Account(account_id, currency, 0, 0, now)
+
+    async def account(self, account_id: str) -> Account | None:
+        row = await self.db.fetchrow("SELECT * FROM credit_accounts WHERE id = $1", account_id)
+        return _account(row) if row else None
+
+    async def accounts(self) -> list[Account]:
+        return [_account(r) for r in await self.db.fetch("SELECT * FROM credit_accounts ORDER BY id")]
+
+    async def credit(self, account_id: str, amount: int, *, kind: Literal["topup", "adjust"] = "topup",
+                     note: str = "") -> LedgerEntry:
+        """Add ``amount`` micro-units to the balance (a top-up is positive; an adjustment any non-zero amount)."""
+        if kind == "topup" and amount <= 0:
+            raise StoreError("a top-up must be a positive amount")
+        if amount == 0:
+            raise StoreError("an adjustment of 0 changes nothing")
+        async with self.db.transaction() as tx:
+            account = await self._lock_account(tx, account_id)
+            if account is None:
+                raise StoreError(f"no account {account_id!r} (add it with: callgate credit add {account_id} "
+                                 f"--currency EUR)")
+            return await self._move(tx, account, kind, amount, balance=amount, note=note)
+
+    async def ledger(self, account_id: str, limit: int = 50) -> list[LedgerEntry]:
+        """The newest ``limit`` entries, oldest first."""
+        rows = await self.db.fetch("SELECT * FROM credit_ledger WHERE account_id = $1 ORDER BY id DESC LIMIT $2",
+                                   account_id, limit)
+        return [_ledger(r) for r in reversed(rows)]
+
+    async def link_number(self, number: str, account_id: str) -> None:
+        """The number-to-account table: calls from ``number`` are paid by ``account_id``."""
+        async with self.db.transaction() as tx:
+            if await self._lock_account(tx, account_id) is None:
+                raise StoreError(f"no account {account_id!r}")
+            await tx.execute("INSERT INTO credit_numbers (number, account_id) VALUES ($1, $2) "
+                             "ON CONFLICT (number) DO UPDATE SET account_id = excluded.account_id", number, account_id)
+
+    async def unlink_number(self, number: str) -> bool:
+        return bool(await self.db.execute("DELETE FROM credit_numbers WHERE number = $1", number))
+
+    async def account_for_number(self, number: str) -> str | None:
+        return await self.db.fetchval("SELECT account_id FROM credit_numbers WHERE number = $1", number)
+
+    async def numbers(self, account_id: str) -> list[str]:
+        rows = await self.db.fetch("SELECT number FROM credit_numbers WHERE account_id = $1 ORDER BY number",
+                                   account_id)
+        return [r["number"] for r in rows]
+
+    # --- rates ------------------------------------------------------------------------------
+
+    async def import_rates(self, rates: list[Rate], *, replace: bool = True) -> int:
+        """Store ``rates`` in one transaction: replacing the whole table, or adding to / updating it."""
+        async with self.db.transaction() as tx:
+            if replace:
+                await tx.execute("DELETE FROM credit_rates")
+            for r in rates:
+                await tx.execute(
+                    "INSERT INTO credit_rates (currency, prefix, per_minute, connect_fee, first_increment, "
+                    "next_increment, name) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+                    "ON CONFLICT (currency, prefix) DO UPDATE SET per_minute = excluded.per_minute, "
+                    "connect_fee = excluded.connect_fee, first_increment = excluded.first_increment, "
+                    "next_increment = excluded.next_increment, name = excluded.name",
+                    r.currency, r.prefix, r.per_minute, r.connect_fee, r.increments.first, r.increments.next, r.name)
+        return len(rates)
+
+    async def rates(self, currency: str | None = None) -> list[Rate]:
+        if currency is None:
+            rows = await self.db.fetch("SELECT * FROM credit_rates ORDER BY currency, prefix")
+        else:
+            rows = await self.db.fetch("SELECT * FROM credit_rates WHERE currency = $1 ORDER BY prefix", currency)
+        return [_rate(r) for r in rows]
+
+    async def currencies(self) -> list[str]:
+        rows = await self.db.fetch("SELECT DISTINCT currency FROM credit_rates ORDER BY currency")
+        return [r["currency"] for r in rows]
+
+    async def find_rate(self, conn: Connection | None, currency: str, number: str) -> Rate | NoRate:
+        """The rate of the longest prefix of ``number`` (``+46701234567``) in ``currency``."""
+        digits = number.lstrip("+")
+        if not digits.isdigit():
+            return NoRate(f"{number!r} is not a phone number")
+        prefixes = [digits[:i] for i in range(1, min(len(digits), 15) + 1)]
+        marks = ", ".join(f"${i}" for i in range(2, len(prefixes) + 2))
+        row = await (conn or self.db).fetchrow(
+            f"SELECT * FROM credit_rates WHERE currency = $1 AND prefix IN ({marks}) "
+            f"ORDER BY LENGTH(prefix) DESC LIMIT 1", currency, *prefixes)
+        return _rate(row) if row else NoRate(f"no rate for {number} in {currency}")
+
+    # --- calls ------------------------------------------------------------------------------
+
+    async def call(self, callid: str) -> CallRecord | None:
+        row = await self.db.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
+        return _call(row) if row else None
+
+    async def open_calls(self, account_id: str) -> list[CallRecord]:
+        rows = await self.db.fetch("SELECT * FROM credit_calls WHERE account_id = $1 AND state = 'reserved' "
+                                   "ORDER BY created_at", account_id)
+        return [_call(r) for r in rows]
+
+    async def reserve(self, callid: str, account_id: str, destination: str | None, rate_for: RateLookup, *,
+                      cap: int, unit: int, grace: int, now: float | None = None) -> Reservation:
+        """Authorize a call: reserve the cost of the longest affordable time (at most ``cap`` seconds).
+
+        Answers a repeated ICE (same ``callid``) from its first reservation.  A call the
+        account cannot pay for is recorded as ``denied`` (so a repeat gets the same answer).
+        """
+        now = time.time() if now is None else now
+        async with self.db.transaction() as tx:
+            account = await self._lock_account(tx, account_id)
+            if account is None:
+                return Reservation("no_account", account_id, reason=f"no account {account_id!r}")
+            existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
+            if existing is not None:
+                return _repeated(_call(existing), account)
+            rate = await rate_for(tx, account.currency)
+            if isinstance(rate, NoRate):
+                return Reservation("no_rate", account.id, account.currency, available=account.available,
+                                   reason=rate.reason)
+            granted = grant(rate, account.available, cap, unit)
+            state: CallState = "reserved" if granted.allowed else "denied"
+            reason = "" if granted.allowed else "insufficient credit"
+            await tx.execute(
+                "INSERT INTO credit_calls (callid, account_id, state, currency, destination, prefix, per_minute, "
+                "connect_fee, first_increment, next_increment, max_duration, reserved, expires_at, reason, "
+                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                callid, account.id, state, account.currency, destination, rate.prefix, rate.per_minute,
+                rate.connect_fee, rate.increments.first, rate.increments.next, granted.seconds, granted.reserve,
+                int(now) + granted.seconds + grace, reason, utc_now())
+            if granted.reserve:
+                await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid)
+            return Reservation(state, account.id, account.currency, granted.seconds, granted.reserve,
+                               account.available, reason=reason)
+
+    async def limit(self, callid: str, max_duration: int, *, unit: int, grace: int) -> int:
+        """The call may last at most ``max_duration`` seconds (another limit won): give back the surplus.
+
+        Returns the micro-units released (0 when nothing changed).
+        """
+        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
+        if account_id is None:
+            return 0
+        async with self.db.transaction() as tx:
+            account = await self._lock_account(tx, account_id)
+            row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
+            call = _call(row)
+            if call.state != "reserved" or max_duration >= call.max_duration:
+                return 0
+            held = charge(call.rate, max_duration, unit).cost
+            surplus = call.reserved - held
+            await tx.execute("UPDATE credit_calls SET max_duration = $1, reserved = $2, expires_at = $3 "
+                             "WHERE callid = $4", max_duration, held,
+                             call.expires_at - (call.max_duration - max_duration), callid)
+            if surplus > 0:
+                await self._move(tx, account, "release", surplus, reserved=-surplus, callid=callid,
+                                 note=f"maxDuration lowered to {max_duration} s")
+            return max(surplus, 0)
+
+    async def release(self, callid: str, *, state: Literal["released", "expired"] = "released",
+                      reason: str = "") -> CallRecord | None:
+        """Give back a reservation that will not be settled: the call was denied, hung up, or its DICE never came.
+
+        Returns the call as it was when released; None when it was not held (already settled, released, ...).
+        """
+        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
+        if account_id is None:
+            return None
+        async with self.db.transaction() as tx:
+            account = await self._lock_account(tx, account_id)
+            row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
+            call = _call(row)
+            if call.state != "reserved":
+                return None
+            await tx.execute("UPDATE credit_calls SET state = $1, reserved = 0, reason = $2 WHERE callid = $3",
+                             state, reason, callid)
+            if call.reserved:
+                await self._move(tx, account, "release", call.reserved, reserved=-call.reserved, callid=callid,
+                                 note=reason)
+            return call
+
+    async def settle(self, callid: str, duration: int, *, unit: int, sinch_debit: Decimal | None = None,
+                     sinch_currency: str | None = None) -> Settlement | None:
+        """Charge a finished call once: cost of ``duration`` at the call's rate, release what was held.
+
+        None: no such call (this plugin did not authorize it).  A call already settled is
+        returned unchanged with ``repeated=True``.  A call whose reservation had expired or
+        was released is still charged for the time Sinch reports.
+        """
+        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
+        if account_id is None:
+            return None
+        async with self.db.transaction() as tx:
+            account = await self._lock_account(tx, account_id)
+            row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
+            call = _call(row)
+            if call.state == "settled":
+                return Settlement(call, 0, repeated=True)
+            billed = charge(call.rate, max(duration, 0), unit)
+            held = call.reserved if call.state == "reserved" else 0
+            settled_at = utc_now()
+            await tx.execute(
+                "UPDATE credit_calls SET state = 'settled', reserved = 0, duration = $1, billed_seconds = $2, "
+                "cost = $3, sinch_debit = $4, sinch_currency = $5, settled_at = $6 WHERE callid = $7",
+                max(duration, 0), billed.billed_seconds, billed.cost,
+                None if sinch_debit is None else str(sinch_debit), sinch_currency, settled_at, callid)
+            if held:
+                entry = await self._move(tx, account, "release", held, reserved=-held, callid=callid, note="settled")
+                account = _after(account, entry)
+            if billed.cost:
+                await self._move(tx, account, "debit", billed.cost, balance=-billed.cost, callid=callid,
+                                 note=f"{billed.billed_seconds} s billed")
+            final = replace(call, state="settled", reserved=0, duration=max(duration, 0),
+                            billed_seconds=billed.billed_seconds, cost=billed.cost,
+                            sinch_debit=None if sinch_debit is None else str(sinch_debit),
+                            sinch_currency=sinch_currency, settled_at=settled_at)
+            return Settlement(final, held, repeated=False)
+
+    async def overdue(self, now: float | None = None, limit: int = EXPIRY_BATCH) -> list[str]:
+        """Callids of reservations past their expiry time (maxDuration + grace after the ICE)."""
+        now = time.time() if now is None else now
+        rows = await self.db.fetch("SELECT callid FROM credit_calls WHERE state = 'reserved' AND expires_at < $1 "
+                                   "ORDER BY expires_at LIMIT $2", int(now), limit)
+        return [r["callid"] for r in rows]
+
+    # --- internals --------------------------------------------------------------------------
+
+    async def _lock_account(self, tx: Connection, account_id: str) -> Account | None:
+        row = await tx.fetchrow(f"SELECT * FROM credit_accounts WHERE id = $1{self._for_update}", account_id)
+        return _account(row) if row else None
+
+    async def _move(self, tx: Connection, account: Account, kind: Kind, amount: int, *, balance: int = 0,
+                    reserved: int = 0, callid: str | None = None, note: str = "") -> LedgerEntry:
+        """Change the account's balance and/or reserved amount and append the ledger entry that explains it."""
+        new_balance, new_reserved = account.balance + balance, account.reserved + reserved
+        now = utc_now()
+        await tx.execute("UPDATE credit_accounts SET balance = $1, reserved = $2, updated_at = $3 WHERE id = $4",
+                         new_balance, new_reserved, now, account.id)
+        row = await tx.fetchrow(
+            "INSERT INTO credit_ledger (account_id, kind, amount, balance_after, reserved_after, callid, note, "
+            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+            account.id, kind, amount, new_balance, new_reserved, callid, note, now)
+        return _ledger(row)
+
+
+def _after(account: Account, entry: LedgerEntry) -> Account:
+    """The account as a ledger entry left it."""
+    return replace(account, balance=entry.balance_after, reserved=entry.reserved_after)
+
+
+def _repeated(call: CallRecord, account: Account) -> Reservation:
+    """The answer to a repeated ICE, from the record of the first one."""
+    status = "denied" if call.state == "denied" else "reserved"
+    return Reservation(status, call.account_id, call.currency, call.max_duration, call.reserved,
+                       account.available, repeated=True, reason=call.reason)
+

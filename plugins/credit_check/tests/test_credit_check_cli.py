@@ -1,0 +1,105 @@
+"""``callgate credit ...``: the real command, in its own process, on SQLite and PostgreSQL."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CALLGATE = str(Path(sys.executable).with_name("callgate"))
+
+
+@pytest.fixture
+def credit(tmp_path, callgate_database_url):
+    """``credit("topup", "+46...", "10")`` -> CompletedProcess of ``callgate credit ...`` with a config naming the DB."""
+    config = tmp_path / "config.toml"
+    config.write_text('[plugins]\nenabled = ["credit_check"]\n'
+                      '[plugins.credit_check]\ndatabase_url = { env = "CREDIT_DATABASE_URL" }\n')
+
+    def run(*args, config_path=config):
+        env = {"PATH": "/usr/bin:/bin", "CREDIT_DATABASE_URL": callgate_database_url}
+        return subprocess.run([CALLGATE, "credit", *args, "--config", str(config_path)], capture_output=True,
+                              text=True, env=env, cwd=tmp_path, timeout=60)
+    return run
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def refused(result, message):
+    assert result.returncode == 1, result.stdout
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_accounts_top_up_balance_and_ledger(credit):
+    assert "added account +46701234567 (EUR)" in ok(credit("add", "46 70 123 45 67", "--currency", "eur"))
+    refused(credit("add", "+46701234567", "--currency", "EUR"), "already exists")
+    refused(credit("add", "acme", "--currency", "EUR"), "not a phone number")
+    ok(credit("topup", "+46701234567", "10.50", "--note", "card payment"))
+    ok(credit("adjust", "+46701234567", "-0.50", "--note", "correction"))
+    refused(credit("topup", "+46701234567", "-1"), "must not be negative")
+    refused(credit("topup", "+46701234567", "0.0000001"), "more than 6 decimal places")
+    refused(credit("topup", "+46709999999", "1"), "no account '+46709999999'")
+    balance = json.loads(ok(credit("balance", "+46701234567", "--json")))
+    assert balance == {"account": "+46701234567", "currency": "EUR", "balance": "10.00", "reserved": "0.00",
+                       "available": "10.00", "numbers": [], "open_calls": []}
+    ledger = json.loads(ok(credit("ledger", "+46701234567", "--json")))
+    assert [(e["kind"], e["amount"], e["balance"], e["note"]) for e in ledger] == \
+        [("topup", "10.50", "10.50", "card payment"), ("adjust", "-0.50", "10.00", "correction")]
+    text = ok(credit("balance", "+46701234567"))
+    assert "available" in text and "10.00" in text
+    assert "card payment" in ok(credit("ledger", "+46701234567"))
+    assert json.loads(ok(credit("accounts", "--json")))[0]["account"] == "+46701234567"
+
+
+def test_rates_import_export_and_quote(credit, tmp_path, rates_csv):
+    (tmp_path / "rates.csv").write_text(rates_csv)
+    assert "imported 3 rate(s)" in ok(credit("rates", "import", "rates.csv"))
+    assert ok(credit("rates", "export")).splitlines()[1:] == [
+        "+46,EUR,0.10,0.00,60/60,Sweden", "+4670,EUR,0.12,0.01,30/6,Sweden mobile",
+        "+1,USD,0.01,0.00,1/1,North America"]
+    (tmp_path / "bad.csv").write_text("prefix,currency,per_minute\n44,GBP,0.05\n45,DKK,abc\n")
+    refused(credit("rates", "import", "bad.csv"), "bad.csv:3: per_minute: 'abc' is not a number")
+    assert len(ok(credit("rates", "export")).splitlines()) == 4          # nothing was imported
+    refused(credit("quote", "+46701234567", "300s"), "the rate table has EUR, USD")
+    quote = json.loads(ok(credit("quote", "+46701234567", "5m", "--currency", "EUR", "--json")))
+    assert quote == {"destination": "+46701234567", "duration": 300, "currency": "EUR", "prefix": "+4670",
+                     "name": "Sweden mobile", "per_minute": "0.12", "connect_fee": "0.01", "increments": "30/6",
+                     "billed_seconds": 300, "cost": "0.61"}
+    ok(credit("add", "+46701234567", "--currency", "EUR"))
+    ok(credit("topup", "+46701234567", "1.01"))
+    quote = json.loads(ok(credit("quote", "+46701234567", "300s", "--account", "+46701234567", "--json")))
+    assert (quote["max_duration"], quote["reserve"], quote["available"]) == (498, "1.006", "1.01")
+    assert "0.61 EUR" in ok(credit("quote", "+46701234567", "300s", "--account", "+46701234567"))
+    refused(credit("quote", "+4420123456", "60", "--currency", "EUR"), "no rate for +4420123456 in EUR")
+    refused(credit("quote", "+46701234567", "five minutes", "--currency", "EUR"), "is not a duration")
+    (tmp_path / "more.csv").write_text("prefix,currency,per_minute\n44,EUR,0.05\n")
+    assert "merged; 4 in the table" in ok(credit("rates", "import", "more.csv", "--merge"))
+
+
+def test_number_table_commands(credit, tmp_path):
+    config = tmp_path / "table.toml"
+    config.write_text('[plugins]\nenabled = ["credit_check"]\n[plugins.credit_check]\n'
+                      'database_url = { env = "CREDIT_DATABASE_URL" }\naccount_by = "number_table"\n')
+    ok(credit("add", "acme", "--currency", "EUR", config_path=config))
+    assert "paid by account acme" in ok(credit("link", "46701234567", "acme", config_path=config))
+    assert json.loads(ok(credit("balance", "acme", "--json", config_path=config)))["numbers"] == ["+46701234567"]
+    refused(credit("link", "+46701234567", "ghost", config_path=config), "no account 'ghost'")
+    ok(credit("unlink", "+46701234567", config_path=config))
+    refused(credit("unlink", "+46701234567", config_path=config), "is not linked")
+
+
+def test_an_unreachable_database_is_a_clear_error(tmp_path):
+    from callgate.testing import free_port
+    config = tmp_path / "config.toml"
+    config.write_text('[plugins]\nenabled = ["credit_check"]\n[plugins.credit_check]\n'
+                      f'database_url = "postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test"\n')
+    result = subprocess.run([CALLGATE, "credit", "balance", "+46701234567", "--config", str(config)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot connect to postgresql://postgres:***@127.0.0.1" in result.stderr
+    assert "hunter2" not in result.stderr + result.stdout

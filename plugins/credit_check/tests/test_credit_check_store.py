@@ -1,0 +1,216 @@
+"""The store on SQLite and on PostgreSQL: accounts, ledger, reservations, settlement, expiry."""
+
+import asyncio
+import time
+from decimal import Decimal
+
+import pytest
+
+from callgate_credit_check.expiry import expire_overdue
+from callgate_credit_check.rate_csv import parse_rates
+from callgate_credit_check.rating import Increments, Rate
+from callgate_credit_check.store import CreditStore, NoRate, StoreError
+
+EUR_PER_MINUTE_010 = Rate(currency="EUR", per_minute=100_000, increments=Increments(60, 60), prefix="46")
+
+
+def fixed_rate(rate=EUR_PER_MINUTE_010):
+    async def lookup(tx, currency):
+        return rate if currency == rate.currency else NoRate(f"no rate in {currency}")
+    return lookup
+
+
+async def account_with(store, account_id="acme", amount=10_000_000, currency="EUR"):
+    await store.add_account(account_id, currency)
+    if amount:
+        await store.credit(account_id, amount)
+    return account_id
+
+
+async def reserve(store, callid, account="acme", *, cap=3600, rate=EUR_PER_MINUTE_010, now=None):
+    return await store.reserve(callid, account, "+46850001234", fixed_rate(rate), cap=cap, unit=1, grace=600, now=now)
+
+
+async def assert_ledger_explains(store, account_id):
+    """The ledger is the account's history: replaying it gives the balance and the reserved amount."""
+    account = await store.account(account_id)
+    entries = await store.ledger(account_id, limit=100_000)
+    sign = {"topup": (1, 0), "adjust": (1, 0), "debit": (-1, 0), "reserve": (0, 1), "release": (0, -1)}
+    balance = sum(sign[e.kind][0] * e.amount for e in entries)
+    reserved = sum(sign[e.kind][1] * e.amount for e in entries)
+    assert (balance, reserved) == (account.balance, account.reserved)
+    if entries:
+        assert (entries[-1].balance_after, entries[-1].reserved_after) == (account.balance, account.reserved)
+    open_calls = await store.open_calls(account_id)
+    assert sum(c.reserved for c in open_calls) == account.reserved
+
+
+async def test_accounts_top_ups_and_the_ledger(credit_store):
+    store = credit_store
+    await store.add_account("acme", "eur")
+    with pytest.raises(StoreError, match="already exists"):
+        await store.add_account("acme", "EUR")
+    await store.credit("acme", 5_000_000, note="first")
+    entry = await store.credit("acme", -1_000_000, kind="adjust", note="goodwill reversed")
+    assert (entry.kind, entry.amount, entry.balance_after) == ("adjust", -1_000_000, 4_000_000)
+    with pytest.raises(StoreError, match="positive"):
+        await store.credit("acme", -1)
+    with pytest.raises(StoreError, match="no account 'nobody'"):
+        await store.credit("nobody", 1)
+    account = await store.account("acme")
+    assert (account.currency, account.balance, account.reserved, account.available) == ("EUR", 4_000_000, 0, 4_000_000)
+    assert [e.note for e in await store.ledger("acme")] == ["first", "goodwill reversed"]
+    assert [e.kind for e in await store.ledger("acme", limit=1)] == ["adjust"]
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_reserve_grants_the_affordable_time_and_holds_its_cost(credit_store):
+    store = credit_store
+    await account_with(store, amount=1_000_000)                     # 1.00 EUR at 0.10/min: 10 minutes
+    result = await reserve(store, "call-1")
+    assert (result.status, result.seconds, result.reserved, result.repeated) == ("reserved", 600, 1_000_000, False)
+    account = await store.account("acme")
+    assert (account.balance, account.reserved, account.available) == (1_000_000, 1_000_000, 0)
+    assert (await reserve(store, "call-2")).status == "denied"      # nothing left
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_a_repeated_ice_gets_the_same_answer_and_reserves_once(credit_store):
+    store = credit_store
+    await account_with(store, amount=2_000_000)
+    first = await reserve(store, "dup", cap=300)
+    again = await reserve(store, "dup", cap=300)
+    assert (again.status, again.seconds, again.reserved, again.repeated) == ("reserved", 300, 500_000, True)
+    assert first.reserved == again.reserved
+    assert (await store.account("acme")).reserved == 500_000
+    assert [e.kind for e in await store.ledger("acme")] == ["topup", "reserve"]
+    # a denial is remembered too: topping up between the two ICEs does not change the answer
+    await account_with(store, "poor", amount=10_000)
+    assert (await reserve(store, "poor-call", "poor")).status == "denied"
+    await store.credit("poor", 5_000_000)
+    repeated = await reserve(store, "poor-call", "poor")
+    assert (repeated.status, repeated.repeated) == ("denied", True)
+
+
+async def test_no_account_and_no_rate_reserve_nothing(credit_store):
+    store = credit_store
+    assert (await reserve(store, "c1", "ghost")).status == "no_account"
+    await account_with(store, "dollars", currency="USD")
+    result = await reserve(store, "c2", "dollars")
+    assert (result.status, result.reason) == ("no_rate", "no rate in USD")
+    assert await store.call("c2") is None
+    assert (await store.account("dollars")).reserved == 0
+
+
+async def test_concurrent_reservations_never_exceed_the_balance(credit_store):
+    store = credit_store
+    await account_with(store, amount=7_500_000)                     # 7.50: seven 10-minute calls and one of 5
+    results = await asyncio.gather(*(reserve(store, f"burst-{i}", cap=600) for i in range(50)))
+    allowed = [r for r in results if r.status == "reserved"]
+    assert sum(r.reserved for r in allowed) == 7_500_000
+    assert sorted(r.seconds for r in allowed) == [300] + [600] * 7
+    assert sum(r.status == "denied" for r in results) == 42
+    account = await store.account("acme")
+    assert (account.reserved, account.available) == (7_500_000, 0)
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_settle_debits_the_rated_duration_and_releases_the_rest(credit_store):
+    store = credit_store
+    await account_with(store, amount=10_000_000)
+    await reserve(store, "call", cap=3600)                          # holds 6.00
+    settled = await store.settle("call", 168, unit=1, sinch_debit=Decimal("0.0231"), sinch_currency="EUR")
+    assert not settled.repeated and settled.released == 6_000_000
+    assert (settled.call.billed_seconds, settled.call.cost, settled.call.state) == (180, 300_000, "settled")
+    assert (settled.call.sinch_debit, settled.call.sinch_currency) == ("0.0231", "EUR")
+    account = await store.account("acme")
+    assert (account.balance, account.reserved) == (9_700_000, 0)
+    again = await store.settle("call", 999, unit=1)
+    assert again.repeated and again.call.cost == 300_000 and again.released == 0
+    assert await store.account("acme") == account
+    assert [e.kind for e in await store.ledger("acme")] == ["topup", "reserve", "release", "debit"]
+    assert await store.settle("unknown-call", 60, unit=1) is None
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_an_unanswered_call_costs_nothing(credit_store):
+    store = credit_store
+    await account_with(store, amount=1_000_000)
+    await reserve(store, "noanswer")
+    settled = await store.settle("noanswer", 0, unit=1)
+    assert (settled.call.cost, settled.call.billed_seconds) == (0, 0)
+    assert (await store.account("acme")).available == 1_000_000
+
+
+async def test_release_and_limit(credit_store):
+    store = credit_store
+    await account_with(store, amount=10_000_000)
+    await reserve(store, "denied-elsewhere", cap=600)
+    released = await store.release("denied-elsewhere", reason="allowlist denied")
+    assert released.reserved == 1_000_000
+    assert await store.release("denied-elsewhere") is None          # once only
+    assert (await store.call("denied-elsewhere")).state == "released"
+    await reserve(store, "limited", cap=600)
+    assert await store.limit("limited", 120, unit=1, grace=600) == 800_000
+    call = await store.call("limited")
+    assert (call.max_duration, call.reserved) == (120, 200_000)
+    assert await store.limit("limited", 300, unit=1, grace=600) == 0   # never raises a limit
+    assert (await store.account("acme")).reserved == 200_000
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_reservations_whose_dice_never_comes_expire_and_a_late_dice_still_settles(credit_store):
+    store = credit_store
+    await account_with(store, amount=10_000_000)
+    start = time.time()
+    await reserve(store, "lost", cap=600, now=start)
+    await reserve(store, "young", cap=600, now=start + 1000)
+    assert await store.overdue(now=start + 600 + 600) == []           # not before maxDuration + grace
+    expired = await expire_overdue(store, now=start + 1201)
+    assert [c.callid for c in expired] == ["lost"]
+    assert await expire_overdue(store, now=start + 1201) == []        # once only
+    assert (await store.call("lost")).state == "expired"
+    assert (await store.account("acme")).reserved == 1_000_000        # "young" still held
+    late = await store.settle("lost", 90, unit=1)
+    assert (late.call.cost, late.released) == (200_000, 0)
+    assert (await store.account("acme")).balance == 9_800_000
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_rates_import_replace_merge_and_longest_prefix(credit_store, rates_csv):
+    store = credit_store
+    await store.import_rates(parse_rates(rates_csv))
+    assert (await store.find_rate(None, "EUR", "+46701234567")).prefix == "4670"
+    assert (await store.find_rate(None, "EUR", "+46850001234")).prefix == "46"
+    assert isinstance(await store.find_rate(None, "USD", "+46850001234"), NoRate)
+    assert isinstance(await store.find_rate(None, "EUR", "sip:alice"), NoRate)
+    await store.import_rates(parse_rates("prefix,currency,per_minute\n468,EUR,0.05\n"), replace=False)
+    assert (await store.find_rate(None, "EUR", "+46850001234")).per_minute == 50_000
+    assert len(await store.rates()) == 4
+    await store.import_rates(parse_rates("prefix,currency,per_minute\n44,GBP,0.05\n"))
+    assert [(r.currency, r.prefix) for r in await store.rates()] == [("GBP", "44")]
+    assert await store.currencies() == ["GBP"]
+
+
+async def test_number_table(credit_store):
+    store = credit_store
+    await account_with(store)
+    with pytest.raises(StoreError, match="no account"):
+        await store.link_number("+46701234567", "ghost")
+    await store.link_number("+46701234567", "acme")
+    assert await store.account_for_number("+46701234567") == "acme"
+    assert await store.numbers("acme") == ["+46701234567"]
+    assert await store.unlink_number("+46701234567") is True
+    assert await store.unlink_number("+46701234567") is False
+    assert await store.account_for_number("+46701234567") is None
+
+
+async def test_several_instances_starting_at_once_on_a_fresh_database(callgate_database_url):
+
+    stores = await asyncio.gather(*(CreditStore.open(callgate_database_url) for _ in range(4)))
+    try:
+        await stores[0].add_account("acme", "EUR")
+        assert all([(await s.account("acme")).currency == "EUR" for s in stores])
+    finally:
+        for s in stores:
+            await s.close()

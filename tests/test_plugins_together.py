@@ -1,0 +1,111 @@
+"""The three plugins together in one real server: allowlist, then credit_check, then crm_export.
+
+Runs when the plugins are installed (python3 scripts/dev.py test installs them).
+"""
+
+import asyncio
+import json
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from callgate import samples, signing
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
+
+for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
+    pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")
+
+CALLGATE = str(Path(sys.executable).with_name("callgate"))
+RICH, EMPTY, STRANGER = "+46701234567", "+46709999999", "+15550000000"
+
+
+def config(tmp: Path) -> str:
+    return f"""
+[server]
+log_format = "json"
+[plugins]
+enabled = ["allowlist", "credit_check", "crm_export"]
+
+[plugins.allowlist]
+default = "deny"
+prompt = "This service is not for you."
+[[plugins.allowlist.rules]]
+action = "allow"
+caller = "+4670*"
+
+[plugins.credit_check]
+database_url = "sqlite:///{tmp}/credit.sqlite3"
+deny_prompt = "Your credit is used up."
+
+[plugins.crm_export]
+database_url = "sqlite:///{tmp}/crm.sqlite3"
+poll_interval_seconds = 0.1
+[[plugins.crm_export.sinks]]
+name = "file"
+type = "file"
+path = "{tmp}/calls.jsonl"
+
+[[plugins.router.routes]]
+action = {{ name = "connectPstn", number = "{{to}}" }}
+"""
+
+
+def credit(config_path, *args):
+    result = subprocess.run([CALLGATE, "credit", *args, "--config", str(config_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+async def post(session, url, body):
+    raw = json.dumps(body).encode()
+    headers = signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, "/sinch/callback", raw)
+    async with session.post(url + "/sinch/callback", data=raw, headers=headers) as response:
+        return response.status, await response.json()
+
+
+async def test_allowlist_credit_and_crm_decide_and_record_one_call(callgate_server, tmp_path):
+    text = config(tmp_path)
+    path = tmp_path / "setup.toml"
+    path.write_text(text)
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,EUR,0.10,0,60/60\n")
+    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
+    credit(path, "add", RICH, "--currency", "EUR")
+    credit(path, "topup", RICH, "1.00")                 # 10 minutes at 0.10/min
+    credit(path, "add", EMPTY, "--currency", "EUR")
+    server = callgate_server(text)
+
+    async with aiohttp.ClientSession() as session:
+        ice = samples.ice(caller=RICH.lstrip("+"), to="+14155550123")
+        status, body = await post(session, server.url, ice)
+        assert status == 200
+        assert body["action"] == {"name": "connectPstn", "number": "+14155550123", "maxDuration": 600}
+
+        _, body = await post(session, server.url, samples.ice(caller=STRANGER.lstrip("+"), to="+14155550123"))
+        assert body["action"] == {"name": "hangup"}
+        assert any(i.get("text") == "This service is not for you." for i in body["instructions"])
+
+        _, body = await post(session, server.url, samples.ice(caller=EMPTY.lstrip("+"), to="+14155550123"))
+        assert body["action"] == {"name": "hangup"}
+        assert any("credit" in i.get("text", "") for i in body["instructions"])
+
+        dice = samples.dice(ice["callid"], caller=RICH.lstrip("+"), to="+14155550123", duration=125)
+        assert await post(session, server.url, dice) == (200, {})
+        assert await post(session, server.url, dice) == (200, {})          # a repeat changes nothing
+
+        records = []
+        for _ in range(100):                                             # delivery runs in the background
+            lines = (tmp_path / "calls.jsonl").read_text().splitlines() if (tmp_path / "calls.jsonl").exists() else []
+            records = [json.loads(line) for line in lines]
+            if records:
+                break
+            await asyncio.sleep(0.1)
+
+    balance = json.loads(credit(path, "balance", RICH, "--json"))
+    assert Decimal(str(balance["balance"])) == Decimal("0.70")            # 125 s billed as 180 s at 0.10/min
+    assert [r["callid"] for r in records] == [ice["callid"]]
+    assert Decimal(records[0]["cost"]["amount"]) == Decimal("0.30")

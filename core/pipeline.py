@@ -22,6 +22,9 @@ from .svaml import SAFE_ANSWERS, Continue, Hangup, Say, Svaml, SvamlError
 
 log = structlog.get_logger("callgate.pipeline")
 
+CONTINUE = Svaml(action=Continue())
+HANGUP = Svaml(action=Hangup())
+
 
 @dataclass(slots=True)
 class Answer:
@@ -69,7 +72,7 @@ class Pipeline:
         if isinstance(event, Ice):
             return await self._ice(event, deadline)
         if isinstance(event, Ace):
-            return await self._first_svaml("on_answer", event, deadline, "ace", Svaml(action=Continue()))
+            return await self._first_svaml("on_answer", event, deadline, "ace", CONTINUE)
         if isinstance(event, Pie):
             return await self._first_svaml("on_prompt_input", event, deadline, "pie", SAFE_ANSWERS["pie"])
         raise TypeError(f"not an event: {event!r}")
@@ -94,9 +97,13 @@ class Pipeline:
             answered = combine.first_answer(cli_outcomes)
             if answered and isinstance(answered.value, CallerId):
                 cli = answered.value.number
-        svaml = combine.ice_answer(auth, route, cli, answer_before_prompts=self.server.answer_before_prompts,
-                                   no_route_prompt=self._no_route_prompt)
-        svaml, problem = self._valid_or_safe(svaml, "ice")
+        try:
+            svaml = combine.ice_answer(auth, route, cli, answer_before_prompts=self.server.answer_before_prompts,
+                                       no_route_prompt=self._no_route_prompt)
+        except ValueError as exc:   # the parts are valid but not together (e.g. too much cookie data)
+            svaml, problem = self._safe("ice", f"the plugins' contributions do not make a valid answer: {exc}")
+        else:
+            svaml, problem = self._valid_or_safe(svaml, "ice")
         max_duration = getattr(svaml.action, "max_duration", None)
         decision = Decision(allowed=auth.allowed and problem is None, decided_by=auth.decided_by,
                             reason=problem or auth.reason, svaml=svaml, route=route, routed_by=routed_by,
@@ -114,7 +121,7 @@ class Pipeline:
         if answered is None:
             svaml = default
         elif isinstance(answered.value, Deny):   # the plugin failed and its policy is deny
-            svaml = Svaml(action=Hangup())
+            svaml = HANGUP
         else:
             svaml = answered.value
         svaml, problem = self._valid_or_safe(svaml, event)
@@ -141,6 +148,12 @@ class Pipeline:
         try:
             svaml.validate_for(event, recheck_fields=False)
         except SvamlError as exc:
-            log.error("invalid_svaml_replaced", event=event, error=str(exc), replaced_by=SAFE_ANSWERS[event].action.name)
-            return SAFE_ANSWERS[event], f"invalid SVAML replaced by a safe answer: {exc}"
+            return Pipeline._safe(event, str(exc))
         return svaml, None
+
+    @staticmethod
+    def _safe(event: str, why: str) -> tuple[Svaml, str]:
+        """The event's safe answer instead of an invalid one, logged as the programming error it is."""
+        safe = SAFE_ANSWERS[event]
+        log.error("invalid_svaml_replaced", sinch_event=event, error=why, replaced_by=safe.action.name)
+        return safe, f"invalid SVAML replaced by a safe answer: {why}"

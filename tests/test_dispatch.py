@@ -188,3 +188,26 @@ async def test_model_construct_cannot_smuggle_an_invalid_ace_answer():
     answer = await p.answer(event(samples.ace()))
     assert json.loads(answer.body) == {"action": {"name": "continue"}}
     assert answer.outcomes[0].status == "error"
+
+
+async def test_contributions_that_do_not_fit_together_get_the_safe_answer_and_call_decided_still_runs():
+    from callgate import Allow, hookimpl
+    from callgate.svaml import SetCookie
+
+    class BigCookie:
+        def __init__(self):
+            self.decisions = []
+
+        @hookimpl
+        def authorize_call(self, call):     # each cookie is valid alone; together they exceed 1024 bytes
+            return Allow(instructions=(SetCookie(key=str(id(self)), value="x" * 700),))
+
+        @hookimpl
+        def call_decided(self, call, decision):
+            self.decisions.append(decision)
+
+    p, plugins = pipeline({"a": BigCookie, "b": BigCookie, "route": RouteTo})
+    answer = await p.answer(event(samples.ice()))
+    assert json.loads(answer.body) == {"action": {"name": "hangup"}}
+    assert "cookie" in answer.problem
+    assert [d.allowed for d in plugins.loaded[0].instance.decisions] == [False]

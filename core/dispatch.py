@@ -13,9 +13,13 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+import structlog
+
 from .manager import HookImpl, Plugins
 from .results import Allow, CallerId, Deny, Outcome, Route
 from .svaml import Svaml
+
+log = structlog.get_logger("callgate.dispatch")
 
 #: What each decision hook may return besides None; anything else counts as the plugin failing.
 EXPECTED: dict[str, tuple[type, ...]] = {
@@ -47,8 +51,10 @@ async def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: 
         _check_result(hook, value)
     except TimeoutError:
         status, value, error = "timeout", None, f"no answer within {round((end - start) * 1000)} ms"
+        log.warning("plugin_failed", plugin=plugin.name, hook=hook, status=status, error=error)
     except Exception as exc:
         status, value, error = "error", None, f"{type(exc).__name__}: {exc}"
+        log.warning("plugin_failed", plugin=plugin.name, hook=hook, status=status, error=error, exc_info=True)
     if status != "ok" and hook in DECISION_HOOKS and plugin.on_error == "deny":
         value = Deny(f"plugin {plugin.name} failed in {hook} ({status}); its on_error policy is deny")
     return Outcome(plugin.name, hook, value, status, error, (loop.time() - start) * 1000)

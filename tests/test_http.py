@@ -243,3 +243,13 @@ async def test_a_log_stream_that_fails_never_breaks_an_answer(callgate_client, t
         assert status == 200 and body["action"] == {"name": "hangup"}
     finally:
         structlog.reset_defaults()
+
+
+async def test_a_failing_plugin_is_logged_with_its_name_and_traceback(callgate_client, json_logs, capsys):
+    json_logs()
+    client = await callgate_client(plugins={"raises": Raises})
+    await client.event(samples.ice())
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    failed = next(line for line in lines if line["event"] == "plugin_failed")
+    assert (failed["plugin"], failed["hook"], failed["status"]) == ("raises", "authorize_call", "error")
+    assert "RuntimeError: boom" in failed["exception"]

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from .config import Config, ConfigError
-from .handlers import callback, healthz, metrics, readyz
+from .handlers import callback, healthz, metrics, not_found, readyz
 from .manager import Plugins, load_plugins
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -43,6 +43,7 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
     app.router.add_route("*", config.server.callback_path, callback)
     if not config.server.ops_port:
         _add_ops_routes(app)
+    app.router.add_route("*", "/{path:.*}", not_found)      # last: every other path, a JSON 404
     app.cleanup_ctx.append(_plugin_lifecycle)
     return app
 
@@ -53,6 +54,7 @@ def create_ops_app(app: web.Application) -> web.Application:
     for key in _SHARED:
         ops[key] = app[key]
     _add_ops_routes(ops)
+    ops.router.add_route("*", "/{path:.*}", not_found)
     return ops
 
 

@@ -40,6 +40,18 @@ class ServerConfig(_Strict):
     #: The path Sinch signs, when a proxy rewrites the public path before callgate sees it.
     public_path: str | None = None
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    #: The whole body must arrive within this after the request head, else 408 and the connection
+    #: is closed (a slow sender cannot hold a connection); also how long the rest of a body that
+    #: was refused unread (413, 415, ...) is read and discarded before the connection is closed.
+    body_timeout_seconds: float = Field(5.0, gt=0, le=300)
+    #: An idle keep-alive connection, or one that has not sent a whole request head this long
+    #: after it opened (or after its previous answer), is closed.
+    keepalive_timeout_seconds: float = Field(75.0, gt=0, le=3600)
+    #: Longest request target (path and query) and longest header name or value; longer: 400,
+    #: connection closed.
+    max_header_bytes: int = Field(8190, ge=1024, le=65536)
+    #: Most header lines in one request; more: 400, connection closed.
+    max_headers: int = Field(128, ge=16, le=1000)
     #: Budget for a whole ICE/ACE/PIE callback, every plugin included.
     deadline_ms: int = Field(2000, ge=10, le=4500)
     #: Budget for DICE and Notify, whose plugins record the call durably.

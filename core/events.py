@@ -359,19 +359,34 @@ def _stripped(obj: dict, key: str) -> str | None:
     raise _wrong(key, "a string", value)
 
 
+#: Integer fields hold 64-bit values: Sinch's are small, and a larger one would break every
+#: consumer downstream (databases' bigint, orjson in the logs) instead of being refused here.
+_INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
+
+
+def _in_range(path: str, value: int) -> int:
+    if _INT_MIN <= value <= _INT_MAX:
+        return value
+    raise EventError("invalid_field", f"{path}: integer out of range (more than 64 bits)")
+
+
 def _int(obj: dict, key: str, prefix: str = "") -> int | None:
     value = obj.get(key)
-    if value is None or value.__class__ is int:  # bool is a subclass of int, not int itself
-        return value
+    if value is None:
+        return None
+    if value.__class__ is int:  # bool is a subclass of int, not int itself
+        return _in_range(prefix + key, value)
     raise _wrong(prefix + key, "an integer", value)
 
 
 def _version(obj: dict) -> int | None:
     value = obj.get("version")
-    if value is None or value.__class__ is int:
-        return value
+    if value is None:
+        return None
+    if value.__class__ is int:
+        return _in_range("version", value)
     # Lenient: a version sent as a string of digits ("1") is still the version.
-    if value.__class__ is str and value.strip().isascii() and value.strip().isdigit():
+    if value.__class__ is str and value.strip().isascii() and value.strip().isdigit() and len(value.strip()) <= 18:
         return int(value)
     raise _wrong("version", "an integer", value)
 
@@ -544,6 +559,60 @@ def _no_constant(name: str) -> Any:
 _JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
 
 
+#: Objects and arrays nested deeper than this are refused (a Sinch event nests 3 levels).  Without
+#: a limit of its own, how deep a body may nest would depend on the interpreter's recursion limit
+#: and on the stack depth where it is decoded, and a plugin walking ``raw`` recursively could fail.
+MAX_DEPTH = 64
+
+
+def _refuse_deep_nesting(obj: Any) -> None:
+    stack = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise EventError("invalid_json", f"body is not JSON callgate accepts: nested deeper than {MAX_DEPTH} levels")
+        if value.__class__ is dict:
+            stack.extend((item, depth + 1) for item in value.values() if item.__class__ in (dict, list))
+        elif value.__class__ is list:
+            stack.extend((item, depth + 1) for item in value if item.__class__ in (dict, list))
+
+
+#: A ``\\uD800``-``\\uDFFF`` escape: the only way a JSON text can carry a UTF-16 surrogate (UTF-8 cannot).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(obj: Any) -> None:
+    """Raise ``invalid_json`` when a string (or a key) holds an unpaired surrogate.
+
+    ``json`` joins an escaped pair (``\\ud83d\\ude00``) into one character and keeps an
+    unpaired one as a lone surrogate: a Python str that is not Unicode text, that no UTF-8
+    consumer (orjson in the logs, PostgreSQL, a CRM) accepts.  Such a body is refused here,
+    before any of them sees it (RFC 8259 section 8.2; I-JSON, RFC 7493, forbids them).
+    Only called when the text has such an escape, so normal bodies pay one regex search.
+    """
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, value = stack.pop()
+        if value.__class__ is str:
+            if _SURROGATE.search(value):
+                raise EventError("invalid_json", f"{path or 'body'}: a \\u escape of an unpaired UTF-16 surrogate "
+                                                 f"(not Unicode text)")
+        elif value.__class__ is dict:
+            for key, item in value.items():
+                where = f"{path}.{_safe_key(key)}" if path else _safe_key(key)
+                if _SURROGATE.search(key):
+                    raise EventError("invalid_json", f"{where}: a \\u escape of an unpaired UTF-16 surrogate "
+                                                     f"in a key (not Unicode text)")
+                stack.append((where, item))
+        elif value.__class__ is list:
+            stack.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+
+
+def _safe_key(key: str) -> str:
+    return _clip(_SURROGATE.sub("?", key), 32)
+
+
 def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
     """Decode a callback body (the raw request bytes, UTF-8 JSON) into a typed event.
 
@@ -560,6 +629,10 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
         raise EventError("invalid_json", f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:
         raise EventError("invalid_json", f"body is not JSON: {exc}") from None
+    if text.count("[") + text.count("{") > MAX_DEPTH:      # only then can it be nested that deep
+        _refuse_deep_nesting(obj)
+    if _SURROGATE_ESCAPE.search(text) is not None:
+        _refuse_lone_surrogates(obj)
     if obj.__class__ is not dict:
         raise EventError("not_an_object", f"body is JSON {_kind(obj)}, expected an object")
     name = obj.get("event")

@@ -1,9 +1,11 @@
 """HTTP handlers: the callback path, /healthz and /readyz.
 
 The callback path checks, in this order, before any plugin runs: the method
-(405), the body size (413), the content type (415), the signature (401), the
+(405), the body size (413), the content type (415), the body's arrival (408
+after ``body_timeout_seconds``; 400 ``incomplete_body``), the signature (401), the
 body (400; an unknown event is 200 ``{}`` so that newer Sinch events never break
-calls).  Every refusal is a JSON body ``{"error": code, "message": ...}``.
+calls).  Every refusal is a JSON body ``{"error": code, "message": ...}``, and so
+is the 404 of any other path.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from . import dispatch
 from .events import EventError, UnknownEvent, decode_event
@@ -49,9 +52,22 @@ async def _handle(request: web.Request, started: float) -> tuple[web.Response, s
         return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got "
                                                              f"{request.headers.get('Content-Type', 'none')!r}"), "-", None
     try:
-        body = await request.read()
+        async with asyncio.timeout(server.body_timeout_seconds):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _too_large(server.max_body_bytes), "-", None
+    except TimeoutError:
+        log.warning("callback_refused", reason="body_timeout", remote=request.remote)
+        return await _close_after(request, error_response(
+            408, "body_timeout", f"the body did not arrive within {server.body_timeout_seconds:g} s "
+                                 f"([server] body_timeout_seconds)")), "-", None
+    except (ConnectionError, HttpProcessingError, web.RequestPayloadError) as exc:
+        # The client closed the connection, or sent a body shorter than its Content-Length or a
+        # broken chunked body: nothing to decide; answered (if anyone still listens) and closed.
+        log.warning("callback_refused", reason="incomplete_body", error=type(exc).__name__, remote=request.remote)
+        return await _close_after(request, error_response(
+            400, "incomplete_body", "the body ended before its Content-Length, or its chunked encoding is "
+                                    "broken")), "-", None
 
     verifier = app[VERIFIER]
     if verifier is None:
@@ -97,9 +113,30 @@ async def _answer(app: web.Application, event) -> Answer:
         return Answer(503, ACK, None, problem=f"internal error: {exc!r}")
 
 
+async def _close_after(request: web.Request, response: web.Response) -> web.Response:
+    """Send ``response`` now and close the connection, without waiting for the rest of the body.
+
+    aiohttp would otherwise keep reading (and discarding) the unread body of a slow sender for
+    its lingering time; here the body already had its time.  The returned response is sent.
+    """
+    response.force_close()
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass                      # the client is gone: nobody to answer
+    request.protocol.force_close()
+    return response
+
+
 def _too_large(limit: int) -> web.Response:
     return error_response(413, "body_too_large", f"the body is larger than the limit of {limit} bytes "
                                                  f"([server] max_body_bytes)")
+
+
+async def not_found(request: web.Request) -> web.Response:
+    """Any other path (and the ops paths on the callback port when ``ops_port`` is set)."""
+    return error_response(404, "not_found", "nothing here: Sinch callbacks go to the callback path")
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -29,9 +29,10 @@ import time
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from .app import create_app, create_ops_app
-from .config import Config
+from .config import Config, ServerConfig
 from .metrics import MULTIPROC_ENV
 from .state import LIFECYCLE, PLUGINS
 
@@ -44,9 +45,10 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     """Serve until SIGTERM/SIGINT, then drain and stop as the module docstring says."""
     server = config.server
     app = create_app(config)
-    runners = [web.AppRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds)]
+    limits = http_limits(server)
+    runners = [web.AppRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds, **limits)]
     if server.ops_port:
-        runners.append(web.AppRunner(create_ops_app(app), access_log=None))
+        runners.append(web.AppRunner(create_ops_app(app), access_log=None, **limits))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:
@@ -70,6 +72,61 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
     log.info("stopped", pid=os.getpid())
+
+
+def http_limits(server: ServerConfig) -> dict[str, object]:
+    """aiohttp's connection settings from ``[server]``: what a slow or oversized request may hold.
+
+    * ``keepalive_timeout``: aiohttp arms it when a connection opens and after each answer, and
+      closes the connection when it fires while no whole request head has arrived: so it bounds
+      both idle keep-alive connections and slow request heads (slowloris).
+    * ``lingering_time``: after an answer sent without reading the whole body (413, 415, ...),
+      aiohttp reads and discards the rest for this long before closing; the body timeout bounds it.
+    * the request line, header lines and header count are limited by the parser (400, closed).
+    """
+    return {
+        "keepalive_timeout": server.keepalive_timeout_seconds,
+        "lingering_time": server.body_timeout_seconds,
+        "max_line_size": server.max_header_bytes,
+        "max_field_size": server.max_header_bytes,
+        "max_headers": server.max_headers,
+        "logger": HttpLayerLog(),
+    }
+
+
+class HttpLayerLog:
+    """The logger aiohttp's connection handler uses, in callgate's structured log.
+
+    A request the HTTP parser refuses (a line over the limit, too many headers, malformed HTTP)
+    is the client's error: one warning with the status and the kind of error, never the
+    exception's text (aiohttp puts the start of the offending line, e.g. an Authorization
+    header, in it).  Anything else is a server error, logged with its traceback.
+    """
+
+    def debug(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    info = debug
+
+    def warning(self, msg: str, *args: object, **kwargs: object) -> None:
+        log.warning("http_warning", message=_format(msg, args))
+
+    def exception(self, msg: str, *args: object, exc_info: object = None, **kwargs: object) -> None:
+        if isinstance(exc_info, HttpProcessingError) and 400 <= (exc_info.code or 0) < 500:
+            log.warning("http_request_refused", status=exc_info.code, error=type(exc_info).__name__,
+                        remote=args[0] if args else None)
+        else:
+            log.error("http_error", message=_format(msg, args),
+                      exc_info=exc_info if isinstance(exc_info, BaseException) else True)
+
+    error = exception
+
+
+def _format(msg: str, args: tuple[object, ...]) -> str:
+    try:
+        return msg % args if args else str(msg)
+    except (TypeError, ValueError):
+        return str(msg)
 
 
 def supervise(worker_command: list[str], workers: int) -> int:

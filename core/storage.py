@@ -18,6 +18,14 @@ Transactions are the unit of correctness:
 * PostgreSQL: an asyncpg pool; ``transaction(serializable=False)`` is READ COMMITTED, so
   take row locks with ``SELECT ... FOR UPDATE`` where two instances may race; pass
   ``serializable=True`` and retry on ``SerializationError`` where that is simpler.
+  Every transaction sets ``idle_in_transaction_session_timeout`` and ``lock_timeout`` to
+  5 s (a setting the URL names, e.g. ``?lock_timeout=2000``, is left to the URL; ``0``
+  turns it off).  A callgate transaction never waits between its statements, so a session
+  idle inside one has lost its client (a network partition, a host that died): PostgreSQL
+  ends it and releases its row locks, instead of keeping every call on those accounts
+  waiting until TCP keepalive notices, hours later; and a statement of such a session
+  that was queued for a lock gives up rather than take the lock over, so the locks of
+  a cut connection are gone within about twice that time.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
@@ -282,6 +290,21 @@ async def _pg(awaitable: Any) -> Any:
         raise DatabaseError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
 
+#: See the module docstring: PostgreSQL ends a session idle inside a transaction for this long (ms), and a
+#: statement waits at most this long for a lock.  Longer than any callback's deadline (ICE 2 s, DICE 4 s by
+#: default): a living callgate never leaves a transaction idle, nor usefully waits for a lock, that long.
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000
+TRANSACTION_SETTINGS = ("idle_in_transaction_session_timeout", "lock_timeout")
+
+
+def _transaction_settings(url: str) -> str:
+    """``; SET LOCAL ...`` for each of TRANSACTION_SETTINGS the URL does not set itself (asyncpg sends the
+    URL's query parameters to the server as the session's settings)."""
+    named = {key for key, _ in parse_qsl(urlsplit(url).query)}
+    return "".join(f"; SET LOCAL {name} = {IDLE_IN_TRANSACTION_TIMEOUT_MS}"
+                   for name in TRANSACTION_SETTINGS if name not in named)
+
+
 class PostgresDatabase(Database):
     dialect = "postgresql"
 
@@ -291,12 +314,17 @@ class PostgresDatabase(Database):
         self._options = {"min_size": min_size, "max_size": max_size, "timeout": connect_timeout,
                          "command_timeout": command_timeout}
         self._pool: Any = None
+        self._begin: dict[bool, str] = {}
 
     async def open(self) -> None:
         try:
             import asyncpg
         except ImportError:
             raise DatabaseError('PostgreSQL needs asyncpg: pip install "callgate[postgres]"') from None
+        settings = _transaction_settings(self.url)
+        for serializable, level in ((False, "READ COMMITTED"), (True, "SERIALIZABLE")):
+            # One round trip: the BEGIN and the transaction's own limits (SET LOCAL ends with the transaction).
+            self._begin[serializable] = f"BEGIN ISOLATION LEVEL {level}{settings}"
         try:
             self._pool = await asyncpg.create_pool(self.url, **self._options)
         except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
@@ -336,12 +364,14 @@ class PostgresDatabase(Database):
     @asynccontextmanager
     async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
         async with self._acquire() as conn:
-            tx = conn.transaction(isolation="serializable" if serializable else "read_committed")
-            await _pg(tx.start())
+            await _pg(conn.execute(self._begin[serializable]))
             try:
                 yield _PostgresConnection(conn)
             except BaseException:
-                await _pg(tx.rollback())
+                try:
+                    await _pg(conn.execute("ROLLBACK"))
+                except DatabaseError:
+                    pass   # the connection is broken: the server rolls back, the pool replaces it; keep the cause
                 raise
             else:
-                await _pg(tx.commit())
+                await _pg(conn.execute("COMMIT"))

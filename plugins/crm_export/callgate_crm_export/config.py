@@ -135,6 +135,8 @@ class CrmExportConfig(_Strict):
     poll_interval_seconds: float = Field(1.0, gt=0, le=60)
     #: ICE/ACE facts (who decided what, answer time) are written in the background this often.
     facts_flush_interval_seconds: float = Field(0.2, gt=0, le=10)
+    #: PostgreSQL unreachable at start-up: how often opening the outbox is tried again (DICEs get 503 meanwhile).
+    reconnect_seconds: float = Field(5.0, gt=0, le=300)
     #: At shutdown, in-flight requests get this long to finish; the rest are abandoned (and sent again later).
     shutdown_grace_seconds: float = Field(5.0, ge=0, le=60)
     #: Records delivered to every sink, and facts of calls that never ended, are removed after this many

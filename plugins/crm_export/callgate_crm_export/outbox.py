@@ -331,6 +331,33 @@ class Outbox:
             ))
         return result
 
+    async def depth(self, now: float) -> dict[str, float]:
+        """Gauges for ``/metrics``: records waiting for delivery (``outbox_depth``, in total and per sink as
+        ``outbox_depth:<sink>``), dead letters (``outbox_dead``), and the age in seconds of the oldest waiting
+        record (``outbox_oldest_pending_seconds``, 0 when none waits).
+
+        One query over the ``(sink, state, ...)`` index: delivered rows, however many, are not read.
+        """
+        if not self.sinks:
+            return {"outbox_depth": 0.0, "outbox_dead": 0.0, "outbox_oldest_pending_seconds": 0.0}
+        rows = await self.db.fetch(
+            "SELECT sink, state, COUNT(*) AS n, MIN(pending_since) AS oldest FROM crm_deliveries "
+            f"WHERE sink IN ({_in_list(self.sinks, 1)}) AND state IN ('pending', 'dead') GROUP BY sink, state",
+            *self.sinks)
+        per_sink = {sink: 0 for sink in self.sinks}
+        dead, oldest = 0, None
+        for row in rows:
+            if row["state"] == PENDING:
+                per_sink[row["sink"]] = int(row["n"])
+                if row["oldest"] is not None:
+                    oldest = row["oldest"] if oldest is None else min(oldest, row["oldest"])
+            else:
+                dead += int(row["n"])
+        gauges = {"outbox_depth": float(sum(per_sink.values())), "outbox_dead": float(dead),
+                  "outbox_oldest_pending_seconds": 0.0 if oldest is None else max(0.0, now - float(oldest))}
+        gauges.update({f"outbox_depth:{sink}": float(n) for sink, n in per_sink.items()})
+        return gauges
+
     async def deliveries(self, callid: str) -> dict[str, dict[str, Any]]:
         """Every sink's delivery row for one call (for tests and diagnostics)."""
         rows = await self.db.fetch("SELECT * FROM crm_deliveries WHERE callid = $1", callid)

@@ -18,6 +18,7 @@ import socket
 import time
 import uuid
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import aiohttp
 import structlog
@@ -62,6 +63,9 @@ class CrmExport:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task] = []
         self._stopping: asyncio.Event | None = None
+        #: Opening the outbox again and again while its PostgreSQL server is unreachable at start-up.
+        self._opening: asyncio.Task | None = None
+        self._error: str | None = None
         #: DICE/Notify writes, group-committed: one transaction for every write that arrives while one runs.
         self._writes: Batcher[tuple[str, Facts], Change] = Batcher(self._write_batch)
         #: Delivery outcomes, group-committed the same way.
@@ -70,10 +74,42 @@ class CrmExport:
     # --- lifecycle -----------------------------------------------------------------------------
 
     async def startup(self) -> None:
-        config = self.config
-        self.outbox = await Outbox.open(config.database_url, [s.name for s in config.sinks])
-        self._session = aiohttp.ClientSession()
+        """Open the outbox and start delivering.  A SQLite file that cannot be opened stops start-up (a
+        configuration error); an unreachable PostgreSQL server does not: callgate starts, DICEs are answered
+        503 and ``/readyz`` says why until the outbox opens, tried again every ``reconnect_seconds``."""
         self._stopping = asyncio.Event()
+        try:
+            await self._open()
+        except DatabaseError as exc:
+            if urlsplit(self.config.database_url).scheme == "sqlite":
+                raise
+            self._error = str(exc)
+            log.error("crm_outbox_unreachable", error=str(exc), retry_seconds=self.config.reconnect_seconds)
+            self._opening = asyncio.create_task(self._open_when_reachable(), name="crm_export:open")
+
+    async def _open_when_reachable(self) -> None:
+        while not await self._wait_stopping(self.config.reconnect_seconds):
+            try:
+                await self._open()
+            except DatabaseError as exc:
+                self._error = str(exc)
+                log.warning("crm_outbox_unreachable", error=str(exc), retry_seconds=self.config.reconnect_seconds)
+                continue
+            except Exception:   # a bug must not end the attempts: DICEs would get 503 until a restart
+                log.exception("crm_outbox_open_failed")
+                continue
+            self._error = None
+            log.info("crm_outbox_reconnected")
+            return
+
+    async def _open(self) -> None:
+        config = self.config
+        outbox = await Outbox.open(config.database_url, [s.name for s in config.sinks])
+        if self._stopping.is_set():      # shut down while the outbox was opening
+            await outbox.close()
+            return
+        self.outbox = outbox
+        self._session = aiohttp.ClientSession()
         for sink in config.sinks:
             sender = build_sender(sink, self._session)
             self._senders.append(sender)
@@ -88,9 +124,13 @@ class CrmExport:
                  database=self.outbox.db.dialect)
 
     async def shutdown(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._opening is not None:
+            self._opening.cancel()           # an attempt in progress closes what it opened
+            await asyncio.gather(self._opening, return_exceptions=True)
         if self.outbox is None:
             return
-        self._stopping.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush()
         await self._writes.wait_idle()
@@ -133,12 +173,25 @@ class CrmExport:
     @hookimpl
     async def check_ready(self) -> str | None:
         if self.outbox is None:
-            return "not started"
+            return f"outbox database unreachable: {self._error}" if self._error else "not started"
         try:
             await self.outbox.db.ping()
         except Exception as exc:
             return f"outbox database unreachable: {exc}"
         return None
+
+    @hookimpl
+    async def collect_metrics(self) -> dict[str, float] | None:
+        """The outbox's depth for ``/metrics`` (``callgate_plugin_gauge{plugin="crm_export", name=...}``): a CRM
+        that is down shows as ``outbox_depth`` growing while DICEs are still answered 200.  ``outbox_up`` is 0
+        while the outbox database does not answer (the other gauges then keep their last values)."""
+        if self.outbox is None:
+            return None
+        try:
+            gauges = await self.outbox.depth(time.time())
+        except DatabaseError:
+            return {"outbox_up": 0.0}
+        return {"outbox_up": 1.0, **gauges, "facts_buffered": float(len(self.buffer))}
 
     @hookimpl
     def register_commands(self, subparsers) -> None:
@@ -148,6 +201,8 @@ class CrmExport:
 
     def _started(self) -> Outbox:
         if self.outbox is None:
+            if self._error:
+                raise DatabaseError(f"the outbox is not open: {self._error}")
             raise RuntimeError("crm_export is not started (its outbox is not open)")
         return self.outbox
 

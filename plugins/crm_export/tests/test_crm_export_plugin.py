@@ -8,7 +8,7 @@ from callgate_crm_export import CrmExport
 from callgate_crm_export.signature import verify
 
 from crm_export_receiver import OK, Receiver, Reply
-from crm_export_setup import WEBHOOK_SECRET, PricesCalls, crm_config, plugin_of, webhook_sink
+from crm_export_setup import WEBHOOK_SECRET, PricesCalls, crm_config, eventually, plugin_of, webhook_sink
 
 PLUGINS = {"crm_export": CrmExport}
 
@@ -127,3 +127,47 @@ async def test_the_plugin_is_ready_when_its_outbox_answers(callgate_client, tmp_
         response = await client.client.get("/readyz")
         body = await response.json()
         assert response.status == 503 and any("crm_export: outbox database unreachable" in p for p in body["problems"])
+
+
+def _gauge(text, name):
+    for line in text.splitlines():
+        if line.startswith("callgate_plugin_gauge{") and 'plugin="crm_export"' in line and f'name="{name}"' in line:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def test_outbox_depth_is_on_metrics(callgate_client, callgate_events, tmp_path):
+    down = True
+    async with Receiver(behave=lambda n, callid: Reply(503) if down else OK) as receiver:
+        config = crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url, max_attempts=1000))
+        client = await callgate_client(config, plugins=PLUGINS)
+        for callid in ("waiting-1", "waiting-2"):
+            assert await client.event(callgate_events.dice(callid=callid)) == (200, {})
+        await receiver.wait_for(lambda: len(receiver.seen) >= 2)
+        text = await (await client.client.get("/metrics")).text()
+        assert _gauge(text, "outbox_depth") == 2 and _gauge(text, "outbox_depth:hook") == 2
+        assert _gauge(text, "outbox_up") == 1 and _gauge(text, "outbox_dead") == 0
+        assert _gauge(text, "outbox_oldest_pending_seconds") > 0
+        down = False
+        await receiver.wait_for(lambda: len(receiver.accepted) == 2)
+        await eventually(lambda: _metrics_depth_is_zero(client))
+
+
+async def _metrics_depth_is_zero(client):
+    text = await (await client.client.get("/metrics")).text()
+    return _gauge(text, "outbox_depth") == 0 and _gauge(text, "outbox_oldest_pending_seconds") == 0
+
+
+async def test_postgresql_unreachable_at_start_up_answers_dice_503_and_says_why(callgate_client, callgate_events):
+    from callgate.testing import free_port
+
+    url = f"postgresql://postgres:not-a-real-password@127.0.0.1:{free_port()}/test"
+    client = await callgate_client(crm_config(url, webhook_sink("http://127.0.0.1:9"), reconnect_seconds=0.05),
+                                   plugins=PLUGINS)
+    response = await client.send(callgate_events.dice(callid="while-down"))
+    assert response.status == 503 and (await response.json())["error"] == "not_recorded"
+    ready = await client.client.get("/readyz")
+    problems = (await ready.json())["problems"]
+    assert ready.status == 503 and problems[0].startswith("crm_export: outbox database unreachable")
+    assert "not-a-real-password" not in " ".join(problems)
+    await asyncio.sleep(0.2)                  # attempts go on in the background, and stop with the server

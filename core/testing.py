@@ -213,7 +213,7 @@ class ServerProcess:
     def log_lines(self) -> list[dict[str, Any]]:
         """The server's JSON log lines (``[server] log_format = "json"``), parsed."""
         lines = []
-        for line in self.logs().splitlines():
+        for line in self.logs().split("\n"):   # not splitlines(): orjson leaves U+2028 etc. unescaped in strings
             try:
                 lines.append(json.loads(line))
             except ValueError:

@@ -45,7 +45,8 @@ import time
 import tomllib
 import urllib.request
 from pathlib import Path
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
@@ -144,8 +145,17 @@ async def callgate_database_url(request, tmp_path):
     if not dsn:
         pytest.skip(f"PostgreSQL tests run when {POSTGRES_DSN_ENV} is set, e.g. "
                     f"{POSTGRES_DSN_ENV}=postgresql://postgres@127.0.0.1:5432/test (CI sets it)")
-    import asyncpg
+    async with postgres_schema(dsn) as url:
+        yield url
+
+
+@asynccontextmanager
+async def postgres_schema(dsn: str) -> AsyncIterator[str]:
+    """A fresh schema in the PostgreSQL server at ``dsn``, as a URL any number of processes can share
+    (instances sharing one database); dropped afterwards."""
     import uuid
+
+    import asyncpg
     schema = f"test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(dsn)
     try:
@@ -166,9 +176,11 @@ class ServerProcess:
     """The real ``callgate serve`` command, started as a user would start it, on a free port."""
 
     def __init__(self, config_path: Path, env: Mapping[str, str] | None = None, port: int | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+                 args: tuple[str, ...] = (), ops_port: int | None = None) -> None:
         self.config_path = Path(config_path)
         self.args = tuple(args)
+        #: Set when the config has ``[server] ops_port``: health is then answered there only.
+        self.ops_port = ops_port
         self.port = port or free_port()
         self.env = {**os.environ, "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
                     "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET, **(env or {})}
@@ -178,6 +190,11 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ops_url(self) -> str:
+        """Where /healthz, /readyz and /metrics are served (the callback port unless ``ops_port``)."""
+        return f"http://127.0.0.1:{self.ops_port}" if self.ops_port else self.url
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         command = [str(Path(sys.executable).with_name("callgate")), "serve", "--config", str(self.config_path),
@@ -189,7 +206,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"callgate serve exited with {self.process.returncode}:\n{self.logs()}")
             try:
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as response:
+                with urllib.request.urlopen(self.ops_url + "/healthz", timeout=1) as response:
                     if response.status == 200:
                         return self
             except OSError:

@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
 import uuid
 from collections import Counter
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -31,7 +29,8 @@ import aiohttp
 from aiohttp import web
 
 from callgate import signing
-from callgate.testing import POSTGRES_DSN_ENV, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
+from callgate.testing import (POSTGRES_DSN_ENV, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port,  # noqa: F401
+                              postgres_schema)
 
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
 #: The webhook's HMAC key, given to callgate through the environment (never written in a config file).
@@ -62,35 +61,11 @@ def skip_without_postgres(pytest: Any) -> str:
     return dsn
 
 
-@asynccontextmanager
-async def postgres_schema(dsn: str):
-    """A fresh schema in the test server; yields its URL (``...?search_path=<schema>``), dropped afterwards.
-
-    One URL that several ``callgate serve`` processes share, as instances sharing PostgreSQL do.
-    """
-    import asyncpg
-
-    schema = f"rel_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute(f"CREATE SCHEMA {schema}")
-        yield f"{dsn}{'&' if '?' in dsn else '?'}search_path={schema}"
-    finally:
-        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        await conn.close()
-
-
 def via(url: str, port: int) -> str:
     """``url`` with its host and port replaced by 127.0.0.1:``port`` (the proxy)."""
     parts = urlsplit(url)
     user = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
     return urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{port}"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # --- configuration and the operator's commands -----------------------------------------------------------

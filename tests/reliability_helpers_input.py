@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -31,7 +29,6 @@ from callgate import signing
 from callgate.events import Dice, EventError, Notify, UnknownEvent, decode_event
 from callgate.signing import SignatureError, Verifier
 from callgate.svaml import parse_svaml
-from callgate.testing import ServerProcess
 
 CALLBACK = "/sinch/callback"
 
@@ -270,38 +267,6 @@ def signed(body: bytes, key: str, secret: str, *, path: str = CALLBACK, content_
            timestamp: str | None = None) -> list[tuple[str, str]]:
     return list(signing.signed_headers(key, secret, path, body, content_type=content_type,
                                        timestamp=timestamp).items())
-
-
-class OpsServerProcess(ServerProcess):
-    """``callgate serve`` with ``[server] ops_port``: started when the ops port's /healthz answers."""
-
-    def __init__(self, config_path: Path, ops_port: int, **kwargs) -> None:
-        super().__init__(config_path, **kwargs)
-        self.ops_port = ops_port
-
-    @property
-    def ops_url(self) -> str:
-        return f"http://127.0.0.1:{self.ops_port}"
-
-    def start(self, timeout: float = 20.0) -> OpsServerProcess:
-        import subprocess
-        import sys
-        command = [str(Path(sys.executable).with_name("callgate")), "serve", "--config", str(self.config_path),
-                   "--host", "127.0.0.1", "--port", str(self.port)]
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"callgate serve exited with {self.process.returncode}:\n{self.logs()}")
-            try:
-                with urllib.request.urlopen(self.ops_url + "/healthz", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"callgate serve did not answer /healthz on the ops port within {timeout} s:\n{self.logs()}")
 
 
 def env_int(name: str, default: int) -> int:

@@ -25,9 +25,9 @@ import pytest
 from aiohttp import web
 
 from callgate import samples, signing
-from callgate.testing import TEST_APPLICATION_SECRET, free_port
+from callgate.testing import TEST_APPLICATION_SECRET, ServerProcess, free_port
 
-from reliability_helpers_input import CALLBACK, OpsServerProcess, raw_request, send_raw, signed
+from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
 
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
 KEY = "secret-app"
@@ -308,7 +308,7 @@ async def test_ops_endpoints_are_kept_off_the_public_port(tmp_path):
     ops_port = free_port()
     path = tmp_path / "ops.toml"
     path.write_text(f'[server]\nlog_format = "json"\nops_port = {ops_port}\nops_host = "127.0.0.1"\n')
-    server = OpsServerProcess(path, ops_port).start()
+    server = ServerProcess(path, ops_port=ops_port).start()
     try:
         async with aiohttp.ClientSession() as session:
             async def get(url: str, method: str = "GET") -> tuple[int, bytes]:

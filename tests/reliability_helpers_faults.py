@@ -75,8 +75,11 @@ def config_toml(credit_url: str, crm_url: str, receiver_url: str, *, deadline_ms
                 max_duration: int = 600, grace_seconds: int = 600, expiry_interval_seconds: float = 60.0,
                 reconnect_seconds: float = 0.2, sink_timeout_seconds: float = 5.0,
                 backoff_initial_seconds: float = 0.05, backoff_max_seconds: float = 0.5,
-                poll_interval_seconds: float = 0.1, concurrency: int = 4) -> str:
-    """The three plugins in evaluation order (allowlist, credit_check, crm_export) and a catch-all route."""
+                poll_interval_seconds: float = 0.1, concurrency: int = 4, crm_timeout_ms: int = 3000) -> str:
+    """The three plugins in evaluation order (allowlist, credit_check, crm_export) and a catch-all route.
+
+    ``crm_timeout_ms``: crm_export's per-hook budget (its default, 3000, unless a test is about something else
+    than how fast a DICE is recorded)."""
     return f"""
 [server]
 log_format = "json"
@@ -100,6 +103,7 @@ reconnect_seconds = {reconnect_seconds}
 
 [plugins.crm_export]
 database_url = "{crm_url}"
+timeout_ms = {crm_timeout_ms}
 poll_interval_seconds = {poll_interval_seconds}
 facts_flush_interval_seconds = 0.05
 reconnect_seconds = {reconnect_seconds}

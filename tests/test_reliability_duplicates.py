@@ -56,7 +56,9 @@ async def deliver_twice_then_again(session, servers, body):
 async def test_repeated_ice_and_dice_reserve_settle_and_export_once(callgate_server, tmp_path, deployment):
     credit_url, crm_url, instances = deployment
     async with CrmReceiver() as receiver:
-        config = config_toml(credit_url, crm_url, receiver.url)
+        # This test is about how often, not how fast: crm_export gets 8 s for a DICE (once, in CI, the two
+        # instances' concurrent writes of one DICE took longer than its default 3 s; not seen again since).
+        config = config_toml(credit_url, crm_url, receiver.url, crm_timeout_ms=8000)
         path = write_config(tmp_path, "setup.toml", config)
         await open_accounts(path, tmp_path, ACCOUNTS)
         servers = [await start_server(callgate_server, config) for _ in range(instances)]

@@ -12,9 +12,12 @@ Decimal money (compare in Python, or store integer minor units).
 
 Transactions are the unit of correctness:
 
-* SQLite: one connection per process, on its own thread (the event loop never blocks on
-  disk); ``transaction()`` is ``BEGIN IMMEDIATE`` under a lock, so transactions in one
-  process run one at a time and other processes wait (``busy_timeout``) for the write lock.
+* SQLite: one connection per process; transactions in one process run one at a time under
+  a lock, and other processes wait (``busy_timeout``) for the write lock.  Transactions are
+  group-committed: one disk flush for all that ran while the previous flush was under way,
+  and none is answered before its flush.  Statements run on the event loop's thread (they
+  take microseconds); what may wait (another process's write lock, the flush) runs on the
+  database's own thread.  See :class:`SQLiteDatabase`.
 * PostgreSQL: an asyncpg pool; ``transaction(serializable=False)`` is READ COMMITTED, so
   take row locks with ``SELECT ... FOR UPDATE`` where two instances may race; pass
   ``serializable=True`` and retry on ``SerializationError`` where that is simpler.
@@ -37,6 +40,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from functools import lru_cache
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -168,17 +172,45 @@ def _sqlite_value(value: Any) -> Any:
 
 
 class _SQLiteConnection(Connection):
+    """Statements of the transaction that holds the database's lock, run where they are called."""
+
     def __init__(self, db: SQLiteDatabase) -> None:
         self._db = db
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._db._run(self._db._execute, sql, args)
+        return self._db._statement(sql, args).rowcount
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        return await self._db._run(self._db._fetch, sql, args)
+        return [dict(row) for row in self._db._statement(sql, args).fetchall()]
+
+
+@lru_cache(maxsize=1024)
+def _sqlite_sql(sql: str) -> str:
+    return _PLACEHOLDER.sub(r"?\1", sql)
+
+
+class _Group:
+    """One SQLite transaction shared by the callers' transactions that ran while it was open (group commit)."""
+
+    def __init__(self) -> None:
+        self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.commit_scheduled = False
+        self.broken: DatabaseError | None = None
 
 
 class SQLiteDatabase(Database):
+    """One connection per process.  Statements run on the event loop's thread: on a WAL database inside
+    a held write lock they never wait for another process, and take microseconds.  What may wait runs on
+    the database's own thread: a ``BEGIN IMMEDIATE`` that finds another process writing (``busy_timeout``),
+    and every ``COMMIT`` (the disk flush).
+
+    Group commit: every caller's transaction is a savepoint inside one SQLite transaction; the first caller
+    to finish schedules the COMMIT behind the callers already waiting for the lock, so a burst of N
+    transactions costs one flush instead of N.  Nobody is answered before the flush that makes its
+    transaction (or what its read saw) durable; if that flush fails, every caller of the group gets the
+    DatabaseError.
+    """
+
     dialect = "sqlite"
 
     def __init__(self, url: str, busy_timeout_ms: int = 5000) -> None:
@@ -189,6 +221,8 @@ class SQLiteDatabase(Database):
         self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
         self._bare = _SQLiteConnection(self)
+        self._group: _Group | None = None
+        self._commits: set[asyncio.Task] = set()
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
@@ -207,62 +241,141 @@ class SQLiteDatabase(Database):
             raise DatabaseError(f"cannot open SQLite database {self.path}: {exc}") from None
 
     async def close(self) -> None:
+        while self._commits:                     # a group still committing: let it finish
+            await asyncio.gather(*self._commits, return_exceptions=True)
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
         self._executor.shutdown(wait=False)
 
-    async def _run(self, fn, *args: Any) -> Any:
+    # --- on the event loop's thread, under the lock
+
+    def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise DatabaseError("the database is closed")
+        return self._conn
+
+    def _statement(self, sql: str, args: tuple) -> sqlite3.Cursor:
+        conn = self._connection()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+            return conn.execute(_sqlite_sql(sql), [_sqlite_value(a) for a in args])
+        except sqlite3.Error as exc:
+            if self._group is not None and not conn.in_transaction:   # SQLite rolled the whole group back
+                self._break_group(DatabaseError(f"SQLite rolled back the transaction: {exc}"))
+            raise DatabaseError(f"SQLite: {exc}") from exc
+
+    def _break_group(self, error: DatabaseError) -> None:
+        """The group's transaction is gone: its members are told at its commit; later callers start a new one."""
+        group, self._group = self._group, None
+        if group is not None:
+            group.broken = error
+            self._schedule_commit(group)
+
+    async def _join_group(self) -> _Group:
+        """The open group, or a new one: BEGIN IMMEDIATE here if the write lock is free, else on the thread."""
+        if self._group is not None:
+            return self._group
+        conn = self._connection()
+        try:
+            conn.execute("PRAGMA busy_timeout = 0")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                began = True
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                began = False
+            finally:
+                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"SQLite: {exc}") from exc
+        if not began:
+            await self._begin_on_thread(conn)
+        self._group = _Group()
+        return self._group
+
+    async def _begin_on_thread(self, conn: sqlite3.Connection) -> None:
+        """Wait (up to busy_timeout) for another process's write lock; a BEGIN that succeeds after its caller
+        was cancelled is rolled back, so the connection never stays in a transaction nobody ends."""
+        begin = asyncio.get_running_loop().run_in_executor(self._executor, conn.execute, "BEGIN IMMEDIATE")
+        try:
+            await asyncio.shield(begin)
+        except asyncio.CancelledError:
+            await asyncio.wait([begin])
+            if not begin.cancelled() and begin.exception() is None:
+                conn.execute("ROLLBACK")
+            raise
         except sqlite3.Error as exc:
             raise DatabaseError(f"SQLite: {exc}") from exc
 
-    def _execute(self, sql: str, args: tuple) -> int:
-        cursor = self._conn.execute(_PLACEHOLDER.sub(r"?\1", sql), [_sqlite_value(a) for a in args])
-        return cursor.rowcount
+    def _schedule_commit(self, group: _Group) -> None:
+        """COMMIT the group once the callers already waiting for the lock have joined it."""
+        if not group.commit_scheduled:
+            group.commit_scheduled = True
+            task = asyncio.get_running_loop().create_task(self._commit(group))
+            self._commits.add(task)
+            task.add_done_callback(self._commits.discard)
 
-    def _fetch(self, sql: str, args: tuple) -> list[dict[str, Any]]:
-        cursor = self._conn.execute(_PLACEHOLDER.sub(r"?\1", sql), [_sqlite_value(a) for a in args])
-        return [dict(row) for row in cursor.fetchall()]
+    async def _commit(self, group: _Group) -> None:
+        async with self._lock:
+            if self._group is group:
+                self._group = None
+            error = group.broken
+            if error is None:
+                try:
+                    await asyncio.shield(asyncio.get_running_loop().run_in_executor(
+                        self._executor, self._connection().execute, "COMMIT"))
+                except (sqlite3.Error, DatabaseError) as exc:
+                    error = DatabaseError(f"SQLite: {exc}")
+                    if self._conn is not None and self._conn.in_transaction:
+                        self._conn.execute("ROLLBACK")
+            if error is None:
+                group.committed.set_result(None)
+            else:
+                group.committed.set_exception(error)
+                group.committed.exception()      # retrieved: a group nobody waits for logs nothing
+
+    @staticmethod
+    async def _durable(group: _Group) -> None:
+        """Wait for the group's COMMIT (a cancelled caller's transaction still commits or fails with it)."""
+        await asyncio.shield(group.committed)
+
+    # --- the Database interface
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._lock:
-            return await self._bare.execute(sql, *args)
+        async with self.transaction() as tx:
+            return await tx.execute(sql, *args)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         async with self._lock:
-            return await self._bare.fetch(sql, *args)
+            rows = await self._bare.fetch(sql, *args)
+            group = self._group
+        if group is not None:    # it read the open group's writes: answer once they are durable
+            await self._durable(group)
+        return rows
 
     @asynccontextmanager
     async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
         async with self._lock:
-            await self._run_to_completion("BEGIN IMMEDIATE")
+            group = await self._join_group()
             try:
-                yield self._bare
-            except BaseException:
-                await self._run_to_completion("ROLLBACK")
-                raise
-            else:
-                await self._run_to_completion("COMMIT")
-
-    async def _run_to_completion(self, sql: str) -> None:
-        """Run a transaction-control statement even if the caller is cancelled meanwhile.
-
-        The statement runs on the database thread whatever happens to the awaiting task;
-        if a cancelled BEGIN went on to succeed, the connection would stay inside a
-        transaction nobody ends, and every later one would fail.
-        """
-        statement = asyncio.ensure_future(self._bare.execute(sql))
-        try:
-            await asyncio.shield(statement)
-        except asyncio.CancelledError:
-            await asyncio.wait([statement])
-            if sql.startswith("BEGIN") and not statement.cancelled() and statement.exception() is None:
-                await asyncio.wait([asyncio.ensure_future(self._bare.execute("ROLLBACK"))])
-            raise
+                self._statement("SAVEPOINT tx", ())
+                try:
+                    yield self._bare
+                except BaseException:
+                    if self._group is group:
+                        try:
+                            self._statement("ROLLBACK TO tx", ())
+                            self._statement("RELEASE tx", ())
+                        except DatabaseError as exc:
+                            self._break_group(exc)
+                    raise
+                self._statement("RELEASE tx", ())
+                if self._group is not group:
+                    raise group.broken or DatabaseError("SQLite rolled back the transaction")
+            finally:
+                self._schedule_commit(group)
+        await self._durable(group)
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------

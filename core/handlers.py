@@ -15,6 +15,7 @@ import time
 
 import structlog
 from aiohttp import web
+from structlog.contextvars import bind_contextvars, reset_contextvars
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import dispatch
@@ -52,8 +53,11 @@ async def _handle(request: web.Request, started: float) -> tuple[web.Response, s
         return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got "
                                                              f"{request.headers.get('Content-Type', 'none')!r}"), "-", None
     try:
-        async with asyncio.timeout(server.body_timeout_seconds):
+        if request.content.is_eof():     # the whole body came with the headers: nothing to wait for
             body = await request.read()
+        else:
+            async with asyncio.timeout(server.body_timeout_seconds):
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge:
         return _too_large(server.max_body_bytes), "-", None
     except TimeoutError:
@@ -92,10 +96,14 @@ async def _handle(request: web.Request, started: float) -> tuple[web.Response, s
         log.warning("callback_refused", reason=exc.code, error=str(exc))
         return error_response(400, exc.code, str(exc)), "-", None
 
-    with structlog.contextvars.bound_contextvars(callid=event.callid, sinch_event=event.event):
+    # Every line logged while the plugins work on this callback carries its callid and event.
+    bound = bind_contextvars(callid=event.callid, sinch_event=event.event)
+    try:
         answer = await _answer(app, event)
         log.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
                  ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace())
+    finally:
+        reset_contextvars(**bound)
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
 
 

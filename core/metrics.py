@@ -50,24 +50,28 @@ class Metrics:
                                           ["reason"], registry=r)
         self.plugin_gauges = Gauge("callgate_plugin_gauge", "Gauges plugins expose (outbox depth, reservations...)",
                                    ["plugin", "name"], registry=r, multiprocess_mode="mostrecent")
-        self._callback_children: dict[tuple[str, int], Counter] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], object] = {}
 
     def answered(self, event: str, status: int, seconds: float, answer: Answer | None = None) -> None:
         """Record one callback's outcome (and its plugins' timings, when it reached the pipeline)."""
-        key = (event, status)
-        child = self._callback_children.get(key)
-        if child is None:
-            child = self._callback_children[key] = self.callbacks.labels(event, str(status))
-        child.inc()
-        self.latency.labels(event).observe(seconds)
+        self._child(self.callbacks, event, str(status)).inc()
+        self._child(self.latency, event).observe(seconds)
         if answer is None:
             return
         for outcome in answer.outcomes:
-            self.plugin_latency.labels(outcome.plugin, outcome.hook).observe(outcome.elapsed_ms / 1000)
+            self._child(self.plugin_latency, outcome.plugin, outcome.hook).observe(outcome.elapsed_ms / 1000)
             if outcome.status != "ok":
                 self.plugin_failures.labels(outcome.plugin, outcome.hook, outcome.status).inc()
         if answer.decision is not None and not answer.decision.allowed:
             self.denials.labels(answer.decision.decided_by).inc()
+
+    def _child(self, metric, *labels: str):
+        """``metric.labels(*labels)``, looked up once (prometheus-client's own lookup costs microseconds)."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def refused_signature(self, reason: str) -> None:
         self.signature_failures.labels(reason).inc()

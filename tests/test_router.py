@@ -67,6 +67,20 @@ def test_templates_fill_callee_and_caller():
     assert route.instructions[0].text == "Call from +46701234567"
 
 
+def test_template_routes_are_built_once_per_value_and_never_mixed_up(monkeypatch):
+    import callgate.builtin.router as router_module
+    monkeypatch.setattr(router_module, "BUILT_CACHE_SIZE", 2)
+    r = router([{"action": pstn("{to}"), "instructions": [{"name": "say", "text": "Call from {caller}"}]}])
+    first = r.route_call(ice(caller="46701234567", to="14155550123"))
+    assert r.route_call(ice(caller="46701234567", to="14155550123")) is first          # built once
+    other_caller = r.route_call(ice(caller="46709999999", to="14155550123"))
+    assert other_caller.instructions[0].text == "Call from +46709999999"               # caller is in the key
+    third = r.route_call(ice(caller="46701234567", to="14155550199"))                  # cache full: cleared
+    assert third.action.number == "+14155550199"
+    again = r.route_call(ice(caller="46701234567", to="14155550123"))
+    assert again is not first and again == first                                       # rebuilt, the same
+
+
 def test_sdk_conference_is_confirmed_with_its_id():
     r = router([{"to_type": "conference", "action": {"name": "connectConf", "conferenceId": "{to}"}}])
     route = r.route_call(ice(to="room-42", to_type="conference", domain="mxp"))

@@ -38,6 +38,8 @@ from ..svaml import Svaml, SvamlError, parse_action, parse_instruction
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TEMPLATE = re.compile(r"\{(to|caller)\}")
+#: How many routes built from templates each rule keeps (all dropped when full).
+BUILT_CACHE_SIZE = 1024
 _HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
 
 
@@ -64,6 +66,26 @@ class _Rule(BaseModel):
     def _static(self) -> tuple[Any, tuple[Any, ...]] | None:
         """The parsed parts, once, when they contain no template."""
         return None if _TEMPLATE.search(self._source) else self._parse(self._source)
+
+    @cached_property
+    def _placeholders(self) -> tuple[str, ...]:
+        """The template names this rule uses (``to``, ``caller``), in a fixed order."""
+        return tuple(sorted(set(_TEMPLATE.findall(self._source))))
+
+    @cached_property
+    def _built(self) -> dict[tuple[str, ...], Any]:
+        """Results already built, by the values of the placeholders (the parts are immutable, so they are
+        shared: a DID or a conference routed again skips the parse and validation)."""
+        return {}
+
+    def _memo(self, values: dict[str, str], make: Callable[[], Any]) -> Any:
+        key = tuple(values.get(name, "") for name in self._placeholders)
+        built = self._built.get(key)
+        if built is None:
+            if len(self._built) >= BUILT_CACHE_SIZE:
+                self._built.clear()
+            built = self._built[key] = make()
+        return built
 
     def build(self, values: dict[str, str]) -> tuple[Any, tuple[Any, ...]]:
         """The parsed action and instructions, with ``{to}``/``{caller}`` filled in."""
@@ -114,8 +136,9 @@ class RouteRule(_Rule):
         """This rule's Route for a call (built once when the rule has no template)."""
         if self._static_route is not None:
             return self._static_route
-        action, instructions = self.build({"to": callee, "caller": normalize_caller(call.cli) or ""})
-        return Route(action=action, instructions=instructions, name=self.name)
+        caller = (normalize_caller(call.cli) or "") if "caller" in self._placeholders else ""
+        values = {"to": callee, "caller": caller}
+        return self._memo(values, lambda: Route(*self.build(values), name=self.name))
 
     @cached_property
     def _static_route(self) -> Route | None:

@@ -31,6 +31,8 @@ EXPECTED: dict[str, tuple[type, ...]] = {
 }
 #: Hooks whose failure is subject to the plugin's on_error policy (the others only record).
 DECISION_HOOKS = frozenset(EXPECTED)
+#: Results that are never awaitable (the common case needs no ``inspect.isawaitable``, which is slow).
+_RESULTS = tuple({t for types in EXPECTED.values() for t in types})
 _SVAML_EVENT = {"on_answer": "ace", "on_prompt_input": "pie"}
 
 
@@ -45,7 +47,7 @@ async def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: 
         if start >= end:
             raise TimeoutError
         value = impl.function(*[kwargs[name] for name in impl.argnames])
-        if inspect.isawaitable(value):
+        if impl.is_async or (value is not None and not isinstance(value, _RESULTS) and inspect.isawaitable(value)):
             async with asyncio.timeout_at(end):
                 value = await value
         _check_result(hook, value)

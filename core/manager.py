@@ -67,6 +67,8 @@ class HookImpl:
     plugin: LoadedPlugin
     function: Callable[..., Any]
     argnames: tuple[str, ...]
+    #: ``async def``: its result is awaited under the plugin's timeout.
+    is_async: bool = False
 
 
 @dataclass
@@ -84,7 +86,8 @@ class Plugins:
             impls = getattr(self.pm.hook, hook).get_hookimpls()
             ordered = sorted(impls, key=lambda impl: order[impl.plugin_name])
             self._impls[hook] = tuple(
-                HookImpl(by_name[i.plugin_name], i.function, tuple(i.argnames)) for i in ordered)
+                HookImpl(by_name[i.plugin_name], i.function, tuple(i.argnames),
+                         inspect.iscoroutinefunction(i.function)) for i in ordered)
 
     def impls(self, hook: str) -> tuple[HookImpl, ...]:
         return self._impls[hook]

@@ -17,12 +17,14 @@ from .config import ServerConfig
 from .events import Ace, Dice, Event, Ice, Notify, Pie
 from .manager import Plugins
 from .responses import ACK, error_body
-from .results import CallerId, Decision, Deny, Outcome
+from .results import CallerId, Decision, Deny, Outcome, Route
 from .svaml import SAFE_ANSWERS, Continue, Hangup, Say, Svaml, SvamlError
 
 log = structlog.get_logger("callgate.pipeline")
 
 CONTINUE = Svaml(action=Continue())
+#: How many ICE answers a pipeline keeps by their parts (all dropped when full).
+ICE_ANSWER_CACHE_SIZE = 4096
 HANGUP = Svaml(action=Hangup())
 
 
@@ -62,6 +64,7 @@ class Pipeline:
         self.plugins = plugins
         self.server = server
         self._no_route_prompt = Say(text=server.no_route_prompt, locale=server.locale) if server.no_route_prompt else None
+        self._ice_answers: dict[tuple[Any, int, str | None], tuple[Route | None, tuple[Svaml, bytes, str | None]]] = {}
 
     async def answer(self, event: Event) -> Answer:
         loop = asyncio.get_running_loop()
@@ -80,7 +83,8 @@ class Pipeline:
     async def _ice(self, call: Ice, deadline: float) -> Answer:
         plugins = self.plugins
         outcomes = await dispatch.collect(plugins, "authorize_call", deadline, call=call,
-                                          stop=lambda o: isinstance(o.value, Deny))
+                                          stop=lambda o: isinstance(o.value, Deny)) \
+            if plugins.impls("authorize_call") else []
         auth = combine.combine_authorization(outcomes, self.server.default_decision)
         route = routed_by = cli = None
         if auth.allowed:
@@ -97,6 +101,35 @@ class Pipeline:
             answered = combine.first_answer(cli_outcomes)
             if answered and isinstance(answered.value, CallerId):
                 cli = answered.value.number
+        svaml, body, problem = self._ice_svaml(auth, route, cli)
+        max_duration = getattr(svaml.action, "max_duration", None)
+        decision = Decision(allowed=auth.allowed and problem is None, decided_by=auth.decided_by,
+                            reason=problem or auth.reason, svaml=svaml, route=route, routed_by=routed_by,
+                            cli=cli, max_duration=max_duration, outcomes=tuple(outcomes))
+        # call_decided gets its own short budget: a plugin that held something must be told even
+        # when the authorization used up the callback's deadline.
+        if plugins.impls("call_decided"):
+            loop = asyncio.get_running_loop()
+            outcomes += await dispatch.collect(plugins, "call_decided", loop.time() + self.server.deadline_ms / 4000,
+                                               call=call, decision=decision)
+        return Answer(200, body, svaml.action.name, outcomes, decision, svaml, problem)
+
+    def _ice_svaml(self, auth: combine.Authorization, route: Route | None,
+                   cli: str | None) -> tuple[Svaml, bytes, str | None]:
+        """The ICE answer, its JSON and what was wrong with it (None), from the combined parts.
+
+        The same parts give the same answer, so answers are kept by their parts: a route the router
+        built once, or the same one again from a plugin, skips building, checking and serialising.
+        The key holds the route object by identity (and the entry keeps it alive, so that identity
+        is never reused while the entry exists); an equal route built anew is simply a new entry.
+        """
+        key = (auth, id(route), cli)
+        try:
+            known = self._ice_answers.get(key)
+        except TypeError:     # an unhashable part (no SVAML model has one today): build it every time
+            key, known = None, None
+        if known is not None and known[0] is route:
+            return known[1]
         try:
             svaml = combine.ice_answer(auth, route, cli, answer_before_prompts=self.server.answer_before_prompts,
                                        no_route_prompt=self._no_route_prompt)
@@ -104,16 +137,12 @@ class Pipeline:
             svaml, problem = self._safe("ice", f"the plugins' contributions do not make a valid answer: {exc}")
         else:
             svaml, problem = self._valid_or_safe(svaml, "ice")
-        max_duration = getattr(svaml.action, "max_duration", None)
-        decision = Decision(allowed=auth.allowed and problem is None, decided_by=auth.decided_by,
-                            reason=problem or auth.reason, svaml=svaml, route=route, routed_by=routed_by,
-                            cli=cli, max_duration=max_duration, outcomes=tuple(outcomes))
-        # call_decided gets its own short budget: a plugin that held something must be told even
-        # when the authorization used up the callback's deadline.
-        loop = asyncio.get_running_loop()
-        outcomes += await dispatch.collect(plugins, "call_decided", loop.time() + self.server.deadline_ms / 4000,
-                                           call=call, decision=decision)
-        return Answer(200, svaml.to_json(), svaml.action.name, outcomes, decision, svaml, problem)
+        result = (svaml, svaml.to_json(), problem)
+        if key is not None:
+            if len(self._ice_answers) >= ICE_ANSWER_CACHE_SIZE:
+                self._ice_answers.clear()
+            self._ice_answers[key] = (route, result)
+        return result
 
     async def _first_svaml(self, hook: str, call: Ace | Pie, deadline: float, event: str, default: Svaml) -> Answer:
         outcomes = await dispatch.first(self.plugins, hook, deadline, call=call)

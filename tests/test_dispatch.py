@@ -9,6 +9,7 @@ from callgate import samples
 from callgate.config import PluginsConfig, ServerConfig
 from callgate.events import decode_event
 from callgate.manager import load_plugins
+from callgate import Allow, hookimpl
 from callgate.pipeline import Pipeline
 
 from plugins_for_tests import (Abstain, AllowWith, AnswerHangup, AnswerInvalid, ContinueOnPie, DenyAll, FixedCli,
@@ -211,3 +212,26 @@ async def test_contributions_that_do_not_fit_together_get_the_safe_answer_and_ca
     assert json.loads(answer.body) == {"action": {"name": "hangup"}}
     assert "cookie" in answer.problem
     assert [d.allowed for d in plugins.loaded[0].instance.decisions] == [False]
+
+
+class AllowByCaller:
+    """Allows each caller for as many seconds as the last two digits of its number (a per-call answer part)."""
+
+    @hookimpl
+    def authorize_call(self, call):
+        return Allow(max_duration=int(call.cli[-2:]) + 1)
+
+
+async def test_ice_answers_are_reused_only_for_the_same_parts():
+    p, _ = pipeline({"by_caller": AllowByCaller, "cli": FixedCli}, {"router": {"routes": [
+        {"action": {"name": "connectPstn", "number": "{to}", "maxDuration": 3600}}]}})
+    first = await p.answer(event(samples.ice(caller="46701234510", to="+15550001111")))
+    again = await p.answer(event(samples.ice(caller="46701234510", to="+15550001111")))
+    assert again.svaml is first.svaml and again.body == first.body        # the same parts: built once
+    other_callee = await p.answer(event(samples.ice(caller="46701234510", to="+15550002222")))
+    other_limit = await p.answer(event(samples.ice(caller="46701234520", to="+15550001111")))
+    assert json.loads(first.body)["action"] == {"name": "connectPstn", "number": "+15550001111",
+                                                "maxDuration": 11, "cli": "+46850001234"}
+    assert json.loads(other_callee.body)["action"]["number"] == "+15550002222"
+    assert json.loads(other_limit.body)["action"]["maxDuration"] == 21
+    assert other_limit.decision.max_duration == 21 and first.decision.max_duration == 11

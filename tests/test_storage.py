@@ -111,3 +111,68 @@ async def test_instances_starting_together_on_a_fresh_database_all_migrate(callg
     db = await Database.connect(callgate_database_url)
     assert await db.fetchval("SELECT COUNT(*) FROM callgate_migrations WHERE component = 'together'") == 2
     await db.close()
+
+
+async def test_sqlite_group_commit_answers_each_transaction_only_once_it_is_durable(tmp_path, monkeypatch):
+    """Concurrent transactions share flushes; a failing one is rolled back alone; none returns before
+    another connection (another process) can see what it wrote."""
+    import sqlite3
+    from callgate.storage import SQLiteDatabase
+    path = tmp_path / "group.sqlite3"
+    db = await Database.connect(f"sqlite:///{path}")
+    await db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    commits = []
+    original = SQLiteDatabase._commit
+
+    async def counting(self, group):
+        commits.append(group)
+        await original(self, group)
+    monkeypatch.setattr(SQLiteDatabase, "_commit", counting)
+    outside = sqlite3.connect(path, isolation_level=None)
+
+    async def write(x):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES ($1)", x)
+            await asyncio.sleep(0)
+            if x == 13:
+                raise RuntimeError("this one fails")
+        return outside.execute("SELECT COUNT(*) FROM t WHERE x = ?", (x,)).fetchone()[0]
+
+    results = await asyncio.gather(*(write(x) for x in range(50)), return_exceptions=True)
+    assert isinstance(results[13], RuntimeError)
+    assert [r for i, r in enumerate(results) if i != 13] == [1] * 49        # each visible when it returned
+    assert outside.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 49    # the failed one left nothing
+    assert 1 <= len(commits) < 10, len(commits)                              # flushes were shared
+    outside.close()
+    await db.close()
+
+
+async def test_sqlite_failed_flush_fails_every_transaction_of_its_group(tmp_path, monkeypatch):
+    import sqlite3
+    from callgate.storage import SQLiteDatabase
+    db = await Database.connect(f"sqlite:///{tmp_path / 'flush.sqlite3'}")
+    await db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    real_execute = sqlite3.Connection.execute
+
+    class FailingCommit(sqlite3.Connection):
+        def execute(self, sql, *args):
+            if sql == "COMMIT":
+                raise sqlite3.OperationalError("disk I/O error")
+            return real_execute(self, sql, *args)
+
+    conn = db._conn
+    db._conn = FailingCommit(db.path, isolation_level=None, check_same_thread=False)
+    db._conn.row_factory = sqlite3.Row
+    conn.close()
+
+    async def write(x):
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES ($1)", x)
+
+    results = await asyncio.gather(*(write(x) for x in range(5)), return_exceptions=True)
+    assert all(isinstance(r, DatabaseError) and "disk I/O error" in str(r) for r in results), results
+    assert not db._conn.in_transaction                                     # rolled back, usable again
+    monkeypatch.setattr(FailingCommit, "execute", lambda self, sql, *a: real_execute(self, sql, *a))
+    await write(99)
+    assert await db.fetchval("SELECT COUNT(*) FROM t") == 1                  # only the later one
+    await db.close()

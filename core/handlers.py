@@ -15,8 +15,8 @@ import time
 
 import structlog
 from aiohttp import web
-from structlog.contextvars import bind_contextvars, reset_contextvars
 from aiohttp.http_exceptions import HttpProcessingError
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from . import dispatch
 from .events import EventError, UnknownEvent, decode_event

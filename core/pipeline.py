@@ -23,9 +23,9 @@ from .svaml import SAFE_ANSWERS, Continue, Hangup, Say, Svaml, SvamlError
 log = structlog.get_logger("callgate.pipeline")
 
 CONTINUE = Svaml(action=Continue())
+HANGUP = Svaml(action=Hangup())
 #: How many ICE answers a pipeline keeps by their parts (all dropped when full).
 ICE_ANSWER_CACHE_SIZE = 4096
-HANGUP = Svaml(action=Hangup())
 
 
 @dataclass(slots=True)
@@ -122,6 +122,9 @@ class Pipeline:
         built once, or the same one again from a plugin, skips building, checking and serialising.
         The key holds the route object by identity (and the entry keeps it alive, so that identity
         is never reused while the entry exists); an equal route built anew is simply a new entry.
+        Parts that make no valid answer are kept too, with their problem: every such callback
+        still logs the problem on its ``callback`` line, the ``invalid_svaml_replaced`` error only
+        the first time.
         """
         key = (auth, id(route), cli)
         try:

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -353,13 +354,10 @@ class CreditStore:
 
         Returns the micro-units released (0 when nothing changed).
         """
-        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
-        if account_id is None:
-            return 0
-        async with self.db.transaction() as tx:
-            account = await self._lock_account(tx, account_id)
-            row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
-            call = _call(row)
+        async with self._locked_call(callid) as locked:
+            if locked is None:
+                return 0
+            tx, account, call = locked
             if call.state != "reserved" or max_duration >= call.max_duration:
                 return 0
             held = charge(call.rate, max_duration, unit).cost
@@ -378,13 +376,10 @@ class CreditStore:
 
         Returns the call as it was when released; None when it was not held (already settled, released, ...).
         """
-        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
-        if account_id is None:
-            return None
-        async with self.db.transaction() as tx:
-            account = await self._lock_account(tx, account_id)
-            row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
-            call = _call(row)
+        async with self._locked_call(callid) as locked:
+            if locked is None:
+                return None
+            tx, account, call = locked
             if call.state != "reserved":
                 return None
             await tx.execute("UPDATE credit_calls SET state = $1, reserved = 0, reason = $2 WHERE callid = $3",
@@ -402,13 +397,10 @@ class CreditStore:
         returned unchanged with ``repeated=True``.  A call whose reservation had expired or
         was released is still charged for the time Sinch reports.
         """
-        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
-        if account_id is None:
-            return None
-        async with self.db.transaction() as tx:
-            account = await self._lock_account(tx, account_id)
-            row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
-            call = _call(row)
+        async with self._locked_call(callid) as locked:
+            if locked is None:
+                return None
+            tx, account, call = locked
             if call.state == "settled":
                 return Settlement(call, 0, repeated=True)
             billed = charge(call.rate, max(duration, 0), unit)
@@ -439,6 +431,19 @@ class CreditStore:
         return [r["callid"] for r in rows]
 
     # --- internals --------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _locked_call(self, callid: str) -> AsyncIterator[tuple[Connection, Account, CallRecord] | None]:
+        """A transaction holding the call's account row and then its call row (the order every transaction
+        here locks in, so that two cannot deadlock): ``(tx, account, call)``, or None for an unknown call."""
+        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
+        if account_id is None:
+            yield None
+            return
+        async with self.db.transaction() as tx:
+            account = await self._lock_account(tx, account_id)
+            row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
+            yield tx, account, _call(row)
 
     async def _lock_account(self, tx: Connection, account_id: str) -> Account | None:
         row = await tx.fetchrow(f"SELECT * FROM credit_accounts WHERE id = $1{self._for_update}", account_id)

@@ -148,6 +148,19 @@ def _in_list(values: Sequence[Any], start: int) -> str:
     return ", ".join(f"${i}" for i in range(start, start + len(values)))
 
 
+def _ended_in(since: float, until: float | None, callids: Sequence[str], *, first: int) -> tuple[str, list[Any]]:
+    """The condition "a record that ended in [since, until), among ``callids`` if any are given" and its
+    arguments, numbered from ``$first``."""
+    where, args = f"version > 0 AND ended_at >= ${first}", [since]
+    if until is not None:
+        where += f" AND ended_at < ${first + 1}"
+        args.append(until)
+    if callids:
+        where += f" AND callid IN ({_in_list(callids, first + len(args))})"
+        args += list(callids)
+    return where, args
+
+
 class Outbox:
     """The outbox over one database, for a fixed list of sink names."""
 
@@ -382,14 +395,7 @@ class Outbox:
         these sinks (default: every configured sink, including one added after the calls).  Only states
         change: no record is ever deleted.  Returns the number of (sink, record) deliveries queued."""
         total = 0
-        where = "version > 0 AND ended_at >= $3"
-        base: list[Any] = [since]
-        if until is not None:
-            where += " AND ended_at < $4"
-            base.append(until)
-        if callids:
-            where += f" AND callid IN ({_in_list(callids, len(base) + 3)})"
-            base += list(callids)
+        where, base = _ended_in(since, until, callids, first=3)
         async with self.db.transaction() as tx:
             for sink in sinks or self.sinks:
                 source = (f"SELECT CAST($1 AS TEXT), callid, version, 'pending', 0, {_FLOAT2}, {_FLOAT2}, {_FLOAT2}, "
@@ -399,14 +405,8 @@ class Outbox:
 
     async def count_records(self, since: float, until: float | None = None, callids: Sequence[str] = ()) -> int:
         """How many records ended in [since, until) (what :meth:`replay` would queue per sink)."""
-        sql, args = "SELECT COUNT(*) FROM crm_calls WHERE version > 0 AND ended_at >= $1", [since]
-        if until is not None:
-            sql += " AND ended_at < $2"
-            args.append(until)
-        if callids:
-            sql += f" AND callid IN ({_in_list(callids, len(args) + 1)})"
-            args += list(callids)
-        return int(await self.db.fetchval(sql, *args))
+        where, args = _ended_in(since, until, callids, first=1)
+        return int(await self.db.fetchval(f"SELECT COUNT(*) FROM crm_calls WHERE {where}", *args))
 
     async def purge(self, before: float) -> int:
         """Remove calls last changed before ``before`` that every sink has received (or that never ended):

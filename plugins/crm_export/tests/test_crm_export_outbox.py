@@ -181,6 +181,12 @@ async def test_replay_requeues_delivered_records_and_feeds_a_new_sink(outbox, ca
     finally:
         await widened.close()
     assert await outbox.record("c0") is not None                                 # replay deletes nothing
+    # Only some calls, with and without an upper bound (their placeholders are numbered differently).
+    assert await outbox.count_records(0, callids=["c0", "c2"]) == 2
+    assert await outbox.count_records(0, since, callids=["c0", "c2"]) == 1
+    assert await outbox.replay(NOW + 3, 0, since, sinks=["file"], callids=["c0", "c2"]) == 1
+    assert await outbox.replay(NOW + 3, since, sinks=["file"], callids=["c2"]) == 1
+    assert sorted(c.callid for c in await outbox.claim("file", 10, "me", 30, NOW + 3)) == ["c0", "c2"]
 
 
 async def test_purge_keeps_every_record_a_sink_still_needs(outbox):

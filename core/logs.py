@@ -131,7 +131,7 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
-            UtcTimestamp() if fmt == "json" else structlog.processors.TimeStamper(fmt="iso", utc=True),
+            UtcTimestamp(),
             structlog.processors.format_exc_info,
             renderer,
         ],

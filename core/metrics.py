@@ -61,9 +61,9 @@ class Metrics:
         for outcome in answer.outcomes:
             self._child(self.plugin_latency, outcome.plugin, outcome.hook).observe(outcome.elapsed_ms / 1000)
             if outcome.status != "ok":
-                self.plugin_failures.labels(outcome.plugin, outcome.hook, outcome.status).inc()
+                self._child(self.plugin_failures, outcome.plugin, outcome.hook, outcome.status).inc()
         if answer.decision is not None and not answer.decision.allowed:
-            self.denials.labels(answer.decision.decided_by).inc()
+            self._child(self.denials, answer.decision.decided_by).inc()
 
     def _child(self, metric, *labels: str):
         """``metric.labels(*labels)``, looked up once (prometheus-client's own lookup costs microseconds)."""
@@ -74,7 +74,7 @@ class Metrics:
         return child
 
     def refused_signature(self, reason: str) -> None:
-        self.signature_failures.labels(reason).inc()
+        self._child(self.signature_failures, reason).inc()
 
     async def render(self, plugins: Plugins) -> bytes:
         """The exposition text, after asking plugins for their gauges."""

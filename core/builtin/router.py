@@ -67,26 +67,6 @@ class _Rule(BaseModel):
         """The parsed parts, once, when they contain no template."""
         return None if _TEMPLATE.search(self._source) else self._parse(self._source)
 
-    @cached_property
-    def _placeholders(self) -> tuple[str, ...]:
-        """The template names this rule uses (``to``, ``caller``), in a fixed order."""
-        return tuple(sorted(set(_TEMPLATE.findall(self._source))))
-
-    @cached_property
-    def _built(self) -> dict[tuple[str, ...], Any]:
-        """Results already built, by the values of the placeholders (the parts are immutable, so they are
-        shared: a DID or a conference routed again skips the parse and validation)."""
-        return {}
-
-    def _memo(self, values: dict[str, str], make: Callable[[], Any]) -> Any:
-        key = tuple(values.get(name, "") for name in self._placeholders)
-        built = self._built.get(key)
-        if built is None:
-            if len(self._built) >= BUILT_CACHE_SIZE:
-                self._built.clear()
-            built = self._built[key] = make()
-        return built
-
     def build(self, values: dict[str, str]) -> tuple[Any, tuple[Any, ...]]:
         """The parsed action and instructions, with ``{to}``/``{caller}`` filled in."""
         if self._static is not None:
@@ -136,9 +116,21 @@ class RouteRule(_Rule):
         """This rule's Route for a call (built once when the rule has no template)."""
         if self._static_route is not None:
             return self._static_route
-        caller = (normalize_caller(call.cli) or "") if "caller" in self._placeholders else ""
-        values = {"to": callee, "caller": caller}
-        return self._memo(values, lambda: Route(*self.build(values), name=self.name))
+        values = {"to": callee if "{to}" in self._source else "",
+                  "caller": (normalize_caller(call.cli) or "") if "{caller}" in self._source else ""}
+        key = (values["to"], values["caller"])
+        route = self._built.get(key)
+        if route is None:
+            if len(self._built) >= BUILT_CACHE_SIZE:
+                self._built.clear()
+            route = self._built[key] = Route(*self.build(values), name=self.name)
+        return route
+
+    @cached_property
+    def _built(self) -> dict[tuple[str, str], Route]:
+        """Routes already built from the templates, by the values filled in (a Route is immutable, so it is
+        shared: a DID or a conference routed again skips the parse and validation)."""
+        return {}
 
     @cached_property
     def _static_route(self) -> Route | None:

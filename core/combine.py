@@ -55,7 +55,10 @@ def combine_authorization(outcomes: Sequence[Outcome], default: Literal["allow",
 
 def first_answer(outcomes: Sequence[Outcome]) -> Outcome | None:
     """The first outcome that answered something (first-non-None semantics)."""
-    return next((o for o in outcomes if o.value is not None), None)
+    for outcome in outcomes:
+        if outcome.value is not None:
+            return outcome
+    return None
 
 
 def smallest(*limits: int | None) -> int | None:

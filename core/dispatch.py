@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from .manager import HookImpl, Plugins
-from .results import Allow, CallerId, Deny, Outcome, Route
+from .results import Allow, CallerId, Deny, Outcome, Route, Status
 from .svaml import Svaml
 
 log = structlog.get_logger("callgate.dispatch")
@@ -41,23 +41,33 @@ async def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: 
     loop = asyncio.get_running_loop()
     plugin = impl.plugin
     start = loop.time()
-    end = min(deadline, start + plugin.timeout_s)
-    status, value, error = "ok", None, None
+    end = start + plugin.timeout_s
+    if deadline < end:
+        end = deadline
     try:
         if start >= end:
             raise TimeoutError
-        value = impl.function(*[kwargs[name] for name in impl.argnames])
+        value = impl.function(*map(kwargs.__getitem__, impl.argnames))
         if impl.is_async or (value is not None and not isinstance(value, _RESULTS) and inspect.isawaitable(value)):
             async with asyncio.timeout_at(end):
                 value = await value
-        _check_result(hook, value)
+        if value is not None:
+            _check_result(hook, value)
     except TimeoutError:
-        status, value, error = "timeout", None, f"no answer within {round((end - start) * 1000)} ms"
-        log.warning("plugin_failed", plugin=plugin.name, hook=hook, status=status, error=error)
+        return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start, loop)
     except Exception as exc:
-        status, value, error = "error", None, f"{type(exc).__name__}: {exc}"
-        log.warning("plugin_failed", plugin=plugin.name, hook=hook, status=status, error=error, exc_info=True)
-    if status != "ok" and hook in DECISION_HOOKS and plugin.on_error == "deny":
+        return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start, loop)
+    return Outcome(plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
+
+
+def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
+            loop: asyncio.AbstractEventLoop) -> Outcome:
+    """The outcome of an implementation that raised or timed out (logged here), after its on_error policy."""
+    plugin = impl.plugin
+    log.warning("plugin_failed", plugin=plugin.name, hook=hook, status=status, error=error,
+                exc_info=status == "error")
+    value = None
+    if hook in DECISION_HOOKS and plugin.on_error == "deny":
         value = Deny(f"plugin {plugin.name} failed in {hook} ({status}); its on_error policy is deny")
     return Outcome(plugin.name, hook, value, status, error, (loop.time() - start) * 1000)
 
@@ -76,12 +86,18 @@ async def collect(plugins: Plugins, hook: str, deadline: float, *,
 
 async def first(plugins: Plugins, hook: str, deadline: float, **kwargs: Any) -> list[Outcome]:
     """Plugins in order until one answers something other than None; the last outcome is that answer."""
-    return await collect(plugins, hook, deadline, stop=lambda o: o.value is not None, **kwargs)
+    outcomes = []
+    for impl in plugins.impls(hook):
+        outcome = await call_one(impl, hook, kwargs, deadline)
+        outcomes.append(outcome)
+        if outcome.value is not None:
+            break
+    return outcomes
 
 
 def _check_result(hook: str, value: Any) -> None:
     expected = EXPECTED.get(hook)
-    if value is None or expected is None:
+    if expected is None:
         return
     if not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in expected)

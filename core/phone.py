@@ -20,6 +20,11 @@ def normalize(value: str | None) -> str | None:
     """``"46 70-123 45 67"`` / ``"+46701234567"`` -> ``"+46701234567"``; not a number -> None."""
     if value is None:
         return None
+    if value.isascii():    # the usual shapes, "+46..." and "46...", without the regexes
+        if value.isdigit():
+            return "+" + value
+        if value[:1] == "+" and value[1:].isdigit():
+            return value
     compact = _SEPARATORS.sub("", value)
     if not _DIGITS.match(compact):
         return None

@@ -26,6 +26,8 @@ CONTINUE = Svaml(action=Continue())
 HANGUP = Svaml(action=Hangup())
 #: How many ICE answers a pipeline keeps by their parts (all dropped when full).
 ICE_ANSWER_CACHE_SIZE = 4096
+#: How many ACE/PIE answers a pipeline keeps by the SVAML object's identity (all dropped when full).
+SVAML_ANSWER_CACHE_SIZE = 1024
 
 
 @dataclass(slots=True)
@@ -57,6 +59,10 @@ class Answer:
         return "recorded" if self.status == 200 else "not recorded"
 
 
+def _is_deny(outcome: Outcome) -> bool:
+    return isinstance(outcome.value, Deny)
+
+
 class Pipeline:
     """The decision path for every event, over one set of enabled plugins."""
 
@@ -64,6 +70,9 @@ class Pipeline:
         self.plugins = plugins
         self.server = server
         self._no_route_prompt = Say(text=server.no_route_prompt, locale=server.locale) if server.no_route_prompt else None
+        #: The authorization when no plugin implements authorize_call (combine is pure: computed once).
+        self._no_opinion = combine.combine_authorization([], server.default_decision)
+        self._svaml_answers: dict[tuple[int, str], tuple[Svaml, tuple[Svaml, bytes, str | None]]] = {}
         self._ice_answers: dict[tuple[Any, int, str | None], tuple[Route | None, tuple[Svaml, bytes, str | None]]] = {}
 
     async def answer(self, event: Event) -> Answer:
@@ -82,10 +91,11 @@ class Pipeline:
 
     async def _ice(self, call: Ice, deadline: float) -> Answer:
         plugins = self.plugins
-        outcomes = await dispatch.collect(plugins, "authorize_call", deadline, call=call,
-                                          stop=lambda o: isinstance(o.value, Deny)) \
-            if plugins.impls("authorize_call") else []
-        auth = combine.combine_authorization(outcomes, self.server.default_decision)
+        if plugins.impls("authorize_call"):
+            outcomes = await dispatch.collect(plugins, "authorize_call", deadline, call=call, stop=_is_deny)
+            auth = combine.combine_authorization(outcomes, self.server.default_decision)
+        else:
+            outcomes, auth = [], self._no_opinion
         route = routed_by = cli = None
         if auth.allowed:
             routing = await dispatch.first(plugins, "route_call", deadline, call=call)
@@ -156,8 +166,26 @@ class Pipeline:
             svaml = HANGUP
         else:
             svaml = answered.value
-        svaml, problem = self._valid_or_safe(svaml, event)
-        return Answer(200, svaml.to_json(), svaml.action.name, outcomes, svaml=svaml, problem=problem)
+        svaml, body, problem = self._checked(svaml, event)
+        return Answer(200, body, svaml.action.name, outcomes, svaml=svaml, problem=problem)
+
+    def _checked(self, svaml: Svaml, event: str) -> tuple[Svaml, bytes, str | None]:
+        """The ACE/PIE answer to send for ``svaml``, its JSON and what was wrong with it (None).
+
+        SVAML models are frozen, so the result is kept by the object's identity (the entry keeps
+        the object alive, so its id is not reused meanwhile): the defaults and a plugin's
+        prebuilt answers are checked and serialised once.
+        """
+        key = (id(svaml), event)
+        known = self._svaml_answers.get(key)
+        if known is not None:
+            return known[1]
+        checked, problem = self._valid_or_safe(svaml, event)
+        result = (checked, checked.to_json(), problem)
+        if len(self._svaml_answers) >= SVAML_ANSWER_CACHE_SIZE:
+            self._svaml_answers.clear()
+        self._svaml_answers[key] = (svaml, result)
+        return result
 
     async def _record(self, hook: str, call: Dice | Notify, deadline: float) -> Answer:
         outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)

@@ -235,3 +235,26 @@ async def test_ice_answers_are_reused_only_for_the_same_parts():
     assert json.loads(other_callee.body)["action"]["number"] == "+15550002222"
     assert json.loads(other_limit.body)["action"]["maxDuration"] == 21
     assert other_limit.decision.max_duration == 21 and first.decision.max_duration == 11
+
+
+class AceBySequence:
+    """Answers each ACE with the next SVAML object of a list: the same object twice, then an equal new one."""
+
+    def __init__(self):
+        from callgate.svaml import Hangup, Svaml
+        hangup = Svaml(action=Hangup())
+        self.answers = [hangup, hangup, Svaml(action=Hangup())]
+
+    @hookimpl
+    def on_answer(self, call):
+        return self.answers.pop(0)
+
+
+async def test_ace_answers_are_checked_once_per_svaml_object():
+    p, plugins = pipeline({"seq": AceBySequence})
+    served = [(await p.answer(event(samples.ace()))) for _ in range(3)]
+    assert [json.loads(a.body) for a in served] == [{"action": {"name": "hangup"}}] * 3
+    assert served[1].body is served[0].body          # the same object again: serialised once
+    assert served[2].body is not served[0].body      # an equal but new object is checked and serialised itself
+    assert served[2].svaml is not served[0].svaml
+

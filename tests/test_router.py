@@ -4,6 +4,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, strategies as st
 
 from callgate import samples
 from callgate.builtin.caller_id import CallerIdConfig, CallerIdRules
@@ -11,6 +12,7 @@ from callgate.builtin.router import Router, RouterConfig
 from callgate.config import PluginsConfig
 from callgate.events import decode_event
 from callgate.manager import PluginError, load_plugins
+from callgate.phone import normalize
 from callgate.results import Route
 from callgate.svaml import ConnectPstn, ConnectSip, Destination
 
@@ -182,3 +184,17 @@ def test_set_cli_uses_the_callee_when_the_route_has_no_number():
 def test_bad_cli_rule_is_refused():
     with pytest.raises(PluginError, match=r"\[plugins.caller_id\].rules\[0\]"):
         load_plugins(PluginsConfig.model_validate({"caller_id": {"rules": [{"prefix": "+1", "cli": "12345"}]}}))
+
+
+def _normalize_with_regexes(value):
+    """phone.normalize as it was before its fast path for the usual shapes (the reference)."""
+    import re
+    compact = re.sub(r"[\s\-().]", "", value)
+    if not re.match(r"^\+?[0-9]+$", compact):
+        return None
+    return compact if compact.startswith("+") else "+" + compact
+
+
+@given(st.text(alphabet="+0123456789 -().\n٣a", max_size=16))
+def test_normalize_fast_path_agrees_with_the_regexes(value):
+    assert normalize(value) == _normalize_with_regexes(value)

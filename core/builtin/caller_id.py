@@ -54,6 +54,8 @@ class CallerIdRules:
 
     @hookimpl
     def set_cli(self, call: Ice, route: Route) -> CallerId | None:
+        if not self.by_prefix and not self.by_route:
+            return None
         if route.name in self.by_route:
             return CallerId(self.by_route[route.name])
         dialled = getattr(route.action, "number", None) or (call.to.endpoint if call.to else None)

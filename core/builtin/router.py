@@ -238,7 +238,7 @@ class Router:
             candidates.append((rank, index, rule))
         if not candidates:
             return None
-        return min(candidates, key=lambda c: (c[0], c[1]))[2]
+        return min(candidates)[2]      # by rank, then table order (indexes differ: rules are never compared)
 
     @hookimpl
     def on_prompt_input(self, call: Pie) -> Svaml:

@@ -1,0 +1,119 @@
+"""Instructions per request, counted by valgrind: the benchmark's ratio without the VM's noise.
+
+On the project's VM the same wrk run varies by 15-30 % from one minute to the next, which
+hides any change smaller than that.  Instruction counts do not vary: this script runs the
+reference server and ``callgate serve`` (the same configurations as ``bench/run.py``) under
+``valgrind --tool=callgrind``, loads each with wrk, and divides the instructions each server
+executed during the load by the requests it answered.  Both run ~50 times slower under
+valgrind, so the load uses few connections and the counts include no waiting.
+
+    .venv/bin/python bench/instructions.py [--config router|full] [--duration 15] [--connections 4]
+
+It prints instructions per request for each server and their ratio (reference / callgate: the
+requests/s ratio the two would have if time were proportional to instructions; cache misses
+make the real ratio somewhat lower).  Needs valgrind, wrk and taskset (``apt-get install -y
+valgrind wrk``).  Compare a change by running it before and after: the counts repeat to within
+a fraction of a percent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import run as bench  # bench/run.py
+
+START_TIMEOUT_S = 300.0      # python, aiohttp and the plugins import slowly under valgrind
+
+
+def callgrind_total(out_file: Path) -> int:
+    """The instruction total of a callgrind dump."""
+    for line in out_file.read_text(errors="replace").splitlines():
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    raise bench.BenchError(f"no total in {out_file}")
+
+
+def count(ctx: bench.Context, name: str, command: list[str], duration: int, connections: int) -> tuple[int, int, int]:
+    """(requests answered, non-2xx, instructions executed) of one server under load."""
+    port = bench.free_port()
+    out = ctx.tmp / f"callgrind-{name}"
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "--dump-instr=no"]
+    proc = ctx.procs.start(name, [*valgrind, *[a.replace("{port}", str(port)) for a in command]],
+                           bench.SERVER_CPU, ctx.tmp / f"{name}.log", ctx.env())
+    try:
+        bench.wait_listening(proc, port, timeout=START_TIMEOUT_S)
+        server = bench.Server(name, port, proc)
+        print(f"   {name} answers {bench.smoke_check(server, ctx.key, ctx.secret)}", flush=True)
+        data = ctx.tmp / f"requests-{name}.lua"
+        bench.write_lua_requests(data, bench.signed_requests(ctx.key, ctx.secret, ctx.args.requests))
+        wrk = ["taskset", "-c", bench.CLIENT_CPU, "wrk", "-t1", f"-c{connections}", "--latency", "-s", str(bench.LUA_SCRIPT),
+               f"http://{bench.HOST}:{port}{bench.CALLBACK_PATH}"]
+        env = {**os.environ, "CALLGATE_BENCH_REQUESTS": str(data)}
+        subprocess.run([*wrk, "-d5s"], env=env, capture_output=True, check=True)        # warm-up, not counted
+        subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
+        done = subprocess.run([*wrk, f"-d{duration}s"], env=env, capture_output=True, text=True, check=True)
+        time.sleep(1)                                  # the last answers and log lines
+        subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
+        dumps = sorted(ctx.tmp.glob(f"callgrind-{name}.*.1"))
+        deadline = time.monotonic() + 30
+        while not dumps and time.monotonic() < deadline:
+            time.sleep(0.5)
+            dumps = sorted(ctx.tmp.glob(f"callgrind-{name}.*.1"))
+        if not dumps:
+            raise bench.BenchError(f"callgrind wrote no dump for {name}")
+        result = bench.parse_wrk(done.stdout)
+        return result.requests, result.non_2xx, callgrind_total(dumps[0])
+    finally:
+        ctx.procs.stop(proc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", choices=("router", "full"), default="router")
+    parser.add_argument("--duration", type=int, default=15, help="seconds of counted load per server (default 15)")
+    parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
+    parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated")
+    args = parser.parse_args(argv)
+    missing = [tool for tool in ("valgrind", "callgrind_control", "wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        print(f"instructions: missing {', '.join(missing)} (apt-get install -y valgrind wrk)", file=sys.stderr)
+        return 2
+    tmp = Path(tempfile.mkdtemp(prefix="callgate-instructions-"))
+    ctx = bench.Context(args, tmp, bench.Processes(), bench.samples.APPLICATION_KEY,
+                        base64.b64encode(os.urandom(32)).decode())
+    try:
+        setup = bench.CONFIGURATIONS[args.config][1](ctx)
+        reference = [sys.executable, str(bench.BENCH / "reference_server.py"), "--port", "{port}",
+                     "--path", bench.CALLBACK_PATH, "--window", str(bench.WINDOW_SECONDS)]
+        callgate = [str(bench.VENV_BIN / "callgate"), "serve", "--config", str(setup.config),
+                    "--host", bench.HOST, "--port", "{port}"]
+        print(f"instructions per request, {args.config}: {args.duration} s of wrk -c{args.connections} "
+              f"per server under callgrind (temp dir {tmp})", flush=True)
+        rows = {name: count(ctx, name, command, args.duration, args.connections)
+                for name, command in (("reference", reference), ("callgate", callgate))}
+    except (bench.BenchError, bench.Skip, subprocess.CalledProcessError) as exc:
+        print(f"instructions: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        ctx.procs.stop_all()
+        shutil.rmtree(tmp, ignore_errors=True)
+    per_request = {}
+    for name, (requests, non_2xx, instructions) in rows.items():
+        per_request[name] = instructions / max(requests, 1)
+        print(f"   {name:<10} {requests:6d} requests ({non_2xx} non-2xx)  {per_request[name]:10,.0f} instructions/request")
+    print(f"   ratio      {per_request['reference'] / per_request['callgate']:.2f}  "
+          f"(reference / callgate instructions; bench/run.py's target for {args.config}: "
+          f"{bench.RATIO_TARGETS[args.config]})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,9 +16,8 @@ import time
 import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
-from structlog.contextvars import bind_contextvars, reset_contextvars
 
-from . import dispatch
+from . import dispatch, logs
 from .events import EventError, UnknownEvent, decode_event
 from .pipeline import Answer
 from .responses import ACK, error_response
@@ -96,14 +95,16 @@ async def _handle(request: web.Request, started: float) -> tuple[web.Response, s
         log.warning("callback_refused", reason=exc.code, error=str(exc))
         return error_response(400, exc.code, str(exc)), "-", None
 
-    # Every line logged while the plugins work on this callback carries its callid and event.
-    bound = bind_contextvars(callid=event.callid, sinch_event=event.event)
+    # Every line logged while the plugins work on this callback carries its callid and event:
+    # bind_contextvars(callid=..., sinch_event=...) through structlog's own variables, for less.
+    callid_token, event_token = logs.CALLID.set(event.callid), logs.SINCH_EVENT.set(event.event)
     try:
         answer = await _answer(app, event)
-        log.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
-                 ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace())
+        logs.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
+                  ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace())
     finally:
-        reset_contextvars(**bound)
+        logs.SINCH_EVENT.reset(event_token)
+        logs.CALLID.reset(callid_token)
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
 
 

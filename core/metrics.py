@@ -13,10 +13,19 @@ becomes ``callgate_plugin_gauge{plugin="...", name="..."}``.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+from bisect import bisect_left
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+try:
+    from prometheus_client.values import MutexValue
+except ImportError:     # not in this version: every value goes through its own inc
+    MutexValue = None
 
 from . import dispatch
 
@@ -51,15 +60,29 @@ class Metrics:
         self.plugin_gauges = Gauge("callgate_plugin_gauge", "Gauges plugins expose (outbox depth, reservations...)",
                                    ["plugin", "name"], registry=r, multiprocess_mode="mostrecent")
         self._children: dict[tuple[int, tuple[str, ...]], object] = {}
+        # The hot path, per callback: (event, status) -> (count it, observe its latency), and
+        # (plugin, hook) -> observe its time; see _fast_inc and _fast_observe.
+        self._answers: dict[tuple[str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
+        self._plugin_times: dict[tuple[str, str], Callable[[float], None]] = {}
 
     def answered(self, event: str, status: int, seconds: float, answer: Answer | None = None) -> None:
         """Record one callback's outcome (and its plugins' timings, when it reached the pipeline)."""
-        self._child(self.callbacks, event, str(status)).inc()
-        self._child(self.latency, event).observe(seconds)
+        record = self._answers.get((event, status))
+        if record is None:
+            record = self._answers[(event, status)] = (_fast_inc(self._child(self.callbacks, event, str(status))),
+                                                       _fast_observe(self._child(self.latency, event)))
+        count, observe = record
+        count()
+        observe(seconds)
         if answer is None:
             return
+        plugin_times = self._plugin_times
         for outcome in answer.outcomes:
-            self._child(self.plugin_latency, outcome.plugin, outcome.hook).observe(outcome.elapsed_ms / 1000)
+            observe = plugin_times.get((outcome.plugin, outcome.hook))
+            if observe is None:
+                observe = plugin_times[(outcome.plugin, outcome.hook)] = _fast_observe(
+                    self._child(self.plugin_latency, outcome.plugin, outcome.hook))
+            observe(outcome.elapsed_ms / 1000)
             if outcome.status != "ok":
                 self._child(self.plugin_failures, outcome.plugin, outcome.hook, outcome.status).inc()
         if answer.decision is not None and not answer.decision.allowed:
@@ -89,3 +112,71 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+# The hot path.  Counter.inc and Histogram.observe check, per call, that the metric is a labelled
+# child, that the amount is not negative and whether there is an exemplar, then walk the buckets
+# one by one, and every value they change takes its lock.  For a labelled child and an amount >= 0
+# (a count, a time), what they change is exactly: the counter's value; the histogram's sum and the
+# one bucket whose upper bound is the first >= the amount.  The two functions below change exactly
+# that, on the same value objects, with the bucket found by bisection:
+#
+# - in one process (MutexValue: a float and a lock), by adding to the float without the lock.  The
+#   lock only orders threads, and callgate's metrics are written (answered, refused_signature) and
+#   read (render) on its event loop's thread alone;
+# - in multiprocess mode (PROMETHEUS_MULTIPROC_DIR), through the value's own ``inc``, which writes
+#   this process's mmap file at once, as Counter.inc and Histogram.observe do.
+#
+# They read attributes outside prometheus-client's API (Counter child ``_value``; Histogram child
+# ``_sum``, ``_buckets``, ``_upper_bounds``; MutexValue ``_value``), unchanged since long before
+# 0.20, checked here; tests/test_metrics.py compares what they produce with the public methods'.
+# Anything unexpected falls back to the public method.
+
+def _lockless(value: object) -> bool:
+    """A single-process value, that is a float that can be added to directly."""
+    return type(value) is MutexValue and type(getattr(value, "_value", None)) is float
+
+
+def _fast_inc(counter_child) -> Callable[[], None]:
+    """``counter_child.inc()``."""
+    value = getattr(counter_child, "_value", None)
+    if _lockless(value):
+        def inc() -> None:
+            value._value += 1
+        return inc
+    if callable(getattr(value, "inc", None)):
+        return partial(value.inc, 1)
+    return counter_child.inc
+
+
+def _fast_observe(histogram_child) -> Callable[[float], None]:
+    """``histogram_child.observe(amount)``."""
+    observe = histogram_child.observe
+    try:
+        total = histogram_child._sum
+        buckets = list(histogram_child._buckets)
+        bounds = [float(bound) for bound in histogram_child._upper_bounds]
+    except (AttributeError, TypeError, ValueError):
+        return observe
+    if not bounds or len(buckets) != len(bounds) or bounds[-1] != math.inf or bounds != sorted(bounds):
+        return observe
+
+    if _lockless(total) and all(_lockless(bucket) for bucket in buckets):
+        def fast_observe(amount: float) -> None:
+            if amount >= 0:          # and not NaN, which lands in no bucket: the public method knows
+                total._value += amount
+                buckets[bisect_left(bounds, amount)]._value += 1
+            else:
+                observe(amount)
+        return fast_observe
+
+    total_inc = total.inc
+    bucket_incs = [bucket.inc for bucket in buckets]
+
+    def fast_observe_mp(amount: float) -> None:
+        if amount >= 0:
+            total_inc(amount)
+            bucket_incs[bisect_left(bounds, amount)](1)
+        else:
+            observe(amount)
+    return fast_observe_mp

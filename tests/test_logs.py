@@ -1,0 +1,144 @@
+"""The per-callback log line written without structlog's processor chain (callgate.logs.info):
+the same bytes as structlog's, the bound context included, and structlog's way whenever
+structlog is not configured as configure_logging left it."""
+
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+import structlog
+from structlog.contextvars import bind_contextvars, get_contextvars, reset_contextvars
+from structlog.testing import capture_logs
+
+from callgate import logs
+from callgate.logs import UtcTimestamp, configure_logging
+
+FIELDS = {"status": 200, "decision": "allowed by default, route sweden from router -> connectPstn", "problem": None,
+          "ms": 0.731, "plugins": [{"plugin": "router", "hook": "route_call", "verdict": "route sweden", "ms": 0.012}]}
+NOW_NS = 1_795_000_000_123_456_789
+
+
+@pytest.fixture
+def json_stream(monkeypatch):
+    """JSON lines at level info into a StringIO, with a fixed clock; structlog reset afterwards."""
+    monkeypatch.setattr(logs.time, "time_ns", lambda: NOW_NS)
+    stream = io.StringIO()
+    configure_logging("json", "info", stream=stream, cache=False)
+    yield stream
+    structlog.reset_defaults()
+
+
+def lines(stream):
+    return stream.getvalue().splitlines()
+
+
+def test_the_direct_line_is_structlogs_line_byte_for_byte(json_stream, monkeypatch):
+    tokens = bind_contextvars(tenant="acme", status="from the context", ignored=None)
+    callid, event = logs.CALLID.set("call-1"), logs.SINCH_EVENT.set("ice")
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(logs, "_log", None)                 # the direct path, not structlog's
+            logs.info("callback", **FIELDS)
+        structlog.get_logger("callgate").info("callback", **FIELDS)
+    finally:
+        logs.SINCH_EVENT.reset(event)
+        logs.CALLID.reset(callid)
+        reset_contextvars(**tokens)
+    direct, chain = lines(json_stream)
+    assert direct == chain
+    line = json.loads(direct)
+    assert line["callid"] == "call-1" and line["sinch_event"] == "ice" and line["tenant"] == "acme"
+    assert line["status"] == 200                            # a field wins over the context, as merge_contextvars
+    assert line["ignored"] is None and line["level"] == "info" and line["event"] == "callback"
+    assert line["timestamp"] == "2026-11-18T11:06:40.123456Z"
+    assert list(line)[:6] == [*FIELDS, "event"]
+
+
+def test_callid_and_sinch_event_are_structlogs_own_context(json_stream):
+    callid, event = logs.CALLID.set("call-2"), logs.SINCH_EVENT.set("dice")
+    try:
+        assert get_contextvars() == {"callid": "call-2", "sinch_event": "dice"}
+        inner = bind_contextvars(callid="call-3")              # a plugin rebinding it: the same variable
+        assert inner["callid"].var is logs.CALLID
+        structlog.get_logger().info("plugin_line")
+        reset_contextvars(**inner)
+        logs.info("callback")
+    finally:
+        logs.SINCH_EVENT.reset(event)
+        logs.CALLID.reset(callid)
+    assert get_contextvars() == {}
+    plugin, callback = (json.loads(line) for line in lines(json_stream))
+    assert (plugin["callid"], plugin["sinch_event"]) == ("call-3", "dice")
+    assert (callback["callid"], callback["sinch_event"]) == ("call-2", "dice")
+
+
+def test_unbound_and_cleared_context_is_left_out(json_stream):
+    tokens = bind_contextvars(tenant="acme")
+    structlog.contextvars.unbind_contextvars("tenant")
+    try:
+        logs.info("callback", status=200)
+    finally:
+        reset_contextvars(**tokens)
+    assert "tenant" not in json.loads(lines(json_stream)[0])
+
+
+def test_the_configured_level_applies(monkeypatch):
+    stream = io.StringIO()
+    configure_logging("json", "warning", stream=stream, cache=False)
+    try:
+        logs.info("callback", **FIELDS)
+        structlog.get_logger().warning("kept")
+    finally:
+        structlog.reset_defaults()
+    assert [json.loads(line)["event"] for line in lines(stream)] == ["kept"]
+
+
+def test_the_console_format_goes_through_structlog():
+    stream = io.StringIO()
+    configure_logging("console", "info", stream=stream, cache=False)
+    try:
+        logs.info("callback", status=200)
+    finally:
+        structlog.reset_defaults()
+    out = stream.getvalue()
+    assert "callback" in out and "status" in out and not out.startswith("{")
+
+
+def test_structlog_configured_since_wins(json_stream):
+    with capture_logs() as captured:                         # edits the processor list in place
+        logs.info("callback", status=200)
+    assert captured == [{"event": "callback", "status": 200, "log_level": "info"}]
+    structlog.reset_defaults()
+    other = io.StringIO()
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(other))
+    logs.info("callback", status=201)
+    assert lines(json_stream) == [] and "callback" in other.getvalue()
+
+
+def test_a_value_orjson_cannot_encode_never_breaks_the_line(json_stream):
+    tokens = bind_contextvars(limits={1: 2}, huge=1 << 70)
+    try:
+        logs.info("callback", status=200)
+    finally:
+        reset_contextvars(**tokens)
+    line = json.loads(lines(json_stream)[0])
+    assert line["status"] == 200 and line["limits"] == "{1: 2}" and line["huge"] == str(1 << 70)
+
+
+def test_exc_info_is_formatted_as_structlog_does(json_stream):
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError as exc:
+        logs.info("callback", exc_info=exc)
+        structlog.get_logger().info("callback", exc_info=exc)
+    direct, chain = lines(json_stream)
+    assert direct == chain and "RuntimeError: boom" in json.loads(direct)["exception"]
+
+
+def test_timestamp_is_iso_utc_with_microseconds(monkeypatch):
+    stamper = UtcTimestamp()
+    for ns in (NOW_NS, NOW_NS + 876_543_000, NOW_NS + 1_000_000_000, NOW_NS - 5_000_000_000, 0, 999_999_999):
+        monkeypatch.setattr(logs.time, "time_ns", lambda ns=ns: ns)
+        expected = datetime.fromtimestamp(ns // 1000 / 1_000_000, timezone.utc)
+        assert stamper.now() == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ns

@@ -282,6 +282,15 @@ def parse_timestamp(value: str) -> datetime | None:
     ``T`` or a space between date and time, and 1-9 fractional digits (truncated to
     microseconds).  Shared with :mod:`callgate.signing` for ``x-timestamp``.
     """
+    # The shape Sinch sends, 2025-03-14T09:26:53Z, recognised by its separators (characters 4, 7, 10,
+    # 13, 16 and 19: one slice) instead of the 11-group regex: ~3,500 instructions less.  With them
+    # in place fromisoformat accepts exactly what the regex does (ASCII digits everywhere else; see
+    # test_plain_utc_timestamp_shortcut_accepts_what_the_regex_does), and returns UTC already.
+    if value.__class__ is str and len(value) == 20 and value[4::3] == "--T::Z":
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:  # not digits, or out of range (2025-02-30): the general path decides
+            pass
     m = _TIMESTAMP.fullmatch(value)
     if m is None:
         return None
@@ -304,6 +313,51 @@ def parse_timestamp(value: str) -> datetime | None:
         return dt.astimezone(_UTC)
     except (ValueError, OverflowError):
         return None
+
+
+# --------------------------------------------------------------------------- drafts
+# How the decoders build the frozen objects above without their ``__init__``.
+
+_new = object.__new__
+
+
+def _draft_class(cls: type) -> type:
+    """A mutable class with the memory layout of the frozen dataclass ``cls``: the decoders' way to build one.
+
+    A decoder creates a draft (``_new(draft)``), assigns each field as a plain attribute, then
+    turns it into a ``cls`` by assigning ``__class__`` (Python allows it between classes with the
+    same base and the same slots).  The result is an ordinary ``cls``, frozen, equal to
+    ``cls(**fields)``, but built for a fraction of the cost: the frozen ``__init__`` matches
+    keyword arguments and sets every field through ``object.__setattr__`` (about 37,000
+    instructions for an Ice), while a plain slot store is specialised by the interpreter (an Ice's
+    18 cost about 5,000, the ``__class__`` assignment included).  ``cls`` is unchanged: events
+    and values built by hand go through its keyword ``__init__`` as before.
+
+    A decoder must set every field of the draft (a slot never set would be missing on the
+    event): tests/test_events.py checks that for every decoder.
+    """
+    base = cls.__base__
+    namespace: dict[str, Any] = {"__slots__": cls.__slots__}
+    if base is not object:
+        # A subclass of BaseEvent would inherit its frozen __setattr__/__delattr__; with object's
+        # own, attribute stores on a draft are plain slot stores again.
+        namespace["__setattr__"] = object.__setattr__
+        namespace["__delattr__"] = object.__delattr__
+    draft = type(f"_{cls.__name__}Draft", (base,), namespace)
+    _new(draft).__class__ = cls  # raises TypeError here, at import, if the layouts ever differ
+    return draft
+
+
+_DestinationDraft = _draft_class(Destination)
+_MoneyDraft = _draft_class(Money)
+_CallHeaderDraft = _draft_class(CallHeader)
+_AmdDraft = _draft_class(Amd)
+_MenuResultDraft = _draft_class(MenuResult)
+_IceDraft = _draft_class(Ice)
+_AceDraft = _draft_class(Ace)
+_PieDraft = _draft_class(Pie)
+_DiceDraft = _draft_class(Dice)
+_NotifyDraft = _draft_class(Notify)
 
 
 # --------------------------------------------------------------------------- decoding helpers
@@ -424,31 +478,65 @@ def _callid(obj: dict, event: str) -> str:
 
 
 def _money(obj: dict, key: str) -> Money | None:
-    value = _object(obj, key)
+    value = obj.get(key)
     if value is None:
         return None
+    if value.__class__ is not dict:
+        raise _wrong(key, "an object", value)
     amount = value.get("amount")
     if amount is not None and amount.__class__ is not Decimal:
         if amount.__class__ is int:
             amount = Decimal(amount)
         else:
             raise _wrong(f"{key}.amount", "a number", amount)
-    return Money(_str(value, "currencyId", key + "."), amount)
+    currency = value.get("currencyId")
+    if currency is not None and currency.__class__ is not str:
+        raise _wrong(f"{key}.currencyId", "a string", currency)
+    money = _new(_MoneyDraft)
+    money.currency_id = currency
+    money.amount = amount
+    money.__class__ = Money
+    return money
 
 
 def _destination(obj: dict, key: str) -> Destination | None:
-    value = _object(obj, key)
+    value = obj.get(key)
     if value is None:
         return None
-    prefix = key + "."
-    return Destination(_lower(value, "type", prefix), _str(value, "endpoint", prefix))
+    if value.__class__ is not dict:
+        raise _wrong(key, "an object", value)
+    type_ = value.get("type")
+    endpoint = value.get("endpoint")
+    destination = _new(_DestinationDraft)
+    destination.type = type_.strip().lower() if type_.__class__ is str else _lower(value, "type", key + ".")
+    destination.endpoint = endpoint if endpoint is None or endpoint.__class__ is str else _str(value, "endpoint", key + ".")
+    destination.__class__ = Destination
+    return destination
 
 
 def _amd(obj: dict) -> Amd | None:
     value = _object(obj, "amd")
     if value is None:
         return None
-    return Amd(_lower(value, "status", "amd."), _str(value, "reason", "amd."), _int(value, "duration", "amd."))
+    amd = _new(_AmdDraft)
+    amd.status = _lower(value, "status", "amd.")
+    amd.reason = _str(value, "reason", "amd.")
+    amd.duration = _int(value, "duration", "amd.")
+    amd.__class__ = Amd
+    return amd
+
+
+def _menu_result(value: dict) -> MenuResult:
+    get = value.get
+    p = "menuResult."
+    menu_id, type_, text, method = get("menuId"), get("type"), get("value"), get("inputMethod")
+    menu = _new(_MenuResultDraft)
+    menu.menu_id = menu_id if menu_id is None or menu_id.__class__ is str else _str(value, "menuId", p)
+    menu.type = type_.strip().lower() if type_.__class__ is str else _lower(value, "type", p)
+    menu.value = text if text is None or text.__class__ is str else _str(value, "value", p)
+    menu.input_method = method.strip().lower() if method.__class__ is str else _lower(value, "inputMethod", p)
+    menu.__class__ = MenuResult
+    return menu
 
 
 def _call_headers(obj: dict) -> tuple[CallHeader, ...]:
@@ -465,86 +553,132 @@ def _call_headers(obj: dict) -> tuple[CallHeader, ...]:
         key = _str(item, "key", prefix)
         if key is None:
             raise EventError("invalid_field", f"callHeaders[{i}].key: missing")
-        headers.append(CallHeader(key, _str(item, "value", prefix) or ""))
+        header = _new(_CallHeaderDraft)
+        header.key = key
+        header.value = _str(item, "value", prefix) or ""
+        header.__class__ = CallHeader
+        headers.append(header)
     return tuple(headers)
 
 
 # --------------------------------------------------------------------------- per-event decoders
+# Each decoder checks the fields in the order the error messages depend on (the first bad field
+# is the one reported), so keep that order when editing.
+#
+# The usual value of a field is taken inline and anything else goes to the field's helper, which
+# returns the same value or raises the field's error:
+#     cli = get("cli")
+#     ice.cli = cli if cli is None or cli.__class__ is str else _str(obj, "cli")
+# is _str(obj, "cli") without a Python call for the usual value (~300 instructions per field).
 
-def _base_fields(obj: dict, event: str) -> dict[str, Any]:
-    """The fields every event has (BaseEvent's)."""
-    return {"event": event, "raw": obj, "version": _version(obj), "custom": _str(obj, "custom"),
-            "application_key": _str(obj, "applicationKey"), "timestamp": _timestamp(obj), "user": _str(obj, "user")}
+def _fill_base(draft: BaseEvent, obj: dict, event: str) -> None:
+    """Set the fields every event has (BaseEvent's) on a draft."""
+    get = obj.get
+    draft.event = event
+    draft.raw = obj
+    draft.notes = {}
+    version = get("version")
+    draft.version = version if version.__class__ is int and _INT_MIN <= version <= _INT_MAX else _version(obj)
+    custom = get("custom")
+    draft.custom = custom if custom is None or custom.__class__ is str else _str(obj, "custom")
+    key = get("applicationKey")
+    draft.application_key = key if key is None or key.__class__ is str else _str(obj, "applicationKey")
+    draft.timestamp = _timestamp(obj)
+    user = get("user")
+    draft.user = user if user is None or user.__class__ is str else _str(obj, "user")
 
 
 def _ice(obj: dict, event: str) -> Ice:
-    return Ice(
-        **_base_fields(obj, event),
-        callid=_callid(obj, event),
-        call_resource_url=_str(obj, "callResourceUrl"),
-        user_rate=_money(obj, "userRate"),
-        cli=_str(obj, "cli"),
-        to=_destination(obj, "to"),
-        domain=_lower(obj, "domain"),
-        origination_type=_lower(obj, "originationType"),
-        duration=_int(obj, "duration"),
-        rdnis=_str(obj, "rdnis"),
-        call_headers=_call_headers(obj),
-    )
+    get = obj.get
+    ice = _new(_IceDraft)
+    _fill_base(ice, obj, event)
+    callid = get("callid")
+    ice.callid = callid if callid.__class__ is str else _callid(obj, event)
+    url = get("callResourceUrl")
+    ice.call_resource_url = url if url is None or url.__class__ is str else _str(obj, "callResourceUrl")
+    ice.user_rate = _money(obj, "userRate")
+    cli = get("cli")
+    ice.cli = cli if cli is None or cli.__class__ is str else _str(obj, "cli")
+    ice.to = _destination(obj, "to")
+    domain = get("domain")
+    ice.domain = domain.strip().lower() if domain.__class__ is str else _lower(obj, "domain")
+    origination = get("originationType")
+    ice.origination_type = (origination.strip().lower() if origination.__class__ is str
+                            else _lower(obj, "originationType"))
+    duration = get("duration")
+    ice.duration = None if duration is None else _int(obj, "duration")
+    rdnis = get("rdnis")
+    ice.rdnis = rdnis if rdnis is None or rdnis.__class__ is str else _str(obj, "rdnis")
+    ice.call_headers = () if get("callHeaders") is None else _call_headers(obj)
+    ice.__class__ = Ice
+    return ice
 
 
 def _ace(obj: dict, event: str) -> Ace:
-    return Ace(
-        **_base_fields(obj, event),
-        callid=_callid(obj, event),
-        amd=_amd(obj),
-        conference_id=_str(obj, "conferenceId"),
-    )
+    get = obj.get
+    ace = _new(_AceDraft)
+    _fill_base(ace, obj, event)
+    callid = get("callid")
+    ace.callid = callid if callid.__class__ is str else _callid(obj, event)
+    ace.amd = None if get("amd") is None else _amd(obj)
+    conference = get("conferenceId")
+    ace.conference_id = conference if conference is None or conference.__class__ is str else _str(obj, "conferenceId")
+    ace.__class__ = Ace
+    return ace
 
 
 def _pie(obj: dict, event: str) -> Pie:
-    callid = _callid(obj, event)
-    menu = _object(obj, "menuResult")
-    if menu is None:
-        raise EventError("invalid_field", "menuResult: missing (required in PIE)")
-    p = "menuResult."
-    return Pie(
-        **_base_fields(obj, event),
-        callid=callid,
-        menu_result=MenuResult(_str(menu, "menuId", p), _lower(menu, "type", p), _str(menu, "value", p),
-                               _lower(menu, "inputMethod", p)),
-    )
+    pie = _new(_PieDraft)
+    callid = obj.get("callid")
+    pie.callid = callid if callid.__class__ is str else _callid(obj, event)  # checked before the base fields
+    menu = obj.get("menuResult")
+    if menu.__class__ is not dict:
+        if menu is None:
+            raise EventError("invalid_field", "menuResult: missing (required in PIE)")
+        raise _wrong("menuResult", "an object", menu)
+    _fill_base(pie, obj, event)
+    pie.menu_result = _menu_result(menu)
+    pie.__class__ = Pie
+    return pie
 
 
 def _dice(obj: dict, event: str) -> Dice:
-    return Dice(
-        **_base_fields(obj, event),
-        callid=_callid(obj, event),
-        reason=_stripped(obj, "reason"),
-        result=_stripped(obj, "result"),
-        debit=_money(obj, "debit"),
-        user_rate=_money(obj, "userRate"),
-        to=_destination(obj, "to"),
-        duration=_int(obj, "duration"),
-        from_=_str(obj, "from"),
-        call_headers=_call_headers(obj),
-    )
+    get = obj.get
+    dice = _new(_DiceDraft)
+    _fill_base(dice, obj, event)
+    callid = get("callid")
+    dice.callid = callid if callid.__class__ is str else _callid(obj, event)
+    reason = get("reason")
+    dice.reason = reason.strip() if reason.__class__ is str else _stripped(obj, "reason")
+    result = get("result")
+    dice.result = result.strip() if result.__class__ is str else _stripped(obj, "result")
+    dice.debit = _money(obj, "debit")
+    dice.user_rate = _money(obj, "userRate")
+    dice.to = _destination(obj, "to")
+    duration = get("duration")
+    dice.duration = duration if duration.__class__ is int and _INT_MIN <= duration <= _INT_MAX else _int(obj, "duration")
+    from_ = get("from")
+    dice.from_ = from_ if from_ is None or from_.__class__ is str else _str(obj, "from")
+    dice.call_headers = () if get("callHeaders") is None else _call_headers(obj)
+    dice.__class__ = Dice
+    return dice
 
 
 def _notify(obj: dict, event: str) -> Notify:
+    notify = _new(_NotifyDraft)
     callid = _str(obj, "callid")
     if callid is None:
         callid = _str(obj, "callId")
-    return Notify(
-        **_base_fields(obj, event),
-        callid=callid,
-        conference_id=_str(obj, "conferenceId"),
-        type=_str(obj, "type"),
-        destination=_str(obj, "destination"),
-        amd=_amd(obj),
-        error_code=_int(obj, "errorCode"),
-        error_msg=_str(obj, "errorMsg"),
-    )
+    notify.callid = callid
+    _fill_base(notify, obj, event)
+    notify.conference_id = _str(obj, "conferenceId")
+    notify.type = _str(obj, "type")
+    notify.destination = _str(obj, "destination")
+    notify.amd = _amd(obj)
+    notify.error_code = _int(obj, "errorCode")
+    notify.error_msg = _str(obj, "errorMsg")
+    notify.__class__ = Notify
+    return notify
 
 
 _DECODERS = {"ice": _ice, "ace": _ace, "pie": _pie, "dice": _dice, "notify": _notify}
@@ -557,6 +691,7 @@ def _no_constant(name: str) -> Any:
 #: ``json.loads(..., parse_float=Decimal)`` with the decoder built once (json.loads builds one per call);
 #: NaN/Infinity are not JSON and are refused.
 _JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
+_SCAN_ONCE = _JSON.scan_once
 
 
 #: Objects and arrays nested deeper than this are refused (a Sinch event nests 3 levels).  Without
@@ -589,7 +724,7 @@ def _refuse_lone_surrogates(obj: Any) -> None:
     unpaired one as a lone surrogate: a Python str that is not Unicode text, that no UTF-8
     consumer (orjson in the logs, PostgreSQL, a CRM) accepts.  Such a body is refused here,
     before any of them sees it (RFC 8259 section 8.2; I-JSON, RFC 7493, forbids them).
-    Only called when the text has such an escape, so normal bodies pay one regex search.
+    Only called when the text has such an escape, so normal bodies pay one search for a backslash.
     """
     stack: list[tuple[str, Any]] = [("", obj)]
     while stack:
@@ -613,6 +748,23 @@ def _safe_key(key: str) -> str:
     return _clip(_SURROGATE.sub("?", key), 32)
 
 
+def _parse_json(text: str) -> Any:
+    """``_JSON.decode(text)``, without its two whitespace regex matches when the text has no surrounding whitespace.
+
+    ``decode`` skips whitespace, calls ``scan_once``, skips whitespace and checks that nothing
+    follows; calling the scanner directly saves about 6,000 instructions per event.  Any other
+    text (whitespace around the value, extra data, not JSON) goes through ``decode``, which then
+    returns or raises exactly as it always did.
+    """
+    try:
+        value, end = _SCAN_ONCE(text, 0)
+    except Exception:  # not JSON, or whitespace first: decode() raises (or skips it) as usual
+        end = -1
+    if end == len(text):
+        return value
+    return _JSON.decode(text)
+
+
 def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
     """Decode a callback body (the raw request bytes, UTF-8 JSON) into a typed event.
 
@@ -620,18 +772,24 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
     ``invalid_field``) or :class:`UnknownEvent` (``unknown_event``).
     """
     try:
-        text = body if isinstance(body, str) else bytes(body).decode("utf-8")
+        if body.__class__ is bytes:
+            text = body.decode()  # the usual input: ~1,200 instructions less than bytes(body).decode("utf-8")
+        else:
+            text = body if isinstance(body, str) else bytes(body).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise EventError("invalid_json", f"body is not UTF-8: invalid byte at position {exc.start}") from None
     try:
-        obj = _JSON.decode(text)
+        obj = _parse_json(text)
     except json.JSONDecodeError as exc:
         raise EventError("invalid_json", f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:
         raise EventError("invalid_json", f"body is not JSON: {exc}") from None
-    if text.count("[") + text.count("{") > MAX_DEPTH:      # only then can it be nested that deep
+    openers = text.count("{")
+    if "[" in text:  # most events have no list: "in" (a memchr) spares a second count (~3,000 instructions)
+        openers += text.count("[")
+    if openers > MAX_DEPTH:  # only then can it be nested that deep
         _refuse_deep_nesting(obj)
-    if _SURROGATE_ESCAPE.search(text) is not None:
+    if "\\" in text and _SURROGATE_ESCAPE.search(text) is not None:  # no backslash, no escape: a memchr, not a regex
         _refuse_lone_surrogates(obj)
     if obj.__class__ is not dict:
         raise EventError("not_an_object", f"body is JSON {_kind(obj)}, expected an object")
@@ -639,6 +797,9 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
     if name.__class__ is not str:
         raise EventError("missing_event", "event: missing" if name is None
                          else f"event: expected a string, got {_kind(name)}")
+    decoder = _DECODERS.get(name)  # sent as it is stored ("ice"): no strip/lower
+    if decoder is not None:
+        return decoder(obj, name)
     if not name.strip():
         raise EventError("missing_event", "event: empty")
     event = name.strip().lower()

@@ -430,3 +430,97 @@ def test_arbitrary_bytes_never_crash(body):
         decode_event(body)
     except EventError:
         pass
+
+
+# --------------------------------------------------------------------------- how the decoders build events
+# The decoders build events and values through mutable "drafts" (see events._draft_class), not
+# through the classes' __init__: these check that the result is the same object in every way.
+
+
+def _built_by_hand(value):
+    """The same event/value built through its dataclass __init__ (keyword arguments, as plugins do)."""
+    if type(value) is tuple:
+        return tuple(_built_by_hand(item) for item in value)
+    if not dataclasses.is_dataclass(value):
+        return value
+    return type(value)(**{f.name: _built_by_hand(getattr(value, f.name)) for f in dataclasses.fields(value)})
+
+
+DRAFTED_BODIES = [body for _, _, body in ALL_EXAMPLES] + [
+    {"event": "ice", "callid": "c"},
+    {"event": "ace", "callId": "c", "amd": {"status": "Human"}},
+    {"event": "pie", "callid": "c", "menuResult": {}},
+    {"event": "dice", "callid": "c", "duration": 0, "debit": {"amount": 1}},
+    {"event": "notify"},
+    {"event": " Ice ", "callid": "c", "callHeaders": [{"key": "k"}], "version": "2"},
+]
+
+
+@pytest.mark.parametrize("body", DRAFTED_BODIES)
+def test_decoded_events_are_the_objects_their_constructors_build(body):
+    decoded = decode(body)
+    assert type(decoded).__name__ in {"Ice", "Ace", "Pie", "Dice", "Notify"}
+    values = [decoded]
+    while values:  # every field of every object set (reading a slot a decoder never set would raise)
+        value = values.pop()
+        for f in dataclasses.fields(value):
+            field_value = getattr(value, f.name)
+            if dataclasses.is_dataclass(field_value):
+                assert type(field_value) in {Money, Destination, Amd, MenuResult}
+                values.append(field_value)
+            elif f.name == "call_headers":
+                assert all(type(header) is CallHeader for header in field_value)
+                values.extend(field_value)
+    by_hand = _built_by_hand(decoded)
+    assert by_hand == decoded and repr(by_hand) == repr(decoded)
+    assert by_hand.raw is decoded.raw and decoded.notes == {} and type(decoded.notes) is dict
+    assert not hasattr(decoded, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.event = "other"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        del decoded.event  # type: ignore[misc]
+    assert dataclasses.replace(decoded) == decoded
+    decoded.notes["plugin"] = 1
+    assert decode(body).notes == {}  # a fresh notes dict per event
+
+
+def test_events_built_by_hand_still_use_the_keyword_constructor():
+    ice = Ice(event="ice", raw={}, callid="c", cli="46701234567")
+    assert ice.notes == {} and ice.caller == "+46701234567" and ice.to is None and ice.call_headers == ()
+    assert ice == decode({"event": "ice", "callid": "c", "cli": "46701234567"})
+    with pytest.raises(TypeError):
+        Ice("ice", {}, callid="c")  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Money("EUR", Decimal(1)).amount = Decimal(2)  # type: ignore[misc]
+
+
+def test_plain_utc_timestamp_shortcut_accepts_what_the_regex_does():
+    """parse_timestamp's shortcut for ``2025-03-14T09:26:53Z`` lets fromisoformat judge the digits: it must
+    accept exactly what the general path (the _TIMESTAMP regex) accepts, whatever replaces one digit."""
+    from callgate.events import _TIMESTAMP
+    plain = "2025-03-14T09:26:53Z"
+    digits = [i for i, c in enumerate(plain) if c.isdigit()]
+    for i in digits:
+        for code in [*range(0x80), 0xA0, 0x660, 0x661, 0x6F1, 0x966, 0xFF11, 0x1D7CF, 0xD800]:
+            value = plain[:i] + chr(code) + plain[i + 1:]
+            parsed = parse_timestamp(value)
+            if _TIMESTAMP.fullmatch(value) is None:
+                assert parsed is None, value
+            if parsed is not None:
+                assert parsed.tzinfo is UTC
+
+
+@pytest.mark.parametrize("text", [' {"event":"ice","callid":"c"}', '{"event":"ice","callid":"c"}\n',
+                                  '\t{"event":"ice","callid":"c"} \r\n'])
+def test_whitespace_around_the_body_is_fine(text):
+    assert decode_event(text.encode()).callid == "c"
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"event":"ice","callid":"c"}x', "body is not JSON: Extra data at line 1 column 29"),
+    (b' {"event":"ice"', "body is not JSON: Expecting ',' delimiter at line 1 column 16"),
+    (b'{"event":"ice","callid":"c",}', "body is not JSON: Expecting property name enclosed in double quotes at line 1 column 29"),
+])
+def test_invalid_json_messages(body, message):
+    error = error_of(body)
+    assert (error.code, str(error)) == ("invalid_json", message)

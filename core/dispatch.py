@@ -86,13 +86,11 @@ async def collect(plugins: Plugins, hook: str, deadline: float, *,
 
 async def first(plugins: Plugins, hook: str, deadline: float, **kwargs: Any) -> list[Outcome]:
     """Plugins in order until one answers something other than None; the last outcome is that answer."""
-    outcomes = []
-    for impl in plugins.impls(hook):
-        outcome = await call_one(impl, hook, kwargs, deadline)
-        outcomes.append(outcome)
-        if outcome.value is not None:
-            break
-    return outcomes
+    return await collect(plugins, hook, deadline, stop=_answered, **kwargs)
+
+
+def _answered(outcome: Outcome) -> bool:
+    return outcome.value is not None
 
 
 def _check_result(hook: str, value: Any) -> None:

@@ -1,0 +1,42 @@
+"""The result types' fast constructor: the same frozen objects as their keyword constructor."""
+
+import dataclasses
+
+import pytest
+
+from callgate.results import Allow, Decision, Outcome, Route, new_decision, new_outcome, positional_builder
+from callgate.svaml import ConnectPstn, Svaml
+
+
+def test_new_outcome_builds_what_the_constructor_builds():
+    built = new_outcome("router", "route_call", None, "ok", None, 0.25)
+    assert built == Outcome("router", "route_call", None, "ok", None, 0.25)
+    assert hash(built) == hash(Outcome("router", "route_call", None, "ok", None, 0.25))
+    assert type(built) is Outcome and built.verdict == "abstain"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.status = "error"
+
+
+def test_new_decision_takes_every_field_in_order():
+    route = Route(action=ConnectPstn(number="+46850001234"), name="sweden")
+    svaml = Svaml(action=route.action)
+    outcomes = (Outcome("router", "route_call", route),)
+    built = new_decision(True, "default", "allowed", svaml, route, "router", "+46701234567", 600, outcomes)
+    assert built == Decision(allowed=True, decided_by="default", reason="allowed", svaml=svaml, route=route,
+                             routed_by="router", cli="+46701234567", max_duration=600, outcomes=outcomes)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        built.allowed = False
+    with pytest.raises(TypeError):
+        new_decision(True, "default", "allowed", svaml)         # every field must be given
+
+
+def test_classes_that_check_themselves_keep_their_constructor():
+    with pytest.raises(TypeError, match="without __post_init__"):
+        positional_builder(Allow)                   # Allow validates in __post_init__: nothing may skip it
+
+    @dataclasses.dataclass(frozen=True)
+    class NoSlots:
+        x: int
+
+    with pytest.raises(TypeError, match="slotted"):
+        positional_builder(NoSlots)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
 
 from .manager import HookImpl, Plugins
-from .results import Allow, CallerId, Deny, Outcome, Route, Status
+from .results import Allow, CallerId, Deny, Outcome, Route, Status, new_outcome
 from .svaml import Svaml
 
 log = structlog.get_logger("callgate.dispatch")
@@ -31,33 +31,48 @@ EXPECTED: dict[str, tuple[type, ...]] = {
 }
 #: Hooks whose failure is subject to the plugin's on_error policy (the others only record).
 DECISION_HOOKS = frozenset(EXPECTED)
-#: Results that are never awaitable (the common case needs no ``inspect.isawaitable``, which is slow).
-_RESULTS = tuple({t for types in EXPECTED.values() for t in types})
+#: Results that are never awaitable, by exact class (the common case needs neither ``inspect.isawaitable``,
+#: which is slow, nor an ``isinstance`` through pydantic's ABC metaclass).
+_RESULTS = frozenset(t for types in EXPECTED.values() for t in types)
 _SVAML_EVENT = {"on_answer": "ace", "on_prompt_input": "pie"}
+#: How many checked SVAML answers each implementation remembers (all dropped when full).
+CHECKED_SVAML_SIZE = 256
 
 
-async def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: float) -> Outcome:
-    """Call one implementation; never raises (except cancellation of the caller)."""
+def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any],
+             deadline: float) -> Outcome | Coroutine[Any, Any, Outcome]:
+    """Call one implementation; never raises.  A plain function's answer is its Outcome at once; an
+    implementation whose answer must be awaited gives a coroutine of it (awaited under the timeout)."""
     loop = asyncio.get_running_loop()
-    plugin = impl.plugin
     start = loop.time()
-    end = start + plugin.timeout_s
+    end = start + impl.plugin.timeout_s
     if deadline < end:
         end = deadline
+    if start >= end:
+        return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start, loop)
     try:
-        if start >= end:
-            raise TimeoutError
         value = impl.function(*map(kwargs.__getitem__, impl.argnames))
-        if impl.is_async or (value is not None and not isinstance(value, _RESULTS) and inspect.isawaitable(value)):
-            async with asyncio.timeout_at(end):
-                value = await value
+        if impl.is_async or (value is not None and value.__class__ not in _RESULTS and inspect.isawaitable(value)):
+            return _awaited(impl, hook, value, start, end, loop)
         if value is not None:
-            _check_result(hook, value)
+            _check_result(impl, hook, value)
+    except Exception as exc:
+        return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start, loop)
+    return new_outcome(impl.plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
+
+
+async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end: float,
+                   loop: asyncio.AbstractEventLoop) -> Outcome:
+    try:
+        async with asyncio.timeout_at(end):
+            value = await awaitable
+        if value is not None:
+            _check_result(impl, hook, value)
     except TimeoutError:
         return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start, loop)
     except Exception as exc:
         return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start, loop)
-    return Outcome(plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
+    return new_outcome(impl.plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
 
 
 def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
@@ -69,7 +84,7 @@ def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
     value = None
     if hook in DECISION_HOOKS and plugin.on_error == "deny":
         value = Deny(f"plugin {plugin.name} failed in {hook} ({status}); its on_error policy is deny")
-    return Outcome(plugin.name, hook, value, status, error, (loop.time() - start) * 1000)
+    return new_outcome(plugin.name, hook, value, status, error, (loop.time() - start) * 1000)
 
 
 async def collect(plugins: Plugins, hook: str, deadline: float, *,
@@ -77,29 +92,35 @@ async def collect(plugins: Plugins, hook: str, deadline: float, *,
     """Every plugin in order (or until ``stop(outcome)`` is true); one Outcome each."""
     outcomes = []
     for impl in plugins.impls(hook):
-        outcome = await call_one(impl, hook, kwargs, deadline)
+        outcome = call_one(impl, hook, kwargs, deadline)
+        if outcome.__class__ is not Outcome:
+            outcome = await outcome
         outcomes.append(outcome)
         if stop is not None and stop(outcome):
             break
     return outcomes
 
 
-async def first(plugins: Plugins, hook: str, deadline: float, **kwargs: Any) -> list[Outcome]:
+def first(plugins: Plugins, hook: str, deadline: float, **kwargs: Any) -> Coroutine[Any, Any, list[Outcome]]:
     """Plugins in order until one answers something other than None; the last outcome is that answer."""
-    return await collect(plugins, hook, deadline, stop=_answered, **kwargs)
+    return collect(plugins, hook, deadline, stop=_answered, **kwargs)
 
 
 def _answered(outcome: Outcome) -> bool:
     return outcome.value is not None
 
 
-def _check_result(hook: str, value: Any) -> None:
+def _check_result(impl: HookImpl, hook: str, value: Any) -> None:
     expected = EXPECTED.get(hook)
     if expected is None:
         return
-    if not isinstance(value, expected):
+    if value.__class__ not in expected and not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in expected)
         raise TypeError(f"{hook} returned {type(value).__name__}, expected {names} or None")
     if hook in _SVAML_EVENT:
-        value.validate_for(_SVAML_EVENT[hook])
-
+        checked = impl.checked
+        if checked.get(id(value)) is not value:
+            value.validate_for(_SVAML_EVENT[hook])
+            if len(checked) >= CHECKED_SVAML_SIZE:
+                checked.clear()
+            checked[id(value)] = value

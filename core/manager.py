@@ -69,6 +69,9 @@ class HookImpl:
     argnames: tuple[str, ...]
     #: ``async def``: its result is awaited under the plugin's timeout.
     is_async: bool = False
+    #: SVAML answers (frozen) this implementation returned that passed their check, by identity: a plugin's
+    #: prebuilt answer is checked once (the dict keeps each object alive, so its id is not reused meanwhile).
+    checked: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from .config import ServerConfig
 from .events import Ace, Dice, Event, Ice, Notify, Pie
 from .manager import Plugins
 from .responses import ACK, error_body
-from .results import CallerId, Decision, Deny, Outcome, Route
+from .results import CallerId, Decision, Deny, Outcome, Route, new_decision
 from .svaml import SAFE_ANSWERS, Continue, Hangup, Say, Svaml, SvamlError
 
 log = structlog.get_logger("callgate.pipeline")
@@ -113,9 +113,8 @@ class Pipeline:
                 cli = answered.value.number
         svaml, body, problem = self._ice_svaml(auth, route, cli)
         max_duration = getattr(svaml.action, "max_duration", None)
-        decision = Decision(allowed=auth.allowed and problem is None, decided_by=auth.decided_by,
-                            reason=problem or auth.reason, svaml=svaml, route=route, routed_by=routed_by,
-                            cli=cli, max_duration=max_duration, outcomes=tuple(outcomes))
+        decision = new_decision(auth.allowed and problem is None, auth.decided_by, problem or auth.reason, svaml,
+                                route, routed_by, cli, max_duration, tuple(outcomes))
         # call_decided gets its own short budget: a plugin that held something must be told even
         # when the authorization used up the callback's deadline.
         if plugins.impls("call_decided"):

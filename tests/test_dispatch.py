@@ -258,3 +258,69 @@ async def test_ace_answers_are_checked_once_per_svaml_object():
     assert served[2].body is not served[0].body      # an equal but new object is checked and serialised itself
     assert served[2].svaml is not served[0].svaml
 
+
+
+class PieBySequence:
+    """Answers PIEs with one prebuilt SVAML object, then with an object not allowed in PIE (twice)."""
+
+    def __init__(self):
+        from callgate.svaml import ConnectMxp, Continue, Svaml
+        good = Svaml(action=Continue())
+        self.answers = [good, good, good]
+        self.bad = Svaml(action=ConnectMxp())          # ICE only
+
+    @hookimpl
+    def on_prompt_input(self, call):
+        return self.answers.pop(0) if self.answers else self.bad
+
+
+async def test_a_plugins_svaml_is_checked_once_per_object_and_a_failing_one_every_time(monkeypatch):
+    from callgate.svaml import Svaml
+    checks = []
+    original = Svaml.validate_for
+
+    def counted(self, event, **kwargs):
+        checks.append(id(self))
+        return original(self, event, **kwargs)
+
+    monkeypatch.setattr(Svaml, "validate_for", counted)
+    p, plugins = pipeline({"seq": PieBySequence})
+    plugin = plugins.loaded[0].instance
+    good = plugin.answers[0]
+    first = await p.answer(event(samples.pie()))
+    checked_once = checks.count(id(good))           # by the dispatcher, and for the event by the pipeline
+    answers = [first] + [await p.answer(event(samples.pie())) for _ in range(2)]
+    assert all(a.outcomes[-1].status == "ok" for a in answers)
+    assert checked_once >= 1 and checks.count(id(good)) == checked_once     # the same object: not checked again
+    failed = [await p.answer(event(samples.pie())) for _ in range(2)]
+    assert [a.outcomes[-1].status for a in failed] == ["error", "error"]      # never remembered as checked
+    assert checks.count(id(plugin.bad)) == 2        # failed in the dispatcher both times, so never passed on
+
+
+async def test_call_one_answers_plain_functions_at_once_and_awaits_the_rest():
+    import asyncio
+    from callgate import dispatch
+    from callgate.results import Outcome
+
+    class Both:
+        @hookimpl
+        def route_call(self, call):
+            return None
+
+        @hookimpl
+        async def on_disconnect(self, call):
+            return None
+
+        @hookimpl
+        def on_notify(self, call):
+            return asyncio.sleep(0)                    # a plain function returning an awaitable
+
+    p, plugins = pipeline({"both": Both})
+    deadline = asyncio.get_running_loop().time() + 1
+    now = dispatch.call_one(plugins.impls("route_call")[0], "route_call", {"call": None}, deadline)
+    assert type(now) is Outcome and now.status == "ok"
+    for hook in ("on_disconnect", "on_notify"):
+        later = dispatch.call_one(plugins.impls(hook)[0], hook, {"call": None}, deadline)
+        assert asyncio.iscoroutine(later)
+        outcome = await later
+        assert type(outcome) is Outcome and (outcome.plugin, outcome.hook, outcome.status) == ("both", hook, "ok")

@@ -167,10 +167,6 @@ def _switch_to_wal(conn: sqlite3.Connection, patience_s: float) -> None:
             time.sleep(0.01)
 
 
-def _sqlite_value(value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
-
-
 class _SQLiteConnection(Connection):
     """Statements of the transaction that holds the database's lock, run where they are called."""
 
@@ -231,6 +227,9 @@ class SQLiteDatabase(Database):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            # Sorting and IN (...) lists use temporary b-trees; in a temporary file (SQLite's default) each
+            # such statement costs tens of microseconds more (a rate lookup: 62 -> 17 us).
+            conn.execute("PRAGMA temp_store = MEMORY")
             if self.path != ":memory:":
                 _switch_to_wal(conn, self._busy_timeout_ms / 1000)
                 conn.execute("PRAGMA synchronous = FULL")
@@ -258,7 +257,7 @@ class SQLiteDatabase(Database):
     def _statement(self, sql: str, args: tuple) -> sqlite3.Cursor:
         conn = self._connection()
         try:
-            return conn.execute(_sqlite_sql(sql), [_sqlite_value(a) for a in args])
+            return conn.execute(_sqlite_sql(sql), [str(a) if isinstance(a, Decimal) else a for a in args])
         except sqlite3.Error as exc:
             if self._group is not None and not conn.in_transaction:   # SQLite rolled the whole group back
                 self._break_group(DatabaseError(f"SQLite rolled back the transaction: {exc}"))

@@ -237,7 +237,10 @@ class CreditStore:
             if account is None:
                 raise StoreError(f"no account {account_id!r} (add it with: callgate credit add {account_id} "
                                  f"--currency EUR)")
-            return await self._move(tx, account, kind, amount, balance=amount, note=note)
+            await self._move(tx, account, kind, amount, balance=amount, note=note)
+            # The account's row is locked: its newest entry is the one just written.
+            return _ledger(await tx.fetchrow("SELECT * FROM credit_ledger WHERE account_id = $1 ORDER BY id DESC "
+                                             "LIMIT 1", account.id))
 
     async def ledger(self, account_id: str, limit: int = 50) -> list[LedgerEntry]:
         """The newest ``limit`` entries, oldest first."""
@@ -299,10 +302,12 @@ class CreditStore:
             return NoRate(f"{number!r} is not a phone number")
         prefixes = [digits[:i] for i in range(1, min(len(digits), 15) + 1)]
         marks = ", ".join(f"${i}" for i in range(2, len(prefixes) + 2))
-        row = await (conn or self.db).fetchrow(
-            f"SELECT * FROM credit_rates WHERE currency = $1 AND prefix IN ({marks}) "
-            f"ORDER BY LENGTH(prefix) DESC LIMIT 1", currency, *prefixes)
-        return _rate(row) if row else NoRate(f"no rate for {number} in {currency}")
+        # At most one row per prefix: the longest is picked here (ORDER BY would sort them in a temporary b-tree).
+        rows = await (conn or self.db).fetch(
+            f"SELECT * FROM credit_rates WHERE currency = $1 AND prefix IN ({marks})", currency, *prefixes)
+        if not rows:
+            return NoRate(f"no rate for {number} in {currency}")
+        return _rate(max(rows, key=lambda row: len(row["prefix"])))
 
     # --- calls ------------------------------------------------------------------------------
 
@@ -327,23 +332,28 @@ class CreditStore:
             account = await self._lock_account(tx, account_id)
             if account is None:
                 return Reservation("no_account", account_id, reason=f"no account {account_id!r}")
-            existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
-            if existing is not None:
-                return _repeated(_call(existing), account)
             rate = await rate_for(tx, account.currency)
             if isinstance(rate, NoRate):
+                existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
+                if existing is not None:
+                    return _repeated(_call(existing), account)
                 return Reservation("no_rate", account.id, account.currency, available=account.available,
                                    reason=rate.reason)
             granted = grant(rate, account.available, cap, unit)
             state: CallState = "reserved" if granted.allowed else "denied"
             reason = "" if granted.allowed else "insufficient credit"
-            await tx.execute(
+            # A repeated ICE conflicts on the callid and inserts nothing: one statement for the usual new call.
+            inserted = await tx.execute(
                 "INSERT INTO credit_calls (callid, account_id, state, currency, destination, prefix, per_minute, "
                 "connect_fee, first_increment, next_increment, max_duration, reserved, expires_at, reason, "
-                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+                "ON CONFLICT (callid) DO NOTHING",
                 callid, account.id, state, account.currency, destination, rate.prefix, rate.per_minute,
                 rate.connect_fee, rate.increments.first, rate.increments.next, granted.seconds, granted.reserve,
                 int(now) + granted.seconds + grace, reason, utc_now())
+            if not inserted:
+                existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
+                return _repeated(_call(existing), account)
             if granted.reserve:
                 await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid)
             return Reservation(state, account.id, account.currency, granted.seconds, granted.reserve,
@@ -412,8 +422,8 @@ class CreditStore:
                 max(duration, 0), billed.billed_seconds, billed.cost,
                 None if sinch_debit is None else str(sinch_debit), sinch_currency, settled_at, callid)
             if held:
-                entry = await self._move(tx, account, "release", held, reserved=-held, callid=callid, note="settled")
-                account = _after(account, entry)
+                account = await self._move(tx, account, "release", held, reserved=-held, callid=callid,
+                                           note="settled")
             if billed.cost:
                 await self._move(tx, account, "debit", billed.cost, balance=-billed.cost, callid=callid,
                                  note=f"{billed.billed_seconds} s billed")
@@ -436,11 +446,12 @@ class CreditStore:
     async def _locked_call(self, callid: str) -> AsyncIterator[tuple[Connection, Account, CallRecord] | None]:
         """A transaction holding the call's account row and then its call row (the order every transaction
         here locks in, so that two cannot deadlock): ``(tx, account, call)``, or None for an unknown call."""
-        account_id = await self.db.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
-        if account_id is None:
-            yield None
-            return
         async with self.db.transaction() as tx:
+            # Read without a lock (a call's account never changes), so the account's row is locked first.
+            account_id = await tx.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
+            if account_id is None:
+                yield None
+                return
             account = await self._lock_account(tx, account_id)
             row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
             yield tx, account, _call(row)
@@ -450,22 +461,18 @@ class CreditStore:
         return _account(row) if row else None
 
     async def _move(self, tx: Connection, account: Account, kind: Kind, amount: int, *, balance: int = 0,
-                    reserved: int = 0, callid: str | None = None, note: str = "") -> LedgerEntry:
-        """Change the account's balance and/or reserved amount and append the ledger entry that explains it."""
+                    reserved: int = 0, callid: str | None = None, note: str = "") -> Account:
+        """Change the account's balance and/or reserved amount and append the ledger entry that explains it;
+        returns the account as it is now."""
         new_balance, new_reserved = account.balance + balance, account.reserved + reserved
         now = utc_now()
         await tx.execute("UPDATE credit_accounts SET balance = $1, reserved = $2, updated_at = $3 WHERE id = $4",
                          new_balance, new_reserved, now, account.id)
-        row = await tx.fetchrow(
+        await tx.execute(
             "INSERT INTO credit_ledger (account_id, kind, amount, balance_after, reserved_after, callid, note, "
-            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
+            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             account.id, kind, amount, new_balance, new_reserved, callid, note, now)
-        return _ledger(row)
-
-
-def _after(account: Account, entry: LedgerEntry) -> Account:
-    """The account as a ledger entry left it."""
-    return replace(account, balance=entry.balance_after, reserved=entry.reserved_after)
+        return replace(account, balance=new_balance, reserved=new_reserved)
 
 
 def _repeated(call: CallRecord, account: Account) -> Reservation:

@@ -38,6 +38,8 @@ from .sinks import Sender, build_sender
 log = structlog.get_logger("callgate.crm_export")
 #: How often the background task removes records every sink has received (``retention_days``).
 PURGE_INTERVAL_SECONDS = 3600.0
+#: How many calls' buffered facts one flush transaction writes.
+FLUSH_CHUNK = 32
 
 
 def _now() -> datetime:
@@ -252,13 +254,15 @@ class CrmExport:
             self.buffer.end_flush(True)
             return 0
         try:
-            changes = await self._started().add_many(items, time.time())
+            # In transactions of FLUSH_CHUNK calls: SQLite's statements run on the event loop's thread, so
+            # one transaction for a whole interval's calls would hold up every callback for its duration.
+            for start in range(0, len(items), FLUSH_CHUNK):
+                self._queued(await self._started().add_many(items[start:start + FLUSH_CHUNK], time.time()))
         except Exception as exc:
-            self.buffer.end_flush(False)
+            self.buffer.end_flush(False)     # all again at the next flush (facts already written merge unchanged)
             log.warning("crm_facts_not_flushed", calls=len(items), error=str(exc))
             return 0
         self.buffer.end_flush(True)
-        self._queued(changes)
         return len(items)
 
     async def _flush_forever(self) -> None:

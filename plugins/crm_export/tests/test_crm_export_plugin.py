@@ -171,3 +171,28 @@ async def test_postgresql_unreachable_at_start_up_answers_dice_503_and_says_why(
     assert ready.status == 503 and problems[0].startswith("crm_export: outbox database unreachable")
     assert "not-a-real-password" not in " ".join(problems)
     await asyncio.sleep(0.2)                  # attempts go on in the background, and stop with the server
+
+
+async def test_a_flush_writes_every_buffered_call_in_small_transactions(callgate_client, callgate_events, tmp_path):
+    from callgate_crm_export.plugin import FLUSH_CHUNK
+    async with Receiver() as receiver:
+        config = crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url),
+                            facts_flush_interval_seconds=10)       # no background flush during the test
+        client = await callgate_client(config, plugins=PLUGINS)
+        plugin = plugin_of(client)
+        calls = [f"chunked-{i}" for i in range(2 * FLUSH_CHUNK + 3)]
+        for callid in calls:
+            assert (await client.event(callgate_events.ice(callid=callid)))[0] == 200
+        batches = []
+        add_many = plugin.outbox.add_many
+
+        async def recording(items, now):
+            batches.append(len(items))
+            return await add_many(items, now)
+
+        plugin.outbox.add_many = recording
+        assert await plugin.flush() == len(calls)
+        assert batches == [FLUSH_CHUNK, FLUSH_CHUNK, 3] and len(plugin.buffer) == 0
+        for callid in calls:                       # each call's ICE facts are in the outbox, none lost between chunks
+            row = await plugin.outbox.db.fetchrow("SELECT facts FROM crm_calls WHERE callid = $1", callid)
+            assert row is not None and "ice" in json.loads(row["facts"])

@@ -30,7 +30,7 @@ def py_spy() -> str | None:
 
 
 def record_command(spy: str, pid: int, duration: int, output: Path) -> list[str]:
-    return [spy, "record", "--pid", str(pid), "--duration", str(duration), "--format", "raw", "--function",
+    return [spy, "record", "--rate", "500", "--pid", str(pid), "--duration", str(duration), "--format", "raw", "--function",
             "--output", str(output)]
 
 

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from .drafts import draft_class, new as _new
 from .phone import normalize_caller
 
 __all__ = [
@@ -316,48 +317,19 @@ def parse_timestamp(value: str) -> datetime | None:
 
 
 # --------------------------------------------------------------------------- drafts
-# How the decoders build the frozen objects above without their ``__init__``.
+# How the decoders build the frozen objects above without their ``__init__`` (see callgate.drafts).
+# A decoder must set every field of its draft: tests/test_events.py checks that for every decoder.
 
-_new = object.__new__
-
-
-def _draft_class(cls: type) -> type:
-    """A mutable class with the memory layout of the frozen dataclass ``cls``: the decoders' way to build one.
-
-    A decoder creates a draft (``_new(draft)``), assigns each field as a plain attribute, then
-    turns it into a ``cls`` by assigning ``__class__`` (Python allows it between classes with the
-    same base and the same slots).  The result is an ordinary ``cls``, frozen, equal to
-    ``cls(**fields)``, but built for a fraction of the cost: the frozen ``__init__`` matches
-    keyword arguments and sets every field through ``object.__setattr__`` (about 37,000
-    instructions for an Ice), while a plain slot store is specialised by the interpreter (an Ice's
-    18 cost about 5,000, the ``__class__`` assignment included).  ``cls`` is unchanged: events
-    and values built by hand go through its keyword ``__init__`` as before.
-
-    A decoder must set every field of the draft (a slot never set would be missing on the
-    event): tests/test_events.py checks that for every decoder.
-    """
-    base = cls.__base__
-    namespace: dict[str, Any] = {"__slots__": cls.__slots__}
-    if base is not object:
-        # A subclass of BaseEvent would inherit its frozen __setattr__/__delattr__; with object's
-        # own, attribute stores on a draft are plain slot stores again.
-        namespace["__setattr__"] = object.__setattr__
-        namespace["__delattr__"] = object.__delattr__
-    draft = type(f"_{cls.__name__}Draft", (base,), namespace)
-    _new(draft).__class__ = cls  # raises TypeError here, at import, if the layouts ever differ
-    return draft
-
-
-_DestinationDraft = _draft_class(Destination)
-_MoneyDraft = _draft_class(Money)
-_CallHeaderDraft = _draft_class(CallHeader)
-_AmdDraft = _draft_class(Amd)
-_MenuResultDraft = _draft_class(MenuResult)
-_IceDraft = _draft_class(Ice)
-_AceDraft = _draft_class(Ace)
-_PieDraft = _draft_class(Pie)
-_DiceDraft = _draft_class(Dice)
-_NotifyDraft = _draft_class(Notify)
+_DestinationDraft = draft_class(Destination)
+_MoneyDraft = draft_class(Money)
+_CallHeaderDraft = draft_class(CallHeader)
+_AmdDraft = draft_class(Amd)
+_MenuResultDraft = draft_class(MenuResult)
+_IceDraft = draft_class(Ice)
+_AceDraft = draft_class(Ace)
+_PieDraft = draft_class(Pie)
+_DiceDraft = draft_class(Dice)
+_NotifyDraft = draft_class(Notify)
 
 
 # --------------------------------------------------------------------------- decoding helpers

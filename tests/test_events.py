@@ -433,7 +433,7 @@ def test_arbitrary_bytes_never_crash(body):
 
 
 # --------------------------------------------------------------------------- how the decoders build events
-# The decoders build events and values through mutable "drafts" (see events._draft_class), not
+# The decoders build events and values through mutable "drafts" (see callgate.drafts), not
 # through the classes' __init__: these check that the result is the same object in every way.
 
 

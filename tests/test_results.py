@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from callgate.results import Allow, Decision, Outcome, Route, new_decision, new_outcome, positional_builder
+from callgate.drafts import positional_builder
+from callgate.results import Allow, Decision, Outcome, Route, new_decision, new_outcome
 from callgate.svaml import ConnectPstn, Svaml
 
 

@@ -35,8 +35,6 @@ DECISION_HOOKS = frozenset(EXPECTED)
 #: which is slow, nor an ``isinstance`` through pydantic's ABC metaclass).
 _RESULTS = frozenset(t for types in EXPECTED.values() for t in types)
 _SVAML_EVENT = {"on_answer": "ace", "on_prompt_input": "pie"}
-#: How many checked SVAML answers each implementation remembers (all dropped when full).
-CHECKED_SVAML_SIZE = 256
 
 
 def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any],
@@ -121,6 +119,4 @@ def _check_result(impl: HookImpl, hook: str, value: Any) -> None:
         checked = impl.checked
         if checked.get(id(value)) is not value:
             value.validate_for(_SVAML_EVENT[hook])
-            if len(checked) >= CHECKED_SVAML_SIZE:
-                checked.clear()
-            checked[id(value)] = value
+            checked.put(id(value), value)

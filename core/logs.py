@@ -24,6 +24,8 @@ import orjson
 import structlog
 from structlog.contextvars import STRUCTLOG_KEY_PREFIX, bind_contextvars, reset_contextvars
 
+from .caches import ClearingCache
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -184,7 +186,7 @@ class _JsonLines:
         self._wrapper_class, self._logger_factory = config["wrapper_class"], config["logger_factory"]
         # ContextVar -> its key in log lines ("" for a variable that is not structlog's): the name's
         # prefix test and slice of merge_contextvars once per variable instead of once per line.
-        self._keys: dict[contextvars.ContextVar, str] = {}
+        self._keys = ClearingCache(1024)        # variables created by the thousand: keep a bound
 
     def info(self, event: str, /, **fields: object) -> None:
         config = structlog.get_config()
@@ -202,10 +204,8 @@ class _JsonLines:
         for var, value in contextvars.copy_context().items():
             key = keys.get(var)
             if key is None:
-                if len(keys) >= 1024:             # variables created by the thousand: keep a bound
-                    keys.clear()
                 name = var.name
-                key = keys[var] = name[len(STRUCTLOG_KEY_PREFIX):] if name.startswith(STRUCTLOG_KEY_PREFIX) else ""
+                key = keys.put(var, name[len(STRUCTLOG_KEY_PREFIX):] if name.startswith(STRUCTLOG_KEY_PREFIX) else "")
             if key and value is not Ellipsis:
                 line.setdefault(key, value)
         line["level"] = "info"

@@ -26,6 +26,7 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
+from .caches import ClearingCache
 from .config import PluginsConfig, format_validation_error
 
 ENTRY_POINT_GROUP = "callgate.plugins"
@@ -60,6 +61,10 @@ class LoadedPlugin:
     builtin: bool = False
 
 
+#: How many checked SVAML answers each implementation remembers (all dropped when full).
+CHECKED_SVAML_SIZE = 256
+
+
 @dataclass(frozen=True, slots=True)
 class HookImpl:
     """One plugin's implementation of one hook, resolved once at start-up."""
@@ -71,7 +76,8 @@ class HookImpl:
     is_async: bool = False
     #: SVAML answers (frozen) this implementation returned that passed their check, by identity: a plugin's
     #: prebuilt answer is checked once (the dict keeps each object alive, so its id is not reused meanwhile).
-    checked: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
+    checked: ClearingCache = field(default_factory=lambda: ClearingCache(CHECKED_SVAML_SIZE), compare=False,
+                                   repr=False)
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from . import combine, dispatch
+from .caches import ClearingCache
 from .config import ServerConfig
 from .events import Ace, Dice, Event, Ice, Notify, Pie
 from .manager import Plugins
@@ -72,8 +73,9 @@ class Pipeline:
         self._no_route_prompt = Say(text=server.no_route_prompt, locale=server.locale) if server.no_route_prompt else None
         #: The authorization when no plugin implements authorize_call (combine is pure: computed once).
         self._no_opinion = combine.combine_authorization([], server.default_decision)
-        self._svaml_answers: dict[tuple[int, str], tuple[Svaml, tuple[Svaml, bytes, str | None]]] = {}
-        self._ice_answers: dict[tuple[Any, int, str | None], tuple[Route | None, tuple[Svaml, bytes, str | None]]] = {}
+        #: (id(svaml), event) -> (svaml, its answer); (authorization, id(route), cli) -> (route, its answer).
+        self._svaml_answers = ClearingCache(SVAML_ANSWER_CACHE_SIZE)
+        self._ice_answers = ClearingCache(ICE_ANSWER_CACHE_SIZE)
 
     async def answer(self, event: Event) -> Answer:
         loop = asyncio.get_running_loop()
@@ -151,9 +153,7 @@ class Pipeline:
             svaml, problem = self._valid_or_safe(svaml, "ice")
         result = (svaml, svaml.to_json(), problem)
         if key is not None:
-            if len(self._ice_answers) >= ICE_ANSWER_CACHE_SIZE:
-                self._ice_answers.clear()
-            self._ice_answers[key] = (route, result)
+            self._ice_answers.put(key, (route, result))
         return result
 
     async def _first_svaml(self, hook: str, call: Ace | Pie, deadline: float, event: str, default: Svaml) -> Answer:
@@ -181,9 +181,7 @@ class Pipeline:
             return known[1]
         checked, problem = self._valid_or_safe(svaml, event)
         result = (checked, checked.to_json(), problem)
-        if len(self._svaml_answers) >= SVAML_ANSWER_CACHE_SIZE:
-            self._svaml_answers.clear()
-        self._svaml_answers[key] = (svaml, result)
+        self._svaml_answers.put(key, (svaml, result))
         return result
 
     async def _record(self, hook: str, call: Dice | Notify, deadline: float) -> Answer:

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ..caches import ClearingCache
 from ..events import Ice, Pie
 from ..hookspecs import hookimpl
 from ..phone import normalize, normalize_caller
@@ -121,16 +122,14 @@ class RouteRule(_Rule):
         key = (values["to"], values["caller"])
         route = self._built.get(key)
         if route is None:
-            if len(self._built) >= BUILT_CACHE_SIZE:
-                self._built.clear()
-            route = self._built[key] = Route(*self.build(values), name=self.name)
+            route = self._built.put(key, Route(*self.build(values), name=self.name))
         return route
 
     @cached_property
-    def _built(self) -> dict[tuple[str, str], Route]:
+    def _built(self) -> ClearingCache:
         """Routes already built from the templates, by the values filled in (a Route is immutable, so it is
         shared: a DID or a conference routed again skips the parse and validation)."""
-        return {}
+        return ClearingCache(BUILT_CACHE_SIZE)
 
     @cached_property
     def _static_route(self) -> Route | None:

@@ -560,12 +560,18 @@ def _fill_base(draft: BaseEvent, obj: dict, event: str) -> None:
     draft.user = user if user is None or user.__class__ is str else _str(obj, "user")
 
 
+def _call_draft(draft_class: type, obj: dict, event: str) -> Any:
+    """A new draft with the base fields and then the required ``callid`` set (ICE, ACE, DICE)."""
+    draft = _new(draft_class)
+    _fill_base(draft, obj, event)
+    callid = obj.get("callid")
+    draft.callid = callid if callid.__class__ is str else _callid(obj, event)
+    return draft
+
+
 def _ice(obj: dict, event: str) -> Ice:
     get = obj.get
-    ice = _new(_IceDraft)
-    _fill_base(ice, obj, event)
-    callid = get("callid")
-    ice.callid = callid if callid.__class__ is str else _callid(obj, event)
+    ice = _call_draft(_IceDraft, obj, event)
     url = get("callResourceUrl")
     ice.call_resource_url = url if url is None or url.__class__ is str else _str(obj, "callResourceUrl")
     ice.user_rate = _money(obj, "userRate")
@@ -588,10 +594,7 @@ def _ice(obj: dict, event: str) -> Ice:
 
 def _ace(obj: dict, event: str) -> Ace:
     get = obj.get
-    ace = _new(_AceDraft)
-    _fill_base(ace, obj, event)
-    callid = get("callid")
-    ace.callid = callid if callid.__class__ is str else _callid(obj, event)
+    ace = _call_draft(_AceDraft, obj, event)
     ace.amd = None if get("amd") is None else _amd(obj)
     conference = get("conferenceId")
     ace.conference_id = conference if conference is None or conference.__class__ is str else _str(obj, "conferenceId")
@@ -616,10 +619,7 @@ def _pie(obj: dict, event: str) -> Pie:
 
 def _dice(obj: dict, event: str) -> Dice:
     get = obj.get
-    dice = _new(_DiceDraft)
-    _fill_base(dice, obj, event)
-    callid = get("callid")
-    dice.callid = callid if callid.__class__ is str else _callid(obj, event)
+    dice = _call_draft(_DiceDraft, obj, event)
     reason = get("reason")
     dice.reason = reason.strip() if reason.__class__ is str else _stripped(obj, "reason")
     result = get("result")

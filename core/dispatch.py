@@ -47,16 +47,14 @@ def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any],
     if deadline < end:
         end = deadline
     if start >= end:
-        return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start, loop)
+        return _timed_out(impl, hook, start, end, loop)
     try:
         value = impl.function(*map(kwargs.__getitem__, impl.argnames))
-        if impl.is_async or (value is not None and value.__class__ not in _RESULTS and inspect.isawaitable(value)):
-            return _awaited(impl, hook, value, start, end, loop)
-        if value is not None:
-            _check_result(impl, hook, value)
     except Exception as exc:
-        return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start, loop)
-    return new_outcome(impl.plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
+        return _raised(impl, hook, exc, start, loop)
+    if impl.is_async or (value is not None and value.__class__ not in _RESULTS and inspect.isawaitable(value)):
+        return _awaited(impl, hook, value, start, end, loop)
+    return _answered_with(impl, hook, value, start, loop)
 
 
 async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end: float,
@@ -64,13 +62,29 @@ async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end:
     try:
         async with asyncio.timeout_at(end):
             value = await awaitable
-        if value is not None:
-            _check_result(impl, hook, value)
     except TimeoutError:
-        return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start, loop)
+        return _timed_out(impl, hook, start, end, loop)
     except Exception as exc:
-        return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start, loop)
+        return _raised(impl, hook, exc, start, loop)
+    return _answered_with(impl, hook, value, start, loop)
+
+
+def _answered_with(impl: HookImpl, hook: str, value: Any, start: float, loop: asyncio.AbstractEventLoop) -> Outcome:
+    """The outcome of an implementation that returned ``value``: an answer of the wrong kind is its error."""
+    if value is not None:
+        try:
+            _check_result(impl, hook, value)
+        except Exception as exc:
+            return _raised(impl, hook, exc, start, loop)
     return new_outcome(impl.plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
+
+
+def _raised(impl: HookImpl, hook: str, exc: Exception, start: float, loop: asyncio.AbstractEventLoop) -> Outcome:
+    return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start, loop)
+
+
+def _timed_out(impl: HookImpl, hook: str, start: float, end: float, loop: asyncio.AbstractEventLoop) -> Outcome:
+    return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start, loop)
 
 
 def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,

@@ -256,8 +256,9 @@ class CrmExport:
         try:
             # In transactions of FLUSH_CHUNK calls: SQLite's statements run on the event loop's thread, so
             # one transaction for a whole interval's calls would hold up every callback for its duration.
+            outbox = self._started()
             for start in range(0, len(items), FLUSH_CHUNK):
-                self._queued(await self._started().add_many(items[start:start + FLUSH_CHUNK], time.time()))
+                self._queued(await outbox.add_many(items[start:start + FLUSH_CHUNK], time.time()))
         except Exception as exc:
             self.buffer.end_flush(False)     # all again at the next flush (facts already written merge unchanged)
             log.warning("crm_facts_not_flushed", calls=len(items), error=str(exc))

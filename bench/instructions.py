@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import run as bench  # bench/run.py
@@ -41,12 +42,13 @@ def callgrind_total(out_file: Path) -> int:
     raise bench.BenchError(f"no total in {out_file}")
 
 
-def count(ctx: bench.Context, name: str, command: list[str], duration: int, connections: int) -> tuple[int, int, int]:
-    """(requests answered, non-2xx, instructions executed) of one server under load."""
+def count(ctx: bench.Context, name: str, command: Callable[[int], list[str]], duration: int,
+          connections: int) -> tuple[int, int, int]:
+    """(requests answered, non-2xx, instructions executed) of one server (``command(port)``) under load."""
     port = bench.free_port()
     out = ctx.tmp / f"callgrind-{name}"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "--dump-instr=no"]
-    proc = ctx.procs.start(name, [*valgrind, *[a.replace("{port}", str(port)) for a in command]],
+    proc = ctx.procs.start(name, [*valgrind, *command(port)],
                            bench.SERVER_CPU, ctx.tmp / f"{name}.log", ctx.env())
     try:
         bench.wait_listening(proc, port, timeout=START_TIMEOUT_S)
@@ -54,12 +56,12 @@ def count(ctx: bench.Context, name: str, command: list[str], duration: int, conn
         print(f"   {name} answers {bench.smoke_check(server, ctx.key, ctx.secret)}", flush=True)
         data = ctx.tmp / f"requests-{name}.lua"
         bench.write_lua_requests(data, bench.signed_requests(ctx.key, ctx.secret, ctx.args.requests))
-        wrk = ["taskset", "-c", bench.CLIENT_CPU, "wrk", "-t1", f"-c{connections}", "--latency", "-s", str(bench.LUA_SCRIPT),
-               f"http://{bench.HOST}:{port}{bench.CALLBACK_PATH}"]
         env = {**os.environ, "CALLGATE_BENCH_REQUESTS": str(data)}
-        subprocess.run([*wrk, "-d5s"], env=env, capture_output=True, check=True)        # warm-up, not counted
+        subprocess.run(bench.wrk_command(port, 5, connections), env=env, capture_output=True,
+                       check=True)                                                      # warm-up, not counted
         subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
-        done = subprocess.run([*wrk, f"-d{duration}s"], env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run(bench.wrk_command(port, duration, connections), env=env, capture_output=True, text=True,
+                              check=True)
         time.sleep(1)                                  # the last answers and log lines
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
         dumps = sorted(ctx.tmp.glob(f"callgrind-{name}.*.1"))
@@ -91,14 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                         base64.b64encode(os.urandom(32)).decode())
     try:
         setup = bench.CONFIGURATIONS[args.config][1](ctx)
-        reference = [sys.executable, str(bench.BENCH / "reference_server.py"), "--port", "{port}",
-                     "--path", bench.CALLBACK_PATH, "--window", str(bench.WINDOW_SECONDS)]
-        callgate = [str(bench.VENV_BIN / "callgate"), "serve", "--config", str(setup.config),
-                    "--host", bench.HOST, "--port", "{port}"]
+        callgate = lambda port: bench.callgate_command(setup.config, port)  # noqa: E731
         print(f"instructions per request, {args.config}: {args.duration} s of wrk -c{args.connections} "
               f"per server under callgrind (temp dir {tmp})", flush=True)
         rows = {name: count(ctx, name, command, args.duration, args.connections)
-                for name, command in (("reference", reference), ("callgate", callgate))}
+                for name, command in (("reference", bench.reference_command), ("callgate", callgate))}
     except (bench.BenchError, bench.Skip, subprocess.CalledProcessError) as exc:
         print(f"instructions: {exc}", file=sys.stderr)
         return 2

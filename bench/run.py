@@ -319,9 +319,14 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
+def wrk_command(port: int, duration: int, connections: int = CONNECTIONS) -> list[str]:
+    """wrk on the client's CPU, rotating through the requests file named by CALLGATE_BENCH_REQUESTS."""
+    return ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
+            "-s", str(LUA_SCRIPT), f"http://{HOST}:{port}{CALLBACK_PATH}"]
+
+
 def run_wrk(port: int, duration: int, requests_file: Path, log: Path) -> WrkResult:
-    command = ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency",
-               "-s", str(LUA_SCRIPT), f"http://{HOST}:{port}{CALLBACK_PATH}"]
+    command = wrk_command(port, duration)
     env = {**os.environ, "CALLGATE_BENCH_REQUESTS": str(requests_file)}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 60, check=False)
@@ -380,19 +385,26 @@ class Context:
         return done.stdout
 
 
+def reference_command(port: int) -> list[str]:
+    return [sys.executable, str(BENCH / "reference_server.py"), "--port", str(port),
+            "--path", CALLBACK_PATH, "--window", str(WINDOW_SECONDS)]
+
+
+def callgate_command(config: Path, port: int) -> list[str]:
+    return [str(VENV_BIN / "callgate"), "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+
+
 def start_reference(ctx: Context) -> Server:
     port = free_port()
-    command = [sys.executable, str(BENCH / "reference_server.py"), "--port", str(port),
-               "--path", CALLBACK_PATH, "--window", str(WINDOW_SECONDS)]
-    proc = ctx.procs.start("reference", command, SERVER_CPU, ctx.tmp / "reference.log", ctx.env())
+    proc = ctx.procs.start("reference", reference_command(port), SERVER_CPU, ctx.tmp / "reference.log", ctx.env())
     wait_listening(proc, port)
     return Server("reference", port, proc)
 
 
 def start_callgate(ctx: Context, config: Path, name: str) -> Server:
     port = free_port()
-    command = [str(VENV_BIN / "callgate"), "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
-    proc = ctx.procs.start("callgate", command, SERVER_CPU, ctx.tmp / f"callgate-{name}.log", ctx.env())
+    proc = ctx.procs.start("callgate", callgate_command(config, port), SERVER_CPU, ctx.tmp / f"callgate-{name}.log",
+                           ctx.env())
     wait_listening(proc, port)
     wait_ready(proc, port)
     return Server("callgate", port, proc)

@@ -13,6 +13,7 @@ lines are JSON; see ``_JsonLines``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextvars
 import logging
 import sys
@@ -46,18 +47,22 @@ class SafePrintLogger(_DropUnwritable, structlog.PrintLogger):
 
 
 class LineWriter:
-    """JSON lines (bytes) to a binary stream, flushed once per event-loop iteration.
+    """JSON lines (bytes) to a binary stream, written once per event-loop iteration.
 
-    Inside a running event loop the first line of an iteration schedules one flush for all the
-    lines written before the loop looks at its sockets again (one ``write`` system call for a
-    burst of callbacks instead of one each); outside a loop every line is flushed at once.
-    A line that cannot be written (closed or full stream) is dropped: logging never breaks an
-    answer.
+    Inside a running event loop a line is kept, and the first line of an iteration schedules one
+    write for all the lines kept before the loop looks at its sockets again: one ``write`` system
+    call for a burst of callbacks instead of one each, even when the stream itself is unbuffered
+    (``PYTHONUNBUFFERED=1``, usual in containers, makes ``sys.stdout.buffer`` a raw file: a system
+    call per ``write``).  Outside a loop every line is written at once, and lines still kept when
+    the process exits are written then.  A line that cannot be written (closed or full stream) is
+    dropped: logging never breaks an answer.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self._flush_scheduled = False
+        self._kept: list[bytes] = []
+        self._flush_loop: asyncio.AbstractEventLoop | None = None    # where the write of _kept is scheduled
+        atexit.register(self.flush)
 
     def msg(self, message: bytes) -> None:
         self.write_line(message + b"\n")
@@ -65,21 +70,24 @@ class LineWriter:
     def write_line(self, line: bytes) -> None:
         """``line``, ending with its newline."""
         try:
-            self._stream.write(line)
-        except (OSError, ValueError):
-            return
-        try:
             loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.flush()
+        except RuntimeError:                 # no loop here (start-up, a plugin's thread): written now
+            self._write(line)
             return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
+        self._kept.append(line)
+        if self._flush_loop is not loop:     # (a loop closed before its scheduled write ran: this one writes)
+            self._flush_loop = loop
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_loop = None
+        lines, self._kept = self._kept, []
+        self._write(lines[0] if len(lines) == 1 else b"".join(lines))
+
+    def _write(self, data: bytes) -> None:
         try:
+            if data:
+                self._stream.write(data)
             self._stream.flush()
         except (OSError, ValueError):
             pass

@@ -2,8 +2,12 @@
 the same bytes as structlog's, the bound context included, and structlog's way whenever
 structlog is not configured as configure_logging left it."""
 
+import asyncio
 import io
 import json
+import os
+import subprocess
+import sys
 from datetime import datetime, timezone
 
 import pytest
@@ -142,3 +146,67 @@ def test_timestamp_is_iso_utc_with_microseconds(monkeypatch):
         monkeypatch.setattr(logs.time, "time_ns", lambda ns=ns: ns)
         expected = datetime.fromtimestamp(ns // 1000 / 1_000_000, timezone.utc)
         assert stamper.now() == expected.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), ns
+
+
+class RawStream(io.RawIOBase):
+    """What ``sys.stdout.buffer`` is with PYTHONUNBUFFERED=1: every ``write`` goes straight to the file."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self.writes.append(bytes(data))
+        return len(data)
+
+
+async def test_the_lines_of_one_loop_iteration_are_one_write_even_unbuffered():
+    raw = RawStream()
+    writer = logs.LineWriter(raw)
+    for line in (b"1\n", b"2\n", b"3\n"):
+        writer.write_line(line)
+    assert raw.writes == []                      # kept until the loop's next iteration
+    await asyncio.sleep(0)
+    assert raw.writes == [b"1\n2\n3\n"]
+    writer.write_line(b"4\n")
+    await asyncio.sleep(0)
+    assert raw.writes == [b"1\n2\n3\n", b"4\n"]
+
+
+def test_outside_a_loop_a_line_is_written_at_once():
+    raw = RawStream()
+    logs.LineWriter(raw).write_line(b"now\n")
+    assert raw.writes == [b"now\n"]
+
+
+def test_a_line_kept_by_a_loop_that_stopped_is_written_by_the_next_one():
+    raw = RawStream()
+    writer = logs.LineWriter(raw)
+    loop = asyncio.new_event_loop()
+    loop.call_soon(writer.write_line, b"a\n")    # schedules the write after loop.stop: it never runs
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    loop.close()
+    assert raw.writes == []
+
+    async def later():
+        writer.write_line(b"b\n")
+        await asyncio.sleep(0)
+    asyncio.run(later())
+    assert raw.writes == [b"a\nb\n"]
+
+
+def test_lines_still_kept_at_exit_are_written():
+    code = ("import asyncio, sys\n"
+            "from callgate import logs\n"
+            "writer = logs.LineWriter(sys.stdout.buffer)\n"
+            "loop = asyncio.new_event_loop()\n"
+            "loop.call_soon(writer.write_line, b'last words\\n')\n"
+            "loop.call_soon(loop.stop)\n"
+            "loop.run_forever()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == b"last words\n"

@@ -505,11 +505,14 @@ class SteadyLoad:
 
 
 class Poller:
-    """GETs ``url`` every ``interval`` s until stopped; ``samples`` is [(sent_at, status, body text)]."""
+    """GETs ``url`` every ``interval`` s until stopped; ``samples`` is [(sent_at, status, body text, answered_at)].
+
+    A probe's answer reflects the server's state anywhere between ``sent_at`` and ``answered_at`` (``/readyz``
+    pings the databases after the request arrives), so "answered before X" is what a probe says about X."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str, interval: float = 0.1) -> None:
         self.session, self.url, self.interval = session, url, interval
-        self.samples: list[tuple[float, int | None, str]] = []
+        self.samples: list[tuple[float, int | None, str, float]] = []
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -517,7 +520,7 @@ class Poller:
         self._task = asyncio.create_task(self._run())
         return self
 
-    async def stop(self) -> list[tuple[float, int | None, str]]:
+    async def stop(self) -> list[tuple[float, int | None, str, float]]:
         self._stop.set()
         await asyncio.wait_for(self._task, timeout=15)
         return self.samples
@@ -529,7 +532,7 @@ class Poller:
                 status, text = await get(self.session, self.url)
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 status, text = None, ""
-            self.samples.append((sent, status, text))
+            self.samples.append((sent, status, text, time.monotonic()))
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
             except asyncio.TimeoutError:

@@ -29,6 +29,12 @@ Transactions are the unit of correctness:
   waiting until TCP keepalive notices, hours later; and a statement of such a session
   that was queued for a lock gives up rather than take the lock over, so the locks of
   a cut connection are gone within about twice that time.
+  A connection cut *inside* a statement is not idle: asyncpg prepares a statement with
+  Parse/Describe/Flush and runs it with Bind/Execute/Sync, and a server that got the
+  first and never the second waits for the client, locks held, until TCP gives up.
+  So every session also sets PostgreSQL's TCP keepalive (``TCP_KEEPALIVE``): an
+  unreachable client is noticed ``KEEPALIVE_DETECTION_SECONDS`` after its last packet
+  instead of two hours (Linux's default) later.
 """
 
 from __future__ import annotations
@@ -409,10 +415,30 @@ IDLE_IN_TRANSACTION_TIMEOUT_MS = 5_000
 TRANSACTION_SETTINGS = ("idle_in_transaction_session_timeout", "lock_timeout")
 
 
+#: PostgreSQL's keepalive probes on callgate's sessions: the first after this idle time (s), then every
+#: interval (s); the session ends after count unanswered ones.  Sent as startup settings of every connection
+#: (behind PgBouncer, list them in its ``ignore_startup_parameters``).
+TCP_KEEPALIVE = {"tcp_keepalives_idle": 5, "tcp_keepalives_interval": 2, "tcp_keepalives_count": 3}
+KEEPALIVE_DETECTION_SECONDS = (TCP_KEEPALIVE["tcp_keepalives_idle"]
+                               + TCP_KEEPALIVE["tcp_keepalives_interval"] * TCP_KEEPALIVE["tcp_keepalives_count"])
+
+
+def _url_settings(url: str) -> set[str]:
+    """The settings the URL's query names (asyncpg sends them to the server as the session's settings)."""
+    return {key for key, _ in parse_qsl(urlsplit(url).query)}
+
+
+def _session_settings(url: str) -> dict[str, str]:
+    """The TCP_KEEPALIVE settings the URL does not set itself, as the session's startup settings (a ``SET``
+    would not last: the pool runs ``RESET ALL`` when a connection is given back)."""
+    named = _url_settings(url)
+    return {name: str(value) for name, value in TCP_KEEPALIVE.items() if name not in named}
+
+
 def _transaction_settings(url: str) -> str:
     """``; SET LOCAL ...`` for each of TRANSACTION_SETTINGS the URL does not set itself (asyncpg sends the
     URL's query parameters to the server as the session's settings)."""
-    named = {key for key, _ in parse_qsl(urlsplit(url).query)}
+    named = _url_settings(url)
     return "".join(f"; SET LOCAL {name} = {IDLE_IN_TRANSACTION_TIMEOUT_MS}"
                    for name in TRANSACTION_SETTINGS if name not in named)
 
@@ -438,7 +464,8 @@ class PostgresDatabase(Database):
             # One round trip: the BEGIN and the transaction's own limits (SET LOCAL ends with the transaction).
             self._begin[serializable] = f"BEGIN ISOLATION LEVEL {level}{settings}"
         try:
-            self._pool = await asyncpg.create_pool(self.url, **self._options)
+            self._pool = await asyncpg.create_pool(self.url, server_settings=_session_settings(self.url),
+                                                   **self._options)
         except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
             raise DatabaseError(f"cannot connect to {redact(self.url)}: {type(exc).__name__}: {exc}") from None
 

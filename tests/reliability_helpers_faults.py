@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from callgate import signing
+from callgate.storage import KEEPALIVE_DETECTION_SECONDS
 from callgate.testing import (POSTGRES_DSN_ENV, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port,  # noqa: F401
                               postgres_schema)
 
@@ -364,16 +365,23 @@ class TcpProxy:
 
     async def cut(self, *, keep_database_side: bool = False) -> None:
         """Close every connection and stop listening.  ``keep_database_side``: a network partition rather than a
-        stopped server: callgate's side of each connection is closed, PostgreSQL's stays open, silent."""
+        stopped server: callgate's side of each connection is closed, PostgreSQL's stays open, silent, until
+        PostgreSQL's TCP keepalive would give up (KEEPALIVE_DETECTION_SECONDS, as callgate sets it): this
+        machine's kernel answers the probes for the proxy, which an unreachable client's network would not."""
         server, self._server = self._server, None
         if server is not None:
             server.close()
+        frozen = []
         for writer in list(self._links):
             if keep_database_side and writer in self._upstream:
-                self._frozen.add(writer)
+                frozen.append(writer)
                 continue
             writer.transport.abort()
         self._links.clear()
+        if frozen:
+            self._frozen.update(frozen)
+            asyncio.get_running_loop().call_later(KEEPALIVE_DETECTION_SECONDS,
+                                                  lambda: [w.transport.abort() for w in frozen])
         if server is not None:
             await asyncio.wait_for(server.wait_closed(), timeout=5)
 

@@ -25,7 +25,7 @@ from decimal import Decimal
 import aiohttp
 import pytest
 
-from callgate.storage import IDLE_IN_TRANSACTION_TIMEOUT_MS
+from callgate.storage import IDLE_IN_TRANSACTION_TIMEOUT_MS, KEEPALIVE_DETECTION_SECONDS
 
 from reliability_helpers_faults import (PER_SECOND, CrmReceiver, Poller, SteadyLoad, TcpProxy, caller, config_toml,
                                         credit_json, eventually, gauge, get, host_port, ledger_debits, logged,
@@ -55,7 +55,8 @@ async def test_database_stopped_mid_load_then_started_again(callgate_server, tmp
     """``stopped``: every connection closed, new ones refused, as when PostgreSQL stops (its sessions end and
     roll back).  ``partitioned``: callgate's side of every connection is closed but PostgreSQL's stays open and
     silent, as in a network partition or when callgate's host dies: a transaction cut in the middle keeps its
-    row locks on the server until ``idle_in_transaction_session_timeout`` (5 s, set by callgate) ends it."""
+    row locks on the server until ``idle_in_transaction_session_timeout`` (5 s, set by callgate) ends it, or,
+    cut inside a statement, until TCP keepalive (11 s, set by callgate) does."""
     dsn = skip_without_postgres(pytest)
     async with postgres_schema(dsn) as direct_url, CrmReceiver() as receiver:
         proxy = await TcpProxy(*host_port(dsn)).start()
@@ -119,9 +120,11 @@ async def _database_outage(callgate_server, tmp_path, direct_url, proxied_url, p
         await proxy.restore()                            # and "starts" again
         restored = time.monotonic()
         # Stopped: back at once.  Partitioned: the row locks of transactions cut in the middle last until the
-        # server ends them (idle_in_transaction_session_timeout; a statement queued behind them gives up after
-        # lock_timeout, both 5 s): at most twice that after the cut.
-        orphans_gone = cut + 2 * IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000 if partition else 0
+        # server ends them: idle_in_transaction_session_timeout (a statement queued behind them gives up after
+        # lock_timeout, both 5 s: at most twice that after the cut), or, for a transaction cut inside a statement
+        # (the server waiting for the rest of it), TCP keepalive.
+        orphans_gone = cut + max(2 * IDLE_IN_TRANSACTION_TIMEOUT_MS / 1000, KEEPALIVE_DETECTION_SECONDS) \
+            if partition else 0
         recovery_deadline = max(restored, orphans_gone) + RECOVERY_BOUND_SECONDS
         await eventually(lambda: recovered(load, restored) and len(after_last_failure(load.exchanges, restored)[1]) >= 10,
                          recovery_deadline - time.monotonic() + 5,

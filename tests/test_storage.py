@@ -1,11 +1,13 @@
 """The storage layer plugins share: the same behaviour on SQLite and PostgreSQL."""
 
 import asyncio
+import os
 from decimal import Decimal
 
 import pytest
 
-from callgate.storage import Database, DatabaseError, redact
+from callgate.storage import KEEPALIVE_DETECTION_SECONDS, Database, DatabaseError, redact
+from callgate.testing import POSTGRES_DSN_ENV, postgres_schema
 
 MIGRATIONS = [
     "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
@@ -176,3 +178,20 @@ async def test_sqlite_failed_flush_fails_every_transaction_of_its_group(tmp_path
     await write(99)
     assert await db.fetchval("SELECT COUNT(*) FROM t") == 1                  # only the later one
     await db.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("query, idle", [("", "5"), ("&tcp_keepalives_idle=9", "9")])
+async def test_postgres_sessions_set_tcp_keepalive_unless_the_url_does(query, idle):
+    """A client that becomes unreachable in the middle of a statement (locks held, the server waiting for the
+    rest of it, so not "idle in transaction") is noticed by TCP keepalive in seconds, not Linux's two hours."""
+    dsn = os.environ.get(POSTGRES_DSN_ENV) or pytest.skip(f"needs {POSTGRES_DSN_ENV}")
+    async with postgres_schema(dsn) as url:
+        db = await Database.connect(url + query)
+        try:
+            settings = [await db.fetchval(f"SHOW {name}")
+                        for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")]
+        finally:
+            await db.close()
+    assert settings == [idle, "2", "3"]
+    assert KEEPALIVE_DETECTION_SECONDS == 11

@@ -227,6 +227,34 @@ class _JsonLines:
         self._writer.write_line(data)
 
 
+class _RecordLines(logging.Handler):
+    """The standard library's records (aiohttp's, asyncpg's...) as JSON lines, through the ``LineWriter``
+    structlog writes to: the same keys as structlog's lines (``event``, ``level``, ``timestamp``, the bound
+    context, ``exception`` with the traceback) plus ``logger``, never a multi-line traceback between them."""
+
+    def __init__(self, writer: LineWriter, stamper: UtcTimestamp) -> None:
+        super().__init__()
+        self._writer = writer
+        self.setFormatter(structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
+                               structlog.stdlib.add_logger_name, stamper],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.format_exc_info,
+                        structlog.processors.JSONRenderer(serializer=_orjson_text)]))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record).encode() + b"\n"
+        except Exception:
+            self.handleError(record)
+            return
+        self._writer.write_line(line)
+
+
+def _orjson_text(value: object, default: object = None) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
 def _structlog_info(event: str, /, **fields: object) -> None:
     _log.info(event, **fields)
 
@@ -239,7 +267,8 @@ info = _structlog_info
 
 def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: str = "info",
                       stream: TextIO | None = None, *, cache: bool = True) -> None:
-    """Set up structlog (and route the standard library's logging, e.g. aiohttp's, through the same output).
+    """Set up structlog (and route the standard library's logging, e.g. aiohttp's, through the same output:
+    as JSON lines too when the lines are JSON).
 
     ``cache=False`` lets a later call reconfigure loggers already used (tests do that).
     """
@@ -270,5 +299,9 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     )
     info = _structlog_info if fmt == "console" else _JsonLines(writer, LEVELS[level] <= logging.INFO, stamper,
                                                                processors).info
-    logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=stream,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    if fmt == "console":
+        logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=stream,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    else:
+        logging.basicConfig(level=max(LEVELS[level], logging.WARNING), handlers=[_RecordLines(writer, stamper)],
+                            force=True)

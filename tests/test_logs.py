@@ -5,6 +5,7 @@ structlog is not configured as configure_logging left it."""
 import asyncio
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -210,3 +211,23 @@ def test_lines_still_kept_at_exit_are_written():
                           timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == b"last words\n"
+
+
+def test_standard_library_records_are_json_lines_too(json_stream):
+    """asyncpg's and aiohttp's own warnings, traceback included, as one JSON line each among callgate's."""
+    tokens = bind_contextvars(callid="call-1")
+    try:
+        try:
+            raise ConnectionRefusedError("Connect call failed ('127.0.0.1', 5432)")
+        except ConnectionRefusedError:
+            logging.getLogger("asyncpg.pool").warning("Failed to restore the pool connection floor; %s", "retrying",
+                                                      exc_info=True)
+        logging.getLogger("aiohttp.server").info("below the standard library's level: dropped")
+    finally:
+        reset_contextvars(**tokens)
+    [line] = lines(json_stream)
+    entry = json.loads(line)
+    assert entry["event"] == "Failed to restore the pool connection floor; retrying"
+    assert (entry["logger"], entry["level"], entry["callid"]) == ("asyncpg.pool", "warning", "call-1")
+    assert entry["timestamp"] == "2026-11-18T11:06:40.123456Z"
+    assert entry["exception"].startswith("Traceback") and "ConnectionRefusedError" in entry["exception"]

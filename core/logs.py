@@ -18,6 +18,7 @@ import contextvars
 import logging
 import sys
 import time
+import weakref
 from datetime import datetime, timezone
 from typing import BinaryIO, Literal, TextIO
 
@@ -62,7 +63,7 @@ class LineWriter:
         self._stream = stream
         self._kept: list[bytes] = []
         self._flush_loop: asyncio.AbstractEventLoop | None = None    # where the write of _kept is scheduled
-        atexit.register(self.flush)
+        _WRITERS.add(self)
 
     def msg(self, message: bytes) -> None:
         self.write_line(message + b"\n")
@@ -93,6 +94,16 @@ class LineWriter:
             pass
 
     log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+
+
+#: Every LineWriter still in use, for the lines they keep when the process exits.
+_WRITERS: weakref.WeakSet[LineWriter] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_writers() -> None:
+    for writer in list(_WRITERS):
+        writer.flush()
 
 
 class UtcTimestamp:

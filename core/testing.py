@@ -225,6 +225,18 @@ class ServerProcess:
             return self.process.wait()
 
     def logs(self) -> str:
+        """Everything the server wrote so far.
+
+        callgate writes its log lines once per event-loop iteration, a moment after the answers they
+        tell of; so while the server runs, a ``GET /healthz`` goes first: it is answered in a later
+        iteration, once the lines of everything answered before it are written.  (With ``--workers``
+        it reaches one worker: poll for another worker's lines.)
+        """
+        if self.process is not None and self.process.poll() is None:
+            try:
+                urllib.request.urlopen(self.ops_url + "/healthz", timeout=5).close()
+            except OSError:
+                pass              # not answering (stopping, hung): what is written is what there is
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def log_lines(self) -> list[dict[str, Any]]:

@@ -83,7 +83,7 @@ class LineWriter:
     def flush(self) -> None:
         self._flush_loop = None
         lines, self._kept = self._kept, []
-        self._write(lines[0] if len(lines) == 1 else b"".join(lines))
+        self._write(b"".join(lines))
 
     def _write(self, data: bytes) -> None:
         try:
@@ -263,7 +263,7 @@ class _RecordLines(logging.Handler):
 
 
 def _orjson_text(value: object, default: object = None) -> str:
-    return orjson.dumps(value, default=str).decode()
+    return _orjson_dumps(value).decode()
 
 
 def _structlog_info(event: str, /, **fields: object) -> None:
@@ -311,8 +311,8 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     info = _structlog_info if fmt == "console" else _JsonLines(writer, LEVELS[level] <= logging.INFO, stamper,
                                                                processors).info
     if fmt == "console":
-        logging.basicConfig(level=max(LEVELS[level], logging.WARNING), stream=stream,
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+        records: logging.Handler = logging.StreamHandler(stream)
+        records.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     else:
-        logging.basicConfig(level=max(LEVELS[level], logging.WARNING), handlers=[_RecordLines(writer, stamper)],
-                            force=True)
+        records = _RecordLines(writer, stamper)
+    logging.basicConfig(level=max(LEVELS[level], logging.WARNING), handlers=[records], force=True)

@@ -52,7 +52,7 @@ def create_ops_app(app: web.Application) -> web.Application:
     """/metrics, /healthz and /readyz of ``app``, for a port that need not be public."""
     ops = web.Application()
     for key in _SHARED:
-        ops[key] = app[key]
+        ops[key] = app[key]  # type: ignore[misc]  # each key with its own value type
     _add_ops_routes(ops)
     ops.router.add_route("*", "/{path:.*}", not_found)
     return ops

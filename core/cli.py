@@ -10,6 +10,7 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging("console", "warning", stream=sys.stderr)
     try:
         status = args.handler(args)
-        if inspect.isawaitable(status):
+        if inspect.iscoroutine(status):
             status = asyncio.run(status)
     except (ConfigError, PluginError) as exc:
         return _fail(exc)
@@ -237,7 +238,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         hooks = {p.name: loaded.hooks_of(p.name) for p in loaded.loaded}
     except (ConfigError, PluginError) as exc:
         print(f"callgate: warning: {exc}", file=sys.stderr)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, ep in sorted(installed_plugins().items()):
         is_builtin = name in BUILTINS
         rows.append({

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .results import Allow, Deny, Outcome, Route
 from .svaml import Answer, Hangup, Instruction, PlayFiles, Say, Svaml
@@ -74,11 +74,11 @@ def route_action(route: Route, *, max_duration: int | None, cli: str | None):
     validated limits and the caller id was validated by ``CallerId``.
     """
     action = route.action
-    fields = type(action).model_fields
-    update = {}
-    if "max_duration" in fields:
-        limit = smallest(action.max_duration, max_duration)
-        if limit != action.max_duration:
+    update: dict[str, Any] = {}
+    if "max_duration" in type(action).model_fields:
+        current = getattr(action, "max_duration")  # noqa: B009  (not every action has one)
+        limit = smallest(current, max_duration)
+        if limit != current:
             update["max_duration"] = limit
     if cli is not None and action.name in CLI_ACTIONS:
         update["cli"] = cli

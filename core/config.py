@@ -169,7 +169,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     _require_env_secrets(data.get("applications", ()), source)
     data = resolve_env(data, environ, source)
     if not data.get("applications") and environ.get(ENV_KEY) and environ.get(ENV_SECRET):
-        data["applications"] = [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]
+        data = {**data, "applications": [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]}
     try:
         return Config.model_validate({**data, "source": source})
     except ValidationError as exc:

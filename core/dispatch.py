@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -105,7 +105,7 @@ async def collect(plugins: Plugins, hook: str, deadline: float, *,
     outcomes = []
     for impl in plugins.impls(hook):
         outcome = call_one(impl, hook, kwargs, deadline)
-        if outcome.__class__ is not Outcome:
+        if not isinstance(outcome, Outcome):
             outcome = await outcome
         outcomes.append(outcome)
         if stop is not None and stop(outcome):
@@ -132,5 +132,5 @@ def _check_result(impl: HookImpl, hook: str, value: Any) -> None:
     if hook in _SVAML_EVENT:
         checked = impl.checked
         if checked.get(id(value)) is not value:
-            value.validate_for(_SVAML_EVENT[hook])
+            cast(Svaml, value).validate_for(_SVAML_EVENT[hook])
             checked.put(id(value), value)

@@ -30,9 +30,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
+from collections.abc import Callable
 
 from .drafts import draft_class, new as _new
 from .phone import normalize_caller
@@ -300,7 +301,7 @@ def parse_timestamp(value: str) -> datetime | None:
             dt = datetime.fromisoformat(value)  # C fast path for the usual shapes
         except ValueError:  # shapes the regex allows but fromisoformat doesn't (e.g. a lower-case z)
             year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = m.groups()
-            tz = None
+            tz: tzinfo | None = None
             if sign is not None:
                 offset = timedelta(hours=int(off_h), minutes=int(off_m))
                 tz = timezone(-offset if sign == "-" else offset)
@@ -543,7 +544,7 @@ def _call_headers(obj: dict) -> tuple[CallHeader, ...]:
 #     ice.cli = cli if cli is None or cli.__class__ is str else _str(obj, "cli")
 # is _str(obj, "cli") without a Python call for the usual value (~300 instructions per field).
 
-def _fill_base(draft: BaseEvent, obj: dict, event: str) -> None:
+def _fill_base(draft: Any, obj: dict, event: str) -> None:
     """Set the fields every event has (BaseEvent's) on a draft."""
     get = obj.get
     draft.event = event
@@ -653,7 +654,7 @@ def _notify(obj: dict, event: str) -> Notify:
     return notify
 
 
-_DECODERS = {"ice": _ice, "ace": _ace, "pie": _pie, "dice": _dice, "notify": _notify}
+_DECODERS: dict[str, Callable[[dict, str], Event]] = {"ice": _ice, "ace": _ace, "pie": _pie, "dice": _dice, "notify": _notify}
 
 
 def _no_constant(name: str) -> Any:
@@ -663,7 +664,7 @@ def _no_constant(name: str) -> Any:
 #: ``json.loads(..., parse_float=Decimal)`` with the decoder built once (json.loads builds one per call);
 #: NaN/Infinity are not JSON and are refused.
 _JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
-_SCAN_ONCE = _JSON.scan_once
+_SCAN_ONCE = _JSON.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not declared in typeshed
 
 
 #: Objects and arrays nested deeper than this are refused (a Sinch event nests 3 levels).  Without

@@ -20,7 +20,8 @@ import sys
 import time
 import weakref
 from datetime import datetime, timezone
-from typing import BinaryIO, Literal, TextIO
+from collections.abc import Callable, MutableMapping
+from typing import Any, BinaryIO, Literal, TextIO
 
 import orjson
 import structlog
@@ -36,7 +37,7 @@ class _DropUnwritable:
 
     def msg(self, message) -> None:
         try:
-            super().msg(message)
+            super().msg(message)  # type: ignore[misc]  # a mixin: the logger class it is mixed into has msg
         except (OSError, ValueError):
             pass
 
@@ -59,7 +60,7 @@ class LineWriter:
     dropped: logging never breaks an answer.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO | _TextAsBytes) -> None:
         self._stream = stream
         self._kept: list[bytes] = []
         self._flush_loop: asyncio.AbstractEventLoop | None = None    # where the write of _kept is scheduled
@@ -115,7 +116,7 @@ class UtcTimestamp:
         self._second_us = -1 << 62            # the second formatted in _prefix, in microseconds
         self._prefix = ""                     # "2026-11-23T09:26:53."
 
-    def __call__(self, logger: object, name: str, event_dict: dict) -> dict:
+    def __call__(self, logger: object, name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event_dict["timestamp"] = self.now()
         return event_dict
 
@@ -230,7 +231,7 @@ class _JsonLines:
         line["level"] = "info"
         line["timestamp"] = self._stamp()
         if "exc_info" in line:
-            line = structlog.processors.format_exc_info(None, "info", line)
+            line = dict(structlog.processors.format_exc_info(None, "info", line))
         try:
             data = orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE)
         except orjson.JSONEncodeError:            # structlog would raise here; this line never does
@@ -288,6 +289,8 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
     if fmt == "auto":
         fmt = "console" if stream.isatty() else "json"
     stamper = UtcTimestamp()
+    renderer: Any
+    factory: Callable[..., Any]
     if fmt == "console":
         renderer = structlog.dev.ConsoleRenderer(colors=stream.isatty())
         factory = lambda *args: SafePrintLogger(stream)  # noqa: E731
@@ -295,7 +298,7 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
         renderer = structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         writer = LineWriter(getattr(stream, "buffer", None) or _TextAsBytes(stream))
         factory = lambda *args: writer  # noqa: E731
-    processors = [
+    processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         stamper,

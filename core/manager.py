@@ -109,7 +109,7 @@ class Plugins:
 
         If one fails, the plugins already started are shut down before the error is raised.
         """
-        started = []
+        started: list[LoadedPlugin] = []
         for plugin in self.loaded:
             fn = getattr(plugin.instance, "startup", None)
             try:

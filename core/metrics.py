@@ -18,14 +18,14 @@ import os
 from bisect import bisect_left
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 try:
     from prometheus_client.values import MutexValue
 except ImportError:     # not in this version: every value goes through its own inc
-    MutexValue = None
+    MutexValue = None  # type: ignore[assignment,misc]
 
 from . import dispatch
 
@@ -78,11 +78,11 @@ class Metrics:
             return
         plugin_times = self._plugin_times
         for outcome in answer.outcomes:
-            observe = plugin_times.get((outcome.plugin, outcome.hook))
-            if observe is None:
-                observe = plugin_times[(outcome.plugin, outcome.hook)] = _fast_observe(
+            observe_plugin = plugin_times.get((outcome.plugin, outcome.hook))
+            if observe_plugin is None:
+                observe_plugin = plugin_times[(outcome.plugin, outcome.hook)] = _fast_observe(
                     self._child(self.plugin_latency, outcome.plugin, outcome.hook))
-            observe(outcome.elapsed_ms / 1000)
+            observe_plugin(outcome.elapsed_ms / 1000)
             if outcome.status != "ok":
                 self._child(self.plugin_failures, outcome.plugin, outcome.hook, outcome.status).inc()
         if answer.decision is not None and not answer.decision.allowed:
@@ -139,7 +139,7 @@ def _lockless(value: object) -> bool:
 
 def _fast_inc(counter_child) -> Callable[[], None]:
     """``counter_child.inc()``."""
-    value = getattr(counter_child, "_value", None)
+    value: Any = getattr(counter_child, "_value", None)
     if _lockless(value):
         def inc() -> None:
             value._value += 1

@@ -137,13 +137,14 @@ class Pipeline:
         still logs the problem on its ``callback`` line, the ``invalid_svaml_replaced`` error only
         the first time.
         """
-        key = (auth, id(route), cli)
+        key: tuple[combine.Authorization, int, str | None] | None = (auth, id(route), cli)
         try:
             known = self._ice_answers.get(key)
         except TypeError:     # an unhashable part (no SVAML model has one today): build it every time
             key, known = None, None
         if known is not None and known[0] is route:
             return known[1]
+        problem: str | None
         try:
             svaml = combine.ice_answer(auth, route, cli, answer_before_prompts=self.server.answer_before_prompts,
                                        no_route_prompt=self._no_route_prompt)

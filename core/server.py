@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -74,7 +75,7 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     log.info("stopped", pid=os.getpid())
 
 
-def http_limits(server: ServerConfig) -> dict[str, object]:
+def http_limits(server: ServerConfig) -> dict[str, Any]:
     """aiohttp's connection settings from ``[server]``: what a slow or oversized request may hold.
 
     * ``keepalive_timeout``: aiohttp arms it when a connection opens and after each answer, and

@@ -74,10 +74,10 @@ def _bytes(body: bytes | bytearray | memoryview | str) -> bytes | bytearray | me
 
 def content_md5(body: bytes) -> str:
     """Base64 of the MD5 of the raw body bytes (a ``str`` is taken as UTF-8); ``""`` for an empty body."""
-    body = _bytes(body)
-    if not body:
+    data = _bytes(body)
+    if not data:
         return ""
-    return base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
+    return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
 
 
 def string_to_sign(method: str, content_md5: str, content_type: str, x_timestamp: str, path: str) -> str:

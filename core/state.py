@@ -16,7 +16,7 @@ CONFIG = web.AppKey("config", Config)
 PLUGINS = web.AppKey("plugins", Plugins)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 #: None when no Sinch application is configured: every callback is then refused (401).
-VERIFIER = web.AppKey("verifier", Verifier | None)
+VERIFIER: web.AppKey[Verifier | None] = web.AppKey("verifier")
 METRICS = web.AppKey("metrics", Metrics)
 
 

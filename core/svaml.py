@@ -180,7 +180,9 @@ class MenuOption(_Model):
     @property
     def target_menu(self) -> str | None:
         """The menu id of a ``menu(<id>)`` option, else ``None``."""
-        kind, argument = _MENU_ACTION.fullmatch(self.action).groups()
+        match = _MENU_ACTION.fullmatch(self.action)
+        assert match is not None, "validated when the option was built"
+        kind, argument = match.groups()
         return argument if kind == "menu" else None
 
 

@@ -256,10 +256,11 @@ def _callee(call: Ice) -> str | None:
 
 def _rank(rule: RouteRule, callee: str) -> tuple[int, int] | None:
     """How well a rule matches (smaller is better), or None when it does not."""
+    key = rule.key or ""
     if rule.number is not None:
-        return (0, 0) if rule.key == callee else None
+        return (0, 0) if key == callee else None
     if rule.prefix is not None:
-        return (1, -len(rule.key)) if callee.startswith(rule.key) else None
+        return (1, -len(key)) if callee.startswith(key) else None
     if rule.regex is not None:
         return (2, 0) if rule.regex.fullmatch(callee) else None
     return (3, 0)

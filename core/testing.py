@@ -266,3 +266,45 @@ def callgate_server(tmp_path):
     yield factory
     for server in started:
         server.stop()
+
+
+# --- the shipped plugins together ---------------------------------------------------------------------
+
+
+def full_stack_config(folder: Path | str, *, overrides: Mapping[str, Any] | None = None) -> str:
+    """config.toml text enabling the three shipped plugins together, with a catch-all route.
+
+    ``allowlist`` (deny by default, allow callers ``+4670*``), ``credit_check`` (SQLite in
+    ``folder``), ``crm_export`` (SQLite in ``folder``, a JSON-lines file sink ``folder/calls.jsonl``)
+    in that order, JSON log lines, and a router that connects every call to its callee.
+    ``overrides`` is merged into that table by table: a table merges key by key, any other
+    value (a list included) replaces, and ``None`` removes the key.  Needs the ``tomli-w``
+    package (in ``callgate[testing]``).
+    """
+    import tomli_w
+
+    folder = Path(folder)
+    base: dict[str, Any] = {
+        "server": {"log_format": "json"},
+        "plugins": {
+            "enabled": ["allowlist", "credit_check", "crm_export"],
+            "allowlist": {"default": "deny", "rules": [{"action": "allow", "caller": "+4670*"}]},
+            "credit_check": {"database_url": f"sqlite:///{folder / 'credit.sqlite3'}"},
+            "crm_export": {"database_url": f"sqlite:///{folder / 'crm.sqlite3'}",
+                           "sinks": [{"name": "file", "type": "file", "path": str(folder / "calls.jsonl")}]},
+            "router": {"routes": [{"action": {"name": "connectPstn", "number": "{to}"}}]},
+        },
+    }
+    return tomli_w.dumps(_merged(base, overrides or {}))
+
+
+def _merged(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overrides.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged

@@ -1,0 +1,173 @@
+"""What callgate's error answers say, against a real ``callgate serve``: what was wrong with the request,
+in callgate's own words; never an exception's text or an internal path (those go to the log, with the
+callid).  And identifiers that no store or sink could carry are refused at the door."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import urllib.error
+import urllib.request
+
+import aiohttp
+import pytest
+
+from callgate import samples
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
+
+from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
+
+#: In every failing plugin's exception text: neither may reach a response body.
+MARKER = "LEAKED-EXCEPTION-TEXT-7f3c"
+SECRET_PATH = "/srv/callgate-internal/logs"
+
+
+@pytest.fixture
+def leaky_plugin(tmp_path):
+    """An installed plugin (a dist-info on PYTHONPATH) that raises, with a path and a marker in the
+    exception's text, in every hook."""
+    dist = tmp_path / "callgate_leaky-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: callgate-leaky\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[callgate.plugins]\nleaky = callgate_leaky:Leaky\n")
+    (tmp_path / "callgate_leaky.py").write_text(textwrap.dedent(f"""
+        from callgate import hookimpl
+
+        def fail():
+            raise FileExistsError(17, "File exists ({MARKER})", "{SECRET_PATH}")
+
+        class Leaky:
+            @hookimpl
+            def authorize_call(self, call):
+                fail()
+
+            @hookimpl
+            def route_call(self, call):
+                fail()
+
+            @hookimpl
+            def set_cli(self, call, route):
+                fail()
+
+            @hookimpl
+            def call_decided(self, call, decision):
+                fail()
+
+            @hookimpl
+            def on_answer(self, call):
+                fail()
+
+            @hookimpl
+            def on_prompt_input(self, call):
+                fail()
+
+            @hookimpl
+            def on_disconnect(self, call):
+                fail()
+
+            @hookimpl
+            def on_notify(self, call):
+                fail()
+
+            @hookimpl
+            def check_ready(self):
+                fail()
+    """))
+    return {"PYTHONPATH": str(tmp_path)}
+
+
+def config(on_error: str) -> str:
+    return f"""
+[server]
+log_format = "json"
+[plugins]
+enabled = ["leaky"]
+[plugins.leaky]
+on_error = "{on_error}"
+[[plugins.router.routes]]
+action = {{ name = "connectPstn", number = "{{to}}" }}
+"""
+
+
+async def post(session: aiohttp.ClientSession, url: str, event: dict) -> tuple[int, bytes]:
+    raw = json.dumps(event).encode()
+    headers = signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET)
+    async with session.post(url + CALLBACK, data=raw, headers=dict(headers)) as response:
+        return response.status, await response.read()
+
+
+def assert_no_exception_text(body: bytes) -> None:
+    text = body.decode()
+    for leak in (MARKER, SECRET_PATH, "FileExistsError", "Errno"):
+        assert leak not in text, f"{leak!r} in a response body: {text}"
+
+
+@pytest.mark.parametrize("on_error", ["deny", "skip"])
+async def test_failing_plugins_exception_text_never_reaches_a_response(callgate_server, leaky_plugin, on_error):
+    server = callgate_server(config(on_error), env=leaky_plugin)
+    events = {"ice": samples.ice(to="+14155550123"), "ace": samples.ace("c1"), "pie": samples.pie("c1"),
+              "dice": samples.dice("c1"), "notify": samples.notify("c1")}
+    async with aiohttp.ClientSession() as session:
+        answers = {name: await post(session, server.url, event) for name, event in events.items()}
+    for name, (status, body) in answers.items():
+        assert_no_exception_text(body)
+        if name in ("dice", "notify"):
+            assert status == 503, (name, body)
+            answer = json.loads(body)
+            assert answer["error"] == "not_recorded"
+            assert "leaky" in answer["message"], answer      # plugin names are not secret: they help
+        else:
+            assert status == 200, (name, body)
+    try:
+        urllib.request.urlopen(server.url + "/readyz", timeout=5)
+        raise AssertionError("/readyz answered 200 with a failing check_ready")
+    except urllib.error.HTTPError as error:
+        assert error.code == 503
+        readyz = error.read()
+    assert_no_exception_text(readyz)
+    assert "leaky" in readyz.decode()
+    # The details are in the log, with the callid.
+    failures = [line for line in server.log_lines() if line.get("event") == "plugin_failed"]
+    assert any(line.get("callid") == "c1" and line.get("hook") == "on_disconnect" and MARKER in line.get("error", "")
+               for line in failures), failures
+
+
+DECODE_ERRORS = {
+    "int_digits": (b'{"event": "dice", "callid": "c1", "duration": ' + b"9" * 5000 + b"}",
+                   ("set_int_max_str_digits", "Exceeds the limit")),
+    "recursion": (b"[" * 200_000 + b"]" * 200_000, ("recursion",)),
+    "nan": (b'{"event": "dice", "callid": "c1", "duration": NaN}', ()),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DECODE_ERRORS))
+async def test_decode_errors_answer_in_callgates_own_words(callgate_server, case):
+    server = callgate_server('[server]\nlog_format = "json"\nmax_body_bytes = 1000000\n')
+    raw, leaks = DECODE_ERRORS[case]
+    async with aiohttp.ClientSession() as session:
+        headers = signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET)
+        async with session.post(server.url + CALLBACK, data=raw, headers=dict(headers)) as response:
+            status, body = response.status, await response.json()
+    assert status == 400 and body["error"] == "invalid_json", body
+    for leak in leaks:
+        assert leak not in body["message"], body
+
+
+@pytest.mark.parametrize("field, event", [
+    ("callid", samples.dice("a\x00b")), ("callid", samples.ice(callid="bell\x07")),
+    ("callid", samples.notify("line\nbreak")), ("callid", samples.pie("del\x7f")),
+    ("callId", {**{k: v for k, v in samples.dice().items() if k != "callid"}, "callId": "tab\tid"}),
+    ("applicationKey", {**samples.ice(), "applicationKey": "key\x00"}),
+    ("user", {**samples.ice(), "user": "alice\x1b[0m"}),
+])
+async def test_identifiers_with_control_characters_are_refused(callgate_server, field, event):
+    """A callid (or another identifier plugins key their records by) with a NUL or another control
+    character could never be stored or delivered everywhere (PostgreSQL text, HTTP headers): 400."""
+    server = callgate_server('[server]\nlog_format = "json"\n')
+    raw = json.dumps(event).encode()
+    reply = await send_raw(server.url, raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY,
+                                                                             TEST_APPLICATION_SECRET), raw,
+                                                   content_length=len(raw)))
+    body = json.loads(reply.body)
+    assert reply.status == 400 and body["error"] == "invalid_field", body
+    assert body["message"].startswith(f"{field}: "), body

@@ -171,3 +171,73 @@ async def test_identifiers_with_control_characters_are_refused(callgate_server, 
     body = json.loads(reply.body)
     assert reply.status == 400 and body["error"] == "invalid_field", body
     assert body["message"].startswith(f"{field}: "), body
+
+
+# --------------------------------------------------------------------------- bodies that break mid-way
+
+BODY_TIMEOUT = 5.0
+#: An answer "at once": far below the body timeout, with room for a loaded 2-core machine.
+AT_ONCE = 1.5
+
+BROKEN_CHUNKS = {
+    "size_not_hex": b"zz\r\n{}\r\n0\r\n\r\n",
+    "chunk_longer_than_its_size": b"2\r\n{\"event\": \"dice\"}\r\n0\r\n\r\n",
+}
+
+
+async def _answer_after_head(url: str, head: bytes, rest: bytes, half_close: bool) -> tuple[bytes, float]:
+    """Send ``head``, then (a moment later, as its own packet) ``rest``, optionally half-close:
+    (what the server answered, seconds from ``rest`` until the server closed the connection)."""
+    import asyncio
+    import time
+
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head)
+        await writer.drain()
+        await asyncio.sleep(0.3)             # the head alone reaches the server: the body is awaited
+        sent = time.monotonic()
+        writer.write(rest)
+        await writer.drain()
+        if half_close:
+            writer.write_eof()
+        async with asyncio.timeout(BODY_TIMEOUT + 5):
+            received = await reader.read()   # until the server closes
+        return received, time.monotonic() - sent
+    finally:
+        writer.close()
+
+
+def _head(headers: list[tuple[str, str]]) -> bytes:
+    return raw_request("POST", CALLBACK, [("Content-Type", "application/json"), *headers], b"")
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_CHUNKS))
+async def test_a_broken_chunk_after_the_head_is_answered_400_at_once(callgate_server, case):
+    server = callgate_server(f'[server]\nlog_format = "json"\nbody_timeout_seconds = {BODY_TIMEOUT}\n')
+    received, took = await _answer_after_head(server.url, _head([("Transfer-Encoding", "chunked")]),
+                                              BROKEN_CHUNKS[case], half_close=False)
+    assert received.startswith(b"HTTP/1.1 400 "), received[:300]
+    assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"] == "incomplete_body", received
+    assert took < AT_ONCE, f"answered after {took:.2f} s"
+
+
+async def test_half_a_body_then_a_half_close_is_answered_400_at_once(callgate_server):
+    server = callgate_server(f'[server]\nlog_format = "json"\nbody_timeout_seconds = {BODY_TIMEOUT}\n')
+    received, took = await _answer_after_head(server.url, _head([("Content-Length", "100")]),
+                                              b'{"event": "dice", "callid"', half_close=True)
+    assert received.startswith(b"HTTP/1.1 400 "), received[:300]
+    assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"] == "incomplete_body", received
+    assert took < AT_ONCE, f"answered after {took:.2f} s"
+
+
+async def test_a_whole_request_then_a_half_close_still_gets_its_answer(callgate_server):
+    """A client that half-closes once its request is sent (allowed by HTTP/1.1) waits for the answer."""
+    server = callgate_server(f'[server]\nlog_format = "json"\nbody_timeout_seconds = {BODY_TIMEOUT}\n')
+    raw = json.dumps(samples.dice("half-closed")).encode()
+    head = raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET), b"",
+                       content_length=len(raw))
+    received, took = await _answer_after_head(server.url, head, raw, half_close=True)
+    assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\n{}"), received[:300]
+    assert took < AT_ONCE, f"answered after {took:.2f} s"

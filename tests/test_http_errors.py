@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from callgate import samples
+from callgate.state import PIPELINE
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
 from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
@@ -130,6 +131,25 @@ async def test_failing_plugins_exception_text_never_reaches_a_response(callgate_
     failures = [line for line in server.log_lines() if line.get("event") == "plugin_failed"]
     assert any(line.get("callid") == "c1" and line.get("hook") == "on_disconnect" and MARKER in line.get("error", "")
                for line in failures), failures
+
+
+@pytest.mark.parametrize("event", ["ice", "dice", "notify"])
+async def test_an_error_in_callgate_itself_answers_without_its_text(callgate_client, event):
+    """A bug in the core cannot be caused from outside: the pipeline is made to raise.  ICE still
+    gets its safe answer; DICE/Notify get the documented not_recorded, without the exception's text."""
+    client = await callgate_client()
+
+    async def broken(call):
+        raise RuntimeError(f"{MARKER} {SECRET_PATH}")
+
+    client.app[PIPELINE].answer = broken
+    response = await client.send(samples.BUILDERS[event](callid="c1"))
+    body = await response.read()
+    assert_no_exception_text(body)
+    if event == "ice":
+        assert response.status == 200 and json.loads(body)["action"]["name"] == "hangup"
+    else:
+        assert response.status == 503 and json.loads(body)["error"] == "not_recorded", body
 
 
 DECODE_ERRORS = {

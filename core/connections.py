@@ -12,7 +12,9 @@ after the request head arrived:
 :class:`CallbackConnection` ends such a body with an error at once (the callback handler answers
 ``400 incomplete_body``), and keeps the writing half of a half-closed connection open while a
 request is in progress, so that its answer (an error, or the answer to a whole request) is sent;
-the connection is then closed.  It reads two attributes of aiohttp's ``RequestHandler``
+the connection is then closed.  A request the HTTP parser refuses gets aiohttp's plain-text 400
+with a sentence of callgate's instead of the parser's message, which quotes the offending line
+(an ``Authorization`` header, say) back.  It reads two attributes of aiohttp's ``RequestHandler``
 (``_current_request``, ``_messages``) and builds it as ``web.Server`` does: the subclass is kept
 to those, and the tests in tests/test_http_errors.py fail if an aiohttp release changes them.
 """
@@ -20,8 +22,32 @@ to those, and the tests in tests/test_http_errors.py fail if an aiohttp release 
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.http_exceptions import ContentLengthError, TransferEncodingError
+from aiohttp.http_exceptions import (BadHttpMethod, BadStatusLine, ContentLengthError, HttpProcessingError,
+                                     InvalidHeader, InvalidURLError, LineTooLong, TransferEncodingError)
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+#: What a request the HTTP parser refused was, in callgate's words, by the parser's exception class
+#: (most specific first); the plain-text body of the 400.
+_REFUSALS: tuple[tuple[type[HttpProcessingError], str], ...] = (
+    (LineTooLong, "a request line or header line is longer than [server] max_header_bytes"),
+    (BadHttpMethod, "an HTTP method callgate does not know"),
+    (InvalidURLError, "the request target is not a valid path"),
+    (BadStatusLine, "a malformed request line"),
+    (InvalidHeader, "a malformed header line (an invalid name, or a control character in a value)"),
+)
+_MALFORMED = ("malformed HTTP (e.g. a control character in a header, a repeated Content-Type, Content-Length or "
+              "Host header, Content-Length with Transfer-Encoding, more headers than [server] max_headers, a "
+              "broken chunked body)")
+
+
+def refusal(exc: BaseException | None) -> str:
+    """The body of the 400 for a request the parser refused with ``exc``."""
+    for kind, words in _REFUSALS:
+        if isinstance(exc, kind):
+            return f"Bad Request: {words}\n"
+    return f"Bad Request: {_MALFORMED}\n"
 
 
 class CallbackConnection(RequestHandler):
@@ -50,6 +76,12 @@ class CallbackConnection(RequestHandler):
             body.set_exception(ContentLengthError("the client ended the stream before the body's end"))
         self.close()                      # no further request on this connection once this one is answered
         return True                       # keep the writing half open for the answer
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> StreamResponse:
+        if isinstance(exc, HttpProcessingError) and 400 <= status < 500:
+            message = refusal(exc)        # not the parser's message: it quotes the request's line back
+        return super().handle_error(request, status, exc, message)
 
 
 class CallbackServer(web.Server):

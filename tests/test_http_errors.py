@@ -261,3 +261,24 @@ async def test_a_whole_request_then_a_half_close_still_gets_its_answer(callgate_
     received, took = await _answer_after_head(server.url, head, raw, half_close=True)
     assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(b"\r\n\r\n{}"), received[:300]
     assert took < AT_ONCE, f"answered after {took:.2f} s"
+
+
+@pytest.mark.parametrize("case", ["control_character", "method", "long_line", "duplicate", "too_many"])
+async def test_the_http_layers_400_does_not_quote_the_request_back(callgate_server, case):
+    """aiohttp's parser message quotes the offending line (an Authorization header, say): callgate's
+    plain-text 400 says what was wrong in its own words instead."""
+    server = callgate_server('[server]\nlog_format = "json"\n')
+    marker = MARKER.encode()
+    head = {
+        "control_character": b"POST /sinch/callback HTTP/1.1\r\nHost: x\r\nAuthorization: Application k:" + marker
+                             + b"\x01\r\n\r\n",
+        "method": b"GET" + marker + b" /sinch/callback HTTP/1.1\r\nHost: x\r\n\r\n",
+        "long_line": b"POST /sinch/callback HTTP/1.1\r\nHost: x\r\nX-Long: " + marker + b"a" * 9000 + b"\r\n\r\n",
+        "duplicate": b"POST /sinch/callback HTTP/1.1\r\nHost: x\r\nContent-Type: " + marker
+                     + b"\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        "too_many": b"POST /sinch/callback HTTP/1.1\r\nHost: x\r\n"
+                    + b"".join(b"X-%d: " % i + marker + b"\r\n" for i in range(200)) + b"\r\n",
+    }[case]
+    reply = await send_raw(server.url, head)
+    assert reply.status == 400 and reply.content_type == "text/plain", reply
+    assert marker not in reply.body and reply.body.startswith(b"Bad Request: "), reply.body

@@ -22,8 +22,16 @@ to those, and the tests in tests/test_http_errors.py fail if an aiohttp release 
 from __future__ import annotations
 
 from aiohttp import web
-from aiohttp.http_exceptions import (BadHttpMethod, BadStatusLine, ContentLengthError, HttpProcessingError,
-                                     InvalidHeader, InvalidURLError, LineTooLong, TransferEncodingError)
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    BadStatusLine,
+    ContentLengthError,
+    HttpProcessingError,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+    TransferEncodingError,
+)
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -67,7 +75,7 @@ class CallbackConnection(RequestHandler):
         if len(self._messages) > queued and not body.is_eof() and body.exception() is None:
             body.set_exception(TransferEncodingError("the chunked encoding of the body is broken"))
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows True (aiohttp types None)
         request = self._current_request
         if request is None:
             return None                   # nothing in progress: the connection closes, as in aiohttp

@@ -13,10 +13,8 @@ import json
 import signal
 
 import aiohttp
-
 from callgate import samples
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
-
 from reliability_helpers_input import CALLBACK, json_log_lines, signed
 
 CONFIG = '[server]\nlog_format = "json"\n'

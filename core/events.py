@@ -16,6 +16,9 @@ The decoder is strict about *types* and lenient about *values*, because Sinch is
   are stored lower-case; DICE ``reason``/``result`` are kept upper-case as sent
   (only stripped);
 * ``callid`` is also accepted as ``callId``; ``null`` means absent;
+* identifiers plugins key their records by (``callid``, ``applicationKey``,
+  ``user``) may not hold a control character (NUL, a line break, ...): such a
+  value could not be stored or delivered everywhere, so it is ``invalid_field``;
 * ``timestamp`` is a timezone-aware UTC datetime: ``Z``, ``+hh:mm`` offsets and
   up to 9 fractional digits (.NET sends 7) are accepted, a value without zone is
   taken as UTC.
@@ -437,16 +440,27 @@ def _object(obj: dict, key: str, prefix: str = "") -> dict | None:
     raise _wrong(prefix + key, "an object", value)
 
 
+#: A control character (C0, DEL, C1): what an identifier may not hold.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _identifier(obj: dict, key: str) -> str | None:
+    """A string that plugins key their records by (``callid``, ``applicationKey``, ``user``): a NUL or another
+    control character in it could never be stored or delivered everywhere (PostgreSQL text, an HTTP header
+    of a CRM delivery), so it is refused.  The decoders call this only for a value that is not
+    ``str.isprintable()``, a C check that lets the usual value through at once."""
+    value = _str(obj, key)
+    if value is not None and _CONTROL.search(value) is not None:
+        raise EventError("invalid_field", f"{key}: a control character (such as NUL or a line break) "
+                                          f"in an identifier")
+    return value
+
+
 def _callid(obj: dict, event: str) -> str:
-    value = obj.get("callid")
-    key = "callid"
-    if value is None:
-        value = obj.get("callId")
-        key = "callId"
+    key = "callid" if obj.get("callid") is not None else "callId"
+    value = _identifier(obj, key)
     if value is None:
         raise EventError("invalid_field", f"callid: missing (required in {event.upper()})")
-    if value.__class__ is not str:
-        raise _wrong(key, "a string", value)
     return value
 
 
@@ -555,10 +569,11 @@ def _fill_base(draft: Any, obj: dict, event: str) -> None:
     custom = get("custom")
     draft.custom = custom if custom is None or custom.__class__ is str else _str(obj, "custom")
     key = get("applicationKey")
-    draft.application_key = key if key is None or key.__class__ is str else _str(obj, "applicationKey")
+    draft.application_key = (key if key is None or key.__class__ is str and key.isprintable()
+                             else _identifier(obj, "applicationKey"))
     draft.timestamp = _timestamp(obj)
     user = get("user")
-    draft.user = user if user is None or user.__class__ is str else _str(obj, "user")
+    draft.user = user if user is None or user.__class__ is str and user.isprintable() else _identifier(obj, "user")
 
 
 def _call_draft(draft_class: type, obj: dict, event: str) -> Any:
@@ -566,7 +581,7 @@ def _call_draft(draft_class: type, obj: dict, event: str) -> Any:
     draft = _new(draft_class)
     _fill_base(draft, obj, event)
     callid = obj.get("callid")
-    draft.callid = callid if callid.__class__ is str else _callid(obj, event)
+    draft.callid = callid if callid.__class__ is str and callid.isprintable() else _callid(obj, event)
     return draft
 
 
@@ -606,7 +621,8 @@ def _ace(obj: dict, event: str) -> Ace:
 def _pie(obj: dict, event: str) -> Pie:
     pie = _new(_PieDraft)
     callid = obj.get("callid")
-    pie.callid = callid if callid.__class__ is str else _callid(obj, event)  # checked before the base fields
+    pie.callid = (callid if callid.__class__ is str and callid.isprintable()  # checked before the base fields
+                  else _callid(obj, event))
     menu = obj.get("menuResult")
     if menu.__class__ is not dict:
         if menu is None:
@@ -639,9 +655,9 @@ def _dice(obj: dict, event: str) -> Dice:
 
 def _notify(obj: dict, event: str) -> Notify:
     notify = _new(_NotifyDraft)
-    callid = _str(obj, "callid")
+    callid = _identifier(obj, "callid")
     if callid is None:
-        callid = _str(obj, "callId")
+        callid = _identifier(obj, "callId")
     notify.callid = callid
     _fill_base(notify, obj, event)
     notify.conference_id = _str(obj, "conferenceId")
@@ -658,7 +674,7 @@ _DECODERS: dict[str, Callable[[dict, str], Event]] = {"ice": _ice, "ace": _ace, 
 
 
 def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
+    raise EventError("invalid_json", f"body is not JSON: {name} is not a JSON value")
 
 
 #: ``json.loads(..., parse_float=Decimal)`` with the decoder built once (json.loads builds one per call);
@@ -755,8 +771,13 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
         obj = _parse_json(text)
     except json.JSONDecodeError as exc:
         raise EventError("invalid_json", f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (ValueError, RecursionError) as exc:
-        raise EventError("invalid_json", f"body is not JSON: {exc}") from None
+    except EventError:
+        raise
+    except RecursionError:
+        raise EventError("invalid_json", f"body is not JSON callgate accepts: nested deeper than {MAX_DEPTH} "
+                                         f"levels") from None
+    except ValueError:  # the json module's limit on the digits of an integer (its message names a Python call)
+        raise EventError("invalid_json", "body is not JSON callgate accepts: an integer of over 4300 digits") from None
     openers = text.count("{")
     if "[" in text:  # most events have no list: "in" (a memchr) spares a second count (~3,000 instructions)
         openers += text.count("[")

@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from . import dispatch, logs
 from .events import EventError, UnknownEvent, decode_event
 from .pipeline import Answer
-from .responses import ACK, error_response
+from .responses import ACK, error_response, not_recorded_body
 from .signing import SignatureError
 from .state import CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, VERIFIER
 from .svaml import SAFE_ANSWERS
@@ -119,7 +119,7 @@ async def _answer(app: web.Application, event) -> Answer:
         safe = SAFE_ANSWERS.get(event.event)
         if safe is not None:
             return Answer(200, safe.to_json(), safe.action.name, svaml=safe, problem=f"internal error: {exc!r}")
-        return Answer(503, ACK, None, problem=f"internal error: {exc!r}")
+        return Answer(503, not_recorded_body(None), None, problem=f"internal error: {exc!r}")
 
 
 async def _close_after(request: web.Request, response: web.Response) -> web.Response:
@@ -163,8 +163,10 @@ async def readyz(request: web.Request) -> web.Response:
         problems.append("no Sinch application configured (SINCH_APPLICATION_KEY / SINCH_APPLICATION_SECRET)")
     deadline = asyncio.get_running_loop().time() + 2.0
     for outcome in await dispatch.collect(app[PLUGINS], "check_ready", deadline):
-        if outcome.status != "ok":
+        if outcome.status == "timeout":
             problems.append(f"{outcome.plugin}: {outcome.verdict}")
+        elif outcome.status != "ok":      # the exception's text is in the log (plugin_failed), not here
+            problems.append(f"{outcome.plugin}: check_ready raised an error (see the log)")
         elif outcome.value is not None:
             problems.append(f"{outcome.plugin}: {outcome.value}")
     if problems:

@@ -17,7 +17,7 @@ from .caches import ClearingCache
 from .config import ServerConfig
 from .events import Ace, Dice, Event, Ice, Notify, Pie
 from .manager import Plugins
-from .responses import ACK, error_body
+from .responses import ACK, not_recorded_body
 from .results import CallerId, Decision, Deny, Outcome, Route, new_decision
 from .svaml import SAFE_ANSWERS, Continue, Hangup, Say, Svaml, SvamlError
 
@@ -189,9 +189,12 @@ class Pipeline:
         outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
-            names = ", ".join(f"{o.plugin} ({o.verdict})" for o in failed)
-            problem = f"not recorded by {names}; answering 503 so Sinch's fallback URL receives it"
-            return Answer(503, error_body("not_recorded", problem), None, outcomes, problem=problem)
+            # The log line says how each plugin failed (its exception's text); the answer only which
+            # plugins did: exception text and paths are internal, plugin names are not.
+            verdicts = ", ".join(f"{o.plugin} ({o.verdict})" for o in failed)
+            problem = f"not recorded by {verdicts}; answering 503 so Sinch's fallback URL receives it"
+            return Answer(503, not_recorded_body(", ".join(o.plugin for o in failed)), None, outcomes,
+                          problem=problem)
         return Answer(200, ACK, None, outcomes)
 
     @staticmethod

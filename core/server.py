@@ -34,6 +34,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .app import create_app, create_ops_app
 from .config import Config, ServerConfig
+from .connections import CallbackRunner
 from .metrics import MULTIPROC_ENV
 from .state import LIFECYCLE, PLUGINS
 
@@ -47,7 +48,8 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     server = config.server
     app = create_app(config)
     limits = http_limits(server)
-    runners = [web.AppRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds, **limits)]
+    runners: list[web.AppRunner] = [CallbackRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds,
+                                                   **limits)]
     if server.ops_port:
         runners.append(web.AppRunner(create_ops_app(app), access_log=None, **limits))
     stop = asyncio.Event()

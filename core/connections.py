@@ -1,0 +1,110 @@
+"""aiohttp's connection handling, with a body that breaks mid-way answered at once.
+
+aiohttp (3.9 to 3.14 at least) leaves the reader of a request's body waiting when the body breaks
+after the request head arrived:
+
+* a chunked body whose chunk is malformed (a size like ``zz``, a chunk longer than its size): the
+  C parser raises, aiohttp queues a 400 for *after* the current request, and the body being read
+  never ends, so the handler waits for its body timeout;
+* a client that half-closes (``shutdown(SHUT_WR)``) before its ``Content-Length`` is all there:
+  the transport is closed on the end of the stream, so no answer can be written at all.
+
+:class:`CallbackConnection` ends such a body with an error at once (the callback handler answers
+``400 incomplete_body``), and keeps the writing half of a half-closed connection open while a
+request is in progress, so that its answer (an error, or the answer to a whole request) is sent;
+the connection is then closed.  A request the HTTP parser refuses gets aiohttp's plain-text 400
+with a sentence of callgate's instead of the parser's message, which quotes the offending line
+(an ``Authorization`` header, say) back.  It reads two attributes of aiohttp's ``RequestHandler``
+(``_current_request``, ``_messages``) and builds it as ``web.Server`` does: the subclass is kept
+to those, and the tests in tests/test_http_errors.py fail if an aiohttp release changes them.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.http_exceptions import (
+    BadHttpMethod,
+    BadStatusLine,
+    ContentLengthError,
+    HttpProcessingError,
+    InvalidHeader,
+    InvalidURLError,
+    LineTooLong,
+    TransferEncodingError,
+)
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_response import StreamResponse
+
+#: What a request the HTTP parser refused was, in callgate's words, by the parser's exception class
+#: (most specific first); the plain-text body of the 400.
+_REFUSALS: tuple[tuple[type[HttpProcessingError], str], ...] = (
+    (LineTooLong, "a request line or header line is longer than [server] max_header_bytes"),
+    (BadHttpMethod, "an HTTP method callgate does not know"),
+    (InvalidURLError, "the request target is not a valid path"),
+    (BadStatusLine, "a malformed request line"),
+    (InvalidHeader, "a malformed header line (an invalid name, or a control character in a value)"),
+)
+_MALFORMED = ("malformed HTTP (e.g. a control character in a header, a repeated Content-Type, Content-Length or "
+              "Host header, Content-Length with Transfer-Encoding, more headers than [server] max_headers, a "
+              "broken chunked body)")
+
+
+def refusal(exc: BaseException | None) -> str:
+    """The body of the 400 for a request the parser refused with ``exc``."""
+    for kind, words in _REFUSALS:
+        if isinstance(exc, kind):
+            return f"Bad Request: {words}\n"
+    return f"Bad Request: {_MALFORMED}\n"
+
+
+class CallbackConnection(RequestHandler):
+    """One HTTP connection of the callback server (aiohttp's handler, see the module docstring)."""
+
+    __slots__ = ()
+
+    def data_received(self, data: bytes) -> None:
+        request = self._current_request
+        if request is None or request.content.is_eof():   # no body being read: aiohttp's path as it is
+            super().data_received(data)
+            return
+        body = request.content
+        queued = len(self._messages)
+        super().data_received(data)
+        # A request queued while this body is unfinished can only be the parser's refusal of the body.
+        if len(self._messages) > queued and not body.is_eof() and body.exception() is None:
+            body.set_exception(TransferEncodingError("the chunked encoding of the body is broken"))
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows True (aiohttp types None)
+        request = self._current_request
+        if request is None:
+            return None                   # nothing in progress: the connection closes, as in aiohttp
+        body = request.content
+        if not body.is_eof() and body.exception() is None:
+            body.set_exception(ContentLengthError("the client ended the stream before the body's end"))
+        self.close()                      # no further request on this connection once this one is answered
+        return True                       # keep the writing half open for the answer
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> StreamResponse:
+        if isinstance(exc, HttpProcessingError) and 400 <= status < 500:
+            message = refusal(exc)        # not the parser's message: it quotes the request's line back
+        return super().handle_error(request, status, exc, message)
+
+
+class CallbackServer(web.Server):
+    """``web.Server`` whose connections are :class:`CallbackConnection`."""
+
+    def __call__(self) -> RequestHandler:
+        return CallbackConnection(self, loop=self._loop, **self._kwargs)
+
+
+class CallbackRunner(web.AppRunner):
+    """``web.AppRunner`` serving the application through :class:`CallbackServer`."""
+
+    __slots__ = ()
+
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()
+        return CallbackServer(made.request_handler, request_factory=made.request_factory,
+                              handler_cancellation=made.handler_cancellation, loop=made._loop, **made._kwargs)

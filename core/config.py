@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
 
 ENV_KEY = "SINCH_APPLICATION_KEY"
 ENV_SECRET = "SINCH_APPLICATION_SECRET"
@@ -118,8 +118,14 @@ class PluginsConfig(BaseModel):
             raise ValueError(f"{seen[0]!r} is listed twice")
         return value
 
+    #: ``[plugins.<name>]`` tables naming an environment variable that is not set: name -> the message.  Only
+    #: building that plugin fails (``table``), so a command that uses another plugin does not need its secrets.
+    _unresolved: dict[str, str] = PrivateAttr(default_factory=dict)
+
     def table(self, name: str) -> dict[str, Any]:
-        """The ``[plugins.<name>]`` table (empty when absent)."""
+        """The ``[plugins.<name>]`` table (empty when absent); ConfigError if it names an unset variable."""
+        if name in self._unresolved:
+            raise ConfigError(self._unresolved[name])
         table = (self.model_extra or {}).get(name, {})
         return dict(table) if isinstance(table, Mapping) else table
 
@@ -130,7 +136,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     signing: SigningConfig = SigningConfig()
     applications: tuple[Application, ...] = ()
-    plugins: PluginsConfig = PluginsConfig()
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     #: Where the configuration came from, for messages ("<defaults>" when no file).
     source: str = "<defaults>"
 
@@ -167,13 +173,33 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     data = dict(data)
     data.pop("source", None)
     _require_env_secrets(data.get("applications", ()), source)
+    plugins, unresolved = _resolve_plugin_tables(data.pop("plugins", {}), environ, source)
     data = resolve_env(data, environ, source)
     if not data.get("applications") and environ.get(ENV_KEY) and environ.get(ENV_SECRET):
         data["applications"] = [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]
     try:
-        return Config.model_validate({**data, "source": source})
+        config = Config.model_validate({**data, "plugins": plugins, "source": source})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    config.plugins._unresolved.update(unresolved)
+    return config
+
+
+def _resolve_plugin_tables(plugins: Any, environ: Mapping[str, str], source: str) -> tuple[Any, dict[str, str]]:
+    """``[plugins]`` with ``{ env = ... }`` resolved table by table: a table naming an unset variable is kept
+    as written and its error returned by name, to be raised when that plugin is built (not before)."""
+    if not isinstance(plugins, Mapping):
+        return plugins, {}
+    resolved, unresolved = {}, {}
+    for key, value in plugins.items():
+        if key == "enabled":
+            resolved[key] = resolve_env(value, environ, source, "plugins.enabled")
+            continue
+        try:
+            resolved[key] = resolve_env(value, environ, source, _join("plugins", key))
+        except ConfigError as exc:
+            resolved[key], unresolved[key] = value, str(exc)
+    return resolved, unresolved
 
 
 def resolve_env(value: Any, environ: Mapping[str, str], source: str, where: str = "") -> Any:

@@ -1,0 +1,101 @@
+"""The `callgate` command as operators meet it: the real command in a subprocess, a config file in a
+temporary folder, the three shipped plugins enabled (issue 15, items 6, 7, 8 and 13)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port
+
+for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
+    pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")
+
+CALLGATE = str(Path(sys.executable).with_name("callgate"))
+CRM_SECRET_ENV = "OPS_TEST_CRM_WEBHOOK_SECRET"
+ACCOUNT = "+46701234567"
+
+#: allowlist, credit_check and crm_export, with relative paths (taken from the config file's folder) and the
+#: CRM webhook's secret from the environment.
+THREE_PLUGINS = f"""
+[plugins]
+enabled = ["allowlist", "credit_check", "crm_export"]
+
+[plugins.allowlist]
+default = "deny"
+rules_file = "rules.csv"
+
+[plugins.credit_check]
+database_url = "sqlite:///data/credit.sqlite3"
+
+[plugins.crm_export]
+database_url = "sqlite:///data/crm.sqlite3"
+[[plugins.crm_export.sinks]]
+name = "crm"
+type = "webhook"
+url = "https://crm.example.com/calls"
+secret = {{ env = "{CRM_SECRET_ENV}" }}
+[[plugins.crm_export.sinks]]
+name = "file"
+type = "file"
+path = "export/calls-{{date}}.jsonl"
+"""
+
+
+def run(*args, env=None, cwd=None, stdin=None):
+    """``callgate ARGS`` as an operator runs it: only PATH and what ``env`` adds in the environment."""
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})}
+    return subprocess.run([CALLGATE, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=environ,
+                          stdin=stdin)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A config folder /srv/cg-like: config.toml and the rules file beside it; returns the config path."""
+    folder = tmp_path / "srv" / "cg"
+    folder.mkdir(parents=True)
+    (folder / "rules.csv").write_text("action,caller\nallow,+4670*\n")
+    config = folder / "config.toml"
+    config.write_text(THREE_PLUGINS)
+    return config
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+# --- item 6: a command needs only what it uses -----------------------------------------------------
+
+def test_plugin_commands_work_without_another_plugins_secret(site):
+    env, here = {CRM_SECRET_ENV: "s" * 32}, site.parent
+    ok(run("credit", "add", ACCOUNT, "--currency", "EUR", "--config", str(site), env=env, cwd=here))
+    ok(run("credit", "topup", ACCOUNT, "2.50", "--config", str(site), env=env, cwd=here))
+
+    # The CRM webhook's secret is not in the environment: the credit and allowlist commands do not need it.
+    balance = json.loads(ok(run("credit", "balance", ACCOUNT, "--json", "--config", str(site), cwd=here)))
+    assert balance["balance"] == "2.50"
+    check = run("allowlist", "check", ACCOUNT, "+14155550123", "--config", str(site), cwd=here)
+    assert check.returncode == 0, check.stderr
+    assert "allow" in check.stdout and "rules.csv" in check.stdout
+
+    # crm_export's own commands need crm_export's whole table, its secret included: they say which variable.
+    status = run("crm", "status", "--config", str(site), cwd=here)
+    assert status.returncode == 2
+    assert CRM_SECRET_ENV in status.stderr and "Traceback" not in status.stderr
+
+
+def test_check_config_and_serve_still_need_every_secret(site):
+    env = {"SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY, "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET}
+    here = site.parent
+    check = run("check-config", "--config", str(site), env=env, cwd=here)
+    assert check.returncode == 2 and CRM_SECRET_ENV in check.stderr, check.stderr
+    serve = run("serve", "--port", str(free_port()), "--config", str(site), env=env, cwd=here)
+    assert serve.returncode == 2 and CRM_SECRET_ENV in serve.stderr, serve.stderr
+    assert "Traceback" not in check.stderr + serve.stderr
+    ok(run("check-config", "--config", str(site), env={**env, CRM_SECRET_ENV: "s" * 32}, cwd=here))

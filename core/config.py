@@ -6,6 +6,12 @@ wrong, so that start-up fails with one readable message instead of a traceback.
 Values written as ``{ env = "NAME" }`` anywhere in the file are read from the
 environment variable NAME.  Application secrets *must* be written that way: a
 secret never lives in a file that may end up in a repository.
+
+Relative paths in plugin tables are taken from the config file's folder, whatever the
+working directory: the core validates a plugin's ``Config`` with that folder in pydantic's
+validation context, and a plugin's fields typed :data:`ConfigPath` or :data:`DatabaseURL`
+(or validated with :func:`resolve_config_path` / :func:`resolve_database_url`) use it.
+With no config file (the built-in defaults) they stay relative to the working directory.
 """
 
 from __future__ import annotations
@@ -14,13 +20,17 @@ import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError, field_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError,
+                      ValidationInfo, field_validator)
 
 ENV_KEY = "SINCH_APPLICATION_KEY"
 ENV_SECRET = "SINCH_APPLICATION_SECRET"
 ENV_CONFIG = "CALLGATE_CONFIG"
+#: The key of pydantic's validation context under which the core gives a plugin's ``Config`` the folder of
+#: the config file (a ``Path``; ``None`` when there is no file: the working directory).
+CONFIG_DIR = "callgate_config_dir"
 
 
 class ConfigError(Exception):
@@ -118,9 +128,15 @@ class PluginsConfig(BaseModel):
             raise ValueError(f"{seen[0]!r} is listed twice")
         return value
 
+    _directory: Path | None = PrivateAttr(None)
     #: ``[plugins.<name>]`` tables naming an environment variable that is not set: name -> the message.  Only
     #: building that plugin fails (``table``), so a command that uses another plugin does not need its secrets.
     _unresolved: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def directory(self) -> Path | None:
+        """The config file's folder, where relative paths in plugin tables start (None: the working directory)."""
+        return self._directory
 
     def table(self, name: str) -> dict[str, Any]:
         """The ``[plugins.<name>]`` table (empty when absent); ConfigError if it names an unset variable."""
@@ -163,12 +179,16 @@ def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[
         raise ConfigError(f"{path}: no such file (give --config PATH, or set {ENV_CONFIG})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_dict(data, source=str(path), environ=environ)
+    return config_from_dict(data, source=str(path), environ=environ, directory=path.absolute().parent)
 
 
 def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
-                     environ: Mapping[str, str] | None = None) -> Config:
-    """Validate an already-parsed configuration (used by load_config and by tests)."""
+                     environ: Mapping[str, str] | None = None, directory: Path | None = None) -> Config:
+    """Validate an already-parsed configuration (used by load_config and by tests).
+
+    ``directory``: the config file's folder, where relative paths in plugin tables start (None: the
+    working directory).
+    """
     environ = os.environ if environ is None else environ
     data = dict(data)
     data.pop("source", None)
@@ -182,6 +202,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
     config.plugins._unresolved.update(unresolved)
+    config.plugins._directory = directory
     return config
 
 
@@ -252,3 +273,35 @@ def toml_key(loc: Sequence[str | int]) -> str:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else str(key)
+
+
+# --- paths in plugin tables -------------------------------------------------------------------
+
+def config_dir(info: ValidationInfo) -> Path | None:
+    """The config file's folder, in a plugin ``Config`` validator (None: no file, the working directory)."""
+    return (info.context or {}).get(CONFIG_DIR)
+
+
+def resolve_config_path(path: str | Path, info: ValidationInfo) -> Path:
+    """A path written in config.toml: ``~`` expanded, and a relative path taken from the config file's folder
+    (from the working directory when there is no config file).  For a plugin ``Config`` validator."""
+    path = Path(path).expanduser()
+    base = config_dir(info)
+    return path if path.is_absolute() or base is None else base / path
+
+
+def resolve_database_url(url: str, info: ValidationInfo) -> str:
+    """A database URL written in config.toml: a relative SQLite path (``sqlite:///data/x.sqlite3``) is taken from
+    the config file's folder, as :func:`resolve_config_path` does; other URLs are returned as they are."""
+    prefix = "sqlite:///"
+    rest = url[len(prefix):]
+    if not url.startswith(prefix) or rest.startswith("/") or rest in ("", ":memory:"):
+        return url
+    return prefix + str(resolve_config_path(rest, info))
+
+
+#: A plugin ``Config`` field holding a path: relative to the config file's folder (see resolve_config_path).
+ConfigPath = Annotated[Path, AfterValidator(resolve_config_path)]
+#: A plugin ``Config`` field holding a database URL (see resolve_database_url).  Give it a default with
+#: ``Field("sqlite:///...", validate_default=True)`` so that the default is resolved too.
+DatabaseURL = Annotated[str, AfterValidator(resolve_database_url)]

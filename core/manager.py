@@ -20,6 +20,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, Literal
 
 import pluggy
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
 from .caches import ClearingCache
-from .config import ConfigError, PluginsConfig, format_validation_error
+from .config import CONFIG_DIR, ConfigError, PluginsConfig, format_validation_error
 
 ENTRY_POINT_GROUP = "callgate.plugins"
 #: Built-in plugins: always enabled, always last, configured like any other plugin.
@@ -185,7 +186,8 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
                                             f"or remove {name!r} from [plugins] enabled")
                 dist, version = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
                 cls = _import(name, ep.value, dist or guess_distribution(name))
-            plugin = build_plugin(name, cls, config.table(name), server_timeout_ms=server_timeout_ms, source=source)
+            plugin = build_plugin(name, cls, config.table(name), server_timeout_ms=server_timeout_ms, source=source,
+                                  directory=config.directory)
         except (PluginError, ConfigError) as exc:
             if broken is None:
                 raise
@@ -206,8 +208,12 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
 
 
 def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeout_ms: int = 1000,
-                 source: str = "config.toml") -> LoadedPlugin:
-    """Validate ``[plugins.<name>]`` against the plugin's ``Config`` model and build the instance."""
+                 source: str = "config.toml", directory: Path | None = None) -> LoadedPlugin:
+    """Validate ``[plugins.<name>]`` against the plugin's ``Config`` model and build the instance.
+
+    The model is validated with ``context={CONFIG_DIR: directory}``: the config file's folder, where
+    relative paths start (``callgate.config.ConfigPath``, ``DatabaseURL``).
+    """
     if not isinstance(table, Mapping):
         raise PluginError(name, f"[plugins.{name}] in {source} must be a table")
     table = dict(table)
@@ -229,7 +235,7 @@ def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeou
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise PluginError(name, "its Config attribute must be a pydantic BaseModel subclass")
             try:
-                settings = model.model_validate(table)
+                settings = model.model_validate(table, context={CONFIG_DIR: directory})
             except ValidationError as exc:
                 raise PluginError(name, "invalid configuration:\n" + format_validation_error(
                     exc, source, ("plugins", name))) from None

@@ -99,3 +99,50 @@ def test_check_config_and_serve_still_need_every_secret(site):
     assert serve.returncode == 2 and CRM_SECRET_ENV in serve.stderr, serve.stderr
     assert "Traceback" not in check.stderr + serve.stderr
     ok(run("check-config", "--config", str(site), env={**env, CRM_SECRET_ENV: "s" * 32}, cwd=here))
+
+
+# --- item 7: relative paths are taken from the config file's folder ------------------------------
+
+def test_commands_run_from_another_folder_use_the_config_files_folder(site, tmp_path):
+    env, elsewhere = {CRM_SECRET_ENV: "s" * 32}, tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ok(run("credit", "add", ACCOUNT, "--currency", "EUR", "--config", str(site), env=env, cwd=site.parent))
+    ok(run("credit", "topup", ACCOUNT, "2.50", "--config", str(site), env=env, cwd=site.parent))
+    assert (site.parent / "data" / "credit.sqlite3").is_file()
+
+    balance = json.loads(ok(run("credit", "balance", ACCOUNT, "--json", "--config", str(site), cwd=elsewhere)))
+    assert balance["balance"] == "2.50"
+    assert "allow" in ok(run("allowlist", "check", ACCOUNT, "+14155550123", "--config", str(site), cwd=elsewhere))
+    assert "ok" in ok(run("check-config", "--config", str(site), env=env, cwd=elsewhere))
+    assert list(elsewhere.iterdir()) == []                              # nothing was created where it ran
+    # A relative --config is a path like any other: its folder is where the paths start.
+    ok(run("credit", "balance", ACCOUNT, "--config", os.path.relpath(site, elsewhere), cwd=elsewhere))
+
+
+def test_file_sink_and_rules_file_paths_are_taken_from_the_config_folder(site, tmp_path, monkeypatch):
+    from callgate.config import load_config
+    from callgate.manager import load_plugins
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CRM_SECRET_ENV, "s" * 32)
+    plugins = {p.name: p.instance for p in load_plugins(load_config(site).plugins).loaded}
+    folder = site.parent
+    assert plugins["crm_export"].config.sink("file").path == f"{folder}/export/calls-{{date}}.jsonl"
+    assert plugins["crm_export"].config.database_url == f"sqlite:///{folder}/data/crm.sqlite3"
+    assert plugins["credit_check"].config.database_url.get_secret_value() == f"sqlite:///{folder}/data/credit.sqlite3"
+    assert plugins["allowlist"].rules.path == folder / "rules.csv"
+
+
+def test_read_only_commands_refuse_a_database_that_does_not_exist(site, tmp_path):
+    env, folder = {CRM_SECRET_ENV: "s" * 32}, site.parent
+    for command in (["credit", "balance", ACCOUNT], ["credit", "ledger", ACCOUNT], ["credit", "accounts"],
+                    ["credit", "rates", "export"], ["credit", "quote", "+14155550123", "60", "--currency", "EUR"]):
+        result = run(*command, "--config", str(site), env=env, cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"{folder}/data/credit.sqlite3" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    for command in (["crm", "status"], ["crm", "retry"], ["crm", "replay", "--since", "1d"]):
+        result = run(*command, "--config", str(site), env=env, cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"{folder}/data/crm.sqlite3" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (folder / "data").exists() or list((folder / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()

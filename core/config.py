@@ -16,11 +16,13 @@ With no config file (the built-in defaults) they stay relative to the working di
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidationError,
                       ValidationInfo, field_validator)
@@ -31,6 +33,8 @@ ENV_CONFIG = "CALLGATE_CONFIG"
 #: The key of pydantic's validation context under which the core gives a plugin's ``Config`` the folder of
 #: the config file (a ``Path``; ``None`` when there is no file: the working directory).
 CONFIG_DIR = "callgate_config_dir"
+#: ... and the name of the plugin's distribution, for messages that say what to install.
+PLUGIN_DISTRIBUTION = "callgate_plugin_distribution"
 
 
 class ConfigError(Exception):
@@ -292,7 +296,19 @@ def resolve_config_path(path: str | Path, info: ValidationInfo) -> Path:
 
 def resolve_database_url(url: str, info: ValidationInfo) -> str:
     """A database URL written in config.toml: a relative SQLite path (``sqlite:///data/x.sqlite3``) is taken from
-    the config file's folder, as :func:`resolve_config_path` does; other URLs are returned as they are."""
+    the config file's folder, as :func:`resolve_config_path` does; other URLs are returned as they are.
+
+    A PostgreSQL URL needs the asyncpg driver: when it cannot be imported, a ValueError says what to install
+    (the plugin distribution's ``postgres`` extra), so ``check-config`` and ``serve`` fail at once.
+    """
+    if urlsplit(url).scheme in ("postgresql", "postgres"):
+        try:
+            importlib.import_module("asyncpg")
+        except ImportError as exc:
+            distribution = (info.context or {}).get(PLUGIN_DISTRIBUTION) or "callgate"
+            raise ValueError(f"a PostgreSQL database needs the asyncpg driver, which cannot be imported ({exc}): "
+                             f"pip install '{distribution}[postgres]'") from None
+        return url
     prefix = "sqlite:///"
     rest = url[len(prefix):]
     if not url.startswith(prefix) or rest.startswith("/") or rest in ("", ":memory:"):

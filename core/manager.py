@@ -28,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
 from .caches import ClearingCache
-from .config import CONFIG_DIR, ConfigError, PluginsConfig, format_validation_error
+from .config import CONFIG_DIR, PLUGIN_DISTRIBUTION, ConfigError, PluginsConfig, format_validation_error
 
 ENTRY_POINT_GROUP = "callgate.plugins"
 #: Built-in plugins: always enabled, always last, configured like any other plugin.
@@ -187,7 +187,8 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
                 dist, version = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
                 cls = _import(name, ep.value, dist or guess_distribution(name))
             plugin = build_plugin(name, cls, config.table(name), server_timeout_ms=server_timeout_ms, source=source,
-                                  directory=config.directory)
+                                  directory=config.directory,
+                                  distribution=dist or ("callgate" if name in BUILTINS else guess_distribution(name)))
         except (PluginError, ConfigError) as exc:
             if broken is None:
                 raise
@@ -208,11 +209,13 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
 
 
 def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeout_ms: int = 1000,
-                 source: str = "config.toml", directory: Path | None = None) -> LoadedPlugin:
+                 source: str = "config.toml", directory: Path | None = None,
+                 distribution: str | None = None) -> LoadedPlugin:
     """Validate ``[plugins.<name>]`` against the plugin's ``Config`` model and build the instance.
 
-    The model is validated with ``context={CONFIG_DIR: directory}``: the config file's folder, where
-    relative paths start (``callgate.config.ConfigPath``, ``DatabaseURL``).
+    The model is validated with ``context={CONFIG_DIR: directory, PLUGIN_DISTRIBUTION: distribution}``: the
+    config file's folder, where relative paths start (``callgate.config.ConfigPath``, ``DatabaseURL``), and the
+    plugin's package, named in what-to-install messages (default: ``callgate-<name>``).
     """
     if not isinstance(table, Mapping):
         raise PluginError(name, f"[plugins.{name}] in {source} must be a table")
@@ -235,7 +238,8 @@ def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeou
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise PluginError(name, "its Config attribute must be a pydantic BaseModel subclass")
             try:
-                settings = model.model_validate(table, context={CONFIG_DIR: directory})
+                settings = model.model_validate(table, context={
+                    CONFIG_DIR: directory, PLUGIN_DISTRIBUTION: distribution or guess_distribution(name)})
             except ValidationError as exc:
                 raise PluginError(name, "invalid configuration:\n" + format_validation_error(
                     exc, source, ("plugins", name))) from None

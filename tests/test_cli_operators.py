@@ -146,3 +146,32 @@ def test_read_only_commands_refuse_a_database_that_does_not_exist(site, tmp_path
         assert f"{folder}/data/crm.sqlite3" in result.stderr and "Traceback" not in result.stderr, result.stderr
     assert not (folder / "data").exists() or list((folder / "data").iterdir()) == []
     assert not (tmp_path / "data").exists()
+
+
+# --- item 8: a PostgreSQL URL without its driver ---------------------------------------------------
+
+@pytest.fixture
+def without_asyncpg(tmp_path):
+    """An environment in which ``import asyncpg`` fails as it does when the package is not installed."""
+    stub = tmp_path / "no-asyncpg" / "asyncpg"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise ImportError("No module named \'asyncpg\'")\n')
+    return {"PYTHONPATH": str(stub.parent), "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
+            "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET}
+
+
+@pytest.mark.parametrize("plugin, table", [
+    ("credit_check", 'database_url = "postgresql://callgate@127.0.0.1:1/credit"\n'),
+    ("crm_export", 'database_url = "postgresql://callgate@127.0.0.1:1/crm"\n'
+                   '[[plugins.crm_export.sinks]]\nname = "file"\ntype = "file"\npath = "calls.jsonl"\n'),
+])
+def test_a_postgresql_url_without_asyncpg_fails_at_once_and_says_what_to_install(plugin, table, tmp_path,
+                                                                                 without_asyncpg):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[plugins]\nenabled = ["{plugin}"]\n[plugins.{plugin}]\n{table}')
+    install = f"pip install 'callgate-{plugin.replace('_', '-')}[postgres]'"
+    for command in (["check-config"], ["serve", "--port", str(free_port())]):
+        result = run(*command, "--config", str(config), env=without_asyncpg, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "asyncpg" in result.stderr and install in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr

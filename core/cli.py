@@ -28,6 +28,19 @@ EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``callgate`` command; returns the exit status."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``callgate ... | head``): stop quietly.  As Python's documentation advises
+        # (signal module, "Note on SIGPIPE"), stdout goes to devnull so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --config may stand anywhere, before or after any command (plugins' commands included).
     pre = argparse.ArgumentParser(add_help=False)

@@ -175,3 +175,59 @@ def test_a_postgresql_url_without_asyncpg_fails_at_once_and_says_what_to_install
         assert result.returncode == 2, (command, result.stdout, result.stderr)
         assert "asyncpg" in result.stderr and install in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
+
+
+# --- item 13: output piped into head, a port already in use ---------------------------------------
+
+APP_ENV = {"SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY, "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET}
+
+
+def piped_into_head(command: str, *, cwd, env=None):
+    """``callgate ... | head -c 100`` in a shell: head exits after 100 bytes, callgate writes far more."""
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})}
+    return subprocess.run(f"{CALLGATE} {command} | head -c 100", shell=True, capture_output=True, cwd=cwd,
+                          env=environ, timeout=60)
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path):
+    (tmp_path / "big.json").write_text(json.dumps({"event": "ice", "padding": "x" * 1_000_000}))
+    result = piped_into_head("sign ice --body big.json", cwd=tmp_path, env=APP_ENV)
+    assert len(result.stdout) == 100 and result.stdout.startswith(b"curl")
+    assert result.stderr == b"", result.stderr.decode()
+
+
+def test_plugin_output_piped_into_head_ends_quietly(tmp_path):
+    (tmp_path / "config.toml").write_text('[plugins]\nenabled = ["credit_check"]\n'
+                                          '[plugins.credit_check]\ndatabase_url = "sqlite:///credit.sqlite3"\n')
+    rows = "".join(f"+1{i},USD,0.01\n" for i in range(1000, 6000))
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute\n" + rows)
+    ok(run("credit", "rates", "import", "rates.csv", cwd=tmp_path))
+    result = piped_into_head("credit rates export", cwd=tmp_path)
+    assert len(result.stdout) == 100 and result.stdout.startswith(b"prefix,")
+    assert result.stderr == b"", result.stderr.decode()
+
+
+@pytest.fixture
+def busy_port():
+    """A port something else listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_a_port_in_use_is_one_line_naming_the_address_and_the_setting(tmp_path, busy_port):
+    (tmp_path / "config.toml").write_text("[server]\nlog_format = \"json\"\n")
+    result = run("serve", "--port", str(busy_port), cwd=tmp_path, env=APP_ENV)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    message = [line for line in result.stderr.splitlines() if line.startswith("callgate:")]
+    assert len(message) == 1, result.stderr
+    assert f"127.0.0.1:{busy_port}" in message[0] and "[server] port" in message[0] and "--port" in message[0]
+
+    (tmp_path / "config.toml").write_text(f"[server]\nlog_format = \"json\"\nops_port = {busy_port}\n")
+    result = run("serve", "--port", str(free_port()), cwd=tmp_path, env=APP_ENV)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    message = [line for line in result.stderr.splitlines() if line.startswith("callgate:")]
+    assert len(message) == 1 and f"127.0.0.1:{busy_port}" in message[0] and "[server] ops_port" in message[0], \
+        result.stderr

@@ -70,6 +70,8 @@ class CreditCommands:
             try:
                 async with self.store(create=create) as store:
                     return int(await handler(store, args) or 0)
+            except BrokenPipeError:
+                raise           # the reader of our output went away: the callgate command ends quietly
             except MissingDatabaseError as exc:
                 print(f"callgate credit: {exc}: check [plugins.credit_check] database_url (a relative path is "
                       f"taken from the config file's folder)", file=sys.stderr)

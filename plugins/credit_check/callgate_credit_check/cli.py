@@ -283,11 +283,13 @@ def register(subparsers: argparse._SubParsersAction, config: CreditCheckConfig) 
     p.add_argument("amount", help="e.g. -1.50")
     p.add_argument("--note", required=True, help="why (kept in the ledger)")
 
-    p = command("balance", commands.balance, "show an account's balance, reserved and available credit", reads_only=True)
+    p = command("balance", commands.balance, "show an account's balance, reserved and available credit",
+                reads_only=True)
     p.add_argument("account")
     p.add_argument("--json", action="store_true")
 
-    p = command("ledger", commands.ledger, "show an account's ledger (top-ups, reservations, releases, debits)", reads_only=True)
+    p = command("ledger", commands.ledger, "show an account's ledger (top-ups, reservations, releases, debits)",
+                reads_only=True)
     p.add_argument("account")
     p.add_argument("--limit", type=int, default=50, help="newest N entries (default 50)")
     p.add_argument("--json", action="store_true")

@@ -29,6 +29,19 @@ EXIT_CONFIG = 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``callgate`` command; returns the exit status."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (``callgate ... | head``): stop quietly.  As Python's documentation advises
+        # (signal module, "Note on SIGPIPE"), stdout goes to devnull so the flush at exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return status
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # --config may stand anywhere, before or after any command (plugins' commands included).
     pre = argparse.ArgumentParser(add_help=False)
@@ -37,12 +50,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser, subparsers = _core_parser()
     command = next((a for a in argv if not a.startswith("-")), None)
     if command is not None and command not in CORE_COMMANDS:
-        # Maybe a plugin's command: only enabled plugins are imported, and only now.
+        # Maybe a plugin's command: only enabled plugins are imported, and only now.  A plugin that cannot be
+        # configured (say, its secret is not in the environment) matters only if the command is its own.
+        broken: dict[str, Exception] = {}
         try:
-            plugins = _load(load_config(known.config))
+            config = load_config(known.config)
+            plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms,
+                                   source=config.source, broken=broken)
         except (ConfigError, PluginError) as exc:
             return _fail(exc)
         plugins.pm.hook.register_commands(subparsers=subparsers)
+        if command not in subparsers.choices and broken:
+            return _fail(ConfigError(f"{command!r} is not a core command, and enabled plugins that may add it "
+                                     f"could not be loaded:\n" + "\n".join(str(exc) for exc in broken.values())))
     args = parser.parse_args(argv)
     args.config = known.config
     if getattr(args, "handler", None) is None:

@@ -6,21 +6,44 @@ wrong, so that start-up fails with one readable message instead of a traceback.
 Values written as ``{ env = "NAME" }`` anywhere in the file are read from the
 environment variable NAME.  Application secrets *must* be written that way: a
 secret never lives in a file that may end up in a repository.
+
+Relative paths in plugin tables are taken from the config file's folder, whatever the
+working directory: the core validates a plugin's ``Config`` with that folder in pydantic's
+validation context, and a plugin's fields typed :data:`ConfigPath` or :data:`DatabaseURL`
+(or validated with :func:`resolve_config_path` / :func:`resolve_database_url`) use it.
+With no config file (the built-in defaults) they stay relative to the working directory.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 ENV_KEY = "SINCH_APPLICATION_KEY"
 ENV_SECRET = "SINCH_APPLICATION_SECRET"
 ENV_CONFIG = "CALLGATE_CONFIG"
+#: The key of pydantic's validation context under which the core gives a plugin's ``Config`` the folder of
+#: the config file (a ``Path``; ``None`` when there is no file: the working directory).
+CONFIG_DIR = "callgate_config_dir"
+#: ... and the name of the plugin's distribution, for messages that say what to install.
+PLUGIN_DISTRIBUTION = "callgate_plugin_distribution"
 
 
 class ConfigError(Exception):
@@ -118,8 +141,20 @@ class PluginsConfig(BaseModel):
             raise ValueError(f"{seen[0]!r} is listed twice")
         return value
 
+    _directory: Path | None = PrivateAttr(None)
+    #: ``[plugins.<name>]`` tables naming an environment variable that is not set: name -> the message.  Only
+    #: building that plugin fails (``table``), so a command that uses another plugin does not need its secrets.
+    _unresolved: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def directory(self) -> Path | None:
+        """The config file's folder, where relative paths in plugin tables start (None: the working directory)."""
+        return self._directory
+
     def table(self, name: str) -> dict[str, Any]:
-        """The ``[plugins.<name>]`` table (empty when absent)."""
+        """The ``[plugins.<name>]`` table (empty when absent); ConfigError if it names an unset variable."""
+        if name in self._unresolved:
+            raise ConfigError(self._unresolved[name])
         table = (self.model_extra or {}).get(name, {})
         return dict(table) if isinstance(table, Mapping) else table
 
@@ -130,7 +165,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     signing: SigningConfig = SigningConfig()
     applications: tuple[Application, ...] = ()
-    plugins: PluginsConfig = PluginsConfig()
+    plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     #: Where the configuration came from, for messages ("<defaults>" when no file).
     source: str = "<defaults>"
 
@@ -157,23 +192,48 @@ def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[
         raise ConfigError(f"{path}: no such file (give --config PATH, or set {ENV_CONFIG})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    return config_from_dict(data, source=str(path), environ=environ)
+    return config_from_dict(data, source=str(path), environ=environ, directory=path.absolute().parent)
 
 
 def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
-                     environ: Mapping[str, str] | None = None) -> Config:
-    """Validate an already-parsed configuration (used by load_config and by tests)."""
+                     environ: Mapping[str, str] | None = None, directory: Path | None = None) -> Config:
+    """Validate an already-parsed configuration (used by load_config and by tests).
+
+    ``directory``: the config file's folder, where relative paths in plugin tables start (None: the
+    working directory).
+    """
     environ = os.environ if environ is None else environ
     data = dict(data)
     data.pop("source", None)
     _require_env_secrets(data.get("applications", ()), source)
+    plugins, unresolved = _resolve_plugin_tables(data.pop("plugins", {}), environ, source)
     data = resolve_env(data, environ, source)
     if not data.get("applications") and environ.get(ENV_KEY) and environ.get(ENV_SECRET):
         data = {**data, "applications": [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]}
     try:
-        return Config.model_validate({**data, "source": source})
+        config = Config.model_validate({**data, "plugins": plugins, "source": source})
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
+    config.plugins._unresolved.update(unresolved)
+    config.plugins._directory = directory
+    return config
+
+
+def _resolve_plugin_tables(plugins: Any, environ: Mapping[str, str], source: str) -> tuple[Any, dict[str, str]]:
+    """``[plugins]`` with ``{ env = ... }`` resolved table by table: a table naming an unset variable is kept
+    as written and its error returned by name, to be raised when that plugin is built (not before)."""
+    if not isinstance(plugins, Mapping):
+        return plugins, {}
+    resolved, unresolved = {}, {}
+    for key, value in plugins.items():
+        if key == "enabled":
+            resolved[key] = resolve_env(value, environ, source, "plugins.enabled")
+            continue
+        try:
+            resolved[key] = resolve_env(value, environ, source, _join("plugins", key))
+        except ConfigError as exc:
+            resolved[key], unresolved[key] = value, str(exc)
+    return resolved, unresolved
 
 
 def resolve_env(value: Any, environ: Mapping[str, str], source: str, where: str = "") -> Any:
@@ -226,3 +286,47 @@ def toml_key(loc: Sequence[str | int]) -> str:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else str(key)
+
+
+# --- paths in plugin tables -------------------------------------------------------------------
+
+def config_dir(info: ValidationInfo) -> Path | None:
+    """The config file's folder, in a plugin ``Config`` validator (None: no file, the working directory)."""
+    return (info.context or {}).get(CONFIG_DIR)
+
+
+def resolve_config_path(path: str | Path, info: ValidationInfo) -> Path:
+    """A path written in config.toml: ``~`` expanded, and a relative path taken from the config file's folder
+    (from the working directory when there is no config file).  For a plugin ``Config`` validator."""
+    path = Path(path).expanduser()
+    base = config_dir(info)
+    return path if path.is_absolute() or base is None else base / path
+
+
+def resolve_database_url(url: str, info: ValidationInfo) -> str:
+    """A database URL written in config.toml: a relative SQLite path (``sqlite:///data/x.sqlite3``) is taken from
+    the config file's folder, as :func:`resolve_config_path` does; other URLs are returned as they are.
+
+    A PostgreSQL URL needs the asyncpg driver: when it cannot be imported, a ValueError says what to install
+    (the plugin distribution's ``postgres`` extra), so ``check-config`` and ``serve`` fail at once.
+    """
+    if urlsplit(url).scheme in ("postgresql", "postgres"):
+        try:
+            importlib.import_module("asyncpg")
+        except ImportError as exc:
+            distribution = (info.context or {}).get(PLUGIN_DISTRIBUTION) or "callgate"
+            raise ValueError(f"a PostgreSQL database needs the asyncpg driver, which cannot be imported ({exc}): "
+                             f"pip install '{distribution}[postgres]'") from None
+        return url
+    prefix = "sqlite:///"
+    rest = url[len(prefix):]
+    if not url.startswith(prefix) or rest.startswith("/") or rest in ("", ":memory:"):
+        return url
+    return prefix + str(resolve_config_path(rest, info))
+
+
+#: A plugin ``Config`` field holding a path: relative to the config file's folder (see resolve_config_path).
+ConfigPath = Annotated[Path, AfterValidator(resolve_config_path)]
+#: A plugin ``Config`` field holding a database URL (see resolve_database_url).  Give it a default with
+#: ``Field("sqlite:///...", validate_default=True)`` so that the default is resolved too.
+DatabaseURL = Annotated[str, AfterValidator(resolve_database_url)]

@@ -20,6 +20,7 @@ import inspect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any, Literal
 
 import pluggy
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
 from .caches import ClearingCache
-from .config import PluginsConfig, format_validation_error
+from .config import CONFIG_DIR, PLUGIN_DISTRIBUTION, ConfigError, PluginsConfig, format_validation_error
 
 ENTRY_POINT_GROUP = "callgate.plugins"
 #: Built-in plugins: always enabled, always last, configured like any other plugin.
@@ -146,11 +147,15 @@ def installed_plugins() -> dict[str, EntryPoint]:
 
 
 def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source: str = "config.toml",
-                 classes: Mapping[str, type] | None = None) -> Plugins:
+                 classes: Mapping[str, type] | None = None,
+                 broken: dict[str, Exception] | None = None) -> Plugins:
     """Import, configure, build and register the enabled plugins, then the built-ins.
 
     ``classes`` maps plugin names to classes to use instead of entry points
     (``callgate.testing`` uses it to test a plugin that is not installed).
+    ``broken``: a plugin that cannot be imported or configured is left out and its error put in this dict,
+    instead of stopping the whole load (the CLI uses it so that one plugin's commands do not need
+    another plugin's settings or secrets).
     """
     classes = dict(classes or {})
     installed = None
@@ -167,20 +172,28 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
     loaded = []
     for name in (*config.enabled, *BUILTINS):
         dist = version = None
-        if name in classes:
-            cls = classes[name]
-        elif name in BUILTINS:
-            cls = _import(name, BUILTINS[name], "callgate")
-        else:
-            installed = installed_plugins() if installed is None else installed
-            ep = installed.get(name)
-            if ep is None:
-                raise PluginError(name, f"is enabled in {source} but not installed (no entry point {name!r} in group "
-                                        f"{ENTRY_POINT_GROUP}). Fix: pip install {guess_distribution(name)}, or "
-                                        f"remove {name!r} from [plugins] enabled")
-            dist, version = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
-            cls = _import(name, ep.value, dist or guess_distribution(name))
-        plugin = build_plugin(name, cls, config.table(name), server_timeout_ms=server_timeout_ms, source=source)
+        try:
+            if name in classes:
+                cls = classes[name]
+            elif name in BUILTINS:
+                cls = _import(name, BUILTINS[name], "callgate")
+            else:
+                installed = installed_plugins() if installed is None else installed
+                ep = installed.get(name)
+                if ep is None:
+                    raise PluginError(name, f"is enabled in {source} but not installed (no entry point {name!r} in "
+                                            f"group {ENTRY_POINT_GROUP}). Fix: pip install {guess_distribution(name)}, "
+                                            f"or remove {name!r} from [plugins] enabled")
+                dist, version = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
+                cls = _import(name, ep.value, dist or guess_distribution(name))
+            plugin = build_plugin(name, cls, config.table(name), server_timeout_ms=server_timeout_ms, source=source,
+                                  directory=config.directory,
+                                  distribution=dist or ("callgate" if name in BUILTINS else guess_distribution(name)))
+        except (PluginError, ConfigError) as exc:
+            if broken is None:
+                raise
+            broken[name] = exc
+            continue
         plugin.distribution, plugin.version, plugin.builtin = dist, version, name in BUILTINS and name not in classes
         try:
             pm.register(plugin.instance, name=name)
@@ -196,8 +209,14 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
 
 
 def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeout_ms: int = 1000,
-                 source: str = "config.toml") -> LoadedPlugin:
-    """Validate ``[plugins.<name>]`` against the plugin's ``Config`` model and build the instance."""
+                 source: str = "config.toml", directory: Path | None = None,
+                 distribution: str | None = None) -> LoadedPlugin:
+    """Validate ``[plugins.<name>]`` against the plugin's ``Config`` model and build the instance.
+
+    The model is validated with ``context={CONFIG_DIR: directory, PLUGIN_DISTRIBUTION: distribution}``: the
+    config file's folder, where relative paths start (``callgate.config.ConfigPath``, ``DatabaseURL``), and the
+    plugin's package, named in what-to-install messages (default: ``callgate-<name>``).
+    """
     if not isinstance(table, Mapping):
         raise PluginError(name, f"[plugins.{name}] in {source} must be a table")
     table = dict(table)
@@ -219,7 +238,8 @@ def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeou
             if not (isinstance(model, type) and issubclass(model, BaseModel)):
                 raise PluginError(name, "its Config attribute must be a pydantic BaseModel subclass")
             try:
-                settings = model.model_validate(table)
+                settings = model.model_validate(table, context={
+                    CONFIG_DIR: directory, PLUGIN_DISTRIBUTION: distribution or guess_distribution(name)})
             except ValidationError as exc:
                 raise PluginError(name, "invalid configuration:\n" + format_validation_error(
                     exc, source, ("plugins", name))) from None

@@ -33,7 +33,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from .app import create_app, create_ops_app
-from .config import Config, ServerConfig
+from .config import Config, ConfigError, ServerConfig
 from .connections import CallbackRunner
 from .metrics import MULTIPROC_ENV
 from .state import LIFECYCLE, PLUGINS
@@ -59,9 +59,9 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     try:
         for runner in runners:
             await runner.setup()          # the callback app's setup starts the plugins
-        await web.TCPSite(runners[0], host, port, reuse_port=reuse_port).start()
+        await listen(runners[0], host, port, reuse_port, "[server] port or host (callgate serve --port/--host)")
         if server.ops_port:
-            await web.TCPSite(runners[1], server.ops_host, server.ops_port, reuse_port=reuse_port).start()
+            await listen(runners[1], server.ops_host, server.ops_port, reuse_port, "[server] ops_port or ops_host")
         log.info("listening", url=f"http://{host}:{port}{server.callback_path}", pid=os.getpid(),
                  plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications),
                  ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port")
@@ -75,6 +75,16 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
     log.info("stopped", pid=os.getpid())
+
+
+async def listen(runner: web.AppRunner, host: str, port: int, reuse_port: bool, setting: str) -> None:
+    """Start listening on host:port; an address that cannot be used (in use, not local, a privileged port) is a
+    ConfigError of one line naming the address and the setting to change, not a traceback."""
+    try:
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}; change {setting}") from None
 
 
 def http_limits(server: ServerConfig) -> dict[str, Any]:

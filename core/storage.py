@@ -63,6 +63,10 @@ class SerializationError(DatabaseError):
     """A serializable transaction lost a race; run it again."""
 
 
+class MissingDatabaseError(DatabaseError):
+    """A SQLite file opened with ``create=False`` does not exist (nothing was created)."""
+
+
 def redact(url: str) -> str:
     """A database URL fit for logs and messages: the password replaced by ***."""
     parts = urlsplit(url)
@@ -97,11 +101,15 @@ class Database(Connection):
     url: str
 
     @staticmethod
-    async def connect(url: str, **options: Any) -> Database:
-        """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://:memory:``, or ``postgresql://...``."""
+    async def connect(url: str, *, create: bool = True, **options: Any) -> Database:
+        """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://:memory:``, or ``postgresql://...``.
+
+        ``create=False``: a SQLite file that does not exist is not created (``MissingDatabaseError``, naming
+        its absolute path): for commands that only read.
+        """
         scheme = urlsplit(url).scheme
         if scheme == "sqlite":
-            db: Database = SQLiteDatabase(url, **options)
+            db: Database = SQLiteDatabase(url, create=create, **options)
         elif scheme in ("postgresql", "postgres"):
             db = PostgresDatabase(url, **options)
         else:
@@ -215,9 +223,10 @@ class SQLiteDatabase(Database):
 
     dialect = "sqlite"
 
-    def __init__(self, url: str, busy_timeout_ms: int = 5000) -> None:
+    def __init__(self, url: str, busy_timeout_ms: int = 5000, create: bool = True) -> None:
         self.url = url
         self.path = _sqlite_path(url)
+        self.create = create
         self._busy_timeout_ms = busy_timeout_ms
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callgate-sqlite")
         self._lock = asyncio.Lock()
@@ -227,6 +236,9 @@ class SQLiteDatabase(Database):
         self._commits: set[asyncio.Task] = set()
 
     async def open(self) -> None:
+        if not self.create and self.path != ":memory:" and not Path(self.path).exists():
+            raise MissingDatabaseError(f"no SQLite database at {Path(self.path).absolute()} (none was created)")
+
         def connect() -> sqlite3.Connection:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
+from callgate.config import ConfigPath
 from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
 from callgate.svaml import MAX_SAY_CHARS, PlayFiles, Say
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -76,8 +76,8 @@ class AllowlistConfig(BaseModel):
     scope: Scope = Scope()
     #: Inline rules, ``[[plugins.allowlist.rules]]``.
     rules: list[RuleSpec] = []
-    #: A CSV or TOML file of rules, re-read when it changes and on SIGHUP.
-    rules_file: Path | None = None
+    #: A CSV or TOML file of rules, re-read when it changes and on SIGHUP (relative: to the config file's folder).
+    rules_file: ConfigPath | None = None
     #: How often to look for changes to rules_file, in seconds; 0: only on SIGHUP.
     reload_seconds: float = Field(2.0, ge=0, le=3600)
     #: Spoken (text-to-speech) to a denied caller before the hangup; empty: nothing.

@@ -30,7 +30,7 @@ from typing import Any
 
 from callgate.events import Money
 from callgate.phone import normalize
-from callgate.storage import DatabaseError
+from callgate.storage import DatabaseError, MissingDatabaseError
 
 from .config import CreditCheckConfig
 from .money import MoneyError, format_money, money_text, parse_amount, parse_currency, to_micros
@@ -56,18 +56,26 @@ class CreditCommands:
         return canonical_account_id(self.config, text)
 
     @asynccontextmanager
-    async def store(self):
-        store = await CreditStore.open(self.config.database_url.get_secret_value())
+    async def store(self, *, create: bool = True):
+        store = await CreditStore.open(self.config.database_url.get_secret_value(), create=create)
         try:
             yield store
         finally:
             await store.close()
 
-    def run(self, handler: Handler) -> Callable[[argparse.Namespace], Awaitable[int]]:
+    def run(self, handler: Handler, *, create: bool = True) -> Callable[[argparse.Namespace], Awaitable[int]]:
+        """The command's handler on an open store; ``create=False`` (commands that only read): a SQLite database
+        that does not exist is refused, not created."""
         async def command(args: argparse.Namespace) -> int:
             try:
-                async with self.store() as store:
+                async with self.store(create=create) as store:
                     return int(await handler(store, args) or 0)
+            except BrokenPipeError:
+                raise           # the reader of our output went away: the callgate command ends quietly
+            except MissingDatabaseError as exc:
+                print(f"callgate credit: {exc}: check [plugins.credit_check] database_url (a relative path is "
+                      f"taken from the config file's folder)", file=sys.stderr)
+                return 1
             except REFUSALS as exc:
                 print(f"callgate credit: {exc}", file=sys.stderr)
                 return 1
@@ -255,9 +263,10 @@ def register(subparsers: argparse._SubParsersAction, config: CreditCheckConfig) 
     sub = credit.add_subparsers(title="credit commands", metavar="COMMAND")
     credit.set_defaults(handler=_usage(credit))
 
-    def command(name: str, handler: Handler, help: str, *, on: argparse._SubParsersAction = sub):
+    def command(name: str, handler: Handler, help: str, *, on: argparse._SubParsersAction = sub,
+                reads_only: bool = False):
         parser = on.add_parser(name, help=help, description=help)
-        parser.set_defaults(handler=commands.run(handler))
+        parser.set_defaults(handler=commands.run(handler, create=not reads_only))
         return parser
 
     p = command("add", commands.add, "open an account")
@@ -274,16 +283,18 @@ def register(subparsers: argparse._SubParsersAction, config: CreditCheckConfig) 
     p.add_argument("amount", help="e.g. -1.50")
     p.add_argument("--note", required=True, help="why (kept in the ledger)")
 
-    p = command("balance", commands.balance, "show an account's balance, reserved and available credit")
+    p = command("balance", commands.balance, "show an account's balance, reserved and available credit",
+                reads_only=True)
     p.add_argument("account")
     p.add_argument("--json", action="store_true")
 
-    p = command("ledger", commands.ledger, "show an account's ledger (top-ups, reservations, releases, debits)")
+    p = command("ledger", commands.ledger, "show an account's ledger (top-ups, reservations, releases, debits)",
+                reads_only=True)
     p.add_argument("account")
     p.add_argument("--limit", type=int, default=50, help="newest N entries (default 50)")
     p.add_argument("--json", action="store_true")
 
-    p = command("accounts", commands.accounts, "list accounts")
+    p = command("accounts", commands.accounts, "list accounts", reads_only=True)
     p.add_argument("--json", action="store_true")
 
     p = command("link", commands.link, "let an account pay for calls from a number (account_by = \"number_table\")")
@@ -300,9 +311,9 @@ def register(subparsers: argparse._SubParsersAction, config: CreditCheckConfig) 
                                                  "increments,name); the whole file or nothing", on=rates_sub)
     p.add_argument("file")
     p.add_argument("--merge", action="store_true", help="add to / update the table instead of replacing it")
-    command("export", commands.rates_export, "print the rate table as CSV", on=rates_sub)
+    command("export", commands.rates_export, "print the rate table as CSV", on=rates_sub, reads_only=True)
 
-    p = command("quote", commands.quote, "price a call: callgate credit quote +46701234567 300s")
+    p = command("quote", commands.quote, "price a call: callgate credit quote +46701234567 300s", reads_only=True)
     p.add_argument("number", help="the destination")
     p.add_argument("duration", help="300, 300s, 5m, 2m30s, 1h")
     p.add_argument("--account", help="also show what this account can afford (and use its currency)")

@@ -6,8 +6,9 @@ from decimal import Decimal
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from callgate.config import resolve_database_url
 from callgate.results import MAX_DURATION_LIMIT
 from callgate.svaml import MAX_SAY_CHARS
 
@@ -24,9 +25,10 @@ class CreditCheckConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    #: ``sqlite:///relative/path.sqlite3`` (default), ``sqlite:////absolute/path`` or ``postgresql://...``.
+    #: ``sqlite:///relative/path.sqlite3`` (default; relative to the config file's folder),
+    #: ``sqlite:////absolute/path`` or ``postgresql://...``.
     #: Write ``database_url = { env = "CREDIT_DATABASE_URL" }`` when it holds a password.
-    database_url: SecretStr = SecretStr(DEFAULT_DATABASE_URL)
+    database_url: SecretStr = Field(SecretStr(DEFAULT_DATABASE_URL), validate_default=True)
     #: Which account pays for a call.
     account_by: AccountBy = "caller"
     #: The key in ``custom`` (account_by = "custom") or in ``callHeaders`` (account_by = "header").
@@ -65,11 +67,11 @@ class CreditCheckConfig(BaseModel):
 
     @field_validator("database_url")
     @classmethod
-    def _known_scheme(cls, value: SecretStr) -> SecretStr:
+    def _known_scheme(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         scheme = urlsplit(value.get_secret_value()).scheme
         if scheme not in ("sqlite", "postgresql", "postgres"):
             raise ValueError("must be sqlite:///path/to/file.sqlite3 or postgresql://user@host/database")
-        return value
+        return SecretStr(resolve_database_url(value.get_secret_value(), info))
 
     @field_validator("sinch_increments")
     @classmethod

@@ -170,8 +170,10 @@ class CreditStore:
         self._for_update = " FOR UPDATE" if db.dialect == "postgresql" else ""
 
     @classmethod
-    async def open(cls, url: str) -> CreditStore:
+    async def open(cls, url: str, *, create: bool = True) -> CreditStore:
         """Connect and bring the schema up to date (safe when several instances start at once).
+
+        ``create=False``: a SQLite file that does not exist is not created (``MissingDatabaseError``).
 
         Instances starting together on a fresh database race in the core's storage layer: on
         SQLite, switching a new file to WAL mode ("database is locked"); on PostgreSQL, the
@@ -181,7 +183,7 @@ class CreditStore:
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             last = attempt == OPEN_ATTEMPTS
             try:
-                db = await Database.connect(url)
+                db = await Database.connect(url, create=create)
             except DatabaseError as exc:
                 if last or "locked" not in str(exc):
                     raise

@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 
 from callgate.events import parse_timestamp
-from callgate.storage import DatabaseError
+from callgate.storage import DatabaseError, MissingDatabaseError
 
 from .config import CrmExportConfig
 from .outbox import Outbox, SinkStatus
@@ -78,7 +78,12 @@ def register(subparsers: argparse._SubParsersAction, config: CrmExportConfig) ->
 
 async def _run(config: CrmExportConfig, command, args: argparse.Namespace) -> int:
     try:
-        outbox = await Outbox.open(config.database_url, [s.name for s in config.sinks])
+        # The running server creates the outbox; a command on one that does not exist would act on nothing.
+        outbox = await Outbox.open(config.database_url, [s.name for s in config.sinks], create=False)
+    except MissingDatabaseError as exc:
+        print(f"callgate crm: {exc}: check [plugins.crm_export] database_url (a relative path is taken from the "
+              f"config file's folder)", file=sys.stderr)
+        return 1
     except DatabaseError as exc:
         print(f"callgate crm: cannot open the outbox ([plugins.crm_export] database_url): {exc}", file=sys.stderr)
         return 1

@@ -10,7 +10,8 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from callgate.config import DatabaseURL, resolve_config_path
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 _SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -116,10 +117,16 @@ class FileSink(DeliverySettings):
 
     type: Literal["file"]
     #: ``{date}`` in the path is replaced by the record's end date (YYYY-MM-DD, UTC): one file per day.
+    #: A relative path is taken from the config file's folder.
     path: str
     #: fsync after every line, so a line written is a line kept (a record is marked delivered after it).
     fsync: bool = True
     concurrency: int = Field(1, ge=1, le=1)
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str, info: ValidationInfo) -> str:
+        return str(resolve_config_path(value, info))
 
 
 SinkConfig = Annotated[WebhookSink | HubSpotSink | FileSink, Field(discriminator="type")]
@@ -128,8 +135,9 @@ SinkConfig = Annotated[WebhookSink | HubSpotSink | FileSink, Field(discriminator
 class CrmExportConfig(_Strict):
     """The whole ``[plugins.crm_export]`` table."""
 
-    #: The outbox: a SQLite file (one instance) or ``postgresql://...`` (several instances share one queue).
-    database_url: str = "sqlite:///var/callgate/crm.sqlite3"
+    #: The outbox: a SQLite file (one instance; a relative path is taken from the config file's folder) or
+    #: ``postgresql://...`` (several instances share one queue).
+    database_url: DatabaseURL = Field("sqlite:///var/callgate/crm.sqlite3", validate_default=True)
     sinks: list[SinkConfig] = Field(min_length=1)
     #: How often each instance looks for due records (records written by this instance are sent at once).
     poll_interval_seconds: float = Field(1.0, gt=0, le=60)

@@ -171,8 +171,8 @@ class Outbox:
         self._skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
 
     @classmethod
-    async def open(cls, url: str, sinks: Sequence[str]) -> Outbox:
-        db = await Database.connect(url)
+    async def open(cls, url: str, sinks: Sequence[str], *, create: bool = True) -> Outbox:
+        db = await Database.connect(url, create=create)
         try:
             await db.migrate(COMPONENT, MIGRATIONS)
         except BaseException:

@@ -1,0 +1,233 @@
+"""The `callgate` command as operators meet it: the real command in a subprocess, a config file in a
+temporary folder, the three shipped plugins enabled (issue 15, items 6, 7, 8 and 13)."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port
+
+for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
+    pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")
+
+CALLGATE = str(Path(sys.executable).with_name("callgate"))
+CRM_SECRET_ENV = "OPS_TEST_CRM_WEBHOOK_SECRET"
+ACCOUNT = "+46701234567"
+
+#: allowlist, credit_check and crm_export, with relative paths (taken from the config file's folder) and the
+#: CRM webhook's secret from the environment.
+THREE_PLUGINS = f"""
+[plugins]
+enabled = ["allowlist", "credit_check", "crm_export"]
+
+[plugins.allowlist]
+default = "deny"
+rules_file = "rules.csv"
+
+[plugins.credit_check]
+database_url = "sqlite:///data/credit.sqlite3"
+
+[plugins.crm_export]
+database_url = "sqlite:///data/crm.sqlite3"
+[[plugins.crm_export.sinks]]
+name = "crm"
+type = "webhook"
+url = "https://crm.example.com/calls"
+secret = {{ env = "{CRM_SECRET_ENV}" }}
+[[plugins.crm_export.sinks]]
+name = "file"
+type = "file"
+path = "export/calls-{{date}}.jsonl"
+"""
+
+
+def run(*args, env=None, cwd=None, stdin=None):
+    """``callgate ARGS`` as an operator runs it: only PATH and what ``env`` adds in the environment."""
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})}
+    return subprocess.run([CALLGATE, *args], capture_output=True, text=True, timeout=60, cwd=cwd, env=environ,
+                          stdin=stdin)
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A config folder /srv/cg-like: config.toml and the rules file beside it; returns the config path."""
+    folder = tmp_path / "srv" / "cg"
+    folder.mkdir(parents=True)
+    (folder / "rules.csv").write_text("action,caller\nallow,+4670*\n")
+    config = folder / "config.toml"
+    config.write_text(THREE_PLUGINS)
+    return config
+
+
+def ok(result):
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+# --- item 6: a command needs only what it uses -----------------------------------------------------
+
+def test_plugin_commands_work_without_another_plugins_secret(site):
+    env, here = {CRM_SECRET_ENV: "s" * 32}, site.parent
+    ok(run("credit", "add", ACCOUNT, "--currency", "EUR", "--config", str(site), env=env, cwd=here))
+    ok(run("credit", "topup", ACCOUNT, "2.50", "--config", str(site), env=env, cwd=here))
+
+    # The CRM webhook's secret is not in the environment: the credit and allowlist commands do not need it.
+    balance = json.loads(ok(run("credit", "balance", ACCOUNT, "--json", "--config", str(site), cwd=here)))
+    assert balance["balance"] == "2.50"
+    check = run("allowlist", "check", ACCOUNT, "+14155550123", "--config", str(site), cwd=here)
+    assert check.returncode == 0, check.stderr
+    assert "allow" in check.stdout and "rules.csv" in check.stdout
+
+    # crm_export's own commands need crm_export's whole table, its secret included: they say which variable.
+    status = run("crm", "status", "--config", str(site), cwd=here)
+    assert status.returncode == 2
+    assert CRM_SECRET_ENV in status.stderr and "Traceback" not in status.stderr
+
+
+def test_check_config_and_serve_still_need_every_secret(site):
+    env = {"SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY, "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET}
+    here = site.parent
+    check = run("check-config", "--config", str(site), env=env, cwd=here)
+    assert check.returncode == 2 and CRM_SECRET_ENV in check.stderr, check.stderr
+    serve = run("serve", "--port", str(free_port()), "--config", str(site), env=env, cwd=here)
+    assert serve.returncode == 2 and CRM_SECRET_ENV in serve.stderr, serve.stderr
+    assert "Traceback" not in check.stderr + serve.stderr
+    ok(run("check-config", "--config", str(site), env={**env, CRM_SECRET_ENV: "s" * 32}, cwd=here))
+
+
+# --- item 7: relative paths are taken from the config file's folder ------------------------------
+
+def test_commands_run_from_another_folder_use_the_config_files_folder(site, tmp_path):
+    env, elsewhere = {CRM_SECRET_ENV: "s" * 32}, tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    ok(run("credit", "add", ACCOUNT, "--currency", "EUR", "--config", str(site), env=env, cwd=site.parent))
+    ok(run("credit", "topup", ACCOUNT, "2.50", "--config", str(site), env=env, cwd=site.parent))
+    assert (site.parent / "data" / "credit.sqlite3").is_file()
+
+    balance = json.loads(ok(run("credit", "balance", ACCOUNT, "--json", "--config", str(site), cwd=elsewhere)))
+    assert balance["balance"] == "2.50"
+    assert "allow" in ok(run("allowlist", "check", ACCOUNT, "+14155550123", "--config", str(site), cwd=elsewhere))
+    assert "ok" in ok(run("check-config", "--config", str(site), env=env, cwd=elsewhere))
+    assert list(elsewhere.iterdir()) == []                              # nothing was created where it ran
+    # A relative --config is a path like any other: its folder is where the paths start.
+    ok(run("credit", "balance", ACCOUNT, "--config", os.path.relpath(site, elsewhere), cwd=elsewhere))
+
+
+def test_file_sink_and_rules_file_paths_are_taken_from_the_config_folder(site, tmp_path, monkeypatch):
+    from callgate.config import load_config
+    from callgate.manager import load_plugins
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(CRM_SECRET_ENV, "s" * 32)
+    plugins = {p.name: p.instance for p in load_plugins(load_config(site).plugins).loaded}
+    folder = site.parent
+    assert plugins["crm_export"].config.sink("file").path == f"{folder}/export/calls-{{date}}.jsonl"
+    assert plugins["crm_export"].config.database_url == f"sqlite:///{folder}/data/crm.sqlite3"
+    assert plugins["credit_check"].config.database_url.get_secret_value() == f"sqlite:///{folder}/data/credit.sqlite3"
+    assert plugins["allowlist"].rules.path == folder / "rules.csv"
+
+
+def test_read_only_commands_refuse_a_database_that_does_not_exist(site, tmp_path):
+    env, folder = {CRM_SECRET_ENV: "s" * 32}, site.parent
+    for command in (["credit", "balance", ACCOUNT], ["credit", "ledger", ACCOUNT], ["credit", "accounts"],
+                    ["credit", "rates", "export"], ["credit", "quote", "+14155550123", "60", "--currency", "EUR"]):
+        result = run(*command, "--config", str(site), env=env, cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"{folder}/data/credit.sqlite3" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    for command in (["crm", "status"], ["crm", "retry"], ["crm", "replay", "--since", "1d"]):
+        result = run(*command, "--config", str(site), env=env, cwd=tmp_path)
+        assert result.returncode == 1, (command, result.stdout, result.stderr)
+        assert f"{folder}/data/crm.sqlite3" in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert not (folder / "data").exists() or list((folder / "data").iterdir()) == []
+    assert not (tmp_path / "data").exists()
+
+
+# --- item 8: a PostgreSQL URL without its driver ---------------------------------------------------
+
+@pytest.fixture
+def without_asyncpg(tmp_path):
+    """An environment in which ``import asyncpg`` fails as it does when the package is not installed."""
+    stub = tmp_path / "no-asyncpg" / "asyncpg"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text('raise ImportError("No module named \'asyncpg\'")\n')
+    return {"PYTHONPATH": str(stub.parent), "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
+            "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET}
+
+
+@pytest.mark.parametrize("plugin, table", [
+    ("credit_check", 'database_url = "postgresql://callgate@127.0.0.1:1/credit"\n'),
+    ("crm_export", 'database_url = "postgresql://callgate@127.0.0.1:1/crm"\n'
+                   '[[plugins.crm_export.sinks]]\nname = "file"\ntype = "file"\npath = "calls.jsonl"\n'),
+])
+def test_a_postgresql_url_without_asyncpg_fails_at_once_and_says_what_to_install(plugin, table, tmp_path,
+                                                                                 without_asyncpg):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[plugins]\nenabled = ["{plugin}"]\n[plugins.{plugin}]\n{table}')
+    install = f"pip install 'callgate-{plugin.replace('_', '-')}[postgres]'"
+    for command in (["check-config"], ["serve", "--port", str(free_port())]):
+        result = run(*command, "--config", str(config), env=without_asyncpg, cwd=tmp_path)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "asyncpg" in result.stderr and install in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+# --- item 13: output piped into head, a port already in use ---------------------------------------
+
+APP_ENV = {"SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY, "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET}
+
+
+def piped_into_head(command: str, *, cwd, env=None):
+    """``callgate ... | head -c 100`` in a shell: head exits after 100 bytes, callgate writes far more."""
+    environ = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **(env or {})}
+    return subprocess.run(f"{CALLGATE} {command} | head -c 100", shell=True, capture_output=True, cwd=cwd,
+                          env=environ, timeout=60)
+
+
+def test_output_piped_into_head_ends_quietly(tmp_path):
+    (tmp_path / "big.json").write_text(json.dumps({"event": "ice", "padding": "x" * 1_000_000}))
+    result = piped_into_head("sign ice --body big.json", cwd=tmp_path, env=APP_ENV)
+    assert len(result.stdout) == 100 and result.stdout.startswith(b"curl")
+    assert result.stderr == b"", result.stderr.decode()
+
+
+def test_plugin_output_piped_into_head_ends_quietly(tmp_path):
+    (tmp_path / "config.toml").write_text('[plugins]\nenabled = ["credit_check"]\n'
+                                          '[plugins.credit_check]\ndatabase_url = "sqlite:///credit.sqlite3"\n')
+    rows = "".join(f"+1{i},USD,0.01\n" for i in range(1000, 6000))
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute\n" + rows)
+    ok(run("credit", "rates", "import", "rates.csv", cwd=tmp_path))
+    result = piped_into_head("credit rates export", cwd=tmp_path)
+    assert len(result.stdout) == 100 and result.stdout.startswith(b"prefix,")
+    assert result.stderr == b"", result.stderr.decode()
+
+
+@pytest.fixture
+def busy_port():
+    """A port something else listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_a_port_in_use_is_one_line_naming_the_address_and_the_setting(tmp_path, busy_port):
+    (tmp_path / "config.toml").write_text("[server]\nlog_format = \"json\"\n")
+    result = run("serve", "--port", str(busy_port), cwd=tmp_path, env=APP_ENV)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr + result.stdout
+    message = [line for line in result.stderr.splitlines() if line.startswith("callgate:")]
+    assert len(message) == 1, result.stderr
+    assert f"127.0.0.1:{busy_port}" in message[0] and "[server] port" in message[0] and "--port" in message[0]
+
+    (tmp_path / "config.toml").write_text(f"[server]\nlog_format = \"json\"\nops_port = {busy_port}\n")
+    result = run("serve", "--port", str(free_port()), cwd=tmp_path, env=APP_ENV)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    message = [line for line in result.stderr.splitlines() if line.startswith("callgate:")]
+    assert len(message) == 1 and f"127.0.0.1:{busy_port}" in message[0] and "[server] ops_port" in message[0], \
+        result.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import fields
-from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 T = TypeVar("T")

@@ -2,9 +2,10 @@
 
     db = await Database.connect("sqlite:///var/callgate/credit.sqlite3")   # or "postgresql://user@host/db"
     await db.migrate("credit_check", MIGRATIONS)     # numbered SQL scripts, each applied once
-    async with db.transaction() as tx:               # serialized writes, committed or rolled back as one
-        row = await tx.fetchrow("SELECT balance FROM accounts WHERE id = $1", account)
+    async def pay(tx):                               # serialized writes, committed or rolled back as one
+        row = await tx.fetchrow("SELECT balance FROM accounts WHERE id = $1 FOR UPDATE", account)
         await tx.execute("UPDATE accounts SET balance = $1 WHERE id = $2", new, account)
+    await db.run_transaction(pay)                    # run again if it lost a deadlock (PostgreSQL)
 
 SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``).
 Write SQL both understand: ``INSERT ... ON CONFLICT DO NOTHING``, ``RETURNING``, TEXT for
@@ -19,8 +20,14 @@ Transactions are the unit of correctness:
   take microseconds); what may wait (another process's write lock, the flush) runs on the
   database's own thread.  See :class:`SQLiteDatabase`.
 * PostgreSQL: an asyncpg pool; ``transaction(serializable=False)`` is READ COMMITTED, so
-  take row locks with ``SELECT ... FOR UPDATE`` where two instances may race; pass
-  ``serializable=True`` and retry on ``SerializationError`` where that is simpler.
+  take row locks with ``SELECT ... FOR UPDATE`` where two instances may race, or pass
+  ``serializable=True``.  Take the locks of several rows in one order everywhere (say, by key),
+  so that two transactions do not wait for each other.  Should they anyway, PostgreSQL ends one
+  of them (a deadlock, SQLSTATE 40P01; a serializable transaction that lost a race: 40001):
+  :meth:`Database.run_transaction` runs such a transaction again, a few times, after a short
+  random pause, and so does a single statement run with ``db.execute``/``db.fetch``.
+  ``transaction()`` alone does not (a ``with`` block cannot be run twice): its caller gets the
+  :class:`TransactionConflict`.
   Every transaction sets ``idle_in_transaction_session_timeout`` and ``lock_timeout`` to
   5 s (a setting the URL names, e.g. ``?lock_timeout=2000``, is left to the URL; ``0``
   turns it off).  A callgate transaction never waits between its statements, so a session
@@ -40,27 +47,48 @@ Transactions are the unit of correctness:
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
+import structlog
+
 _PLACEHOLDER = re.compile(r"\$(\d+)")
+T = TypeVar("T")
+log = structlog.get_logger("callgate.storage")
+
+#: How many times :meth:`Database.run_transaction` runs a transaction that PostgreSQL ended to break a
+#: deadlock or a serialization failure, in all (the first run included).
+TRANSACTION_ATTEMPTS = 5
+#: The pause before the first retry is random in [0, this] seconds; each next one's bound doubles.  Short:
+#: the loser of a deadlock has already waited ``deadlock_timeout`` (1 s by default), and its winner is done.
+RETRY_PAUSE_SECONDS = 0.02
 
 
 class DatabaseError(Exception):
     """The database is unreachable or refused a statement (the message never contains a password)."""
 
 
-class SerializationError(DatabaseError):
-    """A serializable transaction lost a race; run it again."""
+class TransactionConflict(DatabaseError):
+    """PostgreSQL ended the transaction so that a concurrent one could go on; running it again is safe
+    (nothing of it was committed) and usually succeeds.  :meth:`Database.run_transaction` does."""
+
+
+class SerializationError(TransactionConflict):
+    """A serializable transaction lost a race (SQLSTATE 40001); run it again."""
+
+
+class DeadlockError(TransactionConflict):
+    """The transaction waited for a lock held by one that waited for it (SQLSTATE 40P01); run it again."""
 
 
 def redact(url: str) -> str:
@@ -115,8 +143,44 @@ class Database(Connection):
     async def close(self) -> None:
         raise NotImplementedError
 
+    #: How many times run_transaction tries (SQLite never ends a transaction to break a deadlock: once).
+    transaction_attempts: int = 1
+
     def transaction(self, *, serializable: bool = False):
+        """``async with db.transaction() as tx``: committed when the block ends, rolled back if it raises.
+        Not run again on a :class:`TransactionConflict` (see :meth:`run_transaction`)."""
         raise NotImplementedError
+
+    async def run_transaction(self, work: Callable[[Connection], Awaitable[T]], *,
+                              serializable: bool = False) -> T:
+        """``await work(tx)`` in a transaction and commit it; returns what ``work`` returned.
+
+        When PostgreSQL ends the transaction to break a deadlock or a serialization failure
+        (:class:`TransactionConflict`), ``work`` runs again from the start in a new transaction, up to
+        ``transaction_attempts`` times in all, after a short random pause; the last conflict is raised
+        (a :class:`DatabaseError`).  So ``work`` must do nothing but read and write through ``tx`` and
+        return what it computed: no change to objects outside it, nothing sent, nothing logged as done.
+        """
+        async def attempt() -> T:
+            async with self.transaction(serializable=serializable) as tx:
+                return await work(tx)
+        return await self._retrying(attempt)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, again after a TransactionConflict, up to ``transaction_attempts`` times in all."""
+        for number in range(1, self.transaction_attempts):
+            try:
+                return await attempt()
+            except TransactionConflict as exc:
+                pause = random.uniform(0.0, RETRY_PAUSE_SECONDS * 2 ** (number - 1))
+                log.info("storage_transaction_retried", attempt=number, error=str(exc), pause=round(pause, 4))
+                await asyncio.sleep(pause)
+        try:
+            return await attempt()
+        except TransactionConflict as exc:
+            if self.transaction_attempts == 1:
+                raise
+            raise type(exc)(f"{exc} (gave up after {self.transaction_attempts} tries)") from exc
 
     async def ping(self) -> None:
         """Raise DatabaseError unless the database answers."""
@@ -129,7 +193,7 @@ class Database(Connection):
         advisory lock serialises them (even the creation of the bookkeeping table), on
         SQLite the write lock does.
         """
-        async with self.transaction() as tx:
+        async def apply(tx: Connection) -> None:
             if self.dialect == "postgresql":
                 await tx.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await tx.execute("CREATE TABLE IF NOT EXISTS callgate_migrations "
@@ -144,6 +208,7 @@ class Database(Connection):
                         await tx.execute(statement)
                 await tx.execute("INSERT INTO callgate_migrations (component, version) VALUES ($1, $2)",
                                  component, version)
+        await self.run_transaction(apply)
         return len(migrations)
 
 
@@ -403,7 +468,9 @@ async def _pg(awaitable: Any) -> Any:
     try:
         return await awaitable
     except asyncpg.SerializationError as exc:
-        raise SerializationError(str(exc)) from exc
+        raise SerializationError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+    except asyncpg.DeadlockDetectedError as exc:
+        raise DeadlockError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise DatabaseError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
@@ -447,8 +514,9 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10, connect_timeout: float = 5.0,
-                 command_timeout: float = 10.0) -> None:
+                 command_timeout: float = 10.0, transaction_attempts: int = TRANSACTION_ATTEMPTS) -> None:
         self.url = url
+        self.transaction_attempts = max(1, transaction_attempts)
         self._options = {"min_size": min_size, "max_size": max_size, "timeout": connect_timeout,
                          "command_timeout": command_timeout}
         self._pool: Any = None
@@ -475,12 +543,17 @@ class PostgresDatabase(Database):
             await pool.close()
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._acquire() as conn:
-            return await _PostgresConnection(conn).execute(sql, *args)
+        """One statement, its own transaction (run again on a TransactionConflict, like run_transaction)."""
+        async def attempt() -> int:
+            async with self._acquire() as conn:
+                return await _PostgresConnection(conn).execute(sql, *args)
+        return await self._retrying(attempt)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with self._acquire() as conn:
-            return await _PostgresConnection(conn).fetch(sql, *args)
+        async def attempt() -> list[dict[str, Any]]:
+            async with self._acquire() as conn:
+                return await _PostgresConnection(conn).fetch(sql, *args)
+        return await self._retrying(attempt)
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Any]:

@@ -7,7 +7,8 @@
         await tx.execute("UPDATE accounts SET balance = $1 WHERE id = $2", new, account)
     await db.run_transaction(pay)                    # run again if it lost a deadlock (PostgreSQL)
 
-SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``).
+SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``, but never
+inside a string literal, a quoted name or a comment).
 Write SQL both understand: ``INSERT ... ON CONFLICT DO NOTHING``, ``RETURNING``, TEXT for
 Decimal money (compare in Python, or store integer minor units).
 
@@ -62,7 +63,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 
-_PLACEHOLDER = re.compile(r"\$(\d+)")
 T = TypeVar("T")
 log = structlog.get_logger("callgate.storage")
 
@@ -187,7 +187,13 @@ class Database(Connection):
         await self.fetchval("SELECT 1")
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
-        """Apply ``migrations[i]`` (SQL scripts, ``;``-separated) not yet applied for ``component``; returns the version.
+        """Apply ``migrations[i]`` (SQL scripts) not yet applied for ``component``; returns the version.
+
+        A script is split into statements where the database itself ends one: PostgreSQL runs the
+        whole script, SQLite each statement :func:`sqlite_statements` finds, so a ``;`` inside a
+        string literal, a quoted name, a comment, a trigger's ``BEGIN ... END`` or (PostgreSQL) a
+        ``$$``-quoted function body does not end a statement.  Each script and its bookkeeping
+        row are one transaction with all the others not yet applied.
 
         Safe when several instances start at once on a fresh database: on PostgreSQL an
         advisory lock serialises them (even the creation of the bookkeeping table), on
@@ -203,8 +209,10 @@ class Database(Connection):
             for version, script in enumerate(migrations, start=1):
                 if version in done:
                     continue
-                for statement in (s.strip() for s in script.split(";")):
-                    if statement:
+                if self.dialect == "postgresql":
+                    await tx.execute(script)     # no arguments: asyncpg sends it as one multi-statement query
+                else:
+                    for statement in sqlite_statements(script):
                         await tx.execute(statement)
                 await tx.execute("INSERT INTO callgate_migrations (component, version) VALUES ($1, $2)",
                                  component, version)
@@ -223,6 +231,27 @@ def _sqlite_path(url: str) -> str:
     if rest in (":memory:", "/:memory:"):
         return ":memory:"
     return rest[1:] if rest.startswith("/") else rest
+
+
+def sqlite_statements(script: str) -> list[str]:
+    """The statements of a SQL script, split at each ``;`` that ends a statement for SQLite
+    (``sqlite3.complete_statement``): not one inside a string literal, a quoted name, a comment or a
+    trigger's ``BEGIN ... END``.  Empty statements are dropped; the last may lack its ``;``."""
+    statements: list[str] = []
+    current = ""
+    pieces = script.split(";")
+    for number, piece in enumerate(pieces, start=1):
+        current += piece
+        if number == len(pieces):
+            break
+        current += ";"
+        if sqlite3.complete_statement(current):
+            if current.strip().rstrip(";").strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
 
 
 def _switch_to_wal(conn: sqlite3.Connection, patience_s: float) -> None:
@@ -251,9 +280,29 @@ class _SQLiteConnection(Connection):
         return [dict(row) for row in self._db._statement(sql, args).fetchall()]
 
 
+#: One token of SQL text that may contain ``$1`` without it being a placeholder (a string literal, a quoted
+#: name, a comment, a name such as ``a$1``), or a placeholder ``$<n>``: the tokens SQLite's own tokenizer knows.
+_SQLITE_TOKEN = re.compile(r"""
+      '(?:[^']|'')*'              # a string literal ('' is a quote inside it)
+    | "(?:[^"]|"")*"              # quoted names
+    | `(?:[^`]|``)*`
+    | \[[^\]]*\]
+    | --[^\n]*                    # a comment, to the end of the line
+    | /\*.*?(?:\*/|\Z)            # a block comment (the last one may run to the end)
+    | [^\W\d][\w$]*               # a name (it may contain $)
+    | \$(\d+)                      # a placeholder
+""", re.VERBOSE | re.DOTALL)
+
+
+def _sqlite_placeholder(match: re.Match[str]) -> str:
+    number = match.group(1)
+    return match.group(0) if number is None else f"?{number}"
+
+
 @lru_cache(maxsize=1024)
 def _sqlite_sql(sql: str) -> str:
-    return _PLACEHOLDER.sub(r"?\1", sql)
+    """PostgreSQL's ``$1`` placeholders as SQLite's ``?1``; text in literals, quoted names and comments kept."""
+    return _SQLITE_TOKEN.sub(_sqlite_placeholder, sql)
 
 
 class _Group:

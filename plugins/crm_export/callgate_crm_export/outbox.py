@@ -167,6 +167,18 @@ def _ended_in(since: float, until: float | None, callids: Sequence[str], *, firs
     return where, args
 
 
+def _only(where: str, args: list[Any], sinks: Sequence[str], callids: Sequence[str]) -> tuple[str, list[Any]]:
+    """``where`` narrowed to these sinks and these calls (each: all when empty), and its arguments."""
+    args = list(args)
+    if sinks:
+        where += f" AND sink IN ({_in_list(sinks, len(args) + 1)})"
+        args += list(sinks)
+    if callids:
+        where += f" AND callid IN ({_in_list(callids, len(args) + 1)})"
+        args += list(callids)
+    return where, args
+
+
 class Outbox:
     """The outbox over one database, for a fixed list of sink names."""
 
@@ -409,16 +421,18 @@ class Outbox:
 
     async def retry_dead(self, now: float, sinks: Sequence[str] = (), callids: Sequence[str] = ()) -> int:
         """Dead letters (of these sinks / calls, or all) back to pending, attempts from zero."""
-        where = "state = 'dead'"
-        args: list[Any] = [now]
-        if sinks:
-            where += f" AND sink IN ({_in_list(sinks, len(args) + 1)})"
-            args += list(sinks)
-        if callids:
-            where += f" AND callid IN ({_in_list(callids, len(args) + 1)})"
-            args += list(callids)
+        where, args = _only("state = 'dead'", [now], sinks, callids)
         return await self.db.execute(self._update_deliveries(
             "state = 'pending', attempts = 0, next_attempt_at = $1, pending_since = $1, updated_at = $1", where), *args)
+
+    async def deliver_now(self, now: float, sinks: Sequence[str] = (), callids: Sequence[str] = ()) -> int:
+        """Pending records waiting for a later attempt (of these sinks / calls, or all) become due now: every
+        running worker sends them at its next poll instead of after their backoff.  Their attempts are kept
+        (``max_attempts`` still counts); records being delivered (a lease held) are left alone.  Returns how
+        many (sink, record) deliveries were made due."""
+        waiting = "state = 'pending' AND next_attempt_at > $1 AND (claimed_until IS NULL OR claimed_until < $1)"
+        where, args = _only(waiting, [now], sinks, callids)
+        return await self.db.execute(self._update_deliveries("next_attempt_at = $1, updated_at = $1", where), *args)
 
     async def replay(self, now: float, since: float, until: float | None = None, sinks: Sequence[str] = (),
                      callids: Sequence[str] = ()) -> int:

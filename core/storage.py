@@ -2,11 +2,13 @@
 
     db = await Database.connect("sqlite:///var/callgate/credit.sqlite3")   # or "postgresql://user@host/db"
     await db.migrate("credit_check", MIGRATIONS)     # numbered SQL scripts, each applied once
-    async with db.transaction() as tx:               # serialized writes, committed or rolled back as one
-        row = await tx.fetchrow("SELECT balance FROM accounts WHERE id = $1", account)
+    async def pay(tx):                               # serialized writes, committed or rolled back as one
+        row = await tx.fetchrow("SELECT balance FROM accounts WHERE id = $1 FOR UPDATE", account)
         await tx.execute("UPDATE accounts SET balance = $1 WHERE id = $2", new, account)
+    await db.run_transaction(pay)                    # run again if it lost a deadlock (PostgreSQL)
 
-SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``).
+SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``, but never
+inside a string literal, a quoted name or a comment).
 Write SQL both understand: ``INSERT ... ON CONFLICT DO NOTHING``, ``RETURNING``, TEXT for
 Decimal money (compare in Python, or store integer minor units).
 
@@ -19,8 +21,14 @@ Transactions are the unit of correctness:
   take microseconds); what may wait (another process's write lock, the flush) runs on the
   database's own thread.  See :class:`SQLiteDatabase`.
 * PostgreSQL: an asyncpg pool; ``transaction(serializable=False)`` is READ COMMITTED, so
-  take row locks with ``SELECT ... FOR UPDATE`` where two instances may race; pass
-  ``serializable=True`` and retry on ``SerializationError`` where that is simpler.
+  take row locks with ``SELECT ... FOR UPDATE`` where two instances may race, or pass
+  ``serializable=True``.  Take the locks of several rows in one order everywhere (say, by key),
+  so that two transactions do not wait for each other.  Should they anyway, PostgreSQL ends one
+  of them (a deadlock, SQLSTATE 40P01; a serializable transaction that lost a race: 40001):
+  :meth:`Database.run_transaction` runs such a transaction again, a few times, after a short
+  random pause, and so does a single statement run with ``db.execute``/``db.fetch``.
+  ``transaction()`` alone does not (a ``with`` block cannot be run twice): its caller gets the
+  :class:`TransactionConflict`.
   Every transaction sets ``idle_in_transaction_session_timeout`` and ``lock_timeout`` to
   5 s (a setting the URL names, e.g. ``?lock_timeout=2000``, is left to the URL; ``0``
   turns it off).  A callgate transaction never waits between its statements, so a session
@@ -40,27 +48,47 @@ Transactions are the unit of correctness:
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-_PLACEHOLDER = re.compile(r"\$(\d+)")
+import structlog
+
+T = TypeVar("T")
+log = structlog.get_logger("callgate.storage")
+
+#: How many times :meth:`Database.run_transaction` runs a transaction that PostgreSQL ended to break a
+#: deadlock or a serialization failure, in all (the first run included).
+TRANSACTION_ATTEMPTS = 5
+#: The pause before the first retry is random in [0, this] seconds; each next one's bound doubles.  Short:
+#: the loser of a deadlock has already waited ``deadlock_timeout`` (1 s by default), and its winner is done.
+RETRY_PAUSE_SECONDS = 0.02
 
 
 class DatabaseError(Exception):
     """The database is unreachable or refused a statement (the message never contains a password)."""
 
 
-class SerializationError(DatabaseError):
-    """A serializable transaction lost a race; run it again."""
+class TransactionConflict(DatabaseError):
+    """PostgreSQL ended the transaction so that a concurrent one could go on; running it again is safe
+    (nothing of it was committed) and usually succeeds.  :meth:`Database.run_transaction` does."""
+
+
+class SerializationError(TransactionConflict):
+    """A serializable transaction lost a race (SQLSTATE 40001); run it again."""
+
+
+class DeadlockError(TransactionConflict):
+    """The transaction waited for a lock held by one that waited for it (SQLSTATE 40P01); run it again."""
 
 
 class MissingDatabaseError(DatabaseError):
@@ -123,21 +151,63 @@ class Database(Connection):
     async def close(self) -> None:
         raise NotImplementedError
 
+    #: How many times run_transaction tries (SQLite never ends a transaction to break a deadlock: once).
+    transaction_attempts: int = 1
+
     def transaction(self, *, serializable: bool = False):
+        """``async with db.transaction() as tx``: committed when the block ends, rolled back if it raises.
+        Not run again on a :class:`TransactionConflict` (see :meth:`run_transaction`)."""
         raise NotImplementedError
+
+    async def run_transaction(self, work: Callable[[Connection], Awaitable[T]], *,
+                              serializable: bool = False) -> T:
+        """``await work(tx)`` in a transaction and commit it; returns what ``work`` returned.
+
+        When PostgreSQL ends the transaction to break a deadlock or a serialization failure
+        (:class:`TransactionConflict`), ``work`` runs again from the start in a new transaction, up to
+        ``transaction_attempts`` times in all, after a short random pause; the last conflict is raised
+        (a :class:`DatabaseError`).  So ``work`` must do nothing but read and write through ``tx`` and
+        return what it computed: no change to objects outside it, nothing sent, nothing logged as done.
+        """
+        async def attempt() -> T:
+            async with self.transaction(serializable=serializable) as tx:
+                return await work(tx)
+        return await self._retrying(attempt)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[T]]) -> T:
+        """``attempt()``, again after a TransactionConflict, up to ``transaction_attempts`` times in all."""
+        for number in range(1, self.transaction_attempts):
+            try:
+                return await attempt()
+            except TransactionConflict as exc:
+                pause = random.uniform(0.0, RETRY_PAUSE_SECONDS * 2 ** (number - 1))
+                log.info("storage_transaction_retried", attempt=number, error=str(exc), pause=round(pause, 4))
+                await asyncio.sleep(pause)
+        try:
+            return await attempt()
+        except TransactionConflict as exc:
+            if self.transaction_attempts == 1:
+                raise
+            raise type(exc)(f"{exc} (gave up after {self.transaction_attempts} tries)") from exc
 
     async def ping(self) -> None:
         """Raise DatabaseError unless the database answers."""
         await self.fetchval("SELECT 1")
 
     async def migrate(self, component: str, migrations: Sequence[str]) -> int:
-        """Apply ``migrations[i]`` (SQL scripts, ``;``-separated) not yet applied for ``component``; returns the version.
+        """Apply ``migrations[i]`` (SQL scripts) not yet applied for ``component``; returns the version.
+
+        A script is split into statements where the database itself ends one: PostgreSQL runs the
+        whole script, SQLite each statement :func:`sqlite_statements` finds, so a ``;`` inside a
+        string literal, a quoted name, a comment, a trigger's ``BEGIN ... END`` or (PostgreSQL) a
+        ``$$``-quoted function body does not end a statement.  Each script and its bookkeeping
+        row are one transaction with all the others not yet applied.
 
         Safe when several instances start at once on a fresh database: on PostgreSQL an
         advisory lock serialises them (even the creation of the bookkeeping table), on
         SQLite the write lock does.
         """
-        async with self.transaction() as tx:
+        async def apply(tx: Connection) -> None:
             if self.dialect == "postgresql":
                 await tx.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
             await tx.execute("CREATE TABLE IF NOT EXISTS callgate_migrations "
@@ -147,11 +217,14 @@ class Database(Connection):
             for version, script in enumerate(migrations, start=1):
                 if version in done:
                     continue
-                for statement in (s.strip() for s in script.split(";")):
-                    if statement:
+                if self.dialect == "postgresql":
+                    await tx.execute(script)     # no arguments: asyncpg sends it as one multi-statement query
+                else:
+                    for statement in sqlite_statements(script):
                         await tx.execute(statement)
                 await tx.execute("INSERT INTO callgate_migrations (component, version) VALUES ($1, $2)",
                                  component, version)
+        await self.run_transaction(apply)
         return len(migrations)
 
 
@@ -166,6 +239,27 @@ def _sqlite_path(url: str) -> str:
     if rest in (":memory:", "/:memory:"):
         return ":memory:"
     return rest[1:] if rest.startswith("/") else rest
+
+
+def sqlite_statements(script: str) -> list[str]:
+    """The statements of a SQL script, split at each ``;`` that ends a statement for SQLite
+    (``sqlite3.complete_statement``): not one inside a string literal, a quoted name, a comment or a
+    trigger's ``BEGIN ... END``.  Empty statements are dropped; the last may lack its ``;``."""
+    statements: list[str] = []
+    current = ""
+    pieces = script.split(";")
+    for number, piece in enumerate(pieces, start=1):
+        current += piece
+        if number == len(pieces):
+            break
+        current += ";"
+        if sqlite3.complete_statement(current):
+            if current.strip().rstrip(";").strip():
+                statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
 
 
 def _switch_to_wal(conn: sqlite3.Connection, patience_s: float) -> None:
@@ -194,9 +288,29 @@ class _SQLiteConnection(Connection):
         return [dict(row) for row in self._db._statement(sql, args).fetchall()]
 
 
+#: One token of SQL text that may contain ``$1`` without it being a placeholder (a string literal, a quoted
+#: name, a comment, a name such as ``a$1``), or a placeholder ``$<n>``: the tokens SQLite's own tokenizer knows.
+_SQLITE_TOKEN = re.compile(r"""
+      '(?:[^']|'')*'              # a string literal ('' is a quote inside it)
+    | "(?:[^"]|"")*"              # quoted names
+    | `(?:[^`]|``)*`
+    | \[[^\]]*\]
+    | --[^\n]*                    # a comment, to the end of the line
+    | /\*.*?(?:\*/|\Z)            # a block comment (the last one may run to the end)
+    | [^\W\d][\w$]*               # a name (it may contain $)
+    | \$(\d+)                      # a placeholder
+""", re.VERBOSE | re.DOTALL)
+
+
+def _sqlite_placeholder(match: re.Match[str]) -> str:
+    number = match.group(1)
+    return match.group(0) if number is None else f"?{number}"
+
+
 @lru_cache(maxsize=1024)
 def _sqlite_sql(sql: str) -> str:
-    return _PLACEHOLDER.sub(r"?\1", sql)
+    """PostgreSQL's ``$1`` placeholders as SQLite's ``?1``; text in literals, quoted names and comments kept."""
+    return _SQLITE_TOKEN.sub(_sqlite_placeholder, sql)
 
 
 class _Group:
@@ -415,7 +529,9 @@ async def _pg(awaitable: Any) -> Any:
     try:
         return await awaitable
     except asyncpg.SerializationError as exc:
-        raise SerializationError(str(exc)) from exc
+        raise SerializationError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
+    except asyncpg.DeadlockDetectedError as exc:
+        raise DeadlockError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         raise DatabaseError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
 
@@ -459,8 +575,9 @@ class PostgresDatabase(Database):
     dialect = "postgresql"
 
     def __init__(self, url: str, min_size: int = 1, max_size: int = 10, connect_timeout: float = 5.0,
-                 command_timeout: float = 10.0) -> None:
+                 command_timeout: float = 10.0, transaction_attempts: int = TRANSACTION_ATTEMPTS) -> None:
         self.url = url
+        self.transaction_attempts = max(1, transaction_attempts)
         self._options = {"min_size": min_size, "max_size": max_size, "timeout": connect_timeout,
                          "command_timeout": command_timeout}
         self._pool: Any = None
@@ -487,12 +604,17 @@ class PostgresDatabase(Database):
             await pool.close()
 
     async def execute(self, sql: str, *args: Any) -> int:
-        async with self._acquire() as conn:
-            return await _PostgresConnection(conn).execute(sql, *args)
+        """One statement, its own transaction (run again on a TransactionConflict, like run_transaction)."""
+        async def attempt() -> int:
+            async with self._acquire() as conn:
+                return await _PostgresConnection(conn).execute(sql, *args)
+        return await self._retrying(attempt)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-        async with self._acquire() as conn:
-            return await _PostgresConnection(conn).fetch(sql, *args)
+        async def attempt() -> list[dict[str, Any]]:
+            async with self._acquire() as conn:
+                return await _PostgresConnection(conn).fetch(sql, *args)
+        return await self._retrying(attempt)
 
     @asynccontextmanager
     async def _acquire(self) -> AsyncIterator[Any]:

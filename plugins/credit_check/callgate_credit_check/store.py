@@ -12,7 +12,8 @@ or many): every transaction that touches an account first locks its row
 (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` takes
 the database write lock), so balance checks and reservations on one account
 happen one at a time.  Locks are always taken account first, then call, so
-transactions cannot deadlock.
+transactions cannot deadlock; should PostgreSQL end one all the same (a deadlock
+or a serialization failure), ``Database.run_transaction`` runs it again.
 
 Calls are keyed by Sinch's ``callid``: a repeated ICE finds its reservation
 and reserves nothing more; a repeated DICE finds the call settled and changes
@@ -23,12 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from callgate.storage import Connection, Database, DatabaseError
 
@@ -56,6 +56,9 @@ class NoRate:
 
 
 RateLookup = Callable[[Connection, str], Awaitable["Rate | NoRate"]]
+T = TypeVar("T")
+#: A transaction holding a call's account row and its call row, with both as they are: ``(tx, account, call)``.
+LockedCall = tuple[Connection, "Account", "CallRecord"]
 
 
 def utc_now() -> str:
@@ -234,7 +237,7 @@ class CreditStore:
             raise StoreError("a top-up must be a positive amount")
         if amount == 0:
             raise StoreError("an adjustment of 0 changes nothing")
-        async with self.db.transaction() as tx:
+        async def add_credit(tx: Connection) -> LedgerEntry:
             account = await self._lock_account(tx, account_id)
             if account is None:
                 raise StoreError(f"no account {account_id!r} (add it with: callgate credit add {account_id} "
@@ -243,6 +246,7 @@ class CreditStore:
             # The account's row is locked: its newest entry is the one just written.
             return _ledger(await tx.fetchrow("SELECT * FROM credit_ledger WHERE account_id = $1 ORDER BY id DESC "
                                              "LIMIT 1", account.id))
+        return await self.db.run_transaction(add_credit)
 
     async def ledger(self, account_id: str, limit: int = 50) -> list[LedgerEntry]:
         """The newest ``limit`` entries, oldest first."""
@@ -252,11 +256,12 @@ class CreditStore:
 
     async def link_number(self, number: str, account_id: str) -> None:
         """The number-to-account table: calls from ``number`` are paid by ``account_id``."""
-        async with self.db.transaction() as tx:
+        async def link(tx: Connection) -> None:
             if await self._lock_account(tx, account_id) is None:
                 raise StoreError(f"no account {account_id!r}")
             await tx.execute("INSERT INTO credit_numbers (number, account_id) VALUES ($1, $2) "
                              "ON CONFLICT (number) DO UPDATE SET account_id = excluded.account_id", number, account_id)
+        await self.db.run_transaction(link)
 
     async def unlink_number(self, number: str) -> bool:
         return bool(await self.db.execute("DELETE FROM credit_numbers WHERE number = $1", number))
@@ -273,7 +278,7 @@ class CreditStore:
 
     async def import_rates(self, rates: list[Rate], *, replace: bool = True) -> int:
         """Store ``rates`` in one transaction: replacing the whole table, or adding to / updating it."""
-        async with self.db.transaction() as tx:
+        async def import_all(tx: Connection) -> None:
             if replace:
                 await tx.execute("DELETE FROM credit_rates")
             for r in rates:
@@ -284,6 +289,7 @@ class CreditStore:
                     "connect_fee = excluded.connect_fee, first_increment = excluded.first_increment, "
                     "next_increment = excluded.next_increment, name = excluded.name",
                     r.currency, r.prefix, r.per_minute, r.connect_fee, r.increments.first, r.increments.next, r.name)
+        await self.db.run_transaction(import_all)
         return len(rates)
 
     async def rates(self, currency: str | None = None) -> list[Rate]:
@@ -330,7 +336,7 @@ class CreditStore:
         account cannot pay for is recorded as ``denied`` (so a repeat gets the same answer).
         """
         now = time.time() if now is None else now
-        async with self.db.transaction() as tx:
+        async def reserve_call(tx: Connection) -> Reservation:
             account = await self._lock_account(tx, account_id)
             if account is None:
                 return Reservation("no_account", account_id, reason=f"no account {account_id!r}")
@@ -360,13 +366,14 @@ class CreditStore:
                 await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid)
             return Reservation(state, account.id, account.currency, granted.seconds, granted.reserve,
                                account.available, reason=reason)
+        return await self.db.run_transaction(reserve_call)
 
     async def limit(self, callid: str, max_duration: int, *, unit: int, grace: int) -> int:
         """The call may last at most ``max_duration`` seconds (another limit won): give back the surplus.
 
         Returns the micro-units released (0 when nothing changed).
         """
-        async with self._locked_call(callid) as locked:
+        async def lower_limit(locked: LockedCall | None) -> int:
             if locked is None:
                 return 0
             tx, account, call = locked
@@ -381,6 +388,7 @@ class CreditStore:
                 await self._move(tx, account, "release", surplus, reserved=-surplus, callid=callid,
                                  note=f"maxDuration lowered to {max_duration} s")
             return max(surplus, 0)
+        return await self._in_locked_call(callid, lower_limit)
 
     async def release(self, callid: str, *, state: Literal["released", "expired"] = "released",
                       reason: str = "") -> CallRecord | None:
@@ -388,7 +396,7 @@ class CreditStore:
 
         Returns the call as it was when released; None when it was not held (already settled, released, ...).
         """
-        async with self._locked_call(callid) as locked:
+        async def release_call(locked: LockedCall | None) -> CallRecord | None:
             if locked is None:
                 return None
             tx, account, call = locked
@@ -400,6 +408,7 @@ class CreditStore:
                 await self._move(tx, account, "release", call.reserved, reserved=-call.reserved, callid=callid,
                                  note=reason)
             return call
+        return await self._in_locked_call(callid, release_call)
 
     async def settle(self, callid: str, duration: int, *, unit: int, sinch_debit: Decimal | None = None,
                      sinch_currency: str | None = None) -> Settlement | None:
@@ -409,7 +418,7 @@ class CreditStore:
         returned unchanged with ``repeated=True``.  A call whose reservation had expired or
         was released is still charged for the time Sinch reports.
         """
-        async with self._locked_call(callid) as locked:
+        async def settle_call(locked: LockedCall | None) -> Settlement | None:
             if locked is None:
                 return None
             tx, account, call = locked
@@ -434,6 +443,7 @@ class CreditStore:
                             sinch_debit=None if sinch_debit is None else str(sinch_debit),
                             sinch_currency=sinch_currency, settled_at=settled_at)
             return Settlement(final, held, repeated=False)
+        return await self._in_locked_call(callid, settle_call)
 
     async def overdue(self, now: float | None = None, limit: int = EXPIRY_BATCH) -> list[str]:
         """Callids of reservations past their expiry time (maxDuration + grace after the ICE)."""
@@ -444,19 +454,21 @@ class CreditStore:
 
     # --- internals --------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _locked_call(self, callid: str) -> AsyncIterator[tuple[Connection, Account, CallRecord] | None]:
-        """A transaction holding the call's account row and then its call row (the order every transaction
-        here locks in, so that two cannot deadlock): ``(tx, account, call)``, or None for an unknown call."""
-        async with self.db.transaction() as tx:
+    async def _in_locked_call(self, callid: str, work: Callable[[LockedCall | None], Awaitable[T]]) -> T:
+        """``work`` in a transaction holding the call's account row and then its call row (the order every
+        transaction here locks in, so that two cannot deadlock): ``work((tx, account, call))``, or
+        ``work(None)`` for an unknown call.  Run again if PostgreSQL ended it all the same (see
+        ``Database.run_transaction``): ``work`` only reads and writes through ``tx``."""
+        async def locked(tx: Connection) -> T:
             # Read without a lock (a call's account never changes), so the account's row is locked first.
             account_id = await tx.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
             if account_id is None:
-                yield None
-                return
+                return await work(None)
             account = await self._lock_account(tx, account_id)
+            assert account is not None, "a call's account (a foreign key) is never deleted"
             row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
-            yield tx, account, _call(row)
+            return await work((tx, account, _call(row)))
+        return await self.db.run_transaction(locked)
 
     async def _lock_account(self, tx: Connection, account_id: str) -> Account | None:
         row = await tx.fetchrow(f"SELECT * FROM credit_accounts WHERE id = $1{self._for_update}", account_id)

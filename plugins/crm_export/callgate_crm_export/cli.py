@@ -1,4 +1,4 @@
-"""``callgate crm status | retry | replay``: look at and act on the outbox (the running server delivers).
+"""``callgate crm status | retry | deliver-now | replay``: look at and act on the outbox (the running server delivers).
 
 These commands only change delivery states in the outbox database named by
 ``[plugins.crm_export] database_url``; every running instance picks the change up within
@@ -51,7 +51,8 @@ def _moment(now: float):
 
 def register(subparsers: argparse._SubParsersAction, config: CrmExportConfig) -> None:
     now = time.time()
-    crm = subparsers.add_parser("crm", help="the CRM export outbox: status, retry dead letters, replay")
+    crm = subparsers.add_parser("crm", help="the CRM export outbox: status, retry dead letters, deliver pending "
+                                       "records now, replay")
     sub = crm.add_subparsers(title="crm commands", metavar="COMMAND")
 
     status = sub.add_parser("status", help="queue depth, oldest pending record and dead letters per sink")
@@ -62,6 +63,12 @@ def register(subparsers: argparse._SubParsersAction, config: CrmExportConfig) ->
     retry.add_argument("--sink", action="append", default=[], help="only this sink (repeatable; default: all)")
     retry.add_argument("--callid", action="append", default=[], help="only this call (repeatable)")
     retry.set_defaults(handler=lambda args: _run(config, _retry, args))
+
+    deliver_now = sub.add_parser("deliver-now", help="make every pending record due now (after a receiver's "
+                                                     "outage: instead of waiting for its backoff)")
+    deliver_now.add_argument("--sink", action="append", default=[], help="only this sink (repeatable; default: all)")
+    deliver_now.add_argument("--callid", action="append", default=[], help="only this call (repeatable)")
+    deliver_now.set_defaults(handler=lambda args: _run(config, _deliver_now, args))
 
     replay = sub.add_parser("replay", help="deliver again the records of calls that ended in a time range "
                                            "(nothing is deleted; receivers see the same idempotency keys)")
@@ -147,6 +154,16 @@ async def _retry(outbox: Outbox, config: CrmExportConfig, args: argparse.Namespa
         return problem
     moved = await outbox.retry_dead(time.time(), sinks=args.sink, callids=args.callid)
     print(f"{moved} dead letter(s) moved back to pending; the running server delivers them within "
+          f"{config.poll_interval_seconds:g} s")
+    return 0
+
+
+async def _deliver_now(outbox: Outbox, config: CrmExportConfig, args: argparse.Namespace) -> int:
+    problem = _unknown_sinks(config, args.sink)
+    if problem:
+        return problem
+    due = await outbox.deliver_now(time.time(), sinks=args.sink, callids=args.callid)
+    print(f"{due} pending record(s) due now; the running server sends them within "
           f"{config.poll_interval_seconds:g} s")
     return 0
 

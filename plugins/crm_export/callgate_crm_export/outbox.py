@@ -14,6 +14,13 @@ are claimed for delivery with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL (``BEGIN 
 SQLite), each with a lease: one instance delivers a record, and the lease of an instance that
 died expires so another takes over.  Nothing here deletes a record that some sink has not yet
 received.
+
+Lock order (PostgreSQL): every statement that may wait for rows takes them in one order, by
+callid, and for one callid its ``crm_calls`` row before its ``crm_deliveries`` rows (by sink), so
+that two instances' DICE batches, facts flushes, delivery marks and commands never wait for each
+other in a circle.  Should PostgreSQL end a transaction anyway (a deadlock or a serialization
+failure), ``Database.run_transaction`` runs it again: every transaction here only reads and
+writes the database and returns what it found, so it is safe to run twice.
 """
 
 from __future__ import annotations
@@ -81,7 +88,6 @@ _ENQUEUE = """
                              ELSE excluded.pending_since END,
         updated_at = excluded.updated_at
 """
-_FLOAT2 = "CAST($2 AS DOUBLE PRECISION)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,12 +167,26 @@ def _ended_in(since: float, until: float | None, callids: Sequence[str], *, firs
     return where, args
 
 
+def _only(where: str, args: list[Any], sinks: Sequence[str], callids: Sequence[str]) -> tuple[str, list[Any]]:
+    """``where`` narrowed to these sinks and these calls (each: all when empty), and its arguments."""
+    args = list(args)
+    if sinks:
+        where += f" AND sink IN ({_in_list(sinks, len(args) + 1)})"
+        args += list(sinks)
+    if callids:
+        where += f" AND callid IN ({_in_list(callids, len(args) + 1)})"
+        args += list(callids)
+    return where, args
+
+
 class Outbox:
     """The outbox over one database, for a fixed list of sink names."""
 
     def __init__(self, db: Database, sinks: Sequence[str]) -> None:
         self.db = db
         self.sinks = tuple(sinks)
+        #: A call's delivery rows are written (and so locked) in sink name order, whatever the config's order.
+        self._sinks_in_lock_order = tuple(sorted(set(self.sinks)))
         self._lock_row = " FOR UPDATE" if db.dialect == "postgresql" else ""
         self._skip_locked = " FOR UPDATE SKIP LOCKED" if db.dialect == "postgresql" else ""
 
@@ -188,22 +208,23 @@ class Outbox:
     async def add_facts(self, callid: str, facts: Facts, now: float) -> Change:
         """Merge ``facts`` into the call's row; when the call has a DICE and anything changed, (re)build its
         record with the next version and queue it for every sink.  One transaction."""
-        async with self.db.transaction() as tx:
-            return await self._add(tx, callid, facts, now)
+        return await self.db.run_transaction(lambda tx: self._add(tx, callid, facts, now))
 
     async def add_many(self, items: Sequence[tuple[str, Facts]], now: float) -> list[Change]:
         """:meth:`add_facts` for several calls in one transaction; results in the order of ``items``.
 
-        Rows are locked in callid order, so two instances writing overlapping batches cannot deadlock.
+        Rows are locked in callid order (see the lock order above).
         """
         if not items:
             return []
         order = sorted(range(len(items)), key=lambda i: items[i][0])
-        changes: list[Change | None] = [None] * len(items)
-        async with self.db.transaction() as tx:
+
+        async def add(tx: Connection) -> list[Change]:
+            changes: dict[int, Change] = {}
             for i in order:
                 changes[i] = await self._add(tx, items[i][0], items[i][1], now)
-        return changes
+            return [changes[i] for i in range(len(items))]
+        return await self.db.run_transaction(add)
 
     async def _add(self, tx: Connection, callid: str, facts: Facts, now: float) -> Change:
         await tx.execute("INSERT INTO crm_calls (callid, facts, version, created_at, updated_at) "
@@ -223,9 +244,9 @@ class Outbox:
                          "WHERE callid = $6", facts_json, record.model_dump_json(), version,
                          record.ended_at.timestamp(), now, callid)
         values = ", ".join(f"(${i * 2 + 3}, $1, $2, 'pending', 0, ${i * 2 + 4}, ${i * 2 + 4}, ${i * 2 + 4}, "
-                           f"${i * 2 + 4})" for i in range(len(self.sinks)))
+                           f"${i * 2 + 4})" for i in range(len(self._sinks_in_lock_order)))
         args: list[Any] = [callid, version]
-        for sink in self.sinks:
+        for sink in self._sinks_in_lock_order:
             args += [sink, now]
         await tx.execute(_ENQUEUE.format(source=f"VALUES {values}"), *args)
         return Change(callid, version, True)
@@ -238,22 +259,25 @@ class Outbox:
     # --- delivering ----------------------------------------------------------------------------
 
     async def claim(self, sink: str, limit: int, instance: str, lease_seconds: float, now: float) -> list[Claim]:
-        """Up to ``limit`` due records of ``sink`` nobody holds, leased to ``instance`` for ``lease_seconds``."""
-        async with self.db.transaction() as tx:
+        """Up to ``limit`` due records of ``sink`` nobody holds, leased to ``instance`` for ``lease_seconds``.
+
+        Never waits for a lock (``SKIP LOCKED``): rows another transaction holds are left for the next claim."""
+        async def claim(tx: Connection) -> tuple[list[str], list[dict[str, Any]]]:
             rows = await tx.fetch(
                 "SELECT callid FROM crm_deliveries WHERE sink = $1 AND state = 'pending' AND next_attempt_at <= $2 "
                 "AND (claimed_until IS NULL OR claimed_until < $2) ORDER BY next_attempt_at LIMIT $3"
                 + self._skip_locked, sink, now, limit)
             if not rows:
-                return []
+                return [], []
             callids = [r["callid"] for r in rows]
             await tx.execute(f"UPDATE crm_deliveries SET claimed_by = $1, claimed_until = $2 "
                              f"WHERE sink = $3 AND callid IN ({_in_list(callids, 4)})",
                              instance, now + lease_seconds, sink, *callids)
-            claimed = await tx.fetch(
+            return callids, await tx.fetch(
                 "SELECT d.callid, c.version, d.delivered_version, d.attempts, d.remote_id, c.record "
                 "FROM crm_deliveries d JOIN crm_calls c ON c.callid = d.callid "
                 f"WHERE d.sink = $1 AND d.callid IN ({_in_list(callids, 2)})", sink, *callids)
+        callids, claimed = await self.db.run_transaction(claim)
         order = {callid: i for i, callid in enumerate(callids)}
         return sorted((Claim(sink, r["callid"], r["version"], r["delivered_version"], r["attempts"], r["remote_id"],
                              r["record"]) for r in claimed), key=lambda c: order[c.callid])
@@ -271,10 +295,19 @@ class Outbox:
         return state
 
     async def save_outcomes(self, outcomes: Sequence[Outcome], instance: str, now: float) -> list[str | None]:
-        """Record delivery attempts, several in one transaction; returns each row's new state."""
-        async with self.db.transaction() as tx:
-            return [await (self._delivered(tx, o, instance, now) if o.result.kind == "delivered"
-                           else self._failed(tx, o, instance, now)) for o in outcomes]
+        """Record delivery attempts, several in one transaction; returns each row's new state, in the order of
+        ``outcomes``.  Rows are updated by callid, then sink (the lock order), not in the order the deliveries
+        finished."""
+        order = sorted(range(len(outcomes)), key=lambda i: (outcomes[i].claim.callid, outcomes[i].claim.sink))
+
+        async def save(tx: Connection) -> list[str | None]:
+            states: dict[int, str | None] = {}
+            for i in order:
+                o = outcomes[i]
+                states[i] = await (self._delivered(tx, o, instance, now) if o.result.kind == "delivered"
+                                   else self._failed(tx, o, instance, now))
+            return [states[i] for i in range(len(outcomes))]
+        return await self.db.run_transaction(save)
 
     async def _delivered(self, tx: Connection, outcome: Outcome, instance: str, now: float) -> str | None:
         claim, result = outcome.claim, outcome.result
@@ -313,8 +346,18 @@ class Outbox:
             return 0
         where = "" if callids is None else f" AND callid IN ({_in_list(callids, 2)})"
         return await self.db.execute(
-            f"UPDATE crm_deliveries SET claimed_by = NULL, claimed_until = NULL WHERE claimed_by = $1{where}",
+            self._update_deliveries("claimed_by = NULL, claimed_until = NULL", f"claimed_by = $1{where}"),
             instance, *(callids or ()))
+
+    def _update_deliveries(self, assignments: str, where: str) -> str:
+        """``UPDATE crm_deliveries SET <assignments> WHERE <where>``, its rows locked in the lock order (by
+        callid, then sink) on PostgreSQL, where a plain UPDATE locks them in whatever order it finds them.
+        ``assignments`` must not name ``sink`` or ``callid`` (they are ambiguous in the PostgreSQL form)."""
+        if self.db.dialect != "postgresql":
+            return f"UPDATE crm_deliveries SET {assignments} WHERE {where}"     # SQLite: one writer at a time
+        return (f"UPDATE crm_deliveries SET {assignments} FROM (SELECT sink, callid FROM crm_deliveries "
+                f"WHERE {where} ORDER BY callid, sink FOR UPDATE) AS locked "
+                f"WHERE crm_deliveries.sink = locked.sink AND crm_deliveries.callid = locked.callid")
 
     # --- operating -----------------------------------------------------------------------------
 
@@ -378,30 +421,35 @@ class Outbox:
 
     async def retry_dead(self, now: float, sinks: Sequence[str] = (), callids: Sequence[str] = ()) -> int:
         """Dead letters (of these sinks / calls, or all) back to pending, attempts from zero."""
-        sql = ("UPDATE crm_deliveries SET state = 'pending', attempts = 0, next_attempt_at = $1, pending_since = $1, "
-               "updated_at = $1 WHERE state = 'dead'")
-        args: list[Any] = [now]
-        if sinks:
-            sql += f" AND sink IN ({_in_list(sinks, len(args) + 1)})"
-            args += list(sinks)
-        if callids:
-            sql += f" AND callid IN ({_in_list(callids, len(args) + 1)})"
-            args += list(callids)
-        return await self.db.execute(sql, *args)
+        where, args = _only("state = 'dead'", [now], sinks, callids)
+        return await self.db.execute(self._update_deliveries(
+            "state = 'pending', attempts = 0, next_attempt_at = $1, pending_since = $1, updated_at = $1", where), *args)
+
+    async def deliver_now(self, now: float, sinks: Sequence[str] = (), callids: Sequence[str] = ()) -> int:
+        """Pending records waiting for a later attempt (of these sinks / calls, or all) become due now: every
+        running worker sends them at its next poll instead of after their backoff.  Their attempts are kept
+        (``max_attempts`` still counts); records being delivered (a lease held) are left alone.  Returns how
+        many (sink, record) deliveries were made due."""
+        waiting = "state = 'pending' AND next_attempt_at > $1 AND (claimed_until IS NULL OR claimed_until < $1)"
+        where, args = _only(waiting, [now], sinks, callids)
+        return await self.db.execute(self._update_deliveries("next_attempt_at = $1, updated_at = $1", where), *args)
 
     async def replay(self, now: float, since: float, until: float | None = None, sinks: Sequence[str] = (),
                      callids: Sequence[str] = ()) -> int:
         """Queue the current version of every record that ended in [since, until) for delivery again, to
         these sinks (default: every configured sink, including one added after the calls).  Only states
         change: no record is ever deleted.  Returns the number of (sink, record) deliveries queued."""
-        total = 0
-        where, base = _ended_in(since, until, callids, first=3)
-        async with self.db.transaction() as tx:
-            for sink in sinks or self.sinks:
-                source = (f"SELECT CAST($1 AS TEXT), callid, version, 'pending', 0, {_FLOAT2}, {_FLOAT2}, {_FLOAT2}, "
-                          f"{_FLOAT2} FROM crm_calls WHERE {where}")
-                total += await tx.execute(_ENQUEUE.format(source=source), sink, now, *base)
-        return total
+        names = sorted(set(sinks or self.sinks))
+        if not names:
+            return 0
+        # One statement for every sink, in the lock order: a call's row, then its deliveries by sink.
+        sink_rows = " UNION ALL ".join(f"SELECT CAST(${i} AS TEXT) AS sink" for i in range(1, len(names) + 1))
+        moment = f"CAST(${len(names) + 1} AS DOUBLE PRECISION)"
+        where, base = _ended_in(since, until, callids, first=len(names) + 2)
+        source = (f"SELECT s.sink, callid, version, 'pending', 0, {moment}, {moment}, {moment}, {moment} "
+                  f"FROM crm_calls CROSS JOIN ({sink_rows}) AS s WHERE {where} ORDER BY callid, s.sink"
+                  + (" FOR UPDATE OF crm_calls" if self.db.dialect == "postgresql" else ""))
+        return await self.db.execute(_ENQUEUE.format(source=source), *names, now, *base)
 
     async def count_records(self, since: float, until: float | None = None, callids: Sequence[str] = ()) -> int:
         """How many records ended in [since, until) (what :meth:`replay` would queue per sink)."""
@@ -412,9 +460,14 @@ class Outbox:
         """Remove calls last changed before ``before`` that every sink has received (or that never ended):
         never a pending or dead-letter record.  Returns the number of calls removed."""
         keep = "EXISTS (SELECT 1 FROM crm_deliveries d WHERE d.callid = crm_calls.callid AND d.state <> 'delivered')"
-        async with self.db.transaction() as tx:
+
+        async def purge(tx: Connection) -> int:
+            if self.db.dialect == "postgresql":    # the calls' rows first, by callid (the lock order)
+                await tx.fetchval(f"SELECT COUNT(*) FROM (SELECT callid FROM crm_calls WHERE updated_at < $1 "
+                                  f"AND NOT {keep} ORDER BY callid FOR UPDATE) AS doomed", before)
             await tx.execute(f"DELETE FROM crm_deliveries WHERE callid IN "
                              f"(SELECT callid FROM crm_calls WHERE updated_at < $1 AND NOT {keep})", before)
             return await tx.execute(
                 "DELETE FROM crm_calls WHERE updated_at < $1 AND NOT EXISTS "
                 "(SELECT 1 FROM crm_deliveries d WHERE d.callid = crm_calls.callid)", before)
+        return await self.db.run_transaction(purge)

@@ -219,3 +219,21 @@ async def test_opening_again_applies_no_migration_twice(callgate_database_url):
         assert await db.fetchval("SELECT COUNT(*) FROM callgate_migrations WHERE component = 'crm_export'") == 1
     finally:
         await db.close()
+
+
+async def test_deliver_now_makes_waiting_records_due_and_leaves_the_rest(outbox):
+    for callid in ("waiting", "in-flight", "dead", "other"):
+        await outbox.add_facts(callid, dice_of(callid), NOW)
+    for claim in await outbox.claim("hook", 10, "me", 30, NOW):
+        if claim.callid == "dead":
+            await outbox.mark_failed(claim, "me", AttemptResult("permanent", 400, "no"), NOW, 20, NOW)
+        elif claim.callid != "in-flight":                         # in-flight keeps its lease
+            await outbox.mark_failed(claim, "me", AttemptResult("retry", 503, "down"), NOW + 900, 20, NOW)
+    assert await outbox.claim("hook", 10, "me", 30, NOW + 1) == []           # nothing due for 15 minutes
+    assert await outbox.deliver_now(NOW + 1, sinks=["hook"], callids=["other"]) == 1
+    assert await outbox.deliver_now(NOW + 1, sinks=["hook"]) == 1            # "waiting"; not "in-flight", "dead"
+    claims = {c.callid: c for c in await outbox.claim("hook", 10, "me", 30, NOW + 1)}
+    assert set(claims) == {"waiting", "other"} and claims["waiting"].attempts == 1       # attempts kept
+    rows = await outbox.deliveries("dead")
+    assert rows["hook"]["state"] == "dead"
+    assert await outbox.deliver_now(NOW + 1) == 0     # the file sink's records were due all along

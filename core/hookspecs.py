@@ -9,7 +9,10 @@ General rules, true of every hook:
 * Implement a hook as a method of your plugin class, decorated with
   ``@callgate.hookimpl``.  You may accept any subset of the arguments named in
   the spec (pluggy's opt-in arguments), so hooks can gain arguments later
-  without breaking you.
+  without breaking you.  ``@hookimpl(specname="...")`` maps a method with
+  another name to a hook.  ``wrapper``, ``hookwrapper``, ``tryfirst`` and
+  ``trylast`` are refused when the plugin is loaded: the order is
+  ``[plugins] enabled`` and there are no wrappers (see below).
 * Implementations may be ``async def``; the core awaits them.  They must not
   block the event loop: a synchronous implementation must return in
   microseconds (no network, no disk).  Use an async client, or

@@ -9,7 +9,7 @@ from callgate import samples
 from callgate.config import PluginsConfig, ServerConfig
 from callgate.events import decode_event
 from callgate.manager import load_plugins
-from callgate import Allow, hookimpl
+from callgate import Allow, Deny, hookimpl
 from callgate.pipeline import Pipeline
 
 from plugins_for_tests import (Abstain, AllowWith, AnswerHangup, AnswerInvalid, ContinueOnPie, DenyAll, FixedCli,
@@ -324,3 +324,15 @@ async def test_call_one_answers_plain_functions_at_once_and_awaits_the_rest():
         assert asyncio.iscoroutine(later)
         outcome = await later
         assert type(outcome) is Outcome and (outcome.plugin, outcome.hook, outcome.status) == ("both", hook, "ok")
+
+
+async def test_hookimpl_specname_answers_for_the_named_hook():
+    class Named:
+        @hookimpl(specname="authorize_call")
+        def refuse_everyone(self, call):
+            return Deny("refused by a method with another name")
+
+    p, _ = pipeline({"named": Named})
+    answer = await p.answer(event(samples.ice()))
+    assert answer.decision.allowed is False and answer.decision.decided_by == "named"
+    assert [(o.plugin, o.hook) for o in answer.outcomes] == [("named", "authorize_call")]

@@ -23,7 +23,13 @@ Fixtures:
   application key and secret, like Sinch does.
 * ``callgate_events``: the event factories (``ice()``, ``ace()``, ``pie()``,
   ``dice()``, ``notify()``), returning plain dicts shaped as Sinch sends them.
-* ``callgate_config``: ``callgate_config(config)`` -> a validated ``Config``.
+* ``callgate_config``: ``callgate_config(config)`` -> a validated ``Config`` (the core's
+  settings only: plugins' tables are checked when the plugins are loaded).
+* ``callgate_check_config``: ``callgate_check_config(config=None, plugins=None)`` -> what
+  ``callgate check-config`` says of that configuration: the ``callgate.PluginError`` (or
+  ``callgate.ConfigError``) it would print, or ``None`` when it accepts it.  Use it to test
+  that a bad ``[plugins.<name>]`` table is refused, and how.  (``callgate_client`` raises the
+  same error.)
 * ``callgate_database_url``: parametrized over ``sqlite`` (a fresh file) and ``postgresql``
   (a fresh schema in the server named by ``$CALLGATE_TEST_POSTGRES_DSN``; skipped, saying
   so, when it is not set), so one test proves a store on both.
@@ -52,8 +58,9 @@ from typing import Any
 import pytest
 
 from . import samples, signing
-from .app import create_app
-from .config import Config, config_from_dict
+from .app import build_verifier, create_app
+from .config import Config, ConfigError, config_from_dict
+from .manager import PluginError, load_plugins
 
 POSTGRES_DSN_ENV = "CALLGATE_TEST_POSTGRES_DSN"
 TEST_APPLICATION_KEY = "callgate-test-application"
@@ -76,6 +83,20 @@ def make_config(config: Mapping[str, Any] | str | None = None, *, plugins: Mappi
     data.setdefault("applications", [{"key": TEST_APPLICATION_KEY, "secrets": [{"env": _SECRET_ENV}]}])
     env = {**os.environ, **(environ or {}), _SECRET_ENV: TEST_APPLICATION_SECRET}
     return config_from_dict(data, source="<test config>", environ=env)
+
+
+def check_config(config: Mapping[str, Any] | str | None = None, *,
+                 plugins: Mapping[str, type] | None = None) -> ConfigError | PluginError | None:
+    """What ``callgate check-config`` says of a configuration: the error it would print, or None when it is
+    accepted.  The configuration is validated and every enabled plugin imported (or taken from ``plugins``),
+    configured and built, as at start-up; no plugin's ``startup()`` runs."""
+    try:
+        cfg = make_config(config, plugins=plugins)
+        build_verifier(cfg)
+        load_plugins(cfg.plugins, server_timeout_ms=cfg.server.plugin_timeout_ms, source=cfg.source, classes=plugins)
+    except (ConfigError, PluginError) as exc:
+        return exc
+    return None
 
 
 class SignedClient:
@@ -120,6 +141,13 @@ def callgate_events():
 def callgate_config():
     """``callgate_config(dict_or_toml, plugins=None)`` -> a validated Config with the test application."""
     return make_config
+
+
+@pytest.fixture
+def callgate_check_config():
+    """``callgate_check_config(config=None, plugins=None)`` -> the PluginError or ConfigError ``callgate
+    check-config`` would print for this configuration, or None when it accepts it."""
+    return check_config
 
 
 @pytest.fixture

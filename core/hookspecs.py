@@ -19,11 +19,14 @@ General rules, true of every hook:
   ``asyncio.to_thread`` for a blocking library.
 * Plugins run one after another, in the order of ``[plugins] enabled`` in
   config.toml; the built-in ``router`` and ``caller_id`` plugins come last.
-* Each call runs under the plugin's ``timeout_ms`` and inside one deadline for
-  the whole callback (``[server] deadline_ms``).  A plugin that raises or runs
-  out of time is logged with its name and handled by its ``on_error`` policy:
-  ``"deny"`` treats it as a ``Deny`` (ICE) or a ``hangup`` (ACE/PIE),
-  ``"skip"`` treats it as ``None``.  It never turns an answer into an error.
+* Each call of every hook (``on_disconnect`` and ``on_notify`` included) runs
+  under the plugin's one ``timeout_ms`` and inside one deadline for the whole
+  callback (``[server] deadline_ms``; ``record_deadline_ms`` for DICE and
+  Notify).  A plugin that raises or runs out of time is logged with its name
+  and handled by its ``on_error`` policy: ``"deny"`` treats it as a ``Deny``
+  (ICE) or a ``hangup`` (ACE/PIE), ``"skip"`` treats it as ``None``.  It never
+  turns an ICE/ACE/PIE answer into an error (DICE and Notify: see
+  ``on_disconnect``).
   A hook must let ``asyncio.CancelledError`` propagate (catch ``Exception``,
   never everything).
 * ``call`` is the typed event (``callgate.events.Ice``, ``Ace``, ``Pie``,

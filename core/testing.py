@@ -5,7 +5,8 @@ Install with ``pip install "callgate[testing]"`` and enable it in your
 
     pytest_plugins = ["callgate.testing"]
 
-and set ``asyncio_mode = "auto"`` in your pytest configuration.  Then::
+and set ``asyncio_mode = "auto"`` and ``asyncio_default_fixture_loop_scope = "function"``
+in your pytest configuration (``[tool.pytest.ini_options]``).  Then::
 
     async def test_denies_unknown_callers(callgate_client, callgate_events):
         client = await callgate_client(
@@ -20,7 +21,8 @@ Fixtures:
 * ``callgate_client``: async factory ``await callgate_client(config=None, plugins=None)``
   building the real aiohttp app (plugins enabled and configured as config.toml
   would) and returning a ``SignedClient`` that signs every request with a test
-  application key and secret, like Sinch does.
+  application key and secret, like Sinch does; ``client.plugin(name)`` is the
+  plugin instance the app runs.
 * ``callgate_events``: the event factories (``ice()``, ``ace()``, ``pie()``,
   ``dice()``, ``notify()``), returning plain dicts shaped as Sinch sends them.
 * ``callgate_config``: ``callgate_config(config)`` -> a validated ``Config`` (the core's
@@ -35,7 +37,11 @@ Fixtures:
   so, when it is not set), so one test proves a store on both.
 * ``callgate_server``: factory ``callgate_server(config_toml_text, env=None)`` starting
   the real ``callgate serve`` command in a subprocess on a free port (stopped after
-  the test), for end-to-end tests over real HTTP.
+  the test), for end-to-end tests over real HTTP.  It returns a ``ServerProcess``
+  (``url``, ``port``, ``logs()``, ``log_lines()``, ``stop()``); the server trusts the
+  test application (``TEST_APPLICATION_KEY`` / ``TEST_APPLICATION_SECRET``, given to it
+  as ``SINCH_APPLICATION_KEY`` / ``SINCH_APPLICATION_SECRET``): sign requests to it with
+  ``callgate.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ from . import samples, signing
 from .app import build_verifier, create_app
 from .config import Config, ConfigError, config_from_dict
 from .manager import PluginError, load_plugins
+from .state import PLUGINS
 
 POSTGRES_DSN_ENV = "CALLGATE_TEST_POSTGRES_DSN"
 TEST_APPLICATION_KEY = "callgate-test-application"
@@ -112,6 +119,13 @@ class SignedClient:
     @property
     def app(self):
         return self.client.app
+
+    def plugin(self, name: str) -> Any:
+        """The instance of the enabled plugin ``name`` that this app runs (to look at what it recorded)."""
+        for loaded in self.app[PLUGINS].loaded:
+            if loaded.name == name:
+                return loaded.instance
+        raise KeyError(f"no enabled plugin named {name!r}")
 
     async def send(self, body: Mapping[str, Any] | bytes, *, sign: bool = True, headers: Mapping[str, str] | None = None,
                    content_type: str = "application/json", timestamp: str | None = None, path: str | None = None):

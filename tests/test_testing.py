@@ -39,3 +39,23 @@ def test_check_config_returns_a_core_config_error_too(callgate_check_config):
 async def test_callgate_client_raises_the_plugin_error(callgate_client):
     with pytest.raises(callgate.PluginError, match=r"\[plugins.blocklist\].blockd"):
         await callgate_client({"plugins": {"blocklist": {"blockd": []}}}, plugins={"blocklist": Blocklist})
+
+
+class Recording:
+    def __init__(self):
+        self.ended = {}
+
+    @hookimpl
+    async def on_disconnect(self, call):
+        self.ended[call.callid] = (call.result, call.duration, call.debit.amount, call.debit.currency_id)
+
+
+async def test_client_plugin_is_the_instance_the_app_runs(callgate_client, callgate_events):
+    from decimal import Decimal
+
+    client = await callgate_client(plugins={"rec": Recording})
+    status, body = await client.event(callgate_events.dice(callid="c1", duration=42, debit=0.12, currency="USD"))
+    assert (status, body) == (200, {})
+    assert client.plugin("rec").ended == {"c1": ("ANSWERED", 42, Decimal("0.12"), "USD")}
+    with pytest.raises(KeyError, match="'nope'"):
+        client.plugin("nope")

@@ -19,6 +19,11 @@ General rules, true of every hook:
   ``asyncio.to_thread`` for a blocking library.
 * Plugins run one after another, in the order of ``[plugins] enabled`` in
   config.toml; the built-in ``router`` and ``caller_id`` plugins come last.
+  A hook marked ``@hookspec(firstresult=True)`` (``route_call``, ``set_cli``,
+  ``on_answer``, ``on_prompt_input``) stops at the first answer other than
+  ``None``: later plugins are not asked.  Every other hook asks every plugin
+  (``authorize_call`` until the first ``Deny``).  The dispatcher reads
+  ``firstresult`` from these specs; there is no other table.
 * Each call of every hook (``on_disconnect`` and ``on_notify`` included) runs
   under the plugin's one ``timeout_ms`` and inside one deadline for the whole
   callback (``[server] deadline_ms``; ``record_deadline_ms`` for DICE and
@@ -72,10 +77,14 @@ def authorize_call(call: Ice) -> Allow | Deny | None:
 
     Must not have side effects that outlive a denial by another plugin unless it
     also implements ``call_decided`` to release them (e.g. a credit reservation).
+
+    Not ``firstresult``: an ``Allow`` or ``None`` does not end the evaluation,
+    every plugin is asked in order until one denies.  That one rule is the
+    pipeline's (``stop`` at the first ``Deny`` in ``core/pipeline.py``).
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def route_call(call: Ice) -> Route | None:
     """Where does an authorized call go?  Runs only when the call was allowed.
 
@@ -92,7 +101,7 @@ def route_call(call: Ice) -> Route | None:
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def set_cli(call: Ice, route: Route) -> CallerId | None:
     """Which caller id should the callee see?  Runs after routing, only when the route's
     action is ``connectPstn`` or ``connectSip``.
@@ -129,7 +138,7 @@ def call_decided(call: Ice, decision: Decision) -> None:
 # --- ACE / PIE: the callee answered, a menu collected input --------------------------------
 
 
-@hookspec
+@hookspec(firstresult=True)
 def on_answer(call: Ace) -> Svaml | None:
     """The callee answered an outgoing leg (ACE).  What now?
 
@@ -145,7 +154,7 @@ def on_answer(call: Ace) -> Svaml | None:
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def on_prompt_input(call: Pie) -> Svaml | None:
     """A ``runMenu`` (or conference DTMF detection) produced a result (PIE).  What now?
 

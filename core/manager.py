@@ -87,19 +87,26 @@ class Plugins:
     pm: pluggy.PluginManager
     loaded: list[LoadedPlugin]
     _impls: dict[str, tuple[HookImpl, ...]] = field(default_factory=dict)
+    _calls: dict[str, tuple[tuple[HookImpl, ...], bool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         order = {p.name: i for i, p in enumerate(self.loaded)}
         by_name = {p.name: p for p in self.loaded}
         for hook in HOOK_NAMES:
-            impls = getattr(self.pm.hook, hook).get_hookimpls()
-            ordered = sorted(impls, key=lambda impl: order[impl.plugin_name])
+            caller = getattr(self.pm.hook, hook)
+            ordered = sorted(caller.get_hookimpls(), key=lambda impl: order[impl.plugin_name])
             self._impls[hook] = tuple(
                 HookImpl(by_name[i.plugin_name], i.function, tuple(i.argnames),
                          inspect.iscoroutinefunction(i.function)) for i in ordered)
+            self._calls[hook] = (self._impls[hook], bool(caller.spec.opts["firstresult"]))
 
     def impls(self, hook: str) -> tuple[HookImpl, ...]:
         return self._impls[hook]
+
+    def calls(self, hook: str) -> tuple[tuple[HookImpl, ...], bool]:
+        """The hook's implementations in order, and whether its spec is ``firstresult`` (the first answer
+        other than None ends the call), resolved once here for the dispatcher."""
+        return self._calls[hook]
 
     def hooks_of(self, name: str) -> list[str]:
         return [hook for hook, impls in self._impls.items() if any(i.plugin.name == name for i in impls)]

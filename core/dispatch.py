@@ -21,7 +21,9 @@ from .svaml import Svaml
 
 log = structlog.get_logger("callgate.dispatch")
 
-#: What each decision hook may return besides None; anything else counts as the plugin failing.
+#: What each decision hook may return besides None; anything else counts as the plugin failing.  These are the
+#: hookspecs' return annotations (tests/test_contract.py fails when the two disagree); whether a hook stops at
+#: the first answer is read from its spec (``firstresult``) by ``Plugins.calls``.
 EXPECTED: dict[str, tuple[type, ...]] = {
     "authorize_call": (Allow, Deny),
     "route_call": (Route,),
@@ -101,25 +103,23 @@ def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
 
 async def collect(plugins: Plugins, hook: str, deadline: float, *,
                   stop: Callable[[Outcome], bool] | None = None, **kwargs: Any) -> list[Outcome]:
-    """Every plugin in order (or until ``stop(outcome)`` is true); one Outcome each."""
+    """The hook's implementations in plugin order, one Outcome each.
+
+    A hook whose spec says ``firstresult=True`` ends at the first answer other than None (the last
+    outcome is that answer); ``stop(outcome)`` ends any hook early (``authorize_call``: the first Deny).
+    """
+    impls, firstresult = plugins.calls(hook)
     outcomes = []
-    for impl in plugins.impls(hook):
+    for impl in impls:
         outcome = call_one(impl, hook, kwargs, deadline)
         if not isinstance(outcome, Outcome):
             outcome = await outcome
         outcomes.append(outcome)
+        if firstresult and outcome.value is not None:
+            break
         if stop is not None and stop(outcome):
             break
     return outcomes
-
-
-def first(plugins: Plugins, hook: str, deadline: float, **kwargs: Any) -> Coroutine[Any, Any, list[Outcome]]:
-    """Plugins in order until one answers something other than None; the last outcome is that answer."""
-    return collect(plugins, hook, deadline, stop=_answered, **kwargs)
-
-
-def _answered(outcome: Outcome) -> bool:
-    return outcome.value is not None
 
 
 def _check_result(impl: HookImpl, hook: str, value: Any) -> None:

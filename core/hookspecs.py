@@ -9,18 +9,29 @@ General rules, true of every hook:
 * Implement a hook as a method of your plugin class, decorated with
   ``@callgate.hookimpl``.  You may accept any subset of the arguments named in
   the spec (pluggy's opt-in arguments), so hooks can gain arguments later
-  without breaking you.
+  without breaking you.  ``@hookimpl(specname="...")`` maps a method with
+  another name to a hook.  ``wrapper``, ``hookwrapper``, ``tryfirst`` and
+  ``trylast`` are refused when the plugin is loaded: the order is
+  ``[plugins] enabled`` and there are no wrappers (see below).
 * Implementations may be ``async def``; the core awaits them.  They must not
   block the event loop: a synchronous implementation must return in
   microseconds (no network, no disk).  Use an async client, or
   ``asyncio.to_thread`` for a blocking library.
 * Plugins run one after another, in the order of ``[plugins] enabled`` in
   config.toml; the built-in ``router`` and ``caller_id`` plugins come last.
-* Each call runs under the plugin's ``timeout_ms`` and inside one deadline for
-  the whole callback (``[server] deadline_ms``).  A plugin that raises or runs
-  out of time is logged with its name and handled by its ``on_error`` policy:
-  ``"deny"`` treats it as a ``Deny`` (ICE) or a ``hangup`` (ACE/PIE),
-  ``"skip"`` treats it as ``None``.  It never turns an answer into an error.
+  A hook marked ``@hookspec(firstresult=True)`` (``route_call``, ``set_cli``,
+  ``on_answer``, ``on_prompt_input``) stops at the first answer other than
+  ``None``: later plugins are not asked.  Every other hook asks every plugin
+  (``authorize_call`` until the first ``Deny``).  The dispatcher reads
+  ``firstresult`` from these specs; there is no other table.
+* Each call of every hook (``on_disconnect`` and ``on_notify`` included) runs
+  under the plugin's one ``timeout_ms`` and inside one deadline for the whole
+  callback (``[server] deadline_ms``; ``record_deadline_ms`` for DICE and
+  Notify).  A plugin that raises or runs out of time is logged with its name
+  and handled by its ``on_error`` policy: ``"deny"`` treats it as a ``Deny``
+  (ICE) or a ``hangup`` (ACE/PIE), ``"skip"`` treats it as ``None``.  It never
+  turns an ICE/ACE/PIE answer into an error (DICE and Notify: see
+  ``on_disconnect``).
   A hook must let ``asyncio.CancelledError`` propagate (catch ``Exception``,
   never everything).
 * ``call`` is the typed event (``callgate.events.Ice``, ``Ace``, ``Pie``,
@@ -66,10 +77,14 @@ def authorize_call(call: Ice) -> Allow | Deny | None:
 
     Must not have side effects that outlive a denial by another plugin unless it
     also implements ``call_decided`` to release them (e.g. a credit reservation).
+
+    Not ``firstresult``: an ``Allow`` or ``None`` does not end the evaluation,
+    every plugin is asked in order until one denies.  That one rule is the
+    pipeline's (``stop`` at the first ``Deny`` in ``core/pipeline.py``).
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def route_call(call: Ice) -> Route | None:
     """Where does an authorized call go?  Runs only when the call was allowed.
 
@@ -86,7 +101,7 @@ def route_call(call: Ice) -> Route | None:
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def set_cli(call: Ice, route: Route) -> CallerId | None:
     """Which caller id should the callee see?  Runs after routing, only when the route's
     action is ``connectPstn`` or ``connectSip``.
@@ -123,7 +138,7 @@ def call_decided(call: Ice, decision: Decision) -> None:
 # --- ACE / PIE: the callee answered, a menu collected input --------------------------------
 
 
-@hookspec
+@hookspec(firstresult=True)
 def on_answer(call: Ace) -> Svaml | None:
     """The callee answered an outgoing leg (ACE).  What now?
 
@@ -139,7 +154,7 @@ def on_answer(call: Ace) -> Svaml | None:
     """
 
 
-@hookspec
+@hookspec(firstresult=True)
 def on_prompt_input(call: Pie) -> Svaml | None:
     """A ``runMenu`` (or conference DTMF detection) produced a result (PIE).  What now?
 

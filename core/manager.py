@@ -88,19 +88,26 @@ class Plugins:
     pm: pluggy.PluginManager
     loaded: list[LoadedPlugin]
     _impls: dict[str, tuple[HookImpl, ...]] = field(default_factory=dict)
+    _calls: dict[str, tuple[tuple[HookImpl, ...], bool]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         order = {p.name: i for i, p in enumerate(self.loaded)}
         by_name = {p.name: p for p in self.loaded}
         for hook in HOOK_NAMES:
-            impls = getattr(self.pm.hook, hook).get_hookimpls()
-            ordered = sorted(impls, key=lambda impl: order[impl.plugin_name])
+            caller = getattr(self.pm.hook, hook)
+            ordered = sorted(caller.get_hookimpls(), key=lambda impl: order[impl.plugin_name])
             self._impls[hook] = tuple(
                 HookImpl(by_name[i.plugin_name], i.function, tuple(i.argnames),
                          inspect.iscoroutinefunction(i.function)) for i in ordered)
+            self._calls[hook] = (self._impls[hook], bool(caller.spec.opts["firstresult"]))
 
     def impls(self, hook: str) -> tuple[HookImpl, ...]:
         return self._impls[hook]
+
+    def calls(self, hook: str) -> tuple[tuple[HookImpl, ...], bool]:
+        """The hook's implementations in order, and whether its spec is ``firstresult`` (the first answer
+        other than None ends the call), resolved once here for the dispatcher."""
+        return self._calls[hook]
 
     def hooks_of(self, name: str) -> list[str]:
         return [hook for hook, impls in self._impls.items() if any(i.plugin.name == name for i in impls)]
@@ -195,17 +202,53 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
             broken[name] = exc
             continue
         plugin.distribution, plugin.version, plugin.builtin = dist, version, name in BUILTINS and name not in classes
+        check_hookimpls(pm, name, plugin.instance, source=source)
         try:
             pm.register(plugin.instance, name=name)
         except (pluggy.PluginValidationError, ValueError) as exc:
             raise PluginError(name, f"does not fit the hook contract: {exc}") from None
         loaded.append(plugin)
-    try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise PluginError(pm.get_name(exc.plugin) or repr(exc.plugin),
-                          f"implements a hook callgate does not have: {exc}") from None
     return Plugins(pm, loaded)
+
+
+#: pluggy's hookimpl options that callgate's dispatcher does not honour, and why.  callgate calls every
+#: implementation itself (core/dispatch.py): one after another in ``[plugins] enabled`` order, each under
+#: its own timeout.  ``specname`` is honoured (pluggy maps the method to the hook), and ``optionalhook``
+#: changes nothing on a callgate hook (and any other name is refused below).
+UNHONOURED_OPTIONS = ("wrapper", "hookwrapper", "tryfirst", "trylast")
+
+
+def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, source: str = "config.toml") -> None:
+    """Refuse, before registering, what pluggy would accept but callgate would silently not honour:
+    an implementation of a name that is not a callgate hook (``optionalhook=True`` included), and the
+    ``wrapper``, ``hookwrapper``, ``tryfirst`` and ``trylast`` options."""
+    for attr in dir(instance):
+        opts = pm.parse_hookimpl_opts(instance, attr)
+        if opts is None:
+            continue
+        hook = opts.get("specname") or attr
+        if hook not in HOOK_NAMES:
+            named = f"{attr} (specname={hook!r})" if hook != attr else attr
+            raise PluginError(name, f"implements a hook callgate does not have: {named} is not a callgate hook "
+                                    f"(optionalhook=True does not change that). The hooks are "
+                                    f"{', '.join(HOOK_NAMES)}; fix the name or remove @hookimpl")
+        for option in UNHONOURED_OPTIONS:
+            if opts.get(option):
+                raise PluginError(name, f"{attr}() is marked @hookimpl({option}=True) for hook {hook}, which "
+                                        f"callgate does not honour: {_instead(option, name, source)}")
+
+
+def _instead(option: str, name: str, source: str) -> str:
+    """Why callgate does not honour a pluggy hookimpl option, and what to do instead."""
+    order = ("callgate calls each plugin's implementation itself, one after another in the order of "
+             "[plugins] enabled, each under its own timeout_ms")
+    if option in ("wrapper", "hookwrapper"):
+        return (f"{order}; there are no wrappers (a wrapper's code would never run). Fix: remove {option}=True "
+                f"and write a plain hook (def or async def) that does its own work; to act before or after "
+                f"another plugin, list {name!r} before or after it in [plugins] enabled in {source}")
+    where = "front" if option == "tryfirst" else "end"
+    return (f"the order is [plugins] enabled (the built-in router and caller_id always come last). "
+            f"Fix: remove {option}=True and move {name!r} to the {where} of [plugins] enabled in {source}")
 
 
 def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeout_ms: int = 1000,

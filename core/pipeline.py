@@ -100,7 +100,7 @@ class Pipeline:
             outcomes, auth = [], self._no_opinion
         route = routed_by = cli = None
         if auth.allowed:
-            routing = await dispatch.first(plugins, "route_call", deadline, call=call)
+            routing = await dispatch.collect(plugins, "route_call", deadline, call=call)
             outcomes += routing
             answered = combine.first_answer(routing)
             if answered and isinstance(answered.value, Deny):   # a router failed and its policy is deny
@@ -108,7 +108,7 @@ class Pipeline:
             elif answered:
                 route, routed_by = answered.value, answered.plugin
         if route is not None and route.action.name in combine.CLI_ACTIONS:
-            cli_outcomes = await dispatch.first(plugins, "set_cli", deadline, call=call, route=route)
+            cli_outcomes = await dispatch.collect(plugins, "set_cli", deadline, call=call, route=route)
             outcomes += cli_outcomes
             answered = combine.first_answer(cli_outcomes)
             if answered and isinstance(answered.value, CallerId):
@@ -158,7 +158,7 @@ class Pipeline:
         return result
 
     async def _first_svaml(self, hook: str, call: Ace | Pie, deadline: float, event: str, default: Svaml) -> Answer:
-        outcomes = await dispatch.first(self.plugins, hook, deadline, call=call)
+        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)
         answered = combine.first_answer(outcomes)
         if answered is None:
             svaml = default

@@ -97,6 +97,8 @@ class CallerId:
 
 
 Status = Literal["ok", "error", "timeout"]
+#: Hooks that record an event (DICE, Notify): an implementation that returned has recorded it.
+RECORDING_HOOKS = frozenset({"on_disconnect", "on_notify"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +117,8 @@ class Outcome:
         """A short description for the log line and ``callgate simulate``."""
         if self.status != "ok":
             return f"{self.status}: {self.error}" if self.error else self.status
+        if self.hook in RECORDING_HOOKS:
+            return "recorded"
         return describe(self.value)
 
     def log_entry(self) -> dict[str, Any]:

@@ -5,7 +5,8 @@ Install with ``pip install "callgate[testing]"`` and enable it in your
 
     pytest_plugins = ["callgate.testing"]
 
-and set ``asyncio_mode = "auto"`` in your pytest configuration.  Then::
+and set ``asyncio_mode = "auto"`` and ``asyncio_default_fixture_loop_scope = "function"``
+in your pytest configuration (``[tool.pytest.ini_options]``).  Then::
 
     async def test_denies_unknown_callers(callgate_client, callgate_events):
         client = await callgate_client(
@@ -20,16 +21,27 @@ Fixtures:
 * ``callgate_client``: async factory ``await callgate_client(config=None, plugins=None)``
   building the real aiohttp app (plugins enabled and configured as config.toml
   would) and returning a ``SignedClient`` that signs every request with a test
-  application key and secret, like Sinch does.
+  application key and secret, like Sinch does; ``client.plugin(name)`` is the
+  plugin instance the app runs.
 * ``callgate_events``: the event factories (``ice()``, ``ace()``, ``pie()``,
   ``dice()``, ``notify()``), returning plain dicts shaped as Sinch sends them.
-* ``callgate_config``: ``callgate_config(config)`` -> a validated ``Config``.
+* ``callgate_config``: ``callgate_config(config)`` -> a validated ``Config`` (the core's
+  settings only: plugins' tables are checked when the plugins are loaded).
+* ``callgate_check_config``: ``callgate_check_config(config=None, plugins=None)`` -> what
+  ``callgate check-config`` says of that configuration: the ``callgate.PluginError`` (or
+  ``callgate.ConfigError``) it would print, or ``None`` when it accepts it.  Use it to test
+  that a bad ``[plugins.<name>]`` table is refused, and how.  (``callgate_client`` raises the
+  same error.)
 * ``callgate_database_url``: parametrized over ``sqlite`` (a fresh file) and ``postgresql``
   (a fresh schema in the server named by ``$CALLGATE_TEST_POSTGRES_DSN``; skipped, saying
   so, when it is not set), so one test proves a store on both.
 * ``callgate_server``: factory ``callgate_server(config_toml_text, env=None)`` starting
   the real ``callgate serve`` command in a subprocess on a free port (stopped after
-  the test), for end-to-end tests over real HTTP.
+  the test), for end-to-end tests over real HTTP.  It returns a ``ServerProcess``
+  (``url``, ``port``, ``logs()``, ``log_lines()``, ``stop()``); the server trusts the
+  test application (``TEST_APPLICATION_KEY`` / ``TEST_APPLICATION_SECRET``, given to it
+  as ``SINCH_APPLICATION_KEY`` / ``SINCH_APPLICATION_SECRET``): sign requests to it with
+  ``callgate.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``.
 """
 
 from __future__ import annotations
@@ -52,8 +64,10 @@ from typing import Any
 import pytest
 
 from . import samples, signing
-from .app import create_app
-from .config import Config, config_from_dict
+from .app import build_verifier, create_app
+from .config import Config, ConfigError, config_from_dict
+from .manager import PluginError, load_plugins
+from .state import PLUGINS
 
 POSTGRES_DSN_ENV = "CALLGATE_TEST_POSTGRES_DSN"
 TEST_APPLICATION_KEY = "callgate-test-application"
@@ -78,6 +92,20 @@ def make_config(config: Mapping[str, Any] | str | None = None, *, plugins: Mappi
     return config_from_dict(data, source="<test config>", environ=env)
 
 
+def check_config(config: Mapping[str, Any] | str | None = None, *,
+                 plugins: Mapping[str, type] | None = None) -> ConfigError | PluginError | None:
+    """What ``callgate check-config`` says of a configuration: the error it would print, or None when it is
+    accepted.  The configuration is validated and every enabled plugin imported (or taken from ``plugins``),
+    configured and built, as at start-up; no plugin's ``startup()`` runs."""
+    try:
+        cfg = make_config(config, plugins=plugins)
+        build_verifier(cfg)
+        load_plugins(cfg.plugins, server_timeout_ms=cfg.server.plugin_timeout_ms, source=cfg.source, classes=plugins)
+    except (ConfigError, PluginError) as exc:
+        return exc
+    return None
+
+
 class SignedClient:
     """An aiohttp test client that sends callbacks signed like Sinch's."""
 
@@ -91,6 +119,13 @@ class SignedClient:
     @property
     def app(self):
         return self.client.app
+
+    def plugin(self, name: str) -> Any:
+        """The instance of the enabled plugin ``name`` that this app runs (to look at what it recorded)."""
+        for loaded in self.app[PLUGINS].loaded:
+            if loaded.name == name:
+                return loaded.instance
+        raise KeyError(f"no enabled plugin named {name!r}")
 
     async def send(self, body: Mapping[str, Any] | bytes, *, sign: bool = True, headers: Mapping[str, str] | None = None,
                    content_type: str = "application/json", timestamp: str | None = None, path: str | None = None):
@@ -120,6 +155,13 @@ def callgate_events():
 def callgate_config():
     """``callgate_config(dict_or_toml, plugins=None)`` -> a validated Config with the test application."""
     return make_config
+
+
+@pytest.fixture
+def callgate_check_config():
+    """``callgate_check_config(config=None, plugins=None)`` -> the PluginError or ConfigError ``callgate
+    check-config`` would print for this configuration, or None when it accepts it."""
+    return check_config
 
 
 @pytest.fixture

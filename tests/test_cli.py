@@ -61,6 +61,7 @@ version = "0.3.0"
 dependencies = []
 [project.entry-points."callgate.plugins"]
 blocklist = "callgate_blocklist_example:Blocklist"
+wrapped = "callgate_blocklist_example:Wrapped"
 """
 
 PLUGIN_MODULE = '''
@@ -92,6 +93,15 @@ class Blocklist:
     def register_commands(self, subparsers):
         parser = subparsers.add_parser("blocklist", help="show the blocked numbers")
         parser.set_defaults(handler=lambda args: print("\\n".join(self.config.blocked)))
+
+
+class Wrapped:
+    """A pluggy wrapper: callgate does not honour wrappers, so it refuses to load this."""
+
+    @hookimpl(wrapper=True)
+    def on_disconnect(self, call):
+        result = yield
+        return result
 '''
 
 
@@ -150,6 +160,16 @@ def test_invalid_plugin_config_stops_serve(installed_plugin, tmp_path):
     config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblockd = []\n')
     result = run("serve", "--config", str(config), env={"PYTHONPATH": str(installed_plugin)})
     assert result.returncode == 2 and "[plugins.blocklist].blockd" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+def test_a_plugin_with_a_wrapper_hook_is_refused_at_load(installed_plugin, tmp_path, command):
+    config = tmp_path / "config.toml"
+    config.write_text('[plugins]\nenabled = ["wrapped"]\n')
+    result = run(command, "--config", str(config), env={"PYTHONPATH": str(installed_plugin)})
+    assert result.returncode == 2
+    assert "plugin 'wrapped'" in result.stderr and "@hookimpl(wrapper=True) for hook on_disconnect" in result.stderr
+    assert "there are no wrappers" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_simulate_json_is_json_on_stdout(tmp_path):

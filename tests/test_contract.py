@@ -2,11 +2,13 @@
 
 import inspect
 import re
+import types
+import typing
 from pathlib import Path
 
 import pytest
 
-from callgate import hookspecs
+from callgate import dispatch, hookspecs
 from callgate.manager import HOOK_NAMES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,3 +32,48 @@ def test_hook_is_in_the_plugin_authors_guide(hook):
 def test_hook_has_a_test(hook):
     tests = "\n".join(p.read_text() for p in (ROOT / "tests").glob("test_*.py"))
     assert re.search(rf"def test_hook_{hook}(_\w*)?\(", tests), f"no test named test_hook_{hook}..."
+
+
+def _spec(hook):
+    return getattr(hookspecs, hook)
+
+
+def _returns(hook):
+    """The types a hook's spec says it returns, None left out, as the classes the dispatcher checks."""
+    from callgate import events, results, svaml
+
+    hints = typing.get_type_hints(_spec(hook), localns={**vars(events), **vars(results), **vars(svaml)})
+    returned = hints["return"]
+    members = typing.get_args(returned) if isinstance(returned, types.UnionType) else (returned,)
+    return {typing.get_origin(t) or t for t in members if t is not type(None)}
+
+
+@pytest.mark.parametrize("hook", HOOK_NAMES)
+def test_dispatcher_checks_exactly_what_the_hookspec_says_a_decision_hook_returns(hook):
+    """dispatch.EXPECTED (what a decision hook may answer) cannot drift from the hookspec's return annotation."""
+    takes_a_call = "call" in inspect.signature(_spec(hook)).parameters
+    decides = takes_a_call and bool(_returns(hook))
+    assert (hook in dispatch.DECISION_HOOKS) == decides, \
+        f"{hook}: a hook that takes a call and returns an answer is a decision hook (its on_error applies)"
+    if decides:
+        assert set(dispatch.EXPECTED[hook]) == _returns(hook)
+
+
+@pytest.mark.parametrize("hook", HOOK_NAMES)
+def test_guide_heading_is_the_hookspec_signature(hook):
+    """Each ``### `hook(...) -> ...``` heading in docs/plugins.md is the spec's signature, word for word."""
+    spec = _spec(hook)
+    params = ", ".join(f"{name}: {p.annotation}" for name, p in inspect.signature(spec).parameters.items())
+    returns = spec.__annotations__["return"]
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    assert f"### `{hook}({params}) -> {returns}`" in guide, \
+        f"docs/plugins.md: write the heading as ### `{hook}({params}) -> {returns}`"
+
+
+@pytest.mark.parametrize("hook", HOOK_NAMES)
+def test_guide_says_first_answer_wins_exactly_for_firstresult_hooks(hook):
+    guide = (ROOT / "docs" / "plugins.md").read_text()
+    section = guide.split(f"### `{hook}(", 1)[1].split("\n### ", 1)[0].split("\n## ", 1)[0]
+    says_first = bool(re.search(r"first\s+non-`None`\s+(answer\s+)?wins", section, re.I))
+    assert says_first == _spec(hook).callgate_spec["firstresult"], \
+        f"docs/plugins.md {hook}: say 'first non-`None` wins' exactly when the hookspec is firstresult=True"

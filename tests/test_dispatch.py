@@ -5,12 +5,12 @@ import time
 
 import pytest
 
-from callgate import samples
+from callgate import Allow, CallerId, Deny, Route, Svaml, hookimpl, hookspecs, samples
 from callgate.config import PluginsConfig, ServerConfig
 from callgate.events import decode_event
-from callgate.manager import load_plugins
-from callgate import Allow, hookimpl
+from callgate.manager import HOOK_NAMES, load_plugins
 from callgate.pipeline import Pipeline
+from callgate.svaml import Continue, Hangup
 
 from plugins_for_tests import (Abstain, AllowWith, AnswerHangup, AnswerInvalid, ContinueOnPie, DenyAll, FixedCli,
                                Hangs, Raises, Recorder, RouteTo, WrongType)
@@ -324,3 +324,60 @@ async def test_call_one_answers_plain_functions_at_once_and_awaits_the_rest():
         assert asyncio.iscoroutine(later)
         outcome = await later
         assert type(outcome) is Outcome and (outcome.plugin, outcome.hook, outcome.status) == ("both", hook, "ok")
+
+
+async def test_hookimpl_specname_answers_for_the_named_hook():
+    class Named:
+        @hookimpl(specname="authorize_call")
+        def refuse_everyone(self, call):
+            return Deny("refused by a method with another name")
+
+    p, _ = pipeline({"named": Named})
+    answer = await p.answer(event(samples.ice()))
+    assert answer.decision.allowed is False and answer.decision.decided_by == "named"
+    assert [(o.plugin, o.hook) for o in answer.outcomes] == [("named", "authorize_call")]
+
+
+#: A valid answer other than None for every hook, so a test can see whether the next plugin is still asked.
+ANSWERS = {
+    "authorize_call": Allow(),
+    "route_call": Route(Hangup()),
+    "set_cli": CallerId("private"),
+    "call_decided": "ignored",
+    "on_answer": Svaml(action=Continue()),
+    "on_prompt_input": Svaml(action=Continue()),
+    "on_disconnect": "ignored",
+    "on_notify": "ignored",
+    "check_ready": "not ready",
+    "collect_metrics": {"depth": 1.0},
+    "register_commands": "ignored",
+}
+
+
+@pytest.mark.parametrize("hook", HOOK_NAMES)
+async def test_first_answer_or_every_plugin_is_what_the_hookspec_says(hook):
+    """The dispatcher stops at the first answer exactly for the hooks whose spec is ``firstresult=True``."""
+    import asyncio
+
+    from callgate import dispatch
+
+    asked = []
+
+    def answering(name):
+        def implementation(self):
+            asked.append(name)
+            return ANSWERS[hook]
+        return type(name, (), {hook: hookimpl(specname=hook)(implementation)})
+
+    _, plugins = pipeline({"one": answering("one"), "two": answering("two")})
+    deadline = asyncio.get_running_loop().time() + 1
+    outcomes = await dispatch.collect(plugins, hook, deadline)
+    ours = [o for o in outcomes if o.plugin in ("one", "two")]   # the built-ins come last, whatever they do
+    assert [o.status for o in ours] == ["ok"] * len(ours)
+    firstresult = getattr(hookspecs, hook).callgate_spec["firstresult"]
+    assert asked == (["one"] if firstresult else ["one", "two"])
+
+
+def test_the_first_answer_hooks_are_the_ones_that_choose_one_answer():
+    firstresult = {hook for hook in HOOK_NAMES if getattr(hookspecs, hook).callgate_spec["firstresult"]}
+    assert firstresult == {"route_call", "set_cli", "on_answer", "on_prompt_input"}

@@ -11,7 +11,7 @@ from callgate.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_SECRET
 
 from callgate_fixture_examples import fixture_examples
-from plugins_for_tests import DenyAll, Hangs, Raises
+from plugins_for_tests import DenyAll, Hangs, Raises, Recorder
 
 ROUTE_ALL = {"plugins": {"router": {"routes": [
     {"name": "all", "prefix": "+", "action": {"name": "connectPstn", "number": "{to}", "maxDuration": 600}}]}}}
@@ -253,3 +253,18 @@ async def test_a_failing_plugin_is_logged_with_its_name_and_traceback(callgate_c
     failed = next(line for line in lines if line["event"] == "plugin_failed")
     assert (failed["plugin"], failed["hook"], failed["status"]) == ("raises", "authorize_call", "error")
     assert "RuntimeError: boom" in failed["exception"]
+
+
+async def test_a_recorded_dice_or_notify_is_logged_as_recorded(callgate_client, json_logs, capsys):
+    json_logs()
+    client = await callgate_client(plugins={"rec": Recorder})
+    for body in (samples.dice(), samples.notify()):
+        status, _ = await client.event(body)
+        assert status == 200
+    await client.client.get("/healthz")          # the callback lines are written a loop turn after the answers
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    callbacks = [line for line in lines if line["event"] == "callback"]
+    assert [c["sinch_event"] for c in callbacks] == ["dice", "notify"]
+    assert [c["decision"] for c in callbacks] == ["recorded", "recorded"]
+    assert [[(p["plugin"], p["hook"], p["verdict"]) for p in c["plugins"]] for c in callbacks] == [
+        [("rec", "on_disconnect", "recorded")], [("rec", "on_notify", "recorded")]]

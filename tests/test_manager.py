@@ -5,6 +5,7 @@ import textwrap
 
 import pytest
 
+from callgate import Deny, hookimpl
 from callgate.config import PluginsConfig
 from callgate.manager import HOOK_NAMES, PluginError, installed_plugins, load_plugins
 
@@ -185,3 +186,76 @@ async def test_failed_startup_stops_the_plugins_already_started():
     with pytest.raises(PluginError, match="'bad': startup\\(\\) failed: ConnectionRefusedError: database down"):
         await plugins.startup()
     assert events == ["good started", "good stopped"]
+
+
+class WrapsDisconnect:
+    """A new-style pluggy wrapper: callgate has no wrappers, so this must not load."""
+
+    @hookimpl(wrapper=True)
+    def on_disconnect(self, call):
+        result = yield
+        return result
+
+
+class OldStyleWrapper:
+    @hookimpl(hookwrapper=True)
+    def on_disconnect(self, call):
+        yield
+
+
+class TriesFirst:
+    @hookimpl(tryfirst=True)
+    def authorize_call(self, call):
+        return None
+
+
+class TriesLast:
+    @hookimpl(trylast=True)
+    def route_call(self, call):
+        return None
+
+
+@pytest.mark.parametrize("cls, hook, option, instead", [
+    (WrapsDisconnect, "on_disconnect", "wrapper=True", "no wrappers"),
+    (OldStyleWrapper, "on_disconnect", "hookwrapper=True", "no wrappers"),
+    (TriesFirst, "authorize_call", "tryfirst=True", "move 'odd' to the front of [plugins] enabled"),
+    (TriesLast, "route_call", "trylast=True", "move 'odd' to the end of [plugins] enabled"),
+])
+def test_hookimpl_options_callgate_does_not_honour_are_refused(cls, hook, option, instead):
+    with pytest.raises(PluginError) as err:
+        load_plugins(PluginsConfig.model_validate({"enabled": ["odd"]}), classes={"odd": cls})
+    message = str(err.value)
+    assert err.value.plugin == "odd" and message.startswith("plugin 'odd':")
+    assert f"{hook}" in message and f"@hookimpl({option})" in message
+    assert "[plugins] enabled" in message and instead in message
+
+
+def test_hookimpl_specname_is_honoured():
+    class Named:
+        @hookimpl(specname="authorize_call")
+        def refuse_everyone(self, call):
+            return Deny("named")
+
+    plugins = load_plugins(PluginsConfig.model_validate({"enabled": ["named"]}), classes={"named": Named})
+    assert [impl.plugin.name for impl in plugins.impls("authorize_call")] == ["named"]
+    assert plugins.hooks_of("named") == ["authorize_call"]
+
+
+def test_optionalhook_on_a_name_callgate_does_not_have_is_refused():
+    class Optional:
+        @hookimpl(optionalhook=True)
+        def authorise_call(self, call):
+            return None
+
+    with pytest.raises(PluginError, match=r"'optional'.*authorise_call.*not a callgate hook"):
+        load_plugins(PluginsConfig.model_validate({"enabled": ["optional"]}), classes={"optional": Optional})
+
+
+def test_optionalhook_on_a_callgate_hook_changes_nothing():
+    class Optional:
+        @hookimpl(optionalhook=True)
+        def authorize_call(self, call):
+            return Deny("optional")
+
+    plugins = load_plugins(PluginsConfig.model_validate({"enabled": ["optional"]}), classes={"optional": Optional})
+    assert [impl.plugin.name for impl in plugins.impls("authorize_call")] == ["optional"]

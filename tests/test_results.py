@@ -18,6 +18,13 @@ def test_new_outcome_builds_what_the_constructor_builds():
         built.status = "error"
 
 
+@pytest.mark.parametrize("hook", ["on_disconnect", "on_notify"])
+def test_a_recording_hook_that_returned_is_recorded_and_one_that_failed_is_not(hook):
+    assert new_outcome("crm", hook, None, "ok", None, 1.0).verdict == "recorded"
+    assert new_outcome("crm", hook, None, "timeout", "no answer within 200 ms", 200.0).verdict == \
+        "timeout: no answer within 200 ms"
+
+
 def test_new_decision_takes_every_field_in_order():
     route = Route(action=ConnectPstn(number="+46850001234"), name="sweden")
     svaml = Svaml(action=route.action)

@@ -109,3 +109,42 @@ async def test_allowlist_credit_and_crm_decide_and_record_one_call(callgate_serv
     assert Decimal(str(balance["balance"])) == Decimal("0.70")            # 125 s billed as 180 s at 0.10/min
     assert [r["callid"] for r in records] == [ice["callid"]]
     assert Decimal(records[0]["cost"]["amount"]) == Decimal("0.30")
+
+
+async def records_of(path: Path, callids: set[str]) -> dict[str, dict]:
+    """The file sink's records of ``callids`` (newest version of each), waited for: delivery runs in the background."""
+    found: dict[str, dict] = {}
+    for _ in range(100):
+        lines = path.read_text().splitlines() if path.exists() else []
+        found = {}
+        for record in map(json.loads, lines):
+            if record["callid"] in callids:
+                found[record["callid"]] = record
+        if set(found) == callids:
+            break
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def test_a_call_credit_check_denied_is_exported_without_a_cost_and_charges_nothing(callgate_server, tmp_path):
+    text = config(tmp_path)
+    path = tmp_path / "setup.toml"
+    path.write_text(text)
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute\n+1,EUR,0.50\n")
+    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
+    credit(path, "add", EMPTY, "--currency", "EUR")
+    server = callgate_server(text)
+    async with aiohttp.ClientSession() as session:
+        ice = samples.ice(caller=EMPTY.lstrip("+"), to="+14155550123")
+        _, first = await post(session, server.url, ice)
+        assert first["action"] == {"name": "hangup"}
+        dice = samples.dice(ice["callid"], caller=EMPTY.lstrip("+"), to="+14155550123", duration=60)
+        assert await post(session, server.url, dice) == (200, {})
+        assert await post(session, server.url, ice) == (200, first)        # a repeated ICE: the same answer
+        records = await records_of(tmp_path / "calls.jsonl", {ice["callid"]})
+    balance = json.loads(credit(path, "balance", EMPTY, "--json"))
+    assert (Decimal(balance["balance"]), Decimal(balance["reserved"])) == (0, 0)
+    assert json.loads(credit(path, "ledger", EMPTY, "--json")) == []
+    record = records[ice["callid"]]
+    assert record["cost"] is None
+    assert record["decision"]["allowed"] is False and record["duration_seconds"] == 60

@@ -15,8 +15,8 @@ happen one at a time.  Locks are always taken account first, then call, so
 transactions cannot deadlock.
 
 Calls are keyed by Sinch's ``callid``: a repeated ICE finds its reservation
-and reserves nothing more; a repeated DICE finds the call settled and changes
-nothing.
+(or its denial) and reserves nothing more; a repeated DICE finds the call
+settled and changes nothing; the DICE of a call that was denied changes nothing.
 """
 
 from __future__ import annotations
@@ -403,14 +403,17 @@ class CreditStore:
                      sinch_currency: str | None = None) -> Settlement | None:
         """Charge a finished call once: cost of ``duration`` at the call's rate, release what was held.
 
-        None: no such call (this plugin did not authorize it).  A call already settled is
-        returned unchanged with ``repeated=True``.  A call whose reservation had expired or
-        was released is still charged for the time Sinch reports.
+        None: a call this plugin did not authorize, which is never charged, whatever its
+        ``duration``: no such call (another destination type, no account, no rate), or one it
+        denied.  A call already settled is returned unchanged with ``repeated=True``.  A call
+        whose reservation had expired or was released is still charged for the time Sinch reports.
         """
         async with self._locked_call(callid) as locked:
             if locked is None:
                 return None
             tx, account, call = locked
+            if call.state == "denied":
+                return None
             if call.state == "settled":
                 return Settlement(call, 0, repeated=True)
             billed = charge(call.rate, max(duration, 0), unit)
@@ -476,8 +479,12 @@ class CreditStore:
 
 
 def _repeated(call: CallRecord, account: Account) -> Reservation:
-    """The answer to a repeated ICE, from the record of the first one."""
-    status = "denied" if call.state == "denied" else "reserved"
+    """The answer to a repeated ICE, from the record of the first one.
+
+    A call granted no time was denied, whatever its state says: versions before 0.2.0
+    settled the DICE of a denied call, marking it ``settled``.
+    """
+    status = "denied" if call.state == "denied" or call.max_duration <= 0 else "reserved"
     return Reservation(status, call.account_id, call.currency, call.max_duration, call.reserved,
                        account.available, repeated=True, reason=call.reason)
 

@@ -191,6 +191,28 @@ async def test_dice_settles_once_and_leaves_notes(callgate_client, callgate_even
     assert notes == [{"credit_check": expected}, {"credit_check": expected}]
 
 
+@pytest.mark.parametrize("on_error", ["deny", "skip"])
+async def test_a_denied_call_is_never_charged_and_a_repeated_ice_is_denied_again(
+        on_error, callgate_client, callgate_events, callgate_database_url, credit_store, funded):
+    await funded(0)
+    client = await callgate_client(config(callgate_database_url, on_error=on_error),
+                                   plugins={"credit_check": CreditCheck, "notes_reader": NotesReader})
+    ice = callgate_events.ice(caller=CALLER, to=LANDLINE)
+    first = await client.event(ice)
+    assert first[1]["action"] == {"name": "hangup"}
+    for result, duration in (("ANSWERED", 60), ("ANSWERED", 3600), ("NOANSWER", None), ("FAILED", 0)):
+        dice = callgate_events.dice(ice["callid"], caller=CALLER, to=LANDLINE, result=result, duration=duration)
+        assert await client.event(dice) == (200, {})
+    account = await credit_store.account(ACCOUNT)
+    assert (account.balance, account.reserved) == (0, 0)
+    assert await credit_store.ledger(ACCOUNT) == []
+    assert plugin_instance(client, "notes_reader").seen == [{}] * 4        # no cost for the CRM export
+    # Sinch's fallback URL repeats the ICE: the same answer (with on_error = "skip" a failure would
+    # have let the call through, uncharged)
+    assert await client.event(ice) == first
+    assert (await credit_store.call(ice["callid"])).state == "denied"
+
+
 async def test_an_unanswered_call_is_settled_at_zero(callgate_client, callgate_events, callgate_database_url,
                                                      credit_store, funded):
     await funded(1_000_000)

@@ -267,6 +267,25 @@ class CreditStore:
                                    account_id)
         return [r["number"] for r in rows]
 
+    async def link_user(self, user: str, account_id: str) -> None:
+        """The user-to-account table: calls from the in-app user ``user`` are paid by ``account_id``."""
+        async with self.db.transaction() as tx:
+            if await self._lock_account(tx, account_id) is None:
+                raise StoreError(f"no account {account_id!r}")
+            await tx.execute("INSERT INTO credit_users (user_id, account_id) VALUES ($1, $2) "
+                             "ON CONFLICT (user_id) DO UPDATE SET account_id = excluded.account_id", user, account_id)
+
+    async def unlink_user(self, user: str) -> bool:
+        return bool(await self.db.execute("DELETE FROM credit_users WHERE user_id = $1", user))
+
+    async def account_for_user(self, user: str) -> str | None:
+        return await self.db.fetchval("SELECT account_id FROM credit_users WHERE user_id = $1", user)
+
+    async def users(self, account_id: str) -> list[str]:
+        rows = await self.db.fetch("SELECT user_id FROM credit_users WHERE account_id = $1 ORDER BY user_id",
+                                   account_id)
+        return [r["user_id"] for r in rows]
+
     # --- rates ------------------------------------------------------------------------------
 
     async def import_rates(self, rates: list[Rate], *, replace: bool = True) -> int:

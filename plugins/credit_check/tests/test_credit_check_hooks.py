@@ -287,16 +287,38 @@ async def test_sinch_user_rate_with_a_markup(callgate_client, callgate_events, c
     ("custom", {"account_key": "account"}, {"custom": '{"account": "acme"}'}),
     ("header", {"account_key": "account"}, {"callHeaders": [{"key": "account", "value": "acme"}]}),
     ("application", {}, {"applicationKey": "acme"}),
+    ("user", {}, {"caller": "private", "user": "alice", "originationType": "MXP"}),
 ])
 async def test_each_way_of_naming_the_paying_account(mode, extra, ice_fields, callgate_client, callgate_events,
                                                      callgate_database_url, credit_store, funded):
     await funded(1_000_000, account="acme")
     await credit_store.link_number("+46701112299", "acme")
+    await credit_store.link_user("alice", "acme")
     client = await callgate_client(config(callgate_database_url, account_by=mode, **extra),
                                    plugins={"credit_check": CreditCheck})
     _, answer = await client.event(callgate_events.ice(to=LANDLINE, **{"caller": CALLER, **ice_fields}))
     assert answer["action"]["maxDuration"] == 600
     assert (await credit_store.account("acme")).reserved == 1_000_000
+
+
+async def test_an_in_app_caller_is_billed_by_user_and_an_unlinked_user_is_denied(
+        callgate_client, callgate_events, callgate_database_url, credit_store, funded):
+    await funded(1_000_000, account="acme")
+    await credit_store.link_user("alice", "acme")
+    client = await callgate_client(config(callgate_database_url, account_by="user", no_account_prompt="Sign up first."),
+                                   plugins={"credit_check": CreditCheck, "notes_reader": NotesReader})
+    ice = callgate_events.ice(caller="private", to=LANDLINE, user="alice", origination="MXP")
+    _, answer = await client.event(ice)
+    assert answer["action"]["maxDuration"] == 600
+    dice = callgate_events.dice(ice["callid"], caller="alice", to=LANDLINE, duration=61)
+    assert await client.event(dice) == (200, {})
+    account = await credit_store.account("acme")
+    assert (account.balance, account.reserved) == (1_000_000 - 200_000, 0)      # 61 s: two minutes at 0.10
+    assert plugin_instance(client, "notes_reader").seen[0]["credit_check"]["account"] == "acme"
+    for stranger in ({"user": "mallory"}, {}):
+        _, answer = await client.event(callgate_events.ice(caller="private", to=LANDLINE, **stranger))
+        assert answer["action"] == {"name": "hangup"}
+        assert any(i.get("text") == "Sign up first." for i in answer["instructions"])
 
 
 async def test_reservations_whose_dice_never_comes_are_released_in_the_background(

@@ -205,6 +205,25 @@ async def test_number_table(credit_store):
     assert await store.account_for_number("+46701234567") is None
 
 
+async def test_user_table(credit_store):
+    store = credit_store
+    await account_with(store)
+    with pytest.raises(StoreError, match="no account"):
+        await store.link_user("alice", "ghost")
+    await store.link_user("alice", "acme")
+    await store.link_user("bob", "acme")
+    assert await store.account_for_user("alice") == "acme"
+    assert await store.account_for_user("Alice") is None                 # user ids are exact, as Sinch sends them
+    assert await store.users("acme") == ["alice", "bob"]
+    await account_with(store, "family")
+    await store.link_user("bob", "family")                               # linking again moves the user
+    assert await store.account_for_user("bob") == "family"
+    assert await store.unlink_user("alice") is True
+    assert await store.unlink_user("alice") is False
+    assert await store.account_for_user("alice") is None
+    assert await store.numbers("acme") == []                             # the number table is another table
+
+
 async def test_several_instances_starting_at_once_on_a_fresh_database(callgate_database_url):
 
     stores = await asyncio.gather(*(CreditStore.open(callgate_database_url) for _ in range(4)))

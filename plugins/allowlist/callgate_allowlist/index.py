@@ -2,9 +2,9 @@
 
 Each rule is filed once, under the first of its conditions that can be looked
 up: the caller's exact numbers and prefixes, else the callee's, else the in-app
-user's exact ids and prefixes.  A call
-then costs one dictionary lookup per field for exact numbers, one lookup per
-distinct prefix length for prefixes (at most 16 for E.164 numbers), and a scan
+user's exact ids and prefixes.  A call then costs one dictionary lookup per
+field for exact values, one lookup per distinct prefix length for prefixes (at
+most 16 for E.164 numbers), and a scan
 of the few rules that cannot be filed (patterns, rules with only plain
 conditions).  Patterns are the one linear cost: keep them few.
 

@@ -109,3 +109,80 @@ async def test_allowlist_credit_and_crm_decide_and_record_one_call(callgate_serv
     assert Decimal(str(balance["balance"])) == Decimal("0.70")            # 125 s billed as 180 s at 0.10/min
     assert [r["callid"] for r in records] == [ice["callid"]]
     assert Decimal(records[0]["cost"]["amount"]) == Decimal("0.30")
+
+
+async def records_of(path: Path, callids: set[str]) -> dict[str, dict]:
+    """The file sink's records of ``callids`` (newest version of each), waited for: delivery runs in the background."""
+    found: dict[str, dict] = {}
+    for _ in range(100):
+        lines = path.read_text().splitlines() if path.exists() else []
+        found = {}
+        for record in map(json.loads, lines):
+            if record["callid"] in callids:
+                found[record["callid"]] = record
+        if set(found) == callids:
+            break
+        await asyncio.sleep(0.1)
+    return found
+
+
+async def test_a_call_credit_check_denied_is_exported_without_a_cost_and_charges_nothing(callgate_server, tmp_path):
+    text = config(tmp_path)
+    path = tmp_path / "setup.toml"
+    path.write_text(text)
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute\n+1,EUR,0.50\n")
+    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
+    credit(path, "add", EMPTY, "--currency", "EUR")
+    server = callgate_server(text)
+    async with aiohttp.ClientSession() as session:
+        ice = samples.ice(caller=EMPTY.lstrip("+"), to="+14155550123")
+        _, first = await post(session, server.url, ice)
+        assert first["action"] == {"name": "hangup"}
+        dice = samples.dice(ice["callid"], caller=EMPTY.lstrip("+"), to="+14155550123", duration=60)
+        assert await post(session, server.url, dice) == (200, {})
+        assert await post(session, server.url, ice) == (200, first)        # a repeated ICE: the same answer
+        records = await records_of(tmp_path / "calls.jsonl", {ice["callid"]})
+    balance = json.loads(credit(path, "balance", EMPTY, "--json"))
+    assert (Decimal(balance["balance"]), Decimal(balance["reserved"])) == (0, 0)
+    assert json.loads(credit(path, "ledger", EMPTY, "--json")) == []
+    record = records[ice["callid"]]
+    assert record["cost"] is None
+    assert record["decision"]["allowed"] is False and record["duration_seconds"] == 60
+
+
+async def test_an_in_app_caller_is_allowed_billed_and_recorded_by_user(callgate_server, tmp_path):
+    """The seed tutorial's "decide if a user has enough credit": an app-to-phone call from Sinch SDK user alice
+    (cli "private", user "alice") is matched by user, billed to the account alice is linked to, and recorded
+    with her user id."""
+    text = (config(tmp_path)
+            .replace('caller = "+4670*"', 'user = ["alice", "mallory"]')
+            .replace('deny_prompt = "Your credit is used up."',
+                     'deny_prompt = "Your credit is used up."\naccount_by = "user"'))
+    path = tmp_path / "setup.toml"
+    path.write_text(text)
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,USD,0.10,0,60/60\n")
+    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
+    credit(path, "add", "acme", "--currency", "USD")
+    credit(path, "topup", "acme", "1.00")
+    credit(path, "link", "--user", "alice", "acme")
+    server = callgate_server(text)
+    async with aiohttp.ClientSession() as session:
+        def in_app(user):
+            return samples.ice(caller="private", to="+14155550123", user=user, origination="MXP")
+
+        ice = in_app("alice")
+        _, body = await post(session, server.url, ice)
+        assert body["action"] == {"name": "connectPstn", "number": "+14155550123", "maxDuration": 600}
+        _, body = await post(session, server.url, in_app("bob"))                 # no allowlist rule for bob
+        assert any(i.get("text") == "This service is not for you." for i in body["instructions"])
+        _, body = await post(session, server.url, in_app("mallory"))             # allowed, but no account
+        assert body["action"] == {"name": "hangup"}
+        assert any("no prepaid account" in i.get("text", "") for i in body["instructions"])
+        dice = samples.dice(ice["callid"], caller="alice", to="+14155550123", duration=125)
+        assert await post(session, server.url, dice) == (200, {})
+        records = await records_of(tmp_path / "calls.jsonl", {ice["callid"]})
+    balance = json.loads(credit(path, "balance", "acme", "--json"))
+    assert (Decimal(balance["balance"]), balance["users"]) == (Decimal("0.70"), ["alice"])   # 180 s at 0.10/min
+    record = records[ice["callid"]]
+    assert record["caller"] == {"number": None, "raw": "private", "type": "user", "user": "alice"}
+    assert (record["cost"]["account"], Decimal(record["cost"]["amount"])) == ("acme", Decimal("0.30"))

@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction, plugin: Allowlist) -> None:
     check.add_argument("--origination", default="pstn", type=str.lower, choices=sorted(ORIGINATION_TYPES),
                        help="originationType of the call (default: pstn)")
     check.add_argument("--application-key", default=None, help="the Sinch application key of the call")
+    check.add_argument("--user", default=None,
+                       help="the in-app caller's Sinch user id (the ICE's user; such calls come with caller private)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.set_defaults(handler=lambda args: cmd_check(plugin, args))
 
@@ -53,14 +55,14 @@ def register(subparsers: argparse._SubParsersAction, plugin: Allowlist) -> None:
 
 def cmd_check(plugin: Allowlist, args: argparse.Namespace) -> int:
     facts = CallFacts.of(cli=args.caller, to=args.callee, to_type=args.to_type, domain=args.domain,
-                         origination_type=args.origination, application_key=args.application_key)
+                         origination_type=args.origination, application_key=args.application_key, user=args.user)
     result = plugin.evaluate(facts)
     rules = plugin.rules.current
     if args.json:
         print(json.dumps({
             "call": {"caller": facts.caller, "callee": facts.callee, "callee_type": facts.callee_type,
                      "domain": facts.domain, "origination_type": facts.origination_type,
-                     "application_key": facts.application_key},
+                     "application_key": facts.application_key, "user": facts.user},
             "verdict": result.verdict,
             "rule": None if result.rule is None else {"rule": result.rule.text, "source": result.rule.source},
             "reason": result.reason,

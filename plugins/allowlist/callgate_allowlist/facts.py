@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from callgate.events import Ice
 
 from .matchers import caller_key, value_key
+from .users import user_key
 
 
 @dataclass(frozen=True, slots=True)
 class CallFacts:
-    """What the rules compare, already normalised (numbers as ``+46...``, names lower-case)."""
+    """What the rules compare, already normalised (numbers as ``+46...``, names lower-case, the in-app
+    caller's user id as Sinch sends it)."""
 
     caller: str | None
     callee: str | None
@@ -19,10 +21,12 @@ class CallFacts:
     domain: str | None = None
     origination_type: str | None = None
     application_key: str | None = None
+    user: str | None = None
 
     @classmethod
     def of(cls, *, cli: str | None, to: str | None, to_type: str | None = None, domain: str | None = None,
-           origination_type: str | None = None, application_key: str | None = None) -> CallFacts:
+           origination_type: str | None = None, application_key: str | None = None,
+           user: str | None = None) -> CallFacts:
         """Facts from raw values as Sinch sends them (any case, numbers with or without ``+``)."""
         origination = _lower(origination_type)
         return cls(
@@ -32,6 +36,7 @@ class CallFacts:
             domain=_lower(domain),
             origination_type=origination,
             application_key=_lower(application_key),
+            user=user_key(user),
         )
 
     @classmethod
@@ -39,13 +44,14 @@ class CallFacts:
         to = call.to
         return cls.of(cli=call.cli, to=to.endpoint if to else None, to_type=to.type if to else None,
                       domain=call.domain, origination_type=call.origination_type,
-                      application_key=call.application_key)
+                      application_key=call.application_key, user=call.user)
 
     def describe(self) -> str:
         """``+46701234567 -> +15551234567 (number, pstn, origination pstn)`` for people."""
         details = ", ".join(x for x in (self.callee_type, self.domain,
                                         f"origination {self.origination_type}" if self.origination_type else None,
-                                        f"application {self.application_key}" if self.application_key else None) if x)
+                                        f"application {self.application_key}" if self.application_key else None,
+                                        f"user {self.user}" if self.user else None) if x)
         call = f"{self.caller or '(no caller)'} -> {self.callee or '(no callee)'}"
         return f"{call} ({details})" if details else call
 

@@ -1,9 +1,10 @@
 """Finding the rules that match a call without looking at every rule.
 
-Each rule is filed once, under the first of its number conditions that can be
-looked up: the caller's exact numbers and prefixes, else the callee's.  A call
-then costs one dictionary lookup per field for exact numbers, one lookup per
-distinct prefix length for prefixes (at most 16 for E.164 numbers), and a scan
+Each rule is filed once, under the first of its conditions that can be looked
+up: the caller's exact numbers and prefixes, else the callee's, else the in-app
+user's exact ids and prefixes.  A call then costs one dictionary lookup per
+field for exact values, one lookup per distinct prefix length for prefixes (at
+most 16 for E.164 numbers), and a scan
 of the few rules that cannot be filed (patterns, rules with only plain
 conditions).  Patterns are the one linear cost: keep them few.
 
@@ -28,7 +29,7 @@ from .rules import Action, Rule, RuleInfo
 
 @dataclass(slots=True)
 class _FieldIndex:
-    """The rules filed under one number field (caller or callee)."""
+    """The rules filed under one field (caller, callee or user)."""
 
     #: Rules whose whole condition is this value: key -> the lowest ordinal.
     simple_exact: dict[str, int] = field(default_factory=dict)
@@ -39,7 +40,7 @@ class _FieldIndex:
     prefix_lengths: tuple[int, ...] = ()
 
     def add(self, rule: Rule, simple: bool) -> None:
-        for matcher in rule.caller if rule.lookup_field == "caller" else rule.callee:
+        for matcher in rule.lookup_matchers:
             if simple:
                 table = self.simple_exact if matcher.kind == "exact" else self.simple_prefix
                 table.setdefault(matcher.value, rule.ordinal)   # rules arrive in order: the first stays
@@ -83,11 +84,12 @@ def _best_of(rules: list[Rule] | None, facts: CallFacts, best: int | None) -> in
 class RuleIndex:
     """The rules of one action (allow or deny), filed for fast lookup."""
 
-    __slots__ = ("caller", "callee", "scan", "size")
+    __slots__ = ("caller", "callee", "user", "scan", "size")
 
     def __init__(self) -> None:
         self.caller = _FieldIndex()
         self.callee = _FieldIndex()
+        self.user = _FieldIndex()
         self.scan: list[Rule] = []   # in ordinal order
         self.size = 0
 
@@ -97,16 +99,18 @@ class RuleIndex:
         if field_name is None:
             self.scan.append(rule)
         else:
-            (self.caller if field_name == "caller" else self.callee).add(rule, rule.is_lookup_only)
+            {"caller": self.caller, "callee": self.callee, "user": self.user}[field_name].add(rule, rule.is_lookup_only)
 
     def freeze(self) -> None:
         self.caller.freeze()
         self.callee.freeze()
+        self.user.freeze()
 
     def first_match(self, facts: CallFacts) -> int | None:
         """The ordinal of the matching rule written first, or None."""
         best = self.caller.best(facts.caller, facts, None)
         best = self.callee.best(facts.callee, facts, best)
+        best = self.user.best(facts.user, facts, best)
         for rule in self.scan:
             if best is not None and rule.ordinal > best:
                 break   # the scan list is in ordinal order: nothing later can come first

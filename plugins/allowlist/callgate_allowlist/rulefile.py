@@ -5,7 +5,7 @@ whole file, with every problem listed by line (up to :data:`MAX_REPORTED`), so
 a broken edit never half-replaces a list.
 
 CSV: a header row naming the columns (``action`` is required; the others are
-``caller, callee, callee_type, domain, origination_type, application_key,
+``caller, callee, user, callee_type, domain, origination_type, application_key,
 name``, in any order); one rule per row; an empty cell is "any"; blank lines and
 lines starting with ``#`` are skipped.
 

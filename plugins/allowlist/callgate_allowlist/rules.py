@@ -16,9 +16,12 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, mod
 
 from .facts import CallFacts
 from .matchers import Matcher, MatcherError, parse_matcher
+from .users import parse_user_matcher
 
 Action = Literal["allow", "deny"]
 NUMBER_FIELDS = ("caller", "callee")
+#: The in-app caller's Sinch user id (the ICE's ``user``): see :mod:`.users`.
+USER_FIELD = "user"
 #: The plain conditions: rule key -> the values Sinch sends (None: any string, compared lower-case).
 PLAIN_FIELDS: dict[str, frozenset[str] | None] = {
     "callee_type": DESTINATION_TYPES,
@@ -27,7 +30,7 @@ PLAIN_FIELDS: dict[str, frozenset[str] | None] = {
     "application_key": None,
 }
 #: Every key a rule may have, in the order rules are described (and CSV columns are listed).
-RULE_KEYS = ("action", *NUMBER_FIELDS, *PLAIN_FIELDS, "name")
+RULE_KEYS = ("action", *NUMBER_FIELDS, USER_FIELD, *PLAIN_FIELDS, "name")
 
 Values = str | list[str] | None
 _ANY: frozenset[str] = frozenset()
@@ -41,6 +44,7 @@ class RuleSpec(BaseModel):
     action: Action
     caller: Values = None
     callee: Values = None
+    user: Values = None
     callee_type: Values = None
     domain: Values = None
     origination_type: Values = None
@@ -52,7 +56,7 @@ class RuleSpec(BaseModel):
     def _action(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator(*NUMBER_FIELDS, *PLAIN_FIELDS, mode="before")
+    @field_validator(*NUMBER_FIELDS, USER_FIELD, *PLAIN_FIELDS, mode="before")
     @classmethod
     def _strings(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
@@ -99,6 +103,7 @@ class Rule:
     text: str
     caller: tuple[Matcher, ...] = ()
     callee: tuple[Matcher, ...] = ()
+    user: tuple[Matcher, ...] = ()
     callee_types: frozenset[str] = frozenset()
     domains: frozenset[str] = frozenset()
     origination_types: frozenset[str] = frozenset()
@@ -110,6 +115,8 @@ class Rule:
         if self.caller and not _any_matches(self.caller, facts.caller):
             return False
         if self.callee and not _any_matches(self.callee, facts.callee):
+            return False
+        if self.user and not _any_matches(self.user, facts.user):
             return False
         if self.callee_types and facts.callee_type not in self.callee_types:
             return False
@@ -123,18 +130,27 @@ class Rule:
 
     @property
     def lookup_field(self) -> str | None:
-        """The number field the rule can be found by (exact numbers and prefixes only), or None."""
+        """The field the rule can be found by (exact values and prefixes only): caller, callee or user; or None."""
         if self.caller and all(m.indexable for m in self.caller):
             return "caller"
         if self.callee and all(m.indexable for m in self.callee):
             return "callee"
+        if self.user and all(m.indexable for m in self.user):
+            return USER_FIELD
         return None
+
+    @property
+    def lookup_matchers(self) -> tuple[Matcher, ...]:
+        """The values of :attr:`lookup_field` (empty when the rule has none)."""
+        return {"caller": self.caller, "callee": self.callee, USER_FIELD: self.user}.get(self.lookup_field or "", ())
 
     @property
     def is_lookup_only(self) -> bool:
         """True when finding the rule by its lookup field is the whole match (no other condition)."""
         field = self.lookup_field
-        return (field is not None and not (self.callee if field == "caller" else self.caller)
+        others = {"caller": self.caller, "callee": self.callee, USER_FIELD: self.user}
+        others.pop(field or "", None)
+        return (field is not None and not any(others.values())
                 and not (self.callee_types or self.domains or self.origination_types or self.application_keys))
 
     def info(self) -> RuleInfo:
@@ -167,6 +183,12 @@ def compile_rule(spec: RuleSpec | dict[str, Any], *, ordinal: int, source: str) 
                 raise ValueError(f"{key}: {exc}") from None
             # A "*" anywhere makes the whole condition "anything".
             numbers[key] = () if None in matchers else matchers
+        elif key == USER_FIELD:
+            try:
+                users = [parse_user_matcher(v) for v in values]
+            except MatcherError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+            numbers[key] = () if None in users else tuple(m for m in users if m is not None)
         elif key in PLAIN_FIELDS:
             plain[key] = _plain(values, key, PLAIN_FIELDS[key])
         else:
@@ -176,7 +198,7 @@ def compile_rule(spec: RuleSpec | dict[str, Any], *, ordinal: int, source: str) 
         parts.append(f"name={name!r}")
     return Rule(
         action=action, ordinal=ordinal, source=source, text=" ".join(parts),
-        caller=numbers.get("caller", ()), callee=numbers.get("callee", ()),
+        caller=numbers.get("caller", ()), callee=numbers.get("callee", ()), user=numbers.get(USER_FIELD, ()),
         callee_types=plain.get("callee_type", _ANY), domains=plain.get("domain", _ANY),
         origination_types=plain.get("origination_type", _ANY), application_keys=plain.get("application_key", _ANY),
         name=name,

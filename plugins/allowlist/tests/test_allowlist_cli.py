@@ -99,3 +99,14 @@ def test_the_real_command_prints_the_explanation(config_path):
     done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done.stderr
     assert "source:   rules.csv:2" in done.stdout and "verdict:  deny" in done.stdout
+
+
+def test_check_an_in_app_caller_by_user(capsys, tmp_path):
+    path = tmp_path / "users.toml"
+    path.write_text('[plugins]\nenabled = ["allowlist"]\n[plugins.allowlist]\ndefault = "deny"\n'
+                    '[[plugins.allowlist.rules]]\naction = "allow"\nuser = "alice"\n')
+    status, out, _ = run(capsys, path, "check", "private", "+14155550123", "--user", "alice", "--origination", "mxp")
+    assert status == 0 and "rule:     allow user=alice" in out
+    assert "call:     private -> +14155550123 (number, pstn, origination mxp, user alice)" in out
+    status, out, _ = run(capsys, path, "check", "private", "+14155550123", "--user", "bob", "--json")
+    assert status == 1 and json.loads(out)["call"]["user"] == "bob"

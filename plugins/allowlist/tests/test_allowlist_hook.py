@@ -137,3 +137,21 @@ async def test_inline_rules_come_before_file_rules(tmp_path, ice_event):
                                         rules=[{"action": "deny", "caller": "+46701234567"}]))
     assert plugin.authorize_call(ice_event(caller="46701234567")).reason.endswith("([plugins.allowlist] rules[0])")
     assert plugin.authorize_call(ice_event(caller="46709999999")).reason.endswith("(more.toml:1)")
+
+
+async def test_in_app_callers_are_allowed_or_denied_by_user(callgate_client, callgate_events, route_table):
+    cfg = config(route_table, default="deny", prompt="Not for you.",
+                 rules=[{"action": "allow", "user": ["alice", "bob"], "callee": "+1*"},
+                        {"action": "deny", "user": "bob"}])
+    client = await callgate_client(cfg, plugins={"allowlist": Allowlist})
+
+    async def call(user, to="+14155550123"):
+        fields = {"user": user} if user is not None else {}
+        _, answer = await client.event(callgate_events.ice(caller="private", to=to, origination="MXP", **fields))
+        return answer["action"]["name"]
+
+    assert await call("alice") == "connectPstn"
+    assert await call("alice", to="+46850001234") == "hangup"    # the rule is for +1 only
+    assert await call("bob") == "hangup"                         # a deny rule wins
+    assert await call("mallory") == "hangup"
+    assert await call(None) == "hangup"

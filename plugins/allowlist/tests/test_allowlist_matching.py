@@ -226,3 +226,95 @@ def test_the_index_agrees_with_looking_at_every_rule(specs, caller, callee, to_t
     found = RuleSet.build(rules).match(facts)
     assert (found and (found.ordinal, found.action, found.source)) == (expected and (expected.ordinal, expected.action,
                                                                                    expected.source))
+
+
+# --- in-app callers: the ICE's user -------------------------------------------------------------
+
+def in_app(rules: RuleSet, user: str | None, to: str = "+15551234567", **kwargs):
+    """An app-to-phone call from a Sinch SDK client: cli "private", the client's user id, origination mxp."""
+    return decide(rules, "private", to, user=user, origination_type="MXP", **kwargs)
+
+
+def test_a_user_rule_matches_the_in_app_caller_by_user_id():
+    rules = ruleset({"action": "allow", "user": "alice"}, {"action": "allow", "user": ["bob", "carol"]})
+    result = in_app(rules, "alice")
+    assert (result.verdict, result.rule.source, result.rule.text) == ("allow", "test[0]", "allow user=alice")
+    assert in_app(rules, "carol").rule.source == "test[1]"
+    assert in_app(rules, "mallory").verdict == "deny"                  # the default
+    assert in_app(rules, "Alice").verdict == "deny"                    # user ids are exact, as Sinch sends them
+    assert in_app(rules, None).verdict == "deny"
+    assert decide(rules, "46701234567").verdict == "deny"              # a phone caller has no user
+
+
+def test_user_values_are_exact_prefixes_patterns_or_anything():
+    rules = ruleset({"action": "deny", "user": "guest-*"}, {"action": "deny", "user": r"re:test\d+"},
+                    {"action": "allow", "user": "*", "callee": "+1555*"})
+    assert in_app(rules, "guest-42", default="allow").verdict == "deny"
+    assert in_app(rules, "test7", default="allow").verdict == "deny"
+    assert in_app(rules, "test7x", default="allow").verdict == "allow"  # a pattern matches the whole id
+    assert in_app(rules, "alice").verdict == "allow"                    # user = "*": any in-app user...
+    assert in_app(rules, None).verdict == "allow"                       # ... like leaving the condition out
+    assert in_app(rules, "alice", to="+4420").verdict == "deny"
+
+
+def test_a_user_condition_combines_with_the_others_and_deny_still_wins():
+    rules = ruleset({"action": "allow", "user": "alice", "callee": "+1*"},
+                    {"action": "deny", "user": "alice", "callee": "+1900*"})
+    assert in_app(rules, "alice", to="+15551234567").verdict == "allow"
+    assert in_app(rules, "alice", to="+19005550100").verdict == "deny"
+    assert in_app(rules, "alice", to="+46850001234").verdict == "deny"  # the default
+
+
+def test_an_in_app_call_is_from_private_so_block_withheld_numbers_for_pstn_only():
+    blunt = ruleset({"action": "deny", "caller": "private"}, {"action": "allow", "user": "alice"})
+    assert in_app(blunt, "alice").verdict == "deny"                      # cli "private": the deny rule wins
+    careful = ruleset({"action": "deny", "caller": "private", "origination_type": "pstn"},
+                      {"action": "allow", "user": "alice"})
+    assert in_app(careful, "alice").verdict == "allow"
+    assert decide(careful, "private", default="allow").verdict == "deny"
+
+
+def test_the_user_is_taken_from_the_ice(ice_event):
+    facts = CallFacts.from_ice(ice_event(caller="private", to="+14155550123", user=" alice ", originationType="MXP"))
+    assert (facts.caller, facts.user, facts.origination_type) == ("private", "alice", "mxp")
+    assert "user alice" in facts.describe()
+    assert CallFacts.from_ice(ice_event(caller="46701234567")).user is None
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"action": "allow", "user": " "}, "user: empty value"),
+    ({"action": "allow", "user": []}, "user: empty list"),
+    ({"action": "allow", "user": "al*ce"}, "* may only end a prefix"),
+    ({"action": "allow", "user": "re:(a"}, "not a valid regular expression"),
+    ({"action": "allow", "user": 42}, "expected a string"),
+])
+def test_bad_user_values_are_refused_with_a_clear_message(spec, message):
+    with pytest.raises(ValueError) as info:
+        RuleSpec.model_validate(spec)
+    assert message in str(info.value)
+
+
+_users = st.sampled_from(["alice", "alicia", "bob", "guest-1", "guest-22"])
+_user_values = st.one_of(_users, st.sampled_from(["ali*", "guest-*", "*", "re:guest-\\d", "re:bob|alice"]))
+_user_rule = st.fixed_dictionaries(
+    {"action": st.sampled_from(["allow", "deny"])},
+    optional={"user": st.one_of(_user_values, st.lists(_user_values, min_size=1, max_size=3)),
+              "caller": st.sampled_from(["private", "+4670*", "*"]),
+              "callee": st.sampled_from(["+1555*", "+15551234567", "re:\\+1.*"]),
+              "origination_type": st.sampled_from(["pstn", "mxp"])},
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(specs=st.lists(_user_rule, max_size=12), user=st.one_of(st.none(), _users),
+       caller=st.sampled_from(["private", "46701234567"]), callee=st.sampled_from(["+15551234567", "+4420"]),
+       origination=st.sampled_from(["pstn", "mxp"]))
+def test_the_index_agrees_with_looking_at_every_rule_with_users(specs, user, caller, callee, origination):
+    rules = [compile_rule(RuleSpec(**s), ordinal=i, source=f"r{i}") for i, s in enumerate(specs)]
+    facts = CallFacts.of(cli=caller, to=callee, to_type="number", domain="pstn", origination_type=origination,
+                         user=user)
+    matching = [r for r in rules if r.matches(facts)]
+    expected = (next((r for r in matching if r.action == "deny"), None)
+                or next((r for r in matching if r.action == "allow"), None))
+    found = RuleSet.build(rules).match(facts)
+    assert (found and (found.ordinal, found.action)) == (expected and (expected.ordinal, expected.action))

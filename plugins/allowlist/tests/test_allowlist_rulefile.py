@@ -119,3 +119,13 @@ def test_toml_problems_name_the_line(text, message):
     with pytest.raises(RulesFileError) as info:
         parse(text, name="r.toml")
     assert message in str(info.value)
+
+
+def test_rules_files_may_name_in_app_users():
+    rules = parse("action,user,callee\nallow,alice,\ndeny,guest-*,+1900*\n")
+    assert [(r.action, [m.value for m in r.user], r.source) for r in rules] == [
+        ("allow", ["alice"], "rules.csv:2"), ("deny", ["guest-"], "rules.csv:3")]
+    rules = parse('[[rules]]\naction = "allow"\nuser = ["alice", "bob"]\n', name="users.toml")
+    assert [m.value for m in rules[0].user] == ["alice", "bob"]
+    with pytest.raises(RulesFileError, match="line 2: user: 'al\\*ce'"):
+        parse("action,user\nallow,al*ce\n")

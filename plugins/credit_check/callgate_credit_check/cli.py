@@ -9,7 +9,8 @@
     callgate credit ledger ACCOUNT [--limit N] [--json]
     callgate credit accounts [--json]
     callgate credit link NUMBER ACCOUNT               number-to-account table (account_by = "number_table")
-    callgate credit unlink NUMBER
+    callgate credit link --user USER ACCOUNT          user-to-account table (account_by = "user")
+    callgate credit unlink NUMBER | --user USER
     callgate credit rates import FILE.csv [--merge]   replace (or add to) the rate table
     callgate credit rates export                      print the rate table as CSV
     callgate credit quote NUMBER DURATION [--account ACCOUNT | --currency EUR] [--user-rate 0.01] [--json]
@@ -34,7 +35,7 @@ from callgate.storage import DatabaseError, MissingDatabaseError
 
 from .config import CreditCheckConfig
 from .money import MoneyError, format_money, money_text, parse_amount, parse_currency, to_micros
-from .payer import canonical_account_id
+from .payer import canonical_account_id, canonical_user
 from .quote import Quote, make_quote, parse_duration
 from .rate_csv import RateFileError, format_rates, parse_rates
 from .rate_sources import sinch_rate
@@ -105,10 +106,11 @@ class CreditCommands:
             raise StoreError(f"no account {args.account!r}")
         calls = await store.open_calls(account.id)
         numbers = await store.numbers(account.id)
+        users = await store.users(account.id)
         if args.json:
             _json({"account": account.id, "currency": account.currency, "balance": money_text(account.balance),
                    "reserved": money_text(account.reserved), "available": money_text(account.available),
-                   "numbers": numbers,
+                   "numbers": numbers, "users": users,
                    "open_calls": [{"callid": c.callid, "reserved": money_text(c.reserved),
                                    "max_duration": c.max_duration, "since": c.created_at} for c in calls]})
             return 0
@@ -118,6 +120,8 @@ class CreditCommands:
         print(f"  available  {money_text(account.available):>14}")
         if numbers:
             print(f"  numbers    {', '.join(numbers)}")
+        if users:
+            print(f"  users      {', '.join(users)}")
         return 0
 
     async def ledger(self, store: CreditStore, args: argparse.Namespace) -> int:
@@ -149,12 +153,23 @@ class CreditCommands:
         return 0
 
     async def link(self, store: CreditStore, args: argparse.Namespace) -> None:
-        number = _number(args.number)
         account_id = self.account_id(args.account)
+        if _linking_user(args):
+            user = canonical_user(args.user)
+            await store.link_user(user, account_id)
+            print(f"calls from user {user} are paid by account {account_id}")
+            return
+        number = _number(args.number)
         await store.link_number(number, account_id)
         print(f"calls from {number} are paid by account {account_id}")
 
     async def unlink(self, store: CreditStore, args: argparse.Namespace) -> int:
+        if _linking_user(args):
+            user = canonical_user(args.user)
+            if not await store.unlink_user(user):
+                raise StoreError(f"user {user} is not linked to an account")
+            print(f"user {user} is no longer linked to an account")
+            return 0
         number = _number(args.number)
         if not await store.unlink_number(number):
             raise StoreError(f"{number} is not linked to an account")
@@ -236,6 +251,15 @@ def _print_quote(q: Quote) -> None:
                   f"for the first {r.increments.first} s: a call now is denied")
 
 
+def _linking_user(args: argparse.Namespace) -> bool:
+    """Whether ``link`` / ``unlink`` name an in-app user (``--user``) rather than a number; exactly one is given."""
+    if args.user is not None and args.number is not None:
+        raise ValueError("give a NUMBER or --user USER, not both")
+    if args.user is None and args.number is None:
+        raise ValueError("give the NUMBER (or --user USER) to link")
+    return args.user is not None
+
+
 def _number(text: str) -> str:
     number = normalize(text)
     if number is None:
@@ -297,12 +321,15 @@ def register(subparsers: argparse._SubParsersAction, config: CreditCheckConfig) 
     p = command("accounts", commands.accounts, "list accounts", reads_only=True)
     p.add_argument("--json", action="store_true")
 
-    p = command("link", commands.link, "let an account pay for calls from a number (account_by = \"number_table\")")
-    p.add_argument("number")
+    p = command("link", commands.link, "let an account pay for calls from a number (account_by = \"number_table\") "
+                                       "or from an in-app user (--user, account_by = \"user\")")
+    p.add_argument("number", nargs="?", help="the caller's number (leave out with --user)")
     p.add_argument("account")
+    p.add_argument("--user", help="the Sinch user id of an in-app caller, as the ICE's user field holds it")
 
-    p = command("unlink", commands.unlink, "remove a number from the number-to-account table")
-    p.add_argument("number")
+    p = command("unlink", commands.unlink, "remove a number (or, with --user, a user) from its account")
+    p.add_argument("number", nargs="?")
+    p.add_argument("--user", help="the Sinch user id to unlink")
 
     rates = sub.add_parser("rates", help="import or export the rate table")
     rates_sub = rates.add_subparsers(title="rates commands", metavar="COMMAND")

@@ -17,7 +17,7 @@ from .money import MoneyError, parse_amount
 from .rating import Increments, RatingError, cost_unit
 
 DEFAULT_DATABASE_URL = "sqlite:///var/callgate/credit.sqlite3"
-AccountBy = Literal["caller", "number_table", "custom", "header", "application"]
+AccountBy = Literal["caller", "number_table", "user", "custom", "header", "application"]
 
 
 class CreditCheckConfig(BaseModel):

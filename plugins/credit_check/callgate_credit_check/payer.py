@@ -3,6 +3,8 @@
 * ``caller``: the account is the caller's number, normalised (``+46701234567``).
 * ``number_table``: the caller's number is looked up in the number-to-account
   table (``callgate credit link +46701234567 acme``).
+* ``user``: the in-app caller's Sinch user id (the ICE's ``user``, authenticated by
+  Sinch) is looked up in the user-to-account table (``callgate credit link --user alice acme``).
 * ``custom``: the value of ``account_key`` in the ICE's ``custom`` string, which
   may be a JSON object (``{"account": "acme"}``, what in-app SDKs send) or
   ``key=value`` pairs separated by ``&``, ``;`` or ``,`` (``account=acme;team=x``).
@@ -20,19 +22,25 @@ from typing import Any
 from callgate.phone import PRIVATE, normalize
 
 from .config import CreditCheckConfig
+from .store import CreditStore
 
 _PAIR_SEPARATORS = re.compile(r"[&;,]")
 
 
 @dataclass(frozen=True, slots=True)
 class PayerKey:
-    """How to find the paying account: its id, or a number to look up in the number table."""
+    """How to find the paying account: its id, or a number or in-app user to look up in the link tables."""
 
     account: str | None = None
     number: str | None = None
+    user: str | None = None
 
     def describe(self) -> str:
-        return f"account {self.account}" if self.account is not None else f"number {self.number}"
+        if self.account is not None:
+            return f"account {self.account}"
+        if self.user is not None:
+            return f"user {self.user}"
+        return f"number {self.number}"
 
 
 def payer_key(call: Any, config: CreditCheckConfig) -> PayerKey | None:
@@ -45,6 +53,9 @@ def payer_key(call: Any, config: CreditCheckConfig) -> PayerKey | None:
         if caller is None or caller == PRIVATE:
             return None
         return PayerKey(account=caller) if mode == "caller" else PayerKey(number=caller)
+    if mode == "user":
+        user = call.user.strip() if isinstance(call.user, str) else ""
+        return PayerKey(user=user) if user else None
     if mode == "custom":
         value = value_in_custom(call.custom, config.account_key)
     elif mode == "header":
@@ -53,6 +64,15 @@ def payer_key(call: Any, config: CreditCheckConfig) -> PayerKey | None:
         value = call.application_key
     value = value.strip() if isinstance(value, str) else None
     return PayerKey(account=value) if value else None
+
+
+async def linked_account(store: CreditStore, key: PayerKey) -> str | None:
+    """The account a number or an in-app user is linked to (``callgate credit link``); None when not linked."""
+    if key.user is not None:
+        return await store.account_for_user(key.user)
+    if key.number is not None:
+        return await store.account_for_number(key.number)
+    return None
 
 
 def value_in_custom(custom: str | None, key: str) -> str | None:
@@ -92,3 +112,13 @@ def canonical_account_id(config: CreditCheckConfig, text: str) -> str:
                              f"caller's number, like +46701234567")
         return number
     return text
+
+
+def canonical_user(text: str) -> str:
+    """An in-app user id typed by an operator, as Sinch sends it in the ICE's ``user`` (exact, case kept)."""
+    user = text.strip()
+    if not user:
+        raise ValueError("a user id must not be empty")
+    if not user.isprintable():
+        raise ValueError(f"{text!r} is not a user id: it holds control characters")
+    return user

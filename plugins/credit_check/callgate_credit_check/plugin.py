@@ -33,7 +33,7 @@ from .config import CreditCheckConfig
 from .expiry import run_expiry
 from .handle import StoreHandle
 from .money import money_text
-from .payer import payer_key
+from .payer import linked_account, payer_key
 from .prompts import low_balance, prompt
 from .rate_sources import destination, rate_lookup
 from .store import Reservation
@@ -94,9 +94,9 @@ class CreditCheck:
         store = await self.handle.get()
         account_id = key.account
         if account_id is None:
-            account_id = await store.account_for_number(key.number)
+            account_id = await linked_account(store, key)
             if account_id is None:
-                return self._unknown_account(f"number {key.number} is linked to no account")
+                return self._unknown_account(f"{key.describe()} is linked to no account")
         # Registered before reserving: if this hook is cancelled after the reservation committed,
         # call_decided still sees the callid and releases it.
         self._awaiting_decision[call.callid] = 0

@@ -72,6 +72,13 @@ _MIGRATIONS = [
     );
     CREATE INDEX credit_ledger_account ON credit_ledger (account_id, id)
     """,
+    # 2: the user-to-account table (account_by = "user": in-app callers, by their Sinch user id).
+    """
+    CREATE TABLE credit_users (
+        user_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES credit_accounts (id)
+    )
+    """,
 ]
 
 

@@ -16,8 +16,8 @@ transactions cannot deadlock; should PostgreSQL end one all the same (a deadlock
 or a serialization failure), ``Database.run_transaction`` runs it again.
 
 Calls are keyed by Sinch's ``callid``: a repeated ICE finds its reservation
-and reserves nothing more; a repeated DICE finds the call settled and changes
-nothing.
+(or its denial) and reserves nothing more; a repeated DICE finds the call
+settled and changes nothing; the DICE of a call that was denied changes nothing.
 """
 
 from __future__ import annotations
@@ -274,6 +274,25 @@ class CreditStore:
                                    account_id)
         return [r["number"] for r in rows]
 
+    async def link_user(self, user: str, account_id: str) -> None:
+        """The user-to-account table: calls from the in-app user ``user`` are paid by ``account_id``."""
+        async with self.db.transaction() as tx:
+            if await self._lock_account(tx, account_id) is None:
+                raise StoreError(f"no account {account_id!r}")
+            await tx.execute("INSERT INTO credit_users (user_id, account_id) VALUES ($1, $2) "
+                             "ON CONFLICT (user_id) DO UPDATE SET account_id = excluded.account_id", user, account_id)
+
+    async def unlink_user(self, user: str) -> bool:
+        return bool(await self.db.execute("DELETE FROM credit_users WHERE user_id = $1", user))
+
+    async def account_for_user(self, user: str) -> str | None:
+        return await self.db.fetchval("SELECT account_id FROM credit_users WHERE user_id = $1", user)
+
+    async def users(self, account_id: str) -> list[str]:
+        rows = await self.db.fetch("SELECT user_id FROM credit_users WHERE account_id = $1 ORDER BY user_id",
+                                   account_id)
+        return [r["user_id"] for r in rows]
+
     # --- rates ------------------------------------------------------------------------------
 
     async def import_rates(self, rates: list[Rate], *, replace: bool = True) -> int:
@@ -414,14 +433,17 @@ class CreditStore:
                      sinch_currency: str | None = None) -> Settlement | None:
         """Charge a finished call once: cost of ``duration`` at the call's rate, release what was held.
 
-        None: no such call (this plugin did not authorize it).  A call already settled is
-        returned unchanged with ``repeated=True``.  A call whose reservation had expired or
-        was released is still charged for the time Sinch reports.
+        None: a call this plugin did not authorize, which is never charged, whatever its
+        ``duration``: no such call (another destination type, no account, no rate), or one it
+        denied.  A call already settled is returned unchanged with ``repeated=True``.  A call
+        whose reservation had expired or was released is still charged for the time Sinch reports.
         """
         async def settle_call(locked: LockedCall | None) -> Settlement | None:
             if locked is None:
                 return None
             tx, account, call = locked
+            if call.state == "denied":
+                return None
             if call.state == "settled":
                 return Settlement(call, 0, repeated=True)
             billed = charge(call.rate, max(duration, 0), unit)
@@ -490,8 +512,12 @@ class CreditStore:
 
 
 def _repeated(call: CallRecord, account: Account) -> Reservation:
-    """The answer to a repeated ICE, from the record of the first one."""
-    status = "denied" if call.state == "denied" else "reserved"
+    """The answer to a repeated ICE, from the record of the first one.
+
+    A call granted no time was denied, whatever its state says: versions before 0.2.0
+    settled the DICE of a denied call, marking it ``settled``.
+    """
+    status = "denied" if call.state == "denied" or call.max_duration <= 0 else "reserved"
     return Reservation(status, call.account_id, call.currency, call.max_duration, call.reserved,
                        account.available, repeated=True, reason=call.reason)
 

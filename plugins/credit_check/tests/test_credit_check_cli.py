@@ -46,7 +46,7 @@ def test_accounts_top_up_balance_and_ledger(credit):
     refused(credit("topup", "+46709999999", "1"), "no account '+46709999999'")
     balance = json.loads(ok(credit("balance", "+46701234567", "--json")))
     assert balance == {"account": "+46701234567", "currency": "EUR", "balance": "10.00", "reserved": "0.00",
-                       "available": "10.00", "numbers": [], "open_calls": []}
+                       "available": "10.00", "numbers": [], "users": [], "open_calls": []}
     ledger = json.loads(ok(credit("ledger", "+46701234567", "--json")))
     assert [(e["kind"], e["amount"], e["balance"], e["note"]) for e in ledger] == \
         [("topup", "10.50", "10.50", "card payment"), ("adjust", "-0.50", "10.00", "correction")]
@@ -91,6 +91,26 @@ def test_number_table_commands(credit, tmp_path):
     refused(credit("link", "+46701234567", "ghost", config_path=config), "no account 'ghost'")
     ok(credit("unlink", "+46701234567", config_path=config))
     refused(credit("unlink", "+46701234567", config_path=config), "is not linked")
+
+
+def test_user_table_commands(credit, tmp_path):
+    config = tmp_path / "users.toml"
+    config.write_text('[plugins]\nenabled = ["credit_check"]\n[plugins.credit_check]\n'
+                      'database_url = { env = "CREDIT_DATABASE_URL" }\naccount_by = "user"\n')
+    ok(credit("add", "acme", "--currency", "USD", config_path=config))
+    assert "calls from user alice are paid by account acme" in ok(credit("link", "--user", "alice", "acme",
+                                                                         config_path=config))
+    ok(credit("link", "acme", "--user", "bob", config_path=config))
+    balance = json.loads(ok(credit("balance", "acme", "--json", config_path=config)))
+    assert (balance["users"], balance["numbers"]) == (["alice", "bob"], [])
+    assert "users      alice, bob" in ok(credit("balance", "acme", config_path=config))
+    refused(credit("link", "--user", "carol", "ghost", config_path=config), "no account 'ghost'")
+    refused(credit("link", "+46701234567", "acme", "--user", "carol", config_path=config), "not both")
+    refused(credit("link", "acme", config_path=config), "give the NUMBER (or --user USER)")
+    refused(credit("link", "--user", " ", "acme", config_path=config), "must not be empty")
+    assert "user alice is no longer linked" in ok(credit("unlink", "--user", "alice", config_path=config))
+    refused(credit("unlink", "--user", "alice", config_path=config), "user alice is not linked")
+    assert json.loads(ok(credit("balance", "acme", "--json", config_path=config)))["users"] == ["bob"]
 
 
 def test_an_unreachable_database_is_a_clear_error(tmp_path):

@@ -134,3 +134,42 @@ async def test_database_down_ice_is_answered_in_time_and_dice_is_503(callgate_se
             assert response.status == 503
     assert "not-a-real-password" not in server.logs()
     assert logged(server, "credit_database_unreachable")
+
+
+async def test_dices_and_repeated_ices_of_denied_calls_racing_on_two_servers_never_move_the_balance(
+        callgate_server, callgate_database_url, credit_store):
+    """The account runs dry in a burst; then, all at once on both servers, Sinch repeats the ICE of every
+    denied call and delivers its DICE twice (primary and fallback URL), claiming 10 minutes of talk,
+    while the paid calls end.  Only the paid calls are charged; every repeated ICE is denied again."""
+    await prepare(credit_store, 7_500_000)
+    env = {"CREDIT_DATABASE_URL": callgate_database_url}
+    # on_error = "skip": a failing credit_check would let a repeated ICE through, uncharged.  Time limits as
+    # long as allowed, so that only a failure (not a slow answer on a busy test machine) can do that.
+    lenient = SERVER_CONFIG.replace("[server]", "[server]\ndeadline_ms = 4500").replace(
+        "[plugins.credit_check]", '[plugins.credit_check]\non_error = "skip"\ntimeout_ms = 4500')
+    servers = [callgate_server(lenient, env=env) for _ in range(2)]
+    results = await burst_of_ices(servers)
+    paid = [ice for ice, answer in results if answer["action"]["name"] == "connectPstn"]
+    denied = [ice for ice, answer in results if answer["action"]["name"] == "hangup"]
+    assert (len(paid), len(denied)) == (8, 42)
+    caller = ACCOUNT.lstrip("+")
+    requests = []
+    for ice in denied:
+        dice = samples.dice(ice["callid"], caller=caller, to=LANDLINE, duration=600)
+        requests += [(server, body) for server in servers for body in (ice, dice)]
+    requests += [(servers[0], samples.dice(ice["callid"], caller=caller, to=LANDLINE, duration=120)) for ice in paid]
+    async with aiohttp.ClientSession() as session:
+        answers = await asyncio.gather(*(post(session, server, body) for server, body in requests))
+    for (server, body), (status, answer) in zip(requests, answers):
+        assert status == 200
+        if body["event"] == "ice":
+            assert answer["action"] == {"name": "hangup"}
+            assert any("credit" in i.get("text", "") for i in answer["instructions"])
+        else:
+            assert answer == {}
+    account = await credit_store.account(ACCOUNT)
+    assert (account.balance, account.reserved) == (7_500_000 - 8 * 200_000, 0)   # 8 calls of 2 minutes at 0.10
+    debits = [e.callid for e in await credit_store.ledger(ACCOUNT, limit=1000) if e.kind == "debit"]
+    assert sorted(debits) == sorted(ice["callid"] for ice in paid)
+    for server in servers:
+        assert not logged(server, "plugin_failed")

@@ -191,6 +191,28 @@ async def test_dice_settles_once_and_leaves_notes(callgate_client, callgate_even
     assert notes == [{"credit_check": expected}, {"credit_check": expected}]
 
 
+@pytest.mark.parametrize("on_error", ["deny", "skip"])
+async def test_a_denied_call_is_never_charged_and_a_repeated_ice_is_denied_again(
+        on_error, callgate_client, callgate_events, callgate_database_url, credit_store, funded):
+    await funded(0)
+    client = await callgate_client(config(callgate_database_url, on_error=on_error),
+                                   plugins={"credit_check": CreditCheck, "notes_reader": NotesReader})
+    ice = callgate_events.ice(caller=CALLER, to=LANDLINE)
+    first = await client.event(ice)
+    assert first[1]["action"] == {"name": "hangup"}
+    for result, duration in (("ANSWERED", 60), ("ANSWERED", 3600), ("NOANSWER", None), ("FAILED", 0)):
+        dice = callgate_events.dice(ice["callid"], caller=CALLER, to=LANDLINE, result=result, duration=duration)
+        assert await client.event(dice) == (200, {})
+    account = await credit_store.account(ACCOUNT)
+    assert (account.balance, account.reserved) == (0, 0)
+    assert await credit_store.ledger(ACCOUNT) == []
+    assert plugin_instance(client, "notes_reader").seen == [{}] * 4        # no cost for the CRM export
+    # Sinch's fallback URL repeats the ICE: the same answer (with on_error = "skip" a failure would
+    # have let the call through, uncharged)
+    assert await client.event(ice) == first
+    assert (await credit_store.call(ice["callid"])).state == "denied"
+
+
 async def test_an_unanswered_call_is_settled_at_zero(callgate_client, callgate_events, callgate_database_url,
                                                      credit_store, funded):
     await funded(1_000_000)
@@ -265,16 +287,38 @@ async def test_sinch_user_rate_with_a_markup(callgate_client, callgate_events, c
     ("custom", {"account_key": "account"}, {"custom": '{"account": "acme"}'}),
     ("header", {"account_key": "account"}, {"callHeaders": [{"key": "account", "value": "acme"}]}),
     ("application", {}, {"applicationKey": "acme"}),
+    ("user", {}, {"caller": "private", "user": "alice", "originationType": "MXP"}),
 ])
 async def test_each_way_of_naming_the_paying_account(mode, extra, ice_fields, callgate_client, callgate_events,
                                                      callgate_database_url, credit_store, funded):
     await funded(1_000_000, account="acme")
     await credit_store.link_number("+46701112299", "acme")
+    await credit_store.link_user("alice", "acme")
     client = await callgate_client(config(callgate_database_url, account_by=mode, **extra),
                                    plugins={"credit_check": CreditCheck})
     _, answer = await client.event(callgate_events.ice(to=LANDLINE, **{"caller": CALLER, **ice_fields}))
     assert answer["action"]["maxDuration"] == 600
     assert (await credit_store.account("acme")).reserved == 1_000_000
+
+
+async def test_an_in_app_caller_is_billed_by_user_and_an_unlinked_user_is_denied(
+        callgate_client, callgate_events, callgate_database_url, credit_store, funded):
+    await funded(1_000_000, account="acme")
+    await credit_store.link_user("alice", "acme")
+    client = await callgate_client(config(callgate_database_url, account_by="user", no_account_prompt="Sign up first."),
+                                   plugins={"credit_check": CreditCheck, "notes_reader": NotesReader})
+    ice = callgate_events.ice(caller="private", to=LANDLINE, user="alice", origination="MXP")
+    _, answer = await client.event(ice)
+    assert answer["action"]["maxDuration"] == 600
+    dice = callgate_events.dice(ice["callid"], caller="alice", to=LANDLINE, duration=61)
+    assert await client.event(dice) == (200, {})
+    account = await credit_store.account("acme")
+    assert (account.balance, account.reserved) == (1_000_000 - 200_000, 0)      # 61 s: two minutes at 0.10
+    assert plugin_instance(client, "notes_reader").seen[0]["credit_check"]["account"] == "acme"
+    for stranger in ({"user": "mallory"}, {}):
+        _, answer = await client.event(callgate_events.ice(caller="private", to=LANDLINE, **stranger))
+        assert answer["action"] == {"name": "hangup"}
+        assert any(i.get("text") == "Sign up first." for i in answer["instructions"])
 
 
 async def test_reservations_whose_dice_never_comes_are_released_in_the_background(

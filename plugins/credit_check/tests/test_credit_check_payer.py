@@ -7,7 +7,7 @@ import pytest
 from callgate import samples
 from callgate.events import decode_event
 from callgate_credit_check.config import CreditCheckConfig
-from callgate_credit_check.payer import PayerKey, canonical_account_id, payer_key, value_in_custom
+from callgate_credit_check.payer import PayerKey, canonical_account_id, canonical_user, payer_key, value_in_custom
 
 
 def ice(**fields):
@@ -26,6 +26,24 @@ def test_by_caller_is_the_normalised_number():
 
 def test_by_number_table_looks_the_caller_up():
     assert payer_key(ice(caller="46701234567"), config(account_by="number_table")) == PayerKey(number="+46701234567")
+
+
+def test_by_user_is_the_in_app_callers_sinch_user():
+    by_user = config(account_by="user")
+    # an app-to-phone call from a Sinch SDK client: the cli is "private", the user is authenticated by Sinch
+    assert payer_key(ice(caller="private", user="alice"), by_user) == PayerKey(user="alice")
+    assert payer_key(ice(caller="private", user=" Alice "), by_user) == PayerKey(user="Alice")   # case kept
+    assert payer_key(ice(caller="46701234567"), by_user) is None          # a phone caller names no user
+    assert payer_key(ice(caller="private", user=""), by_user) is None
+    assert PayerKey(user="alice").describe() == "user alice"
+
+
+def test_operator_user_ids():
+    assert canonical_user(" alice ") == "alice"
+    with pytest.raises(ValueError, match="must not be empty"):
+        canonical_user(" ")
+    with pytest.raises(ValueError, match="control characters"):
+        canonical_user("al\x00ice")
 
 
 @pytest.mark.parametrize("custom, account", [

@@ -9,7 +9,7 @@ import pytest
 from callgate_credit_check.expiry import expire_overdue
 from callgate_credit_check.rate_csv import parse_rates
 from callgate_credit_check.rating import Increments, Rate
-from callgate_credit_check.store import CreditStore, NoRate, StoreError
+from callgate_credit_check.store import CreditStore, NoRate, Reservation, Settlement, StoreError
 
 EUR_PER_MINUTE_010 = Rate(currency="EUR", per_minute=100_000, increments=Increments(60, 60), prefix="46")
 
@@ -205,6 +205,25 @@ async def test_number_table(credit_store):
     assert await store.account_for_number("+46701234567") is None
 
 
+async def test_user_table(credit_store):
+    store = credit_store
+    await account_with(store)
+    with pytest.raises(StoreError, match="no account"):
+        await store.link_user("alice", "ghost")
+    await store.link_user("alice", "acme")
+    await store.link_user("bob", "acme")
+    assert await store.account_for_user("alice") == "acme"
+    assert await store.account_for_user("Alice") is None                 # user ids are exact, as Sinch sends them
+    assert await store.users("acme") == ["alice", "bob"]
+    await account_with(store, "family")
+    await store.link_user("bob", "family")                               # linking again moves the user
+    assert await store.account_for_user("bob") == "family"
+    assert await store.unlink_user("alice") is True
+    assert await store.unlink_user("alice") is False
+    assert await store.account_for_user("alice") is None
+    assert await store.numbers("acme") == []                             # the number table is another table
+
+
 async def test_several_instances_starting_at_once_on_a_fresh_database(callgate_database_url):
 
     stores = await asyncio.gather(*(CreditStore.open(callgate_database_url) for _ in range(4)))
@@ -214,3 +233,75 @@ async def test_several_instances_starting_at_once_on_a_fresh_database(callgate_d
     finally:
         for s in stores:
             await s.close()
+
+
+# --- DICEs for calls this plugin denied (issue 15, item 1) -------------------------------------------
+
+async def test_a_dice_for_a_denied_call_changes_nothing_whatever_its_result_and_duration(credit_store):
+    store = credit_store
+    await account_with(store, "poor", amount=0)
+    assert (await reserve(store, "denied-call", "poor")).status == "denied"
+    account = await store.account("poor")
+    for duration in (60, 0, 3600, 14400):
+        assert await store.settle("denied-call", duration, unit=1, sinch_debit=Decimal("0.50"),
+                                  sinch_currency="EUR") is None
+    assert await store.account("poor") == account
+    assert await store.ledger("poor") == []
+    call = await store.call("denied-call")
+    assert (call.state, call.cost, call.billed_seconds) == ("denied", None, None)
+    # and the repeated ICE after those DICEs still gets the first answer: denied, with no time
+    repeated = await reserve(store, "denied-call", "poor")
+    assert (repeated.status, repeated.seconds, repeated.repeated) == ("denied", 0, True)
+
+
+async def test_a_repeated_ice_for_a_denied_call_billed_by_an_earlier_version_is_still_denied(credit_store):
+    """Databases written before the fix hold denied calls marked settled (their DICE was billed): a call that
+    was granted no time is answered as denied, never as an Allow of 0 seconds."""
+    store = credit_store
+    await account_with(store, "poor", amount=0)
+    await reserve(store, "old-denied", "poor")
+    await store.db.execute("UPDATE credit_calls SET state = 'settled', cost = 500000 WHERE callid = $1", "old-denied")
+    repeated = await reserve(store, "old-denied", "poor")
+    assert (repeated.status, repeated.seconds, repeated.repeated) == ("denied", 0, True)
+
+
+async def test_repeated_ices_and_dices_for_denied_calls_racing_change_nothing(credit_store):
+    store = credit_store
+    await account_with(store, "poor", amount=40_000)                 # 0.04: less than the first minute (0.10)
+    before = await store.account("poor")
+    callids = [f"denied-{i}" for i in range(10)]
+    work = []
+    for callid in callids:
+        work += [reserve(store, callid, "poor") for _ in range(3)]
+        work += [store.settle(callid, 60 * (n + 1), unit=1) for n in range(3)]
+    results = await asyncio.gather(*work)
+    reservations = [r for r in results if isinstance(r, Reservation)]
+    settlements = [r for r in results if isinstance(r, Settlement)]
+    assert len(reservations) == 30 and {r.status for r in reservations} == {"denied"}
+    assert {r.seconds for r in reservations} == {0}
+    assert settlements == []
+    assert await store.account("poor") == before
+    assert [e.kind for e in await store.ledger("poor")] == ["topup"]
+    assert {(await store.call(c)).state for c in callids} == {"denied"}
+    await assert_ledger_explains(store, "poor")
+
+
+async def test_under_load_dices_for_denied_calls_never_move_the_balance(credit_store):
+    """An account runs dry under a burst of calls; the DICEs of every call it could not pay for arrive
+    (twice, as from Sinch's primary and fallback URL) among the settlements of the calls it paid for:
+    the balance moves by exactly what the paid calls cost."""
+    store = credit_store
+    await account_with(store, amount=10_000_000)                     # 10.00: 100 minutes at 0.10/min
+    callids = [f"load-{i}" for i in range(60)]
+    results = await asyncio.gather(*(reserve(store, callid, cap=600) for callid in callids))
+    paid = [c for c, r in zip(callids, results) if r.status == "reserved"]
+    denied = [c for c, r in zip(callids, results) if r.status == "denied"]
+    assert len(paid) == 10 and len(denied) == 50                      # ten calls of 600 s hold the 10.00
+    dices = [store.settle(c, 600, unit=1) for c in denied for _ in range(2)]
+    dices += [store.settle(c, 120, unit=1) for c in paid]            # each paid call talked 2 minutes: 0.20
+    settled = await asyncio.gather(*dices)
+    assert sum(s is not None for s in settled) == len(paid)
+    account = await store.account("acme")
+    assert (account.balance, account.reserved) == (10_000_000 - 10 * 200_000, 0)
+    assert {e.callid for e in await store.ledger("acme", limit=1000) if e.kind == "debit"} == set(paid)
+    await assert_ledger_explains(store, "acme")

@@ -41,6 +41,8 @@ class Party(_Model):
     raw: str | None = Field(None, description="The value exactly as Sinch sent it (a number without +, a user id, a SIP URI)")
     type: str | None = Field(None, description="caller: number, private or user; callee: Sinch's to.type "
                                                 "(did, number, username, sip, conference)")
+    user: str | None = Field(default=None, description="The Sinch user id when this end is an in-app (SDK) user "
+                                                        "(caller type user, callee type username), else null")
 
 
 class Amount(_Model):
@@ -150,21 +152,30 @@ def _amount(value: dict[str, Any] | None) -> Amount | None:
 
 
 def caller_party(raw: str | None, user: str | None = None) -> Party:
-    """The caller: a number (E.164), ``private``, or an in-app user."""
+    """The caller: a number (E.164), ``private``, or an in-app user.
+
+    A Sinch SDK client calls with its user id in ``user`` and ``cli`` ``"private"`` (or the
+    caller id the app presents): it is a ``user``, with the number when ``cli`` is one.  In a
+    DICE alone, an in-app caller's user id is its ``from``.
+    """
     normalised = normalize_caller(raw)
+    user = user.strip() if user and user.strip() else None
+    if user is not None:
+        return Party(number=normalised if normalised != PRIVATE else None, raw=raw, type="user", user=user)
     if normalised == PRIVATE:
         return Party(number=None, raw=raw, type="private")
     if normalised is not None:
         return Party(number=normalised, raw=raw, type="number")
-    if raw or user:
-        return Party(number=None, raw=raw or user, type="user")
+    if raw:
+        return Party(number=None, raw=raw, type="user", user=raw)
     return Party()
 
 
 def callee_party(to_type: str | None, endpoint: str | None) -> Party:
-    """The callee: its number (E.164) when Sinch says it is one (did/number), else the endpoint as sent."""
+    """The callee: its number (E.164) when Sinch says it is one (did/number), else the endpoint as sent;
+    an in-app user (``username``) also as ``user``."""
     number = normalize(endpoint) if endpoint and (to_type in NUMBER_TYPES or to_type is None) else None
-    return Party(number=number, raw=endpoint, type=to_type)
+    return Party(number=number, raw=endpoint, type=to_type, user=endpoint if to_type == "username" else None)
 
 
 def direction_of(to_type: str | None) -> Direction | None:

@@ -76,6 +76,14 @@ def test_a_username_caller_has_no_from_number():
     assert "hs_call_from_number" not in props and "alice" in props["hs_call_title"]
 
 
+def test_an_in_app_caller_is_named_by_user_in_the_title():
+    facts = dice_facts(decode_event(json.dumps(dice(callid="c1", caller="private", to="+14155550123",
+                                                    user="alice"))), NOW)
+    props = properties(build_record("c1", facts, 1, NOW), hubspot())
+    assert "hs_call_from_number" not in props
+    assert props["hs_call_title"] == "Outbound call from user alice to +14155550123"
+
+
 async def test_calls_are_created_then_updated_in_place(callgate_client, callgate_events, tmp_path):
     async with Receiver(token="test-token") as crm:
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", hubspot_sink(crm.url)),

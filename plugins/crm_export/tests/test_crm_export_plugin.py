@@ -33,7 +33,7 @@ async def test_a_call_becomes_one_record_with_every_fact(callgate_client, callga
         record = seen.json()
         assert seen.headers["Idempotency-Key"] == callid
         assert record["callid"] == callid and record["version"] == 1 and record["schema_version"] == 1
-        assert record["caller"] == {"number": "+46701234567", "raw": "46701234567", "type": "number"}
+        assert record["caller"] == {"number": "+46701234567", "raw": "46701234567", "type": "number", "user": None}
         assert record["callee"]["number"] == "+46850001234" and record["direction"] == "inbound"
         assert record["duration_seconds"] == 168 and record["result"] == "ANSWERED"
         assert record["debit"] == {"amount": "0.0231", "currency": "EUR"}

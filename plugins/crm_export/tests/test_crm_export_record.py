@@ -100,3 +100,24 @@ def test_direction():
     assert direction_of("did") == "inbound"
     assert direction_of("number") == "outbound" and direction_of("sip") == "outbound"
     assert direction_of("username") is None and direction_of("conference") is None and direction_of(None) is None
+
+
+def test_an_in_app_caller_is_carried_as_a_user():
+    """App-to-phone from a Sinch SDK client: the ICE has cli "private" and user "alice", the DICE from "alice"."""
+    facts = ice_facts(event(ice(callid="c3", caller="private", to="+14155550123", user="alice", domain="pstn",
+                                origination="MXP")), None, T0)
+    facts = merge_facts(facts, dice_facts(event(dice(callid="c3", caller="alice", to="+14155550123")), T0))[0]
+    record = build_record("c3", facts, 1, T0)
+    data = json.loads(record.model_dump_json())
+    assert data["caller"] == {"number": None, "raw": "private", "type": "user", "user": "alice"}
+    assert data["callee"] == {"number": "+14155550123", "raw": "+14155550123", "type": "number", "user": None}
+    # the DICE alone (the ICE reached another instance): its "from" is the user id
+    alone = build_record("c3", dice_facts(event(dice(callid="c3", caller="alice", to="+14155550123")), T0), 1, T0)
+    assert (alone.caller.type, alone.caller.user) == ("user", "alice")
+    # a phone caller has no user; an app-to-app callee is a user
+    assert build_record("c1", whole_call(), 1, T0).caller.user is None
+    app_to_app = ice_facts(event(ice(callid="c4", caller=None, to="bob", to_type="username", user="alice",
+                                     domain="mxp", origination="MXP")), None, T0)
+    app_to_app = merge_facts(app_to_app, dice_facts(event(dice(callid="c4", caller="alice", to="bob")), T0))[0]
+    record = build_record("c4", app_to_app, 1, T0)
+    assert (record.caller.user, record.callee.user, record.callee.type) == ("alice", "bob", "username")

@@ -9,7 +9,7 @@ Properties sent (HubSpot's names and units):
 ``hs_call_to_number``      callee, E.164 (idem)
 ``hs_call_status``         COMPLETED, BUSY, NO_ANSWER, FAILED or CANCELED (see :func:`call_status`)
 ``hs_call_direction``      INBOUND or OUTBOUND (left out when unknown)
-``hs_call_title``          e.g. "Inbound call from +46701234567 to +46850001234"
+``hs_call_title``          e.g. "Inbound call from +46701234567 to +46850001234" ("from user alice": in-app)
 ``hs_call_body``           result, reason, Sinch debit and rate, our cost, who decided, callid
 ``hs_call_recording_url``  the recording, when its location is an https:// URL (HubSpot's rule);
                            any other location (s3://, azure://) is written in the body instead
@@ -69,7 +69,8 @@ def _amount_text(amount: Any) -> str:
 
 
 def title(record: CallRecord) -> str:
-    who = record.caller.number or record.caller.raw or "unknown caller"
+    who = (f"user {record.caller.user}" if record.caller.user else None) or record.caller.number \
+        or record.caller.raw or "unknown caller"
     whom = record.callee.number or record.callee.raw or "unknown callee"
     kind = {"inbound": "Inbound call", "outbound": "Outbound call"}.get(record.direction or "", "Call")
     return f"{kind} from {who} to {whom}"

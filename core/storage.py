@@ -6,6 +6,9 @@
         row = await tx.fetchrow("SELECT balance FROM accounts WHERE id = $1", account)
         await tx.execute("UPDATE accounts SET balance = $1 WHERE id = $2", new, account)
 
+``transaction(rollback=True)`` runs the same statements and rolls them back at the end: the answer a
+write would give, with nothing written (``callgate simulate`` dry runs use it).
+
 SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``).
 Write SQL both understand: ``INSERT ... ON CONFLICT DO NOTHING``, ``RETURNING``, TEXT for
 Decimal money (compare in Python, or store integer minor units).
@@ -115,8 +118,26 @@ class Database(Connection):
     async def close(self) -> None:
         raise NotImplementedError
 
-    def transaction(self, *, serializable: bool = False):
+    def transaction(self, *, serializable: bool = False, rollback: bool = False):
+        """A transaction: committed when the block ends, rolled back if it raises.
+
+        ``rollback=True`` makes it rollback-only: its statements run as in any transaction
+        (locks, reads of its own writes, row counts), and it is rolled back when the block
+        ends, so it answers what the writes would have given and leaves nothing behind.
+        """
         raise NotImplementedError
+
+    async def applied_migrations(self, component: str) -> int:
+        """How many of ``component``'s migrations this database has (0 for none), without creating anything."""
+        if self.dialect == "postgresql":
+            exists = await self.fetchval("SELECT to_regclass('callgate_migrations') IS NOT NULL")
+        else:
+            exists = await self.fetchval(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'callgate_migrations'")
+        if not exists:
+            return 0
+        version = await self.fetchval("SELECT MAX(version) FROM callgate_migrations WHERE component = $1", component)
+        return int(version or 0)
 
     async def ping(self) -> None:
         """Raise DatabaseError unless the database answers."""
@@ -152,6 +173,14 @@ _MIGRATION_LOCK = 0x63616C6C67617465   # "callgate"
 
 
 # --- SQLite ---------------------------------------------------------------------------------
+
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file that does not exist (opening it would create it); a server is assumed there."""
+    if urlsplit(url).scheme != "sqlite":
+        return True
+    path = _sqlite_path(url)
+    return path == ":memory:" or Path(path).exists()
+
 
 def _sqlite_path(url: str) -> str:
     rest = url[len("sqlite://"):]
@@ -360,7 +389,7 @@ class SQLiteDatabase(Database):
         return rows
 
     @asynccontextmanager
-    async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
+    async def transaction(self, *, serializable: bool = False, rollback: bool = False) -> AsyncIterator[Connection]:
         async with self._lock:
             group = await self._join_group()
             try:
@@ -375,6 +404,8 @@ class SQLiteDatabase(Database):
                         except DatabaseError as exc:
                             self._break_group(exc)
                     raise
+                if rollback and self._group is group:     # rollback-only: undo this savepoint, not the group
+                    self._statement("ROLLBACK TO tx", ())
                 self._statement("RELEASE tx", ())
                 if self._group is not group:
                     raise group.broken or DatabaseError("SQLite rolled back the transaction")
@@ -501,7 +532,7 @@ class PostgresDatabase(Database):
             await self._pool.release(conn)
 
     @asynccontextmanager
-    async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
+    async def transaction(self, *, serializable: bool = False, rollback: bool = False) -> AsyncIterator[Connection]:
         async with self._acquire() as conn:
             await _pg(conn.execute(self._begin[serializable]))
             try:
@@ -513,4 +544,4 @@ class PostgresDatabase(Database):
                     pass   # the connection is broken: the server rolls back, the pool replaces it; keep the cause
                 raise
             else:
-                await _pg(conn.execute("COMMIT"))
+                await _pg(conn.execute("ROLLBACK" if rollback else "COMMIT"))

@@ -15,6 +15,7 @@ naming the plugin, the package, the key and the fix.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
@@ -38,6 +39,10 @@ BUILTINS = {
 HOOK_NAMES = tuple(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
                    if hasattr(getattr(hookspecs, name), f"{hookspecs.PROJECT}_spec"))
 OnError = Literal["deny", "skip"]
+#: The opt-in argument of every call hook (and of ``startup``): true under ``callgate simulate``.
+DRY_RUN = "dry_run"
+#: The hooks that receive ``dry_run`` (derived from the hookspecs, so the two cannot drift).
+DRY_RUN_HOOKS = tuple(name for name in HOOK_NAMES if DRY_RUN in inspect.signature(getattr(hookspecs, name)).parameters)
 
 
 class PluginError(Exception):
@@ -86,6 +91,9 @@ class Plugins:
 
     pm: pluggy.PluginManager
     loaded: list[LoadedPlugin]
+    #: True for ``callgate simulate``: hooks and ``startup`` that accept ``dry_run`` get True.  Bound into each
+    #: implementation here, once, so that the answer path passes nothing more per call.
+    dry_run: bool = False
     _impls: dict[str, tuple[HookImpl, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -95,7 +103,7 @@ class Plugins:
             impls = getattr(self.pm.hook, hook).get_hookimpls()
             ordered = sorted(impls, key=lambda impl: order[impl.plugin_name])
             self._impls[hook] = tuple(
-                HookImpl(by_name[i.plugin_name], i.function, tuple(i.argnames),
+                HookImpl(by_name[i.plugin_name], *_bind_dry_run(i, self.dry_run),
                          inspect.iscoroutinefunction(i.function)) for i in ordered)
 
     def impls(self, hook: str) -> tuple[HookImpl, ...]:
@@ -104,8 +112,24 @@ class Plugins:
     def hooks_of(self, name: str) -> list[str]:
         return [hook for hook, impls in self._impls.items() if any(i.plugin.name == name for i in impls)]
 
+    def not_dry_run_safe(self) -> list[str]:
+        """What of the enabled (not built-in) plugins does not accept ``dry_run``: ``"<plugin>.<hook>"`` for each
+        call hook and ``startup`` that does not.  A dry run cannot promise that those changed nothing."""
+        unsafe = []
+        for plugin in self.loaded:
+            if plugin.builtin:
+                continue
+            for hook in DRY_RUN_HOOKS:
+                for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                    if impl.plugin_name == plugin.name and DRY_RUN not in (*impl.argnames, *impl.kwargnames):
+                        unsafe.append(f"{plugin.name}.{hook}")
+            startup = getattr(plugin.instance, "startup", None)
+            if startup is not None and not _accepts_dry_run(startup):
+                unsafe.append(f"{plugin.name}.startup")
+        return unsafe
+
     async def startup(self) -> None:
-        """Run every plugin's optional ``async startup()``, in order.
+        """Run every plugin's optional ``async startup()``, in order (with ``dry_run`` if it accepts it).
 
         If one fails, the plugins already started are shut down before the error is raised.
         """
@@ -114,7 +138,7 @@ class Plugins:
             fn = getattr(plugin.instance, "startup", None)
             try:
                 if fn is not None:
-                    await _maybe_await(fn())
+                    await _maybe_await(fn(dry_run=self.dry_run) if _accepts_dry_run(fn) else fn())
             except Exception as exc:
                 errors = await _shutdown(reversed(started))
                 cleanup = f" (and while stopping the others: {'; '.join(errors)})" if errors else ""
@@ -126,6 +150,39 @@ class Plugins:
         errors = await _shutdown(reversed(self.loaded))
         if errors:
             raise RuntimeError("plugin shutdown failed: " + "; ".join(errors))
+
+
+def _accepts_dry_run(fn: Callable[..., Any]) -> bool:
+    try:
+        return DRY_RUN in inspect.signature(fn).parameters
+    except (TypeError, ValueError):      # no signature to read (a builtin): it cannot take it
+        return False
+
+
+def _bind_dry_run(impl: pluggy.HookImpl, dry_run: bool) -> tuple[Callable[..., Any], tuple[str, ...]]:
+    """The function to call for ``impl`` and the arguments it takes from the hook call, ``dry_run`` bound.
+
+    ``dry_run`` is the same for every call of a ``Plugins``, so it is bound here rather than passed on
+    each call.  A ``dry_run`` with a default of ``False`` is left alone on the server path (no cost).
+    """
+    function, names = impl.function, tuple(impl.argnames)
+    if DRY_RUN in names:
+        rest = tuple(n for n in names if n != DRY_RUN)
+        if names[-1] == DRY_RUN:       # the usual place: the others are passed by position, before it
+            return functools.partial(function, dry_run=dry_run), rest
+        return _by_name(function, rest, dry_run), rest
+    if DRY_RUN in impl.kwargnames:
+        if inspect.signature(function).parameters[DRY_RUN].default is dry_run:
+            return function, names
+        return functools.partial(function, dry_run=dry_run), names
+    return function, names
+
+
+def _by_name(function: Callable[..., Any], names: tuple[str, ...], dry_run: bool) -> Callable[..., Any]:
+    """``function`` called with ``names`` by keyword (for a ``dry_run`` declared before other arguments)."""
+    def call(*values: Any) -> Any:
+        return function(dry_run=dry_run, **dict(zip(names, values)))
+    return call
 
 
 async def _shutdown(plugins: Iterable[LoadedPlugin]) -> list[str]:
@@ -146,11 +203,12 @@ def installed_plugins() -> dict[str, EntryPoint]:
 
 
 def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source: str = "config.toml",
-                 classes: Mapping[str, type] | None = None) -> Plugins:
+                 classes: Mapping[str, type] | None = None, dry_run: bool = False) -> Plugins:
     """Import, configure, build and register the enabled plugins, then the built-ins.
 
     ``classes`` maps plugin names to classes to use instead of entry points
     (``callgate.testing`` uses it to test a plugin that is not installed).
+    ``dry_run``: for ``callgate simulate`` (see :attr:`Plugins.dry_run`).
     """
     classes = dict(classes or {})
     installed = None
@@ -192,7 +250,7 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
     except pluggy.PluginValidationError as exc:
         raise PluginError(pm.get_name(exc.plugin) or repr(exc.plugin),
                           f"implements a hook callgate does not have: {exc}") from None
-    return Plugins(pm, loaded)
+    return Plugins(pm, loaded, dry_run=dry_run)
 
 
 def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeout_ms: int = 1000,

@@ -14,6 +14,12 @@ the database write lock), so balance checks and reservations on one account
 happen one at a time.  Locks are always taken account first, then call, so
 transactions cannot deadlock.
 
+Dry runs (``callgate simulate``): ``reserve``, ``limit``, ``release`` and ``settle`` take
+``dry_run=True`` to run the same transaction and roll it back (the same answer, nothing written;
+the ledger row is not even inserted, since on PostgreSQL a rolled-back insert still uses up an
+id of the ledger's sequence).  :meth:`CreditStore.open_dry_run` opens a store without creating
+or migrating it.
+
 Calls are keyed by Sinch's ``callid``: a repeated ICE finds its reservation
 and reserves nothing more; a repeated DICE finds the call settled and changes
 nothing.
@@ -30,7 +36,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal
 
-from callgate.storage import Connection, Database, DatabaseError
+import structlog
+
+from callgate.storage import Connection, Database, DatabaseError, database_exists, redact
 
 from . import schema
 from .money import parse_currency
@@ -38,6 +46,7 @@ from .rating import Increments, Rate, charge, grant
 
 Kind = Literal["topup", "adjust", "reserve", "release", "debit"]
 CallState = Literal["reserved", "released", "expired", "settled", "denied"]
+log = structlog.get_logger("callgate.credit_check")
 #: Tries to open the database and migrate it at start-up (see CreditStore.open).
 OPEN_ATTEMPTS = 4
 #: How many overdue reservations one expiry pass handles at most.
@@ -200,6 +209,35 @@ class CreditStore:
                 raise
         raise AssertionError("unreachable")
 
+    @classmethod
+    async def open_dry_run(cls, url: str) -> CreditStore:
+        """The store for a dry run: opened as it is, never created or migrated.
+
+        A store that does not exist yet (no SQLite file, no credit tables) is simulated as an empty one,
+        in memory; one whose schema is older than this plugin's raises DatabaseError (a dry run must not
+        migrate it).
+        """
+        needed = len(schema.migrations("sqlite"))
+        if database_exists(url):
+            db = await Database.connect(url)
+            try:
+                version = await db.applied_migrations(schema.COMPONENT)
+            except BaseException:
+                await db.close()
+                raise
+            if version >= needed:
+                return cls(db)
+            await db.close()
+            if version:
+                raise DatabaseError(f"cannot simulate against {redact(url)}: its credit tables are at schema "
+                                    f"version {version} and this plugin needs {needed}; a dry run does not migrate "
+                                    f"them (callgate serve does, at start-up)")
+        log.warning("credit_dry_run_on_empty_store", database=redact(url),
+                    why="the credit database does not exist yet: simulating against an empty one, creating nothing")
+        db = await Database.connect("sqlite://:memory:")
+        await db.migrate(schema.COMPONENT, schema.migrations(db.dialect))
+        return cls(db)
+
     async def close(self) -> None:
         await self.db.close()
 
@@ -321,14 +359,15 @@ class CreditStore:
         return [_call(r) for r in rows]
 
     async def reserve(self, callid: str, account_id: str, destination: str | None, rate_for: RateLookup, *,
-                      cap: int, unit: int, grace: int, now: float | None = None) -> Reservation:
+                      cap: int, unit: int, grace: int, now: float | None = None, dry_run: bool = False) -> Reservation:
         """Authorize a call: reserve the cost of the longest affordable time (at most ``cap`` seconds).
 
         Answers a repeated ICE (same ``callid``) from its first reservation.  A call the
         account cannot pay for is recorded as ``denied`` (so a repeat gets the same answer).
+        ``dry_run``: the same answer, nothing written.
         """
         now = time.time() if now is None else now
-        async with self.db.transaction() as tx:
+        async with self.db.transaction(rollback=dry_run) as tx:
             account = await self._lock_account(tx, account_id)
             if account is None:
                 return Reservation("no_account", account_id, reason=f"no account {account_id!r}")
@@ -355,16 +394,17 @@ class CreditStore:
                 existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
                 return _repeated(_call(existing), account)
             if granted.reserve:
-                await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid)
+                await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid,
+                                 dry_run=dry_run)
             return Reservation(state, account.id, account.currency, granted.seconds, granted.reserve,
                                account.available, reason=reason)
 
-    async def limit(self, callid: str, max_duration: int, *, unit: int, grace: int) -> int:
+    async def limit(self, callid: str, max_duration: int, *, unit: int, grace: int, dry_run: bool = False) -> int:
         """The call may last at most ``max_duration`` seconds (another limit won): give back the surplus.
 
-        Returns the micro-units released (0 when nothing changed).
+        Returns the micro-units released (0 when nothing changed).  ``dry_run``: the same answer, nothing written.
         """
-        async with self._locked_call(callid) as locked:
+        async with self._locked_call(callid, rollback=dry_run) as locked:
             if locked is None:
                 return 0
             tx, account, call = locked
@@ -377,16 +417,17 @@ class CreditStore:
                              call.expires_at - (call.max_duration - max_duration), callid)
             if surplus > 0:
                 await self._move(tx, account, "release", surplus, reserved=-surplus, callid=callid,
-                                 note=f"maxDuration lowered to {max_duration} s")
+                                 note=f"maxDuration lowered to {max_duration} s", dry_run=dry_run)
             return max(surplus, 0)
 
     async def release(self, callid: str, *, state: Literal["released", "expired"] = "released",
-                      reason: str = "") -> CallRecord | None:
+                      reason: str = "", dry_run: bool = False) -> CallRecord | None:
         """Give back a reservation that will not be settled: the call was denied, hung up, or its DICE never came.
 
         Returns the call as it was when released; None when it was not held (already settled, released, ...).
+        ``dry_run``: the same answer, nothing written.
         """
-        async with self._locked_call(callid) as locked:
+        async with self._locked_call(callid, rollback=dry_run) as locked:
             if locked is None:
                 return None
             tx, account, call = locked
@@ -396,18 +437,18 @@ class CreditStore:
                              state, reason, callid)
             if call.reserved:
                 await self._move(tx, account, "release", call.reserved, reserved=-call.reserved, callid=callid,
-                                 note=reason)
+                                 note=reason, dry_run=dry_run)
             return call
 
     async def settle(self, callid: str, duration: int, *, unit: int, sinch_debit: Decimal | None = None,
-                     sinch_currency: str | None = None) -> Settlement | None:
+                     sinch_currency: str | None = None, dry_run: bool = False) -> Settlement | None:
         """Charge a finished call once: cost of ``duration`` at the call's rate, release what was held.
 
         None: no such call (this plugin did not authorize it).  A call already settled is
         returned unchanged with ``repeated=True``.  A call whose reservation had expired or
-        was released is still charged for the time Sinch reports.
+        was released is still charged for the time Sinch reports.  ``dry_run``: the same answer, nothing written.
         """
-        async with self._locked_call(callid) as locked:
+        async with self._locked_call(callid, rollback=dry_run) as locked:
             if locked is None:
                 return None
             tx, account, call = locked
@@ -423,10 +464,10 @@ class CreditStore:
                 None if sinch_debit is None else str(sinch_debit), sinch_currency, settled_at, callid)
             if held:
                 account = await self._move(tx, account, "release", held, reserved=-held, callid=callid,
-                                           note="settled")
+                                           note="settled", dry_run=dry_run)
             if billed.cost:
                 await self._move(tx, account, "debit", billed.cost, balance=-billed.cost, callid=callid,
-                                 note=f"{billed.billed_seconds} s billed")
+                                 note=f"{billed.billed_seconds} s billed", dry_run=dry_run)
             final = replace(call, state="settled", reserved=0, duration=max(duration, 0),
                             billed_seconds=billed.billed_seconds, cost=billed.cost,
                             sinch_debit=None if sinch_debit is None else str(sinch_debit),
@@ -443,10 +484,12 @@ class CreditStore:
     # --- internals --------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _locked_call(self, callid: str) -> AsyncIterator[tuple[Connection, Account, CallRecord] | None]:
+    async def _locked_call(self, callid: str, *, rollback: bool = False
+                           ) -> AsyncIterator[tuple[Connection, Account, CallRecord] | None]:
         """A transaction holding the call's account row and then its call row (the order every transaction
-        here locks in, so that two cannot deadlock): ``(tx, account, call)``, or None for an unknown call."""
-        async with self.db.transaction() as tx:
+        here locks in, so that two cannot deadlock): ``(tx, account, call)``, or None for an unknown call.
+        ``rollback``: a rollback-only transaction (a dry run)."""
+        async with self.db.transaction(rollback=rollback) as tx:
             # Read without a lock (a call's account never changes), so the account's row is locked first.
             account_id = await tx.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
             if account_id is None:
@@ -461,13 +504,16 @@ class CreditStore:
         return _account(row) if row else None
 
     async def _move(self, tx: Connection, account: Account, kind: Kind, amount: int, *, balance: int = 0,
-                    reserved: int = 0, callid: str | None = None, note: str = "") -> Account:
+                    reserved: int = 0, callid: str | None = None, note: str = "", dry_run: bool = False) -> Account:
         """Change the account's balance and/or reserved amount and append the ledger entry that explains it;
-        returns the account as it is now."""
+        returns the account as it is now.  ``dry_run`` (in a rollback-only transaction): no ledger entry, whose
+        insert would use up an id of PostgreSQL's sequence even when rolled back."""
         new_balance, new_reserved = account.balance + balance, account.reserved + reserved
         now = utc_now()
         await tx.execute("UPDATE credit_accounts SET balance = $1, reserved = $2, updated_at = $3 WHERE id = $4",
                          new_balance, new_reserved, now, account.id)
+        if dry_run:
+            return replace(account, balance=new_balance, reserved=new_reserved)
         await tx.execute(
             "INSERT INTO credit_ledger (account_id, kind, amount, balance_after, reserved_after, callid, note, "
             "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -46,7 +46,7 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from functools import lru_cache
@@ -166,6 +166,39 @@ class Database(Connection):
                 await tx.execute("INSERT INTO callgate_migrations (component, version) VALUES ($1, $2)",
                                  component, version)
         return len(migrations)
+
+
+async def connect_for_dry_run(url: str, component: str,
+                              migrations: Callable[[str], Sequence[str]]) -> tuple[Database, bool]:
+    """A plugin's store for a dry run (``callgate simulate``): opened as it is, never created or migrated.
+
+    ``migrations(dialect)`` are the component's scripts.  Returns ``(database, stand_in)``: the store itself
+    when its schema is up to date; when it does not exist yet (no SQLite file, or none of the component's
+    tables), an empty in-memory SQLite store with the schema, and ``stand_in`` True (the caller should say
+    so).  A store whose schema is older than ``migrations`` raises DatabaseError: a dry run does not migrate.
+    """
+    if database_exists(url):
+        db = await Database.connect(url)
+        try:
+            version = await db.applied_migrations(component)
+            needed = len(migrations(db.dialect))
+        except BaseException:
+            await db.close()
+            raise
+        if version >= needed:
+            return db, False
+        await db.close()
+        if version:
+            raise DatabaseError(f"cannot simulate against {redact(url)}: its {component} tables are at schema "
+                                f"version {version} and this version needs {needed}; a dry run does not migrate "
+                                f"them (callgate serve does, at start-up)")
+    db = await Database.connect("sqlite://:memory:")
+    try:
+        await db.migrate(component, migrations(db.dialect))
+    except BaseException:
+        await db.close()
+        raise
+    return db, True
 
 
 #: pg_advisory_xact_lock key for migrations (any constant shared by every callgate instance).

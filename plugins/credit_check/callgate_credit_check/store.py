@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 import structlog
 
-from callgate.storage import Connection, Database, DatabaseError, database_exists, redact
+from callgate.storage import Connection, Database, DatabaseError, connect_for_dry_run, redact
 
 from . import schema
 from .money import parse_currency
@@ -217,25 +217,11 @@ class CreditStore:
         in memory; one whose schema is older than this plugin's raises DatabaseError (a dry run must not
         migrate it).
         """
-        needed = len(schema.migrations("sqlite"))
-        if database_exists(url):
-            db = await Database.connect(url)
-            try:
-                version = await db.applied_migrations(schema.COMPONENT)
-            except BaseException:
-                await db.close()
-                raise
-            if version >= needed:
-                return cls(db)
-            await db.close()
-            if version:
-                raise DatabaseError(f"cannot simulate against {redact(url)}: its credit tables are at schema "
-                                    f"version {version} and this plugin needs {needed}; a dry run does not migrate "
-                                    f"them (callgate serve does, at start-up)")
-        log.warning("credit_dry_run_on_empty_store", database=redact(url),
-                    why="the credit database does not exist yet: simulating against an empty one, creating nothing")
-        db = await Database.connect("sqlite://:memory:")
-        await db.migrate(schema.COMPONENT, schema.migrations(db.dialect))
+        db, stand_in = await connect_for_dry_run(url, schema.COMPONENT, schema.migrations)
+        if stand_in:
+            log.warning("credit_dry_run_on_empty_store", database=redact(url),
+                        why="the credit database does not exist yet: simulating against an empty one, creating "
+                            "nothing")
         return cls(db)
 
     async def close(self) -> None:

@@ -296,7 +296,7 @@ async def test_open_dry_run_never_creates_or_migrates(tmp_path, callgate_databas
         await store.close()
         # A newer plugin (one more migration) on this store: a dry run refuses rather than migrate it.
         monkeypatch.setattr(schema, "_MIGRATIONS", [*schema._MIGRATIONS, "CREATE TABLE credit_newer (id TEXT)"])
-        with pytest.raises(DatabaseError, match="schema version 1 and this plugin needs 2; a dry run does not"):
+        with pytest.raises(DatabaseError, match="credit_check tables are at schema version 1 and this version needs 2; a dry run does not"):
             await CreditStore.open_dry_run(callgate_database_url)
         assert await db.applied_migrations("credit_check") == 1
     finally:

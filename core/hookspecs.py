@@ -31,9 +31,10 @@ General rules, true of every hook:
   write (compute it in ``transaction(rollback=True)``), no file written, nothing
   sent, no background work started.  An optional ``startup(dry_run)`` gets the
   same flag.  ``callgate simulate`` warns about an enabled plugin whose call hooks
-  or ``startup`` do not accept ``dry_run``.  Name it without a default (or with
-  ``= False``: such a default costs nothing on the server path).  See
-  docs/plugins.md, "Dry runs: what a plugin must do".
+  or ``startup`` do not accept ``dry_run``.  Declare it ``dry_run: bool = False``:
+  callgate then passes it only in a dry run, so the server path costs nothing
+  more (pluggy itself never passes an argument with a default; callgate does,
+  for this one).  See docs/plugins.md, "Dry runs: what a plugin must do".
 """
 
 from __future__ import annotations

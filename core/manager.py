@@ -121,7 +121,7 @@ class Plugins:
                 continue
             for hook in DRY_RUN_HOOKS:
                 for impl in getattr(self.pm.hook, hook).get_hookimpls():
-                    if impl.plugin_name == plugin.name and DRY_RUN not in (*impl.argnames, *impl.kwargnames):
+                    if impl.plugin_name == plugin.name and not _accepts_dry_run(impl.function):
                         unsafe.append(f"{plugin.name}.{hook}")
             startup = getattr(plugin.instance, "startup", None)
             if startup is not None and not _accepts_dry_run(startup):
@@ -171,11 +171,11 @@ def _bind_dry_run(impl: pluggy.HookImpl, dry_run: bool) -> tuple[Callable[..., A
         if names[-1] == DRY_RUN:       # the usual place: the others are passed by position, before it
             return functools.partial(function, dry_run=dry_run), rest
         return _by_name(function, rest, dry_run), rest
-    if DRY_RUN in impl.kwargnames:
-        if inspect.signature(function).parameters[DRY_RUN].default is dry_run:
-            return function, names
-        return functools.partial(function, dry_run=dry_run), names
-    return function, names
+    parameter = inspect.signature(function).parameters.get(DRY_RUN)
+    if parameter is None or parameter.default is dry_run:     # not taken, or its default is the value
+        return function, names
+    # With a default, or keyword-only: pluggy leaves it out of argnames; pass it by name.
+    return functools.partial(function, dry_run=dry_run), names
 
 
 def _by_name(function: Callable[..., Any], names: tuple[str, ...], dry_run: bool) -> Callable[..., Any]:

@@ -82,6 +82,17 @@ class SeesWithDefault:
         self.seen.append(("on_disconnect", dry_run))
 
 
+class SeesKeywordOnly:
+    """dry_run keyword-only, without a default: pluggy does not see it at all; callgate passes it."""
+
+    def __init__(self):
+        self.seen = []
+
+    @hookimpl
+    def on_notify(self, call, *, dry_run):
+        self.seen.append(("on_notify", dry_run))
+
+
 class Unaware:
     """A plugin written before dry runs existed."""
 
@@ -135,10 +146,13 @@ async def test_every_call_hook_and_startup_receive_dry_run(dry_run):
 
 @pytest.mark.parametrize("dry_run", [False, True])
 async def test_dry_run_in_any_position_or_with_a_default(dry_run):
-    plugins, answers = await run_all({"first": SeesFirst, "default": SeesWithDefault}, dry_run)
+    plugins, answers = await run_all({"first": SeesFirst, "default": SeesWithDefault,
+                                      "keyword": SeesKeywordOnly}, dry_run)
     assert plugins.loaded[0].instance.seen == [("authorize_call", dry_run, "c1")]
     assert plugins.loaded[1].instance.seen == [("startup", dry_run), ("on_disconnect", dry_run)]
-    assert answers[3].status == 200
+    assert plugins.loaded[2].instance.seen == [("on_notify", dry_run)]
+    assert answers[3].status == 200 and answers[4].status == 200
+    assert plugins.not_dry_run_safe() == []
 
 
 async def test_plugins_that_do_not_accept_dry_run_still_run_and_are_named():

@@ -73,14 +73,14 @@ class CreditCheck:
         if dry_run:
             self.handle = StoreHandle(self.config.database_url.get_secret_value(),
                                       retry_seconds=self.config.reconnect_seconds, opener=CreditStore.open_dry_run)
-            await self.handle.get()
-            return
         try:
             await self.handle.get()
         except DatabaseError:
             if urlsplit(self.config.database_url.get_secret_value()).scheme == "sqlite":
                 raise
             # PostgreSQL unreachable: logged by the handle; calls get on_error until it answers.
+        if dry_run:
+            return
         self._expiry = asyncio.get_running_loop().create_task(
             run_expiry(self.handle, self.config.expiry_interval_seconds), name="credit_check expiry")
 

@@ -156,8 +156,9 @@ def _body(args: argparse.Namespace) -> bytes:
     return json.dumps(_sample(args)).encode()
 
 
-def _load(config: Config) -> Plugins:
-    return load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source)
+def _load(config: Config, *, dry_run: bool = False) -> Plugins:
+    return load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
+                        dry_run=dry_run)
 
 
 def _fail(exc: Exception) -> int:
@@ -208,9 +209,18 @@ def _signing_credentials(config: Config) -> tuple[str, str]:
 
 
 async def cmd_simulate(args: argparse.Namespace) -> int:
+    """A dry run: the plugins' hooks and startup get ``dry_run=True`` and must change nothing that persists;
+    plugins that do not accept it are named in a warning (stderr, and ``warnings`` in ``--json``)."""
     config = load_config(args.config)
-    plugins = _load(config)
+    plugins = _load(config, dry_run=True)
     event = decode_event(_body(args))
+    warnings = []
+    unsafe = plugins.not_dry_run_safe()
+    if unsafe:
+        warnings.append(f"not a dry run for {', '.join(unsafe)}: these do not accept dry_run, so callgate cannot "
+                        f"promise that they changed nothing (their stores, files, outboxes)")
+    for warning in warnings:
+        print(f"callgate: warning: {warning}", file=sys.stderr)
     await plugins.startup()
     try:
         answer = await Pipeline(plugins, config.server).answer(event)
@@ -219,7 +229,8 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     body = json.loads(answer.body)
     if args.json:
         print(json.dumps({"status": answer.status, "answer": body, "problem": answer.problem,
-                          "decision": _decision_summary(answer), "plugins": answer.trace()}, indent=2))
+                          "decision": _decision_summary(answer), "plugins": answer.trace(),
+                          "warnings": warnings}, indent=2))
         return 0
     print(f"{event.event.upper()} {event.callid}  ->  HTTP {answer.status}")
     if answer.decision is not None:

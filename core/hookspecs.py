@@ -36,6 +36,16 @@ General rules, true of every hook:
   never everything).
 * ``call`` is the typed event (``callgate.events.Ice``, ``Ace``, ``Pie``,
   ``Dice`` or ``Notify``); ``call.raw`` holds the body as Sinch sent it.
+* ``dry_run`` (every call hook; opt in by naming it): ``False`` when callgate
+  serves Sinch, ``True`` under ``callgate simulate``.  When it is true, answer
+  exactly as you would for real but change nothing that persists: no database
+  write (compute it in ``transaction(rollback=True)``), no file written, nothing
+  sent, no background work started.  An optional ``startup(dry_run)`` gets the
+  same flag.  ``callgate simulate`` warns about an enabled plugin whose call hooks
+  or ``startup`` do not accept ``dry_run``.  Declare it ``dry_run: bool = False``:
+  callgate then passes it only in a dry run, so the server path costs nothing
+  more (pluggy itself never passes an argument with a default; callgate does,
+  for this one).  See docs/plugins.md, "Dry runs: what a plugin must do".
 """
 
 from __future__ import annotations
@@ -59,10 +69,12 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def authorize_call(call: Ice) -> Allow | Deny | None:
+def authorize_call(call: Ice, dry_run: bool) -> Allow | Deny | None:
     """May this call go ahead?  Runs first for every ICE.
 
     :param call: the incoming call.
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns:
         * ``Deny(reason, prompt=None)``: veto.  The first ``Deny`` in plugin order
           ends the evaluation (later plugins are not asked) and wins, whatever
@@ -85,10 +97,12 @@ def authorize_call(call: Ice) -> Allow | Deny | None:
 
 
 @hookspec(firstresult=True)
-def route_call(call: Ice) -> Route | None:
+def route_call(call: Ice, dry_run: bool) -> Route | None:
     """Where does an authorized call go?  Runs only when the call was allowed.
 
     :param call: the incoming call.
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns:
         * ``Route(action, instructions=(), name=None)``: connect the call with this
           ICE action (``ConnectPstn``, ``ConnectSip``, ``ConnectMxp``,
@@ -102,12 +116,14 @@ def route_call(call: Ice) -> Route | None:
 
 
 @hookspec(firstresult=True)
-def set_cli(call: Ice, route: Route) -> CallerId | None:
+def set_cli(call: Ice, route: Route, dry_run: bool) -> CallerId | None:
     """Which caller id should the callee see?  Runs after routing, only when the route's
     action is ``connectPstn`` or ``connectSip``.
 
     :param call: the incoming call.
     :param route: the route chosen by ``route_call``.
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns:
         * ``CallerId("+46850001234")`` or ``CallerId("private")``: use this caller
           id.  The first non-``None`` answer in plugin order wins; the built-in
@@ -118,7 +134,7 @@ def set_cli(call: Ice, route: Route) -> CallerId | None:
 
 
 @hookspec
-def call_decided(call: Ice, decision: Decision) -> None:
+def call_decided(call: Ice, decision: Decision, dry_run: bool) -> None:
     """The ICE answer is fixed; commit or release what ``authorize_call`` held.
 
     Runs for every plugin, after the answer is decided and before it is sent,
@@ -130,6 +146,8 @@ def call_decided(call: Ice, decision: Decision) -> None:
     :param decision: the final decision: ``allowed``, ``decided_by``,
         ``reason``, ``route``, ``cli``, ``max_duration``, the ``svaml`` sent to
         Sinch and every plugin's ``outcomes``.
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns: ``None``; any return value is ignored.  An exception is logged and
         does not change the answer.
     """
@@ -139,11 +157,13 @@ def call_decided(call: Ice, decision: Decision) -> None:
 
 
 @hookspec(firstresult=True)
-def on_answer(call: Ace) -> Svaml | None:
+def on_answer(call: Ace, dry_run: bool) -> Svaml | None:
     """The callee answered an outgoing leg (ACE).  What now?
 
     :param call: the answered-call event (``call.amd`` has the answering-machine
         result when AMD was enabled on the connectPstn).
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns:
         * ``Svaml(action, instructions)``: the ACE answer.  It must be valid in
           ACE (actions ``continue``, ``hangup``, ``connectConf``, ``runMenu``);
@@ -155,12 +175,14 @@ def on_answer(call: Ace) -> Svaml | None:
 
 
 @hookspec(firstresult=True)
-def on_prompt_input(call: Pie) -> Svaml | None:
+def on_prompt_input(call: Pie, dry_run: bool) -> Svaml | None:
     """A ``runMenu`` (or conference DTMF detection) produced a result (PIE).  What now?
 
     :param call: the prompt-input event; ``call.menu_result`` has ``menu_id``,
         ``type`` (``sequence``, ``return``, ``timeout``, ``hangup``,
         ``invalidinput``, ``error``), ``value`` and ``input_method``.
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns:
         * ``Svaml(action, instructions)``: the PIE answer, valid in PIE.  The first
           non-``None`` answer in plugin order wins.
@@ -174,7 +196,7 @@ def on_prompt_input(call: Pie) -> Svaml | None:
 
 
 @hookspec
-def on_disconnect(call: Dice) -> None:
+def on_disconnect(call: Dice, dry_run: bool) -> None:
     """The call ended (DICE): record it.
 
     Runs for every plugin.  DICE is answered ``200 {}`` only after every plugin
@@ -186,12 +208,14 @@ def on_disconnect(call: Dice) -> None:
 
     :param call: the disconnected-call event (``reason``, ``result``,
         ``duration``, ``debit``, ...).
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns: ``None``; any return value is ignored.
     """
 
 
 @hookspec
-def on_notify(call: Notify) -> None:
+def on_notify(call: Notify, dry_run: bool) -> None:
     """Sinch sent a notification (recording available, async AMD result, calling error).
 
     Runs for every plugin, and is awaited before the ``200 {}`` answer, like
@@ -199,6 +223,8 @@ def on_notify(call: Notify) -> None:
     ``503``.
 
     :param call: the notification (``type``, ``destination``, ``amd``, ``error_code``).
+    :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
+        that persists (see the module docstring).
     :returns: ``None``; any return value is ignored.
     """
 

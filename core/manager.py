@@ -15,6 +15,7 @@ naming the plugin, the package, the key and the fix.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from collections.abc import Callable, Iterable, Mapping
@@ -39,6 +40,10 @@ BUILTINS = {
 HOOK_NAMES = tuple(name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
                    if hasattr(getattr(hookspecs, name), f"{hookspecs.PROJECT}_spec"))
 OnError = Literal["deny", "skip"]
+#: The opt-in argument of every call hook (and of ``startup``): true under ``callgate simulate``.
+DRY_RUN = "dry_run"
+#: The hooks that receive ``dry_run`` (derived from the hookspecs, so the two cannot drift).
+DRY_RUN_HOOKS = tuple(name for name in HOOK_NAMES if DRY_RUN in inspect.signature(getattr(hookspecs, name)).parameters)
 
 
 class PluginError(Exception):
@@ -87,6 +92,9 @@ class Plugins:
 
     pm: pluggy.PluginManager
     loaded: list[LoadedPlugin]
+    #: True for ``callgate simulate``: hooks and ``startup`` that accept ``dry_run`` get True.  Bound into each
+    #: implementation here, once, so that the answer path passes nothing more per call.
+    dry_run: bool = False
     _impls: dict[str, tuple[HookImpl, ...]] = field(default_factory=dict)
     _calls: dict[str, tuple[tuple[HookImpl, ...], bool]] = field(default_factory=dict)
 
@@ -97,7 +105,7 @@ class Plugins:
             caller = getattr(self.pm.hook, hook)
             ordered = sorted(caller.get_hookimpls(), key=lambda impl: order[impl.plugin_name])
             self._impls[hook] = tuple(
-                HookImpl(by_name[i.plugin_name], i.function, tuple(i.argnames),
+                HookImpl(by_name[i.plugin_name], *_bind_dry_run(i, self.dry_run),
                          inspect.iscoroutinefunction(i.function)) for i in ordered)
             self._calls[hook] = (self._impls[hook], bool(caller.spec.opts["firstresult"]))
 
@@ -112,8 +120,24 @@ class Plugins:
     def hooks_of(self, name: str) -> list[str]:
         return [hook for hook, impls in self._impls.items() if any(i.plugin.name == name for i in impls)]
 
+    def not_dry_run_safe(self) -> list[str]:
+        """What of the enabled (not built-in) plugins does not accept ``dry_run``: ``"<plugin>.<hook>"`` for each
+        call hook and ``startup`` that does not.  A dry run cannot promise that those changed nothing."""
+        unsafe = []
+        for plugin in self.loaded:
+            if plugin.builtin:
+                continue
+            for hook in DRY_RUN_HOOKS:
+                for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                    if impl.plugin_name == plugin.name and not _accepts_dry_run(impl.function):
+                        unsafe.append(f"{plugin.name}.{hook}")
+            startup = getattr(plugin.instance, "startup", None)
+            if startup is not None and not _accepts_dry_run(startup):
+                unsafe.append(f"{plugin.name}.startup")
+        return unsafe
+
     async def startup(self) -> None:
-        """Run every plugin's optional ``async startup()``, in order.
+        """Run every plugin's optional ``async startup()``, in order (with ``dry_run`` if it accepts it).
 
         If one fails, the plugins already started are shut down before the error is raised.
         """
@@ -122,7 +146,7 @@ class Plugins:
             fn = getattr(plugin.instance, "startup", None)
             try:
                 if fn is not None:
-                    await _maybe_await(fn())
+                    await _maybe_await(fn(dry_run=self.dry_run) if _accepts_dry_run(fn) else fn())
             except Exception as exc:
                 errors = await _shutdown(reversed(started))
                 cleanup = f" (and while stopping the others: {'; '.join(errors)})" if errors else ""
@@ -134,6 +158,39 @@ class Plugins:
         errors = await _shutdown(reversed(self.loaded))
         if errors:
             raise RuntimeError("plugin shutdown failed: " + "; ".join(errors))
+
+
+def _accepts_dry_run(fn: Callable[..., Any]) -> bool:
+    try:
+        return DRY_RUN in inspect.signature(fn).parameters
+    except (TypeError, ValueError):      # no signature to read (a builtin): it cannot take it
+        return False
+
+
+def _bind_dry_run(impl: pluggy.HookImpl, dry_run: bool) -> tuple[Callable[..., Any], tuple[str, ...]]:
+    """The function to call for ``impl`` and the arguments it takes from the hook call, ``dry_run`` bound.
+
+    ``dry_run`` is the same for every call of a ``Plugins``, so it is bound here rather than passed on
+    each call.  A ``dry_run`` with a default of ``False`` is left alone on the server path (no cost).
+    """
+    function, names = impl.function, tuple(impl.argnames)
+    if DRY_RUN in names:
+        rest = tuple(n for n in names if n != DRY_RUN)
+        if names[-1] == DRY_RUN:       # the usual place: the others are passed by position, before it
+            return functools.partial(function, dry_run=dry_run), rest
+        return _by_name(function, rest, dry_run), rest
+    parameter = inspect.signature(function).parameters.get(DRY_RUN)
+    if parameter is None or parameter.default is dry_run:     # not taken, or its default is the value
+        return function, names
+    # With a default, or keyword-only: pluggy leaves it out of argnames; pass it by name.
+    return functools.partial(function, dry_run=dry_run), names
+
+
+def _by_name(function: Callable[..., Any], names: tuple[str, ...], dry_run: bool) -> Callable[..., Any]:
+    """``function`` called with ``names`` by keyword (for a ``dry_run`` declared before other arguments)."""
+    def call(*values: Any) -> Any:
+        return function(dry_run=dry_run, **dict(zip(names, values)))
+    return call
 
 
 async def _shutdown(plugins: Iterable[LoadedPlugin]) -> list[str]:
@@ -154,7 +211,7 @@ def installed_plugins() -> dict[str, EntryPoint]:
 
 
 def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source: str = "config.toml",
-                 classes: Mapping[str, type] | None = None,
+                 classes: Mapping[str, type] | None = None, dry_run: bool = False,
                  broken: dict[str, Exception] | None = None) -> Plugins:
     """Import, configure, build and register the enabled plugins, then the built-ins.
 
@@ -163,6 +220,7 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
     ``broken``: a plugin that cannot be imported or configured is left out and its error put in this dict,
     instead of stopping the whole load (the CLI uses it so that one plugin's commands do not need
     another plugin's settings or secrets).
+    ``dry_run``: for ``callgate simulate`` (see :attr:`Plugins.dry_run`).
     """
     classes = dict(classes or {})
     installed = None
@@ -208,7 +266,7 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
         except (pluggy.PluginValidationError, ValueError) as exc:
             raise PluginError(name, f"does not fit the hook contract: {exc}") from None
         loaded.append(plugin)
-    return Plugins(pm, loaded)
+    return Plugins(pm, loaded, dry_run=dry_run)
 
 
 #: pluggy's hookimpl options that callgate's dispatcher does not honour, and why.  callgate calls every

@@ -7,6 +7,9 @@
         await tx.execute("UPDATE accounts SET balance = $1 WHERE id = $2", new, account)
     await db.run_transaction(pay)                    # run again if it lost a deadlock (PostgreSQL)
 
+``transaction(rollback=True)`` runs the same statements and rolls them back at the end: the answer a
+write would give, with nothing written (``callgate simulate`` dry runs use it).
+
 SQL uses PostgreSQL's ``$1, $2`` placeholders on both (rewritten to SQLite's ``?1, ?2``, but never
 inside a string literal, a quoted name or a comment).
 Write SQL both understand: ``INSERT ... ON CONFLICT DO NOTHING``, ``RETURNING``, TEXT for
@@ -154,13 +157,18 @@ class Database(Connection):
     #: How many times run_transaction tries (SQLite never ends a transaction to break a deadlock: once).
     transaction_attempts: int = 1
 
-    def transaction(self, *, serializable: bool = False):
+    def transaction(self, *, serializable: bool = False, rollback: bool = False):
         """``async with db.transaction() as tx``: committed when the block ends, rolled back if it raises.
-        Not run again on a :class:`TransactionConflict` (see :meth:`run_transaction`)."""
+        Not run again on a :class:`TransactionConflict` (see :meth:`run_transaction`).
+
+        ``rollback=True`` makes it rollback-only: its statements run as in any transaction
+        (locks, reads of its own writes, row counts), and it is rolled back when the block
+        ends, so it answers what the writes would have given and leaves nothing behind.
+        """
         raise NotImplementedError
 
     async def run_transaction(self, work: Callable[[Connection], Awaitable[T]], *,
-                              serializable: bool = False) -> T:
+                              serializable: bool = False, rollback: bool = False) -> T:
         """``await work(tx)`` in a transaction and commit it; returns what ``work`` returned.
 
         When PostgreSQL ends the transaction to break a deadlock or a serialization failure
@@ -168,9 +176,10 @@ class Database(Connection):
         ``transaction_attempts`` times in all, after a short random pause; the last conflict is raised
         (a :class:`DatabaseError`).  So ``work`` must do nothing but read and write through ``tx`` and
         return what it computed: no change to objects outside it, nothing sent, nothing logged as done.
+        ``rollback=True``: rolled back instead of committed (a dry run, see :meth:`transaction`).
         """
         async def attempt() -> T:
-            async with self.transaction(serializable=serializable) as tx:
+            async with self.transaction(serializable=serializable, rollback=rollback) as tx:
                 return await work(tx)
         return await self._retrying(attempt)
 
@@ -189,6 +198,18 @@ class Database(Connection):
             if self.transaction_attempts == 1:
                 raise
             raise type(exc)(f"{exc} (gave up after {self.transaction_attempts} tries)") from exc
+
+    async def applied_migrations(self, component: str) -> int:
+        """How many of ``component``'s migrations this database has (0 for none), without creating anything."""
+        if self.dialect == "postgresql":
+            exists = await self.fetchval("SELECT to_regclass('callgate_migrations') IS NOT NULL")
+        else:
+            exists = await self.fetchval(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'callgate_migrations'")
+        if not exists:
+            return 0
+        version = await self.fetchval("SELECT MAX(version) FROM callgate_migrations WHERE component = $1", component)
+        return int(version or 0)
 
     async def ping(self) -> None:
         """Raise DatabaseError unless the database answers."""
@@ -228,11 +249,52 @@ class Database(Connection):
         return len(migrations)
 
 
+async def connect_for_dry_run(url: str, component: str,
+                              migrations: Callable[[str], Sequence[str]]) -> tuple[Database, bool]:
+    """A plugin's store for a dry run (``callgate simulate``): opened as it is, never created or migrated.
+
+    ``migrations(dialect)`` are the component's scripts.  Returns ``(database, stand_in)``: the store itself
+    when its schema is up to date; when it does not exist yet (no SQLite file, or none of the component's
+    tables), an empty in-memory SQLite store with the schema, and ``stand_in`` True (the caller should say
+    so).  A store whose schema is older than ``migrations`` raises DatabaseError: a dry run does not migrate.
+    """
+    if database_exists(url):
+        db = await Database.connect(url)
+        try:
+            version = await db.applied_migrations(component)
+            needed = len(migrations(db.dialect))
+        except BaseException:
+            await db.close()
+            raise
+        if version >= needed:
+            return db, False
+        await db.close()
+        if version:
+            raise DatabaseError(f"cannot simulate against {redact(url)}: its {component} tables are at schema "
+                                f"version {version} and this version needs {needed}; a dry run does not migrate "
+                                f"them (callgate serve does, at start-up)")
+    db = await Database.connect("sqlite://:memory:")
+    try:
+        await db.migrate(component, migrations(db.dialect))
+    except BaseException:
+        await db.close()
+        raise
+    return db, True
+
+
 #: pg_advisory_xact_lock key for migrations (any constant shared by every callgate instance).
 _MIGRATION_LOCK = 0x63616C6C67617465   # "callgate"
 
 
 # --- SQLite ---------------------------------------------------------------------------------
+
+def database_exists(url: str) -> bool:
+    """False only for a SQLite file that does not exist (opening it would create it); a server is assumed there."""
+    if urlsplit(url).scheme != "sqlite":
+        return True
+    path = _sqlite_path(url)
+    return path == ":memory:" or Path(path).exists()
+
 
 def _sqlite_path(url: str) -> str:
     rest = url[len("sqlite://"):]
@@ -486,7 +548,7 @@ class SQLiteDatabase(Database):
         return rows
 
     @asynccontextmanager
-    async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
+    async def transaction(self, *, serializable: bool = False, rollback: bool = False) -> AsyncIterator[Connection]:
         async with self._lock:
             group = await self._join_group()
             try:
@@ -501,6 +563,8 @@ class SQLiteDatabase(Database):
                         except DatabaseError as exc:
                             self._break_group(exc)
                     raise
+                if rollback and self._group is group:     # rollback-only: undo this savepoint, not the group
+                    self._statement("ROLLBACK TO tx", ())
                 self._statement("RELEASE tx", ())
                 if self._group is not group:
                     raise group.broken or DatabaseError("SQLite rolled back the transaction")
@@ -635,7 +699,7 @@ class PostgresDatabase(Database):
             await self._pool.release(conn)
 
     @asynccontextmanager
-    async def transaction(self, *, serializable: bool = False) -> AsyncIterator[Connection]:
+    async def transaction(self, *, serializable: bool = False, rollback: bool = False) -> AsyncIterator[Connection]:
         async with self._acquire() as conn:
             await _pg(conn.execute(self._begin[serializable]))
             try:
@@ -647,4 +711,4 @@ class PostgresDatabase(Database):
                     pass   # the connection is broken: the server rolls back, the pool replaces it; keep the cause
                 raise
             else:
-                await _pg(conn.execute("COMMIT"))
+                await _pg(conn.execute("ROLLBACK" if rollback else "COMMIT"))

@@ -141,6 +141,8 @@ def test_simulate_names_the_plugin_that_denied(installed_plugin, tmp_path):
                  env={"PYTHONPATH": str(installed_plugin)})
     assert "decision: DENIED by blocklist: caller is blocked" in result.stdout
     assert "This number is blocked." in result.stdout
+    # Written before dry runs: simulate says it cannot promise the plugin changed nothing.
+    assert "warning: not a dry run for blocklist.authorize_call" in result.stderr
 
 
 async def test_installed_plugin_changes_the_answer_of_the_real_server(installed_plugin, callgate_server):
@@ -179,3 +181,4 @@ def test_simulate_json_is_json_on_stdout(tmp_path):
     answer = json.loads(result.stdout)
     assert answer["status"] == 200 and answer["answer"] == {"action": {"name": "hangup"}}
     assert answer["decision"]["decided_by"] == "default" and answer["decision"]["allowed"] is False
+    assert answer["warnings"] == []                  # the built-ins change nothing

@@ -186,3 +186,80 @@ async def test_an_in_app_caller_is_allowed_billed_and_recorded_by_user(callgate_
     record = records[ice["callid"]]
     assert record["caller"] == {"number": None, "raw": "private", "type": "user", "user": "alice"}
     assert (record["cost"]["account"], Decimal(record["cost"]["amount"])) == ("acme", Decimal("0.30"))
+def simulate(config_path, *args):
+    """``callgate simulate ... --json``, as a user runs it: the parsed output, and what it said on stderr."""
+    result = subprocess.run([CALLGATE, "simulate", *args, "--json", "--config", str(config_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+def files_of(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` (databases, the CRM's JSON lines, configs, logs) by name, with its sha256."""
+    import hashlib
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def money_of(config_path) -> tuple[str, ...]:
+    """What the credit commands say about every account: balances, reserved credit, open calls, ledgers."""
+    return (credit(config_path, "accounts", "--json"),
+            *(credit(config_path, command, account, "--json") for account in (RICH, EMPTY)
+              for command in ("balance", "ledger")))
+
+
+async def test_simulate_is_a_dry_run_that_answers_as_the_server(callgate_server, tmp_path):
+    """`callgate simulate` of ICE, ACE, PIE, DICE and Notify, with the three plugins enabled, changes nothing that
+    persists (credit database, CRM outbox, the JSON-lines sink: byte for byte), and decides as the real server
+    then does for the same event."""
+    text = config(tmp_path)
+    path = tmp_path / "setup.toml"
+    path.write_text(text)
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,EUR,0.10,0,60/60\n")
+    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
+    credit(path, "add", RICH, "--currency", "EUR")
+    credit(path, "topup", RICH, "1.00")                 # 10 minutes at 0.10/min
+    credit(path, "add", EMPTY, "--currency", "EUR")
+    caller, to = RICH.lstrip("+"), "+14155550123"
+
+    # A real call first, so that the outbox and the JSON-lines file hold a record and the ledger a debit.
+    server = callgate_server(text)
+    async with aiohttp.ClientSession() as session:
+        assert (await post(session, server.url, samples.ice(caller=caller, to=to, callid="real")))[0] == 200
+        assert await post(session, server.url, samples.dice("real", caller=caller, to=to, duration=125)) == (200, {})
+        for _ in range(100):
+            if (tmp_path / "calls.jsonl").exists() and (tmp_path / "calls.jsonl").read_text().count("\n") == 1:
+                break
+            await asyncio.sleep(0.1)
+    server.stop()
+    assert (tmp_path / "calls.jsonl").read_text().count("\n") == 1
+
+    files, money = files_of(tmp_path), money_of(path)
+    ice, warnings = simulate(path, "ice", "--from", caller, "--to", to, "--callid", "sim")
+    assert ice["answer"]["action"]["maxDuration"] == 420     # 0.70 left at 0.10/min
+    assert ice["warnings"] == [] and "warning" not in warnings
+    denied, _ = simulate(path, "ice", "--from", EMPTY.lstrip("+"), "--to", to, "--callid", "sim-empty")
+    assert denied["decision"]["allowed"] is False and "insufficient credit" in denied["decision"]["reason"]
+    for args in (("ace", "--callid", "sim"), ("pie", "--callid", "sim"),
+                 ("dice", "--from", caller, "--to", to, "--callid", "sim", "--duration", "125"),
+                 ("dice", "--from", caller, "--to", to, "--callid", "real", "--duration", "125"),
+                 ("notify", "--callid", "real")):
+        answer, _ = simulate(path, *args)
+        assert answer["status"] == 200, answer
+        assert not any(e["verdict"].startswith(("error", "timeout")) for e in answer["plugins"]), answer
+    assert files_of(tmp_path) == files and money_of(path) == money
+
+    # The real server answers those ICEs as simulate did; then a simulated DICE of a call it really reserved
+    # settles nothing either.
+    server = callgate_server(text)
+    async with aiohttp.ClientSession() as session:
+        assert await post(session, server.url, samples.ice(caller=caller, to=to, callid="sim")) == (200, ice["answer"])
+        assert await post(session, server.url, samples.ice(caller=EMPTY.lstrip("+"), to=to, callid="sim-empty")) \
+            == (200, denied["answer"])
+    server.stop()
+    files, money = files_of(tmp_path), money_of(path)
+    dice, _ = simulate(path, "dice", "--from", caller, "--to", to, "--callid", "sim", "--duration", "30")
+    assert dice["status"] == 200 and not any(e["verdict"].startswith(("error", "timeout")) for e in dice["plugins"])
+    assert files_of(tmp_path) == files and money_of(path) == money
+    held = json.loads(credit(path, "balance", RICH, "--json"))
+    assert Decimal(str(held["balance"])) == Decimal("0.70") and Decimal(str(held["reserved"])) == Decimal("0.70")

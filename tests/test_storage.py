@@ -195,3 +195,70 @@ async def test_postgres_sessions_set_tcp_keepalive_unless_the_url_does(query, id
             await db.close()
     assert settings == [idle, "2", "3"]
     assert KEEPALIVE_DETECTION_SECONDS == 11
+
+
+# --- rollback-only transactions and read-only checks (dry runs: `callgate simulate`) ---------------
+
+
+async def test_rollback_only_transaction_sees_its_writes_then_leaves_nothing(db):
+    """``transaction(rollback=True)`` runs every statement as a real one would (its reads see its writes, its
+    rowcounts are real) and ends by rolling back: the same answer, nothing written."""
+    async with db.transaction(rollback=True) as tx:
+        assert await tx.execute("UPDATE counters SET value = value + 5 WHERE name = 'seed'") == 1
+        assert await tx.execute("INSERT INTO counters (name, value) VALUES ($1, $2)", "dry", 1) == 1
+        assert await tx.fetchval("SELECT value FROM counters WHERE name = 'seed'") == 5
+        assert await tx.fetchval("SELECT value FROM counters WHERE name = 'dry'") == 1
+    assert await db.fetchval("SELECT value FROM counters WHERE name = 'seed'") == 0
+    assert await db.fetchrow("SELECT * FROM counters WHERE name = 'dry'") is None
+    async with db.transaction() as tx:                       # an ordinary transaction still commits
+        await tx.execute("INSERT INTO counters (name, value) VALUES ($1, $2)", "kept", 2)
+    assert await db.fetchval("SELECT value FROM counters WHERE name = 'kept'") == 2
+
+
+async def test_rollback_only_transactions_beside_real_ones_roll_back_only_themselves(db):
+    """On SQLite transactions are group-committed savepoints: a rolled-back member must not take the others'
+    writes with it, nor have its own committed by them."""
+    async def real(i: int) -> None:
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO counters (name, value) VALUES ($1, $2)", f"real{i}", i)
+            await asyncio.sleep(0)
+
+    async def dry(i: int) -> None:
+        async with db.transaction(rollback=True) as tx:
+            await tx.execute("INSERT INTO counters (name, value) VALUES ($1, $2)", f"dry{i}", i)
+            await tx.execute("UPDATE counters SET value = value + 1 WHERE name = 'seed'")
+            await asyncio.sleep(0)
+
+    await asyncio.gather(*(f(i) for i in range(10) for f in (real, dry)))
+    names = {r["name"] for r in await db.fetch("SELECT name FROM counters")}
+    assert names == {"seed", *(f"real{i}" for i in range(10))}
+    assert await db.fetchval("SELECT value FROM counters WHERE name = 'seed'") == 0
+
+
+async def test_applied_migrations_reads_the_version_without_creating_anything(callgate_database_url):
+    database = await Database.connect(callgate_database_url)
+    try:
+        assert await database.applied_migrations("test") == 0       # no bookkeeping table yet: 0, and none made
+        assert await database.applied_migrations("test") == 0
+        tables = ("SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'callgate_migrations' "
+                  "AND table_schema = current_schema()") if database.dialect == "postgresql" else \
+                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'callgate_migrations'"
+        assert await database.fetchval(tables) == 0
+        await database.migrate("test", MIGRATIONS[:1])
+        assert await database.applied_migrations("test") == 1
+        assert await database.applied_migrations("other") == 0
+    finally:
+        await database.close()
+
+
+async def test_sqlite_database_exists_without_creating_it(tmp_path):
+    from callgate.storage import database_exists
+
+    url = f"sqlite:///{tmp_path}/sub/missing.sqlite3"
+    assert not database_exists(url)
+    assert not (tmp_path / "sub").exists()
+    database = await Database.connect(url)
+    await database.close()
+    assert database_exists(url)
+    assert database_exists("sqlite://:memory:")
+    assert database_exists("postgresql://user@host/db")       # a server: there is no file to look for

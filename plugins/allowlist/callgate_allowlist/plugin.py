@@ -21,6 +21,9 @@ class Allowlist:
     Calls outside ``scope`` get no opinion (``None``).  Rules come from
     ``[[plugins.allowlist.rules]]`` and from ``rules_file`` (CSV or TOML), which
     is re-read when it changes and on SIGHUP.
+
+    Dry runs (``callgate simulate``): the plugin only reads (config, rule file), so a dry run
+    answers exactly as the server would; ``startup(dry_run=True)`` just does not watch the file.
     """
 
     Config = AllowlistConfig
@@ -32,8 +35,9 @@ class Allowlist:
         self.rules = LiveRules(inline, path, reload_seconds=config.reload_seconds)
         self.prompt = config.deny_prompt()
 
-    async def startup(self) -> None:
-        self.rules.start()
+    async def startup(self, dry_run: bool = False) -> None:
+        if not dry_run:         # one event, no reloads to watch for
+            self.rules.start()
 
     async def shutdown(self) -> None:
         await self.rules.stop()
@@ -43,7 +47,8 @@ class Allowlist:
         return evaluate(facts, self.rules.current, scope=self.config.scope, default=self.config.default)
 
     @hookimpl
-    def authorize_call(self, call: Ice) -> Allow | Deny | None:
+    def authorize_call(self, call: Ice, dry_run: bool = False) -> Allow | Deny | None:
+        # dry_run: nothing to do differently, this plugin writes nothing.
         result = self.evaluate(CallFacts.from_ice(call))
         if result.verdict == "none":
             return None

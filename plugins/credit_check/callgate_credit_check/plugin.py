@@ -11,6 +11,10 @@
 * DICE (``on_disconnect``): settle once per callid on the real duration: debit
   the cost, release the reservation, record Sinch's own ``debit`` beside ours.
 * In the background: release reservations whose DICE never came.
+* Dry runs (``callgate simulate``): every hook takes ``dry_run`` and then computes its
+  answer in a transaction that is rolled back; ``startup(dry_run=True)`` opens the store
+  without creating or migrating it (a missing one is simulated as empty) and starts no
+  expiry task.
 
 A database failure raises: the core applies ``on_error`` (default ``"deny"``:
 fail closed) to the ICE, and answers the DICE 503 so Sinch retries it on the
@@ -36,7 +40,7 @@ from .money import money_text
 from .payer import linked_account, payer_key
 from .prompts import low_balance, prompt
 from .rate_sources import destination, rate_lookup
-from .store import Reservation
+from .store import CreditStore, Reservation
 
 log = structlog.get_logger("callgate.credit_check")
 NAME = "credit_check"
@@ -60,14 +64,23 @@ class CreditCheck:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
-    async def startup(self) -> None:
-        """Open the database (a SQLite file that cannot be opened stops start-up) and start the expiry task."""
+    async def startup(self, dry_run: bool = False) -> None:
+        """Open the database (a SQLite file that cannot be opened stops start-up) and start the expiry task.
+
+        ``dry_run``: open the store as it is (see ``CreditStore.open_dry_run``) and start no expiry task,
+        which would release overdue reservations.
+        """
+        if dry_run:
+            self.handle = StoreHandle(self.config.database_url.get_secret_value(),
+                                      retry_seconds=self.config.reconnect_seconds, opener=CreditStore.open_dry_run)
         try:
             await self.handle.get()
         except DatabaseError:
             if urlsplit(self.config.database_url.get_secret_value()).scheme == "sqlite":
                 raise
             # PostgreSQL unreachable: logged by the handle; calls get on_error until it answers.
+        if dry_run:
+            return
         self._expiry = asyncio.get_running_loop().create_task(
             run_expiry(self.handle, self.config.expiry_interval_seconds), name="credit_check expiry")
 
@@ -84,7 +97,7 @@ class CreditCheck:
     # --- ICE ------------------------------------------------------------------------------------
 
     @hookimpl
-    async def authorize_call(self, call) -> Allow | Deny | None:
+    async def authorize_call(self, call, dry_run: bool = False) -> Allow | Deny | None:
         to_type = call.to.type if call.to is not None else None
         if to_type not in self.config.destination_types:
             return None
@@ -102,7 +115,7 @@ class CreditCheck:
         self._awaiting_decision[call.callid] = 0
         result = await store.reserve(call.callid, account_id, destination(call), rate_lookup(store, call, self.config),
                                      cap=self.config.max_duration, unit=self.config.unit,
-                                     grace=self.config.grace_seconds)
+                                     grace=self.config.grace_seconds, dry_run=dry_run)
         if result.status == "reserved":
             self._awaiting_decision[call.callid] = result.seconds
         else:
@@ -132,36 +145,37 @@ class CreditCheck:
         return Deny(f"no prepaid account: {reason}", prompt=self._no_account_prompt)
 
     @hookimpl
-    async def call_decided(self, call, decision: Decision) -> None:
+    async def call_decided(self, call, decision: Decision, dry_run: bool = False) -> None:
         granted = self._awaiting_decision.pop(call.callid, None)
         if granted is None:
             return
         action = decision.svaml.action.name
         if not decision.allowed or action == "hangup":
             reason = decision.reason if not decision.allowed else "answered with hangup"
-            await (await self.handle.get()).release(call.callid, reason=f"not connected: {reason}"[:500])
+            await (await self.handle.get()).release(call.callid, reason=f"not connected: {reason}"[:500],
+                                                    dry_run=dry_run)
         elif decision.max_duration is None:
             log.warning("credit_call_not_limited", callid=call.callid, action=action, granted=granted,
                         why="the answer's action carries no maxDuration, so Sinch will not end the call when the "
                             "reserved credit runs out")
         elif granted and decision.max_duration < granted:
             await (await self.handle.get()).limit(call.callid, decision.max_duration, unit=self.config.unit,
-                                                  grace=self.config.grace_seconds)
+                                                  grace=self.config.grace_seconds, dry_run=dry_run)
 
     # --- DICE -----------------------------------------------------------------------------------
 
     @hookimpl
-    async def on_disconnect(self, call) -> None:
+    async def on_disconnect(self, call, dry_run: bool = False) -> None:
         store = await self.handle.get()
         duration = (call.duration or 0) if call.result in (None, "ANSWERED") else 0
         debit = call.debit
         settled = await store.settle(call.callid, duration, unit=self.config.unit,
                                      sinch_debit=debit.amount if debit else None,
-                                     sinch_currency=debit.currency_id if debit else None)
+                                     sinch_currency=debit.currency_id if debit else None, dry_run=dry_run)
         if settled is None:
             return   # not a call this plugin authorized
         record = settled.call
-        if not settled.repeated:
+        if not settled.repeated and not dry_run:
             log.info("credit_settled", callid=record.callid, account=record.account_id, cost=money_text(record.cost),
                      currency=record.currency, billed_seconds=record.billed_seconds, released=money_text(settled.released),
                      sinch_debit=record.sinch_debit, sinch_currency=record.sinch_currency)

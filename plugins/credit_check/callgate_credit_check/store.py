@@ -15,6 +15,12 @@ happen one at a time.  Locks are always taken account first, then call, so
 transactions cannot deadlock; should PostgreSQL end one all the same (a deadlock
 or a serialization failure), ``Database.run_transaction`` runs it again.
 
+Dry runs (``callgate simulate``): ``reserve``, ``limit``, ``release`` and ``settle`` take
+``dry_run=True`` to run the same transaction and roll it back (the same answer, nothing written;
+the ledger row is not even inserted, since on PostgreSQL a rolled-back insert still uses up an
+id of the ledger's sequence).  :meth:`CreditStore.open_dry_run` opens a store without creating
+or migrating it.
+
 Calls are keyed by Sinch's ``callid``: a repeated ICE finds its reservation
 (or its denial) and reserves nothing more; a repeated DICE finds the call
 settled and changes nothing; the DICE of a call that was denied changes nothing.
@@ -30,7 +36,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Literal, TypeVar
 
-from callgate.storage import Connection, Database, DatabaseError
+import structlog
+
+from callgate.storage import Connection, Database, DatabaseError, connect_for_dry_run, redact
 
 from . import schema
 from .money import parse_currency
@@ -38,6 +46,7 @@ from .rating import Increments, Rate, charge, grant
 
 Kind = Literal["topup", "adjust", "reserve", "release", "debit"]
 CallState = Literal["reserved", "released", "expired", "settled", "denied"]
+log = structlog.get_logger("callgate.credit_check")
 #: Tries to open the database and migrate it at start-up (see CreditStore.open).
 OPEN_ATTEMPTS = 4
 #: How many overdue reservations one expiry pass handles at most.
@@ -205,6 +214,21 @@ class CreditStore:
                 raise
         raise AssertionError("unreachable")
 
+    @classmethod
+    async def open_dry_run(cls, url: str) -> CreditStore:
+        """The store for a dry run: opened as it is, never created or migrated.
+
+        A store that does not exist yet (no SQLite file, no credit tables) is simulated as an empty one,
+        in memory; one whose schema is older than this plugin's raises DatabaseError (a dry run must not
+        migrate it).
+        """
+        db, stand_in = await connect_for_dry_run(url, schema.COMPONENT, schema.migrations)
+        if stand_in:
+            log.warning("credit_dry_run_on_empty_store", database=redact(url),
+                        why="the credit database does not exist yet: simulating against an empty one, creating "
+                            "nothing")
+        return cls(db)
+
     async def close(self) -> None:
         await self.db.close()
 
@@ -348,11 +372,12 @@ class CreditStore:
         return [_call(r) for r in rows]
 
     async def reserve(self, callid: str, account_id: str, destination: str | None, rate_for: RateLookup, *,
-                      cap: int, unit: int, grace: int, now: float | None = None) -> Reservation:
+                      cap: int, unit: int, grace: int, now: float | None = None, dry_run: bool = False) -> Reservation:
         """Authorize a call: reserve the cost of the longest affordable time (at most ``cap`` seconds).
 
         Answers a repeated ICE (same ``callid``) from its first reservation.  A call the
         account cannot pay for is recorded as ``denied`` (so a repeat gets the same answer).
+        ``dry_run``: the same answer, nothing written.
         """
         now = time.time() if now is None else now
         async def reserve_call(tx: Connection) -> Reservation:
@@ -382,15 +407,16 @@ class CreditStore:
                 existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
                 return _repeated(_call(existing), account)
             if granted.reserve:
-                await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid)
+                await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid,
+                                 dry_run=dry_run)
             return Reservation(state, account.id, account.currency, granted.seconds, granted.reserve,
                                account.available, reason=reason)
-        return await self.db.run_transaction(reserve_call)
+        return await self.db.run_transaction(reserve_call, rollback=dry_run)
 
-    async def limit(self, callid: str, max_duration: int, *, unit: int, grace: int) -> int:
+    async def limit(self, callid: str, max_duration: int, *, unit: int, grace: int, dry_run: bool = False) -> int:
         """The call may last at most ``max_duration`` seconds (another limit won): give back the surplus.
 
-        Returns the micro-units released (0 when nothing changed).
+        Returns the micro-units released (0 when nothing changed).  ``dry_run``: the same answer, nothing written.
         """
         async def lower_limit(locked: LockedCall | None) -> int:
             if locked is None:
@@ -405,15 +431,16 @@ class CreditStore:
                              call.expires_at - (call.max_duration - max_duration), callid)
             if surplus > 0:
                 await self._move(tx, account, "release", surplus, reserved=-surplus, callid=callid,
-                                 note=f"maxDuration lowered to {max_duration} s")
+                                 note=f"maxDuration lowered to {max_duration} s", dry_run=dry_run)
             return max(surplus, 0)
-        return await self._in_locked_call(callid, lower_limit)
+        return await self._in_locked_call(callid, lower_limit, rollback=dry_run)
 
     async def release(self, callid: str, *, state: Literal["released", "expired"] = "released",
-                      reason: str = "") -> CallRecord | None:
+                      reason: str = "", dry_run: bool = False) -> CallRecord | None:
         """Give back a reservation that will not be settled: the call was denied, hung up, or its DICE never came.
 
         Returns the call as it was when released; None when it was not held (already settled, released, ...).
+        ``dry_run``: the same answer, nothing written.
         """
         async def release_call(locked: LockedCall | None) -> CallRecord | None:
             if locked is None:
@@ -425,18 +452,19 @@ class CreditStore:
                              state, reason, callid)
             if call.reserved:
                 await self._move(tx, account, "release", call.reserved, reserved=-call.reserved, callid=callid,
-                                 note=reason)
+                                 note=reason, dry_run=dry_run)
             return call
-        return await self._in_locked_call(callid, release_call)
+        return await self._in_locked_call(callid, release_call, rollback=dry_run)
 
     async def settle(self, callid: str, duration: int, *, unit: int, sinch_debit: Decimal | None = None,
-                     sinch_currency: str | None = None) -> Settlement | None:
+                     sinch_currency: str | None = None, dry_run: bool = False) -> Settlement | None:
         """Charge a finished call once: cost of ``duration`` at the call's rate, release what was held.
 
         None: a call this plugin did not authorize, which is never charged, whatever its
         ``duration``: no such call (another destination type, no account, no rate), or one it
         denied.  A call already settled is returned unchanged with ``repeated=True``.  A call
         whose reservation had expired or was released is still charged for the time Sinch reports.
+        ``dry_run``: the same answer, nothing written.
         """
         async def settle_call(locked: LockedCall | None) -> Settlement | None:
             if locked is None:
@@ -456,16 +484,16 @@ class CreditStore:
                 None if sinch_debit is None else str(sinch_debit), sinch_currency, settled_at, callid)
             if held:
                 account = await self._move(tx, account, "release", held, reserved=-held, callid=callid,
-                                           note="settled")
+                                           note="settled", dry_run=dry_run)
             if billed.cost:
                 await self._move(tx, account, "debit", billed.cost, balance=-billed.cost, callid=callid,
-                                 note=f"{billed.billed_seconds} s billed")
+                                 note=f"{billed.billed_seconds} s billed", dry_run=dry_run)
             final = replace(call, state="settled", reserved=0, duration=max(duration, 0),
                             billed_seconds=billed.billed_seconds, cost=billed.cost,
                             sinch_debit=None if sinch_debit is None else str(sinch_debit),
                             sinch_currency=sinch_currency, settled_at=settled_at)
             return Settlement(final, held, repeated=False)
-        return await self._in_locked_call(callid, settle_call)
+        return await self._in_locked_call(callid, settle_call, rollback=dry_run)
 
     async def overdue(self, now: float | None = None, limit: int = EXPIRY_BATCH) -> list[str]:
         """Callids of reservations past their expiry time (maxDuration + grace after the ICE)."""
@@ -476,11 +504,13 @@ class CreditStore:
 
     # --- internals --------------------------------------------------------------------------
 
-    async def _in_locked_call(self, callid: str, work: Callable[[LockedCall | None], Awaitable[T]]) -> T:
+    async def _in_locked_call(self, callid: str, work: Callable[[LockedCall | None], Awaitable[T]], *,
+                              rollback: bool = False) -> T:
         """``work`` in a transaction holding the call's account row and then its call row (the order every
         transaction here locks in, so that two cannot deadlock): ``work((tx, account, call))``, or
         ``work(None)`` for an unknown call.  Run again if PostgreSQL ended it all the same (see
-        ``Database.run_transaction``): ``work`` only reads and writes through ``tx``."""
+        ``Database.run_transaction``): ``work`` only reads and writes through ``tx``.  ``rollback``: a
+        rollback-only transaction (a dry run)."""
         async def locked(tx: Connection) -> T:
             # Read without a lock (a call's account never changes), so the account's row is locked first.
             account_id = await tx.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
@@ -490,20 +520,23 @@ class CreditStore:
             assert account is not None, "a call's account (a foreign key) is never deleted"
             row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
             return await work((tx, account, _call(row)))
-        return await self.db.run_transaction(locked)
+        return await self.db.run_transaction(locked, rollback=rollback)
 
     async def _lock_account(self, tx: Connection, account_id: str) -> Account | None:
         row = await tx.fetchrow(f"SELECT * FROM credit_accounts WHERE id = $1{self._for_update}", account_id)
         return _account(row) if row else None
 
     async def _move(self, tx: Connection, account: Account, kind: Kind, amount: int, *, balance: int = 0,
-                    reserved: int = 0, callid: str | None = None, note: str = "") -> Account:
+                    reserved: int = 0, callid: str | None = None, note: str = "", dry_run: bool = False) -> Account:
         """Change the account's balance and/or reserved amount and append the ledger entry that explains it;
-        returns the account as it is now."""
+        returns the account as it is now.  ``dry_run`` (in a rollback-only transaction): no ledger entry, whose
+        insert would use up an id of PostgreSQL's sequence even when rolled back."""
         new_balance, new_reserved = account.balance + balance, account.reserved + reserved
         now = utc_now()
         await tx.execute("UPDATE credit_accounts SET balance = $1, reserved = $2, updated_at = $3 WHERE id = $4",
                          new_balance, new_reserved, now, account.id)
+        if dry_run:
+            return replace(account, balance=new_balance, reserved=new_reserved)
         await tx.execute(
             "INSERT INTO credit_ledger (account_id, kind, amount, balance_after, reserved_after, callid, note, "
             "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -9,6 +9,7 @@ import pytest
 from callgate_credit_check.expiry import expire_overdue
 from callgate_credit_check.rate_csv import parse_rates
 from callgate_credit_check.rating import Increments, Rate
+from callgate.storage import DatabaseError
 from callgate_credit_check.store import CreditStore, NoRate, Reservation, Settlement, StoreError
 
 EUR_PER_MINUTE_010 = Rate(currency="EUR", per_minute=100_000, increments=Increments(60, 60), prefix="46")
@@ -305,3 +306,87 @@ async def test_under_load_dices_for_denied_calls_never_move_the_balance(credit_s
     assert (account.balance, account.reserved) == (10_000_000 - 10 * 200_000, 0)
     assert {e.callid for e in await store.ledger("acme", limit=1000) if e.kind == "debit"} == set(paid)
     await assert_ledger_explains(store, "acme")
+# --- dry runs (callgate simulate) -------------------------------------------------------------------
+
+
+async def money_state(store, account_id="acme"):
+    """Everything a dry run must leave as it was: the account, its ledger, its calls (and the ledger's next id)."""
+    account = await store.account(account_id)
+    ledger = await store.ledger(account_id, limit=100_000)
+    calls = await store.db.fetch("SELECT * FROM credit_calls ORDER BY callid")
+    return account, ledger, calls
+
+
+async def test_dry_runs_answer_as_the_real_thing_and_write_nothing(credit_store):
+    """reserve / limit / release / settle with dry_run give the answers the real ones give, in a transaction that
+    is rolled back: balance, ledger and calls stay as they were (on PostgreSQL too)."""
+    store = credit_store
+    await account_with(store, amount=1_000_000)                     # 1.00 EUR at 0.10/min: 10 minutes
+    await reserve(store, "held")                                    # a real call in progress, for settle/limit
+    before = await money_state(store)
+
+    dry = await store.reserve("new", "acme", "+46850001234", fixed_rate(), cap=3600, unit=1, grace=600, dry_run=True)
+    assert (dry.status, dry.available) == ("denied", 0)              # all the credit is held by "held"
+    assert await store.limit("held", 60, unit=1, grace=600, dry_run=True) == 900_000
+    assert (await store.release("held", reason="dry", dry_run=True)).reserved == 1_000_000
+    settled = await store.settle("held", 125, unit=1, dry_run=True)
+    assert (settled.call.cost, settled.released, settled.repeated) == (300_000, 1_000_000, False)   # 3 minutes
+    assert await store.settle("unknown", 60, unit=1, dry_run=True) is None
+    assert await money_state(store) == before
+
+    # The same requests for real answer the same, and then change the money.
+    assert await store.settle("held", 125, unit=1) == Settlement_like(settled)
+    assert await money_state(store) != before
+    after_real = await money_state(store)
+    assert (await store.settle("held", 125, unit=1, dry_run=True)).repeated is True
+    assert await money_state(store) == after_real
+
+
+def Settlement_like(settled):
+    """A settlement equal to ``settled`` but for the settled_at time (the real one is a moment later)."""
+    class Same:
+        def __eq__(self, other):
+            return (other.call.cost, other.call.billed_seconds, other.released, other.repeated) == \
+                (settled.call.cost, settled.call.billed_seconds, settled.released, settled.repeated)
+    return Same()
+
+
+async def test_a_dry_run_does_not_use_up_a_ledger_id(credit_store):
+    """On PostgreSQL a rolled-back insert still takes the next value of the ledger's sequence: a dry run inserts
+    no ledger row at all, so the next real entry gets the id it would have got."""
+    store = credit_store
+    await account_with(store, amount=10_000_000)
+    last = (await store.ledger("acme"))[-1].id
+    await store.reserve("dry", "acme", "+46850001234", fixed_rate(), cap=60, unit=1, grace=600, dry_run=True)
+    await reserve(store, "real", cap=60)
+    assert (await store.ledger("acme"))[-1].id == last + 1
+
+
+async def test_open_dry_run_never_creates_or_migrates(tmp_path, callgate_database_url, monkeypatch):
+    missing = f"sqlite:///{tmp_path}/none/credit.sqlite3"
+    store = await CreditStore.open_dry_run(missing)                  # simulated as an empty store, in memory
+    assert await store.accounts() == [] and store.db.dialect == "sqlite"
+    await store.close()
+    assert not (tmp_path / "none").exists()
+
+    from callgate.storage import Database
+    from callgate_credit_check import schema
+    db = await Database.connect(callgate_database_url)              # a database without the credit tables
+    try:
+        store = await CreditStore.open_dry_run(callgate_database_url)
+        assert await store.accounts() == []
+        await store.close()
+        assert await db.applied_migrations("credit_check") == 0      # still without them
+        real = await CreditStore.open(callgate_database_url)
+        await account_with(real, amount=5)
+        await real.close()
+        store = await CreditStore.open_dry_run(callgate_database_url)   # up to date: the real store
+        assert (await store.account("acme")).balance == 5
+        await store.close()
+        # A newer plugin (one more migration) on this store: a dry run refuses rather than migrate it.
+        monkeypatch.setattr(schema, "_MIGRATIONS", [*schema._MIGRATIONS, "CREATE TABLE credit_newer (id TEXT)"])
+        with pytest.raises(DatabaseError, match="credit_check tables are at schema version 1 and this version needs 2; a dry run does not"):
+            await CreditStore.open_dry_run(callgate_database_url)
+        assert await db.applied_migrations("credit_check") == 1
+    finally:
+        await db.close()

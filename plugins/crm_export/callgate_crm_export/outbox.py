@@ -31,12 +31,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from callgate.storage import Connection, Database
+import structlog
+
+from callgate.storage import Connection, Database, connect_for_dry_run, redact
 
 from .facts import Facts, merge_facts
 from .record import build_record
 from .retry import AttemptResult
 
+log = structlog.get_logger("callgate.crm_export")
 COMPONENT = "crm_export"
 MIGRATIONS = [
     """
@@ -200,15 +203,26 @@ class Outbox:
             raise
         return cls(db, sinks)
 
+    @classmethod
+    async def open_dry_run(cls, url: str, sinks: Sequence[str]) -> Outbox:
+        """The outbox for a dry run (``callgate simulate``): opened as it is, never created or migrated; one that
+        does not exist yet is simulated as an empty one, in memory."""
+        db, stand_in = await connect_for_dry_run(url, COMPONENT, lambda dialect: MIGRATIONS)
+        if stand_in:
+            log.warning("crm_dry_run_on_empty_outbox", database=redact(url),
+                        why="the outbox does not exist yet: simulating against an empty one, creating nothing")
+        return cls(db, sinks)
+
     async def close(self) -> None:
         await self.db.close()
 
     # --- writing facts and records ---------------------------------------------------------
 
-    async def add_facts(self, callid: str, facts: Facts, now: float) -> Change:
+    async def add_facts(self, callid: str, facts: Facts, now: float, *, dry_run: bool = False) -> Change:
         """Merge ``facts`` into the call's row; when the call has a DICE and anything changed, (re)build its
-        record with the next version and queue it for every sink.  One transaction."""
-        return await self.db.run_transaction(lambda tx: self._add(tx, callid, facts, now))
+        record with the next version and queue it for every sink.  One transaction; ``dry_run``: rolled back
+        (the record is built and checked, nothing is written or queued)."""
+        return await self.db.run_transaction(lambda tx: self._add(tx, callid, facts, now), rollback=dry_run)
 
     async def add_many(self, items: Sequence[tuple[str, Facts]], now: float) -> list[Change]:
         """:meth:`add_facts` for several calls in one transaction; results in the order of ``items``.

@@ -8,6 +8,10 @@
 * ``on_notify`` adds a recording/transcription location to the same record (a new version).
 * ``startup`` opens the outbox and starts one delivery worker per sink; ``shutdown`` stops them at
   a safe point (a record is only marked delivered after a 2xx).
+* Dry runs (``callgate simulate``): ``startup(dry_run=True)`` opens the outbox as it is (never created
+  or migrated; a missing one is simulated as empty) and starts no worker, flush or purge;
+  ``on_disconnect``/``on_notify`` build the record in a transaction that is rolled back (nothing is
+  queued, no sink receives anything, no file is written); ``call_decided``/``on_answer`` keep nothing.
 """
 
 from __future__ import annotations
@@ -68,6 +72,8 @@ class CrmExport:
         #: Opening the outbox again and again while its PostgreSQL server is unreachable at start-up.
         self._opening: asyncio.Task | None = None
         self._error: str | None = None
+        #: Started with dry_run (callgate simulate): no background work, nothing written.
+        self._dry_run = False
         #: DICE/Notify writes, group-committed: one transaction for every write that arrives while one runs.
         self._writes: Batcher[tuple[str, Facts], Change] = Batcher(self._write_batch)
         #: Delivery outcomes, group-committed the same way.
@@ -75,11 +81,23 @@ class CrmExport:
 
     # --- lifecycle -----------------------------------------------------------------------------
 
-    async def startup(self) -> None:
+    async def startup(self, dry_run: bool = False) -> None:
         """Open the outbox and start delivering.  A SQLite file that cannot be opened stops start-up (a
         configuration error); an unreachable PostgreSQL server does not: callgate starts, DICEs are answered
-        503 and ``/readyz`` says why until the outbox opens, tried again every ``reconnect_seconds``."""
+        503 and ``/readyz`` says why until the outbox opens, tried again every ``reconnect_seconds``.
+
+        ``dry_run``: only open the outbox as it is (``Outbox.open_dry_run``); no delivery, flush or purge.
+        """
         self._stopping = asyncio.Event()
+        if dry_run:
+            self._dry_run = True
+            try:
+                self.outbox = await Outbox.open_dry_run(self.config.database_url, [s.name for s in self.config.sinks])
+            except DatabaseError as exc:
+                if urlsplit(self.config.database_url).scheme == "sqlite":
+                    raise
+                self._error = str(exc)      # as on the server: the DICE is not recorded (503)
+            return
         try:
             await self._open()
         except DatabaseError as exc:
@@ -133,6 +151,10 @@ class CrmExport:
             await asyncio.gather(self._opening, return_exceptions=True)
         if self.outbox is None:
             return
+        if self._dry_run:
+            await self.outbox.close()
+            self.outbox = None
+            return
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.flush()
         await self._writes.wait_idle()
@@ -147,29 +169,37 @@ class CrmExport:
     # --- hooks ---------------------------------------------------------------------------------
 
     @hookimpl
-    def call_decided(self, call, decision) -> None:
-        self.buffer.add(call.callid, ice_facts(call, decision, _now()))
+    def call_decided(self, call, decision, dry_run: bool = False) -> None:
+        if not dry_run:          # a dry run keeps nothing for a later write
+            self.buffer.add(call.callid, ice_facts(call, decision, _now()))
 
     @hookimpl
-    def on_answer(self, call) -> None:
-        self.buffer.add(call.callid, answer_facts(call, _now()))
+    def on_answer(self, call, dry_run: bool = False) -> None:
+        if not dry_run:
+            self.buffer.add(call.callid, answer_facts(call, _now()))
         return None
 
     @hookimpl
-    async def on_disconnect(self, call) -> None:
-        self._started()
+    async def on_disconnect(self, call, dry_run: bool = False) -> None:
+        outbox = self._started()
         facts = dice_facts(call, _now(), getattr(call, "notes", None))   # notes: credit_check's cost
+        if dry_run:              # the record built and checked, in a transaction that is rolled back
+            await outbox.add_facts(call.callid, facts, time.time(), dry_run=True)
+            return
         early = self.buffer.take(call.callid)
         if early:
             facts = merge_facts(early, facts)[0]
         await self._write(call.callid, facts)
 
     @hookimpl
-    async def on_notify(self, call) -> None:
+    async def on_notify(self, call, dry_run: bool = False) -> None:
         facts = notify_facts(call, _now())
         if facts is None or not call.callid:
             return
-        self._started()
+        outbox = self._started()
+        if dry_run:
+            await outbox.add_facts(call.callid, facts, time.time(), dry_run=True)
+            return
         await self._write(call.callid, facts)
 
     @hookimpl

@@ -196,3 +196,63 @@ async def test_a_flush_writes_every_buffered_call_in_small_transactions(callgate
         for callid in calls:                       # each call's ICE facts are in the outbox, none lost between chunks
             row = await plugin.outbox.db.fetchrow("SELECT facts FROM crm_calls WHERE callid = $1", callid)
             assert row is not None and "ice" in json.loads(row["facts"])
+
+
+async def outbox_rows(url: str) -> list:
+    from callgate.storage import Database
+
+    db = await Database.connect(url)
+    try:
+        return [await db.fetch("SELECT * FROM crm_calls ORDER BY callid"),
+                await db.fetch("SELECT * FROM crm_deliveries ORDER BY sink, callid")]
+    finally:
+        await db.close()
+
+
+async def test_a_dry_run_builds_the_record_and_writes_nothing(callgate_database_url, callgate_events, tmp_path):
+    """Under callgate simulate (dry_run): DICE and Notify are answered as for real, but the outbox gets no row,
+    the JSON-lines sink no line, and nothing is left buffered for a later flush."""
+    from callgate.config import PluginsConfig, ServerConfig
+    from callgate.events import decode_event
+    from callgate.manager import load_plugins
+    from callgate.pipeline import Pipeline
+
+    sink = tmp_path / "calls.jsonl"
+    config = crm_config(callgate_database_url, {"name": "file", "type": "file", "path": str(sink), "fsync": False})
+
+    async def run(events, dry_run):
+        plugins = load_plugins(PluginsConfig.model_validate(config["plugins"]), classes=PLUGINS, dry_run=dry_run)
+        await plugins.startup()
+        pipeline = Pipeline(plugins, ServerConfig())
+        answers = [await pipeline.answer(decode_event(json.dumps(e).encode())) for e in events]
+        if not dry_run:
+            await eventually(lambda: sink.exists() and len(sink.read_text().splitlines()) == 1)
+        await plugins.shutdown()
+        return [(a.status, a.body) for a in answers]
+
+    real = await run([callgate_events.ice(callid="real"), callgate_events.dice(callid="real")], dry_run=False)
+    before, lines = await outbox_rows(callgate_database_url), sink.read_bytes()
+    events = [callgate_events.ice(callid="dry"), callgate_events.ace(callid="dry"), callgate_events.dice(callid="dry"),
+              callgate_events.notify(callid="real", destination="s3://rec/real.mp3"),
+              callgate_events.dice(callid="real")]
+    dry = await run(events, dry_run=True)
+    assert [status for status, _ in dry] == [200, 200, 200, 200, 200]
+    assert dry[0] == real[0] and dry[2] == real[1]                    # the same answers as for real
+    assert await outbox_rows(callgate_database_url) == before
+    assert sink.read_bytes() == lines
+
+
+async def test_a_dry_run_with_no_outbox_creates_none(callgate_events, tmp_path):
+    from callgate.config import PluginsConfig, ServerConfig
+    from callgate.events import decode_event
+    from callgate.manager import load_plugins
+    from callgate.pipeline import Pipeline
+
+    config = crm_config(f"sqlite:///{tmp_path}/db/crm.sqlite3",
+                        {"name": "file", "type": "file", "path": str(tmp_path / "calls.jsonl")})
+    plugins = load_plugins(PluginsConfig.model_validate(config["plugins"]), classes=PLUGINS, dry_run=True)
+    await plugins.startup()
+    answer = await Pipeline(plugins, ServerConfig()).answer(decode_event(json.dumps(callgate_events.dice()).encode()))
+    await plugins.shutdown()
+    assert answer.status == 200
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

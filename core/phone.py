@@ -163,7 +163,8 @@ def _read(text: str, region: str | None) -> PhoneNumber:
 
 
 def parse_prefix(text: str) -> str:
-    """A number prefix written by a person -> ``+`` and digits: ``"+46 70"``, ``"0046 70"``, ``"4670"`` -> ``"+4670"``.
+    """A number prefix written by a person -> ``+`` and digits: ``"+46 70"``, ``"0046 70"``, ``"4670"`` -> ``"+4670"``;
+    ``"+"`` alone is every number.
 
     A prefix is part of a number, so only its form is checked (digits, at most 15, a country code
     that exists), not its length; it is always international (a leading 0 is refused), whatever
@@ -172,6 +173,8 @@ def parse_prefix(text: str) -> str:
     if not isinstance(text, str):
         raise PhoneNumberError(f"{text!r} is not a number prefix: expected a string; write it like +4670")
     raw = text.strip()
+    if raw == "+":
+        return "+"                                  # every international number
     compact = _PUNCTUATION.sub("", raw)
     if not raw or not _WRITTEN.match(raw) or "+" in compact[1:] or "(" in raw or ")" in raw:
         raise PhoneNumberError(f"{raw!r} is not a number prefix: write + and the first digits (no letters or "

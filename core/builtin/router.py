@@ -172,7 +172,7 @@ class RouteRule(_Rule):
             return None
         return Route(action=self._static[0], instructions=self._static[1], name=self.name)
 
-    @property
+    @cached_property
     def key(self) -> str | None:
         """The number or prefix as compared with the callee (already normalised when it is a number)."""
         return self.number if self.number is not None else self.prefix

@@ -32,7 +32,8 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
     """Build the server for one configuration.  Plugins are loaded here unless given."""
     if plugins is None:
         plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms,
-                               source=config.source, classes=plugin_classes)
+                               source=config.source, classes=plugin_classes,
+                               default_region=config.server.default_region)
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[PLUGINS] = plugins

@@ -21,6 +21,7 @@ from .config import ENV_KEY, ENV_SECRET, Config, ConfigError, load_config
 from .events import decode_event
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .logs import configure_logging
+from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
 from .server import serve, supervise, worker_command
 
@@ -56,7 +57,7 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             config = load_config(known.config)
             plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms,
-                                   source=config.source, broken=broken)
+                                   source=config.source, broken=broken, default_region=config.server.default_region)
         except (ConfigError, PluginError) as exc:
             return _fail(exc)
         plugins.pm.hook.register_commands(subparsers=subparsers)
@@ -123,8 +124,10 @@ def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
 
 
 def _event_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="caller", default="46701234567", help="caller number (ICE cli / DICE from)")
-    parser.add_argument("--to", default="+46850001234", help="callee (ICE/DICE to.endpoint)")
+    parser.add_argument("--from", dest="caller", default="+46701234567",
+                        help="caller number (ICE cli / DICE from), written as in config.toml, or private")
+    parser.add_argument("--to", default="+46850001234",
+                        help="callee (ICE/DICE to.endpoint): a number when --to-type is number or did, else as it is")
     parser.add_argument("--to-type", default="number", help="ICE to.type: number, did, username, sip, conference")
     parser.add_argument("--callid", default=None)
     parser.add_argument("--menu", default="main", help="PIE menuId")
@@ -147,6 +150,24 @@ def _sample(args: argparse.Namespace) -> dict:
     return samples.ace(args.callid)
 
 
+def _read_numbers(args: argparse.Namespace) -> str | None:
+    """``--from``/``--to`` as people write them, made E.164 in place (with ``[server] default_region``);
+    the problem, naming the option, when one is not a number."""
+    if args.body:
+        return None
+    try:
+        if args.caller.strip().lower() not in PRIVATE_SPELLINGS:
+            args.caller = parse_number(args.caller)
+    except PhoneNumberError as exc:
+        return f"--from: {exc}"
+    try:
+        if args.to_type.lower() in ("number", "did"):
+            args.to = parse_number(args.to)
+    except PhoneNumberError as exc:
+        return f"--to: {exc}"
+    return None
+
+
 def _body(args: argparse.Namespace) -> bytes:
     if args.body == "-":
         return sys.stdin.buffer.read()
@@ -158,10 +179,10 @@ def _body(args: argparse.Namespace) -> bytes:
 
 def _load(config: Config, *, dry_run: bool = False) -> Plugins:
     return load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
-                        dry_run=dry_run)
+                        default_region=config.server.default_region, dry_run=dry_run)
 
 
-def _fail(exc: Exception) -> int:
+def _fail(exc: Exception | str) -> int:
     print(f"callgate: {exc}", file=sys.stderr)
     return EXIT_CONFIG
 
@@ -186,6 +207,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_sign(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    set_default_region(config.server.default_region)
+    problem = _read_numbers(args)
+    if problem is not None:
+        return _fail(problem)
     key, secret = _signing_credentials(config)
     url = args.url or f"http://{config.server.host}:{config.server.port}{config.server.callback_path}"
     body = _body(args)
@@ -213,6 +238,9 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     plugins that do not accept it are named in a warning (stderr, and ``warnings`` in ``--json``)."""
     config = load_config(args.config)
     plugins = _load(config, dry_run=True)
+    problem = _read_numbers(args)
+    if problem is not None:
+        return _fail(problem)
     event = decode_event(_body(args))
     warnings = []
     unsafe = plugins.not_dry_run_safe()

@@ -36,6 +36,8 @@ from pydantic import (
     field_validator,
 )
 
+from .phone import check_region
+
 ENV_KEY = "SINCH_APPLICATION_KEY"
 ENV_SECRET = "SINCH_APPLICATION_SECRET"
 ENV_CONFIG = "CALLGATE_CONFIG"
@@ -97,6 +99,9 @@ class ServerConfig(_Strict):
     shutdown_timeout_seconds: float = Field(30.0, ge=0, le=600)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: The country (ISO 3166 code, "SE") whose national formats (070 123 45 67) numbers written in the
+    #: config, in plugins' files and on the command line may use; None: write every number with +CC or 00.
+    default_region: str | None = None
 
     @field_validator("callback_path", "public_path")
     @classmethod
@@ -104,6 +109,11 @@ class ServerConfig(_Strict):
         if value is not None and (not value.startswith("/") or "?" in value):
             raise ValueError("must be an absolute URL path like /sinch/callback, without a query string")
         return value
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return None if value is None else check_region(value)
 
     @property
     def signed_path(self) -> str:

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ValidationError
 from . import hookspecs
 from .caches import ClearingCache
 from .config import CONFIG_DIR, PLUGIN_DISTRIBUTION, ConfigError, PluginsConfig, format_validation_error
+from .phone import set_default_region
 
 ENTRY_POINT_GROUP = "callgate.plugins"
 #: Built-in plugins: always enabled, always last, configured like any other plugin.
@@ -212,7 +213,7 @@ def installed_plugins() -> dict[str, EntryPoint]:
 
 def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source: str = "config.toml",
                  classes: Mapping[str, type] | None = None, dry_run: bool = False,
-                 broken: dict[str, Exception] | None = None) -> Plugins:
+                 broken: dict[str, Exception] | None = None, default_region: str | None = None) -> Plugins:
     """Import, configure, build and register the enabled plugins, then the built-ins.
 
     ``classes`` maps plugin names to classes to use instead of entry points
@@ -221,7 +222,10 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
     instead of stopping the whole load (the CLI uses it so that one plugin's commands do not need
     another plugin's settings or secrets).
     ``dry_run``: for ``callgate simulate`` (see :attr:`Plugins.dry_run`).
+    ``default_region`` (``[server] default_region``) is set for the process first
+    (:func:`callgate.phone.set_default_region`): plugins read the numbers in their settings with it.
     """
+    set_default_region(default_region)
     classes = dict(classes or {})
     installed = None
     for name in config.enabled:

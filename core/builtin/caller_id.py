@@ -1,18 +1,19 @@
 """The built-in caller-id rules: which number the callee sees.
 
-``[[plugins.caller_id.rules]]`` entries give a ``cli`` (E.164 or ``private``)
-for a ``route`` (by the route's name) or for a destination ``prefix``.  A rule
+``[[plugins.caller_id.rules]]`` entries give a ``cli`` (a number, or ``private``)
+for a ``route`` (by the route's name) or for a destination ``prefix``; numbers and
+prefixes are read like every number people write (:mod:`callgate.phone`).  A rule
 naming the chosen route wins; otherwise the rule with the longest prefix of the
 number being dialled (the connectPstn ``number``, else the callee) wins.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 from ..events import Ice
 from ..hookspecs import hookimpl
-from ..phone import normalize
+from ..phone import PRIVATE, normalize, parse_number, parse_prefix
 from ..results import CallerId, Route
 
 
@@ -24,6 +25,16 @@ class CliRule(BaseModel):
     cli: str
     route: str | None = None
     prefix: str | None = None
+
+    @field_validator("cli")
+    @classmethod
+    def _cli(cls, value: str) -> str:
+        return PRIVATE if value.strip().lower() == PRIVATE else parse_number(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return None if value is None else parse_prefix(value)
 
     @model_validator(mode="after")
     def _check(self) -> CliRule:
@@ -49,7 +60,7 @@ class CallerIdRules:
 
     def __init__(self, config: CallerIdConfig) -> None:
         self.by_route = {r.route: r.cli for r in config.rules if r.route is not None}
-        prefixes = [(normalize(r.prefix) or r.prefix, r.cli) for r in config.rules if r.prefix is not None]
+        prefixes = [(r.prefix, r.cli) for r in config.rules if r.prefix is not None]
         self.by_prefix = sorted(prefixes, key=lambda p: -len(p[0]))
 
     @hookimpl

@@ -14,8 +14,17 @@ PIE: ``[[plugins.router.menu_answers]]`` are tried in file order (``menu``,
 
 Action and instruction tables are SVAML as Sinch spells it (camelCase), checked
 at start-up.  In their strings, ``{to}`` is replaced by the callee and
-``{caller}`` by the caller's number, e.g. ``conferenceId = "{to}"`` confirms an
-SDK conference call.
+``{caller}`` by the caller's number (E.164, or ``private``), e.g.
+``conferenceId = "{to}"`` confirms an SDK conference call.  A route whose
+templates give no valid SVAML for a call (``cli = "{caller}"`` for an in-app
+caller who has no number) does not match that call: the next best route does,
+and one ``route_skipped`` warning says why.
+
+A route's ``number`` and ``prefix`` are read like every number people write
+(:func:`callgate.phone.parse_number`, :func:`~callgate.phone.parse_prefix`):
+``+46 (0)8 500 012 34``, ``0046850001234`` and, with ``[server] default_region``,
+``08-500 012 34`` are one number.  A value with letters (a user name, a
+conference id) is compared as it is written.
 """
 
 from __future__ import annotations
@@ -28,12 +37,13 @@ from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..caches import ClearingCache
 from ..events import Ice, Pie
 from ..hookspecs import hookimpl
-from ..phone import normalize, normalize_caller
+from ..phone import looks_like_number, normalize, normalize_caller, parse_number, parse_prefix
 from ..results import Route
 from ..svaml import Svaml, SvamlError, parse_action, parse_instruction
 
@@ -42,6 +52,7 @@ _TEMPLATE = re.compile(r"\{(to|caller)\}")
 #: How many routes built from templates each rule keeps (all dropped when full).
 BUILT_CACHE_SIZE = 1024
 _HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
+log = structlog.get_logger("callgate.router")
 
 
 def _svaml_parts(action: dict[str, Any], instructions: list[dict[str, Any]], event: str) -> None:
@@ -93,6 +104,16 @@ class RouteRule(_Rule):
     days: tuple[str, ...] = ()
     timezone: str = "UTC"
 
+    @field_validator("number")
+    @classmethod
+    def _number(cls, value: str | None) -> str | None:
+        return parse_number(value) if value is not None and looks_like_number(value) else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return parse_prefix(value) if value is not None and looks_like_number(value) else value
+
     @model_validator(mode="after")
     def _check(self) -> RouteRule:
         if sum(x is not None for x in (self.number, self.prefix, self.pattern)) > 1:
@@ -113,22 +134,36 @@ class RouteRule(_Rule):
         _svaml_parts(self.action, self.instructions, "ice")
         return self
 
-    def route(self, callee: str, call: Ice) -> Route:
-        """This rule's Route for a call (built once when the rule has no template)."""
+    def route(self, callee: str, call: Ice) -> Route | None:
+        """This rule's Route for a call (built once when the rule has no template); None, with a
+        ``route_skipped`` warning, when the templates filled for this call give no valid SVAML."""
         if self._static_route is not None:
             return self._static_route
         values = {"to": callee if "{to}" in self._source else "",
                   "caller": (normalize_caller(call.cli) or "") if "{caller}" in self._source else ""}
         key = (values["to"], values["caller"])
-        route = self._built.get(key)
-        if route is None:
-            route = self._built.put(key, Route(*self.build(values), name=self.name))
-        return route
+        built = self._built.get(key)
+        if built is None:
+            built = self._built.put(key, self._try_build(values))
+        if isinstance(built, str):
+            log.warning("route_skipped", route=self.name, reason=built)
+            return None
+        return built
+
+    def _try_build(self, values: dict[str, str]) -> Route | str:
+        """The Route for these template values, or why there is none (the SVAML they make is not valid)."""
+        try:
+            return Route(*self.build(values), name=self.name)
+        except (SvamlError, ValueError) as exc:
+            filled = ", ".join(f"{{{name}}} = {value!r}" for name, value in values.items()
+                               if f"{{{name}}}" in self._source)
+            return f"its templates give no valid SVAML for this call ({filled}): {exc}"
 
     @cached_property
     def _built(self) -> ClearingCache:
         """Routes already built from the templates, by the values filled in (a Route is immutable, so it is
-        shared: a DID or a conference routed again skips the parse and validation)."""
+        shared: a DID or a conference routed again skips the parse and validation); for values that give
+        no valid SVAML, the reason."""
         return ClearingCache(BUILT_CACHE_SIZE)
 
     @cached_property
@@ -139,9 +174,8 @@ class RouteRule(_Rule):
 
     @cached_property
     def key(self) -> str | None:
-        """The number or prefix as compared with the callee (normalised when it is a number)."""
-        value = self.number if self.number is not None else self.prefix
-        return None if value is None else (normalize(value) or value)
+        """The number or prefix as compared with the callee (already normalised when it is a number)."""
+        return self.number if self.number is not None else self.prefix
 
     @cached_property
     def regex(self) -> re.Pattern[str] | None:
@@ -215,11 +249,18 @@ class Router:
         callee = _callee(call)
         if callee is None:
             return None
-        rule = self.select(callee, call)
-        return None if rule is None else rule.route(callee, call)
+        for rule in self.candidates(callee, call):
+            route = rule.route(callee, call)
+            if route is not None:
+                return route
+        return None
 
     def select(self, callee: str, call: Ice) -> RouteRule | None:
         """The route for this callee: exact number, else longest prefix, else first pattern, else catch-all."""
+        return next(iter(self.candidates(callee, call)), None)
+
+    def candidates(self, callee: str, call: Ice) -> list[RouteRule]:
+        """Every route whose conditions hold for this call, best first (see :meth:`select`)."""
         now = None
         candidates = []
         for index, rule in enumerate(self.config.routes):
@@ -235,9 +276,9 @@ class Router:
                 if not rule.is_open(now):
                     continue
             candidates.append((rank, index, rule))
-        if not candidates:
-            return None
-        return min(candidates)[2]      # by rank, then table order (indexes differ: rules are never compared)
+        if len(candidates) > 1:
+            candidates.sort()          # by rank, then table order (indexes differ: rules are never compared)
+        return [rule for _, _, rule in candidates]
 
     @hookimpl
     def on_prompt_input(self, call: Pie) -> Svaml:

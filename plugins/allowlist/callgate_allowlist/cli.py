@@ -2,7 +2,8 @@
 
 ``check`` runs the plugin's own decision (:meth:`Allowlist.evaluate`, the code
 the ICE hook runs) on a pair of numbers and says which rule decides.
-Exit status: 0 allowed, 1 denied, 3 outside the scope (no opinion).
+Exit status: 0 allowed, 1 denied, 3 outside the scope (no opinion), 2 when CALLER or
+CALLEE (with ``--to-type`` number or did) is not a phone number.
 ``validate`` checks a rules file before you put it in place: 0 valid, 1 not.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
+from callgate.phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number
 
 from .facts import CallFacts
 from .index import RuleSet
@@ -24,7 +26,9 @@ from .rulefile import RulesFileError
 if TYPE_CHECKING:
     from .plugin import Allowlist
 
-EXIT_ALLOWED, EXIT_DENIED, EXIT_INVALID, EXIT_NO_OPINION = 0, 1, 1, 3
+EXIT_ALLOWED, EXIT_DENIED, EXIT_INVALID, EXIT_USAGE, EXIT_NO_OPINION = 0, 1, 1, 2, 3
+#: ``to.type`` values whose endpoint is a phone number.
+NUMBER_TYPES = ("number", "did")
 
 
 def register(subparsers: argparse._SubParsersAction, plugin: Allowlist) -> None:
@@ -34,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction, plugin: Allowlist) -> None:
     check = commands.add_parser(
         "check", help="say which rule decides a call from CALLER to CALLEE (exit 0 allowed, 1 denied, 3 no opinion)")
     check.add_argument("caller",
-                       help="the caller's number as Sinch sends it (46701234567, +46 70 123 45 67), or private")
+                       help="the caller's number, written as in a rule (+46 70 123 45 67, 0046701234567), or private")
     check.add_argument("callee", help="the number (or user, SIP address, conference id) called")
     check.add_argument("--to-type", default="number", type=str.lower, choices=sorted(DESTINATION_TYPES),
                        help="to.type of the call (default: number)")
@@ -54,7 +58,13 @@ def register(subparsers: argparse._SubParsersAction, plugin: Allowlist) -> None:
 
 
 def cmd_check(plugin: Allowlist, args: argparse.Namespace) -> int:
-    facts = CallFacts.of(cli=args.caller, to=args.callee, to_type=args.to_type, domain=args.domain,
+    try:
+        caller = args.caller if args.caller.strip().lower() in PRIVATE_SPELLINGS else parse_number(args.caller)
+        callee = parse_number(args.callee) if args.to_type in NUMBER_TYPES else args.callee
+    except PhoneNumberError as exc:
+        print(f"callgate allowlist check: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    facts = CallFacts.of(cli=caller, to=callee, to_type=args.to_type, domain=args.domain,
                          origination_type=args.origination, application_key=args.application_key, user=args.user)
     result = plugin.evaluate(facts)
     rules = plugin.rules.current

@@ -2,16 +2,20 @@
 
 A rule's ``caller`` or ``callee`` value is one of:
 
-* an exact number: ``+46701234567``, ``46701234567``, ``+46 70 123 45 67`` (all the same);
-* a prefix, written with a trailing ``*``: ``+4670*`` (every number starting with +4670);
+* an exact number: ``+46701234567``, ``46701234567``, ``+46 70 123 45 67``,
+  ``+46 (0)70 123 45 67``, ``0046701234567`` (all the same; with ``[server] default_region``
+  also the national ``070 123 45 67``), read by :func:`callgate.phone.parse_number`;
+* a prefix, written with a trailing ``*``: ``+4670*`` (every number starting with +4670),
+  read by :func:`callgate.phone.parse_prefix`;
 * a pattern, written ``re:`` and a regular expression matched against the whole
   normalised value: ``re:\\+4670\\d{7}``;
 * ``private`` (also spelled ``anonymous``, ``withheld``, ...): a caller who withholds their number;
 * ``*``: anything, the same as leaving the condition out.
 
 A callee that is not a phone number (a username, a SIP address, a conference id)
-is written and compared as it is.  Numbers on both sides go through
-:func:`value_key`, so ``46701234567`` in a file matches ``+46701234567`` from Sinch.
+is written and compared as it is.  Numbers from calls go through
+:func:`callgate.phone.normalize` (:func:`value_key`), so ``46701234567`` from Sinch
+matches ``+46 (0)70 123 45 67`` in a file.
 """
 
 from __future__ import annotations
@@ -20,7 +24,15 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from callgate.phone import PRIVATE, PRIVATE_SPELLINGS, normalize
+from callgate.phone import (
+    PRIVATE,
+    PRIVATE_SPELLINGS,
+    PhoneNumberError,
+    looks_like_number,
+    normalize,
+    parse_number,
+    parse_prefix,
+)
 
 PATTERN_PREFIX = "re:"
 Kind = Literal["exact", "prefix", "pattern"]
@@ -57,22 +69,13 @@ class Matcher:
         return self.kind != "pattern"
 
 
-def number_or_none(text: str) -> str | None:
-    """``callgate.phone.normalize`` with a fast path for the usual shapes (``46701234567``, ``+46701234567``)."""
-    if text.isascii():
-        if text.isdigit():
-            return "+" + text
-        if text[:1] == "+" and text[1:].isdigit():
-            return text
-    return normalize(text)
-
-
 def value_key(value: str | None) -> str | None:
-    """A number normalised (``"46 70-123"`` -> ``"+4670123"``); anything else stripped, as it is."""
+    """A number from a call normalised (``"0046 70-123 45 67"`` -> ``"+46701234567"``); anything else
+    stripped, as it is."""
     if value is None:
         return None
     stripped = value.strip()
-    return number_or_none(stripped) or stripped
+    return normalize(stripped) or stripped
 
 
 def caller_key(cli: str | None, origination_type: str | None = None) -> str | None:
@@ -85,7 +88,7 @@ def caller_key(cli: str | None, origination_type: str | None = None) -> str | No
     if cli is None:
         return None if origination_type == "mxp" else PRIVATE
     stripped = cli.strip()
-    number = number_or_none(stripped)
+    number = normalize(stripped)
     if number is not None:
         return number
     return PRIVATE if stripped.lower() in PRIVATE_SPELLINGS else stripped
@@ -97,7 +100,7 @@ def parse_matcher(text: str, *, field: Literal["caller", "callee"]) -> Matcher |
         raise MatcherError(f"expected a string, got {type(text).__name__}")
     raw = text.strip()
     if raw[:1] == "+" and raw[1:].isdigit() and raw.isascii():
-        return Matcher("exact", raw, raw)   # the usual case, first
+        return Matcher("exact", _number(raw, raw, field, prefix=False), raw)   # the usual case, first
     if not raw:
         raise MatcherError("empty value (leave the condition out, or write * for anything)")
     if raw == "*":
@@ -119,11 +122,16 @@ def parse_matcher(text: str, *, field: Literal["caller", "callee"]) -> Matcher |
         kind, body = "prefix", raw[:-1].rstrip()
     if "*" in body:
         raise MatcherError(f"{raw!r}: * may only end a prefix (+4670*); use re:... for other patterns")
-    value = number_or_none(body)
-    if value is None:
-        if field == "caller" or body.startswith("+"):
-            raise MatcherError(
-                f"{raw!r} is not a phone number; write a number (+46701234567), a prefix (+4670*), "
-                f"a pattern (re:\\+4670\\d+){', or private' if field == 'caller' else ''}")
-        value = body
-    return Matcher(kind, value, raw)
+    if field == "caller" or looks_like_number(body):
+        return Matcher(kind, _number(body, raw, field, prefix=kind == "prefix"), raw)
+    return Matcher(kind, body, raw)     # a user name, a SIP address, a conference id
+
+
+def _number(body: str, raw: str, field: str, *, prefix: bool) -> str:
+    """A number or prefix as the core reads numbers people write; :class:`MatcherError` saying how to write it."""
+    try:
+        return parse_prefix(body) if prefix else parse_number(body)
+    except PhoneNumberError as exc:
+        raise MatcherError(
+            f"{exc}; a rule value is a number (+46701234567), a prefix (+4670*), a pattern (re:\\+4670\\d+)"
+            f"{', or private' if field == 'caller' else ''}") from None

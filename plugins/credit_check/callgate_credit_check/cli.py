@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from callgate.events import Money
-from callgate.phone import normalize
+from callgate.phone import PhoneNumberError, parse_number
 from callgate.storage import DatabaseError, MissingDatabaseError
 
 from .config import CreditCheckConfig
@@ -43,6 +43,8 @@ from .rating import RatingError
 from .store import CreditStore, NoRate, StoreError
 
 Handler = Callable[[CreditStore, argparse.Namespace], Awaitable[int | None]]
+#: A number argument that is not a number: printed as one line, exit status 2 (a usage error).
+EXIT_USAGE = 2
 #: Errors that mean "refused, nothing changed": printed as one line, exit status 1.
 REFUSALS = (DatabaseError, StoreError, MoneyError, RateFileError, RatingError, ValueError, OSError)
 
@@ -77,6 +79,9 @@ class CreditCommands:
                 print(f"callgate credit: {exc}: check [plugins.credit_check] database_url (a relative path is "
                       f"taken from the config file's folder)", file=sys.stderr)
                 return 1
+            except PhoneNumberError as exc:
+                print(f"callgate credit: {exc}", file=sys.stderr)
+                return EXIT_USAGE
             except REFUSALS as exc:
                 print(f"callgate credit: {exc}", file=sys.stderr)
                 return 1
@@ -261,10 +266,8 @@ def _linking_user(args: argparse.Namespace) -> bool:
 
 
 def _number(text: str) -> str:
-    number = normalize(text)
-    if number is None:
-        raise ValueError(f"{text!r} is not a phone number (write it like +46701234567)")
-    return number
+    """A number argument as people write it (``[server] default_region`` applies); PhoneNumberError if not one."""
+    return parse_number(text)
 
 
 def _json(value: Any) -> None:

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from callgate.phone import PRIVATE, normalize
+from callgate.phone import PRIVATE, PhoneNumberError, normalize, parse_number
 
 from .config import CreditCheckConfig
 from .store import CreditStore
@@ -99,18 +99,18 @@ def value_in_custom(custom: str | None, key: str) -> str | None:
 def canonical_account_id(config: CreditCheckConfig, text: str) -> str:
     """An account id typed by an operator, as the plugin will look it up.
 
-    With ``account_by = "caller"`` an account is a phone number, so ``46701234567``
-    and ``+46 70 123 45 67`` both mean ``+46701234567``.
+    With ``account_by = "caller"`` an account is a phone number, read like every number people
+    write (:func:`callgate.phone.parse_number`), so ``46701234567``, ``+46 70 123 45 67`` and
+    ``0046701234567`` all mean ``+46701234567``; :class:`~callgate.phone.PhoneNumberError` when not one.
     """
     text = text.strip()
     if not text:
         raise ValueError("an account id must not be empty")
     if config.account_by == "caller":
-        number = normalize(text)
-        if number is None:
-            raise ValueError(f"{text!r} is not a phone number; with account_by = \"caller\" an account is the "
-                             f"caller's number, like +46701234567")
-        return number
+        try:
+            return parse_number(text)
+        except PhoneNumberError as exc:
+            raise PhoneNumberError(f"{exc} (with account_by = \"caller\" an account is the caller's number)") from None
     return text
 
 

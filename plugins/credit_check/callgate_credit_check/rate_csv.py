@@ -9,8 +9,9 @@
 
 Columns (the header row is required; order is free):
 
-* ``prefix`` (required): destination prefix, digits with an optional ``+``;
-  the longest prefix of the dialled number wins.
+* ``prefix`` (required): destination prefix, international (``+46 70``, ``0046 70`` or
+  ``4670``, read by :func:`callgate.phone.parse_prefix`); the longest prefix of the
+  dialled number wins.
 * ``currency`` (required): ISO-4217 code; a call is rated in its account's currency.
 * ``per_minute`` (required): price per minute, at most 6 decimal places.
 * ``connect_fee`` (optional, default 0): charged once for a call that connected.
@@ -26,14 +27,14 @@ from __future__ import annotations
 
 import csv
 import io
-import re
+
+from callgate.phone import PhoneNumberError, parse_prefix
 
 from .money import MoneyError, money_text, parse_currency, to_micros
 from .rating import Increments, Rate, RatingError
 
 REQUIRED = ("prefix", "currency", "per_minute")
 OPTIONAL = ("connect_fee", "increments", "name")
-_PREFIX = re.compile(r"^\+?([0-9]{1,15})$")
 
 
 class RateFileError(ValueError):
@@ -41,11 +42,11 @@ class RateFileError(ValueError):
 
 
 def normalize_prefix(text: str) -> str:
-    """``"+46 70"`` -> ``"4670"``: the digits of a destination prefix."""
-    match = _PREFIX.match(re.sub(r"[\s\-]", "", str(text)))
-    if match is None:
-        raise RateFileError(f"prefix {text!r} must be 1 to 15 digits, optionally after a +")
-    return match[1]
+    """``"+46 70"``, ``"0046 70"`` -> ``"4670"``: the digits of a destination prefix."""
+    try:
+        return parse_prefix(str(text)).removeprefix("+")
+    except PhoneNumberError as exc:
+        raise RateFileError(f"prefix {exc}") from None
 
 
 def parse_rates(text: str, *, source: str = "<rates>") -> list[Rate]:

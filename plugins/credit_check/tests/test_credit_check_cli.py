@@ -29,8 +29,8 @@ def ok(result):
     return result.stdout
 
 
-def refused(result, message):
-    assert result.returncode == 1, result.stdout
+def refused(result, message, status=1):
+    assert result.returncode == status, result.stdout
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
@@ -38,7 +38,7 @@ def refused(result, message):
 def test_accounts_top_up_balance_and_ledger(credit):
     assert "added account +46701234567 (EUR)" in ok(credit("add", "46 70 123 45 67", "--currency", "eur"))
     refused(credit("add", "+46701234567", "--currency", "EUR"), "already exists")
-    refused(credit("add", "acme", "--currency", "EUR"), "not a phone number")
+    refused(credit("add", "acme", "--currency", "EUR"), "not a phone number", status=2)   # a usage error
     ok(credit("topup", "+46701234567", "10.50", "--note", "card payment"))
     ok(credit("adjust", "+46701234567", "-0.50", "--note", "correction"))
     refused(credit("topup", "+46701234567", "-1"), "must not be negative")
@@ -75,7 +75,7 @@ def test_rates_import_export_and_quote(credit, tmp_path, rates_csv):
     quote = json.loads(ok(credit("quote", "+46701234567", "300s", "--account", "+46701234567", "--json")))
     assert (quote["max_duration"], quote["reserve"], quote["available"]) == (498, "1.006", "1.01")
     assert "0.61 EUR" in ok(credit("quote", "+46701234567", "300s", "--account", "+46701234567"))
-    refused(credit("quote", "+4420123456", "60", "--currency", "EUR"), "no rate for +4420123456 in EUR")
+    refused(credit("quote", "+442012345678", "60", "--currency", "EUR"), "no rate for +442012345678 in EUR")
     refused(credit("quote", "+46701234567", "five minutes", "--currency", "EUR"), "is not a duration")
     (tmp_path / "more.csv").write_text("prefix,currency,per_minute\n44,EUR,0.05\n")
     assert "merged; 4 in the table" in ok(credit("rates", "import", "more.csv", "--merge"))
@@ -111,6 +111,19 @@ def test_user_table_commands(credit, tmp_path):
     assert "user alice is no longer linked" in ok(credit("unlink", "--user", "alice", config_path=config))
     refused(credit("unlink", "--user", "alice", config_path=config), "user alice is not linked")
     assert json.loads(ok(credit("balance", "acme", "--json", config_path=config)))["users"] == ["bob"]
+def test_numbers_are_read_as_people_write_them(credit, tmp_path):
+    assert "added account +46701234567 (EUR)" in ok(credit("add", "0046 (0)70 123 45 67", "--currency", "EUR"))
+    assert "balance 5" in ok(credit("topup", "+46 (0)70 123 45 67", "5"))
+    refused(credit("balance", "070 123 45 67"), "'070 123 45 67' is a national number", status=2)
+    refused(credit("balance", "+4670123456712345678901"), "22 digits", status=2)
+    swedish = tmp_path / "se.toml"
+    swedish.write_text('[server]\ndefault_region = "SE"\n[plugins]\nenabled = ["credit_check"]\n'
+                       '[plugins.credit_check]\ndatabase_url = { env = "CREDIT_DATABASE_URL" }\n'
+                       'account_by = "number_table"\n')
+    ok(credit("add", "acme", "--currency", "EUR", config_path=swedish))
+    assert "calls from +46701234567 are paid by account acme" in ok(
+        credit("link", "070-123 45 67", "acme", config_path=swedish))
+    refused(credit("link", "+46 70 CALL ME", "acme", config_path=swedish), "is not a phone number", status=2)
 
 
 def test_an_unreachable_database_is_a_clear_error(tmp_path):

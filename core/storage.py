@@ -58,8 +58,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from functools import lru_cache
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -412,8 +412,8 @@ class SQLiteDatabase(Database):
         self._commits: set[asyncio.Task] = set()
 
     async def open(self) -> None:
-        if not self.create and self.path != ":memory:" and not Path(self.path).exists():
-            raise MissingDatabaseError(f"no SQLite database at {Path(self.path).absolute()} (none was created)")
+        if not self.create and self.path != ":memory:" and not Path(self.path).exists():  # noqa: ASYNC240  (one stat, when the store opens)
+            raise MissingDatabaseError(f"no SQLite database at {Path(self.path).absolute()} (none was created)")  # noqa: ASYNC240
 
         def connect() -> sqlite3.Connection:
             if self.path != ":memory:":
@@ -549,6 +549,10 @@ class SQLiteDatabase(Database):
 
     @asynccontextmanager
     async def transaction(self, *, serializable: bool = False, rollback: bool = False) -> AsyncIterator[Connection]:
+        if rollback:
+            async with self._rolled_back() as tx:
+                yield tx
+            return
         async with self._lock:
             group = await self._join_group()
             try:
@@ -563,14 +567,37 @@ class SQLiteDatabase(Database):
                         except DatabaseError as exc:
                             self._break_group(exc)
                     raise
-                if rollback and self._group is group:     # rollback-only: undo this savepoint, not the group
-                    self._statement("ROLLBACK TO tx", ())
                 self._statement("RELEASE tx", ())
                 if self._group is not group:
                     raise group.broken or DatabaseError("SQLite rolled back the transaction")
             finally:
                 self._schedule_commit(group)
         await self._durable(group)
+
+    @asynccontextmanager
+    async def _rolled_back(self) -> AsyncIterator[Connection]:
+        """A rollback-only transaction: a SQLite transaction of its own, rolled back whole when it ends.
+
+        Not a savepoint in the open group: the pages a savepoint rolled back had touched stay dirty, and
+        the group's COMMIT writes them, unchanged, to the file (whose header then changes).  So it waits
+        for an open group's COMMIT first, and nobody joins it while it runs (it holds the lock).
+        """
+        while True:
+            async with self._lock:
+                open_group = self._group
+                if open_group is None:
+                    group = await self._join_group()
+                    try:
+                        yield self._bare
+                    finally:
+                        self._group = None
+                        try:
+                            self._connection().execute("ROLLBACK")
+                        except sqlite3.Error as exc:
+                            log.warning("storage_rollback_failed", error=str(exc))
+                        group.committed.set_result(None)
+                    return
+            await asyncio.wait([open_group.committed])     # its outcome is its callers' business
 
 
 # --- PostgreSQL -----------------------------------------------------------------------------
@@ -659,7 +686,7 @@ class PostgresDatabase(Database):
         try:
             self._pool = await asyncpg.create_pool(self.url, server_settings=_session_settings(self.url),
                                                    **self._options)
-        except (asyncpg.PostgresError, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
             raise DatabaseError(f"cannot connect to {redact(self.url)}: {type(exc).__name__}: {exc}") from None
 
     async def close(self) -> None:
@@ -686,7 +713,7 @@ class PostgresDatabase(Database):
             raise DatabaseError("the database is closed")
         try:
             conn = await self._pool.acquire()
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise DatabaseError(f"cannot reach {redact(self.url)}: {type(exc).__name__}: {exc}") from exc
         except Exception as exc:
             import asyncpg

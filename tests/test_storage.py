@@ -119,6 +119,7 @@ async def test_sqlite_group_commit_answers_each_transaction_only_once_it_is_dura
     """Concurrent transactions share flushes; a failing one is rolled back alone; none returns before
     another connection (another process) can see what it wrote."""
     import sqlite3
+
     from callgate.storage import SQLiteDatabase
     path = tmp_path / "group.sqlite3"
     db = await Database.connect(f"sqlite:///{path}")
@@ -151,7 +152,7 @@ async def test_sqlite_group_commit_answers_each_transaction_only_once_it_is_dura
 
 async def test_sqlite_failed_flush_fails_every_transaction_of_its_group(tmp_path, monkeypatch):
     import sqlite3
-    from callgate.storage import SQLiteDatabase
+
     db = await Database.connect(f"sqlite:///{tmp_path / 'flush.sqlite3'}")
     await db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
     real_execute = sqlite3.Connection.execute
@@ -233,6 +234,27 @@ async def test_rollback_only_transactions_beside_real_ones_roll_back_only_themse
     names = {r["name"] for r in await db.fetch("SELECT name FROM counters")}
     assert names == {"seed", *(f"real{i}" for i in range(10))}
     assert await db.fetchval("SELECT value FROM counters WHERE name = 'seed'") == 0
+
+
+async def test_a_rollback_only_transaction_leaves_the_sqlite_file_byte_for_byte(tmp_path):
+    """A savepoint rolled back inside a group leaves its pages dirty, and the group's COMMIT would write them,
+    unchanged, to the file (its header's change counter moves).  A rollback-only transaction is its own
+    SQLite transaction, rolled back whole: after it, and after closing, the file is as it was."""
+    path = tmp_path / "dry.sqlite3"
+    database = await Database.connect(f"sqlite:///{path}")
+    await database.migrate("test", MIGRATIONS)
+    await database.execute("INSERT INTO counters (name, value) VALUES ($1, $2)", "real", 1)
+    await database.close()
+    before = path.read_bytes()
+    database = await Database.connect(f"sqlite:///{path}")
+    try:
+        for i in range(3):
+            async with database.transaction(rollback=True) as tx:     # a large note: the file grows (page 1)
+                await tx.execute("INSERT INTO counters (name, value, note) VALUES ($1, $2, $3)", f"dry{i}", i, "x" * 20_000)
+                await tx.execute("UPDATE counters SET value = value + 1 WHERE name = 'real'")
+    finally:
+        await database.close()
+    assert path.read_bytes() == before
 
 
 async def test_applied_migrations_reads_the_version_without_creating_anything(callgate_database_url):

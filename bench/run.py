@@ -50,11 +50,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import profiling  # bench/profiling.py
+
 from callgate import samples
 from callgate.signing import signed_headers
 
@@ -120,7 +122,7 @@ class Processes:
         with open(log, "wb") as out:
             proc = subprocess.Popen(["taskset", "-c", cpu, *command], stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, env=env, cwd=REPO, start_new_session=True,
-                                    preexec_fn=_die_with_parent)  # noqa: PLW1509 (no threads here)
+                                    preexec_fn=_die_with_parent)
         proc.bench_name = name            # type: ignore[attr-defined]
         proc.bench_log = log              # type: ignore[attr-defined]
         self.running.append(proc)
@@ -477,39 +479,22 @@ def installed_plugins(ctx: Context) -> set[str]:
 
 
 def full_toml(ctx: Context, crm_port: int) -> str:
-    """The full stack, written against each plugin's config keys (see plugins/<name>/README.md)."""
+    """The full stack: callgate.testing's builder for the three plugins, with this benchmark's server, routes
+    and plugin settings (see plugins/<name>/README.md for the keys)."""
+    from callgate.testing import full_stack_config  # the dev venv's callgate (bench runs with .venv/bin/python)
+
     tmp = ctx.tmp
-    return SERVER_TOML + f"""
-[plugins]
-enabled = ["allowlist", "credit_check", "crm_export"]
-
-[plugins.allowlist]
-default = "deny"
-rules_file = "{tmp / 'allowlist.csv'}"
-reload_seconds = 2.0
-prompt = "This number cannot be called."
-rules = [
-  {{ action = "allow", callee = "+46*", name = "sweden" }},
-  {{ action = "deny", caller = "+1900*", name = "premium callers" }},
-]
-
-[plugins.credit_check]
-database_url = "sqlite:///{tmp / 'credit.sqlite3'}"
-account_by = "caller"
-rates = "table"
-max_duration = 3600
-
-[plugins.crm_export]
-database_url = "sqlite:///{tmp / 'crm.sqlite3'}"
-
-[[plugins.crm_export.sinks]]
-name = "crm"
-type = "webhook"
-url = "http://{HOST}:{crm_port}/records"
-secret = {{ env = "BENCH_CRM_SECRET" }}
-timeout_seconds = 5.0
-
-""" + ROUTER_TOML
+    config = tomllib.loads(SERVER_TOML + ROUTER_TOML)
+    config["plugins"].update({
+        "allowlist": {"rules_file": str(tmp / "allowlist.csv"), "reload_seconds": 2.0,
+                      "prompt": "This number cannot be called.",
+                      "rules": [{"action": "allow", "callee": "+46*", "name": "sweden"},
+                                {"action": "deny", "caller": "+1900*", "name": "premium callers"}]},
+        "credit_check": {"account_by": "caller", "rates": "table", "max_duration": 3600},
+        "crm_export": {"sinks": [{"name": "crm", "type": "webhook", "url": f"http://{HOST}:{crm_port}/records",
+                                  "secret": {"env": "BENCH_CRM_SECRET"}, "timeout_seconds": 5.0}]},
+    })
+    return full_stack_config(tmp, overrides=config)
 
 
 def write_allowlist_file(path: Path, rules: int = 1000) -> None:

@@ -16,6 +16,7 @@ import asyncio
 import json
 import os
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -30,8 +31,14 @@ from aiohttp import web
 
 from callgate import signing
 from callgate.storage import KEEPALIVE_DETECTION_SECONDS
-from callgate.testing import (POSTGRES_DSN_ENV, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port,  # noqa: F401
-                              postgres_schema)
+from callgate.testing import (  # noqa: F401
+    POSTGRES_DSN_ENV,
+    TEST_APPLICATION_KEY,
+    TEST_APPLICATION_SECRET,
+    free_port,
+    full_stack_config,
+    postgres_schema,
+)
 
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
 #: The webhook's HMAC key, given to callgate through the environment (never written in a config file).
@@ -81,49 +88,24 @@ def config_toml(credit_url: str, crm_url: str, receiver_url: str, *, deadline_ms
 
     ``crm_timeout_ms``: crm_export's per-hook budget (its default, 3000, unless a test is about something else
     than how fast a DICE is recorded)."""
-    return f"""
-[server]
-log_format = "json"
-deadline_ms = {deadline_ms}
-
-[plugins]
-enabled = ["allowlist", "credit_check", "crm_export"]
-
-[plugins.allowlist]
-default = "deny"
-[[plugins.allowlist.rules]]
-action = "allow"
-caller = "{ALLOWED_PREFIX}*"
-
-[plugins.credit_check]
-database_url = "{credit_url}"
-max_duration = {max_duration}
-grace_seconds = {grace_seconds}
-expiry_interval_seconds = {expiry_interval_seconds}
-reconnect_seconds = {reconnect_seconds}
-
-[plugins.crm_export]
-database_url = "{crm_url}"
-timeout_ms = {crm_timeout_ms}
-poll_interval_seconds = {poll_interval_seconds}
-facts_flush_interval_seconds = 0.05
-reconnect_seconds = {reconnect_seconds}
-shutdown_grace_seconds = 1
-
-[[plugins.crm_export.sinks]]
-name = "crm"
-type = "webhook"
-url = "{receiver_url}/hook"
-secret = {{ env = "{SECRET_ENV}" }}
-concurrency = {concurrency}
-timeout_seconds = {sink_timeout_seconds}
-backoff_initial_seconds = {backoff_initial_seconds}
-backoff_max_seconds = {backoff_max_seconds}
-max_attempts = 1000
-
-[[plugins.router.routes]]
-action = {{ name = "connectPstn", number = "{{to}}" }}
-"""
+    folder = Path(tempfile.gettempdir())     # every path is given: the builder's file defaults are not used
+    return full_stack_config(folder, overrides={
+        "server": {"deadline_ms": deadline_ms},
+        "plugins": {
+            "allowlist": {"rules": [{"action": "allow", "caller": f"{ALLOWED_PREFIX}*"}]},
+            "credit_check": {"database_url": credit_url, "max_duration": max_duration, "grace_seconds": grace_seconds,
+                             "expiry_interval_seconds": expiry_interval_seconds,
+                             "reconnect_seconds": reconnect_seconds},
+            "crm_export": {"database_url": crm_url, "timeout_ms": crm_timeout_ms,
+                           "poll_interval_seconds": poll_interval_seconds, "facts_flush_interval_seconds": 0.05,
+                           "reconnect_seconds": reconnect_seconds, "shutdown_grace_seconds": 1,
+                           "sinks": [{"name": "crm", "type": "webhook", "url": f"{receiver_url}/hook",
+                                      "secret": {"env": SECRET_ENV}, "concurrency": concurrency,
+                                      "timeout_seconds": sink_timeout_seconds,
+                                      "backoff_initial_seconds": backoff_initial_seconds,
+                                      "backoff_max_seconds": backoff_max_seconds, "max_attempts": 1000}]},
+        },
+    })
 
 
 async def credit(config_path: Path, *args: str) -> str:
@@ -133,10 +115,10 @@ async def credit(config_path: Path, *args: str) -> str:
         stderr=asyncio.subprocess.PIPE, env={**os.environ, **ENV})
     try:
         out, err = await asyncio.wait_for(process.communicate(), timeout=60)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         process.kill()
         await process.wait()
-        raise AssertionError(f"callgate credit {' '.join(args)} took more than 60 s")
+        raise AssertionError(f"callgate credit {' '.join(args)} took more than 60 s") from None
     assert process.returncode == 0, f"callgate credit {' '.join(args)}: {err.decode()}"
     return out.decode()
 
@@ -196,7 +178,7 @@ async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any], t
             except ValueError:
                 decoded = data.decode(errors="replace")
             return Reply(response.status, decoded, time.monotonic() - started, started)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError):
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
         return Reply(None, None, time.monotonic() - started, started)
 
 
@@ -281,7 +263,7 @@ class CrmReceiver:
         app.router.add_post("/hook", self._hook)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        for attempt in range(50):           # the port was ours a moment ago; rebinding it is normally at once
+        for _attempt in range(50):           # the port was ours a moment ago; rebinding it is normally at once
             try:
                 await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
                 return
@@ -353,7 +335,7 @@ class TcpProxy:
         self.connections = 0
 
     async def start(self) -> TcpProxy:
-        for attempt in range(50):
+        for _attempt in range(50):
             try:
                 self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
                 return self
@@ -399,7 +381,7 @@ class TcpProxy:
             return
         try:
             up_reader, up_writer = await asyncio.wait_for(asyncio.open_connection(*self.target), timeout=5)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             writer.transport.abort()
             return
         self.connections += 1
@@ -538,10 +520,10 @@ class Poller:
             sent = time.monotonic()
             try:
                 status, text = await get(self.session, self.url)
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 status, text = None, ""
             self.samples.append((sent, status, text, time.monotonic()))
             try:
                 await asyncio.wait_for(self._stop.wait(), timeout=self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

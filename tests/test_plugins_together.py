@@ -9,12 +9,16 @@ import subprocess
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
 
 from callgate import samples, signing
-from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, full_stack_config
+
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
     pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")
@@ -23,35 +27,15 @@ CALLGATE = str(Path(sys.executable).with_name("callgate"))
 RICH, EMPTY, STRANGER = "+46701234567", "+46709999999", "+15550000000"
 
 
-def config(tmp: Path) -> str:
-    return f"""
-[server]
-log_format = "json"
-[plugins]
-enabled = ["allowlist", "credit_check", "crm_export"]
-
-[plugins.allowlist]
-default = "deny"
-prompt = "This service is not for you."
-[[plugins.allowlist.rules]]
-action = "allow"
-caller = "+4670*"
-
-[plugins.credit_check]
-database_url = "sqlite:///{tmp}/credit.sqlite3"
-deny_prompt = "Your credit is used up."
-
-[plugins.crm_export]
-database_url = "sqlite:///{tmp}/crm.sqlite3"
-poll_interval_seconds = 0.1
-[[plugins.crm_export.sinks]]
-name = "file"
-type = "file"
-path = "{tmp}/calls.jsonl"
-
-[[plugins.router.routes]]
-action = {{ name = "connectPstn", number = "{{to}}" }}
-"""
+def config(tmp: Path, **tables: dict[str, Any]) -> str:
+    """The three plugins together (callgate.testing.full_stack_config) as these tests use them; ``tables``
+    (by plugin name) are merged into those plugins' tables."""
+    plugins: dict[str, dict[str, Any]] = {"allowlist": {"prompt": "This service is not for you."},
+                                          "credit_check": {"deny_prompt": "Your credit is used up."},
+                                          "crm_export": {"poll_interval_seconds": 0.1}}
+    for name, table in tables.items():
+        plugins.setdefault(name, {}).update(table)
+    return full_stack_config(tmp, overrides={"plugins": plugins})
 
 
 def credit(config_path, *args):
@@ -154,10 +138,8 @@ async def test_an_in_app_caller_is_allowed_billed_and_recorded_by_user(callgate_
     """The seed tutorial's "decide if a user has enough credit": an app-to-phone call from Sinch SDK user alice
     (cli "private", user "alice") is matched by user, billed to the account alice is linked to, and recorded
     with her user id."""
-    text = (config(tmp_path)
-            .replace('caller = "+4670*"', 'user = ["alice", "mallory"]')
-            .replace('deny_prompt = "Your credit is used up."',
-                     'deny_prompt = "Your credit is used up."\naccount_by = "user"'))
+    text = config(tmp_path, allowlist={"rules": [{"action": "allow", "user": ["alice", "mallory"]}]},
+                  credit_check={"account_by": "user"})
     path = tmp_path / "setup.toml"
     path.write_text(text)
     (tmp_path / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,USD,0.10,0,60/60\n")

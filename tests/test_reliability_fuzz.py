@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import itertools
 import json
 import os
+import tomllib
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -26,14 +28,27 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from reliability_helpers_input import (
+    CALLBACK,
+    HTTP_400,
+    HTTP_404,
+    Req,
+    check_reply,
+    env_int,
+    expected,
+    json_log_lines,
+    raw_request,
+    send,
+    signed,
+    vm_rss_kib,
+)
 
 from callgate import samples
 from callgate.signing import Verifier
+from callgate.testing import full_stack_config
 
-from reliability_helpers_input import (
-    CALLBACK, HTTP_400, HTTP_404, Req, check_reply, env_int, expected, json_log_lines, raw_request, send, signed,
-    vm_rss_kib,
-)
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 EXAMPLES = env_int("CALLGATE_FUZZ_EXAMPLES", 300)
 SEED = os.environ.get("CALLGATE_FUZZ_SEED")
@@ -180,7 +195,7 @@ def _set(root: dict, path: str, value) -> None:
     of the wrong kind on the way (a mutation may have put a list where an object was) is replaced."""
     parts = [int(part) if part.isdigit() else part for part in path.split(".")]
     obj = root
-    for part, following in zip(parts, parts[1:]):
+    for part, following in itertools.pairwise(parts):
         kind = list if isinstance(following, int) else dict
         child = obj[part] if _has(obj, part) else None
         if not isinstance(child, kind):
@@ -533,7 +548,7 @@ def edge_cases() -> list[Req]:
     def post(label, body, **kwargs):
         return Req(label, headers=signed(body, KEY_A, SECRET_A1, **kwargs), body=body)
 
-    padded_to = lambda size: ace[:-1] + b', "pad": "' + b"x" * (size - len(ace) - len(b', "pad": ""')) + b'"}'
+    padded_to = lambda size: ace[:-1] + b', "pad": "' + b"x" * (size - len(ace) - len(b', "pad": ""')) + b'"}'  # noqa: E731
     huge = dumps(samples.ice(callid="huge", custom="\u202e\u200b" * 16_000), False)
     cases = [
         post("10,000 nested arrays", b"[" * 10_000 + b"]" * 10_000),
@@ -590,27 +605,13 @@ def test_fuzz_the_running_server_with_the_shipped_plugins(callgate_server, tmp_p
     their hooks and their stores, and every answer is still the documented one (DICE and Notify: 200 {})."""
     for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
         pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")
-    plugins = f"""
-[plugins]
-enabled = ["allowlist", "credit_check", "crm_export"]
-[plugins.allowlist]
-default = "allow"
-[[plugins.allowlist.rules]]
-action = "deny"
-caller = "+4670999*"
-[plugins.credit_check]
-database_url = "sqlite:///{tmp_path}/credit.sqlite3"
-unknown_account = "abstain"
-[plugins.crm_export]
-database_url = "sqlite:///{tmp_path}/crm.sqlite3"
-[[plugins.crm_export.sinks]]
-name = "file"
-type = "file"
-path = "{tmp_path}/calls.jsonl"
-fsync = false
-"""
-    fuzz(callgate_server(CONFIG.replace("[plugins.router]", plugins + "\n[plugins.router]", 1), env=ENV),
-         PLUGINS_EXAMPLES, variety=False)
+    config = tomllib.loads(CONFIG)          # this file's server, applications and routes, with the three plugins
+    config["plugins"].update({
+        "allowlist": {"default": "allow", "rules": [{"action": "deny", "caller": "+4670999*"}]},
+        "credit_check": {"unknown_account": "abstain"},
+        "crm_export": {"sinks": [{"name": "file", "type": "file", "path": str(tmp_path / "calls.jsonl"), "fsync": False}]},
+    })
+    fuzz(callgate_server(full_stack_config(tmp_path, overrides=config), env=ENV), PLUGINS_EXAMPLES, variety=False)
 
 
 def fuzz(server, examples: int, variety: bool = True) -> None:

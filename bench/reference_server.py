@@ -19,6 +19,7 @@ import json
 import os
 
 from aiohttp import web
+
 from callgate.signing import SignatureError, Verifier
 
 JSON = "application/json"

@@ -14,5 +14,16 @@ from .results import Allow, CallerId, Decision, Deny, Outcome, Route
 from .svaml import Svaml
 
 __version__ = "0.1.0"
-__all__ = ["hookimpl", "Allow", "Deny", "Route", "CallerId", "Decision", "Outcome", "Svaml", "PluginError",
-           "ConfigError", "__version__"]
+__all__ = [
+           "Allow",
+           "CallerId",
+           "ConfigError",
+           "Decision",
+           "Deny",
+           "Outcome",
+           "PluginError",
+           "Route",
+           "Svaml",
+           "__version__",
+           "hookimpl",
+]

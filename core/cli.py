@@ -19,8 +19,8 @@ from . import __version__, samples, signing
 from .app import build_verifier
 from .config import ENV_KEY, ENV_SECRET, Config, ConfigError, load_config
 from .events import decode_event
-from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .logs import configure_logging
+from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
 from .server import serve, supervise, worker_command

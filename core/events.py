@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone, tzinfo
 from decimal import Decimal
 from typing import Any
-from collections.abc import Callable
 
-from .drafts import draft_class, new as _new
+from .drafts import draft_class
+from .drafts import new as _new
 from .phone import normalize_caller
 
 __all__ = [
@@ -569,11 +570,11 @@ def _fill_base(draft: Any, obj: dict, event: str) -> None:
     custom = get("custom")
     draft.custom = custom if custom is None or custom.__class__ is str else _str(obj, "custom")
     key = get("applicationKey")
-    draft.application_key = (key if key is None or key.__class__ is str and key.isprintable()
+    draft.application_key = (key if key is None or (key.__class__ is str and key.isprintable())
                              else _identifier(obj, "applicationKey"))
     draft.timestamp = _timestamp(obj)
     user = get("user")
-    draft.user = user if user is None or user.__class__ is str and user.isprintable() else _identifier(obj, "user")
+    draft.user = user if user is None or (user.__class__ is str and user.isprintable()) else _identifier(obj, "user")
 
 
 def _call_draft(draft_class: type, obj: dict, event: str) -> Any:

@@ -19,8 +19,8 @@ import logging
 import sys
 import time
 import weakref
-from datetime import datetime, timezone
 from collections.abc import Callable, MutableMapping
+from datetime import datetime, timezone
 from typing import Any, BinaryIO, Literal, TextIO
 
 import orjson

@@ -12,8 +12,7 @@ from typing import Any, Literal
 
 from .drafts import positional_builder
 from .phone import is_cli
-from .svaml import (ACTIONS_BY_EVENT, INSTRUCTIONS_BY_EVENT, MAX_CALL_DURATION, Action, Instruction, PlayFiles, Say,
-                    Svaml)
+from .svaml import ACTIONS_BY_EVENT, INSTRUCTIONS_BY_EVENT, MAX_CALL_DURATION, Action, Instruction, PlayFiles, Say, Svaml
 
 MAX_DURATION_LIMIT = MAX_CALL_DURATION
 

@@ -155,7 +155,7 @@ class Verifier:
     ``window_seconds`` older or newer than ``clock()`` is refused.
     """
 
-    __slots__ = ("_keys", "_window", "_clock")
+    __slots__ = ("_clock", "_keys", "_window")
 
     def __init__(self, applications: Mapping[str, Sequence[str]], window_seconds: float,
                  clock: Callable[[], float] = time.time) -> None:

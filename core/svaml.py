@@ -26,7 +26,7 @@ Protocol reference: ``sinch-voice-v1.md`` sections (b) "SVAML response" and (d) 
 
 import re
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, Union, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
@@ -384,8 +384,8 @@ class Park(_Model):
     max_duration: Annotated[int, Field(strict=True, ge=0, le=MAX_PARK_DURATION)] | None = None
 
 
-Instruction = Union[PlayFiles, Say, SendDtmf, SetCookie, Answer, StartRecording, StopRecording]
-Action = Union[Hangup, Continue, ConnectPstn, ConnectMxp, ConnectConf, ConnectSip, ConnectStream, RunMenu, Park]
+Instruction = PlayFiles | Say | SendDtmf | SetCookie | Answer | StartRecording | StopRecording
+Action = Hangup | Continue | ConnectPstn | ConnectMxp | ConnectConf | ConnectSip | ConnectStream | RunMenu | Park
 
 # canonical name -> class, in the order of the unions above
 _INSTRUCTION_TYPES: dict[str, type[BaseModel]] = {c.model_fields["name"].default: c for c in get_args(Instruction)}

@@ -56,9 +56,9 @@ import sys
 import time
 import tomllib
 import urllib.request
-from pathlib import Path
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 
 import structlog
+
 from callgate import samples
 from callgate.events import decode_event
-
 from callgate_allowlist import Allowlist
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from callgate.config import ConfigPath
 from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
 from callgate.svaml import MAX_SAY_CHARS, PlayFiles, Say
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .facts import CallFacts
 from .rules import RuleSpec

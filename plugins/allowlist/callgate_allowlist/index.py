@@ -42,11 +42,11 @@ class _FieldIndex:
     def add(self, rule: Rule, simple: bool) -> None:
         for matcher in rule.lookup_matchers:
             if simple:
-                table = self.simple_exact if matcher.kind == "exact" else self.simple_prefix
-                table.setdefault(matcher.value, rule.ordinal)   # rules arrive in order: the first stays
+                ordinals = self.simple_exact if matcher.kind == "exact" else self.simple_prefix
+                ordinals.setdefault(matcher.value, rule.ordinal)   # rules arrive in order: the first stays
             else:
-                table = self.exact if matcher.kind == "exact" else self.prefix
-                table.setdefault(matcher.value, []).append(rule)
+                rules = self.exact if matcher.kind == "exact" else self.prefix
+                rules.setdefault(matcher.value, []).append(rule)
 
     def freeze(self) -> None:
         self.prefix_lengths = tuple(sorted({len(p) for p in (*self.simple_prefix, *self.prefix)}, reverse=True))
@@ -84,7 +84,7 @@ def _best_of(rules: list[Rule] | None, facts: CallFacts, best: int | None) -> in
 class RuleIndex:
     """The rules of one action (allow or deny), filed for fast lookup."""
 
-    __slots__ = ("caller", "callee", "user", "scan", "size")
+    __slots__ = ("callee", "caller", "scan", "size", "user")
 
     def __init__(self) -> None:
         self.caller = _FieldIndex()

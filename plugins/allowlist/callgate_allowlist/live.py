@@ -114,6 +114,7 @@ class LiveRules:
 
     async def _reload(self, force: bool, trigger: str) -> ReloadResult:
         path = self.path
+        assert path is not None, "reload() returns at once without a rules file"
         try:
             signature = await asyncio.to_thread(file_signature, path)
         except OSError:

@@ -36,6 +36,8 @@ from callgate.phone import (
 
 PATTERN_PREFIX = "re:"
 Kind = Literal["exact", "prefix", "pattern"]
+#: The rule fields that hold numbers.
+NumberField = Literal["caller", "callee"]
 #: Spellings of a withheld caller id accepted in rules (``private`` is the canonical one).
 PRIVATE_WORDS = frozenset(PRIVATE_SPELLINGS - {""})
 
@@ -61,6 +63,7 @@ class Matcher:
             return key == self.value
         if self.kind == "prefix":
             return key.startswith(self.value)
+        assert self.regex is not None, "a pattern matcher is built with its regex"
         return self.regex.fullmatch(key) is not None
 
     @property
@@ -94,7 +97,7 @@ def caller_key(cli: str | None, origination_type: str | None = None) -> str | No
     return PRIVATE if stripped.lower() in PRIVATE_SPELLINGS else stripped
 
 
-def parse_matcher(text: str, *, field: Literal["caller", "callee"]) -> Matcher | None:
+def parse_matcher(text: str, *, field: NumberField) -> Matcher | None:
     """Read one rule value; None means "anything" (``*``).  Raises :class:`MatcherError`."""
     if not isinstance(text, str):
         raise MatcherError(f"expected a string, got {type(text).__name__}")

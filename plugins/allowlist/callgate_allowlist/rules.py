@@ -9,13 +9,14 @@ every call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
+from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
+
 from .facts import CallFacts
-from .matchers import Matcher, MatcherError, parse_matcher
+from .matchers import Matcher, MatcherError, NumberField, parse_matcher
 from .users import parse_user_matcher
 
 Action = Literal["allow", "deny"]
@@ -178,11 +179,11 @@ def compile_rule(spec: RuleSpec | dict[str, Any], *, ordinal: int, source: str) 
         values = [value] if isinstance(value, str) else _as_list(value, key)
         if key in NUMBER_FIELDS:
             try:
-                matchers = tuple(parse_matcher(v, field=key) for v in values)
+                matchers = tuple(parse_matcher(v, field=cast(NumberField, key)) for v in values)
             except MatcherError as exc:
                 raise ValueError(f"{key}: {exc}") from None
             # A "*" anywhere makes the whole condition "anything".
-            numbers[key] = () if None in matchers else matchers
+            numbers[key] = () if None in matchers else tuple(m for m in matchers if m is not None)
         elif key == USER_FIELD:
             try:
                 users = [parse_user_matcher(v) for v in values]

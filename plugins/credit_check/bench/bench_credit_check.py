@@ -43,7 +43,7 @@ RATES = "prefix,currency,per_minute,connect_fee,increments\n+46,EUR,0.10,0,60/60
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
 def bench_rating(n: int = 200_000) -> None:

@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from callgate.events import Money
 from callgate.phone import PhoneNumberError, parse_number
@@ -99,7 +99,7 @@ class CreditCommands:
     async def adjust(self, store: CreditStore, args: argparse.Namespace) -> None:
         await self._credit(store, args, "adjust")
 
-    async def _credit(self, store: CreditStore, args: argparse.Namespace, kind: str) -> None:
+    async def _credit(self, store: CreditStore, args: argparse.Namespace, kind: Literal["topup", "adjust"]) -> None:
         amount = to_micros(args.amount, what="amount", allow_negative=kind == "adjust")
         entry = await store.credit(self.account_id(args.account), amount, kind=kind, note=args.note)
         print(f"{kind} {money_text(amount)}: account {entry.account_id} balance {money_text(entry.balance_after)}, "
@@ -185,7 +185,7 @@ class CreditCommands:
 
     async def rates_import(self, store: CreditStore, args: argparse.Namespace) -> None:
         path = Path(args.file)
-        rates = parse_rates(path.read_text(encoding="utf-8-sig"), source=str(path))
+        rates = parse_rates(path.read_text(encoding="utf-8-sig"), source=str(path))  # noqa: ASYNC240  (a command)
         count = await store.import_rates(rates, replace=not args.merge)
         total = len(await store.rates())
         print(f"imported {count} rate(s) from {path} ({'merged' if args.merge else 'table replaced'}; "

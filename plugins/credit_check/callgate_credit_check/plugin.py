@@ -31,6 +31,7 @@ import structlog
 from callgate import Allow, Deny, hookimpl
 from callgate.results import Decision
 from callgate.storage import DatabaseError
+from callgate.svaml import Say
 
 from . import cli
 from .config import CreditCheckConfig
@@ -124,7 +125,7 @@ class CreditCheck:
 
     def _answer(self, result: Reservation) -> Allow | Deny | None:
         if result.status == "reserved":
-            instructions = ()
+            instructions: tuple[Say, ...] = ()
             # Only when the credit is what limits the call (not max_duration).
             if result.seconds < min(self.config.low_balance_seconds, self.config.max_duration):
                 warning = low_balance(self.config.low_balance_prompt, result.seconds, self.config.locale)
@@ -176,7 +177,7 @@ class CreditCheck:
             return   # not a call this plugin authorized
         record = settled.call
         if not settled.repeated and not dry_run:
-            log.info("credit_settled", callid=record.callid, account=record.account_id, cost=money_text(record.cost),
+            log.info("credit_settled", callid=record.callid, account=record.account_id, cost=money_text(record.cost or 0),
                      currency=record.currency, billed_seconds=record.billed_seconds, released=money_text(settled.released),
                      sinch_debit=record.sinch_debit, sinch_currency=record.sinch_currency)
         # For the plugins after this one (the CRM export puts our cost in its call record).

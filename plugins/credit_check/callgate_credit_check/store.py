@@ -268,8 +268,10 @@ class CreditStore:
                                  f"--currency EUR)")
             await self._move(tx, account, kind, amount, balance=amount, note=note)
             # The account's row is locked: its newest entry is the one just written.
-            return _ledger(await tx.fetchrow("SELECT * FROM credit_ledger WHERE account_id = $1 ORDER BY id DESC "
-                                             "LIMIT 1", account.id))
+            row = await tx.fetchrow("SELECT * FROM credit_ledger WHERE account_id = $1 ORDER BY id DESC LIMIT 1",
+                                    account.id)
+            assert row is not None, "written just above"
+            return _ledger(row)
         return await self.db.run_transaction(add_credit)
 
     async def ledger(self, account_id: str, limit: int = 50) -> list[LedgerEntry]:
@@ -392,7 +394,7 @@ class CreditStore:
                 return Reservation("no_rate", account.id, account.currency, available=account.available,
                                    reason=rate.reason)
             granted = grant(rate, account.available, cap, unit)
-            state: CallState = "reserved" if granted.allowed else "denied"
+            state: Literal["reserved", "denied"] = "reserved" if granted.allowed else "denied"
             reason = "" if granted.allowed else "insufficient credit"
             # A repeated ICE conflicts on the callid and inserts nothing: one statement for the usual new call.
             inserted = await tx.execute(
@@ -405,6 +407,7 @@ class CreditStore:
                 int(now) + granted.seconds + grace, reason, utc_now())
             if not inserted:
                 existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
+                assert existing is not None, "the insert conflicted with it"
                 return _repeated(_call(existing), account)
             if granted.reserve:
                 await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid,
@@ -519,6 +522,7 @@ class CreditStore:
             account = await self._lock_account(tx, account_id)
             assert account is not None, "a call's account (a foreign key) is never deleted"
             row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
+            assert row is not None, "calls are never deleted"
             return await work((tx, account, _call(row)))
         return await self.db.run_transaction(locked, rollback=rollback)
 
@@ -550,7 +554,7 @@ def _repeated(call: CallRecord, account: Account) -> Reservation:
     A call granted no time was denied, whatever its state says: versions before 0.2.0
     settled the DICE of a denied call, marking it ``settled``.
     """
-    status = "denied" if call.state == "denied" or call.max_duration <= 0 else "reserved"
+    status: Literal["reserved", "denied"] = "denied" if call.state == "denied" or call.max_duration <= 0 else "reserved"
     return Reservation(status, call.account_id, call.currency, call.max_duration, call.reserved,
                        account.available, repeated=True, reason=call.reason)
 

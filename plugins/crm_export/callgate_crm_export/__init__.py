@@ -22,4 +22,4 @@ from .record import CallRecord
 from .signature import SignatureMismatch, sign, verify
 
 __version__ = "0.1.0"
-__all__ = ["CrmExport", "CallRecord", "SignatureMismatch", "sign", "verify", "__version__"]
+__all__ = ["CallRecord", "CrmExport", "SignatureMismatch", "__version__", "sign", "verify"]

@@ -9,7 +9,7 @@ commit per batch instead of one per DICE, and a lone DICE waits for nothing.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -25,7 +25,7 @@ class Batcher(Generic[T, R]):
     rolled back as a whole, never cut in the middle of a transaction.
     """
 
-    def __init__(self, run_batch: Callable[[list[T]], Awaitable[list[R | Exception]]], max_batch: int = 256) -> None:
+    def __init__(self, run_batch: Callable[[list[T]], Awaitable[Sequence[R | Exception]]], max_batch: int = 256) -> None:
         self.run_batch = run_batch
         self.max_batch = max_batch
         self._queue: list[tuple[T, asyncio.Future]] = []

@@ -10,8 +10,9 @@ import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from callgate.config import DatabaseURL, resolve_config_path
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+
+from callgate.config import DatabaseURL, resolve_config_path
 
 _SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 

@@ -114,7 +114,7 @@ class SinkWorker:
     async def _sleep(self, seconds: float) -> None:
         try:
             await asyncio.wait_for(self._wake.wait(), timeout=max(seconds, 0.001))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
         self._wake.clear()
 

@@ -160,7 +160,7 @@ def _in_list(values: Sequence[Any], start: int) -> str:
 def _ended_in(since: float, until: float | None, callids: Sequence[str], *, first: int) -> tuple[str, list[Any]]:
     """The condition "a record that ended in [since, until), among ``callids`` if any are given" and its
     arguments, numbered from ``$first``."""
-    where, args = f"version > 0 AND ended_at >= ${first}", [since]
+    where, args = f"version > 0 AND ended_at >= ${first}", list[Any]([since])
     if until is not None:
         where += f" AND ended_at < ${first + 1}"
         args.append(until)
@@ -244,6 +244,7 @@ class Outbox:
         await tx.execute("INSERT INTO crm_calls (callid, facts, version, created_at, updated_at) "
                          "VALUES ($1, '{}', 0, $2, $2) ON CONFLICT (callid) DO NOTHING", callid, now)
         row = await tx.fetchrow(f"SELECT facts, version FROM crm_calls WHERE callid = $1{self._lock_row}", callid)
+        assert row is not None, "inserted just above if it was missing"
         merged, changed = merge_facts(json.loads(row["facts"]), facts)
         if not changed:
             return Change(callid, row["version"], False)

@@ -21,6 +21,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -68,7 +69,8 @@ class CrmExport:
         self._senders: list[Sender] = []
         self._session: aiohttp.ClientSession | None = None
         self._tasks: list[asyncio.Task] = []
-        self._stopping: asyncio.Event | None = None
+        #: Set by shutdown(): the background tasks end (made anew by each startup()).
+        self._stopping = asyncio.Event()
         #: Opening the outbox again and again while its PostgreSQL server is unreachable at start-up.
         self._opening: asyncio.Task | None = None
         self._error: str | None = None
@@ -144,8 +146,7 @@ class CrmExport:
                  database=self.outbox.db.dialect)
 
     async def shutdown(self) -> None:
-        if self._stopping is not None:
-            self._stopping.set()
+        self._stopping.set()
         if self._opening is not None:
             self._opening.cancel()           # an attempt in progress closes what it opened
             await asyncio.gather(self._opening, return_exceptions=True)
@@ -162,7 +163,8 @@ class CrmExport:
         await self._outcomes.wait_idle()
         for sender in self._senders:
             await sender.close()
-        await self._session.close()
+        if self._session is not None:
+            await self._session.close()
         await self.outbox.close()
         self.outbox = None
 
@@ -247,10 +249,11 @@ class CrmExport:
         """
         await self._writes.submit((callid, facts))
 
-    async def _write_batch(self, items: list[tuple[str, Facts]]) -> list[Change | Exception]:
+    async def _write_batch(self, items: list[tuple[str, Facts]]) -> Sequence[Change | Exception]:
         """One transaction for the batch.  Should one call's facts break it (a bug, not the database), each call
         is written on its own, so that one bad DICE never costs the others their 200."""
         outbox = self._started()
+        changes: Sequence[Change | Exception]
         try:
             changes = await outbox.add_many(items, time.time())
         except DatabaseError:
@@ -259,12 +262,13 @@ class CrmExport:
             if len(items) == 1:
                 raise
             log.exception("crm_batch_failed", calls=len(items))
-            changes = []
+            one_by_one: list[Change | Exception] = []
             for callid, facts in items:
                 try:
-                    changes.append(await outbox.add_facts(callid, facts, time.time()))
+                    one_by_one.append(await outbox.add_facts(callid, facts, time.time()))
                 except Exception as exc:
-                    changes.append(exc)
+                    one_by_one.append(exc)
+            changes = one_by_one
         self._queued([c for c in changes if isinstance(c, Change)])
         return changes
 
@@ -314,6 +318,6 @@ class CrmExport:
     async def _wait_stopping(self, seconds: float) -> bool:
         try:
             await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         return True

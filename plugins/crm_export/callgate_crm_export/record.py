@@ -23,7 +23,7 @@ from callgate.phone import PRIVATE, normalize, normalize_caller
 
 from .facts import Facts, decimal_or_none
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 SCHEMA_ID = "urn:callgate:crm-export:call-record:1"
 Direction = Literal["inbound", "outbound"]
 #: ``to.type`` values whose endpoint is a phone number.

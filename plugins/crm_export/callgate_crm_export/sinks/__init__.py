@@ -10,7 +10,7 @@ from .file import FileSender
 from .hubspot import HubSpotSender
 from .webhook import WebhookSender
 
-__all__ = ["Sender", "FileSender", "HubSpotSender", "WebhookSender", "build_sender"]
+__all__ = ["FileSender", "HubSpotSender", "Sender", "WebhookSender", "build_sender"]
 
 
 def build_sender(config: WebhookSink | HubSpotSink | FileSink, session: aiohttp.ClientSession) -> Sender:

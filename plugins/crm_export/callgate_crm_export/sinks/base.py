@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -53,7 +52,7 @@ async def http_request(session: aiohttp.ClientSession, method: str, url: str, *,
                 except ValueError:
                     payload = None
             return result, payload
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return AttemptResult("retry", None, f"{method} {public_url(url)}: no response within {timeout:g} s"), None
     except aiohttp.ClientError as exc:
         message = str(exc).replace(url, public_url(url))

@@ -61,7 +61,7 @@ def call_status(result: str | None, reason: str | None, duration: int | None) ->
 
 
 def _ms(seconds: float) -> str:
-    return str(int(round(seconds * 1000)))
+    return str(round(seconds * 1000))
 
 
 def _amount_text(amount: Any) -> str:

@@ -11,6 +11,9 @@ import pytest
 from callgate import samples, signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
 
 

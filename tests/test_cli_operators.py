@@ -12,6 +12,9 @@ import pytest
 
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port
 
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
     pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")
 

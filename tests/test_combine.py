@@ -1,24 +1,22 @@
 """The pure combine step: plugins' answers in, one decision and its SVAML out (no server, no pluggy)."""
 
 import itertools
+import json
 
 import pluggy
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callgate import Allow, Deny, Route, hookimpl
+from callgate import Allow, Deny, Route, hookimpl, hookspecs, samples
 from callgate.combine import Authorization, combine_authorization, first_answer, ice_answer, route_action
-from callgate.hookspecs import PROJECT
-from callgate import hookspecs
-from callgate.manager import LoadedPlugin, Plugins
-from callgate.pipeline import Pipeline
 from callgate.config import ServerConfig
 from callgate.events import decode_event
+from callgate.hookspecs import PROJECT
+from callgate.manager import LoadedPlugin, Plugins
+from callgate.pipeline import Pipeline
 from callgate.results import Outcome
 from callgate.svaml import ConnectConf, ConnectPstn, ConnectSip, Destination, PlayFiles, Say
-from callgate import samples
-import json
 
 
 def outcome(plugin, value):

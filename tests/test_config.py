@@ -32,7 +32,7 @@ def test_callgate_config_variable_names_the_file(tmp_path):
 
 
 def test_missing_file_is_a_clear_error(tmp_path):
-    with pytest.raises(ConfigError, match="nope.toml: no such file"):
+    with pytest.raises(ConfigError, match=r"nope.toml: no such file"):
         load_config(tmp_path / "nope.toml", environ={})
 
 

@@ -4,6 +4,20 @@ import json
 import time
 
 import pytest
+from plugins_for_tests import (
+    Abstain,
+    AllowWith,
+    AnswerHangup,
+    AnswerInvalid,
+    ContinueOnPie,
+    DenyAll,
+    FixedCli,
+    Hangs,
+    Raises,
+    Recorder,
+    RouteTo,
+    WrongType,
+)
 
 from callgate import Allow, CallerId, Deny, Route, Svaml, hookimpl, hookspecs, samples
 from callgate.config import PluginsConfig, ServerConfig
@@ -11,9 +25,6 @@ from callgate.events import decode_event
 from callgate.manager import HOOK_NAMES, load_plugins
 from callgate.pipeline import Pipeline
 from callgate.svaml import Continue, Hangup
-
-from plugins_for_tests import (Abstain, AllowWith, AnswerHangup, AnswerInvalid, ContinueOnPie, DenyAll, FixedCli,
-                               Hangs, Raises, Recorder, RouteTo, WrongType)
 
 
 def pipeline(classes, tables=None, **server):
@@ -28,7 +39,7 @@ def event(body):
 
 
 async def test_hook_authorize_call_first_deny_ends_evaluation():
-    p, plugins = pipeline({"deny": DenyAll, "allow": AllowWith})
+    p, _plugins = pipeline({"deny": DenyAll, "allow": AllowWith})
     answer = await p.answer(event(samples.ice()))
     assert answer.decision.allowed is False and answer.decision.decided_by == "deny"
     hooks = [(o.plugin, o.hook) for o in answer.outcomes]
@@ -141,7 +152,7 @@ async def test_hook_on_disconnect_all_recorded_is_200():
 
 @pytest.mark.parametrize("broken,policy", [(Raises, "skip"), (Hangs, "skip"), (Raises, "deny")])
 async def test_dice_not_recorded_is_503_whatever_the_policy(broken, policy):
-    p, plugins = pipeline({"rec": Recorder, "broken": broken}, {"broken": {"on_error": policy, "timeout_ms": 50}})
+    p, _plugins = pipeline({"rec": Recorder, "broken": broken}, {"broken": {"on_error": policy, "timeout_ms": 50}})
     answer = await p.answer(event(samples.dice()))
     assert answer.status == 503
     assert json.loads(answer.body)["error"] == "not_recorded" and "broken" in answer.problem
@@ -178,7 +189,7 @@ async def test_notes_carry_what_earlier_plugins_wrote_to_later_ones():
 
 async def test_model_construct_cannot_smuggle_an_invalid_ace_answer():
     from callgate import hookimpl
-    from callgate.svaml import Svaml, RunMenu
+    from callgate.svaml import RunMenu, Svaml
 
     class Sneaky:
         @hookimpl
@@ -251,7 +262,7 @@ class AceBySequence:
 
 
 async def test_ace_answers_are_checked_once_per_svaml_object():
-    p, plugins = pipeline({"seq": AceBySequence})
+    p, _plugins = pipeline({"seq": AceBySequence})
     served = [(await p.answer(event(samples.ace()))) for _ in range(3)]
     assert [json.loads(a.body) for a in served] == [{"action": {"name": "hangup"}}] * 3
     assert served[1].body is served[0].body          # the same object again: serialised once
@@ -299,6 +310,7 @@ async def test_a_plugins_svaml_is_checked_once_per_object_and_a_failing_one_ever
 
 async def test_call_one_answers_plain_functions_at_once_and_awaits_the_rest():
     import asyncio
+
     from callgate import dispatch
     from callgate.results import Outcome
 
@@ -315,7 +327,7 @@ async def test_call_one_answers_plain_functions_at_once_and_awaits_the_rest():
         def on_notify(self, call):
             return asyncio.sleep(0)                    # a plain function returning an awaitable
 
-    p, plugins = pipeline({"both": Both})
+    _p, plugins = pipeline({"both": Both})
     deadline = asyncio.get_running_loop().time() + 1
     now = dispatch.call_one(plugins.impls("route_call")[0], "route_call", {"call": None}, deadline)
     assert type(now) is Outcome and now.status == "ok"

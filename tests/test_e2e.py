@@ -10,12 +10,14 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from callgate_fixture_examples import fixture_examples
 
 from callgate import samples, signing
 from callgate.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
-from callgate_fixture_examples import fixture_examples
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLGATE = str(Path(sys.executable).with_name("callgate"))

@@ -5,13 +5,12 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from callgate_fixture_examples import fixture_examples
+from plugins_for_tests import DenyAll, Hangs, Raises, Recorder
 
 from callgate import samples
 from callgate.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_SECRET
-
-from callgate_fixture_examples import fixture_examples
-from plugins_for_tests import DenyAll, Hangs, Raises, Recorder
 
 ROUTE_ALL = {"plugins": {"router": {"routes": [
     {"name": "all", "prefix": "+", "action": {"name": "connectPstn", "number": "{to}", "maxDuration": 600}}]}}}
@@ -43,7 +42,7 @@ async def test_dice_and_notify_fixtures_get_empty_object(client, event):
 
 
 async def test_ice_is_routed_by_the_table(client):
-    status, body = await client.event(samples.ice(to="+14155550123"))
+    _status, body = await client.event(samples.ice(to="+14155550123"))
     assert body == {"action": {"name": "connectPstn", "number": "+14155550123", "maxDuration": 600}}
 
 

@@ -9,10 +9,11 @@ import textwrap
 
 import aiohttp
 import pytest
+from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
+
 from callgate import samples
 from callgate.state import PIPELINE
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
-from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
 
 #: In every failing plugin's exception text: neither may reach a response body.
 MARKER = "LEAKED-EXCEPTION-TEXT-7f3c"

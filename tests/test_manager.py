@@ -4,12 +4,11 @@ import sys
 import textwrap
 
 import pytest
+from plugins_for_tests import AllowWith, Recorder
 
 from callgate import Deny, hookimpl
 from callgate.config import PluginsConfig
 from callgate.manager import HOOK_NAMES, PluginError, installed_plugins, load_plugins
-
-from plugins_for_tests import AllowWith, Recorder
 
 
 @pytest.fixture
@@ -133,7 +132,7 @@ def test_unknown_hook_name_is_refused():
         def authorise_call(self, call):
             return None
 
-    with pytest.raises(PluginError, match="'typo'.*authorise_call"):
+    with pytest.raises(PluginError, match=r"'typo'.*authorise_call"):
         load_plugins(PluginsConfig.model_validate({"enabled": ["typo"]}), classes={"typo": Typo})
 
 

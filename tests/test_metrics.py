@@ -9,11 +9,10 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from plugins_for_tests import DenyAll, Raises
 from prometheus_client import CollectorRegistry, generate_latest
 
 from callgate import hookimpl, samples
-
-from plugins_for_tests import DenyAll, Raises
 
 
 def value(text, metric, **labels):

@@ -50,7 +50,7 @@ def test_international_forms_are_one_number(written):
     ("", "empty"),
 ])
 def test_what_is_not_a_number_is_refused_saying_why(written, why):
-    with pytest.raises(PhoneNumberError, match="is not a phone number|empty phone number") as err:
+    with pytest.raises(PhoneNumberError, match=r"is not a phone number|empty phone number") as err:
         parse_number(written)
     assert why in str(err.value)
 
@@ -67,7 +67,7 @@ def test_a_national_format_needs_the_default_region():
     assert parse_number("08-500 012 34") == "+46850001234"
     assert parse_number("+1 415 555 0123") == "+14155550123"     # international forms are not national
     assert parse_number("0046701234567") == "+46701234567"
-    with pytest.raises(PhoneNumberError, match="too many digits|too few digits|not a phone number"):
+    with pytest.raises(PhoneNumberError, match=r"too many digits|too few digits|not a phone number"):
         parse_number("070 123 45 67 89 01")
     phone.set_default_region("US")
     assert parse_number("(415) 555-0123") == "+14155550123"
@@ -151,7 +151,7 @@ async def test_route_numbers_and_prefixes_match_as_written(callgate_client, call
     ]}, "caller_id": {"rules": [{"route": "office", "cli": "08 500 012 34"}]}}}
     client = await callgate_client(config)
     with capture_logs() as logs:
-        for callee, route in (("+46701234567", "mobile"), ("46850001234", "office"), ("+442071234567", "uk")):
+        for callee, _route in (("+46701234567", "mobile"), ("46850001234", "office"), ("+442071234567", "uk")):
             status, _ = await client.event(callgate_events.ice(to=callee))
             assert status == 200
     assert [line["decision"] for line in logs if line["event"] == "callback"] == [

@@ -15,12 +15,27 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from reliability_helpers_faults import (
+    DESTINATION,
+    PER_SECOND,
+    CrmReceiver,
+    caller,
+    config_toml,
+    credit_json,
+    eventually,
+    kill,
+    ledger_debits,
+    open_accounts,
+    post,
+    readyz,
+    start_server,
+    write_config,
+)
 
 from callgate import samples
 
-from reliability_helpers_faults import (DESTINATION, PER_SECOND, CrmReceiver, caller, config_toml, credit_json,
-                                        eventually, kill, ledger_debits, open_accounts, post, readyz, start_server,
-                                        write_config)
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
     pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")
@@ -118,7 +133,7 @@ async def test_sigkill_mid_load_debits_once_leaks_no_reservation_and_loses_no_re
                 assert debits.get(call.callid) == [call.cost], (call.callid, debits.get(call.callid))
             assert all(len(amounts) == 1 for amounts in debits.values())
             assert set(debits) <= {c.callid for c in dice_sent}
-            for number, entries in before.items():
+            for entries in before.values():
                 spent = sum(Decimal(e["amount"]) for e in entries if e["kind"] == "debit")
                 assert Decimal(entries[-1]["balance"]) == TOP_UP - spent
 

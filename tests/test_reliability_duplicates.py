@@ -14,12 +14,28 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from reliability_helpers_faults import (
+    DESTINATION,
+    PER_SECOND,
+    CrmReceiver,
+    caller,
+    config_toml,
+    credit_json,
+    eventually,
+    ledger_debits,
+    logged,
+    open_accounts,
+    post,
+    postgres_schema,
+    skip_without_postgres,
+    start_server,
+    write_config,
+)
 
 from callgate import samples
 
-from reliability_helpers_faults import (DESTINATION, PER_SECOND, CrmReceiver, caller, config_toml, credit_json,
-                                       eventually, ledger_debits, logged, open_accounts, post,
-                                       postgres_schema, skip_without_postgres, start_server, write_config)
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
     pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")

@@ -24,13 +24,35 @@ from decimal import Decimal
 
 import aiohttp
 import pytest
+from reliability_helpers_faults import (
+    PER_SECOND,
+    CrmReceiver,
+    Poller,
+    SteadyLoad,
+    TcpProxy,
+    caller,
+    config_toml,
+    credit_json,
+    eventually,
+    gauge,
+    get,
+    host_port,
+    ledger_debits,
+    logged,
+    open_accounts,
+    post,
+    postgres_schema,
+    readyz,
+    skip_without_postgres,
+    start_server,
+    via,
+    write_config,
+)
 
 from callgate.storage import IDLE_IN_TRANSACTION_TIMEOUT_MS, KEEPALIVE_DETECTION_SECONDS
 
-from reliability_helpers_faults import (PER_SECOND, CrmReceiver, Poller, SteadyLoad, TcpProxy, caller, config_toml,
-                                        credit_json, eventually, gauge, get, host_port, ledger_debits, logged,
-                                        open_accounts, post, postgres_schema, readyz, skip_without_postgres,
-                                        start_server, via, write_config)
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 for module in ("callgate_allowlist", "callgate_credit_check", "callgate_crm_export"):
     pytest.importorskip(module, reason=f"{module} is not installed (python3 scripts/dev.py test installs it)")

@@ -13,9 +13,14 @@ import json
 import signal
 
 import aiohttp
+import pytest
+from reliability_helpers_input import CALLBACK, json_log_lines, signed
+
 from callgate import samples
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
-from reliability_helpers_input import CALLBACK, json_log_lines, signed
+
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 CONFIG = '[server]\nlog_format = "json"\n'
 

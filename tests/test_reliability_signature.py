@@ -20,13 +20,16 @@ import os
 from datetime import datetime, timedelta, timezone
 
 import aiohttp
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from reliability_helpers_input import CALLBACK, env_int
 
 from callgate import samples, signing
 from callgate.signing import SignatureError, Verifier
 
-from reliability_helpers_input import CALLBACK, env_int
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 EXAMPLES = env_int("CALLGATE_SIGNATURE_EXAMPLES", 400)
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,

@@ -14,12 +14,15 @@ import json
 import time
 
 import aiohttp
+import pytest
+from reliability_helpers_input import CALLBACK, HTTP_400, outcome_of, raw_request, read_reply, send_raw, signed
 
 from callgate import samples
 from callgate.config import ServerConfig
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
-from reliability_helpers_input import CALLBACK, HTTP_400, outcome_of, raw_request, read_reply, send_raw, signed
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 BODY_TIMEOUT = 1.0
 KEEPALIVE = 1.0

@@ -4,7 +4,8 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callgate import samples
 from callgate.builtin.caller_id import CallerIdConfig, CallerIdRules

@@ -13,10 +13,38 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from callgate.svaml import (
-    ACTIONS_BY_EVENT, INSTRUCTIONS_BY_EVENT, SAFE_ANSWERS, Amd, Answer, CallHeader, ConferenceDtmfOptions,
-    ConnectConf, ConnectMxp, ConnectPstn, ConnectSip, ConnectStream, Continue, Destination, Hangup, Menu,
-    MenuOption, Park, PlayFiles, RecordingOptions, RunMenu, Say, SendDtmf, SetCookie, StartRecording,
-    StopRecording, StreamingOptions, Svaml, SvamlError, TranscriptionOptions, parse_action, parse_instruction,
+    ACTIONS_BY_EVENT,
+    INSTRUCTIONS_BY_EVENT,
+    SAFE_ANSWERS,
+    Amd,
+    Answer,
+    CallHeader,
+    ConferenceDtmfOptions,
+    ConnectConf,
+    ConnectMxp,
+    ConnectPstn,
+    ConnectSip,
+    ConnectStream,
+    Continue,
+    Destination,
+    Hangup,
+    Menu,
+    MenuOption,
+    Park,
+    PlayFiles,
+    RecordingOptions,
+    RunMenu,
+    Say,
+    SendDtmf,
+    SetCookie,
+    StartRecording,
+    StopRecording,
+    StreamingOptions,
+    Svaml,
+    SvamlError,
+    TranscriptionOptions,
+    parse_action,
+    parse_instruction,
     parse_svaml,
 )
 
@@ -147,7 +175,7 @@ def test_every_action_serializes_camelcase_without_nulls_name_first(name):
     wire = Svaml(action=ACTIONS[name]).to_dict()
     assert all(v is not None for _, v in walk(wire))
     assert all("_" not in k for k, _ in walk(wire)), wire
-    assert list(wire["action"])[0] == "name" and wire["action"]["name"] == name
+    assert next(iter(wire["action"])) == "name" and wire["action"]["name"] == name
 
 
 @pytest.mark.parametrize("name", sorted(INSTRUCTIONS))
@@ -155,7 +183,7 @@ def test_every_instruction_serializes_camelcase_without_nulls_name_first(name):
     wire = Svaml(action=Hangup(), instructions=(INSTRUCTIONS[name],)).to_dict()
     assert all(v is not None for _, v in walk(wire))
     assert all("_" not in k for k, _ in walk(wire)), wire
-    assert list(wire["instructions"][0])[0] == "name" and wire["instructions"][0]["name"] == name
+    assert next(iter(wire["instructions"][0])) == "name" and wire["instructions"][0]["name"] == name
 
 
 def test_nested_objects_use_sinch_names():
@@ -376,7 +404,7 @@ def test_run_menu_needs_main_or_an_existing_main_menu():
 
 
 def test_run_menu_menu_targets_must_exist():
-    jump = lambda target: Menu(id="main", options=(MenuOption(dtmf="2", action=f"menu({target})"),))
+    jump = lambda target: Menu(id="main", options=(MenuOption(dtmf="2", action=f"menu({target})"),))  # noqa: E731
     ok(lambda: RunMenu(menus=(jump("sales"), menu("sales"))))
     ok(lambda: RunMenu(menus=(jump("main"),)))                  # a menu may lead back to itself
     rejected(lambda: RunMenu(menus=(jump("sales"),)), "menu(sales)")

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import aiohttp
 import pytest
+
 from callgate import samples, signing
 from callgate.events import decode_event
 

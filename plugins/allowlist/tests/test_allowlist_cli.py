@@ -8,7 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from callgate.cli import main
+
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 CONFIG = """
 [plugins]

@@ -8,6 +8,9 @@ import signal
 
 import pytest
 
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 PROMPT = "Sorry, calls from your number are not accepted."
 
 

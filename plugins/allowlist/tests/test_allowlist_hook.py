@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from callgate.manager import PluginError
 
+from callgate.manager import PluginError
 from callgate_allowlist import Allowlist
 
 SEED_TUTORIAL = {

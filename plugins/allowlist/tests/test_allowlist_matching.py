@@ -182,7 +182,7 @@ def test_the_default_must_be_stated_and_prompts_are_one_kind():
         AllowlistConfig.model_validate({"default": "deny", "prompt": "No.", "prompt_files": ["https://x/no.wav"]})
     with pytest.raises(ValueError, match="600"):
         AllowlistConfig.model_validate({"default": "deny", "prompt": "x" * 601})
-    with pytest.raises(ValueError, match="must end in .csv or .toml"):
+    with pytest.raises(ValueError, match=r"must end in .csv or .toml"):
         AllowlistConfig.model_validate({"default": "deny", "rules_file": "rules.txt"})
     with pytest.raises(ValueError, match="'voip' is not one of"):
         AllowlistConfig.model_validate({"default": "deny", "scope": {"domains": ["voip"]}})
@@ -218,6 +218,7 @@ _rule = st.fixed_dictionaries(
 @settings(max_examples=300, deadline=None)
 @given(specs=st.lists(_rule, max_size=12), caller=_numbers, callee=_numbers,
        to_type=st.sampled_from(["number", "did", "username"]), domain=st.sampled_from(["pstn", "mxp"]))
+@pytest.mark.slow
 def test_the_index_agrees_with_looking_at_every_rule(specs, caller, callee, to_type, domain):
     rules = [compile_rule(RuleSpec(**s), ordinal=i, source=f"r{i}") for i, s in enumerate(specs)]
     facts = CallFacts.of(cli=caller, to=callee, to_type=to_type, domain=domain, origination_type="pstn")

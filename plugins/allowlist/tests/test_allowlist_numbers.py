@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from callgate import phone
 from callgate.manager import PluginError
-
 from callgate_allowlist import Allowlist
 from callgate_allowlist.rulefile import RulesFileError, parse_rules_file
 

@@ -114,7 +114,7 @@ async def test_a_forced_reload_rereads_and_reports_even_an_unchanged_file(tmp_pa
 async def test_the_background_look_out_picks_up_changes_until_shutdown(tmp_path, ice_event, eventually):
     path = tmp_path / "allowed.csv"
     write(path, "action,callee\nallow,+15551234567\n")
-    plugin, log = plugin_for(path, reload_seconds=0.05)
+    plugin, _log = plugin_for(path, reload_seconds=0.05)
     await plugin.startup()
     try:
         write(path, "action,callee\nallow,+15559999999\n")
@@ -203,7 +203,7 @@ async def test_a_file_that_changes_while_it_is_read_is_not_used_until_it_settles
 async def test_an_unreadable_file_keeps_the_old_rules(tmp_path, ice_event):
     path = tmp_path / "allowed.csv"
     write(path, "action,callee\nallow,+15551234567\n")
-    plugin, log = plugin_for(path)
+    plugin, _log = plugin_for(path)
     write(path, "action,callee\nallow,+15559999999\n")
     path.chmod(0)
     try:

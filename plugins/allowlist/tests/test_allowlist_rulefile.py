@@ -91,7 +91,7 @@ def test_binary_and_malformed_files_are_refused():
         parse(b"action,caller\n\xff\xfe\n")
     with pytest.raises(RulesFileError, match="not valid CSV: line 2: field larger than field limit"):
         parse("action,caller\nallow," + "1" * 200_000 + "\n")
-    with pytest.raises(RulesFileError, match="must end in .csv or .toml"):
+    with pytest.raises(RulesFileError, match=r"must end in .csv or .toml"):
         parse("action\n", name="rules.txt")
 
 

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
 
 

@@ -9,10 +9,14 @@ import json
 import time
 
 import aiohttp
+import pytest
 
 from callgate import samples, signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port
 from callgate_credit_check.rate_csv import parse_rates
+
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
 
 ACCOUNT = "+46701234567"
 LANDLINE = "+46850001234"             # 0.10 EUR per minute, 60/60
@@ -107,7 +111,7 @@ async def test_dice_settles_the_right_amount_once_whichever_server_gets_it(callg
     ice = samples.ice(caller=ACCOUNT.lstrip("+"), to=LANDLINE)
     dice = samples.dice(ice["callid"], caller=ACCOUNT.lstrip("+"), to=LANDLINE, duration=168, debit=0.0231)
     async with aiohttp.ClientSession() as session:
-        status, answer = await post(session, primary, ice)
+        _status, answer = await post(session, primary, ice)
         assert answer["action"]["maxDuration"] == 600
         assert await post(session, primary, dice) == (200, {})
         assert await post(session, fallback, dice) == (200, {})          # Sinch retried on the fallback URL
@@ -160,7 +164,7 @@ async def test_dices_and_repeated_ices_of_denied_calls_racing_on_two_servers_nev
     requests += [(servers[0], samples.dice(ice["callid"], caller=caller, to=LANDLINE, duration=120)) for ice in paid]
     async with aiohttp.ClientSession() as session:
         answers = await asyncio.gather(*(post(session, server, body) for server, body in requests))
-    for (server, body), (status, answer) in zip(requests, answers):
+    for (_server, body), (status, answer) in zip(requests, answers):
         assert status == 200
         if body["event"] == "ice":
             assert answer["action"] == {"name": "hangup"}

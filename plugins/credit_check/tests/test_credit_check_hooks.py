@@ -321,6 +321,7 @@ async def test_an_in_app_caller_is_billed_by_user_and_an_unlinked_user_is_denied
         assert any(i.get("text") == "Sign up first." for i in answer["instructions"])
 
 
+@pytest.mark.slow
 async def test_reservations_whose_dice_never_comes_are_released_in_the_background(
         callgate_client, callgate_events, callgate_database_url, credit_store, funded):
     await funded(1_000_000)
@@ -367,5 +368,5 @@ async def test_database_down_with_on_error_skip_lets_calls_through(callgate_clie
 async def test_a_sqlite_file_that_cannot_be_opened_stops_start_up(callgate_client, tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    with pytest.raises(Exception, match="credit_check.*startup"):
+    with pytest.raises(Exception, match=r"credit_check.*startup"):
         await callgate_client(config(f"sqlite:///{blocker}/credit.sqlite3"), plugins={"credit_check": CreditCheck})

@@ -4,8 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from callgate_credit_check.money import (MoneyError, format_money, from_micros, micros_ceil, money_text,
-                                         parse_currency, to_micros)
+from callgate_credit_check.money import MoneyError, format_money, from_micros, micros_ceil, money_text, parse_currency, to_micros
 
 
 @pytest.mark.parametrize("text, micros", [("10", 10_000_000), ("0.0083", 8_300), ("1.5", 1_500_000),

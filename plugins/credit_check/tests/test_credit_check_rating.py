@@ -1,10 +1,19 @@
 """Rating rules: billing increments, cost rounding, affordable time (pure functions)."""
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from callgate_credit_check.rating import (Increments, Rate, RatingError, affordable_seconds, billed_seconds, charge,
-                                          cost_unit, grant)
+from callgate_credit_check.rating import (
+    Increments,
+    Rate,
+    RatingError,
+    affordable_seconds,
+    billed_seconds,
+    charge,
+    cost_unit,
+    grant,
+)
 
 EUR = "EUR"
 

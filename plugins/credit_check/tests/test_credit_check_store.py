@@ -6,10 +6,10 @@ from decimal import Decimal
 
 import pytest
 
+from callgate.storage import DatabaseError
 from callgate_credit_check.expiry import expire_overdue
 from callgate_credit_check.rate_csv import parse_rates
 from callgate_credit_check.rating import Increments, Rate
-from callgate.storage import DatabaseError
 from callgate_credit_check.store import CreditStore, NoRate, Reservation, Settlement, StoreError
 
 EUR_PER_MINUTE_010 = Rate(currency="EUR", per_minute=100_000, increments=Increments(60, 60), prefix="46")

@@ -17,6 +17,9 @@ from callgate_crm_export.facts import dice_facts
 from callgate_crm_export.outbox import Outbox
 from callgate_crm_export.retry import AttemptResult
 
+#: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
+
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=timezone.utc).timestamp()
 CONFIG = """

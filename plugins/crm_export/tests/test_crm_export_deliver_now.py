@@ -10,12 +10,11 @@ import time
 from pathlib import Path
 
 import aiohttp
+from crm_export_receiver import OK, Receiver, Reply
 
 from callgate import samples, signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 from callgate_crm_export.outbox import Outbox
-
-from crm_export_receiver import OK, Receiver, Reply
 
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
 SECRET = "deliver-now-webhook-secret-0123456789"

@@ -6,10 +6,11 @@ import sqlite3
 import time
 from collections import Counter
 
-from callgate_crm_export import CrmExport
-
+import pytest
 from crm_export_receiver import OK, Receiver, Reply
 from crm_export_setup import crm_config, eventually, plugin_of, webhook_sink
+
+from callgate_crm_export import CrmExport
 
 PLUGINS = {"crm_export": CrmExport}
 
@@ -19,6 +20,7 @@ async def send_dices(client, events, callids, **kw):
     assert all(s == (200, {}) for s in statuses), statuses
 
 
+@pytest.mark.slow
 async def test_intermittent_failures_are_retried_until_each_call_is_received_exactly_once(
         callgate_client, callgate_events, tmp_path):
     # The first 60 requests fail in turn with a 500, a response slower than the timeout (then 504)
@@ -50,6 +52,7 @@ async def test_intermittent_failures_are_retried_until_each_call_is_received_exa
         assert sum(r["attempts"] for r in rows) == len(receiver.seen)              # what the sink sent = what arrived
 
 
+@pytest.mark.slow
 async def test_retry_after_is_respected_for_the_whole_sink(callgate_client, callgate_events, tmp_path):
     async with Receiver(behave=lambda n, c: Reply(429, retry_after="1") if n == 1 else OK) as receiver:
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3",
@@ -127,6 +130,7 @@ async def test_pending_records_survive_a_restart(callgate_client, callgate_event
         assert receiver.accepted_callids() == Counter({f"c{i}": 1 for i in range(10)})
 
 
+@pytest.mark.slow
 async def test_shutdown_abandons_a_slow_request_and_the_record_is_sent_after_restart(
         callgate_client, callgate_events, tmp_path):
     database = f"sqlite:///{tmp_path}/crm.sqlite3"

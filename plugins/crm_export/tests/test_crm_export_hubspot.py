@@ -5,6 +5,8 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+from crm_export_receiver import OK, Receiver, Reply
+from crm_export_setup import crm_config, eventually, hubspot_sink, plugin_of
 
 from callgate.events import decode_event
 from callgate.samples import dice
@@ -13,9 +15,6 @@ from callgate_crm_export.config import HubSpotSink
 from callgate_crm_export.facts import dice_facts, notify_facts
 from callgate_crm_export.record import build_record
 from callgate_crm_export.sinks.hubspot import call_status, properties
-
-from crm_export_receiver import OK, Receiver, Reply
-from crm_export_setup import crm_config, eventually, hubspot_sink, plugin_of
 
 PLUGINS = {"crm_export": CrmExport}
 NOW = datetime(2025, 3, 14, 9, 30, tzinfo=timezone.utc)
@@ -109,6 +108,7 @@ async def test_calls_are_created_then_updated_in_place(callgate_client, callgate
         assert crm.hubspot_calls["1"]["hs_call_recording_url"] == "https://rec.example/h1.mp3"
 
 
+@pytest.mark.slow
 async def test_with_a_callid_property_a_retried_request_never_makes_a_second_call(
         callgate_client, callgate_events, tmp_path):
     # HubSpot stores the first request but answers after our timeout: the retry must update, not create.

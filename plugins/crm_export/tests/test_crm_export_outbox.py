@@ -138,7 +138,7 @@ async def test_a_permanent_refusal_is_dead_at_once_and_retry_revives_it(outbox):
 async def test_a_lost_lease_does_not_overwrite_the_new_holder(outbox):
     await outbox.add_facts("c1", dice_of("c1"), NOW)
     [old] = await outbox.claim("hook", 1, "a", 30, NOW)
-    [new] = await outbox.claim("hook", 1, "b", 30, NOW + 31)
+    [_new] = await outbox.claim("hook", 1, "b", 30, NOW + 31)
     assert await outbox.mark_failed(old, "a", AttemptResult("retry", 500, "late"), NOW + 40, 20, NOW + 32) is None
     row = (await outbox.deliveries("c1"))["hook"]
     assert row["claimed_by"] == "b" and row["attempts"] == 0

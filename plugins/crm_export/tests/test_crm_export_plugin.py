@@ -4,11 +4,12 @@ import asyncio
 import json
 from collections import Counter
 
-from callgate_crm_export import CrmExport
-from callgate_crm_export.signature import verify
-
+import pytest
 from crm_export_receiver import OK, Receiver, Reply
 from crm_export_setup import WEBHOOK_SECRET, PricesCalls, crm_config, eventually, plugin_of, webhook_sink
+
+from callgate_crm_export import CrmExport
+from callgate_crm_export.signature import verify
 
 PLUGINS = {"crm_export": CrmExport}
 
@@ -80,6 +81,7 @@ async def test_our_cost_comes_from_credit_check_notes(callgate_client, callgate_
             "billed_seconds": 180, "sinch_debit": "0.0231"}
 
 
+@pytest.mark.slow
 async def test_two_instances_on_one_database_deliver_each_record_once(
         callgate_client, callgate_events, callgate_database_url):
     async with Receiver(behave=lambda n, c: Reply(503) if n % 3 == 0 else OK) as receiver:

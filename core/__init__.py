@@ -13,7 +13,7 @@ from .manager import PluginError
 from .results import Allow, CallerId, Decision, Deny, Outcome, Route
 from .svaml import Svaml
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = [
            "Allow",
            "CallerId",

@@ -145,6 +145,12 @@ class SignedClient:
         return response.status, await response.json()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``slow`` marker for every suite that uses this plugin: tests that start processes
+    (``callgate_server``, the ``callgate`` command) or wait in real time; ``-m "not slow"`` skips them."""
+    config.addinivalue_line("markers", "slow: starts processes or waits in real time (-m 'not slow' skips it)")
+
+
 @pytest.fixture
 def callgate_events():
     """The event factories: ``callgate_events.ice(caller=..., to=...)`` and so on."""

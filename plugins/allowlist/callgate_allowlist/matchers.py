@@ -97,6 +97,19 @@ def caller_key(cli: str | None, origination_type: str | None = None) -> str | No
     return PRIVATE if stripped.lower() in PRIVATE_SPELLINGS else stripped
 
 
+def pattern_matcher(raw: str) -> Matcher:
+    """A ``re:...`` value (``raw`` starts with :data:`PATTERN_PREFIX`) as a pattern matcher; MatcherError when
+    the expression is empty or invalid."""
+    source = raw[len(PATTERN_PREFIX):]
+    if not source:
+        raise MatcherError(f"empty pattern in {raw!r}: write re: followed by a regular expression")
+    try:
+        regex = re.compile(source)
+    except re.error as exc:
+        raise MatcherError(f"{raw!r} is not a valid regular expression: {exc}") from None
+    return Matcher("pattern", source, raw, regex)
+
+
 def parse_matcher(text: str, *, field: NumberField) -> Matcher | None:
     """Read one rule value; None means "anything" (``*``).  Raises :class:`MatcherError`."""
     if not isinstance(text, str):
@@ -109,14 +122,7 @@ def parse_matcher(text: str, *, field: NumberField) -> Matcher | None:
     if raw == "*":
         return None
     if raw.startswith(PATTERN_PREFIX):
-        source = raw[len(PATTERN_PREFIX):]
-        if not source:
-            raise MatcherError(f"empty pattern in {raw!r}: write re: followed by a regular expression")
-        try:
-            regex = re.compile(source)
-        except re.error as exc:
-            raise MatcherError(f"{raw!r} is not a valid regular expression: {exc}") from None
-        return Matcher("pattern", source, raw, regex)
+        return pattern_matcher(raw)
     if field == "caller" and raw.lower() in PRIVATE_WORDS:
         return Matcher("exact", PRIVATE, raw)
     kind: Kind = "exact"

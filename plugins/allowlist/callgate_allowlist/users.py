@@ -14,9 +14,7 @@ User ids are not phone numbers: nothing is normalised but the spaces around them
 
 from __future__ import annotations
 
-import re
-
-from .matchers import PATTERN_PREFIX, Kind, Matcher, MatcherError
+from .matchers import PATTERN_PREFIX, Kind, Matcher, MatcherError, pattern_matcher
 
 
 def user_key(user: str | None) -> str | None:
@@ -36,14 +34,7 @@ def parse_user_matcher(text: str) -> Matcher | None:
     if raw == "*":
         return None
     if raw.startswith(PATTERN_PREFIX):
-        source = raw[len(PATTERN_PREFIX):]
-        if not source:
-            raise MatcherError(f"empty pattern in {raw!r}: write re: followed by a regular expression")
-        try:
-            regex = re.compile(source)
-        except re.error as exc:
-            raise MatcherError(f"{raw!r} is not a valid regular expression: {exc}") from None
-        return Matcher("pattern", source, raw, regex)
+        return pattern_matcher(raw)
     kind: Kind = "exact"
     body = raw
     if raw.endswith("*"):

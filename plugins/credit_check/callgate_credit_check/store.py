@@ -379,6 +379,8 @@ class CreditStore:
 
         Answers a repeated ICE (same ``callid``) from its first reservation.  A call the
         account cannot pay for is recorded as ``denied`` (so a repeat gets the same answer).
+        A call whose reservation was released because it was not connected (``call_decided``)
+        is reserved anew by a repeated ICE: a second decision may connect it.
         ``dry_run``: the same answer, nothing written.
         """
         now = time.time() if now is None else now
@@ -406,9 +408,20 @@ class CreditStore:
                 rate.connect_fee, rate.increments.first, rate.increments.next, granted.seconds, granted.reserve,
                 int(now) + granted.seconds + grace, reason, utc_now())
             if not inserted:
-                existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
+                existing = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
                 assert existing is not None, "the insert conflicted with it"
-                return _repeated(_call(existing), account)
+                earlier = _call(existing)
+                if earlier.state != "released" or earlier.account_id != account.id:
+                    return _repeated(earlier, account)
+                # The first ICE's call was not connected (another plugin denied it, or nobody routed it) and its
+                # reservation was given back: this ICE is a new try and holds credit anew, so that an answer that
+                # connects the call now is paid for (the released reservation would have held nothing).
+                await tx.execute(
+                    "UPDATE credit_calls SET state = $1, prefix = $2, per_minute = $3, connect_fee = $4, "
+                    "first_increment = $5, next_increment = $6, max_duration = $7, reserved = $8, expires_at = $9, "
+                    "reason = $10 WHERE callid = $11",
+                    state, rate.prefix, rate.per_minute, rate.connect_fee, rate.increments.first, rate.increments.next,
+                    granted.seconds, granted.reserve, int(now) + granted.seconds + grace, reason, callid)
             if granted.reserve:
                 await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid,
                                  dry_run=dry_run)

@@ -26,6 +26,19 @@ class DenyAfter:
         return Deny("not on the allowlist", prompt=Say(text="Not allowed."))
 
 
+class DenyOnce:
+    """Another plugin that denies a call the first time it is asked (say, it timed out with on_error deny), and
+    has no objection to the repeated ICE (Sinch's fallback URL, another instance)."""
+
+    def __init__(self):
+        self.asked = 0
+
+    @hookimpl
+    def authorize_call(self, call):
+        self.asked += 1
+        return Deny("timed out the first time") if self.asked == 1 else None
+
+
 class NotesReader:
     """A plugin after credit_check that keeps what credit_check left in ``call.notes`` (like the CRM export)."""
 
@@ -146,6 +159,28 @@ async def test_a_call_another_plugin_denies_releases_its_reservation(callgate_cl
     assert [e.kind for e in await credit_store.ledger(ACCOUNT)] == ["topup", "reserve", "release"]
     call = await credit_store.call(ice["callid"])
     assert call.state == "released" and "not on the allowlist" in call.reason
+
+
+async def test_a_repeated_ice_after_a_release_holds_credit_again_so_the_call_is_paid_for(
+        callgate_client, callgate_events, callgate_database_url, credit_store, funded):
+    """A repeated ICE of a call whose reservation was released (another plugin denied it the first time)
+    reserves anew: when it is connected this time, its credit is held and its DICE settles within the balance."""
+    await funded(1_000_000)                                        # 1.00 EUR: 10 minutes at 0.10/min
+    client = await callgate_client(config(callgate_database_url),
+                                   plugins={"credit_check": CreditCheck, "deny_once": DenyOnce})
+    ice = callgate_events.ice(caller=CALLER, to=LANDLINE)
+    _, first = await client.event(ice)
+    assert first["action"] == {"name": "hangup"}
+    assert (await credit_store.account(ACCOUNT)).reserved == 0
+    _, second = await client.event(ice)
+    assert second["action"]["name"] == "connectPstn" and second["action"]["maxDuration"] == 600
+    assert (await credit_store.account(ACCOUNT)).reserved == 1_000_000
+    # The call lasts longer than the credit (Sinch ends it at maxDuration; its DICE says so): never below zero.
+    assert await client.event(callgate_events.dice(ice["callid"], caller=CALLER, to=LANDLINE, duration=600)) == (200, {})
+    account = await credit_store.account(ACCOUNT)
+    assert (account.balance, account.reserved) == (0, 0)
+    assert [e.kind for e in await credit_store.ledger(ACCOUNT)] == ["topup", "reserve", "release", "reserve",
+                                                                     "release", "debit"]
 
 
 async def test_an_allowed_call_nobody_routes_releases_its_reservation(callgate_client, callgate_events,

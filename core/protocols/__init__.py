@@ -1,0 +1,1 @@
+"""Sinch Voice API v2: wire types, verification, decoding and rendering."""

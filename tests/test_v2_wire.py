@@ -30,11 +30,11 @@ from callgate.protocols.v2.wire import (
     END_EVENT_NAMES,
     EVENT_NAMES,
     KNOWN_EVENT_TYPES,
-    Amd,
+    AmdCommand,
     AmdEvent,
     AmdEvents,
-    Answer,
-    BridgeCall,
+    AnswerCommand,
+    BridgeCallCommand,
     CallAnswered,
     CallBusy,
     CallEvents,
@@ -42,18 +42,18 @@ from callgate.protocols.v2.wire import (
     CallIncoming,
     CallMenu,
     CustomEvent,
-    Dial,
+    DialCommand,
     EndEvent,
-    GotoMenu,
-    Hangup,
+    GotoMenuCommand,
+    HangupCommand,
     IncomingCallEvents,
     InvalidAnswer,
-    Menu,
+    MenuCommand,
     MenuItem,
     MenuPrompt,
     MessageEvents,
-    Messages,
-    Pause,
+    MessagesCommand,
+    PauseCommand,
     Phone,
     PhoneDetails,
     Play,
@@ -68,9 +68,9 @@ from callgate.protocols.v2.wire import (
     SipDetails,
     SipFrom,
     SipFromDetails,
-    StartRecording,
-    StopMessages,
-    StopRecording,
+    StartRecordingCommand,
+    StopMessagesCommand,
+    StopRecordingCommand,
     Stream,
     StreamDetails,
     StreamOptions,
@@ -78,7 +78,7 @@ from callgate.protocols.v2.wire import (
     V2Answer,
     VoiceRelay,
     VoiceRelayDetails,
-    Webhook,
+    WebhookCommand,
     decode_v2_answer,
     encode_v2_answer,
 )
@@ -211,7 +211,7 @@ def test_hangup_fixture_carries_what_billing_needs():
     assert call.answer_time == datetime(2026, 3, 14, 9, 27, 1, tzinfo=UTC)
     assert call.end_time == datetime(2026, 3, 14, 9, 29, 49, tzinfo=UTC)
     assert call.bridge_name == "main" and call.direction == "INBOUND"
-    assert call.call_rate == wire.Money(currency_code="EUR", amount=Decimal("0.0030"))
+    assert call.call_rate == wire.CallRate(currency_code="EUR", amount=Decimal("0.0030"))
 
 
 def test_menu_fixture_carries_the_input():
@@ -576,18 +576,19 @@ def test_every_answer_fixture_round_trips(name):
 
 def test_dial_fixture_is_what_callgate_builds():
     answer = V2Answer(call_name="caller", commands=[
-        BridgeCall(bridge_name="main"),
-        Dial(call_name="callee", from_=Phone(phone=PhoneDetails(number="+46850001234")),
-             to=Phone(phone=PhoneDetails(number="+46731112233")), dial_timeout_duration_seconds=30,
-             max_call_duration_seconds=3600)])
+        BridgeCallCommand(bridge_name="main"),
+        DialCommand(call_name="callee", from_=Phone(phone=PhoneDetails(number="+46850001234")),
+                    to=Phone(phone=PhoneDetails(number="+46731112233")), dial_timeout_duration_seconds=30,
+                    max_call_duration_seconds=3600)])
     assert json.loads(encode_v2_answer(answer)) == fixture("answer.call.incoming.dial-phone.json")
 
 
 def test_say_hangup_fixture_is_what_callgate_builds():
     text = "Our office is closed. Please call again between 8 and 17. Goodbye."
-    answer = V2Answer(commands=[Answer(), Messages(messages_name="closed",
-                                                   messages=[SayMessage(say=Say(text=text, voice_name="Emma"))],
-                                                   events=MessageEvents(on_finish=[Hangup()]))])
+    answer = V2Answer(commands=[AnswerCommand(),
+                                MessagesCommand(messages_name="closed",
+                                                messages=[SayMessage(say=Say(text=text, voice_name="Emma"))],
+                                                events=MessageEvents(on_finish=[HangupCommand()]))])
     assert json.loads(encode_v2_answer(answer)) == fixture("answer.call.incoming.say-hangup.json")
 
 
@@ -597,8 +598,8 @@ def test_nothing_to_do_is_an_empty_command_list():
 
 
 def test_unset_fields_are_left_out_and_empty_events_are_kept():
-    assert encode_v2_answer(V2Answer(commands=[Hangup()])) == b'{"commands":[{"command":"hangup"}]}'
-    dial = Dial(to=Phone(phone=PhoneDetails(number="+46731112233")), events=CallEvents())
+    assert encode_v2_answer(V2Answer(commands=[HangupCommand()])) == b'{"commands":[{"command":"hangup"}]}'
+    dial = DialCommand(to=Phone(phone=PhoneDetails(number="+46731112233")), events=CallEvents())
     assert json.loads(encode_v2_answer(V2Answer(commands=[dial])))["commands"][0] == {
         "command": "dial", "to": {"type": "PHONE", "phone": {"number": "+46731112233"}}, "events": {}}
 
@@ -610,45 +611,48 @@ SAY = SayMessage(say=Say(text="Hello", voice_name="Emma", format="TEXT"))
 PLAY = PlayMessage(play=Play(url="https://example.com/hello.mp3"))
 
 #: Every command callgate can produce, each with every field it has set.
+HANGUP = HangupCommand()
 EVERY_COMMAND = {
-    "answer": Answer(),
-    "hangup": Hangup(call_name="callee"),
-    "dial-phone": Dial(to=Phone(phone=PhoneDetails(number="+46731112233")),
-                       from_=Phone(phone=PhoneDetails(number="+46850001234")), call_name="callee",
-                       dial_timeout_duration_seconds=30, max_call_duration_seconds=3600,
-                       events=CallEvents(on_answer=[BridgeCall(bridge_name="main")], on_busy=[Hangup(call_name="caller")],
-                                         on_reject=[Hangup()], on_timeout=[Hangup()], on_hangup=[Hangup()],
-                                         on_failure=[Hangup()])),
-    "dial-sip": Dial(to=Sip(sip=SipDetails(endpoint="sips:bob@pbx.example.com", transport="TLS",
-                                           call_headers=[SipCallHeader(key="X-Ref", value="42")])),
-                     from_=SipFrom(sip=SipFromDetails(endpoint="sip:alice@example.com", display_name="Alice"))),
-    "dial-stream": Dial(to=Stream(stream=StreamDetails(endpoint="wss://s.example.com/audio",
-                                                       stream_options=StreamOptions(version=1, codec="PCM",
-                                                                                    sample_rate=16000),
-                                                       call_headers=[SipCallHeader(key="X-A")]))),
-    "dial-voice-relay": Dial(to=VoiceRelay(voice_relay=VoiceRelayDetails(endpoint="wss://r.example.com",
-                                                                         tts_voice="Emma", stt_language="en-US",
-                                                                         enable_interruptions=False))),
-    "bridgeCall": BridgeCall(bridge_name="main"),
-    "messages": Messages(messages=[SAY, PLAY], messages_name="greeting", events=MessageEvents(on_finish=[Hangup()])),
-    "stopMessages": StopMessages(messages_name="greeting"),
-    "menu": Menu(start_menu="main", menus={
-        "main": MenuItem(prompt=MenuPrompt(messages=[SAY], allow_barge_in=False), repeat_prompt=MenuPrompt(messages=[PLAY]),
-                         input_timeout_duration_seconds=5, repeat_count=2, minimum_input_length=1,
-                         maximum_input_length=6, terminating_sequence="#", input_methods=["DTMF"],
-                         matches={"1": [GotoMenu(menu_name="sub")], "\\*": [Hangup()]}, on_failure=[Hangup()]),
+    "answer": AnswerCommand(),
+    "hangup": HangupCommand(call_name="callee"),
+    "dial-phone": DialCommand(
+        to=Phone(phone=PhoneDetails(number="+46731112233")), from_=Phone(phone=PhoneDetails(number="+46850001234")),
+        call_name="callee", dial_timeout_duration_seconds=30, max_call_duration_seconds=3600,
+        events=CallEvents(on_answer=[BridgeCallCommand(bridge_name="main")], on_busy=[HangupCommand(call_name="caller")],
+                          on_reject=[HANGUP], on_timeout=[HANGUP], on_hangup=[HANGUP], on_failure=[HANGUP])),
+    "dial-sip": DialCommand(
+        to=Sip(sip=SipDetails(endpoint="sips:bob@pbx.example.com", transport="TLS",
+                              call_headers=[SipCallHeader(key="X-Ref", value="42")])),
+        from_=SipFrom(sip=SipFromDetails(endpoint="sip:alice@example.com", display_name="Alice"))),
+    "dial-stream": DialCommand(
+        to=Stream(stream=StreamDetails(endpoint="wss://s.example.com/audio",
+                                       stream_options=StreamOptions(version=1, codec="PCM", sample_rate=16000),
+                                       call_headers=[SipCallHeader(key="X-A")]))),
+    "dial-voice-relay": DialCommand(
+        to=VoiceRelay(voice_relay=VoiceRelayDetails(endpoint="wss://r.example.com", tts_voice="Emma",
+                                                    stt_language="en-US", enable_interruptions=False))),
+    "bridgeCall": BridgeCallCommand(bridge_name="main"),
+    "messages": MessagesCommand(messages=[SAY, PLAY], messages_name="greeting",
+                                events=MessageEvents(on_finish=[HANGUP])),
+    "stopMessages": StopMessagesCommand(messages_name="greeting"),
+    "menu": MenuCommand(start_menu="main", menus={
+        "main": MenuItem(prompt=MenuPrompt(messages=[SAY], allow_barge_in=False),
+                         repeat_prompt=MenuPrompt(messages=[PLAY]), input_timeout_duration_seconds=5, repeat_count=2,
+                         minimum_input_length=1, maximum_input_length=6, terminating_sequence="#",
+                         input_methods=["DTMF"], matches={"1": [GotoMenuCommand(menu_name="sub")], "\\*": [HANGUP]},
+                         on_failure=[HANGUP]),
         "sub": MenuItem(prompt=MenuPrompt(messages=[PLAY]))}),
-    "gotoMenu": GotoMenu(menu_name="main"),
-    "pause": Pause(duration_milliseconds=1500),
-    "amd": Amd(events=AmdEvents(on_human=[BridgeCall(bridge_name="main")], on_machine=[Hangup()], on_beep=[Hangup()],
-                                on_unknown=[Hangup()])),
-    "amd-webhooks": Amd(),
-    "startRecording": StartRecording(recording_options=RECORDING, recording_name="rec1",
-                                     events=RecordingEvents(on_finish=[Pause(duration_milliseconds=1)],
-                                                            on_failure=[Hangup()])),
-    "stopRecording": StopRecording(recording_name="rec1"),
-    "webhook": Webhook(webhook_name="checkBalance", url="https://example.com/hook",
-                       fallback_url="https://fallback.example.com/hook"),
+    "gotoMenu": GotoMenuCommand(menu_name="main"),
+    "pause": PauseCommand(duration_milliseconds=1500),
+    "amd": AmdCommand(events=AmdEvents(on_human=[BridgeCallCommand(bridge_name="main")], on_machine=[HANGUP],
+                                       on_beep=[HANGUP], on_unknown=[HANGUP])),
+    "amd-webhooks": AmdCommand(),
+    "startRecording": StartRecordingCommand(
+        recording_options=RECORDING, recording_name="rec1",
+        events=RecordingEvents(on_finish=[PauseCommand(duration_milliseconds=1)], on_failure=[HANGUP])),
+    "stopRecording": StopRecordingCommand(recording_name="rec1"),
+    "webhook": WebhookCommand(webhook_name="checkBalance", url="https://example.com/hook",
+                              fallback_url="https://fallback.example.com/hook"),
 }
 
 
@@ -669,7 +673,7 @@ def test_every_command_loads_in_the_sdk_and_round_trips(name):
 
 def test_an_incoming_call_answer_with_everything_loads_in_the_sdk():
     answer = V2Answer(call_name="caller", commands=list(EVERY_COMMAND.values()),
-                      events=IncomingCallEvents(on_hangup=[Hangup(call_name="callee")]))
+                      events=IncomingCallEvents(on_hangup=[HangupCommand(call_name="callee")]))
     body = encode_v2_answer(answer)
     assert_sdk_accepts_answer(body)
     assert decode_v2_answer(body) == answer
@@ -684,25 +688,26 @@ def test_the_webhook_command_uses_the_wire_names():
 INVALID_ANSWERS = [
     (V2Answer(commands=[], call_name="x" * 33), "callName:"),
     (V2Answer(commands=[], call_name="two words"), "callName:"),
-    (V2Answer(commands=[Hangup(call_name="")]), "commands[0].callName:"),
-    (V2Answer(commands=[Answer(), Dial(to=Phone(phone=PhoneDetails(number="0701234567")))]),
+    (V2Answer(commands=[HangupCommand(call_name="")]), "commands[0].callName:"),
+    (V2Answer(commands=[AnswerCommand(), DialCommand(to=Phone(phone=PhoneDetails(number="0701234567")))]),
      "commands[1].to.phone.number:"),
-    (V2Answer(commands=[Dial(to=Sip(sip=SipDetails(endpoint="tel:+4670")))]), "commands[0].to.sip.endpoint:"),
-    (V2Answer(commands=[Dial(to=Phone(phone=PhoneDetails(number="+46701234567")), max_call_duration_seconds=-1)]),
+    (V2Answer(commands=[DialCommand(to=Sip(sip=SipDetails(endpoint="tel:+4670")))]), "commands[0].to.sip.endpoint:"),
+    (V2Answer(commands=[DialCommand(to=Phone(phone=PhoneDetails(number="+46701234567")), max_call_duration_seconds=-1)]),
      "commands[0].maxCallDurationSeconds:"),
-    (V2Answer(commands=[Messages(messages=[])]), "commands[0].messages:"),
-    (V2Answer(commands=[Messages(messages=[SAY] * 11)]), "commands[0].messages:"),
-    (V2Answer(commands=[Messages(messages=[SayMessage(say=Say(text="x" * 601, voice_name="Emma"))])]),
+    (V2Answer(commands=[MessagesCommand(messages=[])]), "commands[0].messages:"),
+    (V2Answer(commands=[MessagesCommand(messages=[SAY] * 11)]), "commands[0].messages:"),
+    (V2Answer(commands=[MessagesCommand(messages=[SayMessage(say=Say(text="x" * 601, voice_name="Emma"))])]),
      "commands[0].messages[0].say.text:"),
-    (V2Answer(commands=[Messages(messages=[SayMessage(say=Say(text="Hi", voice_name=""))])]),
+    (V2Answer(commands=[MessagesCommand(messages=[SayMessage(say=Say(text="Hi", voice_name=""))])]),
      "commands[0].messages[0].say.voiceName:"),
-    (V2Answer(commands=[Menu(start_menu="main", menus={"a-very-long-menu-name": MenuItem()})]), "commands[0].menus"),
-    (V2Answer(commands=[Menu(start_menu="m", menus={"m": MenuItem(repeat_count=11)})]), "commands[0].menus[...].repeatCount:"),
-    (V2Answer(commands=[Dial(to=Phone(phone=PhoneDetails(number="+46701234567")),
-                             events=CallEvents(on_answer=[BridgeCall(bridge_name="has space")]))]),
+    (V2Answer(commands=[MenuCommand(start_menu="main", menus={"a-very-long-menu-name": MenuItem()})]), "commands[0].menus"),
+    (V2Answer(commands=[MenuCommand(start_menu="m", menus={"m": MenuItem(repeat_count=11)})]),
+     "commands[0].menus[...].repeatCount:"),
+    (V2Answer(commands=[DialCommand(to=Phone(phone=PhoneDetails(number="+46701234567")),
+                                    events=CallEvents(on_answer=[BridgeCallCommand(bridge_name="has space")]))]),
      "commands[0].events.onAnswer[0].bridgeName:"),
-    (V2Answer(commands=[Dial(to=Sip(sip=SipDetails(endpoint="sip:a@b",
-                                                   call_headers=[SipCallHeader(key="X", value="line\nbreak")])))]),
+    (V2Answer(commands=[DialCommand(to=Sip(sip=SipDetails(endpoint="sip:a@b",
+                                                          call_headers=[SipCallHeader(key="X", value="line\nbreak")])))]),
      "commands[0].to.sip.callHeaders[0].value:"),
 ]
 

@@ -44,7 +44,7 @@ Decisions where the sources disagree (numbers refer to ``sinch-voice-v2.md`` (f)
 * Answers always carry ``commands`` (``[]`` for "nothing to do", never ``{}``: f5);
   ``callName``/``events`` are written only when set (they take effect in answers to
   ``call.incoming`` only).
-* ``Dial.events``: ``None`` writes no ``events`` (Sinch sends the leg's webhooks), an empty
+* ``DialCommand.events``: ``None`` writes no ``events`` (Sinch sends the leg's webhooks), an empty
   :class:`CallEvents` writes ``"events": {}`` (no webhooks: v1's ``suppressCallbacks``).
 * ``callId`` is the only spelling (v1 also took ``callid``): every v2 source writes ``callId``.
   Control characters are refused in ``callId``, ``sessionId``, ``projectId``, ``serviceId`` and
@@ -77,19 +77,20 @@ __all__ = [
     "EVENT_NAMES", "END_EVENT_NAMES", "CALL_TYPES", "CALL_DIRECTIONS", "CALL_RESULTS", "CALL_REASONS",
     "ORIGINATION_TYPES", "CUSTOM_EVENT_PREFIX", "SDK_CUSTOM_EVENT_PREFIX",
     # events
-    "Money", "PartyPhone", "PartySip", "PartyStream", "CallParty", "SipHeader", "Call", "MenuInput",
+    "CallRate", "PartyPhone", "PartySip", "PartyStream", "CallParty", "SipHeader", "Call", "MenuInput",
     "V2EventBase", "TaggedEvent", "EndEvent", "AmdEvent", "RecordingEvent",
     "CallIncoming", "CallAnswered", "CallMenu", "CallHangup", "CallBusy", "CallRejected", "CallTimeout",
     "CallFailed", "AmdHuman", "AmdMachine", "AmdBeep", "AmdUnknown", "MessageFinished",
     "RecordingFinished", "RecordingFailed", "CustomEvent", "KnownEvent", "V2Event", "KNOWN_EVENT_TYPES",
     # SVAML v2
     "PhoneDetails", "Phone", "SipDetails", "Sip", "SipFromDetails", "SipFrom", "StreamOptions",
-    "StreamDetails", "Stream", "VoiceRelayDetails", "VoiceRelay", "Destination", "Origin",
+    "StreamDetails", "Stream", "VoiceRelayDetails", "VoiceRelay", "DialDestination", "DialOrigin",
     "Say", "SayMessage", "Play", "PlayMessage", "Message", "MenuPrompt", "MenuItem",
     "TranscriptionOptions", "RecordingOptions",
     "CallEvents", "MessageEvents", "AmdEvents", "RecordingEvents", "IncomingCallEvents",
-    "SipCallHeader", "Answer", "Hangup", "Dial", "BridgeCall", "Messages", "StopMessages", "Menu", "GotoMenu", "Pause",
-    "Amd", "StartRecording", "StopRecording", "Webhook", "Command", "V2Answer",
+    "SipCallHeader", "AnswerCommand", "HangupCommand", "DialCommand", "BridgeCallCommand", "MessagesCommand",
+    "StopMessagesCommand", "MenuCommand", "GotoMenuCommand", "PauseCommand", "AmdCommand", "StartRecordingCommand",
+    "StopRecordingCommand", "WebhookCommand", "Command", "V2Answer",
     "InvalidAnswer", "encode_v2_answer", "decode_v2_answer", "error_path",
 ]
 
@@ -132,7 +133,7 @@ def _utc(value: datetime | None) -> datetime | None:
 
 # --------------------------------------------------------------------------- the call object (events)
 
-class Money(Struct, rename="camel", frozen=True, kw_only=True):
+class CallRate(Struct, rename="camel", frozen=True, kw_only=True):
     """``callRate``: a per-minute rate.  ``amount`` is exact (a Decimal of the literal, never a float)."""
 
     currency_code: str | None = None
@@ -215,7 +216,7 @@ class Call(Struct, rename="camel", frozen=True, kw_only=True):
     call_result: str | None = None
     call_reason: str | None = None
     origination_type: str | None = None
-    call_rate: Money | None = None
+    call_rate: CallRate | None = None
     call_resource_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -460,8 +461,8 @@ class VoiceRelay(_Svaml, tag_field="type", tag="VOICE_RELAY"):
     voice_relay: VoiceRelayDetails
 
 
-Destination = Phone | Sip | Stream | VoiceRelay
-Origin = Phone | SipFrom
+DialDestination = Phone | Sip | Stream | VoiceRelay
+DialOrigin = Phone | SipFrom
 
 
 # --------------------------------------------------------------------------- SVAML v2: messages, menus, recordings
@@ -591,35 +592,35 @@ class _Command(_Svaml, tag_field="command"):
         return str(self.__struct_config__.tag)
 
 
-class Answer(_Command, tag="answer"):
+class AnswerCommand(_Command, tag="answer"):
     """Answer the inbound leg."""
 
 
-class Hangup(_Command, tag="hangup"):
+class HangupCommand(_Command, tag="hangup"):
     """Hang up the leg named ``call_name`` (default: the current leg)."""
 
     call_name: Name | None = None
 
 
-class Dial(_Command, tag="dial"):
+class DialCommand(_Command, tag="dial"):
     """Start a new leg to ``to`` (PSTN, SIP, stream, voice relay) from ``from_``, ringing at most
     ``dial_timeout_duration_seconds`` and lasting at most ``max_call_duration_seconds``."""
 
-    to: Destination
-    from_: Origin | None = field(default=None, name="from")
+    to: DialDestination
+    from_: DialOrigin | None = field(default=None, name="from")
     call_name: Name | None = None
     dial_timeout_duration_seconds: Seconds | None = None
     max_call_duration_seconds: Seconds | None = None
     events: CallEvents | None = None
 
 
-class BridgeCall(_Command, tag="bridgeCall"):
+class BridgeCallCommand(_Command, tag="bridgeCall"):
     """Join the current leg to the bridge ``bridge_name`` (created on first use, within the session)."""
 
     bridge_name: BridgeName
 
 
-class Messages(_Command, tag="messages"):
+class MessagesCommand(_Command, tag="messages"):
     """Play 1-10 messages (say or play) on the current leg."""
 
     messages: _MessageList
@@ -627,38 +628,38 @@ class Messages(_Command, tag="messages"):
     events: MessageEvents | None = None
 
 
-class StopMessages(_Command, tag="stopMessages"):
+class StopMessagesCommand(_Command, tag="stopMessages"):
     """Stop the messages named ``messages_name``."""
 
     messages_name: Name
 
 
-class Menu(_Command, tag="menu"):
+class MenuCommand(_Command, tag="menu"):
     """Collect DTMF input: start with menu ``start_menu`` of ``menus``."""
 
     start_menu: MenuName
     menus: dict[MenuName, MenuItem]
 
 
-class GotoMenu(_Command, tag="gotoMenu"):
+class GotoMenuCommand(_Command, tag="gotoMenu"):
     """Go to another menu (only inside a menu item's ``matches``/``onFailure``)."""
 
     menu_name: MenuName
 
 
-class Pause(_Command, tag="pause"):
+class PauseCommand(_Command, tag="pause"):
     """Wait ``duration_milliseconds`` before the next command."""
 
     duration_milliseconds: Annotated[int, Meta(ge=0, le=2 ** 31 - 1)]
 
 
-class Amd(_Command, tag="amd"):
+class AmdCommand(_Command, tag="amd"):
     """Answering-machine detection; without ``events`` the result comes as ``call.amd.*`` webhooks."""
 
     events: AmdEvents | None = None
 
 
-class StartRecording(_Command, tag="startRecording"):
+class StartRecordingCommand(_Command, tag="startRecording"):
     """Record the call to ``recording_options.destination_url``."""
 
     recording_options: RecordingOptions
@@ -666,13 +667,13 @@ class StartRecording(_Command, tag="startRecording"):
     events: RecordingEvents | None = None
 
 
-class StopRecording(_Command, tag="stopRecording"):
+class StopRecordingCommand(_Command, tag="stopRecording"):
     """Stop the recording named ``recording_name``."""
 
     recording_name: Name
 
 
-class Webhook(_Command, tag="webhook"):
+class WebhookCommand(_Command, tag="webhook"):
     """Send ``call.webhook.<webhook_name>`` to ``url`` and continue with its answer (the SDK calls it ``customEvent``)."""
 
     webhook_name: Annotated[str, Meta(min_length=1, max_length=64, pattern=_NO_SPACE)]
@@ -680,8 +681,9 @@ class Webhook(_Command, tag="webhook"):
     fallback_url: str | None = None
 
 
-Command = (Answer | Hangup | Dial | BridgeCall | Messages | StopMessages | Menu | GotoMenu | Pause | Amd
-           | StartRecording | StopRecording | Webhook)
+Command = (AnswerCommand | HangupCommand | DialCommand | BridgeCallCommand | MessagesCommand | StopMessagesCommand
+           | MenuCommand | GotoMenuCommand | PauseCommand | AmdCommand | StartRecordingCommand | StopRecordingCommand
+           | WebhookCommand)
 
 
 class V2Answer(_Svaml):

@@ -71,7 +71,7 @@ _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
 
-#: Known names in lower case (the tags are lower case already, except for the ``customEvent`` prefix).
+#: The custom event prefixes in lower case: names are compared case-folded.
 _CUSTOM_PREFIXES = (CUSTOM_EVENT_PREFIX, SDK_CUSTOM_EVENT_PREFIX.lower())
 
 #: A control character (C0, DEL, C1): what an identifier may not hold (as in v1).

@@ -24,8 +24,10 @@ import binascii
 import hashlib
 import hmac
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timezone
+from typing import ClassVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -47,6 +49,7 @@ __all__ = [
     "parse_authorization",
     "signature_matches",
     "check_freshness",
+    "SchemeVerifier",
 ]
 
 
@@ -222,3 +225,74 @@ def check_freshness(x_timestamp: str, now: float, window: float) -> None:
     if age < -window:
         raise SignatureError("future_timestamp", f"x-timestamp {shown(x_timestamp)} is {-age:.0f}s in the "
                                                  f"future (window {window:g}s): check the server clock")
+
+
+class SchemeVerifier:
+    """Checks ``Authorization: <scheme> <id>:<signature>`` against known ids and their Base64 secrets.
+
+    The one verifier of both generations: v1's :class:`callgate.signing.Verifier` (``Application``,
+    application keys) and v2's :class:`callgate.protocols.v2.signing.ServiceVerifier` (``service``,
+    service ids) only name their scheme and words.  A request whose ``x-timestamp`` is more than
+    ``window_seconds`` older or newer than ``clock()`` is refused; the window is checked after the
+    signature (a forged request is ``bad_signature``, a correctly signed replay ``stale_timestamp``).
+    """
+
+    __slots__ = ("_clock", "_keys", "_window")
+
+    #: The Authorization scheme (compared case-insensitively) and how its header is written, for messages.
+    scheme: ClassVar[str]
+    form: ClassVar[str]
+    #: What signs ("application", "service"), its id ("application key", "service id"), its secret's name.
+    signer: ClassVar[str]
+    id_name: ClassVar[str]
+    secret_name: ClassVar[str]
+    #: At most this many secrets per id (None: no limit), and how to say so.
+    max_secrets: ClassVar[int | None] = None
+    secrets_expected: ClassVar[str] = "at least one secret"
+
+    def __init__(self, credentials: Mapping[str, Sequence[str]], window_seconds: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        window = check_window(window_seconds)
+        keys: dict[str, tuple[bytes, ...]] = {}
+        for key, secrets in credentials.items():
+            if not isinstance(key, str) or not key:
+                raise ValueError(f"{self.id_name} must be a non-empty string, got {key!r}")
+            secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+            if not secrets or (self.max_secrets is not None and len(secrets) > self.max_secrets):
+                raise ValueError(f"{self.signer} {key!r}: expected {self.secrets_expected}, got {len(secrets)}")
+            keys[key] = decode_secrets(f"{self.signer} {key!r}", secrets, self.secret_name)
+        if not keys:
+            raise ValueError(f"no {self.signer}: at least one {self.id_name} and secret is needed")
+        self._keys = keys
+        self._window = window
+        self._clock = clock
+
+    @property
+    def window_seconds(self) -> float:
+        return self._window
+
+    def verify(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
+        """Return the id that signed this request, or raise :class:`SignatureError`.
+
+        ``path`` is the URL path Sinch called (the public one behind a rewriting proxy),
+        without a query string; ``body`` the raw request bytes; ``headers`` an aiohttp
+        ``CIMultiDictProxy`` or any mapping (names are matched case-insensitively).
+        """
+        get = header_getter(headers)
+        key, sig = parse_authorization(get("authorization"), self.scheme, self.form)
+        secrets = self._keys.get(key)
+        if secrets is None:
+            raise SignatureError("unknown_key", f"unknown {self.id_name} {shown(key)}")
+        x_timestamp = get("x-timestamp")
+        if x_timestamp is None:
+            raise SignatureError("missing_timestamp", "no x-timestamp header")
+
+        content_type = get("content-type") or ""
+        sts = string_to_sign(method, content_md5(body), content_type, x_timestamp, path)
+        if not signature_matches(secrets, sts, sig):
+            raise SignatureError("bad_signature",
+                                 f"signature does not match for {self.signer} {shown(key)} (signed: {method.upper()} "
+                                 f"{shown(path)}, Content-Type {shown(content_type)}, "
+                                 f"x-timestamp {shown(x_timestamp)}, {len(body)} body bytes)")
+        check_freshness(x_timestamp, self._clock(), self._window)
+        return key

@@ -40,22 +40,8 @@ says so and reuses its Application signer), so the pieces come from
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping, Sequence
-
 from .. import signing_common as common
-from ..signing_common import (
-    SignatureError,
-    check_freshness,
-    check_window,
-    content_md5,
-    decode_secrets,
-    header_getter,
-    parse_authorization,
-    shown,
-    signature_matches,
-    string_to_sign,
-)
+from ..signing_common import SchemeVerifier, SignatureError
 
 __all__ = [
     "SCHEME",
@@ -89,7 +75,7 @@ def service_signed_headers(service_id: str, secret: str, path: str, body: bytes,
                                          content_type=content_type, timestamp=timestamp)
 
 
-class ServiceVerifier:
+class ServiceVerifier(SchemeVerifier):
     """Checks the ``Authorization`` of Voice v2 webhooks against known services.
 
     ``services`` maps a service id to its Base64 secrets: one, or several while a
@@ -97,61 +83,17 @@ class ServiceVerifier:
     more than ``window_seconds`` older or newer than ``clock()`` is refused.
     """
 
-    __slots__ = ("_clock", "_services", "_window")
-
-    def __init__(self, services: Mapping[str, Sequence[str]], window_seconds: float,
-                 clock: Callable[[], float] = time.time) -> None:
-        window = check_window(window_seconds)
-        decoded: dict[str, tuple[bytes, ...]] = {}
-        for service_id, secrets in services.items():
-            if not isinstance(service_id, str) or not service_id:
-                raise ValueError(f"service id must be a non-empty string, got {service_id!r}")
-            if isinstance(secrets, str):
-                secrets = (secrets,)
-            secrets = tuple(secrets)
-            if not secrets:
-                raise ValueError(f"service {service_id!r}: expected at least one secret")
-            decoded[service_id] = decode_secrets(f"service {service_id!r}", secrets, _SECRET)
-        if not decoded:
-            raise ValueError("no service: at least one service id and secret is needed")
-        self._services = decoded
-        self._window = window
-        self._clock = clock
+    __slots__ = ()
+    scheme = SCHEME
+    form = _FORM
+    signer = "service"
+    id_name = "service id"
+    secret_name = _SECRET
 
     @property
     def service_ids(self) -> frozenset[str]:
         """The service ids this verifier accepts."""
-        return frozenset(self._services)
-
-    @property
-    def window_seconds(self) -> float:
-        return self._window
+        return frozenset(self._keys)
 
     def __repr__(self) -> str:
-        return f"ServiceVerifier(services={sorted(self._services)!r}, window_seconds={self._window:g})"
-
-    def verify(self, method: str, path: str, headers: Mapping[str, str], body: bytes) -> str:
-        """Return the service id that signed this request, or raise :class:`SignatureError`.
-
-        ``path`` is the URL path Sinch called (the public one behind a rewriting proxy),
-        without a query string; ``body`` the raw request bytes; ``headers`` an aiohttp
-        ``CIMultiDictProxy`` or any mapping (names are matched case-insensitively).
-        """
-        get = header_getter(headers)
-        service_id, sig = parse_authorization(get("authorization"), SCHEME, _FORM)
-        secrets = self._services.get(service_id)
-        if secrets is None:
-            raise SignatureError("unknown_key", f"unknown service id {shown(service_id)}")
-        x_timestamp = get("x-timestamp")
-        if x_timestamp is None:
-            raise SignatureError("missing_timestamp", "no x-timestamp header")
-
-        content_type = get("content-type") or ""
-        sts = string_to_sign(method, content_md5(body), content_type, x_timestamp, path)
-        if not signature_matches(secrets, sts, sig):
-            raise SignatureError("bad_signature",
-                                 f"signature does not match for service {shown(service_id)} (signed: {method.upper()} "
-                                 f"{shown(path)}, Content-Type {shown(content_type)}, "
-                                 f"x-timestamp {shown(x_timestamp)}, {len(body)} body bytes)")
-        check_freshness(x_timestamp, self._clock(), self._window)
-        return service_id
+        return f"ServiceVerifier(services={sorted(self._keys)!r}, window_seconds={self._window:g})"

@@ -52,15 +52,22 @@ async def post(session, url, body):
         return response.status, await response.json()
 
 
-async def test_allowlist_credit_and_crm_decide_and_record_one_call(callgate_server, tmp_path):
-    text = config(tmp_path)
-    path = tmp_path / "setup.toml"
+def rich_and_empty(tmp: Path) -> tuple[str, Path]:
+    """The config text and its file, with a +1 rate of 0.10 EUR/min, RICH holding 1.00 EUR (10 minutes) and
+    EMPTY holding nothing, set up with the real ``callgate credit`` commands."""
+    text = config(tmp)
+    path = tmp / "setup.toml"
     path.write_text(text)
-    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,EUR,0.10,0,60/60\n")
-    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
+    (tmp / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,EUR,0.10,0,60/60\n")
+    credit(path, "rates", "import", str(tmp / "rates.csv"))
     credit(path, "add", RICH, "--currency", "EUR")
-    credit(path, "topup", RICH, "1.00")                 # 10 minutes at 0.10/min
+    credit(path, "topup", RICH, "1.00")
     credit(path, "add", EMPTY, "--currency", "EUR")
+    return text, path
+
+
+async def test_allowlist_credit_and_crm_decide_and_record_one_call(callgate_server, tmp_path):
+    text, path = rich_and_empty(tmp_path)
     server = callgate_server(text)
 
     async with aiohttp.ClientSession() as session:
@@ -194,14 +201,7 @@ async def test_simulate_is_a_dry_run_that_answers_as_the_server(callgate_server,
     """`callgate simulate` of ICE, ACE, PIE, DICE and Notify, with the three plugins enabled, changes nothing that
     persists (credit database, CRM outbox, the JSON-lines sink: byte for byte), and decides as the real server
     then does for the same event."""
-    text = config(tmp_path)
-    path = tmp_path / "setup.toml"
-    path.write_text(text)
-    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,EUR,0.10,0,60/60\n")
-    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
-    credit(path, "add", RICH, "--currency", "EUR")
-    credit(path, "topup", RICH, "1.00")                 # 10 minutes at 0.10/min
-    credit(path, "add", EMPTY, "--currency", "EUR")
+    text, path = rich_and_empty(tmp_path)
     caller, to = RICH.lstrip("+"), "+14155550123"
 
     # A real call first, so that the outbox and the JSON-lines file hold a record and the ledger a debit.

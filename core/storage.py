@@ -258,8 +258,12 @@ async def connect_for_dry_run(url: str, component: str,
     tables), an empty in-memory SQLite store with the schema, and ``stand_in`` True (the caller should say
     so).  A store whose schema is older than ``migrations`` raises DatabaseError: a dry run does not migrate.
     """
-    if database_exists(url):
-        db = await Database.connect(url)
+    try:
+        existing: Database | None = await Database.connect(url, create=False)
+    except MissingDatabaseError:
+        existing = None
+    if existing is not None:
+        db = existing
         try:
             version = await db.applied_migrations(component)
             needed = len(migrations(db.dialect))
@@ -287,14 +291,6 @@ _MIGRATION_LOCK = 0x63616C6C67617465   # "callgate"
 
 
 # --- SQLite ---------------------------------------------------------------------------------
-
-def database_exists(url: str) -> bool:
-    """False only for a SQLite file that does not exist (opening it would create it); a server is assumed there."""
-    if urlsplit(url).scheme != "sqlite":
-        return True
-    path = _sqlite_path(url)
-    return path == ":memory:" or Path(path).exists()
-
 
 def _sqlite_path(url: str) -> str:
     rest = url[len("sqlite://"):]

@@ -271,16 +271,3 @@ async def test_applied_migrations_reads_the_version_without_creating_anything(ca
         assert await database.applied_migrations("other") == 0
     finally:
         await database.close()
-
-
-async def test_sqlite_database_exists_without_creating_it(tmp_path):
-    from callgate.storage import database_exists
-
-    url = f"sqlite:///{tmp_path}/sub/missing.sqlite3"
-    assert not database_exists(url)
-    assert not (tmp_path / "sub").exists()
-    database = await Database.connect(url)
-    await database.close()
-    assert database_exists(url)
-    assert database_exists("sqlite://:memory:")
-    assert database_exists("postgresql://user@host/db")       # a server: there is no file to look for

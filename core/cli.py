@@ -56,8 +56,7 @@ def _main(argv: Sequence[str] | None) -> int:
         broken: dict[str, Exception] = {}
         try:
             config = load_config(known.config)
-            plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms,
-                                   source=config.source, broken=broken, default_region=config.server.default_region)
+            plugins = _load(config, broken=broken)
         except (ConfigError, PluginError) as exc:
             return _fail(exc)
         plugins.pm.hook.register_commands(subparsers=subparsers)
@@ -177,9 +176,9 @@ def _body(args: argparse.Namespace) -> bytes:
     return json.dumps(_sample(args)).encode()
 
 
-def _load(config: Config, *, dry_run: bool = False) -> Plugins:
+def _load(config: Config, *, dry_run: bool = False, broken: dict[str, Exception] | None = None) -> Plugins:
     return load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
-                        default_region=config.server.default_region, dry_run=dry_run)
+                        default_region=config.server.default_region, dry_run=dry_run, broken=broken)
 
 
 def _fail(exc: Exception | str) -> int:

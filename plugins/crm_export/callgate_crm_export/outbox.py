@@ -160,7 +160,8 @@ def _in_list(values: Sequence[Any], start: int) -> str:
 def _ended_in(since: float, until: float | None, callids: Sequence[str], *, first: int) -> tuple[str, list[Any]]:
     """The condition "a record that ended in [since, until), among ``callids`` if any are given" and its
     arguments, numbered from ``$first``."""
-    where, args = f"version > 0 AND ended_at >= ${first}", list[Any]([since])
+    where = f"version > 0 AND ended_at >= ${first}"
+    args: list[Any] = [since]
     if until is not None:
         where += f" AND ended_at < ${first + 1}"
         args.append(until)

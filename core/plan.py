@@ -1,0 +1,81 @@
+"""The combined decision for one callback, before a protocol adapter renders it.
+
+The pipeline runs the hooks and the pure combine step turns their answers into one of these; the
+adapter of the call's generation (:class:`Renderer`) turns it into that generation's SVAML.  The
+plan holds neutral decisions (:mod:`callgate.decisions`) or, where a plugin returned
+generation-specific SVAML, that SVAML (already checked to be of the call's generation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from .calls import Generation
+from .decisions import EndCall, Proceed, Prompt, Route
+
+__all__ = ["IncomingPlan", "Renderer", "Rendered", "StepAnswer"]
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingPlan:
+    """What to answer an incoming call (ICE, ``call.incoming``).
+
+    * ``route`` None: hang up after ``prompts`` (a denial's prompt, or the no-route prompt).
+    * ``route`` a :class:`Route`: play ``prompts`` (every ``Allow``'s, then the route's), then go
+      to ``route.to``; a dialled target gets ``max_duration`` (the smallest of the route's and the
+      allows') and ``cli`` (``set_cli``'s, else the route's).
+    * ``specific`` set (``route`` None): a plugin's generation-specific SVAML answer; ``prompts``
+      (the allows') play before it, ``max_duration`` and ``cli`` apply to its dialled action where
+      the generation allows.
+    """
+
+    allowed: bool
+    prompts: tuple[Prompt, ...] = ()
+    route: Route | None = None
+    specific: Any = None
+    max_duration: int | None = None
+    cli: str | None = None
+
+
+#: What ``on_answer`` / ``on_prompt_input`` decided (the first non-None answer, or the default): a neutral
+#: decision, or generation-specific SVAML of the call's generation.
+StepAnswer = Proceed | EndCall | Route | Any
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """An answer as it goes on the wire: the SVAML object (for ``call_decided`` and the logs), its JSON and the
+    name of what it does (``connectPstn``, ``dial``, ``hangup``, ... for the log line and metrics)."""
+
+    svaml: Any
+    body: bytes
+    action: str
+
+
+class Renderer(Protocol):
+    """One generation's rendering of plans and answers (``callgate.protocols.v1.render``, ``...v2.render``).
+
+    Every method returns valid SVAML for its event or raises ``ValueError`` saying why it cannot
+    (the pipeline then sends :meth:`safe` and logs the problem).
+    """
+
+    generation: Generation
+    #: The body of a 200 to an event that only records (DICE/Notify; v2 end states and notices).
+    recorded: bytes
+
+    def incoming(self, plan: IncomingPlan) -> Rendered: ...
+
+    def answered(self, answer: StepAnswer) -> Rendered: ...
+
+    def menu(self, answer: StepAnswer) -> Rendered: ...
+
+    def safe(self, kind: str) -> Rendered:
+        """The answer sent instead of one that could not be rendered: ``kind`` is ``incoming``, ``answered``
+        or ``menu``."""
+        ...
+
+    def is_specific(self, value: Any) -> bool:
+        """Whether ``value`` is this generation's own SVAML (that a plugin may return instead of a neutral
+        decision)."""
+        ...

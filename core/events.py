@@ -34,13 +34,16 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from .drafts import draft_class
 from .drafts import new as _new
 from .phone import normalize_caller
+from .protocols.errors import MAX_DEPTH, EventError, UnknownEvent
+from .protocols.errors import clip as _clip
+from .protocols.timestamps import parse_timestamp
 
 __all__ = [
     "AMD_REASONS",
@@ -105,31 +108,7 @@ DOMAINS = frozenset({"pstn", "mxp", "conference"})
 ORIGINATION_TYPES = frozenset({"pstn", "mxp"})
 
 
-# --------------------------------------------------------------------------- errors
-
-class EventError(ValueError):
-    """The body is not a Sinch Voice event callgate can read.
-
-    ``code`` is one of ``invalid_json``, ``not_an_object``, ``missing_event``,
-    ``invalid_field`` and ``unknown_event`` (see :class:`UnknownEvent`).
-    """
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class UnknownEvent(EventError):
-    """The body is a JSON object whose ``event`` is not ice/ace/pie/dice/notify.
-
-    ``event`` is the value as sent (a newer Sinch event, or another product's webhook).
-    """
-
-    def __init__(self, event: str) -> None:
-        super().__init__("unknown_event", f"unknown event {_clip(event)!r}: expected one of ice, ace, pie, dice, notify")
-        self.event = event
-
+# --------------------------------------------------------------------------- errors: callgate.protocols.errors
 
 # --------------------------------------------------------------------------- value types
 
@@ -271,56 +250,6 @@ class Notify(BaseEvent):
 Event = Ice | Ace | Pie | Dice | Notify
 
 
-# --------------------------------------------------------------------------- timestamps
-
-_TIMESTAMP = re.compile(
-    r"(\d{4})-(\d\d)-(\d\d)[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d{1,9}))?)?"
-    r"(?:([Zz])|([+-])(\d\d):?(\d\d))?",
-    re.ASCII,
-)
-_UTC = timezone.utc
-
-
-def parse_timestamp(value: str) -> datetime | None:
-    """An ISO-8601 date-time as Sinch sends it -> an aware UTC datetime; None when unparsable.
-
-    Accepts ``Z``/``z``, ``+hh:mm``/``+hhmm`` offsets, a missing zone (taken as UTC),
-    ``T`` or a space between date and time, and 1-9 fractional digits (truncated to
-    microseconds).  Shared with :mod:`callgate.signing` for ``x-timestamp``.
-    """
-    # The shape Sinch sends, 2025-03-14T09:26:53Z, recognised by its separators (characters 4, 7, 10,
-    # 13, 16 and 19: one slice) instead of the 11-group regex: ~3,500 instructions less.  With them
-    # in place fromisoformat accepts exactly what the regex does (ASCII digits everywhere else; see
-    # test_plain_utc_timestamp_shortcut_accepts_what_the_regex_does), and returns UTC already.
-    if value.__class__ is str and len(value) == 20 and value[4::3] == "--T::Z":
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:  # not digits, or out of range (2025-02-30): the general path decides
-            pass
-    m = _TIMESTAMP.fullmatch(value)
-    if m is None:
-        return None
-    try:
-        try:
-            dt = datetime.fromisoformat(value)  # C fast path for the usual shapes
-        except ValueError:  # shapes the regex allows but fromisoformat doesn't (e.g. a lower-case z)
-            year, month, day, hour, minute, second, frac, _z, sign, off_h, off_m = m.groups()
-            tz: tzinfo | None = None
-            if sign is not None:
-                offset = timedelta(hours=int(off_h), minutes=int(off_m))
-                tz = timezone(-offset if sign == "-" else offset)
-            dt = datetime(int(year), int(month), int(day), int(hour), int(minute),
-                          int(second) if second else 0, int(frac[:6].ljust(6, "0")) if frac else 0, tz)
-        tz = dt.tzinfo
-        if tz is _UTC:
-            return dt
-        if tz is None:
-            return dt.replace(tzinfo=_UTC)
-        return dt.astimezone(_UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
 # --------------------------------------------------------------------------- drafts
 # How the decoders build the frozen objects above without their ``__init__`` (see callgate.drafts).
 # A decoder must set every field of its draft: tests/test_events.py checks that for every decoder.
@@ -338,10 +267,6 @@ _NotifyDraft = draft_class(Notify)
 
 
 # --------------------------------------------------------------------------- decoding helpers
-
-def _clip(value: str, limit: int = 64) -> str:
-    return value if len(value) <= limit else value[:limit] + "..."
-
 
 def _kind(value: Any) -> str:
     if value is None:
@@ -684,10 +609,6 @@ _JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant)
 _SCAN_ONCE = _JSON.scan_once  # type: ignore[attr-defined]  # set by JSONDecoder.__init__, not declared in typeshed
 
 
-#: Objects and arrays nested deeper than this are refused (a Sinch event nests 3 levels).  Without
-#: a limit of its own, how deep a body may nest would depend on the interpreter's recursion limit
-#: and on the stack depth where it is decoded, and a plugin walking ``raw`` recursively could fail.
-MAX_DEPTH = 64
 
 
 def _refuse_deep_nesting(obj: Any) -> None:

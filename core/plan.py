@@ -75,7 +75,15 @@ class Renderer(Protocol):
         or ``menu``."""
         ...
 
-    def is_specific(self, value: Any) -> bool:
-        """Whether ``value`` is this generation's own SVAML (that a plugin may return instead of a neutral
-        decision)."""
+    def refuses(self, value: Any) -> str | None:
+        """Why this generation cannot carry out ``value`` (a plugin's answer), or None when it can.
+
+        v1 refuses v2 SVAML; v2 refuses v1 SVAML, :class:`~callgate.decisions.InAppUser` and
+        :class:`~callgate.decisions.Conference`.  The pipeline treats a refused answer as the plugin
+        failing (its ``on_error`` policy applies)."""
+        ...
+
+    def not_recorded(self, plugins: str | None) -> tuple[int, bytes]:
+        """Status and body when a recording event could not be recorded by ``plugins`` (None: by the core), so
+        that Sinch resends it to the fallback URL: v1 ``503``; v2 a 4xx (a v2 answer is never a 5xx)."""
         ...

@@ -31,7 +31,7 @@ from typing import ClassVar
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..events import parse_timestamp
+from .timestamps import parse_timestamp
 
 __all__ = [
     "SignatureError",

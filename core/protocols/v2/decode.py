@@ -31,7 +31,7 @@ import re
 
 import msgspec
 
-from callgate.events import MAX_DEPTH, EventError, UnknownEvent
+from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent
 
 from .wire import (
     CUSTOM_EVENT_PREFIX,

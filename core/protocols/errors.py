@@ -1,0 +1,39 @@
+"""The errors every protocol adapter raises for a body it cannot read, with one set of codes for both generations."""
+
+from __future__ import annotations
+
+__all__ = ["MAX_DEPTH", "EventError", "UnknownEvent", "clip"]
+
+#: Objects and arrays nested deeper than this are refused (a Sinch event nests 3 levels).  Without
+#: a limit of its own, how deep a body may nest would depend on the interpreter's recursion limit
+#: and on the stack depth where it is decoded, and a plugin walking ``raw`` recursively could fail.
+MAX_DEPTH = 64
+
+
+def clip(value: str, limit: int = 64) -> str:
+    """``value``, cut to ``limit`` characters (with ``...``) for a message."""
+    return value if len(value) <= limit else value[:limit] + "..."
+
+
+class EventError(ValueError):
+    """The body is not a Sinch Voice event callgate can read.
+
+    ``code`` is one of ``invalid_json``, ``not_an_object``, ``missing_event``,
+    ``invalid_field`` and ``unknown_event`` (see :class:`UnknownEvent`).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UnknownEvent(EventError):
+    """The body is a JSON object whose ``event`` is not ice/ace/pie/dice/notify.
+
+    ``event`` is the value as sent (a newer Sinch event, or another product's webhook).
+    """
+
+    def __init__(self, event: str) -> None:
+        super().__init__("unknown_event", f"unknown event {clip(event)!r}: expected one of ice, ace, pie, dice, notify")
+        self.event = event

@@ -497,7 +497,7 @@ def test_events_built_by_hand_still_use_the_keyword_constructor():
 def test_plain_utc_timestamp_shortcut_accepts_what_the_regex_does():
     """parse_timestamp's shortcut for ``2025-03-14T09:26:53Z`` lets fromisoformat judge the digits: it must
     accept exactly what the general path (the _TIMESTAMP regex) accepts, whatever replaces one digit."""
-    from callgate.events import _TIMESTAMP
+    from callgate.protocols.timestamps import _TIMESTAMP
     plain = "2025-03-14T09:26:53Z"
     digits = [i for i, c in enumerate(plain) if c.isdigit()]
     for i in digits:

@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import structlog
 
 from . import __version__, samples, signing
-from .app import build_verifier
-from .config import ENV_KEY, ENV_SECRET, Config, ConfigError, load_config
+from .app import build_service_verifier, build_verifier
+from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
 from .events import decode_event
 from .logs import configure_logging
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
@@ -191,10 +191,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config.server.log_format, config.server.log_level)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    if not config.applications:
+    if not config.applications and not config.services:
         structlog.get_logger("callgate").warning(
             "no_application_configured",
-            message=f"every callback will be refused (401): set {ENV_KEY} and {ENV_SECRET}, or [[applications]]")
+            message=f"every callback and webhook will be refused (401): set {ENV_KEY} and {ENV_SECRET}, or "
+                    f"[[applications]] (v1), or {ENV_SERVICE_ID} and {ENV_SERVICE_SECRET}, or [[services]] (v2)")
     if args.workers > 1:
         if port == 0:
             raise ConfigError("--workers needs a fixed port (workers share it), not port 0")
@@ -325,7 +326,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     build_verifier(config)
+    build_service_verifier(config)
     plugins = _load(config)
     names = ", ".join(p.name for p in plugins.loaded)
-    print(f"{config.source}: ok ({len(config.applications)} application(s); plugins in order: {names})")
+    print(f"{config.source}: ok ({len(config.applications)} application(s), {len(config.services)} service(s); "
+          f"plugins in order: {names})")
     return 0

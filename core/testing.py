@@ -64,7 +64,7 @@ from typing import Any
 import pytest
 
 from . import samples, signing
-from .app import build_verifier, create_app
+from .app import build_service_verifier, build_verifier, create_app
 from .config import Config, ConfigError, config_from_dict
 from .manager import PluginError, load_plugins
 from .state import PLUGINS
@@ -100,6 +100,7 @@ def check_config(config: Mapping[str, Any] | str | None = None, *,
     try:
         cfg = make_config(config, plugins=plugins)
         build_verifier(cfg)
+        build_service_verifier(cfg)
         load_plugins(cfg.plugins, server_timeout_ms=cfg.server.plugin_timeout_ms, source=cfg.source, classes=plugins)
     except (ConfigError, PluginError) as exc:
         return exc

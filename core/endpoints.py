@@ -1,0 +1,148 @@
+"""The two signed paths, v1 callbacks and v2 webhooks: what the one handler body needs to know of each.
+
+:class:`Endpoint` is a small per-generation object: which path is signed, which verifier checks it,
+how a body is decoded, what an ignored event is answered, and the answer when callgate itself fails.
+:func:`callback_endpoint` and :func:`webhook_endpoint` build them for one configuration; the handler
+(:mod:`callgate.handlers`) runs the same checks, in the same order, on both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .calls import Generation
+from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError
+from .events import UnknownEvent, decode_event
+from .pipeline import Answer
+from .protocols.signing_common import SchemeVerifier
+from .protocols.v2.decode import UnknownCallEvent, decode_v2_event
+from .protocols.v2.signing import ServiceVerifier
+from .protocols.v2.wire import CustomEvent
+from .responses import ACK, not_recorded_body
+from .signing import Verifier
+from .svaml import SAFE_ANSWERS
+
+__all__ = ["IgnoredEvent", "Endpoint", "build_service_verifier", "build_verifier", "callback_endpoint",
+           "webhook_endpoint"]
+
+#: The v2 answer that does nothing: to an ignored event, and to an end event that was recorded.
+NO_COMMANDS = b'{"commands":[]}'
+
+
+class IgnoredEvent(Exception):
+    """A signed body callgate answers with the endpoint's ``ignored_body`` and a warning, without any plugin:
+    an unknown event (v1), an unknown ``call.*`` event or a custom ``call.webhook.<name>`` event (v2).
+
+    ``event`` is the name as sent; ``log_event`` the warning's name (``unknown_event_ignored``, ...).
+    """
+
+    def __init__(self, event: str, log_event: str) -> None:
+        super().__init__(event)
+        self.event = event
+        self.log_event = log_event
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One generation's signed path, as the shared handler sees it."""
+
+    generation: Generation
+    #: The path the app serves, and the one that goes into the signature (differs behind a rewriting proxy).
+    path: str
+    signed_path: str
+    #: None when nothing of this generation is configured: every POST is then refused (401 ``unsigned_reason``).
+    verifier: SchemeVerifier | None
+    #: The refusal when ``verifier`` is None: its ``reason`` and what to set.
+    unsigned_reason: str
+    unsigned_message: str
+    #: A verified body -> the event the pipeline answers; raises EventError (400) or IgnoredEvent.
+    decode: Callable[[bytes], Any]
+    #: The 200 body of an ignored event.
+    ignored_body: bytes
+    #: ``(event, problem)`` -> the answer when the pipeline itself failed: a safe answer, never a 5xx for v2.
+    fallback: Callable[[Any, str], Answer]
+
+    @property
+    def configured(self) -> bool:
+        """Whether a signer of this generation (an application, a service) is configured."""
+        return self.verifier is not None
+
+
+# --------------------------------------------------------------------------- verifiers
+
+def build_verifier(config: Config) -> Verifier | None:
+    """The v1 ``Application`` verifier of ``[[applications]]`` (None when there is none); ConfigError if a
+    secret is not Base64."""
+    if not config.applications:
+        return None
+    try:
+        return Verifier(config.application_secrets(), window_seconds=config.signing.window_seconds)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: applications: {exc}") from None
+
+
+def build_service_verifier(config: Config) -> ServiceVerifier | None:
+    """The v2 ``service`` verifier of ``[[services]]`` (None when there is none); ConfigError if a secret is
+    not Base64."""
+    if not config.services:
+        return None
+    try:
+        return ServiceVerifier(config.service_secrets(), window_seconds=config.signing.window_seconds)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: services: {exc}") from None
+
+
+# --------------------------------------------------------------------------- v1
+
+def _decode_v1(body: bytes) -> Any:
+    try:
+        return decode_event(body)
+    except UnknownEvent as exc:
+        raise IgnoredEvent(exc.event, "unknown_event_ignored") from None
+
+
+def _fallback_v1(event: Any, problem: str) -> Answer:
+    safe = SAFE_ANSWERS.get(event.event)
+    if safe is not None:
+        return Answer(200, safe.to_json(), safe.action.name, svaml=safe, problem=problem)
+    return Answer(503, not_recorded_body(None), None, problem=problem)
+
+
+def callback_endpoint(config: Config) -> Endpoint:
+    """The v1 callback path (``[server] callback_path``), verified with ``[[applications]]``."""
+    server = config.server
+    return Endpoint(
+        generation="v1", path=server.callback_path, signed_path=server.signed_path,
+        verifier=build_verifier(config), unsigned_reason="no_application",
+        unsigned_message=f"no Sinch application is configured: set {ENV_KEY} and {ENV_SECRET}, or "
+                         f"[[applications]] in config.toml",
+        decode=_decode_v1, ignored_body=ACK, fallback=_fallback_v1)
+
+
+# --------------------------------------------------------------------------- v2
+
+def _decode_v2(body: bytes) -> Any:
+    try:
+        event = decode_v2_event(body)
+    except UnknownCallEvent as exc:
+        raise IgnoredEvent(exc.event, "unknown_event_ignored") from None
+    if isinstance(event, CustomEvent):
+        raise IgnoredEvent(event.event, "custom_event_ignored")
+    return event
+
+
+def _fallback_v2(event: Any, problem: str) -> Answer:
+    return Answer(200, NO_COMMANDS, None, problem=problem)
+
+
+def webhook_endpoint(config: Config) -> Endpoint:
+    """The v2 webhook path (``[server] webhook_path``), verified with ``[[services]]``."""
+    server = config.server
+    return Endpoint(
+        generation="v2", path=server.webhook_path, signed_path=server.signed_webhook_path,
+        verifier=build_service_verifier(config), unsigned_reason="no_service",
+        unsigned_message=f"no Sinch Voice v2 service is configured: set {ENV_SERVICE_ID} and "
+                         f"{ENV_SERVICE_SECRET}, or [[services]] in config.toml",
+        decode=_decode_v2, ignored_body=NO_COMMANDS, fallback=_fallback_v2)

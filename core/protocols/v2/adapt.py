@@ -52,8 +52,8 @@ import msgspec
 from callgate.calls import (
     AmdResult,
     Answered,
-    CallEventType,
     Callee,
+    CallEventType,
     Ended,
     Header,
     Incoming,

@@ -18,10 +18,9 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
-from sinch.core.models.sinch_raw_response import SinchRawResponse
 from sinch.domains.voice.api.v2.sinch_events import SinchEvents
-from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventRequest, VoiceSinchEventResponse
+from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventRequest
+from v2_sdk_checks import assert_sdk_accepts_answer, assert_sdk_understood
 
 from callgate.events import MAX_DEPTH, EventError, UnknownEvent, decode_event
 from callgate.protocols.v2 import wire
@@ -116,47 +115,6 @@ def event_body(event: str, **call: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- the SDK as the reference
-
-
-def assert_sdk_understood(model: Any, path: str = "$") -> None:
-    """Every value of an SDK model was understood: no unknown field kept aside, no raw fallback for a union."""
-    assert not isinstance(model, SinchRawResponse), f"{path}: the SDK did not recognise this object"
-    if isinstance(model, BaseModel):
-        assert not model.model_extra, f"{path}: fields unknown to the SDK: {sorted(model.model_extra)}"
-        for name in type(model).model_fields:
-            assert_sdk_understood(getattr(model, name), f"{path}.{name}")
-    elif isinstance(model, (list, tuple)):
-        for i, item in enumerate(model):
-            assert_sdk_understood(item, f"{path}[{i}]")
-    elif isinstance(model, dict):
-        for key, item in model.items():
-            assert_sdk_understood(item, f"{path}.{key}")
-
-
-def sdk_command_names(value: Any) -> Any:
-    """``sent`` with the wire command ``webhook`` renamed to the SDK's ``customEvent``.
-
-    sinch 2.3's response union picks a command by its ``command`` before the model's own
-    validator maps ``webhook`` to ``customEvent``, so it refuses the wire name it writes itself
-    (``serialize_response`` emits ``"command": "webhook"``).  Loading with the SDK's name and
-    comparing what it writes with callgate's bytes checks the wire name all the same.
-    """
-    if isinstance(value, dict):
-        renamed = {key: sdk_command_names(item) for key, item in value.items()}
-        if renamed.get("command") == "webhook":
-            renamed["command"] = "customEvent"
-        return renamed
-    if isinstance(value, list):
-        return [sdk_command_names(item) for item in value]
-    return value
-
-
-def assert_sdk_accepts_answer(body: bytes) -> None:
-    """The answer loads in VoiceSinchEventResponse and the SDK serialises it back to the same JSON."""
-    sent = json.loads(body)
-    model = VoiceSinchEventResponse.model_validate(sdk_command_names(sent))
-    assert_sdk_understood(model)
-    assert SinchEvents().serialize_response(model) == sent
 
 
 def sdk_event(body: bytes) -> VoiceSinchEventRequest:

@@ -17,9 +17,11 @@ from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Con
 from .events import UnknownEvent, decode_event
 from .pipeline import Answer
 from .protocols.signing_common import SchemeVerifier
-from .protocols.v2.decode import UnknownCallEvent, decode_v2_event
+from .protocols.timestamps import parse_timestamp
+from .protocols.v2.adapt import UnhandledCustomEvent
+from .protocols.v2.adapt import decode_event as decode_v2_call
+from .protocols.v2.decode import UnknownCallEvent
 from .protocols.v2.signing import ServiceVerifier
-from .protocols.v2.wire import CustomEvent
 from .responses import ACK, not_recorded_body
 from .signing import Verifier
 from .svaml import SAFE_ANSWERS
@@ -57,8 +59,9 @@ class Endpoint:
     #: The refusal when ``verifier`` is None: its ``reason`` and what to set.
     unsigned_reason: str
     unsigned_message: str
-    #: A verified body -> the event the pipeline answers; raises EventError (400) or IgnoredEvent.
-    decode: Callable[[bytes], Any]
+    #: A verified body and its ``x-timestamp`` header -> the call the pipeline answers; raises EventError (400)
+    #: or IgnoredEvent.
+    decode: Callable[[bytes, str | None], Any]
     #: The 200 body of an ignored event.
     ignored_body: bytes
     #: ``(event, problem)`` -> the answer when the pipeline itself failed: a safe answer, never a 5xx for v2.
@@ -96,7 +99,7 @@ def build_service_verifier(config: Config) -> ServiceVerifier | None:
 
 # --------------------------------------------------------------------------- v1
 
-def _decode_v1(body: bytes) -> Any:
+def _decode_v1(body: bytes, x_timestamp: str | None = None) -> Any:
     try:
         return decode_event(body)
     except UnknownEvent as exc:
@@ -123,14 +126,14 @@ def callback_endpoint(config: Config) -> Endpoint:
 
 # --------------------------------------------------------------------------- v2
 
-def _decode_v2(body: bytes) -> Any:
+def _decode_v2(body: bytes, x_timestamp: str | None = None) -> Any:
+    """The neutral call of a v2 webhook (its time: the request's ``x-timestamp``, the body has none)."""
     try:
-        event = decode_v2_event(body)
+        return decode_v2_call(body, timestamp=None if x_timestamp is None else parse_timestamp(x_timestamp))
+    except UnhandledCustomEvent as exc:
+        raise IgnoredEvent(exc.event, "custom_event_ignored") from None
     except UnknownCallEvent as exc:
         raise IgnoredEvent(exc.event, "unknown_event_ignored") from None
-    if isinstance(event, CustomEvent):
-        raise IgnoredEvent(event.event, "custom_event_ignored")
-    return event
 
 
 def _fallback_v2(event: Any, problem: str) -> Answer:

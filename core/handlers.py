@@ -109,7 +109,7 @@ async def _handle(request: web.Request, endpoint: Endpoint,
 
     cloudevent = _cloudevent(request)
     try:
-        event = endpoint.decode(body)
+        event = endpoint.decode(body, request.headers.get("x-timestamp"))
     except IgnoredEvent as exc:
         log.warning(exc.log_event, sinch_event=exc.event, **cloudevent)
         return web.Response(body=endpoint.ignored_body, content_type=JSON), "unknown", None

@@ -230,3 +230,52 @@ async def test_metrics_count_webhooks_by_generation(client):
     assert 'callgate_callbacks_total{event="unknown",generation="v2",status="200"} 1.0' in text
     assert 'callgate_callbacks_total{event="-",generation="v2",status="401"} 1.0' in text
     assert 'callgate_signature_failures_total{generation="v2",reason="missing_authorization"} 1.0' in text
+
+
+# --------------------------------------------------------------------------- callgate sign
+
+def _curl_parts(printed: str) -> tuple[str, dict[str, str], bytes]:
+    import shlex
+    words = shlex.split(printed)
+    url = words[words.index("POST") + 1]
+    headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
+    return url, headers, words[words.index("--data-binary") + 1].encode()
+
+
+@pytest.mark.parametrize("args,event", [
+    (["call.incoming", "--to", "+46850001234", "--from", "+46701234567"], "call.incoming"),
+    (["call.incoming", "--to", "sip:desk@pbx.example.com", "--from", "private"], "call.incoming"),
+    (["call.answered"], "call.answered"),
+    (["call.menu", "--input", "12#", "--menu", "main"], "call.menu"),
+    (["call.hangup", "--duration", "42"], "call.hangup"),
+    (["call.busy"], "call.busy"),
+])
+def test_callgate_sign_signs_v2_events_with_the_service_as_the_sdk_checks(args, event, monkeypatch, capsys,
+                                                                          tmp_path):
+    from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventRequest
+
+    from callgate.cli import main
+    monkeypatch.setenv("SINCH_SERVICE_ID", TEST_SERVICE_ID)
+    monkeypatch.setenv("SINCH_SERVICE_SECRET", TEST_SERVICE_SECRET)
+    monkeypatch.delenv("CALLGATE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)            # no ./config.toml
+    assert main(["sign", *args]) == 0
+    url, headers, body = _curl_parts(capsys.readouterr().out)
+    assert url == "http://127.0.0.1:8080/sinch/webhook"
+    assert headers["Authorization"].startswith(f"service {TEST_SERVICE_ID}:") and "ce-id" in headers
+    assert sdk_accepts(headers, body)
+    request = VoiceSinchEventRequest.model_validate(json.loads(body))
+    assert request.event == event and request.call.service_id == TEST_SERVICE_ID and not request.model_extra
+    if event == "call.menu":
+        assert (request.menu.menu_name, request.menu.input) == ("main", "12#")
+    if event == "call.hangup":
+        assert request.call.call_duration_seconds == 42
+
+
+def test_callgate_sign_without_a_service_says_what_to_set(monkeypatch, capsys, tmp_path):
+    from callgate.cli import main
+    monkeypatch.delenv("SINCH_SERVICE_ID", raising=False)
+    monkeypatch.delenv("CALLGATE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)            # no ./config.toml
+    assert main(["sign", "call.incoming"]) == 2
+    assert "set SINCH_SERVICE_ID and SINCH_SERVICE_SECRET, or [[services]]" in capsys.readouterr().err

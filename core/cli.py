@@ -19,13 +19,14 @@ import structlog
 from . import __version__, samples, signing, v2_samples
 from .app import build_service_verifier, build_verifier
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
-from .events import decode_event
+from .endpoints import NO_COMMANDS, IgnoredEvent, decode_callback, decode_webhook
 from .logs import configure_logging
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
 from .protocols.signing_common import now_timestamp as signing_now
 from .protocols.v2.signing import service_signed_headers
+from .responses import ACK
 from .server import serve, supervise, worker_command
 
 CORE_COMMANDS = ("serve", "sign", "simulate", "plugins", "check-config")
@@ -310,7 +311,13 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     problem = _read_numbers(args)
     if problem is not None:
         return _fail(problem)
-    event = decode_event(_body(args))
+    decode = decode_webhook if _is_v2(args) else decode_callback
+    try:
+        event = decode(_body(args, config.services[0].id if config.services else v2_samples.SERVICE_ID), None)
+    except IgnoredEvent as exc:
+        ignored = (NO_COMMANDS if _is_v2(args) else ACK).decode()
+        print(f"{exc.event}: not a call event plugins decide on; the server answers HTTP 200 {ignored}")
+        return 0
     warnings = []
     unsafe = plugins.not_dry_run_safe()
     if unsafe:

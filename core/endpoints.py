@@ -26,8 +26,8 @@ from .responses import ACK, not_recorded_body
 from .signing import Verifier
 from .svaml import SAFE_ANSWERS
 
-__all__ = ["IgnoredEvent", "Endpoint", "build_service_verifier", "build_verifier", "callback_endpoint",
-           "webhook_endpoint"]
+__all__ = ["NO_COMMANDS", "Endpoint", "IgnoredEvent", "build_service_verifier", "build_verifier",
+           "callback_endpoint", "decode_callback", "decode_webhook", "webhook_endpoint"]
 
 #: The v2 answer that does nothing: to an ignored event, and to an end event that was recorded.
 NO_COMMANDS = b'{"commands":[]}'
@@ -99,7 +99,8 @@ def build_service_verifier(config: Config) -> ServiceVerifier | None:
 
 # --------------------------------------------------------------------------- v1
 
-def _decode_v1(body: bytes, x_timestamp: str | None = None) -> Any:
+def decode_callback(body: bytes, x_timestamp: str | None = None) -> Any:
+    """The event of a v1 callback body; an unknown event raises IgnoredEvent."""
     try:
         return decode_event(body)
     except UnknownEvent as exc:
@@ -121,13 +122,14 @@ def callback_endpoint(config: Config) -> Endpoint:
         verifier=build_verifier(config), unsigned_reason="no_application",
         unsigned_message=f"no Sinch application is configured: set {ENV_KEY} and {ENV_SECRET}, or "
                          f"[[applications]] in config.toml",
-        decode=_decode_v1, ignored_body=ACK, fallback=_fallback_v1)
+        decode=decode_callback, ignored_body=ACK, fallback=_fallback_v1)
 
 
 # --------------------------------------------------------------------------- v2
 
-def _decode_v2(body: bytes, x_timestamp: str | None = None) -> Any:
-    """The neutral call of a v2 webhook (its time: the request's ``x-timestamp``, the body has none)."""
+def decode_webhook(body: bytes, x_timestamp: str | None = None) -> Any:
+    """The neutral call of a v2 webhook (its time: the request's ``x-timestamp``, the body has none); a custom
+    event or an unknown ``call.*`` one raises IgnoredEvent."""
     try:
         return decode_v2_call(body, timestamp=None if x_timestamp is None else parse_timestamp(x_timestamp))
     except UnhandledCustomEvent as exc:
@@ -148,4 +150,4 @@ def webhook_endpoint(config: Config) -> Endpoint:
         verifier=build_service_verifier(config), unsigned_reason="no_service",
         unsigned_message=f"no Sinch Voice v2 service is configured: set {ENV_SERVICE_ID} and "
                          f"{ENV_SERVICE_SECRET}, or [[services]] in config.toml",
-        decode=_decode_v2, ignored_body=NO_COMMANDS, fallback=_fallback_v2)
+        decode=decode_webhook, ignored_body=NO_COMMANDS, fallback=_fallback_v2)

@@ -18,7 +18,7 @@ or raises the errors v1's :func:`callgate.events.decode_event` raises, with the 
   not a Voice v2 call event at all.
 
 ``call.webhook.<name>`` (and ``call.customEvent.<name>``) decode to
-:class:`~callgate.protocols.v2.wire.CustomEvent`.
+:class:`~callgate.protocols.v2.wire.V2CustomEvent`.
 
 The usual body is decoded once, in C, by the tagged union of the known events; only a body that
 union refuses (an error, an unusual case of the name, a custom event) is looked at again to say
@@ -37,12 +37,12 @@ from .wire import (
     CUSTOM_EVENT_PREFIX,
     KNOWN_EVENT_TYPES,
     SDK_CUSTOM_EVENT_PREFIX,
-    Call,
-    CallMenu,
-    CustomEvent,
-    KnownEvent,
-    MenuInput,
+    V2Call,
+    V2CallMenu,
+    V2CustomEvent,
     V2Event,
+    V2KnownEvent,
+    V2MenuSelection,
     error_path,
 )
 
@@ -62,11 +62,11 @@ class UnknownCallEvent(UnknownEvent):
 class _Envelope(msgspec.Struct, frozen=True):
     """Every v2 event's shape, for names the tagged union does not take: the ``event`` is read separately."""
 
-    call: Call
-    menu: MenuInput | None = None
+    call: V2Call
+    menu: V2MenuSelection | None = None
 
 
-_EVENTS = msgspec.json.Decoder(KnownEvent)
+_EVENTS = msgspec.json.Decoder(V2KnownEvent)
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -184,13 +184,13 @@ def _slow_path(body: bytes) -> V2Event:
     except msgspec.ValidationError as error:
         raise _invalid_field(error) from None
     if custom:
-        return _check_values(CustomEvent(event=name.strip(), call=envelope.call, menu=envelope.menu))
+        return _check_values(V2CustomEvent(event=name.strip(), call=envelope.call, menu=envelope.menu))
     assert event_type is not None
-    if event_type is CallMenu:
+    if event_type is V2CallMenu:
         if envelope.menu is None:
             raise EventError("invalid_field", "menu: missing (required in call.menu)")
-        return _check_values(CallMenu(call=envelope.call, menu=envelope.menu))
-    event: KnownEvent = event_type(call=envelope.call)  # type: ignore[assignment]  # one of KnownEvent's members
+        return _check_values(V2CallMenu(call=envelope.call, menu=envelope.menu))
+    event: V2KnownEvent = event_type(call=envelope.call)  # type: ignore[assignment]  # one of V2KnownEvent's members
     return _check_values(event)
 
 

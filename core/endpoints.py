@@ -1,7 +1,8 @@
 """The two signed paths, v1 callbacks and v2 webhooks: what the one handler body needs to know of each.
 
 :class:`Endpoint` is a small per-generation object: which path is signed, which verifier checks it,
-how a body is decoded, what an ignored event is answered, and the answer when callgate itself fails.
+how a body is decoded and what an ignored event is answered.  (The answers themselves, the safe ones
+when callgate fails and the not-recorded ones included, are the pipeline's, by the call's generation.)
 :func:`callback_endpoint` and :func:`webhook_endpoint` build them for one configuration; the handler
 (:mod:`callgate.handlers`) runs the same checks, in the same order, on both.
 """
@@ -10,27 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from .calls import Generation
+from .calls import CallEventType, Generation
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError
-from .events import UnknownEvent, decode_event
-from .pipeline import Answer
+from .protocols.errors import UnknownEvent
 from .protocols.signing_common import SchemeVerifier
 from .protocols.timestamps import parse_timestamp
+from .protocols.v1.decode import decode_event as decode_v1_call
+from .protocols.v1.signing import Verifier
 from .protocols.v2.adapt import UnhandledCustomEvent
 from .protocols.v2.adapt import decode_event as decode_v2_call
 from .protocols.v2.decode import UnknownCallEvent
+from .protocols.v2.render import RECORDED
 from .protocols.v2.signing import ServiceVerifier
-from .responses import ACK, not_recorded_body
-from .signing import Verifier
-from .svaml import SAFE_ANSWERS
+from .responses import ACK
 
 __all__ = ["NO_COMMANDS", "Endpoint", "IgnoredEvent", "build_service_verifier", "build_verifier",
            "callback_endpoint", "decode_callback", "decode_webhook", "webhook_endpoint"]
 
-#: The v2 answer that does nothing: to an ignored event, and to an end event that was recorded.
-NO_COMMANDS = b'{"commands":[]}'
+#: The v2 answer that does nothing: to an ignored event (as to an end event that was recorded).
+NO_COMMANDS = RECORDED
 
 
 class IgnoredEvent(Exception):
@@ -61,11 +61,9 @@ class Endpoint:
     unsigned_message: str
     #: A verified body and its ``x-timestamp`` header -> the call the pipeline answers; raises EventError (400)
     #: or IgnoredEvent.
-    decode: Callable[[bytes, str | None], Any]
+    decode: Callable[[bytes, str | None], CallEventType]
     #: The 200 body of an ignored event.
     ignored_body: bytes
-    #: ``(event, problem)`` -> the answer when the pipeline itself failed: a safe answer, never a 5xx for v2.
-    fallback: Callable[[Any, str], Answer]
 
     @property
     def configured(self) -> bool:
@@ -99,19 +97,13 @@ def build_service_verifier(config: Config) -> ServiceVerifier | None:
 
 # --------------------------------------------------------------------------- v1
 
-def decode_callback(body: bytes, x_timestamp: str | None = None) -> Any:
-    """The event of a v1 callback body; an unknown event raises IgnoredEvent."""
+def decode_callback(body: bytes, x_timestamp: str | None = None) -> CallEventType:
+    """The neutral call of a v1 callback body (its time is the body's ``timestamp``); an unknown event raises
+    IgnoredEvent."""
     try:
-        return decode_event(body)
+        return decode_v1_call(body)
     except UnknownEvent as exc:
         raise IgnoredEvent(exc.event, "unknown_event_ignored") from None
-
-
-def _fallback_v1(event: Any, problem: str) -> Answer:
-    safe = SAFE_ANSWERS.get(event.event)
-    if safe is not None:
-        return Answer(200, safe.to_json(), safe.action.name, svaml=safe, problem=problem)
-    return Answer(503, not_recorded_body(None), None, problem=problem)
 
 
 def callback_endpoint(config: Config) -> Endpoint:
@@ -122,12 +114,12 @@ def callback_endpoint(config: Config) -> Endpoint:
         verifier=build_verifier(config), unsigned_reason="no_application",
         unsigned_message=f"no Sinch application is configured: set {ENV_KEY} and {ENV_SECRET}, or "
                          f"[[applications]] in config.toml",
-        decode=decode_callback, ignored_body=ACK, fallback=_fallback_v1)
+        decode=decode_callback, ignored_body=ACK)
 
 
 # --------------------------------------------------------------------------- v2
 
-def decode_webhook(body: bytes, x_timestamp: str | None = None) -> Any:
+def decode_webhook(body: bytes, x_timestamp: str | None = None) -> CallEventType:
     """The neutral call of a v2 webhook (its time: the request's ``x-timestamp``, the body has none); a custom
     event or an unknown ``call.*`` one raises IgnoredEvent."""
     try:
@@ -138,10 +130,6 @@ def decode_webhook(body: bytes, x_timestamp: str | None = None) -> Any:
         raise IgnoredEvent(exc.event, "unknown_event_ignored") from None
 
 
-def _fallback_v2(event: Any, problem: str) -> Answer:
-    return Answer(200, NO_COMMANDS, None, problem=problem)
-
-
 def webhook_endpoint(config: Config) -> Endpoint:
     """The v2 webhook path (``[server] webhook_path``), verified with ``[[services]]``."""
     server = config.server
@@ -150,4 +138,4 @@ def webhook_endpoint(config: Config) -> Endpoint:
         verifier=build_service_verifier(config), unsigned_reason="no_service",
         unsigned_message=f"no Sinch Voice v2 service is configured: set {ENV_SERVICE_ID} and "
                          f"{ENV_SERVICE_SECRET}, or [[services]] in config.toml",
-        decode=decode_webhook, ignored_body=NO_COMMANDS, fallback=_fallback_v2)
+        decode=decode_webhook, ignored_body=NO_COMMANDS)

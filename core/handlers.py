@@ -22,11 +22,12 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import dispatch, logs
+from .calls import CallEvent
 from .endpoints import Endpoint, IgnoredEvent
-from .events import EventError
-from .pipeline import Answer
+from .pipeline import Reply
+from .protocols.errors import EventError
+from .protocols.signing_common import SignatureError
 from .responses import error_response
-from .signing import SignatureError
 from .state import CALLBACK, CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, WEBHOOK
 
 log = structlog.get_logger("callgate")
@@ -64,7 +65,7 @@ def _posts(endpoint: Endpoint) -> str:
 
 
 async def _handle(request: web.Request, endpoint: Endpoint,
-                  started: float) -> tuple[web.Response, str, Answer | None]:
+                  started: float) -> tuple[web.Response, str, Reply | None]:
     """The response, the event name for metrics ("-" when refused before decoding) and the answer."""
     app = request.app
     server = app[CONFIG].server
@@ -121,7 +122,7 @@ async def _handle(request: web.Request, endpoint: Endpoint,
     # bind_contextvars(callid=..., sinch_event=...) through structlog's own variables, for less.
     callid_token, event_token = logs.CALLID.set(event.callid), logs.SINCH_EVENT.set(event.event)
     try:
-        answer = await _answer(app, endpoint, event)
+        answer = await _answer(app, event)
         logs.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
                   ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace(), **cloudevent)
     finally:
@@ -136,15 +137,17 @@ def _cloudevent(request: web.Request) -> dict[str, str]:
     return {field: headers[name] for name, field in _CLOUDEVENT_FIELDS if name in headers}
 
 
-async def _answer(app: web.Application, endpoint: Endpoint, event) -> Answer:
-    """The pipeline's answer; a bug in the core still gets the generation's safe answer, never a 500."""
+async def _answer(app: web.Application, event: CallEvent) -> Reply:
+    """The pipeline's answer; a bug in the core still gets the generation's safe answer (its renderer's), never a
+    500, and never a 5xx for v2."""
+    pipeline = app[PIPELINE]
     try:
-        return await app[PIPELINE].answer(event)
+        return await pipeline.answer(event)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         log.exception("pipeline_failed")
-        return endpoint.fallback(event, f"internal error: {exc!r}")
+        return pipeline.failed(event, f"internal error: {exc!r}")
 
 
 async def _close_after(request: web.Request, response: web.Response) -> web.Response:

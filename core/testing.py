@@ -46,7 +46,7 @@ Fixtures:
   (``url``, ``port``, ``logs()``, ``log_lines()``, ``stop()``); the server trusts the
   test application (``TEST_APPLICATION_KEY`` / ``TEST_APPLICATION_SECRET``, given to it
   as ``SINCH_APPLICATION_KEY`` / ``SINCH_APPLICATION_SECRET``): sign requests to it with
-  ``callgate.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``,
+  ``callgate.protocols.v1.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``,
   or send them with ``server.callback(body)``.  It trusts the test service too (``TEST_SERVICE_ID`` /
   ``TEST_SERVICE_SECRET``, given as ``SINCH_SERVICE_ID`` / ``SINCH_SERVICE_SECRET``):
   ``server.webhook(body)`` sends a v2 webhook signed by it (:func:`webhook_headers`).
@@ -73,10 +73,11 @@ from typing import Any
 
 import pytest
 
-from . import samples, signing, v2_samples
+from . import samples, v2_samples
 from .app import build_service_verifier, build_verifier, create_app
 from .config import Config, ConfigError, config_from_dict
 from .manager import PluginError, load_plugins
+from .protocols.v1 import signing
 from .protocols.v2.signing import service_signed_headers
 from .state import PLUGINS
 

@@ -70,7 +70,8 @@ def test_a_routed_v2_call_dials_the_route_and_the_menu_and_busy_events_get_valid
     assert status == 200
     assert_sdk_accepts_answer(answer_bytes(answer))
     dials = [command for command in answer["commands"] if command["command"] == "dial"]
-    assert dials and dials[0]["destination"] == {"type": "PHONE", "phone": {"number": "+46731112233"}}, answer
+    assert dials and dials[0]["to"] == {"type": "PHONE", "phone": {"number": "+46731112233"}}, answer
+    assert dials[0]["maxCallDurationSeconds"] == 600
     for body in (v2_samples.menu(input="12#", service_id=TEST_SERVICE_ID),
                  v2_samples.ended("call.busy", duration=None, service_id=TEST_SERVICE_ID)):
         status, answer = server.webhook(body)

@@ -12,7 +12,8 @@ import pytest
 from sinch.core.internal.sinch_events.authorization_helpers import validate_authentication_header
 from structlog.testing import capture_logs
 
-from callgate import signing, v2_samples
+from callgate import v2_samples
+from callgate.protocols.v1 import signing
 from callgate.testing import TEST_SERVICE_ID, TEST_SERVICE_SECRET, webhook_headers
 
 WEBHOOK = "/sinch/webhook"
@@ -234,6 +235,19 @@ async def test_metrics_count_webhooks_by_generation(client):
 
 # --------------------------------------------------------------------------- callgate sign
 
+def sign(*argv: str) -> int:
+    """``callgate sign ARGV``, in this process, without the logging set-up of ``callgate.cli.main`` (which would
+    stay cached in the module loggers of later tests)."""
+    from callgate.cli import ConfigError, _core_parser, _fail
+    parser, _ = _core_parser()
+    args = parser.parse_args(["sign", *argv])
+    args.config = None
+    try:
+        return args.handler(args)
+    except ConfigError as exc:
+        return _fail(exc)
+
+
 def _curl_parts(printed: str) -> tuple[str, dict[str, str], bytes]:
     import shlex
     words = shlex.split(printed)
@@ -254,12 +268,11 @@ def test_callgate_sign_signs_v2_events_with_the_service_as_the_sdk_checks(args, 
                                                                           tmp_path):
     from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventRequest
 
-    from callgate.cli import main
     monkeypatch.setenv("SINCH_SERVICE_ID", TEST_SERVICE_ID)
     monkeypatch.setenv("SINCH_SERVICE_SECRET", TEST_SERVICE_SECRET)
     monkeypatch.delenv("CALLGATE_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)            # no ./config.toml
-    assert main(["sign", *args]) == 0
+    assert sign(*args) == 0
     url, headers, body = _curl_parts(capsys.readouterr().out)
     assert url == "http://127.0.0.1:8080/sinch/webhook"
     assert headers["Authorization"].startswith(f"service {TEST_SERVICE_ID}:") and "ce-id" in headers
@@ -273,9 +286,8 @@ def test_callgate_sign_signs_v2_events_with_the_service_as_the_sdk_checks(args, 
 
 
 def test_callgate_sign_without_a_service_says_what_to_set(monkeypatch, capsys, tmp_path):
-    from callgate.cli import main
     monkeypatch.delenv("SINCH_SERVICE_ID", raising=False)
     monkeypatch.delenv("CALLGATE_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)            # no ./config.toml
-    assert main(["sign", "call.incoming"]) == 2
+    assert sign("call.incoming") == 2
     assert "set SINCH_SERVICE_ID and SINCH_SERVICE_SECRET, or [[services]]" in capsys.readouterr().err

@@ -1,10 +1,10 @@
 """Decoding a Sinch Voice API v2 webhook body into a typed event, with v1's refusal codes and limits.
 
 ``decode_v2_event(body)`` returns one of the event types of :mod:`callgate.protocols.v2.wire`
-or raises the errors v1's :func:`callgate.events.decode_event` raises, with the same codes:
+or raises the errors v1's :func:`callgate.protocols.v1.decode.decode_event` raises, with the same codes:
 
 * ``invalid_json``: not UTF-8, not JSON, a ``\\u`` escape of an unpaired surrogate, or nested
-  deeper than :data:`callgate.events.MAX_DEPTH` (64) levels;
+  deeper than :data:`callgate.protocols.errors.MAX_DEPTH` (64) levels;
 * ``not_an_object``: JSON, but not an object;
 * ``missing_event``: no ``event``, or not a string, or empty;
 * ``invalid_field``: a field of the wrong type, a required field missing (``call``,
@@ -12,7 +12,7 @@ or raises the errors v1's :func:`callgate.events.decode_event` raises, with the 
   in an identifier (``call.callId``, ``sessionId``, ``projectId``, ``serviceId``, ``callName``),
   a rate that is not a finite number, a timestamp that is not RFC 3339.  The message names the
   field path (``call.callId: expected `str`, got `int```);
-* ``unknown_event`` (:class:`~callgate.events.UnknownEvent`): an event name callgate has no type
+* ``unknown_event`` (:class:`~callgate.protocols.errors.UnknownEvent`): an event name callgate has no type
   for.  :class:`UnknownCallEvent`, its subclass, is an unknown ``call.*`` event (a newer Sinch call
   event), which the webhook answers with ``{"commands": []}`` and a warning; any other name is
   not a Voice v2 call event at all.
@@ -197,9 +197,9 @@ def _slow_path(body: bytes) -> V2Event:
 def decode_v2_event(body: bytes | bytearray | memoryview | str) -> V2Event:
     """Decode a v2 webhook body (the raw request bytes, UTF-8 JSON) into a typed event.
 
-    Raises :class:`~callgate.events.EventError` (``invalid_json``, ``not_an_object``,
+    Raises :class:`~callgate.protocols.errors.EventError` (``invalid_json``, ``not_an_object``,
     ``missing_event``, ``invalid_field``), :class:`UnknownCallEvent` for an unknown ``call.*``
-    event, or :class:`~callgate.events.UnknownEvent` for any other name (both ``unknown_event``).
+    event, or :class:`~callgate.protocols.errors.UnknownEvent` for any other name (both ``unknown_event``).
     """
     if body.__class__ is not bytes:
         body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)

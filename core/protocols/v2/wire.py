@@ -53,7 +53,7 @@ Decisions where the sources disagree (numbers refer to ``sinch-voice-v2.md`` (f)
   Control characters are refused in ``callId``, ``sessionId``, ``projectId``, ``serviceId`` and
   ``callName`` (what records are keyed by), as v1 refuses them in ``callid``.
 * An unknown ``call.*`` event raises :class:`~callgate.protocols.v2.decode.UnknownCallEvent`
-  (a :class:`~callgate.events.UnknownEvent`), so the webhook can answer it ``{"commands": []}``
+  (a :class:`~callgate.protocols.errors.UnknownEvent`), so the webhook can answer it ``{"commands": []}``
   with a warning; any other unknown name is a plain ``UnknownEvent``.
 * The SDK (``sinch`` 2.3) writes the ``webhook`` command with its wire name but its response
   model refuses that name when reading (its union picks the member before the model maps

@@ -291,3 +291,51 @@ def test_callgate_sign_without_a_service_says_what_to_set(monkeypatch, capsys, t
     monkeypatch.chdir(tmp_path)            # no ./config.toml
     assert sign("call.incoming") == 2
     assert "set SINCH_SERVICE_ID and SINCH_SERVICE_SECRET, or [[services]]" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- answers: never a 5xx
+
+async def test_plugins_decide_v2_calls_as_v1_ones(callgate_client):
+    from plugins_for_tests import DenyAll
+    from v2_sdk_checks import assert_sdk_accepts_answer
+    client = await callgate_client({"server": {"voice": "Sonia"}}, plugins={"deny": DenyAll})
+    response = await client.send_webhook(v2_samples.incoming())
+    body = await response.read()
+    assert response.status == 200 and response.content_type == "application/json"
+    assert_sdk_accepts_answer(body)
+    last = json.loads(body)["commands"][-1]        # the denial's prompt, in [server] voice, then hang up
+    assert last["messages"] == [{"type": "SAY", "say": {"text": "You may not call.", "voiceName": "Sonia"}}]
+    assert last["events"] == {"onFinish": [{"command": "hangup"}]}
+    decision = client.plugin("deny").decisions[0]
+    assert not decision.allowed
+
+
+@pytest.mark.parametrize("sample", ["incoming", "answered", "menu", "hangup", "busy"])
+async def test_an_error_inside_callgate_gets_the_safe_answer_never_a_5xx(client, sample):
+    from v2_sdk_checks import assert_sdk_accepts_answer
+
+    from callgate.state import PIPELINE
+
+    async def broken(call):
+        raise RuntimeError("LEAKED-EXCEPTION-TEXT /srv/internal")
+
+    client.app[PIPELINE].answer = broken
+    body = {"incoming": v2_samples.incoming, "answered": v2_samples.answered, "menu": v2_samples.menu,
+            "hangup": v2_samples.hangup, "busy": lambda: v2_samples.ended("call.busy")}[sample]()
+    response = await client.send_webhook(body)
+    raw_answer = await response.read()
+    assert response.status < 500 and b"LEAKED" not in raw_answer and b"/srv" not in raw_answer
+    if sample in ("incoming", "answered", "menu"):
+        assert response.status == 200
+        assert_sdk_accepts_answer(raw_answer)
+    else:                       # not recorded: a 4xx so that Sinch tries the fallback URL, still a v2 body
+        answer = json.loads(raw_answer)
+        assert 400 <= response.status < 500 and answer["commands"] == [] and answer["error"] == "not_recorded"
+
+
+async def test_an_end_event_a_plugin_could_not_record_gets_the_v2_not_recorded_answer(callgate_client):
+    from plugins_for_tests import Raises
+    client = await callgate_client(plugins={"raises": Raises}, config={"plugins": {"raises": {"on_error": "skip"}}})
+    status, answer = await client.webhook(v2_samples.hangup())
+    assert 400 <= status < 500 and answer["commands"] == [] and answer["error"] == "not_recorded"
+    assert "raises" in answer["message"]

@@ -95,3 +95,22 @@ def test_callgate_sign_prints_a_curl_command_for_a_v2_webhook_that_works(callgat
         answer = json.loads(subprocess.run(shlex.split(printed), capture_output=True, text=True, check=True).stdout)
         assert check(answer), (args, answer)
         assert_sdk_accepts_answer(answer_bytes(answer))
+
+
+async def test_a_body_cut_short_on_the_webhook_path_is_400_incomplete_body(callgate_server):
+    import asyncio
+    server = callgate_server('[server]\nlog_format = "json"\nbody_timeout_seconds = 2\n')
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(b"POST /sinch/webhook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(0.3)                     # the head alone first: the body is awaited
+        writer.write(b'{"event": "call.hangup", "call"')
+        writer.write_eof()                           # ... and never comes
+        async with asyncio.timeout(10):
+            received = await reader.read()
+    finally:
+        writer.close()
+    assert received.startswith(b"HTTP/1.1 400 "), received[:200]
+    assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"] == "incomplete_body"

@@ -19,9 +19,10 @@ LEG = "01JQ8ZK3V9A4B6C8D0E2F4G6H8"          # the inbound leg
 CALLEE_LEG = "01JQ8ZK3VBCDEFGHJKMNPQRSTV"   # the leg callgate dialled
 ANSWERED_AT = datetime(2026, 3, 14, 9, 27, 5, tzinfo=timezone.utc)
 ENDED_AT = datetime(2026, 3, 14, 9, 29, 53, tzinfo=timezone.utc)
+OUR_NUMBER = Callee("did", "+46850001234")
 
 
-def hangup(callid=LEG, *, direction="INBOUND", to=Callee("did", "+46850001234"), generation="v2", **fields) -> Ended:
+def hangup(callid=LEG, *, direction="INBOUND", to=OUR_NUMBER, generation="v2", **fields) -> Ended:
     """A v2 ``call.hangup`` of one leg as the v2 adapter decodes it (``raw`` keeps the leg's direction)."""
     values = {"cli": "+46701234567", "to": to, "application": SERVICE, "result": "COMPLETED",
               "reason": "CALLER_HANGUP", "duration": 168, "rate": Money("EUR", Decimal("0.0083")),
@@ -112,7 +113,7 @@ async def test_credit_checks_cost_and_a_later_recording_join_the_v2_record(crm):
 async def test_a_v2_call_seen_from_its_incoming_event_keeps_who_called(crm):
     plugin, _ = crm
     call = Incoming(generation="v2", event="call.incoming", raw={}, callid=LEG, session_id=SESSION,
-                    application=SERVICE, cli="+46701234567", to=Callee("did", "+46850001234"),
+                    application=SERVICE, cli="+46701234567", to=OUR_NUMBER,
                     origination_type="pstn", rate=Money("EUR", Decimal("0.0083")))
     plugin.call_decided(call, None)          # the facts without a decision (the pipeline always gives one)
     await plugin.flush()

@@ -29,7 +29,7 @@ import uuid
 import structlog
 
 from callgate import samples
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate.manager import load_plugins
 from callgate.pipeline import Pipeline
 from callgate.testing import make_config

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate.results import Decision, Outcome, Route
 from callgate.samples import ace, dice, ice
 from callgate.svaml import ConnectPstn, Svaml

@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from importlib import resources
 
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate.results import Decision, Outcome, Route
 from callgate.samples import ace, dice, ice, notify
 from callgate.svaml import ConnectPstn, Svaml

@@ -1,7 +1,7 @@
 """The benchmark's reference server: the least a Sinch callback server must do, on bare aiohttp.
 
 For every POST to the callback path it checks the signature exactly as callgate does
-(``callgate.signing.Verifier``: same application key and secret, same timestamp
+(``callgate.protocols.v1.signing.Verifier``: same application key and secret, same timestamp
 window), parses the body with ``json.loads``, dispatches on ``event`` and sends a
 fixed JSON answer.  Nothing else: no logging, no plugins, no validation of the
 event beyond ``event``.  It is the "100 %" that callgate's throughput is compared to.
@@ -20,7 +20,7 @@ import os
 
 from aiohttp import web
 
-from callgate.signing import SignatureError, Verifier
+from callgate.protocols.v1.signing import SignatureError, Verifier
 
 JSON = "application/json"
 #: The answers, serialised once, byte for byte what callgate answers in the router-only configuration.

@@ -58,7 +58,7 @@ from pathlib import Path
 import profiling  # bench/profiling.py
 
 from callgate import samples
-from callgate.signing import signed_headers
+from callgate.protocols.v1.signing import signed_headers
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

@@ -1,29 +1,56 @@
 """callgate: a plugin-based callback server for the Sinch Voice platform.
 
 Plugin authors need only this module: ``hookimpl`` to mark hook
-implementations, the result types hooks return, and the errors that refuse a
-configuration (``PluginError``: a plugin cannot be loaded or configured;
-``ConfigError``: the rest of config.toml is wrong).  The contract is in
-``callgate.hookspecs``; SVAML instructions and actions are in ``callgate.svaml``.
+implementations, the decisions hooks return (:mod:`callgate.decisions`:
+``Allow``, ``Deny``, ``Route`` and its targets, ``CallerId``, ``Proceed``,
+``EndCall``, ``Prompt``), and the errors that refuse a configuration
+(``PluginError``: a plugin cannot be loaded or configured; ``ConfigError``: the
+rest of config.toml is wrong).  The calls hooks receive are in
+:mod:`callgate.calls`; the contract is in ``callgate.hookspecs``.  ``Svaml`` is
+v1 SVAML (:mod:`callgate.svaml`), for answers that have no neutral form.
 """
 
 from .config import ConfigError
+from .decisions import (
+    Allow,
+    CallerId,
+    Conference,
+    Deny,
+    DigitMenu,
+    EndCall,
+    InAppUser,
+    PhoneNumber,
+    Proceed,
+    Prompt,
+    Route,
+    SipEndpoint,
+    SvamlRoute,
+)
 from .hookspecs import hookimpl
 from .manager import PluginError
-from .results import Allow, CallerId, Decision, Deny, Outcome, Route
+from .results import Decision, Outcome
 from .svaml import Svaml
 
 __version__ = "0.2.0"
 __all__ = [
            "Allow",
            "CallerId",
+           "Conference",
            "ConfigError",
            "Decision",
            "Deny",
+           "DigitMenu",
+           "EndCall",
+           "InAppUser",
            "Outcome",
+           "PhoneNumber",
            "PluginError",
+           "Proceed",
+           "Prompt",
            "Route",
+           "SipEndpoint",
            "Svaml",
+           "SvamlRoute",
            "__version__",
            "hookimpl",
 ]

@@ -11,7 +11,7 @@ from .handlers import callback, healthz, metrics, not_found, readyz
 from .manager import Plugins, load_plugins
 from .metrics import Metrics
 from .pipeline import Pipeline
-from .signing import Verifier
+from .protocols.v1.signing import Verifier
 from .state import CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, VERIFIER, Lifecycle
 
 #: The state an ops app shares with the callback app it reports on.

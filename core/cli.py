@@ -15,14 +15,15 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from . import __version__, samples, signing
+from . import __version__, samples
 from .app import build_verifier
 from .config import ENV_KEY, ENV_SECRET, Config, ConfigError, load_config
-from .events import decode_event
 from .logs import configure_logging
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
+from .protocols.v1 import signing
+from .protocols.v1.decode import decode_event
 from .server import serve, supervise, worker_command
 
 CORE_COMMANDS = ("serve", "sign", "simulate", "plugins", "check-config")
@@ -263,8 +264,8 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     if answer.decision is not None:
         d = answer.decision
         print(f"decision: {'allowed' if d.allowed else 'DENIED'} by {d.decided_by}: {d.reason}")
-        if d.route is not None:
-            print(f"route:    {d.route.name or d.route.action.name} (from {d.routed_by})")
+        if d.routed_by is not None:
+            print(f"route:    {d.route_name or answer.action} (from {d.routed_by})")
     if answer.problem:
         print(f"problem:  {answer.problem}")
     print("plugins:")
@@ -280,7 +281,7 @@ def _decision_summary(answer) -> dict | None:
     if d is None:
         return None
     return {"allowed": d.allowed, "decided_by": d.decided_by, "reason": d.reason,
-            "route": d.route.name if d.route else None, "routed_by": d.routed_by, "cli": d.cli,
+            "route": d.route_name, "routed_by": d.routed_by, "cli": d.cli,
             "max_duration": d.max_duration}
 
 

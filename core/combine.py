@@ -1,26 +1,28 @@
-"""Pure functions that turn the plugins' answers into one decision, and the decision into SVAML.
+"""Pure functions that turn the plugins' answers into one plan for the call.
 
-Nothing here knows about pluggy, aiohttp or time: outcomes in, decision out.
+Nothing here knows about pluggy, aiohttp, time or a wire format: outcomes in, a
+:class:`~callgate.plan.IncomingPlan` out (the adapter of the call's generation renders it).
 The rules (the plugin contract in DESIGN.md):
 
 * authorization: the first ``Deny`` in plugin order wins; otherwise every
-  ``Allow`` contributes (smallest ``max_duration``, instructions in order);
+  ``Allow`` contributes (smallest ``max_duration``, prompts in order);
   with no opinion at all the configured default applies;
-* routing, caller id, ACE and PIE answers: the first non-``None`` in order.
+* routing, caller id, answers to answered calls and menus: the first non-``None`` in order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
-from .results import Allow, Deny, Outcome, Route
-from .svaml import Answer, Hangup, Instruction, PlayFiles, Say, Svaml
+from .decisions import DIALLED_TYPES, Allow, Deny, Prompt, Route, SvamlRoute
+from .plan import IncomingPlan
+from .results import Outcome
+from .svaml import Svaml
 
-PROMPTS = ("say", "playFiles")
-#: Actions whose caller id the core may set (set_cli) and whose duration it may limit.
-CLI_ACTIONS = frozenset({"connectPstn", "connectSip"})
+#: v1 actions whose caller id the core may set (``set_cli``) and whose duration it may limit.
+V1_DIALLED_ACTIONS = frozenset({"connectPstn", "connectSip"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,9 +32,9 @@ class Authorization:
     allowed: bool
     decided_by: str
     reason: str
-    prompt: Say | PlayFiles | None = None
+    prompt: Prompt | None = None
     max_duration: int | None = None
-    instructions: tuple[Instruction, ...] = ()
+    prompts: tuple[Prompt, ...] = ()
 
 
 def combine_authorization(outcomes: Sequence[Outcome], default: Literal["allow", "deny"]) -> Authorization:
@@ -49,7 +51,7 @@ def combine_authorization(outcomes: Sequence[Outcome], default: Literal["allow",
         decided_by=",".join(o.plugin for o in allows),
         reason="; ".join(o.value.reason for o in allows if o.value.reason) or "allowed",
         max_duration=min(limits, default=None),
-        instructions=tuple(ins for o in allows for ins in o.value.instructions),
+        prompts=tuple(prompt for o in allows for prompt in o.value.prompts),
     )
 
 
@@ -67,44 +69,34 @@ def smallest(*limits: int | None) -> int | None:
     return min(present, default=None)
 
 
-def route_action(route: Route, *, max_duration: int | None, cli: str | None):
-    """The route's action with the combined duration limit and caller id applied where SVAML allows them.
+def is_dialled(route: Route | SvamlRoute) -> bool:
+    """Whether ``set_cli`` runs for this route: its target is dialled (``PhoneNumber``, ``SipEndpoint``), or it is
+    v1 SVAML whose action is ``connectPstn`` or ``connectSip``."""
+    if isinstance(route, Route):
+        return isinstance(route.to, DIALLED_TYPES)
+    svaml = route.svaml
+    return isinstance(svaml, Svaml) and svaml.action.name in V1_DIALLED_ACTIONS
 
-    ``model_copy`` does not validate, and need not: the duration is the smaller of two
-    validated limits and the caller id was validated by ``CallerId``.
+
+def incoming_plan(auth: Authorization, route: Route | SvamlRoute | None, cli: str | None,
+                  no_route_prompt: Prompt | None) -> IncomingPlan:
+    """The plan for an incoming call, from the combined authorization, the route and ``set_cli``'s caller id.
+
+    * denied: hang up after the denial's prompt;
+    * allowed, no route: hang up after ``no_route_prompt``;
+    * a :class:`Route`: every allow's prompts then the route's, then its target; a dialled target
+      gets the smallest of the route's and the allows' ``max_duration`` and ``cli`` (else the route's);
+    * a :class:`SvamlRoute`: the allows' prompts, then its SVAML, with the allows' ``max_duration``
+      and ``cli`` for the renderer to apply to its dialled action.
     """
-    action = route.action
-    update: dict[str, Any] = {}
-    if "max_duration" in type(action).model_fields:
-        current = getattr(action, "max_duration")  # noqa: B009  (not every action has one)
-        limit = smallest(current, max_duration)
-        if limit != current:
-            update["max_duration"] = limit
-    if cli is not None and action.name in CLI_ACTIONS:
-        update["cli"] = cli
-    return action.model_copy(update=update) if update else action
-
-
-def with_answer_first(instructions: Sequence[Instruction]) -> tuple[Instruction, ...]:
-    """Prepend ``answer`` when a prompt would otherwise play to an unanswered inbound call."""
-    instructions = tuple(instructions)
-    if any(i.name in PROMPTS for i in instructions) and not any(i.name == "answer" for i in instructions):
-        return (Answer(), *instructions)
-    return instructions
-
-
-def ice_answer(auth: Authorization, route: Route | None, cli: str | None, *,
-               answer_before_prompts: bool = True, no_route_prompt: Say | None = None) -> Svaml:
-    """The SVAML answer to an ICE, from the combined authorization, route and caller id."""
     if not auth.allowed:
-        instructions: tuple[Instruction, ...] = (auth.prompt,) if auth.prompt else ()
-        action = Hangup()
-    elif route is None:
-        instructions = (no_route_prompt,) if no_route_prompt else ()
-        action = Hangup()
-    else:
-        instructions = (*auth.instructions, *route.instructions)
-        action = route_action(route, max_duration=auth.max_duration, cli=cli)
-    if answer_before_prompts:
-        instructions = with_answer_first(instructions)
-    return Svaml(action=action, instructions=instructions)
+        return IncomingPlan(False, (auth.prompt,) if auth.prompt else ())
+    if route is None:
+        return IncomingPlan(True, (no_route_prompt,) if no_route_prompt else ())
+    if isinstance(route, SvamlRoute):
+        return IncomingPlan(True, auth.prompts, None, route.svaml, auth.max_duration, cli)
+    prompts = (*auth.prompts, *route.prompts)
+    if isinstance(route.to, DIALLED_TYPES):
+        return IncomingPlan(True, prompts, route, None, smallest(route.max_duration, auth.max_duration),
+                            cli if cli is not None else route.cli)
+    return IncomingPlan(True, prompts, route)

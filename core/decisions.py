@@ -59,6 +59,7 @@ __all__ = [
     "Prompt",
     "Route",
     "SipEndpoint",
+    "SvamlRoute",
     "Target",
 ]
 
@@ -298,6 +299,25 @@ class Route:
     def label(self) -> str:
         """``name``, or the kind of target: for logs."""
         return self.name or type(self.to).__name__
+
+
+@dataclass(frozen=True, slots=True)
+class SvamlRoute:
+    """A route given as one generation's own SVAML, for what no :class:`Route` expresses (a v1
+    :class:`callgate.svaml.Svaml` such as ``runMenu`` with several menus, or a v2
+    ``callgate.protocols.v2.wire.V2Answer``), with the ``name`` that labels it in logs and lets
+    caller-id rules match it, as :attr:`Route.name` does.
+
+    ``route_call`` may return the SVAML itself when it needs no name.  It answers calls of its own
+    generation only: for a call of the other one it counts as the plugin failing.
+    """
+
+    svaml: Any
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.svaml is None or isinstance(self.svaml, (Route, SvamlRoute, *TARGET_TYPES)):
+            raise ValueError(f"SvamlRoute.svaml must be a generation's SVAML answer, got {self.svaml!r}")
 
 
 @dataclass(frozen=True, slots=True)

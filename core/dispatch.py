@@ -11,38 +11,48 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any, cast
+from typing import Any
 
 import structlog
 
+from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
 from .manager import HookImpl, Plugins
-from .results import Allow, CallerId, Deny, Outcome, Route, Status, new_outcome
+from .protocols.v2.wire import V2Answer
+from .results import Outcome, Status, new_outcome
 from .svaml import Svaml
 
 log = structlog.get_logger("callgate.dispatch")
+
+#: A hook's answer for the call's generation: why it cannot be carried out, or None (``Renderer.refuses``).
+Refuses = Callable[[Any], str | None]
 
 #: What each decision hook may return besides None; anything else counts as the plugin failing.  These are the
 #: hookspecs' return annotations (tests/test_contract.py fails when the two disagree); whether a hook stops at
 #: the first answer is read from its spec (``firstresult``) by ``Plugins.calls``.
 EXPECTED: dict[str, tuple[type, ...]] = {
     "authorize_call": (Allow, Deny),
-    "route_call": (Route,),
+    "route_call": (Route, SvamlRoute, Svaml, V2Answer),
     "set_cli": (CallerId,),
-    "on_answer": (Svaml,),
-    "on_prompt_input": (Svaml,),
+    "on_answer": (Proceed, EndCall, Route, Svaml, V2Answer),
+    "on_prompt_input": (Proceed, EndCall, Route, Svaml, V2Answer),
 }
 #: Hooks whose failure is subject to the plugin's on_error policy (the others only record).
 DECISION_HOOKS = frozenset(EXPECTED)
+#: Hooks whose failure under ``on_error = "deny"`` ends the call (hung up) rather than denying it.
+STEP_HOOKS = frozenset({"on_answer", "on_prompt_input"})
 #: Results that are never awaitable, by exact class (the common case needs neither ``inspect.isawaitable``,
 #: which is slow, nor an ``isinstance`` through pydantic's ABC metaclass).
 _RESULTS = frozenset(t for types in EXPECTED.values() for t in types)
-_SVAML_EVENT = {"on_answer": "ace", "on_prompt_input": "pie"}
+#: The v1 event whose SVAML table a hook's v1 SVAML answer is checked against.
+_SVAML_EVENT = {"route_call": "ice", "on_answer": "ace", "on_prompt_input": "pie"}
+_END_CALL = EndCall()
 
 
-def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any],
-             deadline: float) -> Outcome | Coroutine[Any, Any, Outcome]:
+def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: float,
+             refuses: Refuses | None = None) -> Outcome | Coroutine[Any, Any, Outcome]:
     """Call one implementation; never raises.  A plain function's answer is its Outcome at once; an
-    implementation whose answer must be awaited gives a coroutine of it (awaited under the timeout)."""
+    implementation whose answer must be awaited gives a coroutine of it (awaited under the timeout).
+    An answer ``refuses`` gives a reason for counts as the implementation failing."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     end = start + impl.plugin.timeout_s
@@ -55,12 +65,12 @@ def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any],
     except Exception as exc:
         return _raised(impl, hook, exc, start, loop)
     if impl.is_async or (value is not None and value.__class__ not in _RESULTS and inspect.isawaitable(value)):
-        return _awaited(impl, hook, value, start, end, loop)
-    return _answered_with(impl, hook, value, start, loop)
+        return _awaited(impl, hook, value, start, end, loop, refuses)
+    return _answered_with(impl, hook, value, start, loop, refuses)
 
 
 async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end: float,
-                   loop: asyncio.AbstractEventLoop) -> Outcome:
+                   loop: asyncio.AbstractEventLoop, refuses: Refuses | None) -> Outcome:
     try:
         async with asyncio.timeout_at(end):
             value = await awaitable
@@ -68,14 +78,16 @@ async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end:
         return _timed_out(impl, hook, start, end, loop)
     except Exception as exc:
         return _raised(impl, hook, exc, start, loop)
-    return _answered_with(impl, hook, value, start, loop)
+    return _answered_with(impl, hook, value, start, loop, refuses)
 
 
-def _answered_with(impl: HookImpl, hook: str, value: Any, start: float, loop: asyncio.AbstractEventLoop) -> Outcome:
-    """The outcome of an implementation that returned ``value``: an answer of the wrong kind is its error."""
+def _answered_with(impl: HookImpl, hook: str, value: Any, start: float, loop: asyncio.AbstractEventLoop,
+                   refuses: Refuses | None) -> Outcome:
+    """The outcome of an implementation that returned ``value``: an answer of the wrong kind, or one the call's
+    generation cannot carry out, is its error."""
     if value is not None:
         try:
-            _check_result(impl, hook, value)
+            _check_result(impl, hook, value, refuses)
         except Exception as exc:
             return _raised(impl, hook, exc, start, loop)
     return new_outcome(impl.plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
@@ -95,23 +107,26 @@ def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
     plugin = impl.plugin
     log.warning("plugin_failed", plugin=plugin.name, hook=hook, status=status, error=error,
                 exc_info=status == "error")
-    value = None
+    value: Deny | EndCall | None = None
     if hook in DECISION_HOOKS and plugin.on_error == "deny":
-        value = Deny(f"plugin {plugin.name} failed in {hook} ({status}); its on_error policy is deny")
+        value = _END_CALL if hook in STEP_HOOKS else \
+            Deny(f"plugin {plugin.name} failed in {hook} ({status}); its on_error policy is deny")
     return new_outcome(plugin.name, hook, value, status, error, (loop.time() - start) * 1000)
 
 
-async def collect(plugins: Plugins, hook: str, deadline: float, *,
-                  stop: Callable[[Outcome], bool] | None = None, **kwargs: Any) -> list[Outcome]:
+async def collect(plugins: Plugins, hook: str, deadline: float, *, stop: Callable[[Outcome], bool] | None = None,
+                  refuses: Refuses | None = None, **kwargs: Any) -> list[Outcome]:
     """The hook's implementations in plugin order, one Outcome each.
 
     A hook whose spec says ``firstresult=True`` ends at the first answer other than None (the last
     outcome is that answer); ``stop(outcome)`` ends any hook early (``authorize_call``: the first Deny).
+    ``refuses`` (the renderer's of the call's generation) says why an answer cannot be carried out for
+    this call: such an answer counts as the plugin failing (status ``error``, its ``on_error`` policy).
     """
     impls, firstresult = plugins.calls(hook)
     outcomes = []
     for impl in impls:
-        outcome = call_one(impl, hook, kwargs, deadline)
+        outcome = call_one(impl, hook, kwargs, deadline, refuses)
         if not isinstance(outcome, Outcome):
             outcome = await outcome
         outcomes.append(outcome)
@@ -122,15 +137,20 @@ async def collect(plugins: Plugins, hook: str, deadline: float, *,
     return outcomes
 
 
-def _check_result(impl: HookImpl, hook: str, value: Any) -> None:
+def _check_result(impl: HookImpl, hook: str, value: Any, refuses: Refuses | None) -> None:
     expected = EXPECTED.get(hook)
     if expected is None:
         return
     if value.__class__ not in expected and not isinstance(value, expected):
         names = " or ".join(t.__name__ for t in expected)
         raise TypeError(f"{hook} returned {type(value).__name__}, expected {names} or None")
-    if hook in _SVAML_EVENT:
+    answer = value.svaml if value.__class__ is SvamlRoute else value
+    if refuses is not None:
+        why = refuses(answer)
+        if why is not None:
+            raise ValueError(why)
+    if answer.__class__ is Svaml or isinstance(answer, Svaml):
         checked = impl.checked
-        if checked.get(id(value)) is not value:
-            cast(Svaml, value).validate_for(_SVAML_EVENT[hook])
-            checked.put(id(value), value)
+        if checked.get(id(answer)) is not answer:
+            answer.validate_for(_SVAML_EVENT[hook])
+            checked.put(id(answer), answer)

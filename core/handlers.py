@@ -18,12 +18,13 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import dispatch, logs
-from .events import EventError, UnknownEvent, decode_event
-from .pipeline import Answer
-from .responses import ACK, error_response, not_recorded_body
-from .signing import SignatureError
+from .calls import CallEvent
+from .pipeline import Reply
+from .protocols.errors import EventError, UnknownEvent
+from .protocols.signing_common import SignatureError
+from .protocols.v1.decode import decode_event
+from .responses import ACK, error_response
 from .state import CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, VERIFIER
-from .svaml import SAFE_ANSWERS
 
 log = structlog.get_logger("callgate")
 JSON = "application/json"
@@ -42,7 +43,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _handle(request: web.Request, started: float) -> tuple[web.Response, str, Answer | None]:
+async def _handle(request: web.Request, started: float) -> tuple[web.Response, str, Reply | None]:
     """The callback's response, the event name for metrics ("-" when refused before decoding) and the answer."""
     app = request.app
     server = app[CONFIG].server
@@ -108,18 +109,16 @@ async def _handle(request: web.Request, started: float) -> tuple[web.Response, s
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
 
 
-async def _answer(app: web.Application, event) -> Answer:
+async def _answer(app: web.Application, event: CallEvent) -> Reply:
     """The pipeline's answer; a bug in the core still gets the event's safe answer, never a 500."""
+    pipeline = app[PIPELINE]
     try:
-        return await app[PIPELINE].answer(event)
+        return await pipeline.answer(event)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         log.exception("pipeline_failed")
-        safe = SAFE_ANSWERS.get(event.event)
-        if safe is not None:
-            return Answer(200, safe.to_json(), safe.action.name, svaml=safe, problem=f"internal error: {exc!r}")
-        return Answer(503, not_recorded_body(None), None, problem=f"internal error: {exc!r}")
+        return pipeline.failed(event, f"internal error: {exc!r}")
 
 
 async def _close_after(request: web.Request, response: web.Response) -> web.Response:

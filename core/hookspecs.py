@@ -24,18 +24,27 @@ General rules, true of every hook:
   ``None``: later plugins are not asked.  Every other hook asks every plugin
   (``authorize_call`` until the first ``Deny``).  The dispatcher reads
   ``firstresult`` from these specs; there is no other table.
+* A plugin serves both Sinch Voice API generations: each call hook says which
+  events of each generation run it (v1 callbacks: ICE, ACE, PIE, DICE, Notify;
+  v2 webhooks: ``call.incoming``, ``call.answered``, ...).
 * Each call of every hook (``on_disconnect`` and ``on_notify`` included) runs
   under the plugin's one ``timeout_ms`` and inside one deadline for the whole
   callback (``[server] deadline_ms``; ``record_deadline_ms`` for DICE and
   Notify).  A plugin that raises or runs out of time is logged with its name
   and handled by its ``on_error`` policy: ``"deny"`` treats it as a ``Deny``
-  (ICE) or a ``hangup`` (ACE/PIE), ``"skip"`` treats it as ``None``.  It never
-  turns an ICE/ACE/PIE answer into an error (DICE and Notify: see
-  ``on_disconnect``).
+  (``authorize_call``, ``route_call``) or an ``EndCall`` (``on_answer``,
+  ``on_prompt_input``), ``"skip"`` treats it as ``None``.  It never turns an
+  answer into an error (the events that record: see ``on_disconnect``).
+  An answer the call's generation cannot carry out (v2 SVAML for a v1 call, v1
+  SVAML, an ``InAppUser`` or a ``Conference`` for a v2 call) counts as the
+  plugin failing, with an error saying why.
   A hook must let ``asyncio.CancelledError`` propagate (catch ``Exception``,
   never everything).
-* ``call`` is the typed event (``callgate.events.Ice``, ``Ace``, ``Pie``,
-  ``Dice`` or ``Notify``); ``call.raw`` holds the body as Sinch sent it.
+* ``call`` is the neutral call (:mod:`callgate.calls`: ``Incoming``,
+  ``Answered``, ``MenuInput``, ``Ended`` or ``Notice``), whichever generation sent
+  it: ``call.generation`` is ``"v1"`` or ``"v2"``, ``call.key`` the id to keep
+  records by, ``call.raw`` the body as Sinch sent it.  Answers are neutral
+  decisions (:mod:`callgate.decisions`), rendered for the call's generation.
 * ``dry_run`` (every call hook; opt in by naming it): ``False`` when callgate
   serves Sinch, ``True`` under ``callgate simulate``.  When it is true, answer
   exactly as you would for real but change nothing that persists: no database
@@ -56,8 +65,10 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
-    from .events import Ace, Dice, Ice, Notify, Pie
-    from .results import Allow, CallerId, Decision, Deny, Route
+    from .calls import Answered, Ended, Incoming, MenuInput, Notice
+    from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
+    from .protocols.v2.wire import V2Answer
+    from .results import Decision
     from .svaml import Svaml
 
 PROJECT = "callgate"
@@ -65,12 +76,12 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
-# --- ICE: a call comes in ------------------------------------------------------------------
+# --- a call comes in: v1 ICE, v2 call.incoming ---------------------------------------------
 
 
 @hookspec
-def authorize_call(call: Ice, dry_run: bool) -> Allow | Deny | None:
-    """May this call go ahead?  Runs first for every ICE.
+def authorize_call(call: Incoming, dry_run: bool) -> Allow | Deny | None:
+    """May this call go ahead?  Runs first for every incoming call: v1 ICE, v2 ``call.incoming``.
 
     :param call: the incoming call.
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
@@ -78,12 +89,13 @@ def authorize_call(call: Ice, dry_run: bool) -> Allow | Deny | None:
     :returns:
         * ``Deny(reason, prompt=None)``: veto.  The first ``Deny`` in plugin order
           ends the evaluation (later plugins are not asked) and wins, whatever
-          any other plugin said; the caller hears ``prompt`` (if any), then the
-          call is hung up.
-        * ``Allow(max_duration=None, instructions=())``: no objection.  An
+          any other plugin said; the caller hears ``prompt`` (a ``Prompt``, if
+          any), then the call is hung up.
+        * ``Allow(max_duration=None, prompts=())``: no objection.  An
           ``Allow`` may limit the call (the smallest ``max_duration`` of all
-          plugins wins, and becomes the SVAML ``maxDuration``) and contribute
-          instructions (kept in plugin order, run before the action).
+          plugins wins, and becomes the dialled call's maximum duration: v1
+          ``maxDuration``) and contribute prompts (kept in plugin order, played
+          before the call is connected).
         * ``None``: no opinion (the call is outside this plugin's scope).  When
           no plugin has an opinion, ``[server] default_decision`` applies.
 
@@ -97,17 +109,22 @@ def authorize_call(call: Ice, dry_run: bool) -> Allow | Deny | None:
 
 
 @hookspec(firstresult=True)
-def route_call(call: Ice, dry_run: bool) -> Route | None:
-    """Where does an authorized call go?  Runs only when the call was allowed.
+def route_call(call: Incoming, dry_run: bool) -> Route | SvamlRoute | Svaml | V2Answer | None:
+    """Where does an authorized call go?  Runs for an incoming call (v1 ICE, v2 ``call.incoming``), only
+    when it was allowed.
 
     :param call: the incoming call.
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
         that persists (see the module docstring).
     :returns:
-        * ``Route(action, instructions=(), name=None)``: connect the call with this
-          ICE action (``ConnectPstn``, ``ConnectSip``, ``ConnectMxp``,
-          ``ConnectConf``, ``RunMenu``, ``Park``, ``ConnectStream`` or ``Hangup``).
-          The first ``Route`` in plugin order wins; later plugins are not asked.
+        * ``Route(to, name=None, max_duration=None, cli=None, dial_timeout=None, prompts=())``:
+          play ``prompts``, then send the call ``to`` a ``PhoneNumber``, a ``SipEndpoint``,
+          an ``InAppUser`` or a ``Conference`` (v1 only), a ``DigitMenu`` or ``EndCall``.
+          The first non-``None`` answer in plugin order wins; later plugins are not asked.
+        * ``SvamlRoute(svaml, name=None)``, or the SVAML alone: a route in one
+          generation's own SVAML (a v1 ``callgate.svaml.Svaml`` valid in ICE, a v2
+          ``V2Answer``) for what no ``Route`` expresses.  For a call of the other
+          generation it counts as this plugin failing.
         * ``None``: this plugin does not route this call; the next one is asked.
           The built-in ``router`` (the routing table in config.toml) is asked
           last.  When nobody routes the call it is hung up (after
@@ -116,12 +133,14 @@ def route_call(call: Ice, dry_run: bool) -> Route | None:
 
 
 @hookspec(firstresult=True)
-def set_cli(call: Ice, route: Route, dry_run: bool) -> CallerId | None:
-    """Which caller id should the callee see?  Runs after routing, only when the route's
-    action is ``connectPstn`` or ``connectSip``.
+def set_cli(call: Incoming, route: Route | SvamlRoute, dry_run: bool) -> CallerId | None:
+    """Which caller id should the callee see?  Runs for an incoming call (v1 ICE, v2 ``call.incoming``)
+    after routing, only when the route dials: its target is a ``PhoneNumber`` or a ``SipEndpoint``
+    (or it is v1 SVAML whose action is ``connectPstn`` or ``connectSip``).
 
     :param call: the incoming call.
-    :param route: the route chosen by ``route_call``.
+    :param route: the route chosen by ``route_call`` (SVAML it returned alone comes as a
+        ``SvamlRoute`` without a name).
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
         that persists (see the module docstring).
     :returns:
@@ -134,8 +153,9 @@ def set_cli(call: Ice, route: Route, dry_run: bool) -> CallerId | None:
 
 
 @hookspec
-def call_decided(call: Ice, decision: Decision, dry_run: bool) -> None:
-    """The ICE answer is fixed; commit or release what ``authorize_call`` held.
+def call_decided(call: Incoming, decision: Decision, dry_run: bool) -> None:
+    """The answer to an incoming call (v1 ICE, v2 ``call.incoming``) is fixed; commit or release what
+    ``authorize_call`` held.
 
     Runs for every plugin, after the answer is decided and before it is sent,
     whatever the decision.  Typical use: a plugin that reserved credit in
@@ -144,8 +164,9 @@ def call_decided(call: Ice, decision: Decision, dry_run: bool) -> None:
 
     :param call: the incoming call.
     :param decision: the final decision: ``allowed``, ``decided_by``,
-        ``reason``, ``route``, ``cli``, ``max_duration``, the ``svaml`` sent to
-        Sinch and every plugin's ``outcomes``.
+        ``reason``, ``route`` (the neutral ``Route``, or None), ``routed_by``,
+        ``route_name``, ``cli``, ``max_duration``, the ``generation``, the
+        ``svaml`` sent to Sinch (that generation's) and every plugin's ``outcomes``.
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
         that persists (see the module docstring).
     :returns: ``None``; any return value is ignored.  An exception is logged and
@@ -153,61 +174,74 @@ def call_decided(call: Ice, decision: Decision, dry_run: bool) -> None:
     """
 
 
-# --- ACE / PIE: the callee answered, a menu collected input --------------------------------
+# --- the callee answered, a menu collected input: v1 ACE / PIE, v2 call.answered / call.menu --
 
 
 @hookspec(firstresult=True)
-def on_answer(call: Ace, dry_run: bool) -> Svaml | None:
-    """The callee answered an outgoing leg (ACE).  What now?
+def on_answer(call: Answered, dry_run: bool) -> Proceed | EndCall | Route | Svaml | V2Answer | None:
+    """The callee answered a connected leg (v1 ACE, v2 ``call.answered``).  What now?
 
-    :param call: the answered-call event (``call.amd`` has the answering-machine
-        result when AMD was enabled on the connectPstn).
+    :param call: the answered call (``call.amd`` has the answering-machine
+        result when AMD was enabled on the v1 connectPstn).
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
         that persists (see the module docstring).
     :returns:
-        * ``Svaml(action, instructions)``: the ACE answer.  It must be valid in
-          ACE (actions ``continue``, ``hangup``, ``connectConf``, ``runMenu``);
-          an invalid one counts as this plugin failing.  The first non-``None``
-          answer in plugin order wins.
-        * ``None``: no opinion.  When nobody answers, the answer is ``continue``
-          (the call is connected).
+        * ``Proceed()``: connect the call (v1 ``continue``, v2 ``bridgeCall``).
+        * ``EndCall(prompts=())``: hang up, after the prompts.
+        * ``Route(...)``: send the call on (v1 ACE allows a ``Conference``, a
+          ``DigitMenu`` or ``EndCall``; an answer the generation rejects is
+          replaced by its safe answer).
+        * v1 ``Svaml`` (valid in ACE: actions ``continue``, ``hangup``,
+          ``connectConf``, ``runMenu``) or a v2 ``V2Answer``: generation-specific
+          SVAML; an invalid one, or one for the other generation, counts as this
+          plugin failing.
+        * ``None``: no opinion.  The first non-``None`` answer in plugin order wins;
+          when nobody answers, the answer is ``Proceed`` (the call is connected).
     """
 
 
 @hookspec(firstresult=True)
-def on_prompt_input(call: Pie, dry_run: bool) -> Svaml | None:
-    """A ``runMenu`` (or conference DTMF detection) produced a result (PIE).  What now?
+def on_prompt_input(call: MenuInput, dry_run: bool) -> Proceed | EndCall | Route | Svaml | V2Answer | None:
+    """A menu produced a result (v1 PIE: a ``runMenu`` or conference DTMF detection; v2 ``call.menu``).
+    What now?
 
-    :param call: the prompt-input event; ``call.menu_result`` has ``menu_id``,
+    :param call: the menu input; ``call.menu_result`` has ``menu_id``,
         ``type`` (``sequence``, ``return``, ``timeout``, ``hangup``,
-        ``invalidinput``, ``error``), ``value`` and ``input_method``.
+        ``invalidinput``, ``error``; v2 only ``sequence``), ``value`` and ``input_method``.
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
         that persists (see the module docstring).
     :returns:
-        * ``Svaml(action, instructions)``: the PIE answer, valid in PIE.  The first
-          non-``None`` answer in plugin order wins.
-        * ``None``: no opinion.  The built-in ``router`` answers from its
-          ``menu_answers`` table last; when nothing matches, its ``pie_default``
-          (``continue`` unless configured) is sent.
+        * ``Proceed()``: carry on (v1 ``continue``).
+        * ``EndCall(prompts=())``: hang up, after the prompts.
+        * ``Route(...)``: send the call on (a number, a SIP endpoint, a conference,
+          another ``DigitMenu``), after the route's prompts.
+        * v1 ``Svaml`` (valid in PIE) or a v2 ``V2Answer``: generation-specific
+          SVAML; an invalid one, or one for the other generation, counts as this
+          plugin failing.
+        * ``None``: no opinion.  The first non-``None`` answer in plugin order wins.
+          The built-in ``router`` answers from its ``menu_answers`` table last;
+          when nothing matches, its ``pie_default`` (``continue``: ``Proceed``,
+          unless configured) is sent; with no answer at all the call is ended.
     """
 
 
-# --- DICE / Notify: the call ended, something happened -------------------------------------
+# --- the call ended, something happened: v1 DICE / Notify, v2 end states / notices ------------
 
 
 @hookspec
-def on_disconnect(call: Dice, dry_run: bool) -> None:
-    """The call ended (DICE): record it.
+def on_disconnect(call: Ended, dry_run: bool) -> None:
+    """The call ended: record it.  Runs for v1 DICE and for the v2 end states ``call.hangup``,
+    ``call.busy``, ``call.rejected``, ``call.timeout`` and ``call.failed`` (each v2 leg ends on its own).
 
-    Runs for every plugin.  DICE is answered ``200 {}`` only after every plugin
-    has returned, so a 200 tells Sinch the call is durably recorded.  If any
-    plugin raises or runs out of time, DICE is answered ``503`` so that Sinch's
-    fallback URL receives it: write durably first, and do slow work (a CRM
-    request) in the background afterwards.  The same DICE may arrive twice
-    (primary and fallback URL): recording must be idempotent per ``call.callid``.
+    Runs for every plugin.  The event is acknowledged (v1 ``200 {}``) only after every plugin
+    has returned, so that answer tells Sinch the call is durably recorded.  If any
+    plugin raises or runs out of time, it is answered so that Sinch's fallback URL
+    receives it (v1 ``503``): write durably first, and do slow work (a CRM
+    request) in the background afterwards.  The same event may arrive twice
+    (primary and fallback URL): recording must be idempotent per ``call.key``.
 
-    :param call: the disconnected-call event (``reason``, ``result``,
-        ``duration``, ``debit``, ...).
+    :param call: the ended call (``reason``, ``result``, ``answered``,
+        ``duration``, ``debit`` (v1 only), ``rate``, ...).
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
         that persists (see the module docstring).
     :returns: ``None``; any return value is ignored.
@@ -215,14 +249,15 @@ def on_disconnect(call: Dice, dry_run: bool) -> None:
 
 
 @hookspec
-def on_notify(call: Notify, dry_run: bool) -> None:
-    """Sinch sent a notification (recording available, async AMD result, calling error).
+def on_notify(call: Notice, dry_run: bool) -> None:
+    """Sinch sent a notification (recording available, AMD result, calling error).  Runs for v1
+    Notify and for the v2 ``call.amd.*``, ``call.recording.*`` and ``call.message.finished`` events.
 
-    Runs for every plugin, and is awaited before the ``200 {}`` answer, like
-    ``on_disconnect``; a plugin that raises or runs out of time makes the answer
-    ``503``.
+    Runs for every plugin, and is awaited before the acknowledgement, like
+    ``on_disconnect``; a plugin that raises or runs out of time makes Sinch send
+    it to the fallback URL (v1 ``503``).
 
-    :param call: the notification (``type``, ``destination``, ``amd``, ``error_code``).
+    :param call: the notice (``type``, ``destination``, ``amd``, ``error_code``).
     :param dry_run: ``True`` under ``callgate simulate``: answer as for real, change nothing
         that persists (see the module docstring).
     :returns: ``None``; any return value is ignored.

@@ -31,7 +31,7 @@ from . import dispatch
 
 if TYPE_CHECKING:
     from .manager import Plugins
-    from .pipeline import Answer
+    from .pipeline import Reply
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -65,7 +65,7 @@ class Metrics:
         self._answers: dict[tuple[str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
         self._plugin_times: dict[tuple[str, str], Callable[[float], None]] = {}
 
-    def answered(self, event: str, status: int, seconds: float, answer: Answer | None = None) -> None:
+    def answered(self, event: str, status: int, seconds: float, answer: Reply | None = None) -> None:
         """Record one callback's outcome (and its plugins' timings, when it reached the pipeline)."""
         record = self._answers.get((event, status))
         if record is None:

@@ -1,12 +1,14 @@
-"""From a typed event to the answer Sinch receives: run the event's hooks, combine, validate.
+"""From a neutral call to the answer Sinch receives: run the event's hooks, combine, render.
 
-Used by the HTTP handler and by ``callgate simulate``, so what ``simulate``
-prints is what a real callback would get.
+The call's generation picks the renderer (:class:`callgate.plan.Renderer`) that turns the combined
+decision into that generation's SVAML.  Used by the HTTP handler and by ``callgate simulate``, so
+what ``simulate`` prints is what a real callback would get.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,25 +16,31 @@ import structlog
 
 from . import combine, dispatch
 from .caches import ClearingCache
+from .calls import Answered, CallEvent, Ended, Incoming, MenuInput, Notice
 from .config import ServerConfig
-from .events import Ace, Dice, Event, Ice, Notify, Pie
+from .decisions import CallerId, Deny, EndCall, Proceed, Prompt, Route, SvamlRoute
 from .manager import Plugins
-from .responses import ACK, not_recorded_body
-from .results import CallerId, Decision, Deny, Outcome, Route, new_decision
-from .svaml import SAFE_ANSWERS, Continue, Hangup, Say, Svaml, SvamlError
+from .plan import Rendered, Renderer
+from .protocols.v1.render import V1Renderer
+from .results import Decision, Outcome, new_decision
 
 log = structlog.get_logger("callgate.pipeline")
 
-CONTINUE = Svaml(action=Continue())
-HANGUP = Svaml(action=Hangup())
-#: How many ICE answers a pipeline keeps by their parts (all dropped when full).
-ICE_ANSWER_CACHE_SIZE = 4096
-#: How many ACE/PIE answers a pipeline keeps by the SVAML object's identity (all dropped when full).
-SVAML_ANSWER_CACHE_SIZE = 1024
+#: How many rendered answers a pipeline keeps by what they were rendered from (all dropped when full).
+ANSWER_CACHE_SIZE = 4096
+#: The Renderer method (and ``safe`` kind) for each event that is answered with SVAML.
+KINDS: dict[type, str] = {Incoming: "incoming", Answered: "answered", MenuInput: "menu"}
+PROCEED = Proceed()
+END_CALL = EndCall()
+
+
+def default_renderers(server: ServerConfig) -> dict[str, Renderer]:
+    """One renderer per API generation, configured from ``[server]``."""
+    return {"v1": V1Renderer(server)}
 
 
 @dataclass(slots=True)
-class Answer:
+class Reply:
     """What to send back for one callback, and how it was reached."""
 
     status: int
@@ -40,7 +48,7 @@ class Answer:
     action: str | None = None
     outcomes: list[Outcome] = field(default_factory=list)
     decision: Decision | None = None
-    svaml: Svaml | None = None
+    svaml: Any = None
     problem: str | None = None
 
     def trace(self) -> list[dict[str, Any]]:
@@ -53,7 +61,7 @@ class Answer:
             d = self.decision
             if not d.allowed:
                 return f"denied by {d.decided_by}: {d.reason} -> {self.action}"
-            route = f"route {d.route.name or d.route.action.name} from {d.routed_by}" if d.route else "no route"
+            route = f"route {d.route_name or self.action} from {d.routed_by}" if d.routed_by else "no route"
             return f"allowed by {d.decided_by}, {route} -> {self.action}"
         if self.action is not None:
             return self.action
@@ -65,156 +73,138 @@ def _is_deny(outcome: Outcome) -> bool:
 
 
 class Pipeline:
-    """The decision path for every event, over one set of enabled plugins."""
+    """The decision path for every event, over one set of enabled plugins.
 
-    def __init__(self, plugins: Plugins, server: ServerConfig) -> None:
+    ``renderers`` maps a generation (``"v1"``, ``"v2"``) to its renderer; by default
+    :func:`default_renderers`.
+    """
+
+    def __init__(self, plugins: Plugins, server: ServerConfig,
+                 renderers: Mapping[str, Renderer] | None = None) -> None:
         self.plugins = plugins
         self.server = server
-        self._no_route_prompt = Say(text=server.no_route_prompt, locale=server.locale) if server.no_route_prompt else None
+        self.renderers = dict(default_renderers(server) if renderers is None else renderers)
+        self._no_route_prompt = (Prompt.say(server.no_route_prompt, server.locale or None)
+                                 if server.no_route_prompt else None)
         #: The authorization when no plugin implements authorize_call (combine is pure: computed once).
         self._no_opinion = combine.combine_authorization([], server.default_decision)
-        #: (id(svaml), event) -> (svaml, its answer); (authorization, id(route), cli) -> (route, its answer).
-        self._svaml_answers = ClearingCache(SVAML_ANSWER_CACHE_SIZE)
-        self._ice_answers = ClearingCache(ICE_ANSWER_CACHE_SIZE)
+        #: (generation, kind, plan or answer) -> (its Rendered, its problem or None).
+        self._rendered = ClearingCache(ANSWER_CACHE_SIZE)
 
-    async def answer(self, event: Event) -> Answer:
+    async def answer(self, event: CallEvent) -> Reply:
+        renderer = self.renderers[event.generation]
         loop = asyncio.get_running_loop()
-        if isinstance(event, (Dice, Notify)):
-            hook = "on_disconnect" if isinstance(event, Dice) else "on_notify"
-            return await self._record(hook, event, loop.time() + self.server.record_deadline_ms / 1000)
+        kind = event.__class__
+        if kind is Ended or kind is Notice:
+            hook = "on_disconnect" if kind is Ended else "on_notify"
+            return await self._record(hook, event, renderer, loop.time() + self.server.record_deadline_ms / 1000)
         deadline = loop.time() + self.server.deadline_ms / 1000
-        if isinstance(event, Ice):
-            return await self._ice(event, deadline)
-        if isinstance(event, Ace):
-            return await self._first_svaml("on_answer", event, deadline, "ace", CONTINUE)
-        if isinstance(event, Pie):
-            return await self._first_svaml("on_prompt_input", event, deadline, "pie", SAFE_ANSWERS["pie"])
-        raise TypeError(f"not an event: {event!r}")
+        if kind is Incoming:
+            return await self._incoming(event, renderer, deadline)      # type: ignore[arg-type]
+        if kind is Answered:
+            return await self._step("on_answer", event, renderer, deadline, "answered", PROCEED)
+        if kind is MenuInput:
+            return await self._step("on_prompt_input", event, renderer, deadline, "menu", END_CALL)
+        raise TypeError(f"not a call event: {event!r}")
 
-    async def _ice(self, call: Ice, deadline: float) -> Answer:
+    def failed(self, event: CallEvent, problem: str) -> Reply:
+        """The answer when the pipeline itself failed on ``event`` (a bug in callgate): the event's safe answer,
+        or for an event that records, the generation's "not recorded" answer."""
+        renderer = self.renderers[event.generation]
+        kind = KINDS.get(event.__class__)
+        if kind is not None:
+            safe = renderer.safe(kind)
+            return Reply(200, safe.body, safe.action, svaml=safe.svaml, problem=problem)
+        status, body = renderer.not_recorded(None)
+        return Reply(status, body, None, problem=problem)
+
+    async def _incoming(self, call: Incoming, renderer: Renderer, deadline: float) -> Reply:
         plugins = self.plugins
         if plugins.impls("authorize_call"):
             outcomes = await dispatch.collect(plugins, "authorize_call", deadline, call=call, stop=_is_deny)
             auth = combine.combine_authorization(outcomes, self.server.default_decision)
         else:
             outcomes, auth = [], self._no_opinion
-        route = routed_by = cli = None
+        route: Route | SvamlRoute | None = None
+        routed_by = cli = None
         if auth.allowed:
-            routing = await dispatch.collect(plugins, "route_call", deadline, call=call)
+            routing = await dispatch.collect(plugins, "route_call", deadline, call=call, refuses=renderer.refuses)
             outcomes += routing
             answered = combine.first_answer(routing)
             if answered and isinstance(answered.value, Deny):   # a router failed and its policy is deny
                 auth = combine.Authorization(False, answered.plugin, answered.value.reason)
             elif answered:
-                route, routed_by = answered.value, answered.plugin
-        if route is not None and route.action.name in combine.CLI_ACTIONS:
+                value = answered.value
+                route = value if isinstance(value, (Route, SvamlRoute)) else SvamlRoute(value)
+                routed_by = answered.plugin
+        if route is not None and combine.is_dialled(route):
             cli_outcomes = await dispatch.collect(plugins, "set_cli", deadline, call=call, route=route)
             outcomes += cli_outcomes
             answered = combine.first_answer(cli_outcomes)
             if answered and isinstance(answered.value, CallerId):
                 cli = answered.value.number
-        svaml, body, problem = self._ice_svaml(auth, route, cli)
-        max_duration = getattr(svaml.action, "max_duration", None)
-        decision = new_decision(auth.allowed and problem is None, auth.decided_by, problem or auth.reason, svaml,
-                                route, routed_by, cli, max_duration, tuple(outcomes))
+        plan = combine.incoming_plan(auth, route, cli, self._no_route_prompt)
+        rendered, problem = self._render(renderer, "incoming", plan, call.event)
+        if problem is not None:
+            max_duration = None
+        else:
+            max_duration = plan.max_duration if plan.specific is None else rendered.max_duration
+        decision = new_decision(auth.allowed and problem is None, auth.decided_by, problem or auth.reason,
+                                rendered.svaml, route if isinstance(route, Route) else None, routed_by, cli,
+                                max_duration, tuple(outcomes), call.generation, plan,
+                                route.name if route is not None else None)
         # call_decided gets its own short budget: a plugin that held something must be told even
         # when the authorization used up the callback's deadline.
         if plugins.impls("call_decided"):
             loop = asyncio.get_running_loop()
             outcomes += await dispatch.collect(plugins, "call_decided", loop.time() + self.server.deadline_ms / 4000,
                                                call=call, decision=decision)
-        return Answer(200, body, svaml.action.name, outcomes, decision, svaml, problem)
+        return Reply(200, rendered.body, rendered.action, outcomes, decision, rendered.svaml, problem)
 
-    def _ice_svaml(self, auth: combine.Authorization, route: Route | None,
-                   cli: str | None) -> tuple[Svaml, bytes, str | None]:
-        """The ICE answer, its JSON and what was wrong with it (None), from the combined parts.
-
-        The same parts give the same answer, so answers are kept by their parts: a route the router
-        built once, or the same one again from a plugin, skips building, checking and serialising.
-        The key holds the route object by identity (and the entry keeps it alive, so that identity
-        is never reused while the entry exists); an equal route built anew is simply a new entry.
-        Parts that make no valid answer are kept too, with their problem: every such callback
-        still logs the problem on its ``callback`` line, the ``invalid_svaml_replaced`` error only
-        the first time.
-        """
-        key: tuple[combine.Authorization, int, str | None] | None = (auth, id(route), cli)
-        try:
-            known = self._ice_answers.get(key)
-        except TypeError:     # an unhashable part (no SVAML model has one today): build it every time
-            key, known = None, None
-        if known is not None and known[0] is route:
-            return known[1]
-        problem: str | None
-        try:
-            svaml = combine.ice_answer(auth, route, cli, answer_before_prompts=self.server.answer_before_prompts,
-                                       no_route_prompt=self._no_route_prompt)
-        except ValueError as exc:   # the parts are valid but not together (e.g. too much cookie data)
-            svaml, problem = self._safe("ice", f"the plugins' contributions do not make a valid answer: {exc}")
-        else:
-            svaml, problem = self._valid_or_safe(svaml, "ice")
-        result = (svaml, svaml.to_json(), problem)
-        if key is not None:
-            self._ice_answers.put(key, (route, result))
-        return result
-
-    async def _first_svaml(self, hook: str, call: Ace | Pie, deadline: float, event: str, default: Svaml) -> Answer:
-        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)
+    async def _step(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float, kind: str,
+                    default: Proceed | EndCall) -> Reply:
+        """An answered call or a menu's input: the first plugin's answer (or ``default``), rendered."""
+        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call, refuses=renderer.refuses)
         answered = combine.first_answer(outcomes)
-        if answered is None:
-            svaml = default
-        elif isinstance(answered.value, Deny):   # the plugin failed and its policy is deny
-            svaml = HANGUP
-        else:
-            svaml = answered.value
-        svaml, body, problem = self._checked(svaml, event)
-        return Answer(200, body, svaml.action.name, outcomes, svaml=svaml, problem=problem)
+        rendered, problem = self._render(renderer, kind, default if answered is None else answered.value, call.event)
+        return Reply(200, rendered.body, rendered.action, outcomes, svaml=rendered.svaml, problem=problem)
 
-    def _checked(self, svaml: Svaml, event: str) -> tuple[Svaml, bytes, str | None]:
-        """The ACE/PIE answer to send for ``svaml``, its JSON and what was wrong with it (None).
+    def _render(self, renderer: Renderer, kind: str, value: Any, event: str) -> tuple[Rendered, str | None]:
+        """``value`` (a plan, or a step's answer) rendered, and what was wrong with it (None).
 
-        SVAML models are frozen, so the result is kept by the object's identity (the entry keeps
-        the object alive, so its id is not reused meanwhile): the defaults and a plugin's
-        prebuilt answers are checked and serialised once.
+        The same value gives the same answer, so answers are kept by what they were rendered from
+        (decisions and plans are frozen values): a route the router built once, or the same plan
+        again, skips building, checking and serialising.  Values that render no valid answer are
+        kept too, with their problem: every such callback still logs the problem on its
+        ``callback`` line, the ``invalid_svaml_replaced`` error only the first time.
         """
-        key = (id(svaml), event)
-        known = self._svaml_answers.get(key)
+        key: tuple[str, str, Any] | None = (renderer.generation, kind, value)
+        try:
+            known = self._rendered.get(key)
+        except TypeError:     # an unhashable value (SVAML holding a list): rendered every time
+            key, known = None, None
         if known is not None:
-            return known[1]
-        checked, problem = self._valid_or_safe(svaml, event)
-        result = (checked, checked.to_json(), problem)
-        self._svaml_answers.put(key, (svaml, result))
+            return known
+        problem: str | None = None
+        try:
+            rendered = getattr(renderer, kind)(value)
+        except ValueError as exc:
+            rendered = renderer.safe(kind)
+            log.error("invalid_svaml_replaced", sinch_event=event, error=str(exc), replaced_by=rendered.action)
+            problem = f"invalid SVAML replaced by a safe answer: {exc}"
+        result = (rendered, problem)
+        if key is not None:
+            self._rendered.put(key, result)
         return result
 
-    async def _record(self, hook: str, call: Dice | Notify, deadline: float) -> Answer:
+    async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float) -> Reply:
         outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             # The log line says how each plugin failed (its exception's text); the answer only which
             # plugins did: exception text and paths are internal, plugin names are not.
+            status, body = renderer.not_recorded(", ".join(o.plugin for o in failed))
             verdicts = ", ".join(f"{o.plugin} ({o.verdict})" for o in failed)
-            problem = f"not recorded by {verdicts}; answering 503 so Sinch's fallback URL receives it"
-            return Answer(503, not_recorded_body(", ".join(o.plugin for o in failed)), None, outcomes,
-                          problem=problem)
-        return Answer(200, ACK, None, outcomes)
-
-    @staticmethod
-    def _valid_or_safe(svaml: Svaml, event: str) -> tuple[Svaml, str | None]:
-        """The answer if it is valid for the event; otherwise the safe answer, and why.
-
-        Every part was validated when it was built (plugins' SVAML answers field by field
-        in the dispatcher; routes, allows and caller ids by their own types; the duration
-        and caller id the combine step sets are those validated values), so the per-event
-        tables are what is left to check here.
-        """
-        try:
-            svaml.validate_for(event, recheck_fields=False)
-        except SvamlError as exc:
-            return Pipeline._safe(event, str(exc))
-        return svaml, None
-
-    @staticmethod
-    def _safe(event: str, why: str) -> tuple[Svaml, str]:
-        """The event's safe answer instead of an invalid one, logged as the programming error it is."""
-        safe = SAFE_ANSWERS[event]
-        log.error("invalid_svaml_replaced", sinch_event=event, error=why, replaced_by=safe.action.name)
-        return safe, f"invalid SVAML replaced by a safe answer: {why}"
+            problem = f"not recorded by {verdicts}; answering {status} so Sinch's fallback URL receives it"
+            return Reply(status, body, None, outcomes, problem=problem)
+        return Reply(200, renderer.recorded, None, outcomes)

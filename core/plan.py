@@ -22,9 +22,11 @@ class IncomingPlan:
     """What to answer an incoming call (ICE, ``call.incoming``).
 
     * ``route`` None: hang up after ``prompts`` (a denial's prompt, or the no-route prompt).
-    * ``route`` a :class:`Route`: play ``prompts`` (every ``Allow``'s, then the route's), then go
-      to ``route.to``; a dialled target gets ``max_duration`` (the smallest of the route's and the
-      allows') and ``cli`` (``set_cli``'s, else the route's).
+    * ``route`` a :class:`Route`: play ``prompts`` (every ``Allow``'s, then the route's: the renderer
+      plays ``prompts``, never ``route.prompts`` again), then go to ``route.to`` (an ``EndCall``
+      target plays its own prompts before hanging up); a dialled target gets ``max_duration`` (the
+      smallest of the route's and the allows') and ``cli`` (``set_cli``'s, else the route's); other
+      targets have neither (both None).
     * ``specific`` set (``route`` None): a plugin's generation-specific SVAML answer; ``prompts``
       (the allows') play before it, ``max_duration`` and ``cli`` apply to its dialled action where
       the generation allows.
@@ -45,12 +47,15 @@ StepAnswer = Proceed | EndCall | Route | Any
 
 @dataclass(frozen=True, slots=True)
 class Rendered:
-    """An answer as it goes on the wire: the SVAML object (for ``call_decided`` and the logs), its JSON and the
-    name of what it does (``connectPstn``, ``dial``, ``hangup``, ... for the log line and metrics)."""
+    """An answer as it goes on the wire: the SVAML object (for ``call_decided`` and the logs), its JSON, the
+    name of what it does (``connectPstn``, ``dial``, ``hangup``, ... for the log line and metrics) and the
+    longest it lets the call last (``Decision.max_duration`` of a plugin's generation-specific route)."""
 
     svaml: Any
     body: bytes
     action: str
+    #: The longest the answer lets the call last (its dialled action's maximum), None when it sets none.
+    max_duration: int | None = None
 
 
 class Renderer(Protocol):

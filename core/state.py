@@ -10,7 +10,7 @@ from .config import Config
 from .manager import Plugins
 from .metrics import Metrics
 from .pipeline import Pipeline
-from .signing import Verifier
+from .protocols.v1.signing import Verifier
 
 CONFIG = web.AppKey("config", Config)
 PLUGINS = web.AppKey("plugins", Plugins)

@@ -41,7 +41,7 @@ Fixtures:
   (``url``, ``port``, ``logs()``, ``log_lines()``, ``stop()``); the server trusts the
   test application (``TEST_APPLICATION_KEY`` / ``TEST_APPLICATION_SECRET``, given to it
   as ``SINCH_APPLICATION_KEY`` / ``SINCH_APPLICATION_SECRET``): sign requests to it with
-  ``callgate.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``.
+  ``callgate.protocols.v1.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``.
 """
 
 from __future__ import annotations
@@ -63,10 +63,11 @@ from typing import Any
 
 import pytest
 
-from . import samples, signing
+from . import samples
 from .app import build_verifier, create_app
 from .config import Config, ConfigError, config_from_dict
 from .manager import PluginError, load_plugins
+from .protocols.v1 import signing
 from .state import PLUGINS
 
 POSTGRES_DSN_ENV = "CALLGATE_TEST_POSTGRES_DSN"

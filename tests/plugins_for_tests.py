@@ -4,8 +4,8 @@ import asyncio
 
 from pydantic import BaseModel
 
-from callgate import Allow, CallerId, Deny, Route, Svaml, hookimpl
-from callgate.svaml import ConnectPstn, Continue, Hangup, Say
+from callgate import Allow, CallerId, Deny, PhoneNumber, Prompt, Route, Svaml, hookimpl
+from callgate.svaml import ConnectPstn, Continue, Hangup
 
 
 class AllowWith:
@@ -20,8 +20,8 @@ class AllowWith:
 
     @hookimpl
     def authorize_call(self, call):
-        instructions = (Say(text=self.config.say),) if self.config.say else ()
-        return Allow(max_duration=self.config.max_duration, instructions=instructions)
+        prompts = (Prompt.say(self.config.say),) if self.config.say else ()
+        return Allow(max_duration=self.config.max_duration, prompts=prompts)
 
 
 class DenyAll:
@@ -32,7 +32,7 @@ class DenyAll:
 
     @hookimpl
     async def authorize_call(self, call):
-        return Deny("denied by test", prompt=Say(text="You may not call."))
+        return Deny("denied by test", prompt=Prompt.say("You may not call."))
 
     @hookimpl
     def call_decided(self, call, decision):
@@ -85,7 +85,7 @@ class RouteTo:
 
     @hookimpl
     def route_call(self, call):
-        return Route(ConnectPstn(number=self.config.number, max_duration=self.config.max_duration), name="test-route")
+        return Route(PhoneNumber(self.config.number), max_duration=self.config.max_duration, name="test-route")
 
 
 class FixedCli:

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 from aiohttp import web
 
-from callgate import signing
+from callgate.protocols.v1 import signing
 from callgate.storage import KEEPALIVE_DETECTION_SECONDS
 from callgate.testing import (  # noqa: F401
     POSTGRES_DSN_ENV,

@@ -25,9 +25,11 @@ from aiohttp.helpers import parse_content_type
 from aiohttp.http_parser import SINGLETON_HEADERS
 from multidict import CIMultiDict
 
-from callgate import signing
-from callgate.events import Dice, EventError, Notify, UnknownEvent, decode_event
-from callgate.signing import SignatureError, Verifier
+from callgate.calls import Ended, Notice
+from callgate.protocols.errors import EventError, UnknownEvent
+from callgate.protocols.v1 import signing
+from callgate.protocols.v1.decode import decode_event
+from callgate.protocols.v1.signing import SignatureError, Verifier
 from callgate.svaml import parse_svaml
 
 CALLBACK = "/sinch/callback"
@@ -205,7 +207,7 @@ def decoded_outcome(body: bytes) -> str:
         return "200:ack"
     except EventError as exc:
         return f"400:{exc.code}"
-    if isinstance(event, (Dice, Notify)):
+    if isinstance(event, (Ended, Notice)):
         return "200:ack"
     return f"200:svaml:{event.event}"
 

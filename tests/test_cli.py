@@ -8,7 +8,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from callgate import samples, signing
+from callgate import samples
+from callgate.protocols.v1 import signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
 #: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
@@ -71,8 +72,7 @@ PLUGIN_MODULE = '''
 import os
 from pathlib import Path
 from pydantic import BaseModel, ConfigDict
-from callgate import Deny, hookimpl
-from callgate.svaml import Say
+from callgate import Deny, Prompt, hookimpl
 
 if os.environ.get("IMPORT_MARKER"):
     Path(os.environ["IMPORT_MARKER"]).write_text("imported")
@@ -89,7 +89,7 @@ class Blocklist:
     @hookimpl
     def authorize_call(self, call):
         if call.caller in self.config.blocked:
-            return Deny("caller is blocked", prompt=Say(text="This number is blocked."))
+            return Deny("caller is blocked", prompt=Prompt.say("This number is blocked."))
         return None
 
     @hookimpl

@@ -1,4 +1,4 @@
-"""The pure combine step: plugins' answers in, one decision and its SVAML out (no server, no pluggy)."""
+"""The pure combine step: plugins' answers in, one plan out, and the plan as v1 SVAML (no server, no pluggy)."""
 
 import itertools
 import json
@@ -8,15 +8,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callgate import Allow, Deny, Route, hookimpl, hookspecs, samples
-from callgate.combine import Authorization, combine_authorization, first_answer, ice_answer, route_action
+from callgate import Allow, Conference, Deny, PhoneNumber, Prompt, Route, SipEndpoint, SvamlRoute, hookimpl, hookspecs, samples
+from callgate.combine import Authorization, combine_authorization, first_answer, incoming_plan
 from callgate.config import ServerConfig
-from callgate.events import decode_event
 from callgate.hookspecs import PROJECT
 from callgate.manager import LoadedPlugin, Plugins
 from callgate.pipeline import Pipeline
+from callgate.protocols.v1.decode import decode_event
+from callgate.protocols.v1.render import V1Renderer
 from callgate.results import Outcome
-from callgate.svaml import ConnectConf, ConnectPstn, ConnectSip, Destination, PlayFiles, Say
+from callgate.svaml import ConnectConf, ConnectPstn, Svaml
 
 
 def outcome(plugin, value):
@@ -29,13 +30,13 @@ def test_any_deny_wins_and_the_first_names_the_reason():
     assert (auth.allowed, auth.decided_by, auth.reason) == (False, "b", "no credit")
 
 
-def test_allows_combine_smallest_duration_and_instructions_in_order():
-    hello, credit = Say(text="hello"), Say(text="you have 3 minutes")
-    outcomes = [outcome("a", Allow(max_duration=600, instructions=(hello,))), outcome("b", None),
-                outcome("c", Allow(max_duration=180, instructions=(credit,))), outcome("d", Allow())]
+def test_allows_combine_smallest_duration_and_prompts_in_order():
+    hello, credit = Prompt.say("hello"), Prompt.say("you have 3 minutes")
+    outcomes = [outcome("a", Allow(max_duration=600, prompts=(hello,))), outcome("b", None),
+                outcome("c", Allow(max_duration=180, prompts=(credit,))), outcome("d", Allow())]
     auth = combine_authorization(outcomes, "deny")
     assert auth.allowed and auth.max_duration == 180
-    assert auth.instructions == (hello, credit)
+    assert auth.prompts == (hello, credit)
     assert auth.decided_by == "a,c,d"
 
 
@@ -65,40 +66,57 @@ def test_first_answer_skips_none():
     assert first_answer([Outcome("a", "route_call", None)]) is None
 
 
+def v1_answer(plan, **server):
+    return V1Renderer(ServerConfig(**server)).incoming(plan).svaml.to_dict()
+
+
 def test_denied_call_hears_the_prompt_after_answer_then_hangs_up():
-    auth = Authorization(False, "allowlist", "blocked", prompt=Say(text="Not allowed."))
-    svaml = ice_answer(auth, None, None).to_dict()
+    auth = Authorization(False, "allowlist", "blocked", prompt=Prompt.say("Not allowed."))
+    plan = incoming_plan(auth, None, None, None)
+    assert not plan.allowed and plan.route is None
+    svaml = v1_answer(plan)
     assert [i["name"] for i in svaml["instructions"]] == ["answer", "say"]
     assert svaml["action"] == {"name": "hangup"}
-    assert ice_answer(auth, None, None, answer_before_prompts=False).to_dict()["instructions"] == [
-        {"name": "say", "text": "Not allowed."}]
+    assert v1_answer(plan, answer_before_prompts=False)["instructions"] == [
+        {"name": "say", "text": "Not allowed.", "locale": "en-US"}]
 
 
 def test_allowed_call_gets_route_with_smallest_duration_and_cli():
-    auth = Authorization(True, "credit", "ok", max_duration=120, instructions=(Say(text="2 minutes left"),))
-    route = Route(ConnectPstn(number="+15550001111", max_duration=3600), instructions=(PlayFiles(ids=["https://x/a.wav"]),))
-    svaml = ice_answer(auth, route, "+46850001234").to_dict()
+    auth = Authorization(True, "credit", "ok", max_duration=120, prompts=(Prompt.say("2 minutes left"),))
+    route = Route(PhoneNumber("+15550001111"), max_duration=3600, prompts=(Prompt.play("https://x/a.wav"),))
+    plan = incoming_plan(auth, route, "+46850001234", None)
+    assert (plan.max_duration, plan.cli) == (120, "+46850001234")
+    svaml = v1_answer(plan)
     assert svaml["action"] == {"name": "connectPstn", "number": "+15550001111", "maxDuration": 120, "cli": "+46850001234"}
     assert [i["name"] for i in svaml["instructions"]] == ["answer", "say", "playFiles"]
 
 
 def test_route_limit_is_kept_when_smaller_than_the_plugins():
-    route = Route(ConnectPstn(number="+15550001111", max_duration=60))
-    assert route_action(route, max_duration=600, cli=None).max_duration == 60
+    route = Route(PhoneNumber("+15550001111"), max_duration=60)
+    assert incoming_plan(Authorization(True, "a", "ok", max_duration=600), route, None, None).max_duration == 60
 
 
 def test_cli_and_duration_only_where_svaml_has_them():
-    conf = Route(ConnectConf(conference_id="room-1"))
-    assert route_action(conf, max_duration=60, cli="+46850001234") == conf.action
-    sip = Route(ConnectSip(destination=Destination(type="sip", endpoint="a@b.example")))
-    assert route_action(sip, max_duration=None, cli="private").cli == "private"
+    auth = Authorization(True, "a", "ok", max_duration=60)
+    conf = incoming_plan(auth, Route(Conference("room-1")), "+46850001234", None)
+    assert (conf.max_duration, conf.cli) == (None, None)
+    assert v1_answer(conf)["action"] == {"name": "connectConf", "conferenceId": "room-1"}
+    sip = incoming_plan(auth, Route(SipEndpoint("sip:a@b.example")), "private", None)
+    assert v1_answer(sip)["action"] == {"name": "connectSip", "destination": {"type": "sip", "endpoint": "a@b.example"},
+                                        "maxDuration": 60, "cli": "private"}
+    v1 = incoming_plan(auth, SvamlRoute(Svaml(action=ConnectConf(conference_id="room-1"))), "private", None)
+    assert v1_answer(v1)["action"] == {"name": "connectConf", "conferenceId": "room-1"}
+    pstn = incoming_plan(auth, SvamlRoute(Svaml(action=ConnectPstn(number="+15550001111", max_duration=30))), "private",
+                         None)
+    assert v1_answer(pstn)["action"] == {"name": "connectPstn", "number": "+15550001111", "maxDuration": 30,
+                                         "cli": "private"}
 
 
 def test_no_route_hangs_up_with_the_no_route_prompt():
     auth = Authorization(True, "default", "ok")
-    svaml = ice_answer(auth, None, None, no_route_prompt=Say(text="No route.")).to_dict()
+    svaml = v1_answer(incoming_plan(auth, None, None, Prompt.say("No route.", "en-GB")))
     assert svaml["action"] == {"name": "hangup"}
-    assert svaml["instructions"][-1] == {"name": "say", "text": "No route."}
+    assert svaml["instructions"][-1] == {"name": "say", "text": "No route.", "locale": "en-GB"}
 
 
 # --- the same decision whatever order plugins were registered in ------------------------------
@@ -117,7 +135,7 @@ class _Deny:
 class _Route:
     def __init__(self, number): self.number = number
     @hookimpl
-    def route_call(self, call): return Route(ConnectPstn(number=self.number, max_duration=3600))
+    def route_call(self, call): return Route(PhoneNumber(self.number), max_duration=3600)
 
 
 def _plugins(config_order, registration_order, instances):

@@ -40,9 +40,11 @@ def _spec(hook):
 
 def _returns(hook):
     """The types a hook's spec says it returns, None left out, as the classes the dispatcher checks."""
-    from callgate import events, results, svaml
+    from callgate import calls, decisions, results, svaml
+    from callgate.protocols.v2 import wire
 
-    hints = typing.get_type_hints(_spec(hook), localns={**vars(events), **vars(results), **vars(svaml)})
+    hints = typing.get_type_hints(_spec(hook), localns={**vars(calls), **vars(decisions), **vars(results),
+                                                         **vars(svaml), "V2Answer": wire.V2Answer})
     returned = hints["return"]
     members = typing.get_args(returned) if isinstance(returned, types.UnionType) else (returned,)
     return {typing.get_origin(t) or t for t in members if t is not type(None)}

@@ -19,12 +19,14 @@ from plugins_for_tests import (
     WrongType,
 )
 
-from callgate import Allow, CallerId, Deny, Route, Svaml, hookimpl, hookspecs, samples
+from callgate import Allow, CallerId, Deny, EndCall, Route, SipEndpoint, Svaml, hookimpl, hookspecs, samples
+from callgate.calls import Header
 from callgate.config import PluginsConfig, ServerConfig
-from callgate.events import decode_event
 from callgate.manager import HOOK_NAMES, load_plugins
 from callgate.pipeline import Pipeline
-from callgate.svaml import Continue, Hangup
+from callgate.protocols.v1.decode import decode_event
+from callgate.protocols.v2.wire import V2Answer
+from callgate.svaml import Continue
 
 
 def pipeline(classes, tables=None, **server):
@@ -202,27 +204,51 @@ async def test_model_construct_cannot_smuggle_an_invalid_ace_answer():
     assert answer.outcomes[0].status == "error"
 
 
-async def test_contributions_that_do_not_fit_together_get_the_safe_answer_and_call_decided_still_runs():
-    from callgate import Allow, hookimpl
-    from callgate.svaml import SetCookie
+async def test_a_plan_v1_cannot_render_gets_the_safe_answer_and_call_decided_still_runs():
+    from callgate import hookimpl
 
-    class BigCookie:
+    class LongHeader:
         def __init__(self):
             self.decisions = []
 
         @hookimpl
-        def authorize_call(self, call):     # each cookie is valid alone; together they exceed 1024 bytes
-            return Allow(instructions=(SetCookie(key=str(id(self)), value="x" * 700),))
+        def route_call(self, call):     # a valid neutral route, but v1 carries call headers of at most 1024 bytes
+            return Route(SipEndpoint("sip:a@pbx.example", headers=(Header("k", "x" * 2000),)))
 
         @hookimpl
         def call_decided(self, call, decision):
             self.decisions.append(decision)
 
-    p, plugins = pipeline({"a": BigCookie, "b": BigCookie, "route": RouteTo})
+    p, plugins = pipeline({"a": LongHeader})
     answer = await p.answer(event(samples.ice()))
     assert json.loads(answer.body) == {"action": {"name": "hangup"}}
-    assert "cookie" in answer.problem
+    assert answer.problem.startswith("invalid SVAML replaced by a safe answer: the plugins' contributions do not "
+                                     "make a valid answer") and "1024" in answer.problem
     assert [d.allowed for d in plugins.loaded[0].instance.decisions] == [False]
+
+
+class AnswersV2:
+    """Answers every hook that may return SVAML with v2 SVAML."""
+
+    @hookimpl
+    def route_call(self, call):
+        return V2Answer(commands=[])
+
+    @hookimpl
+    def on_answer(self, call):
+        return V2Answer(commands=[])
+
+
+@pytest.mark.parametrize("policy,action", [("deny", "hangup"), ("skip", "connectPstn")])
+async def test_v2_svaml_for_a_v1_call_counts_as_the_plugin_failing(policy, action):
+    p, _ = pipeline({"v2": AnswersV2, "route": RouteTo}, {"v2": {"on_error": policy}})
+    answer = await p.answer(event(samples.ice()))
+    assert json.loads(answer.body)["action"]["name"] == action
+    failed = next(o for o in answer.outcomes if o.plugin == "v2")
+    assert failed.status == "error" and "V2Answer cannot answer a v1 call" in failed.error
+    ace = await p.answer(event(samples.ace()))
+    assert json.loads(ace.body) == {"action": {"name": "hangup" if policy == "deny" else "continue"}}
+    assert ace.outcomes[0].status == "error"
 
 
 class AllowByCaller:
@@ -261,13 +287,13 @@ class AceBySequence:
         return self.answers.pop(0)
 
 
-async def test_ace_answers_are_checked_once_per_svaml_object():
+async def test_ace_answers_are_rendered_once_per_answer_value():
     p, _plugins = pipeline({"seq": AceBySequence})
     served = [(await p.answer(event(samples.ace()))) for _ in range(3)]
     assert [json.loads(a.body) for a in served] == [{"action": {"name": "hangup"}}] * 3
     assert served[1].body is served[0].body          # the same object again: serialised once
-    assert served[2].body is not served[0].body      # an equal but new object is checked and serialised itself
-    assert served[2].svaml is not served[0].svaml
+    assert served[2].body is served[0].body          # an equal new object (checked by the dispatcher): the same answer
+    assert all(a.outcomes[-1].status == "ok" for a in served)
 
 
 
@@ -353,7 +379,7 @@ async def test_hookimpl_specname_answers_for_the_named_hook():
 #: A valid answer other than None for every hook, so a test can see whether the next plugin is still asked.
 ANSWERS = {
     "authorize_call": Allow(),
-    "route_call": Route(Hangup()),
+    "route_call": Route(EndCall()),
     "set_cli": CallerId("private"),
     "call_decided": "ignored",
     "on_answer": Svaml(action=Continue()),

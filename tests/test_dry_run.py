@@ -7,9 +7,9 @@ import pytest
 
 from callgate import Allow, hookimpl, samples
 from callgate.config import PluginsConfig, ServerConfig
-from callgate.events import decode_event
 from callgate.manager import DRY_RUN_HOOKS, load_plugins
 from callgate.pipeline import Pipeline
+from callgate.protocols.v1.decode import decode_event
 from callgate.svaml import Continue, Svaml
 
 

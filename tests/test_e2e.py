@@ -12,7 +12,8 @@ import aiohttp
 import pytest
 from callgate_fixture_examples import fixture_examples
 
-from callgate import samples, signing
+from callgate import samples
+from callgate.protocols.v1 import signing
 from callgate.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 

@@ -1,4 +1,4 @@
-"""callgate.events: the fixture bodies decode to the right typed events; leniency; every error code."""
+"""callgate.protocols.v1.decode: the fixture bodies decode to the right neutral calls; leniency; every error code."""
 
 from __future__ import annotations
 
@@ -12,23 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from callgate.events import (
-    DICE_REASONS,
-    Ace,
-    Amd,
-    CallHeader,
-    Destination,
-    Dice,
-    EventError,
-    Ice,
-    MenuResult,
-    Money,
-    Notify,
-    Pie,
-    UnknownEvent,
-    decode_event,
-    parse_timestamp,
-)
+from callgate.calls import AmdResult, Answered, Callee, Ended, Header, Incoming, MenuInput, MenuResult, Money, Notice
+from callgate.protocols.timestamps import parse_timestamp
+from callgate.protocols.v1.decode import DICE_REASONS, EventError, UnknownEvent, decode_event
 
 FIXTURES = Path(__file__).parent / "fixtures"
 UTC = timezone.utc
@@ -55,7 +41,7 @@ def error_of(body: bytes) -> EventError:
 
 ALL_EXAMPLES = [(event, name, body) for event in ("ice", "ace", "pie", "dice", "notify")
                 for name, body in examples(event).items()]
-CLASSES = {"ice": Ice, "ace": Ace, "pie": Pie, "dice": Dice, "notify": Notify}
+CLASSES = {"ice": Incoming, "ace": Answered, "pie": MenuInput, "dice": Ended, "notify": Notice}
 
 
 # --------------------------------------------------------------------------- fixtures decode
@@ -78,41 +64,41 @@ def test_every_fixture_example_decodes_to_its_class(event, name, body):
 
 def test_ice_pstn_inbound_to_rented_number():
     ice = decode(examples("ice")["pstn-inbound-to-rented-number"])
-    assert isinstance(ice, Ice)
+    assert isinstance(ice, Incoming)
     assert ice.callid == "4b1d6c0e-92a7-4f3b-8e15-c7a2d9f04e38"
     assert ice.call_resource_url.endswith("/calls/id/4b1d6c0e-92a7-4f3b-8e15-c7a2d9f04e38")
     assert ice.timestamp == datetime(2025, 3, 14, 9, 26, 53, tzinfo=UTC)
     assert ice.timestamp.tzinfo is not None
-    assert ice.user_rate == Money("EUR", Decimal("0.0"))
-    assert isinstance(ice.user_rate.amount, Decimal)
+    assert ice.rate == Money("EUR", Decimal("0.0"))
+    assert isinstance(ice.rate.amount, Decimal)
     assert ice.cli == "46701234567"
     assert ice.caller == "+46701234567"
-    assert ice.to == Destination("did", "+46850001234")
+    assert ice.to == Callee("did", "+46850001234")
     assert ice.domain == "pstn"
     assert ice.origination_type == "pstn"  # sent as "PSTN"
-    assert ice.application_key == "7f3c9e21-5b4a-4d8e-a1c2-93e0b7d4f615"
+    assert ice.application == "7f3c9e21-5b4a-4d8e-a1c2-93e0b7d4f615"
     assert ice.rdnis == ""
-    assert ice.call_headers == ()
+    assert ice.headers == ()
     assert ice.custom is None and ice.user is None and ice.duration is None
 
 
 def test_ice_app_to_phone_with_call_headers():
     ice = decode(examples("ice")["app-to-phone-with-call-headers"])
-    assert ice.user_rate.amount == Decimal("0.0135")
-    assert ice.user_rate.currency_id == "USD"
+    assert ice.rate.amount == Decimal("0.0135")
+    assert ice.rate.currency == "USD"
     assert ice.user == "alice"
     assert ice.custom == '{"orderId":"A-1009"}'
     assert ice.cli == "private"
     assert ice.caller == "private"
-    assert ice.to == Destination("number", "+14155550123")
+    assert ice.to == Callee("number", "+14155550123")
     assert ice.origination_type == "mxp"
-    assert ice.call_headers == (CallHeader("orderId", "A-1009"),)
+    assert ice.headers == (Header("orderId", "A-1009"),)
 
 
 def test_ice_app_to_app_and_conference():
     app = decode(examples("ice")["app-to-app"])
     assert app.cli is None and app.caller is None
-    assert app.to == Destination("username", "bob")
+    assert app.to == Callee("username", "bob")
     assert app.domain == "mxp"
     conf = decode(examples("ice")["app-joins-conference"])
     assert conf.to.type == "conference"
@@ -122,11 +108,11 @@ def test_ice_app_to_app_and_conference():
 
 def test_ace_examples():
     plain = decode(examples("ace")["answered"])
-    assert isinstance(plain, Ace)
+    assert isinstance(plain, Answered)
     assert plain.amd is None
     assert plain.custom == '{"orderId":"A-1009"}'
     amd = decode(examples("ace")["answered-by-machine-amd"])
-    assert amd.amd == Amd("machine", "longgreeting", 4)
+    assert amd.amd == AmdResult("machine", "longgreeting", 4)
     assert amd.timestamp == datetime(2025, 3, 14, 11, 15, 4, tzinfo=UTC)
     assert amd.conference_id is None
 
@@ -134,7 +120,7 @@ def test_ace_examples():
 def test_pie_examples():
     pies = examples("pie")
     digits = decode(pies["digits-collected"])
-    assert isinstance(digits, Pie)
+    assert isinstance(digits, MenuInput)
     assert digits.menu_result == MenuResult("main", "sequence", "4821", "dtmf")
     assert digits.custom == ""
     ret = decode(pies["return-option"])
@@ -151,33 +137,33 @@ def test_pie_examples():
 def test_dice_examples():
     dices = examples("dice")
     hung_up = decode(dices["answered-caller-hung-up"])
-    assert isinstance(hung_up, Dice)
+    assert isinstance(hung_up, Ended)
     assert hung_up.reason == "CALLERHANGUP"
     assert hung_up.result == "ANSWERED"
     assert hung_up.debit == Money("EUR", Decimal("0.0231"))
-    assert hung_up.user_rate.amount == Decimal("0.0083")
+    assert hung_up.rate.amount == Decimal("0.0083")
     assert hung_up.duration == 168
-    assert hung_up.from_ == "46701234567"
-    assert hung_up.to == Destination("did", "+46850001234")
+    assert hung_up.cli == "46701234567"
+    assert hung_up.to == Callee("did", "+46850001234")
     no_answer = decode(dices["no-answer-timeout"])
     assert no_answer.debit.amount == Decimal(0) and isinstance(no_answer.debit.amount, Decimal)  # int 0 in JSON
     assert no_answer.duration is None
-    assert no_answer.call_headers == (CallHeader("orderId", "A-1009"),)
-    assert no_answer.from_ == "alice"
+    assert no_answer.headers == (Header("orderId", "A-1009"),)
+    assert no_answer.cli == "alice"
     assert decode(dices["failed-callback-error"]).reason == "CALLBACKERROR"
 
 
 def test_notify_examples():
     notes = examples("notify")
     finished = decode(notes["recording-finished"])
-    assert isinstance(finished, Notify)
+    assert isinstance(finished, Notice)
     assert finished.type == "recording_finished"
-    assert finished.timestamp is None and finished.application_key is None
+    assert finished.timestamp is None and finished.application is None
     conf = decode(notes["conference-recording-available"])
     assert conf.callid is None
     assert conf.conference_id == "room-42"
     assert conf.destination == "azure://acmevoice/recordings/room-42.mp3"
-    assert decode(notes["amd-result-async"]).amd == Amd("human", "n/a", 2)
+    assert decode(notes["amd-result-async"]).amd == AmdResult("human", "n/a", 2)
     assert decode(notes["amd-beep"]).amd.reason == "beep"
     error = decode(notes["calling-error-illegal-svaml"])
     assert error.error_code == 40001
@@ -189,7 +175,7 @@ def test_money_is_decimal_of_the_json_literal_never_float():
     body = b'{"event":"dice","callid":"c","debit":{"currencyId":"EUR","amount":0.1},"userRate":{"amount":1e-3}}'
     dice = decode_event(body)
     assert dice.debit.amount == Decimal("0.1")  # Decimal(0.1) (from a float) would not be equal
-    assert dice.user_rate == Money(None, Decimal("0.001"))
+    assert dice.rate == Money(None, Decimal("0.001"))
     assert dice.raw["debit"]["amount"] == Decimal("0.1")
 
 
@@ -225,19 +211,19 @@ def test_unknown_enum_values_accepted():
     assert dice.reason == "INVALIDSVAMLACTION"
     assert dice.result == "SOMETHINGNEW"
     assert decode({"event": "notify", "type": "call_summary_available"}).type == "call_summary_available"
-    assert decode({"event": "ace", "callid": "c", "amd": {"status": "InProgress"}}).amd == Amd("inprogress", None, None)
+    assert decode({"event": "ace", "callid": "c", "amd": {"status": "InProgress"}}).amd == AmdResult("inprogress", None, None)
     assert decode({"event": "pie", "callid": "c", "menuResult": {"type": "Barged"}}).menu_result.type == "barged"
 
 
 def test_case_insensitive_values_stored_lower_case():
     ice = decode({"event": "ICE", "callid": "c", "domain": "PSTN", "originationType": "Mxp",
                   "to": {"type": "Number", "endpoint": "+4670"}})
-    assert isinstance(ice, Ice)
+    assert isinstance(ice, Incoming)
     assert ice.event == "ice"
     assert (ice.domain, ice.origination_type, ice.to.type) == ("pstn", "mxp", "number")
     assert ice.to.endpoint == "+4670"  # values that are not enums keep their case
     assert decode({"event": "ice", "callid": "c", "to": {"type": "Username", "endpoint": "Bob"}}).to == \
-        Destination("username", "Bob")
+        Callee("username", "Bob")
     pie = decode({"event": "Pie", "callid": "c",
                   "menuResult": {"menuId": "Main", "type": "Sequence", "value": "12", "inputMethod": "DTMF"}})
     assert pie.menu_result == MenuResult("Main", "sequence", "12", "dtmf")
@@ -283,8 +269,8 @@ def test_null_means_absent():
     ice = decode({"event": "ice", "callid": "c", "cli": None, "to": None, "userRate": None, "callHeaders": None,
                   "timestamp": None, "version": None, "duration": None})
     assert ice.cli is None and ice.caller is None
-    assert ice.to is None and ice.user_rate is None and ice.timestamp is None and ice.version is None
-    assert ice.call_headers == ()
+    assert ice.to is None and ice.rate is None and ice.timestamp is None and ice.version is None
+    assert ice.headers == ()
     money = decode({"event": "dice", "callid": "c", "debit": {"currencyId": None, "amount": None}}).debit
     assert money == Money(None, None)
 
@@ -313,7 +299,7 @@ def test_caller_normalisation(cli, caller):
 
 
 def test_event_name_is_case_insensitive_and_stripped():
-    assert isinstance(decode({"event": " Notify ", "type": "amd"}), Notify)
+    assert isinstance(decode({"event": " Notify ", "type": "amd"}), Notice)
 
 
 # --------------------------------------------------------------------------- errors
@@ -459,17 +445,18 @@ DRAFTED_BODIES = [body for _, _, body in ALL_EXAMPLES] + [
 @pytest.mark.parametrize("body", DRAFTED_BODIES)
 def test_decoded_events_are_the_objects_their_constructors_build(body):
     decoded = decode(body)
-    assert type(decoded).__name__ in {"Ice", "Ace", "Pie", "Dice", "Notify"}
+    assert type(decoded).__name__ in {"Incoming", "Answered", "MenuInput", "Ended", "Notice"}
+    assert decoded.generation == "v1"
     values = [decoded]
     while values:  # every field of every object set (reading a slot a decoder never set would raise)
         value = values.pop()
         for f in dataclasses.fields(value):
             field_value = getattr(value, f.name)
             if dataclasses.is_dataclass(field_value):
-                assert type(field_value) in {Money, Destination, Amd, MenuResult}
+                assert type(field_value) in {Money, Callee, AmdResult, MenuResult}
                 values.append(field_value)
-            elif f.name == "call_headers":
-                assert all(type(header) is CallHeader for header in field_value)
+            elif f.name == "headers":
+                assert all(type(header) is Header for header in field_value)
                 values.extend(field_value)
     by_hand = _built_by_hand(decoded)
     assert by_hand == decoded and repr(by_hand) == repr(decoded)
@@ -485,11 +472,11 @@ def test_decoded_events_are_the_objects_their_constructors_build(body):
 
 
 def test_events_built_by_hand_still_use_the_keyword_constructor():
-    ice = Ice(event="ice", raw={}, callid="c", cli="46701234567")
-    assert ice.notes == {} and ice.caller == "+46701234567" and ice.to is None and ice.call_headers == ()
+    ice = Incoming(generation="v1", event="ice", raw={}, callid="c", cli="46701234567")
+    assert ice.notes == {} and ice.caller == "+46701234567" and ice.to is None and ice.headers == ()
     assert ice == decode({"event": "ice", "callid": "c", "cli": "46701234567"})
     with pytest.raises(TypeError):
-        Ice("ice", {}, callid="c")  # type: ignore[misc]
+        Incoming("ice", {}, callid="c")  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         Money("EUR", Decimal(1)).amount = Decimal(2)  # type: ignore[misc]
 

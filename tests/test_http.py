@@ -95,7 +95,7 @@ async def test_missing_signature_is_401(client):
 
 async def test_tampered_body_is_401(client):
     raw = json.dumps(samples.ice()).encode()
-    from callgate import signing
+    from callgate.protocols.v1 import signing
     headers = signing.signed_headers(client.key, client.secret, "/sinch/callback", raw)
     response = await client.client.post("/sinch/callback", data=raw.replace(b"4670", b"4671"), headers=headers)
     assert response.status == 401 and (await response.json())["reason"] == "bad_signature"
@@ -170,7 +170,7 @@ async def test_dice_not_recorded_is_503(callgate_client):
 async def test_denied_call_speaks_then_hangs_up(callgate_client):
     client = await callgate_client(plugins={"deny": DenyAll})
     _, body = await client.event(samples.ice())
-    assert body == {"instructions": [{"name": "answer"}, {"name": "say", "text": "You may not call."}],
+    assert body == {"instructions": [{"name": "answer"}, {"name": "say", "text": "You may not call.", "locale": "en-US"}],
                     "action": {"name": "hangup"}}
 
 

@@ -14,7 +14,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from callgate import samples, signing
+from callgate import samples
+from callgate.protocols.v1 import signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, full_stack_config
 
 #: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.

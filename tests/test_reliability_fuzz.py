@@ -44,7 +44,7 @@ from reliability_helpers_input import (
 )
 
 from callgate import samples
-from callgate.signing import Verifier
+from callgate.protocols.v1.signing import Verifier
 from callgate.testing import full_stack_config
 
 #: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
@@ -396,7 +396,7 @@ def signed_headers(draw, body: bytes) -> tuple[str, list[tuple[str, str]]]:
             ["/sinch/callbacK", "/sinch/callback/", "/", "/sinch/callback?x=1", "/voice/sinch"])),
             content_type=content_type, timestamp=timestamp))["Authorization"]
     elif variant == "method_changed":
-        from callgate import signing
+        from callgate.protocols.v1 import signing
         h["Authorization"] = signing.authorization(key, secret, draw(st.sampled_from(["GET", "PUT", "post"])),
                                                    CALLBACK, body, content_type, timestamp)
     elif variant == "extra_space":
@@ -711,7 +711,7 @@ def _event_with(fragment: str, event: str = "dice") -> bytes:
 def test_the_decoder_refuses_what_no_consumer_downstream_could_take(body, outcome):
     """Unpaired surrogates (orjson, PostgreSQL and UTF-8 writers refuse them), nesting past 64 levels
     (how deep Python's decoder goes depends on the stack), integers past 64 bits (bigint, orjson)."""
-    from callgate.events import EventError, decode_event
+    from callgate.protocols.v1.decode import EventError, decode_event
     try:
         decode_event(body)
     except EventError as exc:

@@ -25,7 +25,8 @@ import pytest
 from aiohttp import web
 from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
 
-from callgate import samples, signing
+from callgate import samples
+from callgate.protocols.v1 import signing
 from callgate.testing import TEST_APPLICATION_SECRET, ServerProcess, free_port
 
 #: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.

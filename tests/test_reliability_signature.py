@@ -25,8 +25,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from reliability_helpers_input import CALLBACK, env_int
 
-from callgate import samples, signing
-from callgate.signing import SignatureError, Verifier
+from callgate import samples
+from callgate.protocols.v1 import signing
+from callgate.protocols.v1.signing import SignatureError, Verifier
 
 #: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.
 pytestmark = pytest.mark.slow
@@ -198,7 +199,7 @@ def test_a_request_outside_the_window_is_refused(request, beyond, late):
 
 
 def parse(timestamp: str) -> float:
-    from callgate.events import parse_timestamp
+    from callgate.protocols.timestamps import parse_timestamp
     return parse_timestamp(timestamp).timestamp()
 
 

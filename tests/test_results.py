@@ -4,8 +4,10 @@ import dataclasses
 
 import pytest
 
+from callgate.decisions import Allow, PhoneNumber, Route
 from callgate.drafts import positional_builder
-from callgate.results import Allow, Decision, Outcome, Route, new_decision, new_outcome
+from callgate.plan import IncomingPlan
+from callgate.results import Decision, Outcome, new_decision, new_outcome
 from callgate.svaml import ConnectPstn, Svaml
 
 
@@ -26,12 +28,15 @@ def test_a_recording_hook_that_returned_is_recorded_and_one_that_failed_is_not(h
 
 
 def test_new_decision_takes_every_field_in_order():
-    route = Route(action=ConnectPstn(number="+46850001234"), name="sweden")
-    svaml = Svaml(action=route.action)
+    route = Route(PhoneNumber("+46850001234"), name="sweden")
+    svaml = Svaml(action=ConnectPstn(number="+46850001234"))
+    plan = IncomingPlan(True, (), route, None, 600, "+46701234567")
     outcomes = (Outcome("router", "route_call", route),)
-    built = new_decision(True, "default", "allowed", svaml, route, "router", "+46701234567", 600, outcomes)
+    built = new_decision(True, "default", "allowed", svaml, route, "router", "+46701234567", 600, outcomes, "v1", plan,
+                         "sweden")
     assert built == Decision(allowed=True, decided_by="default", reason="allowed", svaml=svaml, route=route,
-                             routed_by="router", cli="+46701234567", max_duration=600, outcomes=outcomes)
+                             routed_by="router", cli="+46701234567", max_duration=600, outcomes=outcomes,
+                             generation="v1", plan=plan, route_name="sweden")
     with pytest.raises(dataclasses.FrozenInstanceError):
         built.allowed = False
     with pytest.raises(TypeError):

@@ -10,12 +10,14 @@ from hypothesis import strategies as st
 from callgate import samples
 from callgate.builtin.caller_id import CallerIdConfig, CallerIdRules
 from callgate.builtin.router import Router, RouterConfig
-from callgate.config import PluginsConfig
-from callgate.events import decode_event
+from callgate.calls import Callee, Incoming
+from callgate.config import PluginsConfig, ServerConfig
+from callgate.decisions import Conference, EndCall, InAppUser, PhoneNumber, Proceed, Prompt, Route, SipEndpoint, SvamlRoute
 from callgate.manager import PluginError, load_plugins
 from callgate.phone import is_e164, normalize
-from callgate.results import Route
-from callgate.svaml import ConnectPstn, ConnectSip, Destination
+from callgate.protocols.v1.decode import decode_event
+from callgate.protocols.v1.render import V1Renderer
+from callgate.svaml import ConnectPstn, Svaml
 
 
 def ice(**kw):
@@ -64,10 +66,10 @@ def test_no_matching_route_is_none():
 
 
 def test_templates_fill_callee_and_caller():
-    r = router([{"action": pstn("{to}"), "instructions": [{"name": "say", "text": "Call from {caller}"}]}])
+    r = router([{"action": pstn("{to}"), "instructions": [{"name": "say", "text": "Call from {caller}", "locale": "sv-SE"}]}])
     route = r.route_call(ice(caller="46701234567", to="14155550123"))
-    assert route.action.number == "+14155550123"
-    assert route.instructions[0].text == "Call from +46701234567"
+    assert route.to == PhoneNumber("+14155550123")
+    assert route.prompts == (Prompt.say("Call from +46701234567", "sv-SE"),)
 
 
 def test_template_routes_are_built_once_per_value_and_never_mixed_up(monkeypatch):
@@ -77,9 +79,9 @@ def test_template_routes_are_built_once_per_value_and_never_mixed_up(monkeypatch
     first = r.route_call(ice(caller="46701234567", to="14155550123"))
     assert r.route_call(ice(caller="46701234567", to="14155550123")) is first          # built once
     other_caller = r.route_call(ice(caller="46709999999", to="14155550123"))
-    assert other_caller.instructions[0].text == "Call from +46709999999"               # caller is in the key
+    assert other_caller.svaml.instructions[0].text == "Call from +46709999999"         # caller is in the key
     third = r.route_call(ice(caller="46701234567", to="14155550199"))                  # cache full: cleared
-    assert third.action.number == "+14155550199"
+    assert third.svaml.action.number == "+14155550199"
     again = r.route_call(ice(caller="46701234567", to="14155550123"))
     assert again is not first and again == first                                       # rebuilt, the same
 
@@ -87,7 +89,7 @@ def test_template_routes_are_built_once_per_value_and_never_mixed_up(monkeypatch
 def test_sdk_conference_is_confirmed_with_its_id():
     r = router([{"to_type": "conference", "action": {"name": "connectConf", "conferenceId": "{to}"}}])
     route = r.route_call(ice(to="room-42", to_type="conference", domain="mxp"))
-    assert route.action.conference_id == "room-42"
+    assert route.to == Conference("room-42")
     assert r.route_call(ice(to="+46850001234")) is None   # to_type does not match
 
 
@@ -129,10 +131,65 @@ def test_menu_answers_match_menu_type_and_value():
         {"menu": "main", "type": "timeout", "action": {"name": "hangup"},
          "instructions": [{"name": "say", "text": "Goodbye"}]},
     ])
-    assert r.on_prompt_input(pie(type="return", value="support")).action.name == "connectSip"
-    assert r.on_prompt_input(pie(type="Timeout", value="")).to_dict() == {
+    assert r.on_prompt_input(pie(type="return", value="support")).to == SipEndpoint("sip:s@pbx.example")
+    assert r.on_prompt_input(pie(type="Timeout", value="")).to_dict() == {   # a say without locale: v1 SVAML
         "instructions": [{"name": "say", "text": "Goodbye"}], "action": {"name": "hangup"}}
-    assert r.on_prompt_input(pie(menu="other")).action.name == "continue"   # pie_default
+    assert r.on_prompt_input(pie(menu="other")) == Proceed()   # pie_default
+
+
+def v2_call(to="+46850001234", to_type="did"):
+    return Incoming(generation="v2", event="call.incoming", raw={}, callid="c", cli="+46701234567",
+                    to=Callee(to_type, to), domain="pstn")
+
+
+@pytest.mark.parametrize("action,instructions,neutral", [
+    (pstn("+15550000001", cli="+46850001234", maxDuration=600, dialTimeout=30), [], Route(
+        PhoneNumber("+15550000001"), name="r", max_duration=600, cli="+46850001234", dial_timeout=30)),
+    ({"name": "connectSip", "destination": {"type": "sip", "endpoint": "a@pbx.example"}, "transport": "TLS"}, [],
+     Route(SipEndpoint("sip:a@pbx.example", transport="tls"), name="r")),
+    ({"name": "connectMxp", "destination": {"type": "username", "endpoint": "bob"}}, [], Route(InAppUser("bob"), name="r")),
+    ({"name": "connectConf", "conferenceId": "room"}, [], Route(Conference("room"), name="r")),
+    ({"name": "hangup"}, [{"name": "say", "text": "Closed.", "locale": "en-GB"},
+                          {"name": "playFiles", "ids": ["https://x/a.wav"]}],
+     Route(EndCall(), name="r", prompts=(Prompt.say("Closed.", "en-GB"), Prompt.play("https://x/a.wav")))),
+    (pstn("+15550000001", amd={"enabled": True}), [], None),                 # no neutral AMD
+    (pstn("+15550000001"), [{"name": "say", "text": "Hi"}], None),           # a say without locale
+    (pstn("+15550000001", maxDuration=0), [], None),                         # 0: no neutral limit
+    ({"name": "connectMxp"}, [], None),                                      # the dialled user: no neutral form
+    ({"name": "connectSip", "destination": {"type": "sip", "endpoint": "sip:a@pbx.example"}}, [], None),
+    ({"name": "runMenu", "menus": [{"id": "main", "mainPrompt": "#tts[Hi]"}]}, [], None),
+])
+def test_a_rule_is_a_neutral_route_only_when_it_renders_as_the_same_v1_svaml(action, instructions, neutral):
+    route = router([{"name": "r", "action": action, "instructions": instructions}]).route_call(ice(to="bob"))
+    if neutral is None:
+        assert isinstance(route, SvamlRoute) and route.name == "r"
+        assert route.svaml.action.name == action["name"]
+    else:
+        assert route == neutral
+        rendered = V1Renderer(ServerConfig()).step_svaml(route).to_dict()
+        assert rendered == {"action": action, **({"instructions": instructions} if instructions else {})}
+
+
+def test_v2_calls_pass_over_v1_svaml_and_v1_only_targets():
+    table = [{"name": "amd", "number": "+46850001234", "action": pstn("+15550000001", amd={"enabled": True})},
+             {"name": "user", "prefix": "+46", "action": {"name": "connectMxp",
+                                                          "destination": {"type": "username", "endpoint": "bob"}}},
+             {"name": "out", "action": pstn("+15550000002")}]
+    r = router(table)
+    assert r.route_call(ice()).name == "amd"                       # v1: the best route
+    assert r.route_call(v2_call()).name == "out"                   # v2: the next best it can take
+    assert r.route_call(v2_call(to="+15550000009")).name == "out"
+    menus = router(menu_answers=[{"value": "1", "action": pstn("+15550000001", amd={"enabled": True})},
+                                 {"value": "1", "action": {"name": "hangup"}}],
+                   pie_default={"name": "runMenu", "menus": [{"id": "main"}]})
+    from callgate.calls import MenuInput, MenuResult
+    v2_input = MenuInput(generation="v2", event="call.menu", raw={}, callid="c",
+                         menu_result=MenuResult("main", "sequence", "1", "dtmf"))
+    assert isinstance(menus.on_prompt_input(pie(value="1")), Svaml)
+    assert menus.on_prompt_input(v2_input) == EndCall()
+    assert menus.on_prompt_input(pie(value="2")).action.name == "runMenu"
+    assert menus.on_prompt_input(MenuInput(generation="v2", event="call.menu", raw={}, callid="c",
+                                           menu_result=MenuResult("main", "sequence", "2", "dtmf"))) is None
 
 
 @pytest.mark.parametrize("table,needle", [
@@ -154,7 +211,7 @@ def test_bad_tables_stop_start_up_naming_the_key(table, needle):
 
 def test_sinch_spelling_of_action_names_is_accepted():
     r = router([{"action": {"name": "ConnectPSTN", "number": "+15550000000"}}])
-    assert r.route_call(ice()).action.name == "connectPstn"
+    assert r.route_call(ice()).to == PhoneNumber("+15550000000")
 
 
 # --- caller-id rules -----------------------------------------------------------------------
@@ -165,20 +222,24 @@ def cli_rules(*rules):
 
 def test_hook_set_cli_route_rule_beats_prefix():
     rules = cli_rules({"prefix": "+1", "cli": "+14155550100"}, {"route": "vip", "cli": "private"})
-    route = Route(ConnectPstn(number="+14155550123"), name="vip")
+    route = Route(PhoneNumber("+14155550123"), name="vip")
     assert rules.set_cli(ice(), route).number == "private"
+    assert rules.set_cli(ice(), SvamlRoute(Svaml(action=ConnectPstn(number="+14155550123", dtmf="1")), "vip")).number \
+        == "private"
 
 
 def test_set_cli_longest_prefix_of_the_dialled_number():
     rules = cli_rules({"prefix": "+1", "cli": "+14155550100"}, {"prefix": "1 415", "cli": "+14155550199"})
-    assert rules.set_cli(ice(), Route(ConnectPstn(number="+14155550123"))).number == "+14155550199"
-    assert rules.set_cli(ice(), Route(ConnectPstn(number="+12125550123"))).number == "+14155550100"
-    assert rules.set_cli(ice(), Route(ConnectPstn(number="+46850001234"))) is None
+    assert rules.set_cli(ice(), Route(PhoneNumber("+14155550123"))).number == "+14155550199"
+    assert rules.set_cli(ice(), Route(PhoneNumber("+12125550123"))).number == "+14155550100"
+    assert rules.set_cli(ice(), Route(PhoneNumber("+46850001234"))) is None
+    assert rules.set_cli(ice(), SvamlRoute(Svaml(action=ConnectPstn(number="+12125550123", dtmf="1")))).number \
+        == "+14155550100"
 
 
 def test_set_cli_uses_the_callee_when_the_route_has_no_number():
     rules = cli_rules({"prefix": "+46", "cli": "+46850001234"})
-    sip = Route(ConnectSip(destination=Destination(type="sip", endpoint="a@pbx.example")))
+    sip = Route(SipEndpoint("sip:a@pbx.example"))
     assert rules.set_cli(ice(to="+46701234567"), sip).number == "+46850001234"
 
 

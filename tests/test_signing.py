@@ -1,4 +1,4 @@
-"""callgate.signing: the official vectors, their negative cases, and every refusal reason."""
+"""callgate.protocols.v1.signing: the official vectors, their negative cases, and every refusal reason."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from callgate.signing import (
+from callgate.protocols.v1.signing import (
     SignatureError,
     Verifier,
     authorization,

@@ -47,7 +47,7 @@ class Recording:
 
     @hookimpl
     async def on_disconnect(self, call):
-        self.ended[call.callid] = (call.result, call.duration, call.debit.amount, call.debit.currency_id)
+        self.ended[call.callid] = (call.result, call.duration, call.debit.amount, call.debit.currency)
 
 
 async def test_client_plugin_is_the_instance_the_app_runs(callgate_client, callgate_events):

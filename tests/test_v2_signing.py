@@ -21,8 +21,8 @@ from sinch.core.internal.sinch_events.authorization_helpers import validate_auth
 from sinch.core.internal.sinch_events.utils import build_string_to_sign, compute_content_md5, compute_signature
 from sinch.domains.voice.api.v2.sinch_events import SinchEvents
 
-from callgate import signing as v1
 from callgate.protocols.signing_common import content_md5, signature, string_to_sign
+from callgate.protocols.v1 import signing as v1
 from callgate.protocols.v2.signing import (
     ServiceVerifier,
     SignatureError,
@@ -48,7 +48,7 @@ TS = "2026-03-14T09:26:53.4711234Z"
 T0 = datetime(2026, 3, 14, 9, 26, 53, 471123, tzinfo=timezone.utc).timestamp()
 WINDOW = 300
 
-#: v1's refusal reasons (callgate.signing.SignatureError): the v2 verifier has exactly these.
+#: v1's refusal reasons (callgate.protocols.v1.signing.SignatureError): the v2 verifier has exactly these.
 REASONS = {"missing_authorization", "malformed_authorization", "unsupported_scheme", "unknown_key",
            "missing_timestamp", "invalid_timestamp", "bad_signature", "stale_timestamp", "future_timestamp"}
 

@@ -23,7 +23,8 @@ from sinch.core.models.sinch_raw_response import SinchRawResponse
 from sinch.domains.voice.api.v2.sinch_events import SinchEvents
 from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventRequest, VoiceSinchEventResponse
 
-from callgate.events import MAX_DEPTH, EventError, UnknownEvent, decode_event
+from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent
+from callgate.protocols.v1.decode import decode_event
 from callgate.protocols.v2 import wire
 from callgate.protocols.v2.decode import UnknownCallEvent, decode_v2_event
 from callgate.protocols.v2.wire import (

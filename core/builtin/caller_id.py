@@ -4,17 +4,18 @@
 for a ``route`` (by the route's name) or for a destination ``prefix``; numbers and
 prefixes are read like every number people write (:mod:`callgate.phone`).  A rule
 naming the chosen route wins; otherwise the rule with the longest prefix of the
-number being dialled (the connectPstn ``number``, else the callee) wins.
+number being dialled (a ``PhoneNumber`` route's number, a v1 connectPstn ``number``,
+else the callee) wins.
 """
 
 from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from ..events import Ice
+from ..calls import Incoming
+from ..decisions import CallerId, PhoneNumber, Route, SvamlRoute
 from ..hookspecs import hookimpl
 from ..phone import PRIVATE, normalize, parse_number, parse_prefix
-from ..results import CallerId, Route
 
 
 class CliRule(BaseModel):
@@ -64,12 +65,12 @@ class CallerIdRules:
         self.by_prefix = sorted(prefixes, key=lambda p: -len(p[0]))
 
     @hookimpl
-    def set_cli(self, call: Ice, route: Route) -> CallerId | None:
+    def set_cli(self, call: Incoming, route: Route | SvamlRoute) -> CallerId | None:
         if not self.by_prefix and not self.by_route:
             return None
         if route.name in self.by_route:
             return CallerId(self.by_route[route.name])
-        dialled = getattr(route.action, "number", None) or (call.to.endpoint if call.to else None)
+        dialled = _dialled_number(route) or (call.to.endpoint if call.to else None)
         number = normalize(dialled) if dialled else None
         if number is None:
             return None
@@ -77,3 +78,11 @@ class CallerIdRules:
             if number.startswith(prefix):
                 return CallerId(cli)
         return None
+
+
+def _dialled_number(route: Route | SvamlRoute) -> str | None:
+    """The number a route dials, when it names one: a PhoneNumber's, or a v1 connectPstn's ``number``."""
+    if isinstance(route, Route):
+        return route.to.number if isinstance(route.to, PhoneNumber) else None
+    action = getattr(route.svaml, "action", None)     # v1 SVAML (a v2 answer has commands)
+    return getattr(action, "number", None)

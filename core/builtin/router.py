@@ -8,9 +8,9 @@ a catch-all route (no number, prefix or pattern).  A route may also require a
 and a time window (``hours = "08:00-18:00"``, ``days``, ``timezone``); a route
 whose conditions do not hold is passed over.
 
-PIE: ``[[plugins.router.menu_answers]]`` are tried in file order (``menu``,
-``type``, ``value``; an absent condition matches anything); when none matches,
-``pie_default`` is the answer.
+Menu input (v1 PIE, v2 ``call.menu``): ``[[plugins.router.menu_answers]]`` are
+tried in file order (``menu``, ``type``, ``value``; an absent condition matches
+anything); when none matches, ``pie_default`` is the answer.
 
 Action and instruction tables are SVAML as Sinch spells it (camelCase), checked
 at start-up.  In their strings, ``{to}`` is replaced by the callee and
@@ -19,6 +19,18 @@ at start-up.  In their strings, ``{to}`` is replaced by the callee and
 templates give no valid SVAML for a call (``cli = "{caller}"`` for an in-app
 caller who has no number) does not match that call: the next best route does,
 and one ``route_skipped`` warning says why.
+
+Both API generations are served from the one table.  A rule becomes a neutral
+:class:`~callgate.decisions.Route` when that route, rendered for v1, is exactly the
+rule's SVAML: ``connectPstn`` (``number``, ``cli``, ``maxDuration``, ``dialTimeout``)
+is a ``PhoneNumber``, ``connectSip`` a ``SipEndpoint``, ``connectMxp`` (with a
+destination) an ``InAppUser``, ``connectConf`` a ``Conference``, ``hangup`` an
+``EndCall``, and ``say`` (with a ``locale``) and ``playFiles`` (one URL) instructions
+are prompts.  Any other rule is v1 SVAML (a :class:`~callgate.decisions.SvamlRoute`),
+and so are rules that would not render the same: they answer v1 calls only.  For a
+v2 call they, and routes to an ``InAppUser`` or a ``Conference`` (which v2 has not),
+do not match, like a route whose conditions do not hold.  Menu answers likewise:
+``continue`` is ``Proceed``, ``hangup`` ``EndCall``, others as routes.
 
 A route's ``number`` and ``prefix`` are read like every number people write
 (:func:`callgate.phone.parse_number`, :func:`~callgate.phone.parse_prefix`):
@@ -41,11 +53,38 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..caches import ClearingCache
-from ..events import Ice, Pie
+from ..calls import Header, Incoming, MenuInput
+from ..config import ServerConfig
+from ..decisions import (
+    V1_ONLY_TYPES,
+    Conference,
+    EndCall,
+    InAppUser,
+    PhoneNumber,
+    Proceed,
+    Prompt,
+    Route,
+    SipEndpoint,
+    SvamlRoute,
+    Target,
+)
 from ..hookspecs import hookimpl
 from ..phone import looks_like_number, normalize, normalize_caller, parse_number, parse_prefix
-from ..results import Route
-from ..svaml import Svaml, SvamlError, parse_action, parse_instruction
+from ..protocols.v1.render import V1Renderer
+from ..svaml import (
+    ConnectConf,
+    ConnectMxp,
+    ConnectPstn,
+    ConnectSip,
+    Continue,
+    Hangup,
+    PlayFiles,
+    Say,
+    Svaml,
+    SvamlError,
+    parse_action,
+    parse_instruction,
+)
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TEMPLATE = re.compile(r"\{(to|caller)\}")
@@ -53,6 +92,77 @@ _TEMPLATE = re.compile(r"\{(to|caller)\}")
 BUILT_CACHE_SIZE = 1024
 _HOURS = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
 log = structlog.get_logger("callgate.router")
+#: Renders a candidate neutral route to compare it with the rule's SVAML (the prompts it accepts name their locale,
+#: so ``[server] locale`` plays no part).
+_V1 = V1Renderer(ServerConfig())
+#: A rule's answer: a neutral decision when one renders exactly as the rule's v1 SVAML, else that SVAML.
+RouteAnswer = Route | SvamlRoute
+MenuReply = Proceed | EndCall | Route | Svaml
+
+
+def neutral_route(svaml: Svaml, name: str | None) -> Route | None:
+    """The neutral Route that renders for v1 as exactly ``svaml`` (same JSON), or None when there is none."""
+    prompts = []
+    for instruction in svaml.instructions:
+        if isinstance(instruction, Say) and instruction.locale is not None:
+            prompts.append(Prompt(text=instruction.text, locale=instruction.locale))
+        elif isinstance(instruction, PlayFiles) and len(instruction.ids) == 1:
+            prompts.append(Prompt(url=instruction.ids[0], locale=instruction.locale))
+        else:
+            return None
+    action = svaml.action
+    to: Target
+    limits: dict[str, Any] = {}
+    if isinstance(action, ConnectPstn) and action.number is not None:
+        to = PhoneNumber(action.number)
+        limits = {"max_duration": action.max_duration, "cli": action.cli, "dial_timeout": action.dial_timeout}
+    elif isinstance(action, ConnectSip):
+        headers = tuple(Header(h.key, h.value) for h in action.call_headers or ())
+        endpoint = action.destination.endpoint
+        uri = endpoint if endpoint.lower().startswith(("sip:", "sips:")) else f"sip:{endpoint}"
+        to = SipEndpoint(uri, headers=headers, transport=action.transport)
+        limits = {"max_duration": action.max_duration, "cli": action.cli}
+    elif isinstance(action, ConnectMxp) and action.destination is not None:
+        to = InAppUser(action.destination.endpoint)
+    elif isinstance(action, ConnectConf):
+        to = Conference(action.conference_id)
+    elif isinstance(action, Hangup):
+        to = EndCall()
+    else:
+        return None
+    route = Route(to, name=name, prompts=tuple(prompts), **limits)
+    return route if _V1.step_svaml(route).to_json() == svaml.to_json() else None
+
+
+def route_answer(svaml: Svaml, name: str | None) -> RouteAnswer:
+    """A rule's SVAML as a neutral Route when one renders the same for v1, else as v1 SVAML."""
+    try:
+        route = neutral_route(svaml, name)
+    except ValueError:      # stricter neutral limits (a maxDuration of 0, a SIP URI too long): v1 SVAML then
+        route = None
+    return route if route is not None else SvamlRoute(svaml, name)
+
+
+def menu_reply(svaml: Svaml) -> MenuReply:
+    """A menu answer: ``continue`` is Proceed, ``hangup`` EndCall (after its prompts), others as routes."""
+    if isinstance(svaml.action, Continue):
+        return Proceed() if not svaml.instructions else svaml
+    answer = route_answer(svaml, None)
+    if isinstance(answer, SvamlRoute):
+        return svaml
+    if isinstance(answer.to, EndCall):
+        return EndCall(prompts=answer.prompts)
+    return answer
+
+
+def serves(answer: Any, generation: str) -> bool:
+    """Whether a rule's answer can answer a call of ``generation``: v1 everything; v2 neutral answers to targets
+    v2 has."""
+    if generation == "v1":
+        return True
+    if isinstance(answer, Route):
+        return not isinstance(answer.to, V1_ONLY_TYPES)
+    return isinstance(answer, (Proceed, EndCall))
 
 
 def _svaml_parts(action: dict[str, Any], instructions: list[dict[str, Any]], event: str) -> None:
@@ -134,8 +244,8 @@ class RouteRule(_Rule):
         _svaml_parts(self.action, self.instructions, "ice")
         return self
 
-    def route(self, callee: str, call: Ice) -> Route | None:
-        """This rule's Route for a call (built once when the rule has no template); None, with a
+    def route(self, callee: str, call: Incoming) -> RouteAnswer | None:
+        """This rule's route for a call (built once when the rule has no template); None, with a
         ``route_skipped`` warning, when the templates filled for this call give no valid SVAML."""
         if self._static_route is not None:
             return self._static_route
@@ -150,10 +260,11 @@ class RouteRule(_Rule):
             return None
         return built
 
-    def _try_build(self, values: dict[str, str]) -> Route | str:
-        """The Route for these template values, or why there is none (the SVAML they make is not valid)."""
+    def _try_build(self, values: dict[str, str]) -> RouteAnswer | str:
+        """The route for these template values, or why there is none (the SVAML they make is not valid)."""
         try:
-            return Route(*self.build(values), name=self.name)
+            action, instructions = self.build(values)
+            return route_answer(Svaml(action=action, instructions=instructions), self.name)
         except (SvamlError, ValueError) as exc:
             filled = ", ".join(f"{{{name}}} = {value!r}" for name, value in values.items()
                                if f"{{{name}}}" in self._source)
@@ -167,10 +278,10 @@ class RouteRule(_Rule):
         return ClearingCache(BUILT_CACHE_SIZE)
 
     @cached_property
-    def _static_route(self) -> Route | None:
+    def _static_route(self) -> RouteAnswer | None:
         if self._static is None:
             return None
-        return Route(action=self._static[0], instructions=self._static[1], name=self.name)
+        return route_answer(Svaml(action=self._static[0], instructions=self._static[1]), self.name)
 
     @cached_property
     def key(self) -> str | None:
@@ -210,7 +321,13 @@ class MenuAnswer(_Rule):
         _svaml_parts(self.action, self.instructions, "pie")
         return self
 
-    def matches(self, call: Pie) -> bool:
+    @cached_property
+    def reply(self) -> MenuReply:
+        """This answer (its templates filled with nothing: a menu answer has no callee)."""
+        action, instructions = self.build({"to": "", "caller": ""})
+        return menu_reply(Svaml(action=action, instructions=instructions))
+
+    def matches(self, call: MenuInput) -> bool:
         result = call.menu_result
         return ((self.menu is None or self.menu == result.menu_id)
                 and (self.type is None or self.type == result.type)
@@ -234,7 +351,7 @@ class RouterConfig(BaseModel):
 
 
 class Router:
-    """The routing table from config.toml, as a plugin that routes ICE and answers PIE."""
+    """The routing table from config.toml, as a plugin that routes incoming calls and answers menu input."""
 
     Config = RouterConfig
     default_on_error = "skip"
@@ -242,24 +359,25 @@ class Router:
     def __init__(self, config: RouterConfig, clock: Callable[[], datetime] | None = None) -> None:
         self.config = config
         self.clock = clock or (lambda: datetime.now(timezone.utc))
-        self._pie_default = Svaml(action=parse_action(config.pie_default))
+        self._pie_default = menu_reply(Svaml(action=parse_action(config.pie_default)))
 
     @hookimpl
-    def route_call(self, call: Ice) -> Route | None:
+    def route_call(self, call: Incoming) -> RouteAnswer | None:
         callee = _callee(call)
         if callee is None:
             return None
+        generation = call.generation
         for rule in self.candidates(callee, call):
             route = rule.route(callee, call)
-            if route is not None:
+            if route is not None and (generation == "v1" or serves(route, generation)):
                 return route
         return None
 
-    def select(self, callee: str, call: Ice) -> RouteRule | None:
+    def select(self, callee: str, call: Incoming) -> RouteRule | None:
         """The route for this callee: exact number, else longest prefix, else first pattern, else catch-all."""
         return next(iter(self.candidates(callee, call)), None)
 
-    def candidates(self, callee: str, call: Ice) -> list[RouteRule]:
+    def candidates(self, callee: str, call: Incoming) -> list[RouteRule]:
         """Every route whose conditions hold for this call, best first (see :meth:`select`)."""
         now = None
         candidates = []
@@ -281,15 +399,16 @@ class Router:
         return [rule for _, _, rule in candidates]
 
     @hookimpl
-    def on_prompt_input(self, call: Pie) -> Svaml:
+    def on_prompt_input(self, call: MenuInput) -> MenuReply | None:
+        generation = call.generation
         for answer in self.config.menu_answers:
-            if answer.matches(call):
-                action, instructions = answer.build({"to": "", "caller": ""})
-                return Svaml(action=action, instructions=instructions)
-        return self._pie_default
+            if answer.matches(call) and (generation == "v1" or serves(answer.reply, generation)):
+                return answer.reply
+        default = self._pie_default
+        return default if generation == "v1" or serves(default, generation) else None
 
 
-def _callee(call: Ice) -> str | None:
+def _callee(call: Incoming) -> str | None:
     if call.to is None or not call.to.endpoint:
         return None
     return normalize(call.to.endpoint) or call.to.endpoint

@@ -11,6 +11,10 @@ answer is rendered.  Nothing outside an adapter should need a wire type.
   generations share (Content-MD5, string to sign, secrets, timestamp window,
   :class:`~callgate.protocols.signing_common.SignatureError`).
 
-The v1 callbacks (ICE/ACE/PIE/DICE/Notify) are still served from the core modules
-(``callgate.signing``, ``callgate.events``, ``callgate.svaml``) for now.
+* :mod:`callgate.protocols.v1` -- the classic callbacks (ICE, ACE, PIE, DICE, Notify answered
+  with ``action``/``instructions`` SVAML, :mod:`callgate.svaml`), signed with the ``Application``
+  scheme.
+
+Each adapter decodes into the neutral calls of :mod:`callgate.calls` and renders the plans of
+:mod:`callgate.plan` (its ``Renderer``).
 """

@@ -13,7 +13,7 @@ v1, a service id in v2)::
 This module holds the pieces: hashing and signing, reading headers, splitting
 ``Authorization``, comparing signatures in constant time, the ``x-timestamp``
 window and :class:`SignatureError` with its reason codes.  The verifiers are
-:class:`callgate.signing.Verifier` (v1) and
+:class:`callgate.protocols.v1.signing.Verifier` (v1) and
 :class:`callgate.protocols.v2.signing.ServiceVerifier` (v2).
 """
 
@@ -230,7 +230,7 @@ def check_freshness(x_timestamp: str, now: float, window: float) -> None:
 class SchemeVerifier:
     """Checks ``Authorization: <scheme> <id>:<signature>`` against known ids and their Base64 secrets.
 
-    The one verifier of both generations: v1's :class:`callgate.signing.Verifier` (``Application``,
+    The one verifier of both generations: v1's :class:`callgate.protocols.v1.signing.Verifier` (``Application``,
     application keys) and v2's :class:`callgate.protocols.v2.signing.ServiceVerifier` (``service``,
     service ids) only name their scheme and words.  A request whose ``x-timestamp`` is more than
     ``window_seconds`` older or newer than ``clock()`` is refused; the window is checked after the

@@ -20,7 +20,7 @@ def parse_timestamp(value: str) -> datetime | None:
 
     Accepts ``Z``/``z``, ``+hh:mm``/``+hhmm`` offsets, a missing zone (taken as UTC),
     ``T`` or a space between date and time, and 1-9 fractional digits (truncated to
-    microseconds).  Shared with :mod:`callgate.signing` for ``x-timestamp``.
+    microseconds).  Shared with :mod:`callgate.protocols.v1.signing` for ``x-timestamp``.
     """
     # The shape Sinch sends, 2025-03-14T09:26:53Z, recognised by its separators (characters 4, 7, 10,
     # 13, 16 and 19: one slice) instead of the 11-group regex: ~3,500 instructions less.  With them

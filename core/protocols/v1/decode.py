@@ -1,7 +1,9 @@
-"""Sinch Voice v1 callback events (ICE, ACE, PIE, DICE, Notify) as typed, frozen objects.
+"""Sinch Voice v1 callbacks (ICE, ACE, PIE, DICE, Notify) decoded into neutral calls.
 
-``decode_event(body)`` turns the raw request body into one of :class:`Ice`,
-:class:`Ace`, :class:`Pie`, :class:`Dice` or :class:`Notify` in a single pass:
+``decode_event(body)`` turns the raw request body into one of the neutral calls of
+:mod:`callgate.calls`, with ``generation="v1"``: ICE -> :class:`~callgate.calls.Incoming`,
+ACE -> :class:`~callgate.calls.Answered`, PIE -> :class:`~callgate.calls.MenuInput`,
+DICE -> :class:`~callgate.calls.Ended`, Notify -> :class:`~callgate.calls.Notice`, in a single pass:
 the bytes are parsed once (``json.loads`` with ``parse_float=Decimal``, so money
 is never a float) and the resulting dict is checked and converted field by field.
 
@@ -19,6 +21,9 @@ The decoder is strict about *types* and lenient about *values*, because Sinch is
 * identifiers plugins key their records by (``callid``, ``applicationKey``,
   ``user``) may not hold a control character (NUL, a line break, ...): such a
   value could not be stored or delivered everywhere, so it is ``invalid_field``;
+* v1's names become the neutral ones: ``applicationKey`` -> ``application``,
+  ``userRate`` -> ``rate``, ``callHeaders`` -> ``headers``, DICE ``from`` -> ``cli``,
+  ``currencyId`` -> ``Money.currency``;
 * ``timestamp`` is a timezone-aware UTC datetime: ``Z``, ``+hh:mm`` offsets and
   up to 9 fractional digits (.NET sends 7) are accepted, a value without zone is
   taken as UTC.
@@ -33,17 +38,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from .drafts import draft_class
-from .drafts import new as _new
-from .phone import normalize_caller
-from .protocols.errors import MAX_DEPTH, EventError, UnknownEvent
-from .protocols.errors import clip as _clip
-from .protocols.timestamps import parse_timestamp
+from ...calls import AmdResult, Answered, Callee, Ended, Header, Incoming, MenuInput, MenuResult, Money, Notice
+from ...drafts import draft_class
+from ...drafts import new as _new
+from ..errors import MAX_DEPTH, EventError, UnknownEvent
+from ..errors import clip as _clip
+from ..timestamps import parse_timestamp
 
 __all__ = [
     "AMD_REASONS",
@@ -57,22 +61,10 @@ __all__ = [
     "MENU_RESULT_TYPES",
     "NOTIFY_TYPES",
     "ORIGINATION_TYPES",
-    "Ace",
-    "Amd",
-    "BaseEvent",
-    "CallHeader",
-    "Destination",
-    "Dice",
-    "Event",
     "EventError",
-    "Ice",
-    "MenuResult",
-    "Money",
-    "Notify",
-    "Pie",
     "UnknownEvent",
+    "V1Event",
     "decode_event",
-    "parse_timestamp",
 ]
 
 # --------------------------------------------------------------------------- known values
@@ -108,162 +100,24 @@ DOMAINS = frozenset({"pstn", "mxp", "conference"})
 ORIGINATION_TYPES = frozenset({"pstn", "mxp"})
 
 
-# --------------------------------------------------------------------------- errors: callgate.protocols.errors
-
-# --------------------------------------------------------------------------- value types
-
-@dataclass(frozen=True, slots=True)
-class Destination:
-    """``to``: who was called.  ``type`` lower-case (``did``, ``number``, ``username``, ``sip``, ``conference``)."""
-
-    type: str | None
-    endpoint: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """``userRate`` / ``debit``.  ``amount`` is exact (a Decimal of the JSON literal, never a float)."""
-
-    currency_id: str | None
-    amount: Decimal | None
-
-
-@dataclass(frozen=True, slots=True)
-class CallHeader:
-    """One entry of ``callHeaders`` (set by the calling SDK client or by ``connectMxp``)."""
-
-    key: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class Amd:
-    """Answering-machine detection result.  ``status`` lower-case (``machine``, ``human``, ``notsure``, ...)."""
-
-    status: str | None
-    reason: str | None
-    duration: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class MenuResult:
-    """PIE ``menuResult``.  ``type`` and ``input_method`` lower-case; ``value`` as sent (digits or ``return(x)``'s x)."""
-
-    menu_id: str | None
-    type: str | None
-    value: str | None
-    input_method: str | None
-
-
-# --------------------------------------------------------------------------- events
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BaseEvent:
-    """Fields every event has.  ``raw`` is the decoded JSON object, unknown fields included.
-
-    ``notes`` is a scratch space for the plugins handling this one callback, shared in
-    plugin order: a plugin writes under its own name (``call.notes["credit_check"] = {...}``)
-    and plugins after it may read that.  It starts empty for every callback.
-    """
-
-    event: str
-    raw: dict[str, Any] = field(repr=False, compare=False)
-    notes: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-    version: int | None = None
-    custom: str | None = None
-    application_key: str | None = None
-    timestamp: datetime | None = None
-    user: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ice(BaseEvent):
-    """Incoming Call Event: a call reached Sinch (PSTN call to the app's number, SIP, or an
-    in-app client calling a number, a user, SIP or a conference).  Must be answered with SVAML."""
-
-    callid: str
-    call_resource_url: str | None = None
-    user_rate: Money | None = None
-    cli: str | None = None
-    to: Destination | None = None
-    domain: str | None = None
-    origination_type: str | None = None
-    duration: int | None = None
-    rdnis: str | None = None
-    call_headers: tuple[CallHeader, ...] = ()
-
-    @property
-    def caller(self) -> str | None:
-        """``cli`` normalised: ``"+46701234567"``, ``"private"`` for a withheld/empty one, None when absent."""
-        return normalize_caller(self.cli)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Ace(BaseEvent):
-    """Answered Call Event: the callee answered an outgoing leg (connectPstn/connectSip, or a
-    callout with ``enableAce``).  ``amd`` is set when AMD was enabled.  Answer with SVAML."""
-
-    callid: str
-    amd: Amd | None = None
-    conference_id: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Pie(BaseEvent):
-    """Prompt Input Event: a ``runMenu`` produced a result (digits, ``return(x)``, timeout, hang-up,
-    ...), or a conference participant pressed keys in ``detect`` mode.  Answer with SVAML."""
-
-    callid: str
-    menu_result: MenuResult
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Dice(BaseEvent):
-    """Disconnected Call Event: the call ended (``reason``/``result`` upper-case as sent; open sets).
-    Informational: acknowledge with 200 ``{}``."""
-
-    callid: str
-    reason: str | None = None
-    result: str | None = None
-    debit: Money | None = None
-    user_rate: Money | None = None
-    to: Destination | None = None
-    duration: int | None = None
-    from_: str | None = None
-    call_headers: tuple[CallHeader, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Notify(BaseEvent):
-    """Notification: recording/transcription available, async AMD result or beep, calling error
-    (illegal SVAML).  Sparse; ``callid`` may be absent (conference recordings).  Acknowledge with 200 ``{}``."""
-
-    callid: str | None = None
-    conference_id: str | None = None
-    type: str | None = None
-    destination: str | None = None
-    amd: Amd | None = None
-    error_code: int | None = None
-    error_msg: str | None = None
-
-
-Event = Ice | Ace | Pie | Dice | Notify
+#: What :func:`decode_event` returns.
+V1Event = Incoming | Answered | MenuInput | Ended | Notice
 
 
 # --------------------------------------------------------------------------- drafts
-# How the decoders build the frozen objects above without their ``__init__`` (see callgate.drafts).
+# How the decoders build the frozen objects of callgate.calls without their ``__init__`` (see callgate.drafts).
 # A decoder must set every field of its draft: tests/test_events.py checks that for every decoder.
 
-_DestinationDraft = draft_class(Destination)
+_CalleeDraft = draft_class(Callee)
 _MoneyDraft = draft_class(Money)
-_CallHeaderDraft = draft_class(CallHeader)
-_AmdDraft = draft_class(Amd)
+_HeaderDraft = draft_class(Header)
+_AmdDraft = draft_class(AmdResult)
 _MenuResultDraft = draft_class(MenuResult)
-_IceDraft = draft_class(Ice)
-_AceDraft = draft_class(Ace)
-_PieDraft = draft_class(Pie)
-_DiceDraft = draft_class(Dice)
-_NotifyDraft = draft_class(Notify)
+_IncomingDraft = draft_class(Incoming)
+_AnsweredDraft = draft_class(Answered)
+_MenuInputDraft = draft_class(MenuInput)
+_EndedDraft = draft_class(Ended)
+_NoticeDraft = draft_class(Notice)
 
 
 # --------------------------------------------------------------------------- decoding helpers
@@ -406,13 +260,13 @@ def _money(obj: dict, key: str) -> Money | None:
     if currency is not None and currency.__class__ is not str:
         raise _wrong(f"{key}.currencyId", "a string", currency)
     money = _new(_MoneyDraft)
-    money.currency_id = currency
+    money.currency = currency
     money.amount = amount
     money.__class__ = Money
     return money
 
 
-def _destination(obj: dict, key: str) -> Destination | None:
+def _callee(obj: dict, key: str) -> Callee | None:
     value = obj.get(key)
     if value is None:
         return None
@@ -420,14 +274,14 @@ def _destination(obj: dict, key: str) -> Destination | None:
         raise _wrong(key, "an object", value)
     type_ = value.get("type")
     endpoint = value.get("endpoint")
-    destination = _new(_DestinationDraft)
-    destination.type = type_.strip().lower() if type_.__class__ is str else _lower(value, "type", key + ".")
-    destination.endpoint = endpoint if endpoint is None or endpoint.__class__ is str else _str(value, "endpoint", key + ".")
-    destination.__class__ = Destination
-    return destination
+    callee = _new(_CalleeDraft)
+    callee.type = type_.strip().lower() if type_.__class__ is str else _lower(value, "type", key + ".")
+    callee.endpoint = endpoint if endpoint is None or endpoint.__class__ is str else _str(value, "endpoint", key + ".")
+    callee.__class__ = Callee
+    return callee
 
 
-def _amd(obj: dict) -> Amd | None:
+def _amd(obj: dict) -> AmdResult | None:
     value = _object(obj, "amd")
     if value is None:
         return None
@@ -435,7 +289,7 @@ def _amd(obj: dict) -> Amd | None:
     amd.status = _lower(value, "status", "amd.")
     amd.reason = _str(value, "reason", "amd.")
     amd.duration = _int(value, "duration", "amd.")
-    amd.__class__ = Amd
+    amd.__class__ = AmdResult
     return amd
 
 
@@ -452,7 +306,7 @@ def _menu_result(value: dict) -> MenuResult:
     return menu
 
 
-def _call_headers(obj: dict) -> tuple[CallHeader, ...]:
+def _call_headers(obj: dict) -> tuple[Header, ...]:
     value = obj.get("callHeaders")
     if value is None:
         return ()
@@ -466,10 +320,10 @@ def _call_headers(obj: dict) -> tuple[CallHeader, ...]:
         key = _str(item, "key", prefix)
         if key is None:
             raise EventError("invalid_field", f"callHeaders[{i}].key: missing")
-        header = _new(_CallHeaderDraft)
+        header = _new(_HeaderDraft)
         header.key = key
         header.value = _str(item, "value", prefix) or ""
-        header.__class__ = CallHeader
+        header.__class__ = Header
         headers.append(header)
     return tuple(headers)
 
@@ -485,8 +339,10 @@ def _call_headers(obj: dict) -> tuple[CallHeader, ...]:
 # is _str(obj, "cli") without a Python call for the usual value (~300 instructions per field).
 
 def _fill_base(draft: Any, obj: dict, event: str) -> None:
-    """Set the fields every event has (BaseEvent's) on a draft."""
+    """Set the fields every event has (CallEvent's) on a draft."""
     get = obj.get
+    draft.generation = "v1"
+    draft.session_id = None
     draft.event = event
     draft.raw = obj
     draft.notes = {}
@@ -495,8 +351,8 @@ def _fill_base(draft: Any, obj: dict, event: str) -> None:
     custom = get("custom")
     draft.custom = custom if custom is None or custom.__class__ is str else _str(obj, "custom")
     key = get("applicationKey")
-    draft.application_key = (key if key is None or (key.__class__ is str and key.isprintable())
-                             else _identifier(obj, "applicationKey"))
+    draft.application = (key if key is None or (key.__class__ is str and key.isprintable())
+                         else _identifier(obj, "applicationKey"))
     draft.timestamp = _timestamp(obj)
     user = get("user")
     draft.user = user if user is None or (user.__class__ is str and user.isprintable()) else _identifier(obj, "user")
@@ -511,15 +367,15 @@ def _call_draft(draft_class: type, obj: dict, event: str) -> Any:
     return draft
 
 
-def _ice(obj: dict, event: str) -> Ice:
+def _ice(obj: dict, event: str) -> Incoming:
     get = obj.get
-    ice = _call_draft(_IceDraft, obj, event)
+    ice = _call_draft(_IncomingDraft, obj, event)
     url = get("callResourceUrl")
     ice.call_resource_url = url if url is None or url.__class__ is str else _str(obj, "callResourceUrl")
-    ice.user_rate = _money(obj, "userRate")
+    ice.rate = _money(obj, "userRate")
     cli = get("cli")
     ice.cli = cli if cli is None or cli.__class__ is str else _str(obj, "cli")
-    ice.to = _destination(obj, "to")
+    ice.to = _callee(obj, "to")
     domain = get("domain")
     ice.domain = domain.strip().lower() if domain.__class__ is str else _lower(obj, "domain")
     origination = get("originationType")
@@ -529,23 +385,25 @@ def _ice(obj: dict, event: str) -> Ice:
     ice.duration = None if duration is None else _int(obj, "duration")
     rdnis = get("rdnis")
     ice.rdnis = rdnis if rdnis is None or rdnis.__class__ is str else _str(obj, "rdnis")
-    ice.call_headers = () if get("callHeaders") is None else _call_headers(obj)
-    ice.__class__ = Ice
+    ice.headers = () if get("callHeaders") is None else _call_headers(obj)
+    ice.__class__ = Incoming
     return ice
 
 
-def _ace(obj: dict, event: str) -> Ace:
+def _ace(obj: dict, event: str) -> Answered:
     get = obj.get
-    ace = _call_draft(_AceDraft, obj, event)
+    ace = _call_draft(_AnsweredDraft, obj, event)
     ace.amd = None if get("amd") is None else _amd(obj)
     conference = get("conferenceId")
     ace.conference_id = conference if conference is None or conference.__class__ is str else _str(obj, "conferenceId")
-    ace.__class__ = Ace
+    ace.cli = None    # v1 ACE names neither caller nor callee
+    ace.to = None
+    ace.__class__ = Answered
     return ace
 
 
-def _pie(obj: dict, event: str) -> Pie:
-    pie = _new(_PieDraft)
+def _pie(obj: dict, event: str) -> MenuInput:
+    pie = _new(_MenuInputDraft)
     callid = obj.get("callid")
     pie.callid = (callid if callid.__class__ is str and callid.isprintable()  # checked before the base fields
                   else _callid(obj, event))
@@ -556,31 +414,33 @@ def _pie(obj: dict, event: str) -> Pie:
         raise _wrong("menuResult", "an object", menu)
     _fill_base(pie, obj, event)
     pie.menu_result = _menu_result(menu)
-    pie.__class__ = Pie
+    pie.__class__ = MenuInput
     return pie
 
 
-def _dice(obj: dict, event: str) -> Dice:
+def _dice(obj: dict, event: str) -> Ended:
     get = obj.get
-    dice = _call_draft(_DiceDraft, obj, event)
+    dice = _call_draft(_EndedDraft, obj, event)
     reason = get("reason")
     dice.reason = reason.strip() if reason.__class__ is str else _stripped(obj, "reason")
     result = get("result")
     dice.result = result.strip() if result.__class__ is str else _stripped(obj, "result")
     dice.debit = _money(obj, "debit")
-    dice.user_rate = _money(obj, "userRate")
-    dice.to = _destination(obj, "to")
+    dice.rate = _money(obj, "userRate")
+    dice.to = _callee(obj, "to")
     duration = get("duration")
     dice.duration = duration if duration.__class__ is int and _INT_MIN <= duration <= _INT_MAX else _int(obj, "duration")
     from_ = get("from")
-    dice.from_ = from_ if from_ is None or from_.__class__ is str else _str(obj, "from")
-    dice.call_headers = () if get("callHeaders") is None else _call_headers(obj)
-    dice.__class__ = Dice
+    dice.cli = from_ if from_ is None or from_.__class__ is str else _str(obj, "from")
+    dice.headers = () if get("callHeaders") is None else _call_headers(obj)
+    dice.answered_at = None   # v2 only
+    dice.ended_at = None
+    dice.__class__ = Ended
     return dice
 
 
-def _notify(obj: dict, event: str) -> Notify:
-    notify = _new(_NotifyDraft)
+def _notify(obj: dict, event: str) -> Notice:
+    notify = _new(_NoticeDraft)
     callid = _identifier(obj, "callid")
     if callid is None:
         callid = _identifier(obj, "callId")
@@ -592,11 +452,11 @@ def _notify(obj: dict, event: str) -> Notify:
     notify.amd = _amd(obj)
     notify.error_code = _int(obj, "errorCode")
     notify.error_msg = _str(obj, "errorMsg")
-    notify.__class__ = Notify
+    notify.__class__ = Notice
     return notify
 
 
-_DECODERS: dict[str, Callable[[dict, str], Event]] = {"ice": _ice, "ace": _ace, "pie": _pie, "dice": _dice, "notify": _notify}
+_DECODERS: dict[str, Callable[[dict, str], V1Event]] = {"ice": _ice, "ace": _ace, "pie": _pie, "dice": _dice, "notify": _notify}
 
 
 def _no_constant(name: str) -> Any:
@@ -676,8 +536,8 @@ def _parse_json(text: str) -> Any:
     return _JSON.decode(text)
 
 
-def decode_event(body: bytes | bytearray | memoryview | str) -> Event:
-    """Decode a callback body (the raw request bytes, UTF-8 JSON) into a typed event.
+def decode_event(body: bytes | bytearray | memoryview | str) -> V1Event:
+    """Decode a v1 callback body (the raw request bytes, UTF-8 JSON) into a neutral call (``generation="v1"``).
 
     Raises :class:`EventError` (``invalid_json``, ``not_an_object``, ``missing_event``,
     ``invalid_field``) or :class:`UnknownEvent` (``unknown_event``).

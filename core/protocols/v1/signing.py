@@ -1,4 +1,4 @@
-"""Sinch "Application" signed requests: signing (clients, tests, ``callgate sign``) and verifying callbacks.
+"""Sinch Voice v1 "Application" signed requests: signing (clients, tests, ``callgate sign``) and verifying callbacks.
 
 The algorithm (Sinch Voice v1; the same for callbacks Sinch sends and for REST
 requests an application sends)::
@@ -26,8 +26,8 @@ shared with the v2 ``service`` scheme (:mod:`callgate.protocols.v2.signing`).
 
 from __future__ import annotations
 
-from .protocols import signing_common as common
-from .protocols.signing_common import (
+from .. import signing_common as common
+from ..signing_common import (
     SchemeVerifier,
     SignatureError,
     content_md5,

@@ -1,0 +1,232 @@
+"""Neutral plans and answers rendered as Sinch Voice v1 SVAML (``{"instructions": [...], "action": {...}}``).
+
+=================  ==========================================================================
+neutral            v1 SVAML
+=================  ==========================================================================
+``Prompt``         ``say`` (``text``, the prompt's ``locale`` else ``[server] locale``), or
+                   ``playFiles`` (``ids`` = the URL, the prompt's ``locale`` if it has one)
+``PhoneNumber``    ``connectPstn`` ``number``, ``maxDuration``, ``dialTimeout``, ``cli``
+``SipEndpoint``    ``connectSip`` ``destination`` {``sip``, the URI without ``sip:``},
+                   ``maxDuration``, ``cli``, ``transport``, ``callHeaders``
+``InAppUser``      ``connectMxp`` ``destination`` {``username``, the user}
+``Conference``     ``connectConf`` ``conferenceId``
+``DigitMenu``      ``runMenu`` with one menu (``maxDigits``, the prompt as ``mainPrompt`` and
+                   ``repeatPrompt``, ``timeoutMills``, ``repeats``) and no options: the input
+                   comes back as a PIE of type ``sequence``
+``EndCall``        its prompts, then ``hangup``
+``Proceed``        ``continue``
+=================  ==========================================================================
+
+An incoming call's prompts are preceded by ``answer`` when ``[server] answer_before_prompts`` is on
+(a prompt to an unanswered call is not heard).  A plugin's v1 :class:`~callgate.svaml.Svaml` is sent
+as it is, after the allows' prompts, with the combined ``maxDuration`` and caller id applied to its
+action where SVAML allows them; it is checked against the event's tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ...calls import Generation
+from ...combine import V1_DIALLED_ACTIONS, smallest
+from ...config import ServerConfig
+from ...decisions import (
+    Allow,
+    CallerId,
+    Conference,
+    Deny,
+    DigitMenu,
+    EndCall,
+    InAppUser,
+    PhoneNumber,
+    Proceed,
+    Prompt,
+    Route,
+    SipEndpoint,
+    SvamlRoute,
+    Target,
+)
+from ...plan import IncomingPlan, Rendered, StepAnswer
+from ...responses import ACK, not_recorded_body
+from ...svaml import (
+    SAFE_ANSWERS,
+    Action,
+    Answer,
+    CallHeader,
+    ConnectConf,
+    ConnectMxp,
+    ConnectPstn,
+    ConnectSip,
+    Continue,
+    Destination,
+    Hangup,
+    Instruction,
+    Menu,
+    PlayFiles,
+    RunMenu,
+    Say,
+    Svaml,
+)
+
+__all__ = ["V1Renderer", "route_action", "with_answer_first"]
+
+#: The v1 event each kind of answer is for.
+EVENTS = {"incoming": "ice", "answered": "ace", "menu": "pie"}
+PROMPT_NAMES = ("say", "playFiles")
+#: Plugin answers a v1 call can carry besides v1 SVAML.
+NEUTRAL = (Allow, Deny, Route, SvamlRoute, CallerId, Proceed, EndCall)
+
+
+def route_action(action: Action, *, max_duration: int | None, cli: str | None) -> Action:
+    """A v1 action with the combined duration limit and caller id applied where SVAML allows them.
+
+    ``model_copy`` does not validate, and need not: the duration is the smaller of two
+    validated limits and the caller id was validated by ``CallerId``.
+    """
+    update: dict[str, Any] = {}
+    if "max_duration" in type(action).model_fields:
+        current = getattr(action, "max_duration")  # noqa: B009  (not every action has one)
+        limit = smallest(current, max_duration)
+        if limit != current:
+            update["max_duration"] = limit
+    if cli is not None and action.name in V1_DIALLED_ACTIONS:
+        update["cli"] = cli
+    return action.model_copy(update=update) if update else action
+
+
+def with_answer_first(instructions: Sequence[Instruction]) -> tuple[Instruction, ...]:
+    """Prepend ``answer`` when a prompt would otherwise play to an unanswered inbound call."""
+    instructions = tuple(instructions)
+    if any(i.name in PROMPT_NAMES for i in instructions) and not any(i.name == "answer" for i in instructions):
+        return (Answer(), *instructions)
+    return instructions
+
+
+class V1Renderer:
+    """Renders plans and answers as v1 SVAML (:class:`callgate.plan.Renderer` for ``generation="v1"``).
+
+    ``locale`` speaks prompts that name none (``[server] locale``); ``answer_before_prompts`` puts
+    ``answer`` before the prompts of an incoming call.
+    """
+
+    generation: Generation = "v1"
+    recorded = ACK
+
+    def __init__(self, server: ServerConfig) -> None:
+        self.locale = server.locale
+        self.answer_before_prompts = server.answer_before_prompts
+
+    # --- the Renderer protocol -------------------------------------------------------------------
+
+    def incoming(self, plan: IncomingPlan) -> Rendered:
+        """The ICE answer.  Raises ``ValueError`` when the plan's parts make no valid SVAML together."""
+        try:
+            svaml = self._incoming(plan)
+        except ValueError as exc:   # the parts are valid but not together (e.g. too much cookie data)
+            raise ValueError(f"the plugins' contributions do not make a valid answer: {exc}") from None
+        return self._checked(svaml, "ice")
+
+    def answered(self, answer: StepAnswer) -> Rendered:
+        """The ACE answer to ``on_answer``'s answer."""
+        return self._checked(self.step_svaml(answer), "ace")
+
+    def menu(self, answer: StepAnswer) -> Rendered:
+        """The PIE answer to ``on_prompt_input``'s answer."""
+        return self._checked(self.step_svaml(answer), "pie")
+
+    def safe(self, kind: str) -> Rendered:
+        svaml = SAFE_ANSWERS[EVENTS[kind]]
+        return Rendered(svaml, svaml.to_json(), svaml.action.name)
+
+    def refuses(self, value: Any) -> str | None:
+        if value.__class__ in NEUTRAL or isinstance(value, (Svaml, *NEUTRAL)):
+            return None
+        return (f"{type(value).__name__} cannot answer a v1 call: return a neutral decision (callgate.decisions) "
+                f"or v1 SVAML (callgate.svaml.Svaml)")
+
+    def not_recorded(self, plugins: str | None) -> tuple[int, bytes]:
+        return 503, not_recorded_body(plugins)
+
+    # --- building -------------------------------------------------------------------------------
+
+    def _incoming(self, plan: IncomingPlan) -> Svaml:
+        prompts = self.prompts(plan.prompts)
+        route, specific = plan.route, plan.specific
+        if route is not None:
+            action, after = self.target(route.to, max_duration=plan.max_duration, cli=plan.cli,
+                                        dial_timeout=route.dial_timeout)
+            instructions = (*prompts, *after)
+        elif specific is not None:
+            if not isinstance(specific, Svaml):
+                raise ValueError(f"{type(specific).__name__} is not v1 SVAML")
+            instructions = (*prompts, *specific.instructions)
+            action = route_action(specific.action, max_duration=plan.max_duration, cli=plan.cli)
+        else:
+            instructions, action = prompts, Hangup()
+        if self.answer_before_prompts:
+            instructions = with_answer_first(instructions)
+        return Svaml(action=action, instructions=instructions)
+
+    def step_svaml(self, answer: StepAnswer) -> Svaml:
+        """The SVAML of an answer to an answered call or a menu (not yet checked against the event's tables)."""
+        if isinstance(answer, Svaml):
+            return answer
+        if isinstance(answer, Proceed):
+            return Svaml(action=Continue())
+        if isinstance(answer, EndCall):
+            return Svaml(action=Hangup(), instructions=self.prompts(answer.prompts))
+        if isinstance(answer, Route):
+            action, after = self.target(answer.to, max_duration=answer.max_duration, cli=answer.cli,
+                                        dial_timeout=answer.dial_timeout)
+            return Svaml(action=action, instructions=(*self.prompts(answer.prompts), *after))
+        raise ValueError(f"{type(answer).__name__} is not an answer callgate can give a v1 call")
+
+    def prompts(self, prompts: Sequence[Prompt]) -> tuple[Instruction, ...]:
+        """Prompts as ``say`` / ``playFiles`` instructions."""
+        return tuple(self.prompt(p) for p in prompts)
+
+    def prompt(self, prompt: Prompt) -> Instruction:
+        """One prompt as a ``say`` (spoken in its locale, else ``[server] locale``) or a ``playFiles``."""
+        if prompt.text is not None:
+            return Say(text=prompt.text, locale=self.locale if prompt.locale is None else prompt.locale)
+        return PlayFiles(ids=(prompt.url,), locale=prompt.locale)
+
+    def target(self, to: Target, *, max_duration: int | None, cli: str | None,
+               dial_timeout: int | None) -> tuple[Action, tuple[Instruction, ...]]:
+        """The action that takes a call to ``to``, and the instructions that go before it (an EndCall's prompts)."""
+        if isinstance(to, PhoneNumber):
+            return ConnectPstn(number=to.number, max_duration=max_duration, dial_timeout=dial_timeout, cli=cli), ()
+        if isinstance(to, SipEndpoint):
+            uri = to.uri[4:] if to.uri[:4].lower() == "sip:" else to.uri
+            headers = tuple(CallHeader(key=h.key, value=h.value) for h in to.headers) or None
+            return ConnectSip(destination=Destination(type="sip", endpoint=uri), max_duration=max_duration, cli=cli,
+                              transport=to.transport.upper() if to.transport else None, call_headers=headers), ()
+        if isinstance(to, InAppUser):
+            return ConnectMxp(destination=Destination(type="username", endpoint=to.user)), ()
+        if isinstance(to, Conference):
+            return ConnectConf(conference_id=to.conference_id), ()
+        if isinstance(to, DigitMenu):
+            return self.menu_action(to), ()
+        if isinstance(to, EndCall):
+            return Hangup(), self.prompts(to.prompts)
+        raise ValueError(f"{type(to).__name__} is not a route target")
+
+    def menu_action(self, menu: DigitMenu) -> RunMenu:
+        """A ``runMenu`` of one menu collecting up to ``max_digits`` keys: the input comes back as a PIE ``sequence``."""
+        prompt = menu.prompt
+        locale = None
+        if prompt.text is not None:
+            spoken, locale = f"#tts[{prompt.text}]", self.locale if prompt.locale is None else prompt.locale
+        else:
+            spoken = f"#href[{prompt.url}]"
+        return RunMenu(locale=locale, main_menu=menu.menu_id,
+                       menus=(Menu(id=menu.menu_id, main_prompt=spoken, repeat_prompt=spoken, repeats=menu.repeats,
+                                   max_digits=menu.max_digits, timeout_mills=menu.timeout_seconds * 1000),))
+
+    @staticmethod
+    def _checked(svaml: Svaml, event: str) -> Rendered:
+        """``svaml`` if Sinch accepts it in answer to ``event`` (its parts were validated when built; the per-event
+        tables are what is left to check), else ``SvamlError`` (a ``ValueError``) saying why."""
+        svaml.validate_for(event, recheck_fields=False)
+        return Rendered(svaml, svaml.to_json(), svaml.action.name, getattr(svaml.action, "max_duration", None))

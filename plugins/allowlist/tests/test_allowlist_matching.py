@@ -162,7 +162,7 @@ def test_calls_outside_the_scope_get_no_opinion():
     ({"action": "allow", "caller": "  "}, "caller: empty value"),
     ({"action": "allow", "caller": []}, "caller: empty list"),
     ({"action": "allow", "callee_type": "phone"}, "callee_type: 'phone' is not one of"),
-    ({"action": "allow", "domain": "sip"}, "domain: 'sip' is not one of"),
+    ({"action": "allow", "domain": "voip"}, "domain: 'voip' is not one of"),
     ({"action": "allow", "origination_type": "voip"}, "origination_type: 'voip' is not one of"),
     ({"action": "permit", "caller": "+1"}, "action"),
     ({"action": "allow", "caller": 46701234567}, 'write numbers as strings: "+46701234567", not 46701234567'),

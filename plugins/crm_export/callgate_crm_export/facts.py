@@ -109,7 +109,7 @@ def ice_facts(call: Incoming, decision: Decision | None, received: datetime) -> 
             "decided_by": decision.decided_by,
             "reason": decision.reason,
             "action": decision_action(decision, call.generation),
-            "route": route.label if route is not None else None,
+            "route": route.label if route is not None else decision.route_name,
             "routed_by": decision.routed_by,
             "cli": decision.cli,
             "max_duration": decision.max_duration,

@@ -6,7 +6,8 @@ from decimal import Decimal
 import pytest
 
 from callgate.calls import Callee, Ended, Header, Incoming, Money
-from callgate.decisions import Allow, Deny
+from callgate.decisions import Allow, Deny, EndCall, PhoneNumber, Route
+from callgate.results import Decision
 from callgate_credit_check import CreditCheck
 from callgate_credit_check.config import CreditCheckConfig
 from callgate_credit_check.rate_csv import parse_rates
@@ -169,3 +170,36 @@ async def test_a_low_balance_is_a_neutral_spoken_prompt(plugin, credit_store):
     answer = await credit.authorize_call(incoming())
     assert isinstance(answer, Allow) and answer.max_duration == 120
     assert [(p.text, p.locale) for p in answer.prompts] == [("You have 2 minutes of credit left.", "sv-SE")]
+
+
+def decision(route=None, *, allowed=True, routed_by="router", max_duration=None, route_name=None):
+    """The Decision the pipeline hands to ``call_decided`` for a v2 call."""
+    return Decision(allowed=allowed, decided_by="credit_check" if allowed else "allowlist",
+                    reason="allowed" if allowed else "not on the list", svaml={"commands": []}, route=route,
+                    routed_by=routed_by if route is not None or route_name else None, max_duration=max_duration,
+                    generation="v2", route_name=route_name)
+
+
+@pytest.mark.parametrize("final", [decision(allowed=False), decision(Route(EndCall(), name="closed")),
+                                   decision(None)])
+async def test_a_v2_call_that_is_not_connected_gives_its_reservation_back(plugin, credit_store, final):
+    credit = await plugin()
+    call = incoming()
+    await credit.authorize_call(call)
+    await credit.call_decided(call, final)
+    record = await credit_store.call(f"v2:{LEG}")
+    assert record.state == "released" and record.reason.startswith("not connected: ")
+    assert (await credit_store.account(CALLER)).reserved == 0
+
+
+async def test_a_v2_call_routed_with_a_shorter_limit_or_its_own_svaml_keeps_what_it_needs(plugin, credit_store):
+    credit = await plugin()
+    call = incoming()
+    await credit.authorize_call(call)
+    await credit.call_decided(call, decision(Route(PhoneNumber(DIALLED), name="mobile"), max_duration=120))
+    assert (await credit_store.account(CALLER)).reserved == 200_000               # 2 minutes of the 10 granted
+    other = incoming(callid="own-svaml")
+    await credit_store.credit(CALLER, 1_000_000)
+    await credit.authorize_call(other)
+    await credit.call_decided(other, decision(None, route_name="v2 script", max_duration=600))   # a SvamlRoute
+    assert (await credit_store.call("v2:own-svaml")).state == "reserved"

@@ -9,6 +9,8 @@ import pytest
 from crm_export_setup import eventually
 
 from callgate.calls import Answered, Callee, Ended, Incoming, Money, Notice
+from callgate.decisions import PhoneNumber, Route
+from callgate.results import Decision, Outcome
 from callgate_crm_export import CrmExport
 from callgate_crm_export.config import CrmExportConfig
 from callgate_crm_export.record import CallRecord
@@ -121,3 +123,19 @@ async def test_a_v2_call_seen_from_its_incoming_event_keeps_who_called(crm):
     record = await plugin.outbox.record(f"v2:{LEG}")
     assert record["caller"]["number"] == "+46701234567" and record["origination_type"] == "pstn"
     assert record["started_at"] is not None and record["generation"] == "v2"
+
+
+async def test_the_decision_of_a_v2_call_names_its_v2_action_and_route(crm):
+    plugin, _ = crm
+    call = Incoming(generation="v2", event="call.incoming", raw={}, callid=LEG, session_id=SESSION,
+                    application=SERVICE, cli="+46701234567", to=OUR_NUMBER)
+    route = Route(PhoneNumber("+46731112233"), name="support", max_duration=600)
+    decision = Decision(allowed=True, decided_by="credit_check", reason="allowed", svaml={"commands": []},
+                        route=route, routed_by="router", max_duration=600, generation="v2",
+                        outcomes=(Outcome("router", "route_call", route),))
+    plugin.call_decided(call, decision)
+    await plugin.flush()
+    await plugin.on_disconnect(hangup())
+    info = (await plugin.outbox.record(f"v2:{LEG}"))["decision"]
+    assert (info["action"], info["route"], info["routed_by"], info["max_duration"]) == ("dial", "support", "router", 600)
+    assert info["outcomes"] == [{"plugin": "router", "hook": "route_call", "verdict": "route support", "status": "ok"}]

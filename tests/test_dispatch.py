@@ -419,3 +419,47 @@ async def test_first_answer_or_every_plugin_is_what_the_hookspec_says(hook):
 def test_the_first_answer_hooks_are_the_ones_that_choose_one_answer():
     firstresult = {hook for hook in HOOK_NAMES if getattr(hookspecs, hook).callgate_spec["firstresult"]}
     assert firstresult == {"route_call", "set_cli", "on_answer", "on_prompt_input"}
+
+
+# --- one pipeline, both generations -------------------------------------------------------------
+
+def v2_incoming(to="+46850001234"):
+    from callgate.calls import Callee, Incoming
+    return Incoming(generation="v2", event="call.incoming", raw={}, callid="leg-1", cli="+46701234567",
+                    to=Callee("did", to), domain="pstn")
+
+
+def both_generations(classes, tables=None):
+    from callgate.protocols.v1.render import V1Renderer
+    from callgate.protocols.v2.render import V2Renderer
+    config = PluginsConfig.model_validate({"enabled": list(classes), **(tables or {})})
+    server = ServerConfig()
+    return Pipeline(load_plugins(config, classes=classes), server,
+                    renderers={"v1": V1Renderer(server), "v2": V2Renderer()})
+
+
+class AnswersV1:
+    @hookimpl
+    def route_call(self, call):
+        return Svaml(action=Continue())      # not even valid in ICE: refused for v2 before it is checked
+
+
+async def test_the_call_generation_picks_the_renderer_and_the_router_serves_both():
+    p = both_generations({}, {"router": {"routes": [
+        {"name": "amd", "number": "+46850001234", "action": {"name": "connectPstn", "number": "+15550000001",
+                                                             "amd": {"enabled": True}}},
+        {"name": "out", "action": {"name": "connectPstn", "number": "+15550000002", "maxDuration": 60}}]}})
+    v1 = await p.answer(event(samples.ice()))
+    assert json.loads(v1.body)["action"]["amd"] == {"enabled": True} and v1.decision.route is None
+    assert (v1.decision.route_name, v1.decision.routed_by, v1.decision.generation) == ("amd", "router", "v1")
+    v2 = await p.answer(v2_incoming())
+    assert v2.decision.generation == "v2" and v2.decision.route.name == "out" and v2.decision.max_duration == 60
+    assert "commands" in json.loads(v2.body) and v2.action != "connectPstn"
+
+
+async def test_v1_svaml_for_a_v2_call_counts_as_the_plugin_failing():
+    p = both_generations({"v1": AnswersV1, "route": RouteTo}, {"v1": {"on_error": "skip"}})
+    answer = await p.answer(v2_incoming())
+    failed = answer.outcomes[0]
+    assert (failed.plugin, failed.status) == ("v1", "error") and "v1 SVAML is for v1 calls only" in failed.error
+    assert answer.decision.routed_by == "route"

@@ -18,10 +18,9 @@ import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
-from sinch.core.models.sinch_raw_response import SinchRawResponse
 from sinch.domains.voice.api.v2.sinch_events import SinchEvents
-from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventRequest, VoiceSinchEventResponse
+from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventRequest
+from v2_sdk_checks import assert_sdk_accepts_answer, assert_sdk_understood
 
 from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent
 from callgate.protocols.v1.decode import decode_event
@@ -31,55 +30,55 @@ from callgate.protocols.v2.wire import (
     END_EVENT_NAMES,
     EVENT_NAMES,
     KNOWN_EVENT_TYPES,
-    AmdCommand,
-    AmdEvent,
-    AmdEvents,
-    AnswerCommand,
-    BridgeCallCommand,
-    CallAnswered,
-    CallBusy,
-    CallEvents,
-    CallHangup,
-    CallIncoming,
-    CallMenu,
-    CustomEvent,
-    DialCommand,
-    EndEvent,
-    GotoMenuCommand,
-    HangupCommand,
-    IncomingCallEvents,
-    InvalidAnswer,
-    MenuCommand,
-    MenuItem,
-    MenuPrompt,
-    MessageEvents,
-    MessagesCommand,
-    PauseCommand,
-    Phone,
-    PhoneDetails,
-    Play,
-    PlayMessage,
-    RecordingEvent,
-    RecordingEvents,
-    RecordingOptions,
-    Say,
-    SayMessage,
-    Sip,
-    SipCallHeader,
-    SipDetails,
-    SipFrom,
-    SipFromDetails,
-    StartRecordingCommand,
-    StopMessagesCommand,
-    StopRecordingCommand,
-    Stream,
-    StreamDetails,
-    StreamOptions,
-    TranscriptionOptions,
+    InvalidV2Answer,
+    V2AmdCommand,
+    V2AmdEvent,
+    V2AmdEvents,
     V2Answer,
-    VoiceRelay,
-    VoiceRelayDetails,
-    WebhookCommand,
+    V2AnswerCommand,
+    V2BridgeCallCommand,
+    V2CallAnswered,
+    V2CallBusy,
+    V2CallEvents,
+    V2CallHangup,
+    V2CallIncoming,
+    V2CallMenu,
+    V2CustomEvent,
+    V2DialCommand,
+    V2EndEvent,
+    V2GotoMenuCommand,
+    V2HangupCommand,
+    V2IncomingCallEvents,
+    V2MenuCommand,
+    V2MenuItem,
+    V2MenuPrompt,
+    V2MessageEvents,
+    V2MessagesCommand,
+    V2PauseCommand,
+    V2Phone,
+    V2PhoneDetails,
+    V2Play,
+    V2PlayMessage,
+    V2RecordingEvent,
+    V2RecordingEvents,
+    V2RecordingOptions,
+    V2Say,
+    V2SayMessage,
+    V2Sip,
+    V2SipCallHeader,
+    V2SipDetails,
+    V2SipFrom,
+    V2SipFromDetails,
+    V2StartRecordingCommand,
+    V2StopMessagesCommand,
+    V2StopRecordingCommand,
+    V2Stream,
+    V2StreamDetails,
+    V2StreamOptions,
+    V2TranscriptionOptions,
+    V2VoiceRelay,
+    V2VoiceRelayDetails,
+    V2WebhookCommand,
     decode_v2_answer,
     encode_v2_answer,
 )
@@ -119,47 +118,6 @@ def event_body(event: str, **call: Any) -> dict[str, Any]:
 # --------------------------------------------------------------------------- the SDK as the reference
 
 
-def assert_sdk_understood(model: Any, path: str = "$") -> None:
-    """Every value of an SDK model was understood: no unknown field kept aside, no raw fallback for a union."""
-    assert not isinstance(model, SinchRawResponse), f"{path}: the SDK did not recognise this object"
-    if isinstance(model, BaseModel):
-        assert not model.model_extra, f"{path}: fields unknown to the SDK: {sorted(model.model_extra)}"
-        for name in type(model).model_fields:
-            assert_sdk_understood(getattr(model, name), f"{path}.{name}")
-    elif isinstance(model, (list, tuple)):
-        for i, item in enumerate(model):
-            assert_sdk_understood(item, f"{path}[{i}]")
-    elif isinstance(model, dict):
-        for key, item in model.items():
-            assert_sdk_understood(item, f"{path}.{key}")
-
-
-def sdk_command_names(value: Any) -> Any:
-    """``sent`` with the wire command ``webhook`` renamed to the SDK's ``customEvent``.
-
-    sinch 2.3's response union picks a command by its ``command`` before the model's own
-    validator maps ``webhook`` to ``customEvent``, so it refuses the wire name it writes itself
-    (``serialize_response`` emits ``"command": "webhook"``).  Loading with the SDK's name and
-    comparing what it writes with callgate's bytes checks the wire name all the same.
-    """
-    if isinstance(value, dict):
-        renamed = {key: sdk_command_names(item) for key, item in value.items()}
-        if renamed.get("command") == "webhook":
-            renamed["command"] = "customEvent"
-        return renamed
-    if isinstance(value, list):
-        return [sdk_command_names(item) for item in value]
-    return value
-
-
-def assert_sdk_accepts_answer(body: bytes) -> None:
-    """The answer loads in VoiceSinchEventResponse and the SDK serialises it back to the same JSON."""
-    sent = json.loads(body)
-    model = VoiceSinchEventResponse.model_validate(sdk_command_names(sent))
-    assert_sdk_understood(model)
-    assert SinchEvents().serialize_response(model) == sent
-
-
 def sdk_event(body: bytes) -> VoiceSinchEventRequest:
     model = SinchEvents().parse_event(body, {"Content-Type": "application/json"})
     assert_sdk_understood(model)
@@ -169,8 +127,8 @@ def sdk_event(body: bytes) -> VoiceSinchEventRequest:
 # --------------------------------------------------------------------------- fixtures decode
 
 
-FIXTURE_TYPES = {"call.incoming.json": CallIncoming, "call.answered.json": CallAnswered, "call.menu.json": CallMenu,
-                 "call.hangup.json": CallHangup, "call.busy.json": CallBusy}
+FIXTURE_TYPES = {"call.incoming.json": V2CallIncoming, "call.answered.json": V2CallAnswered, "call.menu.json": V2CallMenu,
+                 "call.hangup.json": V2CallHangup, "call.busy.json": V2CallBusy}
 
 
 def test_every_event_fixture_has_an_expected_type():
@@ -205,25 +163,25 @@ def test_every_event_fixture_decodes_to_its_type(name):
 
 def test_hangup_fixture_carries_what_billing_needs():
     event = decode_v2_event((FIXTURES / "call.hangup.json").read_bytes())
-    assert isinstance(event, CallHangup) and isinstance(event, EndEvent)
+    assert isinstance(event, V2CallHangup) and isinstance(event, V2EndEvent)
     call = event.call
     assert call.call_duration_seconds == 168
     assert (call.call_result, call.call_reason) == ("COMPLETED", "CALLER_HANGUP")
     assert call.answer_time == datetime(2026, 3, 14, 9, 27, 1, tzinfo=UTC)
     assert call.end_time == datetime(2026, 3, 14, 9, 29, 49, tzinfo=UTC)
     assert call.bridge_name == "main" and call.direction == "INBOUND"
-    assert call.call_rate == wire.CallRate(currency_code="EUR", amount=Decimal("0.0030"))
+    assert call.call_rate == wire.V2CallRate(currency_code="EUR", amount=Decimal("0.0030"))
 
 
 def test_menu_fixture_carries_the_input():
     event = decode_v2_event((FIXTURES / "call.menu.json").read_bytes())
-    assert isinstance(event, CallMenu)
+    assert isinstance(event, V2CallMenu)
     assert (event.menu.menu_name, event.menu.input) == ("main", "4821#")
 
 
 def test_busy_fixture_is_an_end_event_without_duration():
     event = decode_v2_event((FIXTURES / "call.busy.json").read_bytes())
-    assert isinstance(event, CallBusy) and isinstance(event, EndEvent)
+    assert isinstance(event, V2CallBusy) and isinstance(event, V2EndEvent)
     assert event.call.call_duration_seconds is None and event.call.answer_time is None
 
 
@@ -236,9 +194,9 @@ def test_every_known_event_decodes_to_its_type_and_loads_in_the_sdk(name):
     event = decode_v2_event(body)
     assert type(event) is KNOWN_EVENT_TYPES[name]
     assert event.event == name and event.call.call_name == "caller"
-    assert isinstance(event, EndEvent) == (name in END_EVENT_NAMES)
-    assert isinstance(event, AmdEvent) == name.startswith("call.amd.")
-    assert isinstance(event, RecordingEvent) == name.startswith("call.recording.")
+    assert isinstance(event, V2EndEvent) == (name in END_EVENT_NAMES)
+    assert isinstance(event, V2AmdEvent) == name.startswith("call.amd.")
+    assert isinstance(event, V2RecordingEvent) == name.startswith("call.recording.")
     sdk = sdk_event(body)
     assert sdk.event == name and sdk.call.call_id == event.call.call_id
 
@@ -251,7 +209,7 @@ def test_known_events_are_all_the_sdk_knows():
 @pytest.mark.parametrize("sent", ["CALL.INCOMING", " call.incoming ", "Call.Incoming", "call.incoming\n"])
 def test_event_names_are_matched_case_insensitively(sent):
     event = decode_v2_event(encode(event_body(sent)))
-    assert type(event) is CallIncoming and event.event == "call.incoming"
+    assert type(event) is V2CallIncoming and event.event == "call.incoming"
 
 
 def test_odd_case_names_are_checked_like_the_others():
@@ -265,9 +223,9 @@ def test_odd_case_names_are_checked_like_the_others():
 def test_custom_events_decode_with_their_name(sent, name):
     body = event_body(sent)
     event = decode_v2_event(encode(body))
-    assert isinstance(event, CustomEvent)
+    assert isinstance(event, V2CustomEvent)
     assert event.event == sent and event.webhook_name == name
-    assert event.menu == wire.MenuInput(menu_name="main", input="1#")
+    assert event.menu == wire.V2MenuSelection(menu_name="main", input="1#")
     assert event.call.call_id == body["call"]["callId"]
 
 
@@ -275,7 +233,7 @@ def test_custom_event_without_menu_and_in_the_sdk():
     body = event_body("call.webhook.lookup")
     del body["menu"]
     event = decode_v2_event(encode(body))
-    assert isinstance(event, CustomEvent) and event.menu is None
+    assert isinstance(event, V2CustomEvent) and event.menu is None
     assert sdk_event(encode(body)).event == "call.customEvent.lookup"  # the SDK's rewrite of the wire name
 
 
@@ -312,7 +270,7 @@ def test_unknown_event_wins_over_its_bad_fields():
 def test_sinch_signing_example_body_decodes():
     """The body of Sinch's own signing example has only call.callId: callgate requires no more."""
     event = decode_v2_event(b'{"event":"call.incoming","call":{"callId":"01AN4Z07BY79KA1307SR9X4MV3"}}')
-    assert isinstance(event, CallIncoming) and event.call.call_id == "01AN4Z07BY79KA1307SR9X4MV3"
+    assert isinstance(event, V2CallIncoming) and event.call.call_id == "01AN4Z07BY79KA1307SR9X4MV3"
     assert event.call.call_rate is None and event.call.from_ is None and event.call.start_time is None
 
 
@@ -323,7 +281,7 @@ def test_unknown_fields_are_ignored_everywhere():
     body["call"]["from"]["phone"]["carrier"] = "x"
     body["call"]["callRate"]["vat"] = "0.25"
     event = decode_v2_event(encode(body))
-    assert isinstance(event, CallHangup) and event.call.from_ is not None
+    assert isinstance(event, V2CallHangup) and event.call.from_ is not None
     assert event.call.from_.endpoint == body["call"]["from"]["phone"]["number"]
 
 
@@ -344,7 +302,7 @@ def test_parties_of_every_type_and_of_an_unknown_one():
     assert event.call.from_ is not None and event.call.to is not None
     assert event.call.from_.endpoint == "sip:alice@pbx.example.com"
     assert event.call.from_.sip is not None and event.call.from_.sip.display_name == "Alice"
-    assert event.call.to.sip is not None and event.call.to.sip.call_headers == (wire.SipHeader(key="X-Ref", value="42"),)
+    assert event.call.to.sip is not None and event.call.to.sip.call_headers == (wire.V2SipHeader(key="X-Ref", value="42"),)
     for to, endpoint in [({"type": "STREAM", "stream": {"endpoint": "wss://s.example.com"}}, "wss://s.example.com"),
                          ({"type": "VOICE_RELAY", "voiceRelay": {"endpoint": "wss://r.example.com", "ttsVoice": "Emma",
                                                                  "sttLanguage": "en-US"}}, "wss://r.example.com"),
@@ -375,7 +333,7 @@ def test_rate_as_a_json_number_is_exact():
 
 def test_menu_input_may_be_left_out():
     event = decode_v2_event(b'{"event":"call.menu","call":{"callId":"c"},"menu":{"menuName":"main"}}')
-    assert isinstance(event, CallMenu) and event.menu.input is None
+    assert isinstance(event, V2CallMenu) and event.menu.input is None
 
 
 def test_null_means_absent():
@@ -505,7 +463,7 @@ def test_unknown_event_names_are_clipped_in_the_message():
 def test_str_bytearray_and_memoryview_bodies():
     raw = (FIXTURES / "call.incoming.json").read_bytes()
     for body in (raw.decode(), bytearray(raw), memoryview(raw)):
-        assert isinstance(decode_v2_event(body), CallIncoming)
+        assert isinstance(decode_v2_event(body), V2CallIncoming)
     assert error_of('{"event":"call.incoming","call":{"callId":"\ud800"}}').code == "invalid_json"  # type: ignore[arg-type]
 
 
@@ -545,7 +503,7 @@ def test_any_field_value_only_ever_gives_an_event_or_an_event_error(value, name,
     except EventError as exc:
         assert exc.code in {"invalid_field", "missing_event"}, exc.message
     else:
-        assert isinstance(event, (wire.TaggedEvent, CustomEvent))
+        assert isinstance(event, (wire.V2TaggedEvent, V2CustomEvent))
 
 
 @settings(max_examples=200)
@@ -577,19 +535,19 @@ def test_every_answer_fixture_round_trips(name):
 
 def test_dial_fixture_is_what_callgate_builds():
     answer = V2Answer(call_name="caller", commands=[
-        BridgeCallCommand(bridge_name="main"),
-        DialCommand(call_name="callee", from_=Phone(phone=PhoneDetails(number="+46850001234")),
-                    to=Phone(phone=PhoneDetails(number="+46731112233")), dial_timeout_duration_seconds=30,
+        V2BridgeCallCommand(bridge_name="main"),
+        V2DialCommand(call_name="callee", from_=V2Phone(phone=V2PhoneDetails(number="+46850001234")),
+                    to=V2Phone(phone=V2PhoneDetails(number="+46731112233")), dial_timeout_duration_seconds=30,
                     max_call_duration_seconds=3600)])
     assert json.loads(encode_v2_answer(answer)) == fixture("answer.call.incoming.dial-phone.json")
 
 
 def test_say_hangup_fixture_is_what_callgate_builds():
     text = "Our office is closed. Please call again between 8 and 17. Goodbye."
-    answer = V2Answer(commands=[AnswerCommand(),
-                                MessagesCommand(messages_name="closed",
-                                                messages=[SayMessage(say=Say(text=text, voice_name="Emma"))],
-                                                events=MessageEvents(on_finish=[HangupCommand()]))])
+    answer = V2Answer(commands=[V2AnswerCommand(),
+                                V2MessagesCommand(messages_name="closed",
+                                                messages=[V2SayMessage(say=V2Say(text=text, voice_name="Emma"))],
+                                                events=V2MessageEvents(on_finish=[V2HangupCommand()]))])
     assert json.loads(encode_v2_answer(answer)) == fixture("answer.call.incoming.say-hangup.json")
 
 
@@ -599,67 +557,67 @@ def test_nothing_to_do_is_an_empty_command_list():
 
 
 def test_unset_fields_are_left_out_and_empty_events_are_kept():
-    assert encode_v2_answer(V2Answer(commands=[HangupCommand()])) == b'{"commands":[{"command":"hangup"}]}'
-    dial = DialCommand(to=Phone(phone=PhoneDetails(number="+46731112233")), events=CallEvents())
+    assert encode_v2_answer(V2Answer(commands=[V2HangupCommand()])) == b'{"commands":[{"command":"hangup"}]}'
+    dial = V2DialCommand(to=V2Phone(phone=V2PhoneDetails(number="+46731112233")), events=V2CallEvents())
     assert json.loads(encode_v2_answer(V2Answer(commands=[dial])))["commands"][0] == {
         "command": "dial", "to": {"type": "PHONE", "phone": {"number": "+46731112233"}}, "events": {}}
 
 
-RECORDING = RecordingOptions(destination="AWS", destination_url="s3://bucket/calls", credentials="key:secret",
+RECORDING = V2RecordingOptions(destination="AWS", destination_url="s3://bucket/calls", credentials="key:secret",
                              format="WAV", recording_type="COMBINED",
-                             transcription_options=TranscriptionOptions(is_enabled=True, locale="sv-SE"))
-SAY = SayMessage(say=Say(text="Hello", voice_name="Emma", format="TEXT"))
-PLAY = PlayMessage(play=Play(url="https://example.com/hello.mp3"))
+                             transcription_options=V2TranscriptionOptions(is_enabled=True, locale="sv-SE"))
+SAY = V2SayMessage(say=V2Say(text="Hello", voice_name="Emma", format="TEXT"))
+PLAY = V2PlayMessage(play=V2Play(url="https://example.com/hello.mp3"))
 
 #: Every command callgate can produce, each with every field it has set.
-HANGUP = HangupCommand()
+HANGUP = V2HangupCommand()
 EVERY_COMMAND = {
-    "answer": AnswerCommand(),
-    "hangup": HangupCommand(call_name="callee"),
-    "dial-phone": DialCommand(
-        to=Phone(phone=PhoneDetails(number="+46731112233")), from_=Phone(phone=PhoneDetails(number="+46850001234")),
+    "answer": V2AnswerCommand(),
+    "hangup": V2HangupCommand(call_name="callee"),
+    "dial-phone": V2DialCommand(
+        to=V2Phone(phone=V2PhoneDetails(number="+46731112233")), from_=V2Phone(phone=V2PhoneDetails(number="+46850001234")),
         call_name="callee", dial_timeout_duration_seconds=30, max_call_duration_seconds=3600,
-        events=CallEvents(on_answer=[BridgeCallCommand(bridge_name="main")], on_busy=[HangupCommand(call_name="caller")],
+        events=V2CallEvents(on_answer=[V2BridgeCallCommand(bridge_name="main")], on_busy=[V2HangupCommand(call_name="caller")],
                           on_reject=[HANGUP], on_timeout=[HANGUP], on_hangup=[HANGUP], on_failure=[HANGUP])),
-    "dial-sip": DialCommand(
-        to=Sip(sip=SipDetails(endpoint="sips:bob@pbx.example.com", transport="TLS",
-                              call_headers=[SipCallHeader(key="X-Ref", value="42")])),
-        from_=SipFrom(sip=SipFromDetails(endpoint="sip:alice@example.com", display_name="Alice"))),
-    "dial-stream": DialCommand(
-        to=Stream(stream=StreamDetails(endpoint="wss://s.example.com/audio",
-                                       stream_options=StreamOptions(version=1, codec="PCM", sample_rate=16000),
-                                       call_headers=[SipCallHeader(key="X-A")]))),
-    "dial-voice-relay": DialCommand(
-        to=VoiceRelay(voice_relay=VoiceRelayDetails(endpoint="wss://r.example.com", tts_voice="Emma",
+    "dial-sip": V2DialCommand(
+        to=V2Sip(sip=V2SipDetails(endpoint="sips:bob@pbx.example.com", transport="TLS",
+                              call_headers=[V2SipCallHeader(key="X-Ref", value="42")])),
+        from_=V2SipFrom(sip=V2SipFromDetails(endpoint="sip:alice@example.com", display_name="Alice"))),
+    "dial-stream": V2DialCommand(
+        to=V2Stream(stream=V2StreamDetails(endpoint="wss://s.example.com/audio",
+                                       stream_options=V2StreamOptions(version=1, codec="PCM", sample_rate=16000),
+                                       call_headers=[V2SipCallHeader(key="X-A")]))),
+    "dial-voice-relay": V2DialCommand(
+        to=V2VoiceRelay(voice_relay=V2VoiceRelayDetails(endpoint="wss://r.example.com", tts_voice="Emma",
                                                     stt_language="en-US", enable_interruptions=False))),
-    "bridgeCall": BridgeCallCommand(bridge_name="main"),
-    "messages": MessagesCommand(messages=[SAY, PLAY], messages_name="greeting",
-                                events=MessageEvents(on_finish=[HANGUP])),
-    "stopMessages": StopMessagesCommand(messages_name="greeting"),
-    "menu": MenuCommand(start_menu="main", menus={
-        "main": MenuItem(prompt=MenuPrompt(messages=[SAY], allow_barge_in=False),
-                         repeat_prompt=MenuPrompt(messages=[PLAY]), input_timeout_duration_seconds=5, repeat_count=2,
+    "bridgeCall": V2BridgeCallCommand(bridge_name="main"),
+    "messages": V2MessagesCommand(messages=[SAY, PLAY], messages_name="greeting",
+                                events=V2MessageEvents(on_finish=[HANGUP])),
+    "stopMessages": V2StopMessagesCommand(messages_name="greeting"),
+    "menu": V2MenuCommand(start_menu="main", menus={
+        "main": V2MenuItem(prompt=V2MenuPrompt(messages=[SAY], allow_barge_in=False),
+                         repeat_prompt=V2MenuPrompt(messages=[PLAY]), input_timeout_duration_seconds=5, repeat_count=2,
                          minimum_input_length=1, maximum_input_length=6, terminating_sequence="#",
-                         input_methods=["DTMF"], matches={"1": [GotoMenuCommand(menu_name="sub")], "\\*": [HANGUP]},
+                         input_methods=["DTMF"], matches={"1": [V2GotoMenuCommand(menu_name="sub")], "\\*": [HANGUP]},
                          on_failure=[HANGUP]),
-        "sub": MenuItem(prompt=MenuPrompt(messages=[PLAY]))}),
-    "gotoMenu": GotoMenuCommand(menu_name="main"),
-    "pause": PauseCommand(duration_milliseconds=1500),
-    "amd": AmdCommand(events=AmdEvents(on_human=[BridgeCallCommand(bridge_name="main")], on_machine=[HANGUP],
+        "sub": V2MenuItem(prompt=V2MenuPrompt(messages=[PLAY]))}),
+    "gotoMenu": V2GotoMenuCommand(menu_name="main"),
+    "pause": V2PauseCommand(duration_milliseconds=1500),
+    "amd": V2AmdCommand(events=V2AmdEvents(on_human=[V2BridgeCallCommand(bridge_name="main")], on_machine=[HANGUP],
                                        on_beep=[HANGUP], on_unknown=[HANGUP])),
-    "amd-webhooks": AmdCommand(),
-    "startRecording": StartRecordingCommand(
+    "amd-webhooks": V2AmdCommand(),
+    "startRecording": V2StartRecordingCommand(
         recording_options=RECORDING, recording_name="rec1",
-        events=RecordingEvents(on_finish=[PauseCommand(duration_milliseconds=1)], on_failure=[HANGUP])),
-    "stopRecording": StopRecordingCommand(recording_name="rec1"),
-    "webhook": WebhookCommand(webhook_name="checkBalance", url="https://example.com/hook",
+        events=V2RecordingEvents(on_finish=[V2PauseCommand(duration_milliseconds=1)], on_failure=[HANGUP])),
+    "stopRecording": V2StopRecordingCommand(recording_name="rec1"),
+    "webhook": V2WebhookCommand(webhook_name="checkBalance", url="https://example.com/hook",
                               fallback_url="https://fallback.example.com/hook"),
 }
 
 
 def test_every_command_type_is_covered():
     produced = {type(command) for command in EVERY_COMMAND.values()}
-    assert produced == set(wire.Command.__args__)  # type: ignore[attr-defined]
+    assert produced == set(wire.V2Command.__args__)  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("name", sorted(EVERY_COMMAND))
@@ -674,7 +632,7 @@ def test_every_command_loads_in_the_sdk_and_round_trips(name):
 
 def test_an_incoming_call_answer_with_everything_loads_in_the_sdk():
     answer = V2Answer(call_name="caller", commands=list(EVERY_COMMAND.values()),
-                      events=IncomingCallEvents(on_hangup=[HangupCommand(call_name="callee")]))
+                      events=V2IncomingCallEvents(on_hangup=[V2HangupCommand(call_name="callee")]))
     body = encode_v2_answer(answer)
     assert_sdk_accepts_answer(body)
     assert decode_v2_answer(body) == answer
@@ -689,33 +647,33 @@ def test_the_webhook_command_uses_the_wire_names():
 INVALID_ANSWERS = [
     (V2Answer(commands=[], call_name="x" * 33), "callName:"),
     (V2Answer(commands=[], call_name="two words"), "callName:"),
-    (V2Answer(commands=[HangupCommand(call_name="")]), "commands[0].callName:"),
-    (V2Answer(commands=[AnswerCommand(), DialCommand(to=Phone(phone=PhoneDetails(number="0701234567")))]),
+    (V2Answer(commands=[V2HangupCommand(call_name="")]), "commands[0].callName:"),
+    (V2Answer(commands=[V2AnswerCommand(), V2DialCommand(to=V2Phone(phone=V2PhoneDetails(number="0701234567")))]),
      "commands[1].to.phone.number:"),
-    (V2Answer(commands=[DialCommand(to=Sip(sip=SipDetails(endpoint="tel:+4670")))]), "commands[0].to.sip.endpoint:"),
-    (V2Answer(commands=[DialCommand(to=Phone(phone=PhoneDetails(number="+46701234567")), max_call_duration_seconds=-1)]),
+    (V2Answer(commands=[V2DialCommand(to=V2Sip(sip=V2SipDetails(endpoint="tel:+4670")))]), "commands[0].to.sip.endpoint:"),
+    (V2Answer(commands=[V2DialCommand(to=V2Phone(phone=V2PhoneDetails(number="+46701234567")), max_call_duration_seconds=-1)]),
      "commands[0].maxCallDurationSeconds:"),
-    (V2Answer(commands=[MessagesCommand(messages=[])]), "commands[0].messages:"),
-    (V2Answer(commands=[MessagesCommand(messages=[SAY] * 11)]), "commands[0].messages:"),
-    (V2Answer(commands=[MessagesCommand(messages=[SayMessage(say=Say(text="x" * 601, voice_name="Emma"))])]),
+    (V2Answer(commands=[V2MessagesCommand(messages=[])]), "commands[0].messages:"),
+    (V2Answer(commands=[V2MessagesCommand(messages=[SAY] * 11)]), "commands[0].messages:"),
+    (V2Answer(commands=[V2MessagesCommand(messages=[V2SayMessage(say=V2Say(text="x" * 601, voice_name="Emma"))])]),
      "commands[0].messages[0].say.text:"),
-    (V2Answer(commands=[MessagesCommand(messages=[SayMessage(say=Say(text="Hi", voice_name=""))])]),
+    (V2Answer(commands=[V2MessagesCommand(messages=[V2SayMessage(say=V2Say(text="Hi", voice_name=""))])]),
      "commands[0].messages[0].say.voiceName:"),
-    (V2Answer(commands=[MenuCommand(start_menu="main", menus={"a-very-long-menu-name": MenuItem()})]), "commands[0].menus"),
-    (V2Answer(commands=[MenuCommand(start_menu="m", menus={"m": MenuItem(repeat_count=11)})]),
+    (V2Answer(commands=[V2MenuCommand(start_menu="main", menus={"a-very-long-menu-name": V2MenuItem()})]), "commands[0].menus"),
+    (V2Answer(commands=[V2MenuCommand(start_menu="m", menus={"m": V2MenuItem(repeat_count=11)})]),
      "commands[0].menus[...].repeatCount:"),
-    (V2Answer(commands=[DialCommand(to=Phone(phone=PhoneDetails(number="+46701234567")),
-                                    events=CallEvents(on_answer=[BridgeCallCommand(bridge_name="has space")]))]),
+    (V2Answer(commands=[V2DialCommand(to=V2Phone(phone=V2PhoneDetails(number="+46701234567")),
+                                    events=V2CallEvents(on_answer=[V2BridgeCallCommand(bridge_name="has space")]))]),
      "commands[0].events.onAnswer[0].bridgeName:"),
-    (V2Answer(commands=[DialCommand(to=Sip(sip=SipDetails(endpoint="sip:a@b",
-                                                          call_headers=[SipCallHeader(key="X", value="line\nbreak")])))]),
+    (V2Answer(commands=[V2DialCommand(to=V2Sip(sip=V2SipDetails(endpoint="sip:a@b",
+                                                          call_headers=[V2SipCallHeader(key="X", value="line\nbreak")])))]),
      "commands[0].to.sip.callHeaders[0].value:"),
 ]
 
 
 @pytest.mark.parametrize(("answer", "path"), INVALID_ANSWERS, ids=[p for _, p in INVALID_ANSWERS])
 def test_invalid_answers_are_refused_with_the_field_path(answer, path):
-    with pytest.raises(InvalidAnswer) as info:
+    with pytest.raises(InvalidV2Answer) as info:
         encode_v2_answer(answer)
     assert info.value.message.startswith(path), info.value.message
 
@@ -727,10 +685,10 @@ def test_decoding_an_answer_refuses_unknown_fields_and_commands():
                        ({"action": {"name": "hangup"}}, "answer"),
                        ({"commands": {}}, "commands"),
                        ({"callName": "caller"}, "commands: missing")]:
-        with pytest.raises(InvalidAnswer) as info:
+        with pytest.raises(InvalidV2Answer) as info:
             decode_v2_answer(body)
         assert info.value.message.startswith(path), info.value.message
-    with pytest.raises(InvalidAnswer, match="not JSON"):
+    with pytest.raises(InvalidV2Answer, match="not JSON"):
         decode_v2_answer(b"{")
 
 

@@ -1,10 +1,10 @@
 """Decoding a Sinch Voice API v2 webhook body into a typed event, with v1's refusal codes and limits.
 
 ``decode_v2_event(body)`` returns one of the event types of :mod:`callgate.protocols.v2.wire`
-or raises the errors v1's :func:`callgate.events.decode_event` raises, with the same codes:
+or raises the errors v1's :func:`callgate.protocols.v1.decode.decode_event` raises, with the same codes:
 
 * ``invalid_json``: not UTF-8, not JSON, a ``\\u`` escape of an unpaired surrogate, or nested
-  deeper than :data:`callgate.events.MAX_DEPTH` (64) levels;
+  deeper than :data:`callgate.protocols.errors.MAX_DEPTH` (64) levels;
 * ``not_an_object``: JSON, but not an object;
 * ``missing_event``: no ``event``, or not a string, or empty;
 * ``invalid_field``: a field of the wrong type, a required field missing (``call``,
@@ -12,13 +12,13 @@ or raises the errors v1's :func:`callgate.events.decode_event` raises, with the 
   in an identifier (``call.callId``, ``sessionId``, ``projectId``, ``serviceId``, ``callName``),
   a rate that is not a finite number, a timestamp that is not RFC 3339.  The message names the
   field path (``call.callId: expected `str`, got `int```);
-* ``unknown_event`` (:class:`~callgate.events.UnknownEvent`): an event name callgate has no type
+* ``unknown_event`` (:class:`~callgate.protocols.errors.UnknownEvent`): an event name callgate has no type
   for.  :class:`UnknownCallEvent`, its subclass, is an unknown ``call.*`` event (a newer Sinch call
   event), which the webhook answers with ``{"commands": []}`` and a warning; any other name is
   not a Voice v2 call event at all.
 
 ``call.webhook.<name>`` (and ``call.customEvent.<name>``) decode to
-:class:`~callgate.protocols.v2.wire.CustomEvent`.
+:class:`~callgate.protocols.v2.wire.V2CustomEvent`.
 
 The usual body is decoded once, in C, by the tagged union of the known events; only a body that
 union refuses (an error, an unusual case of the name, a custom event) is looked at again to say
@@ -37,12 +37,12 @@ from .wire import (
     CUSTOM_EVENT_PREFIX,
     KNOWN_EVENT_TYPES,
     SDK_CUSTOM_EVENT_PREFIX,
-    Call,
-    CallMenu,
-    CustomEvent,
-    KnownEvent,
-    MenuInput,
+    V2Call,
+    V2CallMenu,
+    V2CustomEvent,
     V2Event,
+    V2KnownEvent,
+    V2MenuSelection,
     error_path,
 )
 
@@ -62,11 +62,11 @@ class UnknownCallEvent(UnknownEvent):
 class _Envelope(msgspec.Struct, frozen=True):
     """Every v2 event's shape, for names the tagged union does not take: the ``event`` is read separately."""
 
-    call: Call
-    menu: MenuInput | None = None
+    call: V2Call
+    menu: V2MenuSelection | None = None
 
 
-_EVENTS = msgspec.json.Decoder(KnownEvent)
+_EVENTS = msgspec.json.Decoder(V2KnownEvent)
 _ENVELOPE = msgspec.json.Decoder(_Envelope)
 _RAW = msgspec.json.Decoder(msgspec.Raw)
 _TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -184,22 +184,22 @@ def _slow_path(body: bytes) -> V2Event:
     except msgspec.ValidationError as error:
         raise _invalid_field(error) from None
     if custom:
-        return _check_values(CustomEvent(event=name.strip(), call=envelope.call, menu=envelope.menu))
+        return _check_values(V2CustomEvent(event=name.strip(), call=envelope.call, menu=envelope.menu))
     assert event_type is not None
-    if event_type is CallMenu:
+    if event_type is V2CallMenu:
         if envelope.menu is None:
             raise EventError("invalid_field", "menu: missing (required in call.menu)")
-        return _check_values(CallMenu(call=envelope.call, menu=envelope.menu))
-    event: KnownEvent = event_type(call=envelope.call)  # type: ignore[assignment]  # one of KnownEvent's members
+        return _check_values(V2CallMenu(call=envelope.call, menu=envelope.menu))
+    event: V2KnownEvent = event_type(call=envelope.call)  # type: ignore[assignment]  # one of V2KnownEvent's members
     return _check_values(event)
 
 
 def decode_v2_event(body: bytes | bytearray | memoryview | str) -> V2Event:
     """Decode a v2 webhook body (the raw request bytes, UTF-8 JSON) into a typed event.
 
-    Raises :class:`~callgate.events.EventError` (``invalid_json``, ``not_an_object``,
+    Raises :class:`~callgate.protocols.errors.EventError` (``invalid_json``, ``not_an_object``,
     ``missing_event``, ``invalid_field``), :class:`UnknownCallEvent` for an unknown ``call.*``
-    event, or :class:`~callgate.events.UnknownEvent` for any other name (both ``unknown_event``).
+    event, or :class:`~callgate.protocols.errors.UnknownEvent` for any other name (both ``unknown_event``).
     """
     if body.__class__ is not bytes:
         body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)

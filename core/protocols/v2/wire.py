@@ -5,6 +5,9 @@ field in the error (``$.call.callId``), camelCase on the wire (``rename="camel"`
 where the wire has a discriminator (``event``, ``command``, ``type``), and ``omit_defaults`` on the
 answer side so that no ``null`` and no unset optional field ever reaches SVAML.  Nothing outside
 ``callgate.protocols.v2`` should import these types: the neutral model is built from them there.
+Every class here is named ``V2...`` (``V2Call``, ``V2SayMessage``, ``V2DialCommand``; the ``menu`` object
+of ``call.menu`` is :class:`V2MenuSelection`), so none shares a name with v1's SVAML
+(:mod:`callgate.svaml`) or the neutral model (:mod:`callgate.calls`).
 
 Events (decoded by :func:`callgate.protocols.v2.decode.decode_v2_event`) are lenient like v1's:
 
@@ -28,7 +31,7 @@ Decisions where the sources disagree (numbers refer to ``sinch-voice-v2.md`` (f)
   because Sinch's own signing example sends ``{"call": {"callId": ...}}`` and nothing else,
   and a missing rate or time must not drop a live call.  Consumers treat absent values as unknown
   (``callDurationSeconds`` absent means 0 for billing).
-* Custom events: the wire name ``call.webhook.<name>`` is decoded (:class:`CustomEvent`), and
+* Custom events: the wire name ``call.webhook.<name>`` is decoded (:class:`V2CustomEvent`), and
   ``call.customEvent.<name>`` (the Python/Java SDK's rewritten name, f4) is accepted as the same.
   The command is written ``{"command": "webhook", "webhookName": ...}`` as on the wire.
 * Event names are matched case-insensitively after stripping (as v1's); a custom event keeps the
@@ -38,19 +41,19 @@ Decisions where the sources disagree (numbers refer to ``sinch-voice-v2.md`` (f)
 * ``callRate.amount`` is a :class:`~decimal.Decimal`: the documented string (``"0.0030"``) and,
   leniently, a JSON number (decoded exactly, never through a float; the SDK refuses numbers);
   NaN and infinities are refused.
-* ``from``/``to`` are one :class:`CallParty` with an open ``type`` and the detail object of each
+* ``from``/``to`` are one :class:`V2CallParty` with an open ``type`` and the detail object of each
   known type, so a new endpoint type is kept (the SDK turns it into a raw fallback) instead of
   refusing the call.
 * Answers always carry ``commands`` (``[]`` for "nothing to do", never ``{}``: f5);
   ``callName``/``events`` are written only when set (they take effect in answers to
   ``call.incoming`` only).
-* ``DialCommand.events``: ``None`` writes no ``events`` (Sinch sends the leg's webhooks), an empty
-  :class:`CallEvents` writes ``"events": {}`` (no webhooks: v1's ``suppressCallbacks``).
+* ``V2DialCommand.events``: ``None`` writes no ``events`` (Sinch sends the leg's webhooks), an empty
+  :class:`V2CallEvents` writes ``"events": {}`` (no webhooks: v1's ``suppressCallbacks``).
 * ``callId`` is the only spelling (v1 also took ``callid``): every v2 source writes ``callId``.
   Control characters are refused in ``callId``, ``sessionId``, ``projectId``, ``serviceId`` and
   ``callName`` (what records are keyed by), as v1 refuses them in ``callid``.
 * An unknown ``call.*`` event raises :class:`~callgate.protocols.v2.decode.UnknownCallEvent`
-  (a :class:`~callgate.events.UnknownEvent`), so the webhook can answer it ``{"commands": []}``
+  (a :class:`~callgate.protocols.errors.UnknownEvent`), so the webhook can answer it ``{"commands": []}``
   with a warning; any other unknown name is a plain ``UnknownEvent``.
 * The SDK (``sinch`` 2.3) writes the ``webhook`` command with its wire name but its response
   model refuses that name when reading (its union picks the member before the model maps
@@ -77,21 +80,21 @@ __all__ = [
     "EVENT_NAMES", "END_EVENT_NAMES", "CALL_TYPES", "CALL_DIRECTIONS", "CALL_RESULTS", "CALL_REASONS",
     "ORIGINATION_TYPES", "CUSTOM_EVENT_PREFIX", "SDK_CUSTOM_EVENT_PREFIX",
     # events
-    "CallRate", "PartyPhone", "PartySip", "PartyStream", "CallParty", "SipHeader", "Call", "MenuInput",
-    "V2EventBase", "TaggedEvent", "EndEvent", "AmdEvent", "RecordingEvent",
-    "CallIncoming", "CallAnswered", "CallMenu", "CallHangup", "CallBusy", "CallRejected", "CallTimeout",
-    "CallFailed", "AmdHuman", "AmdMachine", "AmdBeep", "AmdUnknown", "MessageFinished",
-    "RecordingFinished", "RecordingFailed", "CustomEvent", "KnownEvent", "V2Event", "KNOWN_EVENT_TYPES",
+    "V2CallRate", "V2PartyPhone", "V2PartySip", "V2PartyStream", "V2CallParty", "V2SipHeader", "V2Call", "V2MenuSelection",
+    "V2EventBase", "V2TaggedEvent", "V2EndEvent", "V2AmdEvent", "V2RecordingEvent",
+    "V2CallIncoming", "V2CallAnswered", "V2CallMenu", "V2CallHangup", "V2CallBusy", "V2CallRejected", "V2CallTimeout",
+    "V2CallFailed", "V2AmdHuman", "V2AmdMachine", "V2AmdBeep", "V2AmdUnknown", "V2MessageFinished",
+    "V2RecordingFinished", "V2RecordingFailed", "V2CustomEvent", "V2KnownEvent", "V2Event", "KNOWN_EVENT_TYPES",
     # SVAML v2
-    "PhoneDetails", "Phone", "SipDetails", "Sip", "SipFromDetails", "SipFrom", "StreamOptions",
-    "StreamDetails", "Stream", "VoiceRelayDetails", "VoiceRelay", "DialDestination", "DialOrigin",
-    "Say", "SayMessage", "Play", "PlayMessage", "Message", "MenuPrompt", "MenuItem",
-    "TranscriptionOptions", "RecordingOptions",
-    "CallEvents", "MessageEvents", "AmdEvents", "RecordingEvents", "IncomingCallEvents",
-    "SipCallHeader", "AnswerCommand", "HangupCommand", "DialCommand", "BridgeCallCommand", "MessagesCommand",
-    "StopMessagesCommand", "MenuCommand", "GotoMenuCommand", "PauseCommand", "AmdCommand", "StartRecordingCommand",
-    "StopRecordingCommand", "WebhookCommand", "Command", "V2Answer",
-    "InvalidAnswer", "encode_v2_answer", "decode_v2_answer", "error_path",
+    "V2PhoneDetails", "V2Phone", "V2SipDetails", "V2Sip", "V2SipFromDetails", "V2SipFrom", "V2StreamOptions",
+    "V2StreamDetails", "V2Stream", "V2VoiceRelayDetails", "V2VoiceRelay", "V2DialDestination", "V2DialOrigin",
+    "V2Say", "V2SayMessage", "V2Play", "V2PlayMessage", "V2Message", "V2MenuPrompt", "V2MenuItem",
+    "V2TranscriptionOptions", "V2RecordingOptions",
+    "V2CallEvents", "V2MessageEvents", "V2AmdEvents", "V2RecordingEvents", "V2IncomingCallEvents",
+    "V2SipCallHeader", "V2AnswerCommand", "V2HangupCommand", "V2DialCommand", "V2BridgeCallCommand", "V2MessagesCommand",
+    "V2StopMessagesCommand", "V2MenuCommand", "V2GotoMenuCommand", "V2PauseCommand", "V2AmdCommand", "V2StartRecordingCommand",
+    "V2StopRecordingCommand", "V2WebhookCommand", "V2Command", "V2Answer",
+    "InvalidV2Answer", "encode_v2_answer", "decode_v2_answer", "error_path",
 ]
 
 # --------------------------------------------------------------------------- known values
@@ -133,50 +136,50 @@ def _utc(value: datetime | None) -> datetime | None:
 
 # --------------------------------------------------------------------------- the call object (events)
 
-class CallRate(Struct, rename="camel", frozen=True, kw_only=True):
+class V2CallRate(Struct, rename="camel", frozen=True, kw_only=True):
     """``callRate``: a per-minute rate.  ``amount`` is exact (a Decimal of the literal, never a float)."""
 
     currency_code: str | None = None
     amount: Decimal | None = None
 
 
-class SipHeader(Struct, frozen=True, kw_only=True):
+class V2SipHeader(Struct, frozen=True, kw_only=True):
     """One entry of a SIP/stream endpoint's ``callHeaders``."""
 
     key: str
     value: str | None = None
 
 
-class PartyPhone(Struct, frozen=True, kw_only=True):
+class V2PartyPhone(Struct, frozen=True, kw_only=True):
     """``{"number": "+46..."}`` of a ``PHONE`` party."""
 
     number: str | None = None
 
 
-class PartySip(Struct, rename="camel", frozen=True, kw_only=True):
+class V2PartySip(Struct, rename="camel", frozen=True, kw_only=True):
     """``sip`` of a ``SIP`` party: the URI, and the display name (origin) or transport and headers (destination)."""
 
     endpoint: str | None = None
     display_name: str | None = None
     transport: str | None = None
-    call_headers: tuple[SipHeader, ...] | None = None
+    call_headers: tuple[V2SipHeader, ...] | None = None
 
 
-class PartyStream(Struct, rename="camel", frozen=True, kw_only=True):
+class V2PartyStream(Struct, rename="camel", frozen=True, kw_only=True):
     """``stream`` / ``voiceRelay`` of a ``STREAM`` / ``VOICE_RELAY`` destination: its WebSocket URL."""
 
     endpoint: str | None = None
 
 
-class CallParty(Struct, rename="camel", frozen=True, kw_only=True):
+class V2CallParty(Struct, rename="camel", frozen=True, kw_only=True):
     """``call.from`` / ``call.to``: ``type`` as sent (``PHONE``, ``SIP``, ``STREAM``, ``VOICE_RELAY``, or a newer
     one) and the detail object of that type."""
 
     type: str | None = None
-    phone: PartyPhone | None = None
-    sip: PartySip | None = None
-    stream: PartyStream | None = None
-    voice_relay: PartyStream | None = None
+    phone: V2PartyPhone | None = None
+    sip: V2PartySip | None = None
+    stream: V2PartyStream | None = None
+    voice_relay: V2PartyStream | None = None
 
     @property
     def endpoint(self) -> str | None:
@@ -188,7 +191,7 @@ class CallParty(Struct, rename="camel", frozen=True, kw_only=True):
         return detail.endpoint if detail is not None else None
 
 
-class Call(Struct, rename="camel", frozen=True, kw_only=True):
+class V2Call(Struct, rename="camel", frozen=True, kw_only=True):
     """The ``call`` object: the state of this leg when the event fired.
 
     ``call_id`` identifies the leg, ``session_id`` groups all legs of one interaction; ``call_name``
@@ -204,8 +207,8 @@ class Call(Struct, rename="camel", frozen=True, kw_only=True):
     call_name: str | None = None
     bridge_name: str | None = None
     batch_id: str | None = None
-    from_: CallParty | None = field(default=None, name="from")
-    to: CallParty | None = None
+    from_: V2CallParty | None = field(default=None, name="from")
+    to: V2CallParty | None = None
     start_time: datetime | None = None
     update_time: datetime | None = None
     answer_time: datetime | None = None
@@ -216,7 +219,7 @@ class Call(Struct, rename="camel", frozen=True, kw_only=True):
     call_result: str | None = None
     call_reason: str | None = None
     origination_type: str | None = None
-    call_rate: CallRate | None = None
+    call_rate: V2CallRate | None = None
     call_resource_url: str | None = None
 
     def __post_init__(self) -> None:
@@ -226,7 +229,7 @@ class Call(Struct, rename="camel", frozen=True, kw_only=True):
                 msgspec.structs.force_setattr(self, name, _utc(value))
 
 
-class MenuInput(Struct, rename="camel", frozen=True, kw_only=True):
+class V2MenuSelection(Struct, rename="camel", frozen=True, kw_only=True):
     """``menu`` of ``call.menu`` (and of custom events fired inside a menu): the menu's name and the input
     collected, terminating sequence included.  Both are None when Sinch leaves them out."""
 
@@ -239,10 +242,10 @@ class MenuInput(Struct, rename="camel", frozen=True, kw_only=True):
 class V2EventBase(Struct, rename="camel", frozen=True, kw_only=True):
     """What every v2 webhook event carries: the ``call`` (this leg's state)."""
 
-    call: Call
+    call: V2Call
 
 
-class TaggedEvent(V2EventBase, frozen=True, tag_field="event"):
+class V2TaggedEvent(V2EventBase, frozen=True, tag_field="event"):
     """An event with a fixed name, decoded through the tagged union on ``event``."""
 
     @property
@@ -251,86 +254,86 @@ class TaggedEvent(V2EventBase, frozen=True, tag_field="event"):
         return str(self.__struct_config__.tag)
 
 
-class CallIncoming(TaggedEvent, frozen=True, tag="call.incoming"):
+class V2CallIncoming(V2TaggedEvent, frozen=True, tag="call.incoming"):
     """An inbound call reached a service whose behaviour is ``WEBHOOK`` (v1: ICE).  Answer with commands."""
 
 
-class CallAnswered(TaggedEvent, frozen=True, tag="call.answered"):
+class V2CallAnswered(V2TaggedEvent, frozen=True, tag="call.answered"):
     """A leg dialled without ``events`` was answered (v1: ACE); ``call`` is the answered leg."""
 
 
-class CallMenu(TaggedEvent, frozen=True, tag="call.menu"):
+class V2CallMenu(V2TaggedEvent, frozen=True, tag="call.menu"):
     """A ``menu`` item collected input that matched nothing and has no ``onFailure`` (v1: PIE)."""
 
-    menu: MenuInput
+    menu: V2MenuSelection
 
 
-class EndEvent(TaggedEvent, frozen=True):
+class V2EndEvent(V2TaggedEvent, frozen=True):
     """A leg ended (v1: DICE): ``call.call_result``, ``call_reason``, ``call_duration_seconds``, ``call_rate``."""
 
 
-class CallHangup(EndEvent, frozen=True, tag="call.hangup"):
+class V2CallHangup(V2EndEvent, frozen=True, tag="call.hangup"):
     """A leg was disconnected."""
 
 
-class CallBusy(EndEvent, frozen=True, tag="call.busy"):
+class V2CallBusy(V2EndEvent, frozen=True, tag="call.busy"):
     """A dialled callee was busy."""
 
 
-class CallRejected(EndEvent, frozen=True, tag="call.rejected"):
+class V2CallRejected(V2EndEvent, frozen=True, tag="call.rejected"):
     """A dialled callee rejected the call."""
 
 
-class CallTimeout(EndEvent, frozen=True, tag="call.timeout"):
+class V2CallTimeout(V2EndEvent, frozen=True, tag="call.timeout"):
     """A dialled callee did not answer within ``dialTimeoutDurationSeconds``."""
 
 
-class CallFailed(EndEvent, frozen=True, tag="call.failed"):
+class V2CallFailed(V2EndEvent, frozen=True, tag="call.failed"):
     """A dialled call could not be set up."""
 
 
-class AmdEvent(TaggedEvent, frozen=True):
+class V2AmdEvent(V2TaggedEvent, frozen=True):
     """An ``amd`` command without ``events`` reported its result; the result is the event name."""
 
 
-class AmdHuman(AmdEvent, frozen=True, tag="call.amd.human"):
+class V2AmdHuman(V2AmdEvent, frozen=True, tag="call.amd.human"):
     """AMD detected a person."""
 
 
-class AmdMachine(AmdEvent, frozen=True, tag="call.amd.machine"):
+class V2AmdMachine(V2AmdEvent, frozen=True, tag="call.amd.machine"):
     """AMD detected an answering machine."""
 
 
-class AmdBeep(AmdEvent, frozen=True, tag="call.amd.beep"):
+class V2AmdBeep(V2AmdEvent, frozen=True, tag="call.amd.beep"):
     """AMD detected a voicemail beep."""
 
 
-class AmdUnknown(AmdEvent, frozen=True, tag="call.amd.unknown"):
+class V2AmdUnknown(V2AmdEvent, frozen=True, tag="call.amd.unknown"):
     """AMD could not decide."""
 
 
-class MessageFinished(TaggedEvent, frozen=True, tag="call.message.finished"):
+class V2MessageFinished(V2TaggedEvent, frozen=True, tag="call.message.finished"):
     """All messages of a ``messages`` command without ``events`` were played."""
 
 
-class RecordingEvent(TaggedEvent, frozen=True):
+class V2RecordingEvent(V2TaggedEvent, frozen=True):
     """A ``startRecording`` without ``events`` reported on its recording."""
 
 
-class RecordingFinished(RecordingEvent, frozen=True, tag="call.recording.finished"):
+class V2RecordingFinished(V2RecordingEvent, frozen=True, tag="call.recording.finished"):
     """The recording stopped (the file may not be delivered yet)."""
 
 
-class RecordingFailed(RecordingEvent, frozen=True, tag="call.recording.failed"):
+class V2RecordingFailed(V2RecordingEvent, frozen=True, tag="call.recording.failed"):
     """The recording could not start."""
 
 
-class CustomEvent(V2EventBase, frozen=True):
+class V2CustomEvent(V2EventBase, frozen=True):
     """``call.webhook.<name>``: a ``webhook`` command ran.  ``event`` is the name as sent; ``menu`` is set when the
     command ran inside a menu.  Answer with the commands that continue the flow."""
 
     event: str
-    menu: MenuInput | None = None
+    menu: V2MenuSelection | None = None
 
     @property
     def webhook_name(self) -> str:
@@ -341,15 +344,17 @@ class CustomEvent(V2EventBase, frozen=True):
         return self.event
 
 
-KnownEvent = (CallIncoming | CallAnswered | CallMenu | CallHangup | CallBusy | CallRejected | CallTimeout | CallFailed
-              | AmdHuman | AmdMachine | AmdBeep | AmdUnknown | MessageFinished | RecordingFinished | RecordingFailed)
-V2Event = KnownEvent | CustomEvent
+V2KnownEvent = (V2CallIncoming | V2CallAnswered | V2CallMenu | V2CallHangup | V2CallBusy | V2CallRejected | V2CallTimeout
+                | V2CallFailed | V2AmdHuman | V2AmdMachine | V2AmdBeep | V2AmdUnknown | V2MessageFinished
+                | V2RecordingFinished | V2RecordingFailed)
+V2Event = V2KnownEvent | V2CustomEvent
 
 #: Event name -> its type, for the events with a fixed name.
-KNOWN_EVENT_TYPES: dict[str, type[TaggedEvent]] = {
+KNOWN_EVENT_TYPES: dict[str, type[V2TaggedEvent]] = {
     str(cls.__struct_config__.tag): cls
-    for cls in (CallIncoming, CallAnswered, CallMenu, CallHangup, CallBusy, CallRejected, CallTimeout, CallFailed,
-                AmdHuman, AmdMachine, AmdBeep, AmdUnknown, MessageFinished, RecordingFinished, RecordingFailed)
+    for cls in (V2CallIncoming, V2CallAnswered, V2CallMenu, V2CallHangup, V2CallBusy, V2CallRejected, V2CallTimeout,
+                V2CallFailed, V2AmdHuman, V2AmdMachine, V2AmdBeep, V2AmdUnknown, V2MessageFinished, V2RecordingFinished,
+                V2RecordingFailed)
 }
 
 
@@ -374,29 +379,29 @@ class _Svaml(Struct, rename="camel", omit_defaults=True, forbid_unknown_fields=T
 
 # --------------------------------------------------------------------------- SVAML v2: endpoints
 
-class SipCallHeader(_Svaml):
+class V2SipCallHeader(_Svaml):
     """A SIP header sent with a ``dial`` to SIP or a stream: printable ASCII, key 1-255, value at most 255."""
 
     key: Annotated[str, Meta(min_length=1, max_length=255, pattern=_HEADER_TEXT)]
     value: Annotated[str, Meta(max_length=255, pattern=_HEADER_TEXT)] | None = None
 
 
-_Headers = Annotated[list[SipCallHeader], Meta(max_length=16)]
+_Headers = Annotated[list[V2SipCallHeader], Meta(max_length=16)]
 
 
-class PhoneDetails(_Svaml):
+class V2PhoneDetails(_Svaml):
     """``{"number": "+46..."}``: an E.164 number."""
 
     number: E164
 
 
-class Phone(_Svaml, tag_field="type", tag="PHONE"):
+class V2Phone(_Svaml, tag_field="type", tag="PHONE"):
     """``{"type": "PHONE", "phone": {...}}``: a PSTN number, as ``dial.to`` or ``dial.from``."""
 
-    phone: PhoneDetails
+    phone: V2PhoneDetails
 
 
-class SipDetails(_Svaml):
+class V2SipDetails(_Svaml):
     """A SIP destination: ``sip:``/``sips:`` URI (at most 256), transport (``UDP``, ``TCP``, ``TLS``), headers."""
 
     endpoint: Annotated[str, Meta(max_length=256, pattern=r"^sips?:")]
@@ -404,26 +409,26 @@ class SipDetails(_Svaml):
     call_headers: _Headers | None = None
 
 
-class Sip(_Svaml, tag_field="type", tag="SIP"):
+class V2Sip(_Svaml, tag_field="type", tag="SIP"):
     """``{"type": "SIP", "sip": {...}}`` as ``dial.to``."""
 
-    sip: SipDetails
+    sip: V2SipDetails
 
 
-class SipFromDetails(_Svaml):
+class V2SipFromDetails(_Svaml):
     """A SIP origin: URI (at most 192) and the display name shown to the callee (at most 64)."""
 
     endpoint: Annotated[str, Meta(max_length=192, pattern=r"^sips?:")]
     display_name: Annotated[str, Meta(max_length=64)] | None = None
 
 
-class SipFrom(_Svaml, tag_field="type", tag="SIP"):
+class V2SipFrom(_Svaml, tag_field="type", tag="SIP"):
     """``{"type": "SIP", "sip": {...}}`` as ``dial.from``."""
 
-    sip: SipFromDetails
+    sip: V2SipFromDetails
 
 
-class StreamOptions(_Svaml):
+class V2StreamOptions(_Svaml):
     """Audio format of a stream (protocol version, ``PCM``, sample rate in Hz)."""
 
     version: int | None = None
@@ -431,21 +436,21 @@ class StreamOptions(_Svaml):
     sample_rate: int | None = None
 
 
-class StreamDetails(_Svaml):
+class V2StreamDetails(_Svaml):
     """A WebSocket (``ws://``/``wss://``) audio stream."""
 
     endpoint: NonEmpty
-    stream_options: StreamOptions | None = None
+    stream_options: V2StreamOptions | None = None
     call_headers: _Headers | None = None
 
 
-class Stream(_Svaml, tag_field="type", tag="STREAM"):
+class V2Stream(_Svaml, tag_field="type", tag="STREAM"):
     """``{"type": "STREAM", "stream": {...}}`` as ``dial.to``."""
 
-    stream: StreamDetails
+    stream: V2StreamDetails
 
 
-class VoiceRelayDetails(_Svaml):
+class V2VoiceRelayDetails(_Svaml):
     """Speech-to-text and text-to-speech over a WebSocket."""
 
     endpoint: NonEmpty
@@ -455,19 +460,19 @@ class VoiceRelayDetails(_Svaml):
     call_headers: _Headers | None = None
 
 
-class VoiceRelay(_Svaml, tag_field="type", tag="VOICE_RELAY"):
+class V2VoiceRelay(_Svaml, tag_field="type", tag="VOICE_RELAY"):
     """``{"type": "VOICE_RELAY", "voiceRelay": {...}}`` as ``dial.to``."""
 
-    voice_relay: VoiceRelayDetails
+    voice_relay: V2VoiceRelayDetails
 
 
-DialDestination = Phone | Sip | Stream | VoiceRelay
-DialOrigin = Phone | SipFrom
+V2DialDestination = V2Phone | V2Sip | V2Stream | V2VoiceRelay
+V2DialOrigin = V2Phone | V2SipFrom
 
 
 # --------------------------------------------------------------------------- SVAML v2: messages, menus, recordings
 
-class Say(_Svaml):
+class V2Say(_Svaml):
     """Text to speech: at most 600 characters, in a voice (``Emma``, ...; the voice implies the language);
     ``format`` ``TEXT`` (default) or ``SSML``."""
 
@@ -476,59 +481,59 @@ class Say(_Svaml):
     format: str | None = None
 
 
-class SayMessage(_Svaml, tag_field="type", tag="SAY"):
+class V2SayMessage(_Svaml, tag_field="type", tag="SAY"):
     """``{"type": "SAY", "say": {...}}``."""
 
-    say: Say
+    say: V2Say
 
 
-class Play(_Svaml):
+class V2Play(_Svaml):
     """An audio file to play."""
 
     url: NonEmpty
 
 
-class PlayMessage(_Svaml, tag_field="type", tag="PLAY"):
+class V2PlayMessage(_Svaml, tag_field="type", tag="PLAY"):
     """``{"type": "PLAY", "play": {...}}``."""
 
-    play: Play
+    play: V2Play
 
 
-Message = SayMessage | PlayMessage
-_MessageList = Annotated[list[Message], Meta(min_length=1, max_length=10)]
+V2Message = V2SayMessage | V2PlayMessage
+_MessageList = Annotated[list[V2Message], Meta(min_length=1, max_length=10)]
 
 
-class MenuPrompt(_Svaml):
+class V2MenuPrompt(_Svaml):
     """What a menu item plays: 1-10 messages; barge-in allowed by default."""
 
     messages: _MessageList
     allow_barge_in: bool | None = None
 
 
-class MenuItem(_Svaml):
+class V2MenuItem(_Svaml):
     """One menu: prompt, input limits, ``matches`` (input or regex -> commands) and ``onFailure``."""
 
-    prompt: MenuPrompt | None = None
-    repeat_prompt: MenuPrompt | None = None
+    prompt: V2MenuPrompt | None = None
+    repeat_prompt: V2MenuPrompt | None = None
     input_timeout_duration_seconds: Annotated[int, Meta(ge=1, le=60)] | None = None
     repeat_count: Annotated[int, Meta(ge=0, le=10)] | None = None
     minimum_input_length: Annotated[int, Meta(ge=1, le=100)] | None = None
     maximum_input_length: Annotated[int, Meta(ge=1, le=100)] | None = None
     terminating_sequence: Annotated[str, Meta(max_length=10, pattern=r"^[0-9*#]+$")] | None = None
     input_methods: list[str] | None = None
-    matches: Annotated[dict[Annotated[str, Meta(min_length=1, max_length=256)], list[Command]],
+    matches: Annotated[dict[Annotated[str, Meta(min_length=1, max_length=256)], list[V2Command]],
                        Meta(max_length=50)] | None = None
-    on_failure: list[Command] | None = None
+    on_failure: list[V2Command] | None = None
 
 
-class TranscriptionOptions(_Svaml):
+class V2TranscriptionOptions(_Svaml):
     """Transcription of a recording (``locale`` BCP-47, default ``en-US``)."""
 
     is_enabled: bool
     locale: str | None = None
 
 
-class RecordingOptions(_Svaml):
+class V2RecordingOptions(_Svaml):
     """Where a recording goes: ``destination`` ``AWS``/``GCP``/``AZURE``, its URL and credentials;
     ``format`` ``MP3``/``WAV``; ``recordingType`` ``COMBINED``/``INBOUND``/``OUTBOUND``."""
 
@@ -537,48 +542,48 @@ class RecordingOptions(_Svaml):
     credentials: str
     format: str | None = None
     recording_type: str | None = None
-    transcription_options: TranscriptionOptions | None = None
+    transcription_options: V2TranscriptionOptions | None = None
 
 
 # --------------------------------------------------------------------------- SVAML v2: event handlers
 
-class CallEvents(_Svaml):
+class V2CallEvents(_Svaml):
     """``dial.events``: commands for the dialled leg's outcomes.  An empty one suppresses the leg's webhooks."""
 
-    on_answer: list[Command] | None = None
-    on_busy: list[Command] | None = None
-    on_reject: list[Command] | None = None
-    on_timeout: list[Command] | None = None
-    on_hangup: list[Command] | None = None
-    on_failure: list[Command] | None = None
+    on_answer: list[V2Command] | None = None
+    on_busy: list[V2Command] | None = None
+    on_reject: list[V2Command] | None = None
+    on_timeout: list[V2Command] | None = None
+    on_hangup: list[V2Command] | None = None
+    on_failure: list[V2Command] | None = None
 
 
-class MessageEvents(_Svaml):
+class V2MessageEvents(_Svaml):
     """``messages.events``: commands when all messages were played."""
 
-    on_finish: list[Command] | None = None
+    on_finish: list[V2Command] | None = None
 
 
-class AmdEvents(_Svaml):
+class V2AmdEvents(_Svaml):
     """``amd.events``: commands per AMD result."""
 
-    on_human: list[Command] | None = None
-    on_machine: list[Command] | None = None
-    on_beep: list[Command] | None = None
-    on_unknown: list[Command] | None = None
+    on_human: list[V2Command] | None = None
+    on_machine: list[V2Command] | None = None
+    on_beep: list[V2Command] | None = None
+    on_unknown: list[V2Command] | None = None
 
 
-class RecordingEvents(_Svaml):
+class V2RecordingEvents(_Svaml):
     """``startRecording.events``: commands when the recording stopped or could not start."""
 
-    on_finish: list[Command] | None = None
-    on_failure: list[Command] | None = None
+    on_finish: list[V2Command] | None = None
+    on_failure: list[V2Command] | None = None
 
 
-class IncomingCallEvents(_Svaml):
+class V2IncomingCallEvents(_Svaml):
     """An answer's ``events`` (answers to ``call.incoming`` only): commands when the inbound leg hangs up."""
 
-    on_hangup: list[Command] | None = None
+    on_hangup: list[V2Command] | None = None
 
 
 # --------------------------------------------------------------------------- SVAML v2: commands
@@ -592,88 +597,88 @@ class _Command(_Svaml, tag_field="command"):
         return str(self.__struct_config__.tag)
 
 
-class AnswerCommand(_Command, tag="answer"):
+class V2AnswerCommand(_Command, tag="answer"):
     """Answer the inbound leg."""
 
 
-class HangupCommand(_Command, tag="hangup"):
+class V2HangupCommand(_Command, tag="hangup"):
     """Hang up the leg named ``call_name`` (default: the current leg)."""
 
     call_name: Name | None = None
 
 
-class DialCommand(_Command, tag="dial"):
+class V2DialCommand(_Command, tag="dial"):
     """Start a new leg to ``to`` (PSTN, SIP, stream, voice relay) from ``from_``, ringing at most
     ``dial_timeout_duration_seconds`` and lasting at most ``max_call_duration_seconds``."""
 
-    to: DialDestination
-    from_: DialOrigin | None = field(default=None, name="from")
+    to: V2DialDestination
+    from_: V2DialOrigin | None = field(default=None, name="from")
     call_name: Name | None = None
     dial_timeout_duration_seconds: Seconds | None = None
     max_call_duration_seconds: Seconds | None = None
-    events: CallEvents | None = None
+    events: V2CallEvents | None = None
 
 
-class BridgeCallCommand(_Command, tag="bridgeCall"):
+class V2BridgeCallCommand(_Command, tag="bridgeCall"):
     """Join the current leg to the bridge ``bridge_name`` (created on first use, within the session)."""
 
     bridge_name: BridgeName
 
 
-class MessagesCommand(_Command, tag="messages"):
+class V2MessagesCommand(_Command, tag="messages"):
     """Play 1-10 messages (say or play) on the current leg."""
 
     messages: _MessageList
     messages_name: Name | None = None
-    events: MessageEvents | None = None
+    events: V2MessageEvents | None = None
 
 
-class StopMessagesCommand(_Command, tag="stopMessages"):
+class V2StopMessagesCommand(_Command, tag="stopMessages"):
     """Stop the messages named ``messages_name``."""
 
     messages_name: Name
 
 
-class MenuCommand(_Command, tag="menu"):
+class V2MenuCommand(_Command, tag="menu"):
     """Collect DTMF input: start with menu ``start_menu`` of ``menus``."""
 
     start_menu: MenuName
-    menus: dict[MenuName, MenuItem]
+    menus: dict[MenuName, V2MenuItem]
 
 
-class GotoMenuCommand(_Command, tag="gotoMenu"):
+class V2GotoMenuCommand(_Command, tag="gotoMenu"):
     """Go to another menu (only inside a menu item's ``matches``/``onFailure``)."""
 
     menu_name: MenuName
 
 
-class PauseCommand(_Command, tag="pause"):
+class V2PauseCommand(_Command, tag="pause"):
     """Wait ``duration_milliseconds`` before the next command."""
 
     duration_milliseconds: Annotated[int, Meta(ge=0, le=2 ** 31 - 1)]
 
 
-class AmdCommand(_Command, tag="amd"):
+class V2AmdCommand(_Command, tag="amd"):
     """Answering-machine detection; without ``events`` the result comes as ``call.amd.*`` webhooks."""
 
-    events: AmdEvents | None = None
+    events: V2AmdEvents | None = None
 
 
-class StartRecordingCommand(_Command, tag="startRecording"):
+class V2StartRecordingCommand(_Command, tag="startRecording"):
     """Record the call to ``recording_options.destination_url``."""
 
-    recording_options: RecordingOptions
+    recording_options: V2RecordingOptions
     recording_name: Name | None = None
-    events: RecordingEvents | None = None
+    events: V2RecordingEvents | None = None
 
 
-class StopRecordingCommand(_Command, tag="stopRecording"):
+class V2StopRecordingCommand(_Command, tag="stopRecording"):
     """Stop the recording named ``recording_name``."""
 
     recording_name: Name
 
 
-class WebhookCommand(_Command, tag="webhook"):
+class V2WebhookCommand(_Command, tag="webhook"):
     """Send ``call.webhook.<webhook_name>`` to ``url`` and continue with its answer (the SDK calls it ``customEvent``)."""
 
     webhook_name: Annotated[str, Meta(min_length=1, max_length=64, pattern=_NO_SPACE)]
@@ -681,23 +686,23 @@ class WebhookCommand(_Command, tag="webhook"):
     fallback_url: str | None = None
 
 
-Command = (AnswerCommand | HangupCommand | DialCommand | BridgeCallCommand | MessagesCommand | StopMessagesCommand
-           | MenuCommand | GotoMenuCommand | PauseCommand | AmdCommand | StartRecordingCommand | StopRecordingCommand
-           | WebhookCommand)
+V2Command = (V2AnswerCommand | V2HangupCommand | V2DialCommand | V2BridgeCallCommand | V2MessagesCommand
+             | V2StopMessagesCommand | V2MenuCommand | V2GotoMenuCommand | V2PauseCommand | V2AmdCommand
+             | V2StartRecordingCommand | V2StopRecordingCommand | V2WebhookCommand)
 
 
 class V2Answer(_Svaml):
     """The answer to a v2 webhook: ``{"commands": [...]}``, plus ``callName`` and ``events`` (which take effect
     in answers to ``call.incoming`` only).  ``commands`` is always written, ``[]`` when there is nothing to do."""
 
-    commands: list[Command]
+    commands: list[V2Command]
     call_name: Name | None = None
-    events: IncomingCallEvents | None = None
+    events: V2IncomingCallEvents | None = None
 
 
 # --------------------------------------------------------------------------- encoding
 
-class InvalidAnswer(ValueError):
+class InvalidV2Answer(ValueError):
     """An answer that is not valid SVAML v2 (a name too long, a number not E.164, ...).  ``message`` names the
     field path (``commands[1].to.phone.number``) and never holds the value."""
 
@@ -736,9 +741,9 @@ def error_path(exc: msgspec.ValidationError) -> tuple[str, str]:
     return path, message
 
 
-def _svaml_error(exc: msgspec.ValidationError) -> InvalidAnswer:
+def _svaml_error(exc: msgspec.ValidationError) -> InvalidV2Answer:
     path, message = error_path(exc)
-    return InvalidAnswer(f"{path or 'answer'}: {message}")
+    return InvalidV2Answer(f"{path or 'answer'}: {message}")
 
 
 def encode_v2_answer(answer: V2Answer) -> bytes:
@@ -746,7 +751,7 @@ def encode_v2_answer(answer: V2Answer) -> bytes:
 
     The bytes are checked against the SVAML v2 types before they are returned (a decode, a few
     microseconds): an answer built in code with, say, a 40-character ``callName`` raises
-    :class:`InvalidAnswer` instead of reaching Sinch, which would drop the call.
+    :class:`InvalidV2Answer` instead of reaching Sinch, which would drop the call.
     """
     body = _ENCODER.encode(answer)
     try:
@@ -759,7 +764,7 @@ def encode_v2_answer(answer: V2Answer) -> bytes:
 def decode_v2_answer(body: bytes | str | Any) -> V2Answer:
     """A SVAML v2 answer from JSON text (``bytes``/``str``) or from built-in objects (a plugin's ``dict``).
 
-    Unknown fields and commands are refused; raises :class:`InvalidAnswer` naming the field path.
+    Unknown fields and commands are refused; raises :class:`InvalidV2Answer` naming the field path.
     """
     try:
         if isinstance(body, (bytes, bytearray, memoryview, str)):
@@ -768,4 +773,4 @@ def decode_v2_answer(body: bytes | str | Any) -> V2Answer:
     except msgspec.ValidationError as exc:  # a subclass of DecodeError: first
         raise _svaml_error(exc) from None
     except msgspec.DecodeError:
-        raise InvalidAnswer("answer: not JSON") from None
+        raise InvalidV2Answer("answer: not JSON") from None

@@ -1,12 +1,14 @@
 """The hooks on Voice API v2 calls (neutral ``callgate.calls`` objects), against the real store (SQLite and
 PostgreSQL): one configuration serves both generations, and v1 and v2 calls never share a record."""
 
+import json
 from decimal import Decimal
 
 import pytest
 
 from callgate.calls import Callee, Ended, Header, Incoming, Money
 from callgate.decisions import Allow, Deny, EndCall, PhoneNumber, Route
+from callgate.protocols.v2.adapt import decode_event as decode_v2
 from callgate.results import Decision
 from callgate_credit_check import CreditCheck
 from callgate_credit_check.config import CreditCheckConfig
@@ -203,3 +205,29 @@ async def test_a_v2_call_routed_with_a_shorter_limit_or_its_own_svaml_keeps_what
     await credit.authorize_call(other)
     await credit.call_decided(other, decision(None, route_name="v2 script", max_duration=600))   # a SvamlRoute
     assert (await credit_store.call("v2:own-svaml")).state == "reserved"
+
+
+def v2_body(event, callid, direction, to, **call):
+    """A v2 webhook body as Sinch sends it (the shape of tests/fixtures/v2)."""
+    return json.dumps({"event": event, "call": {
+        "callId": callid, "projectId": "5f2c9a41-7d3e-4b8a-9c61-2e8f0d4b7a13", "serviceId": SERVICE,
+        "sessionId": SESSION, "from": {"type": "PHONE", "phone": {"number": CALLER}},
+        "to": {"type": "PHONE", "phone": {"number": to}}, "startTime": "2026-03-14T09:26:53Z", "callType": "PHONE",
+        "direction": direction, "originationType": "PHONE", "callRate": {"currencyCode": "EUR", "amount": "0.0030"},
+        "callResourceUrl": f"https://voice.api.sinch.com/v2/projects/p/calls/{callid}", **call}})
+
+
+async def test_v2_bodies_through_the_v2_adapter_bill_the_inbound_leg_once(plugin, credit_store):
+    credit = await plugin()
+    call = decode_v2(v2_body("call.incoming", LEG, "INBOUND", OUR_NUMBER, callResult="INITIATED"))
+    assert (call.key, call.to.type) == (f"v2:{LEG}", "did")
+    assert isinstance(await credit.authorize_call(call), Allow)
+    ended_fields = {"callResult": "COMPLETED", "callReason": "CALLER_HANGUP", "callDurationSeconds": 168,
+                    "answerTime": "2026-03-14T09:27:01Z", "endTime": "2026-03-14T09:29:49Z"}
+    for body in (v2_body("call.hangup", CALLEE_LEG, "OUTBOUND", DIALLED, **ended_fields),
+                 v2_body("call.hangup", LEG, "INBOUND", OUR_NUMBER, **ended_fields),
+                 v2_body("call.hangup", LEG, "INBOUND", OUR_NUMBER, **ended_fields)):
+        await credit.on_disconnect(decode_v2(body))
+    assert (await credit_store.call(f"v2:{LEG}")).cost == 300_000                 # 168 s at 60/60: 3 minutes
+    assert (await credit_store.account(CALLER)).balance == 700_000
+    assert await credit_store.call(f"v2:{CALLEE_LEG}") is None

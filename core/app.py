@@ -6,25 +6,18 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from .config import Config, ConfigError
-from .handlers import callback, healthz, metrics, not_found, readyz
+from .config import Config
+from .endpoints import build_service_verifier, build_verifier, callback_endpoint, webhook_endpoint
+from .handlers import callback, healthz, metrics, not_found, readyz, webhook
 from .manager import Plugins, load_plugins
 from .metrics import Metrics
 from .pipeline import Pipeline
-from .protocols.v1.signing import Verifier
-from .state import CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, VERIFIER, Lifecycle
+from .state import CALLBACK, CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, WEBHOOK, Lifecycle
+
+__all__ = ["build_service_verifier", "build_verifier", "create_app", "create_ops_app"]
 
 #: The state an ops app shares with the callback app it reports on.
-_SHARED = (CONFIG, PLUGINS, VERIFIER, METRICS, LIFECYCLE)
-
-
-def build_verifier(config: Config) -> Verifier | None:
-    if not config.applications:
-        return None
-    try:
-        return Verifier(config.application_secrets(), window_seconds=config.signing.window_seconds)
-    except ValueError as exc:
-        raise ConfigError(f"{config.source}: applications: {exc}") from None
+_SHARED = (CONFIG, PLUGINS, CALLBACK, WEBHOOK, METRICS, LIFECYCLE)
 
 
 def create_app(config: Config, *, plugins: Plugins | None = None,
@@ -38,10 +31,12 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
     app[CONFIG] = config
     app[PLUGINS] = plugins
     app[PIPELINE] = Pipeline(plugins, config.server)
-    app[VERIFIER] = build_verifier(config)
+    app[CALLBACK] = callback_endpoint(config)
+    app[WEBHOOK] = webhook_endpoint(config)
     app[METRICS] = Metrics()
     app[LIFECYCLE] = Lifecycle()
     app.router.add_route("*", config.server.callback_path, callback)
+    app.router.add_route("*", config.server.webhook_path, webhook)
     if not config.server.ops_port:
         _add_ops_routes(app)
     app.router.add_route("*", "/{path:.*}", not_found)      # last: every other path, a JSON 404

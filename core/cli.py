@@ -9,24 +9,30 @@ import json
 import os
 import shlex
 import sys
+import uuid
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
 
-from . import __version__, samples
-from .app import build_verifier
-from .config import ENV_KEY, ENV_SECRET, Config, ConfigError, load_config
+from . import __version__, samples, v2_samples
+from .app import build_service_verifier, build_verifier
+from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
+from .endpoints import NO_COMMANDS, IgnoredEvent, decode_callback, decode_webhook
 from .logs import configure_logging
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
+from .protocols.signing_common import now_timestamp as signing_now
 from .protocols.v1 import signing
-from .protocols.v1.decode import decode_event
+from .protocols.v2.signing import service_signed_headers
+from .responses import ACK
 from .server import serve, supervise, worker_command
 
 CORE_COMMANDS = ("serve", "sign", "simulate", "plugins", "check-config")
+#: The events ``sign`` and ``simulate`` build: v1 callbacks, then v2 webhooks.
+EVENT_CHOICES = (*sorted(samples.BUILDERS), *v2_samples.EVENTS)
 EXIT_CONFIG = 2
 
 
@@ -98,16 +104,20 @@ def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     serve.set_defaults(handler=cmd_serve)
 
     sign = sub.add_parser("sign",
-                          help="print a correctly signed curl command for a callback, for manual testing")
-    sign.add_argument("event", choices=sorted(samples.BUILDERS), help="which event to send")
-    sign.add_argument("--url", default=None, help="callback URL (default: http://[server] host:port/callback_path)")
+                          help="print a correctly signed curl command for a v1 callback or a v2 webhook, for "
+                               "manual testing")
+    sign.add_argument("event", choices=EVENT_CHOICES,
+                      help="which event to send: v1 (ice, ...) signed by the application, v2 (call.incoming, ...) by "
+                           "the service")
+    sign.add_argument("--url", default=None, help="URL (default: http://[server] host:port/callback_path for v1, "
+                                                  "/webhook_path for v2)")
     sign.add_argument("--body", metavar="FILE", help="send this file's bytes as the body ('-' for stdin) instead of a sample")
     _event_options(sign)
     sign.set_defaults(handler=cmd_sign)
 
     simulate = sub.add_parser("simulate",
                               help="run the real decision pipeline on an event, without network, and explain it")
-    simulate.add_argument("event", choices=sorted(samples.BUILDERS))
+    simulate.add_argument("event", choices=EVENT_CHOICES)
     simulate.add_argument("--body", metavar="FILE", help="use this JSON file as the event instead of a sample")
     simulate.add_argument("--json", action="store_true", help="print the result as JSON")
     _event_options(simulate)
@@ -124,30 +134,62 @@ def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
 
 
 def _event_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="caller", default="+46701234567",
-                        help="caller number (ICE cli / DICE from), written as in config.toml, or private")
-    parser.add_argument("--to", default="+46850001234",
-                        help="callee (ICE/DICE to.endpoint): a number when --to-type is number or did, else as it is")
+    parser.add_argument("--from", dest="caller", default=None,
+                        help="caller number (ICE cli / DICE from; v2 call.from), written as in config.toml, or "
+                             "private; v2: or a sip: URI")
+    parser.add_argument("--to", default=None,
+                        help="callee (ICE/DICE to.endpoint; v2 call.to): a number when --to-type is number or did, "
+                             "else as it is; v2: a number or a sip: URI")
     parser.add_argument("--to-type", default="number", help="ICE to.type: number, did, username, sip, conference")
-    parser.add_argument("--callid", default=None)
-    parser.add_argument("--menu", default="main", help="PIE menuId")
+    parser.add_argument("--callid", default=None, help="callid (v1) / call.callId (v2)")
+    parser.add_argument("--session", default=None, help="v2 call.sessionId (the legs of one call share it)")
+    parser.add_argument("--menu", default="main", help="PIE menuId / v2 menu.menuName")
     parser.add_argument("--type", default=None, help="PIE menuResult.type / Notify type")
     parser.add_argument("--value", default="1", help="PIE menuResult.value")
-    parser.add_argument("--duration", type=int, default=60, help="DICE duration in seconds")
-    parser.add_argument("--result", default="ANSWERED", help="DICE result")
+    parser.add_argument("--input", default="1#", help="v2 call.menu menu.input (with its terminating #)")
+    parser.add_argument("--duration", type=int, default=60, help="DICE duration / v2 callDurationSeconds, in seconds")
+    parser.add_argument("--result", default=None,
+                        help="DICE result (default ANSWERED) / v2 callResult of an end event (default: the event's)")
+    parser.add_argument("--reason", default=None, help="DICE reason / v2 callReason of an end event")
 
 
-def _sample(args: argparse.Namespace) -> dict:
+def _is_v2(args: argparse.Namespace) -> bool:
+    return args.event.startswith("call.")
+
+
+def _sample(args: argparse.Namespace, service_id: str = v2_samples.SERVICE_ID) -> dict:
+    if _is_v2(args):
+        return _v2_sample(args, service_id)
+    caller = "+46701234567" if args.caller is None else args.caller
+    to = "+46850001234" if args.to is None else args.to
     kind = args.event
     if kind == "ice":
-        return samples.ice(args.caller, args.to, to_type=args.to_type, callid=args.callid)
+        return samples.ice(caller, to, to_type=args.to_type, callid=args.callid)
     if kind == "pie":
         return samples.pie(args.callid, menu=args.menu, type=args.type or "sequence", value=args.value)
     if kind == "dice":
-        return samples.dice(args.callid, caller=args.caller, to=args.to, duration=args.duration, result=args.result)
+        return samples.dice(args.callid, caller=caller, to=to, duration=args.duration,
+                            result=args.result or "ANSWERED", reason=args.reason or "CALLERHANGUP")
     if kind == "notify":
         return samples.notify(args.callid, type=args.type or "recording_available")
     return samples.ace(args.callid)
+
+
+def _v2_sample(args: argparse.Namespace, service_id: str) -> dict:
+    """The v2 webhook body of ``args.event``, from the service ``service_id`` (the one that signs it)."""
+    kind, caller, to = args.event, args.caller, args.to
+    common = {"callid": args.callid, "session": args.session, "service_id": service_id}
+    if kind == "call.incoming":
+        private = caller is not None and caller.strip().lower() in PRIVATE_SPELLINGS
+        return v2_samples.incoming(None if private else (caller or "+46701234567"), to or "+46850001234", **common)
+    numbers = {"caller": caller, "to": to}
+    numbers = {k: v for k, v in numbers.items() if v is not None}
+    if kind == "call.answered":
+        return v2_samples.answered(**common, **numbers)
+    if kind == "call.menu":
+        return v2_samples.menu(**common, **numbers, menu=args.menu, input=args.input)
+    return v2_samples.ended(kind, **common, **numbers, duration=args.duration, result=args.result,
+                            reason=args.reason)
 
 
 def _read_numbers(args: argparse.Namespace) -> str | None:
@@ -156,25 +198,30 @@ def _read_numbers(args: argparse.Namespace) -> str | None:
     if args.body:
         return None
     try:
-        if args.caller.strip().lower() not in PRIVATE_SPELLINGS:
+        if args.caller is not None and args.caller.strip().lower() not in PRIVATE_SPELLINGS \
+                and not _is_sip(args.caller):
             args.caller = parse_number(args.caller)
     except PhoneNumberError as exc:
         return f"--from: {exc}"
     try:
-        if args.to_type.lower() in ("number", "did"):
+        if args.to is not None and args.to_type.lower() in ("number", "did") and not (_is_v2(args) and _is_sip(args.to)):
             args.to = parse_number(args.to)
     except PhoneNumberError as exc:
         return f"--to: {exc}"
     return None
 
 
-def _body(args: argparse.Namespace) -> bytes:
+def _is_sip(value: str) -> bool:
+    return value.strip().lower().startswith(("sip:", "sips:"))
+
+
+def _body(args: argparse.Namespace, service_id: str = v2_samples.SERVICE_ID) -> bytes:
     if args.body == "-":
         return sys.stdin.buffer.read()
     if args.body:
         with open(args.body, "rb") as f:
             return f.read()
-    return json.dumps(_sample(args)).encode()
+    return json.dumps(_sample(args, service_id)).encode()
 
 
 def _load(config: Config, *, dry_run: bool = False, broken: dict[str, Exception] | None = None) -> Plugins:
@@ -192,10 +239,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     configure_logging(config.server.log_format, config.server.log_level)
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
-    if not config.applications:
+    if not config.applications and not config.services:
         structlog.get_logger("callgate").warning(
             "no_application_configured",
-            message=f"every callback will be refused (401): set {ENV_KEY} and {ENV_SECRET}, or [[applications]]")
+            message=f"every callback and webhook will be refused (401): set {ENV_KEY} and {ENV_SECRET}, or "
+                    f"[[applications]] (v1), or {ENV_SERVICE_ID} and {ENV_SERVICE_SECRET}, or [[services]] (v2)")
     if args.workers > 1:
         if port == 0:
             raise ConfigError("--workers needs a fixed port (workers share it), not port 0")
@@ -211,10 +259,18 @@ def cmd_sign(args: argparse.Namespace) -> int:
     problem = _read_numbers(args)
     if problem is not None:
         return _fail(problem)
-    key, secret = _signing_credentials(config)
-    url = args.url or f"http://{config.server.host}:{config.server.port}{config.server.callback_path}"
-    body = _body(args)
-    headers = signing.signed_headers(key, secret, urlsplit(url).path or "/", body)
+    server = config.server
+    if _is_v2(args):
+        service_id, secret = _service_credentials(config)
+        url = args.url or f"http://{server.host}:{server.port}{server.webhook_path}"
+        body = _body(args, service_id)
+        headers = {**service_signed_headers(service_id, secret, urlsplit(url).path or "/", body),
+                   **_cloudevent_headers(service_id)}
+    else:
+        key, secret = _signing_credentials(config)
+        url = args.url or f"http://{server.host}:{server.port}{server.callback_path}"
+        body = _body(args)
+        headers = signing.signed_headers(key, secret, urlsplit(url).path or "/", body)
     parts = ["curl", "-sS", "-X", "POST", url]
     for name, value in headers.items():
         parts += ["-H", f"{name}: {value}"]
@@ -233,6 +289,21 @@ def _signing_credentials(config: Config) -> tuple[str, str]:
     return key, secret
 
 
+def _service_credentials(config: Config) -> tuple[str, str]:
+    """The first configured v2 service (``[[services]]``, else the environment) and its first secret."""
+    if config.services:
+        service = config.services[0]
+        return service.id, service.secrets[0].get_secret_value()
+    raise ConfigError(f"no Voice v2 service to sign for: set {ENV_SERVICE_ID} and {ENV_SERVICE_SECRET}, or "
+                      f"[[services]] in config.toml")
+
+
+def _cloudevent_headers(service_id: str) -> dict[str, str]:
+    """The CloudEvents headers Sinch sends beside the signature (not signed; callgate logs ``ce-id``)."""
+    return {"ce-id": str(uuid.uuid4()), "ce-specversion": "1.0",
+            "ce-source": f"projects/{v2_samples.PROJECT_ID}/services/{service_id}", "ce-time": signing_now()}
+
+
 async def cmd_simulate(args: argparse.Namespace) -> int:
     """A dry run: the plugins' hooks and startup get ``dry_run=True`` and must change nothing that persists;
     plugins that do not accept it are named in a warning (stderr, and ``warnings`` in ``--json``)."""
@@ -241,7 +312,13 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     problem = _read_numbers(args)
     if problem is not None:
         return _fail(problem)
-    event = decode_event(_body(args))
+    decode = decode_webhook if _is_v2(args) else decode_callback
+    try:
+        event = decode(_body(args, config.services[0].id if config.services else v2_samples.SERVICE_ID), None)
+    except IgnoredEvent as exc:
+        ignored = (NO_COMMANDS if _is_v2(args) else ACK).decode()
+        print(f"{exc.event}: not a call event plugins decide on; the server answers HTTP 200 {ignored}")
+        return 0
     warnings = []
     unsafe = plugins.not_dry_run_safe()
     if unsafe:
@@ -326,7 +403,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     build_verifier(config)
+    build_service_verifier(config)
     plugins = _load(config)
     names = ", ".join(p.name for p in plugins.loaded)
-    print(f"{config.source}: ok ({len(config.applications)} application(s); plugins in order: {names})")
+    print(f"{config.source}: ok ({len(config.applications)} application(s), {len(config.services)} service(s); "
+          f"plugins in order: {names})")
     return 0

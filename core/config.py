@@ -4,8 +4,8 @@ Every error names the file and the TOML key (``[server].port``) and says what is
 wrong, so that start-up fails with one readable message instead of a traceback.
 
 Values written as ``{ env = "NAME" }`` anywhere in the file are read from the
-environment variable NAME.  Application secrets *must* be written that way: a
-secret never lives in a file that may end up in a repository.
+environment variable NAME.  Application secrets (v1) and service secrets (v2) *must*
+be written that way: a secret never lives in a file that may end up in a repository.
 
 Relative paths in plugin tables are taken from the config file's folder, whatever the
 working directory: the core validates a plugin's ``Config`` with that folder in pydantic's
@@ -40,6 +40,9 @@ from .phone import check_region
 
 ENV_KEY = "SINCH_APPLICATION_KEY"
 ENV_SECRET = "SINCH_APPLICATION_SECRET"
+#: The one Voice API v2 service, when config.toml has no ``[[services]]``.
+ENV_SERVICE_ID = "SINCH_SERVICE_ID"
+ENV_SERVICE_SECRET = "SINCH_SERVICE_SECRET"
 ENV_CONFIG = "CALLGATE_CONFIG"
 #: The key of pydantic's validation context under which the core gives a plugin's ``Config`` the folder of
 #: the config file (a ``Path``; ``None`` when there is no file: the working directory).
@@ -61,9 +64,16 @@ class ServerConfig(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    #: Where Sinch Voice API v1 callbacks (ICE, ACE, PIE, DICE, Notify) are POSTed: the app's Callback URL.
     callback_path: str = "/sinch/callback"
     #: The path Sinch signs, when a proxy rewrites the public path before callgate sees it.
     public_path: str | None = None
+    #: Where Sinch Voice API v2 webhooks (``call.incoming``, ...) are POSTed: the service's webhook URL.
+    webhook_path: str = "/sinch/webhook"
+    #: ``public_path`` of the webhook path: the path Sinch signs, when a proxy rewrites it.
+    public_webhook_path: str | None = None
+    #: The text-to-speech voice of the prompts spoken on v2 calls (SVAML v2 ``say`` needs one; v1 uses ``locale``).
+    voice: str = Field("Emma", min_length=1, max_length=64)
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     #: The whole body must arrive within this after the request head, else 408 and the connection
     #: is closed (a slow sender cannot hold a connection); also how long the rest of a body that
@@ -103,11 +113,20 @@ class ServerConfig(_Strict):
     #: config, in plugins' files and on the command line may use; None: write every number with +CC or 00.
     default_region: str | None = None
 
-    @field_validator("callback_path", "public_path")
+    @field_validator("callback_path", "public_path", "webhook_path", "public_webhook_path")
     @classmethod
     def _absolute_path(cls, value: str | None) -> str | None:
         if value is not None and (not value.startswith("/") or "?" in value):
             raise ValueError("must be an absolute URL path like /sinch/callback, without a query string")
+        return value
+
+    @field_validator("webhook_path")
+    @classmethod
+    def _own_path(cls, value: str, info: ValidationInfo) -> str:
+        if value == info.data.get("callback_path"):
+            raise ValueError(f"must differ from callback_path ({value!r}): v1 callbacks and v2 webhooks are told "
+                             f"apart by their path; e.g. callback_path = \"/sinch/callback\" and "
+                             f"webhook_path = \"/sinch/webhook\"")
         return value
 
     @field_validator("default_region")
@@ -120,11 +139,25 @@ class ServerConfig(_Strict):
         """The path that goes into the signature (the public one, when behind a rewriting proxy)."""
         return self.public_path or self.callback_path
 
+    @property
+    def signed_webhook_path(self) -> str:
+        """The path that goes into a v2 webhook's signature (the public one, when behind a rewriting proxy)."""
+        return self.public_webhook_path or self.webhook_path
+
 
 class Application(_Strict):
     """``[[applications]]``: a Sinch application whose callbacks callgate accepts."""
 
     key: str = Field(min_length=1)
+    #: One secret, or two while the secret is being rotated.
+    secrets: tuple[SecretStr, ...] = Field(min_length=1, max_length=2)
+
+
+class Service(_Strict):
+    """``[[services]]``: a Sinch Voice API v2 service whose webhooks callgate accepts."""
+
+    #: The ``serviceId`` (Sinch dashboard: Voice v2 > Services).
+    id: str = Field(min_length=1)
     #: One secret, or two while the secret is being rotated.
     secrets: tuple[SecretStr, ...] = Field(min_length=1, max_length=2)
 
@@ -175,6 +208,7 @@ class Config(_Strict):
     server: ServerConfig = ServerConfig()
     signing: SigningConfig = SigningConfig()
     applications: tuple[Application, ...] = ()
+    services: tuple[Service, ...] = ()
     plugins: PluginsConfig = Field(default_factory=PluginsConfig)
     #: Where the configuration came from, for messages ("<defaults>" when no file).
     source: str = "<defaults>"
@@ -182,6 +216,29 @@ class Config(_Strict):
     def application_secrets(self) -> dict[str, list[str]]:
         """Application key -> its Base64 secrets, for the signature verifier."""
         return {app.key: [s.get_secret_value() for s in app.secrets] for app in self.applications}
+
+    def service_secrets(self) -> dict[str, list[str]]:
+        """Service id -> its Base64 secrets, for the v2 signature verifier."""
+        return {service.id: [s.get_secret_value() for s in service.secrets] for service in self.services}
+
+    @field_validator("applications")
+    @classmethod
+    def _unique_keys(cls, value: tuple[Application, ...]) -> tuple[Application, ...]:
+        _refuse_repeats([app.key for app in value], "application key")
+        return value
+
+    @field_validator("services")
+    @classmethod
+    def _unique_ids(cls, value: tuple[Service, ...]) -> tuple[Service, ...]:
+        _refuse_repeats([service.id for service in value], "service id")
+        return value
+
+
+def _refuse_repeats(names: Sequence[str], what: str) -> None:
+    repeated = [name for i, name in enumerate(names) if name in names[:i]]
+    if repeated:
+        raise ValueError(f"{what} {repeated[0]!r} is listed twice: give each one entry, with its secrets "
+                         f"(two while rotating)")
 
 
 def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[str, str] | None = None) -> Config:
@@ -215,11 +272,14 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     environ = os.environ if environ is None else environ
     data = dict(data)
     data.pop("source", None)
-    _require_env_secrets(data.get("applications", ()), source)
+    _require_env_secrets(data.get("applications", ()), source, "applications", ENV_SECRET)
+    _require_env_secrets(data.get("services", ()), source, "services", ENV_SERVICE_SECRET)
     plugins, unresolved = _resolve_plugin_tables(data.pop("plugins", {}), environ, source)
     data = resolve_env(data, environ, source)
     if not data.get("applications") and environ.get(ENV_KEY) and environ.get(ENV_SECRET):
         data = {**data, "applications": [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]}
+    if not data.get("services") and environ.get(ENV_SERVICE_ID) and environ.get(ENV_SERVICE_SECRET):
+        data = {**data, "services": [{"id": environ[ENV_SERVICE_ID], "secrets": [environ[ENV_SERVICE_SECRET]]}]}
     try:
         config = Config.model_validate({**data, "plugins": plugins, "source": source})
     except ValidationError as exc:
@@ -260,16 +320,18 @@ def resolve_env(value: Any, environ: Mapping[str, str], source: str, where: str 
     return value
 
 
-def _require_env_secrets(applications: Any, source: str) -> None:
-    if not isinstance(applications, list):
+def _require_env_secrets(entries: Any, source: str, table: str, variable: str) -> None:
+    """Refuse a secret written in the file in ``[[applications]]`` / ``[[services]]`` (``table``); the message
+    names the key and the fix, with ``variable`` as the example, and never repeats the secret."""
+    if not isinstance(entries, list):
         return
-    for i, app in enumerate(applications):
-        secrets = app.get("secrets", []) if isinstance(app, Mapping) else []
+    for i, entry in enumerate(entries):
+        secrets = entry.get("secrets", []) if isinstance(entry, Mapping) else []
         for j, secret in enumerate(secrets if isinstance(secrets, list) else []):
             if isinstance(secret, str):
                 raise ConfigError(
-                    f"{source}: applications[{i}].secrets[{j}]: a secret must not be written in the file; "
-                    f'write secrets = [{{ env = "SINCH_APPLICATION_SECRET" }}] and set that variable')
+                    f"{source}: {table}[{i}].secrets[{j}]: a secret must not be written in the file; "
+                    f'write secrets = [{{ env = "{variable}" }}] and set that variable')
 
 
 def format_validation_error(exc: ValidationError, source: str, prefix: Sequence[str | int] = ()) -> str:

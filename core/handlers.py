@@ -1,11 +1,15 @@
-"""HTTP handlers: the callback path, /healthz and /readyz.
+"""HTTP handlers: the v1 callback path, the v2 webhook path, /healthz, /readyz and /metrics.
 
-The callback path checks, in this order, before any plugin runs: the method
-(405), the body size (413), the content type (415), the body's arrival (408
-after ``body_timeout_seconds``; 400 ``incomplete_body``), the signature (401), the
-body (400; an unknown event is 200 ``{}`` so that newer Sinch events never break
-calls).  Every refusal is a JSON body ``{"error": code, "message": ...}``, and so
-is the 404 of any other path.
+Both signed paths run one handler body, parameterised by their generation's
+:class:`~callgate.endpoints.Endpoint`.  It checks, in this order, before any plugin
+runs: the method (405), the body size (413), the content type (415), the body's
+arrival (408 after ``body_timeout_seconds``; 400 ``incomplete_body``), the
+signature (401: v1 ``Application``, v2 ``service``), the body (400; an event
+callgate does not know is answered 200 with the generation's empty answer -- v1
+``{}``, v2 ``{"commands": []}`` -- so that newer Sinch events never break calls).
+Every refusal is a JSON body ``{"error": code, "message": ...}``, and so is the 404
+of any other path.  A v2 answer is never a 5xx: Sinch hangs up a call whose webhook
+fails.
 """
 
 from __future__ import annotations
@@ -19,32 +23,50 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from . import dispatch, logs
 from .calls import CallEvent
+from .endpoints import Endpoint, IgnoredEvent
 from .pipeline import Reply
-from .protocols.errors import EventError, UnknownEvent
+from .protocols.errors import EventError
 from .protocols.signing_common import SignatureError
-from .protocols.v1.decode import decode_event
-from .responses import ACK, error_response
-from .state import CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, VERIFIER
+from .responses import error_response
+from .state import CALLBACK, CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, WEBHOOK
 
 log = structlog.get_logger("callgate")
 JSON = "application/json"
+#: CloudEvents headers of a v2 webhook (binary content mode): logged, never required.
+_CLOUDEVENT_FIELDS = (("ce-id", "ce_id"), ("ce-type", "ce_type"))
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
+    """The v1 callback path: ICE, ACE, PIE, DICE, Notify."""
+    return await _serve(request, request.app[CALLBACK])
+
+
+async def webhook(request: web.Request) -> web.StreamResponse:
+    """The v2 webhook path: ``call.incoming``, ``call.answered``, ``call.menu``, ``call.hangup``, ..."""
+    return await _serve(request, request.app[WEBHOOK])
+
+
+async def _serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     if request.method in ("GET", "HEAD"):
-        # The Sinch dashboard's "Test a callback URL" button.
+        # The Sinch dashboard's "Test a callback URL" button (v1), the URL test of a service's webhook (v2).
         return web.json_response({"service": "callgate", "status": "ok"})
     if request.method != "POST":
-        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; Sinch POSTs callbacks",
-                              headers={"Allow": "GET, HEAD, POST"})
+        return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; Sinch POSTs "
+                                                         f"{_posts(endpoint)}", headers={"Allow": "GET, HEAD, POST"})
     started = time.perf_counter()
-    response, event, answer = await _handle(request, started)
-    request.app[METRICS].answered(event, response.status, time.perf_counter() - started, answer)
+    response, event, answer = await _handle(request, endpoint, started)
+    request.app[METRICS].answered(event, response.status, time.perf_counter() - started, answer,
+                                  generation=endpoint.generation)
     return response
 
 
-async def _handle(request: web.Request, started: float) -> tuple[web.Response, str, Reply | None]:
-    """The callback's response, the event name for metrics ("-" when refused before decoding) and the answer."""
+def _posts(endpoint: Endpoint) -> str:
+    return "callbacks" if endpoint.generation == "v1" else "webhooks"
+
+
+async def _handle(request: web.Request, endpoint: Endpoint,
+                  started: float) -> tuple[web.Response, str, Reply | None]:
+    """The response, the event name for metrics ("-" when refused before decoding) and the answer."""
     app = request.app
     server = app[CONFIG].server
     if request.content_length is not None and request.content_length > server.max_body_bytes:
@@ -73,27 +95,27 @@ async def _handle(request: web.Request, started: float) -> tuple[web.Response, s
             400, "incomplete_body", "the body ended before its Content-Length, or its chunked encoding is "
                                     "broken")), "-", None
 
-    verifier = app[VERIFIER]
+    verifier = endpoint.verifier
     if verifier is None:
-        log.warning("callback_refused", reason="no_application")
-        app[METRICS].refused_signature("no_application")
-        return error_response(401, "signature", "no Sinch application is configured: set SINCH_APPLICATION_KEY and "
-                                                "SINCH_APPLICATION_SECRET, or [[applications]] in config.toml",
-                              reason="no_application"), "-", None
+        log.warning("callback_refused", reason=endpoint.unsigned_reason)
+        app[METRICS].refused_signature(endpoint.unsigned_reason, generation=endpoint.generation)
+        return error_response(401, "signature", endpoint.unsigned_message,
+                              reason=endpoint.unsigned_reason), "-", None
     try:
-        verifier.verify("POST", server.signed_path, request.headers, body)
+        verifier.verify("POST", endpoint.signed_path, request.headers, body)
     except SignatureError as exc:
         log.warning("callback_refused", reason=exc.reason, remote=request.remote)
-        app[METRICS].refused_signature(exc.reason)
+        app[METRICS].refused_signature(exc.reason, generation=endpoint.generation)
         return error_response(401, "signature", str(exc), reason=exc.reason), "-", None
 
+    cloudevent = _cloudevent(request)
     try:
-        event = decode_event(body)
-    except UnknownEvent as exc:
-        log.warning("unknown_event_ignored", sinch_event=exc.event)
-        return web.Response(body=ACK, content_type=JSON), "unknown", None
+        event = endpoint.decode(body, request.headers.get("x-timestamp"))
+    except IgnoredEvent as exc:
+        log.warning(exc.log_event, sinch_event=exc.event, **cloudevent)
+        return web.Response(body=endpoint.ignored_body, content_type=JSON), "unknown", None
     except EventError as exc:
-        log.warning("callback_refused", reason=exc.code, error=str(exc))
+        log.warning("callback_refused", reason=exc.code, error=str(exc), **cloudevent)
         return error_response(400, exc.code, str(exc)), "-", None
 
     # Every line logged while the plugins work on this callback carries its callid and event:
@@ -102,15 +124,22 @@ async def _handle(request: web.Request, started: float) -> tuple[web.Response, s
     try:
         answer = await _answer(app, event)
         logs.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
-                  ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace())
+                  ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace(), **cloudevent)
     finally:
         logs.SINCH_EVENT.reset(event_token)
         logs.CALLID.reset(callid_token)
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
 
 
+def _cloudevent(request: web.Request) -> dict[str, str]:
+    """The CloudEvents ``ce-id`` / ``ce-type`` headers a v2 webhook carries, as log fields (none when absent)."""
+    headers = request.headers
+    return {field: headers[name] for name, field in _CLOUDEVENT_FIELDS if name in headers}
+
+
 async def _answer(app: web.Application, event: CallEvent) -> Reply:
-    """The pipeline's answer; a bug in the core still gets the event's safe answer, never a 500."""
+    """The pipeline's answer; a bug in the core still gets the generation's safe answer (its renderer's), never a
+    500, and never a 5xx for v2."""
     pipeline = app[PIPELINE]
     try:
         return await pipeline.answer(event)
@@ -144,7 +173,8 @@ def _too_large(limit: int) -> web.Response:
 
 async def not_found(request: web.Request) -> web.Response:
     """Any other path (and the ops paths on the callback port when ``ops_port`` is set)."""
-    return error_response(404, "not_found", "nothing here: Sinch callbacks go to the callback path")
+    return error_response(404, "not_found", "nothing here: Sinch callbacks go to the callback path, "
+                                            "v2 webhooks to the webhook path")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -153,13 +183,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready to answer calls: not shutting down, an application configured, every plugin ready."""
+    """Ready to answer calls: not shutting down, an application or a service configured, every plugin ready."""
     app = request.app
     if app[LIFECYCLE].draining:
         return web.json_response({"status": "draining", "problems": ["shutting down"]}, status=503)
     problems = []
-    if app[VERIFIER] is None:
-        problems.append("no Sinch application configured (SINCH_APPLICATION_KEY / SINCH_APPLICATION_SECRET)")
+    if not (app[CALLBACK].configured or app[WEBHOOK].configured):
+        problems.append("no Sinch application or service configured (SINCH_APPLICATION_KEY / "
+                        "SINCH_APPLICATION_SECRET for v1, SINCH_SERVICE_ID / SINCH_SERVICE_SECRET for v2)")
     deadline = asyncio.get_running_loop().time() + 2.0
     for outcome in await dispatch.collect(app[PLUGINS], "check_ready", deadline):
         if outcome.status == "timeout":

@@ -45,8 +45,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.callbacks = Counter("callgate_callbacks", "Callbacks answered, by event and HTTP status",
-                                 ["event", "status"], registry=r)
+        # generation after event: labels in alphabetical order, as multiprocess exposition prints them anyway.
+        self.callbacks = Counter("callgate_callbacks", "Callbacks and webhooks answered, by event, HTTP status and "
+                                 "API generation (v1, v2)", ["event", "generation", "status"], registry=r)
         self.latency = Histogram("callgate_answer_seconds", "Time to answer a callback, by event",
                                  ["event"], buckets=LATENCY_BUCKETS, registry=r)
         self.plugin_latency = Histogram("callgate_plugin_seconds", "Time a plugin's hook took",
@@ -55,22 +56,26 @@ class Metrics:
                                        ["plugin", "hook", "kind"], registry=r)
         self.denials = Counter("callgate_denials", "ICE callbacks denied, by the plugin whose Deny won",
                                ["plugin"], registry=r)
-        self.signature_failures = Counter("callgate_signature_failures", "Callbacks refused by the signature check",
-                                          ["reason"], registry=r)
+        self.signature_failures = Counter("callgate_signature_failures", "Callbacks and webhooks refused by the "
+                                          "signature check, by reason and API generation", ["reason", "generation"],
+                                          registry=r)
         self.plugin_gauges = Gauge("callgate_plugin_gauge", "Gauges plugins expose (outbox depth, reservations...)",
                                    ["plugin", "name"], registry=r, multiprocess_mode="mostrecent")
         self._children: dict[tuple[int, tuple[str, ...]], object] = {}
-        # The hot path, per callback: (event, status) -> (count it, observe its latency), and
+        # The hot path, per callback: (event, status, generation) -> (count it, observe its latency), and
         # (plugin, hook) -> observe its time; see _fast_inc and _fast_observe.
-        self._answers: dict[tuple[str, int], tuple[Callable[[], None], Callable[[float], None]]] = {}
+        self._answers: dict[tuple[str, int, str], tuple[Callable[[], None], Callable[[float], None]]] = {}
         self._plugin_times: dict[tuple[str, str], Callable[[float], None]] = {}
 
-    def answered(self, event: str, status: int, seconds: float, answer: Reply | None = None) -> None:
+    def answered(self, event: str, status: int, seconds: float, answer: Reply | None = None, *,
+                 generation: str = "v1") -> None:
         """Record one callback's outcome (and its plugins' timings, when it reached the pipeline)."""
-        record = self._answers.get((event, status))
+        key = (event, status, generation)
+        record = self._answers.get(key)
         if record is None:
-            record = self._answers[(event, status)] = (_fast_inc(self._child(self.callbacks, event, str(status))),
-                                                       _fast_observe(self._child(self.latency, event)))
+            record = self._answers[key] = (
+                _fast_inc(self._child(self.callbacks, event, generation, str(status))),
+                _fast_observe(self._child(self.latency, event)))
         count, observe = record
         count()
         observe(seconds)
@@ -96,8 +101,10 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def refused_signature(self, reason: str) -> None:
-        self._child(self.signature_failures, reason).inc()
+    def refused_signature(self, reason: str, *, generation: str = "v1") -> None:
+        """Count a request refused by the signature check (``reason``: SignatureError's, or no_application /
+        no_service)."""
+        self._child(self.signature_failures, reason, generation).inc()
 
     async def render(self, plugins: Plugins) -> bytes:
         """The exposition text, after asking plugins for their gauges."""

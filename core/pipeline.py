@@ -22,6 +22,7 @@ from .decisions import CallerId, Deny, EndCall, Proceed, Prompt, Route, SvamlRou
 from .manager import Plugins
 from .plan import Rendered, Renderer
 from .protocols.v1.render import V1Renderer
+from .protocols.v2.render import V2Renderer
 from .results import Decision, Outcome, new_decision
 
 log = structlog.get_logger("callgate.pipeline")
@@ -35,8 +36,8 @@ END_CALL = EndCall()
 
 
 def default_renderers(server: ServerConfig) -> dict[str, Renderer]:
-    """One renderer per API generation, configured from ``[server]``."""
-    return {"v1": V1Renderer(server)}
+    """One renderer per API generation, configured from ``[server]`` (v2 speaks prompts in ``voice``)."""
+    return {"v1": V1Renderer(server), "v2": V2Renderer(voice=server.voice)}
 
 
 @dataclass(slots=True)

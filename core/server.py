@@ -62,8 +62,10 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         await listen(runners[0], host, port, reuse_port, "[server] port or host (callgate serve --port/--host)")
         if server.ops_port:
             await listen(runners[1], server.ops_host, server.ops_port, reuse_port, "[server] ops_port or ops_host")
-        log.info("listening", url=f"http://{host}:{port}{server.callback_path}", pid=os.getpid(),
+        log.info("listening", url=f"http://{host}:{port}{server.callback_path}",
+                 webhook_url=f"http://{host}:{port}{server.webhook_path}", pid=os.getpid(),
                  plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications),
+                 services=len(config.services),
                  ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port")
         await stop.wait()
         app[LIFECYCLE].draining = True

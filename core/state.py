@@ -7,16 +7,18 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from .config import Config
+from .endpoints import Endpoint
 from .manager import Plugins
 from .metrics import Metrics
 from .pipeline import Pipeline
-from .protocols.v1.signing import Verifier
 
 CONFIG = web.AppKey("config", Config)
 PLUGINS = web.AppKey("plugins", Plugins)
 PIPELINE = web.AppKey("pipeline", Pipeline)
-#: None when no Sinch application is configured: every callback is then refused (401).
-VERIFIER: web.AppKey[Verifier | None] = web.AppKey("verifier")
+#: The v1 callback path and the v2 webhook path: each with its verifier (None when no application / no
+#: service is configured: every POST there is then refused, 401), decoder and safe answers.
+CALLBACK = web.AppKey("callback_endpoint", Endpoint)
+WEBHOOK = web.AppKey("webhook_endpoint", Endpoint)
 METRICS = web.AppKey("metrics", Metrics)
 
 

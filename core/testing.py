@@ -25,6 +25,11 @@ Fixtures:
   plugin instance the app runs.
 * ``callgate_events``: the event factories (``ice()``, ``ace()``, ``pie()``,
   ``dice()``, ``notify()``), returning plain dicts shaped as Sinch sends them.
+* ``callgate_v2_events``: the Voice API v2 webhook factories (``incoming()``, ``answered()``,
+  ``menu()``, ``hangup()``, ``ended("call.busy")``, ``custom(name)``; :mod:`callgate.v2_samples`),
+  whose bodies load in the Sinch SDK's ``VoiceSinchEventRequest``.  Send them with
+  ``await client.webhook(body)``: signed with the test service (``TEST_SERVICE_ID`` /
+  ``TEST_SERVICE_SECRET``) on the webhook path, as Sinch signs them.
 * ``callgate_config``: ``callgate_config(config)`` -> a validated ``Config`` (the core's
   settings only: plugins' tables are checked when the plugins are loaded).
 * ``callgate_check_config``: ``callgate_check_config(config=None, plugins=None)`` -> what
@@ -41,7 +46,10 @@ Fixtures:
   (``url``, ``port``, ``logs()``, ``log_lines()``, ``stop()``); the server trusts the
   test application (``TEST_APPLICATION_KEY`` / ``TEST_APPLICATION_SECRET``, given to it
   as ``SINCH_APPLICATION_KEY`` / ``SINCH_APPLICATION_SECRET``): sign requests to it with
-  ``callgate.protocols.v1.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``.
+  ``callgate.protocols.v1.signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, body)``,
+  or send them with ``server.callback(body)``.  It trusts the test service too (``TEST_SERVICE_ID`` /
+  ``TEST_SERVICE_SECRET``, given as ``SINCH_SERVICE_ID`` / ``SINCH_SERVICE_SECRET``):
+  ``server.webhook(body)`` sends a v2 webhook signed by it (:func:`webhook_headers`).
 """
 
 from __future__ import annotations
@@ -55,7 +63,9 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.error
 import urllib.request
+import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -63,11 +73,12 @@ from typing import Any
 
 import pytest
 
-from . import samples
-from .app import build_verifier, create_app
+from . import samples, v2_samples
+from .app import build_service_verifier, build_verifier, create_app
 from .config import Config, ConfigError, config_from_dict
 from .manager import PluginError, load_plugins
 from .protocols.v1 import signing
+from .protocols.v2.signing import service_signed_headers
 from .state import PLUGINS
 
 POSTGRES_DSN_ENV = "CALLGATE_TEST_POSTGRES_DSN"
@@ -75,11 +86,28 @@ TEST_APPLICATION_KEY = "callgate-test-application"
 #: A fresh random secret per test session: nothing secret is ever written down.
 TEST_APPLICATION_SECRET = base64.b64encode(os.urandom(32)).decode()
 _SECRET_ENV = "CALLGATE_TEST_APPLICATION_SECRET"
+#: The Voice API v2 service the test client and server trust (beside the test application).
+TEST_SERVICE_ID = "callgate-test-service"
+TEST_SERVICE_SECRET = base64.b64encode(os.urandom(16)).decode()
+_SERVICE_SECRET_ENV = "CALLGATE_TEST_SERVICE_SECRET"
+#: The webhook path of the default configuration.
+WEBHOOK_PATH = "/sinch/webhook"
+CALLBACK_PATH = "/sinch/callback"
+
+
+def webhook_headers(body: bytes, path: str = WEBHOOK_PATH, *, service_id: str = TEST_SERVICE_ID,
+                    secret: str = TEST_SERVICE_SECRET, timestamp: str | None = None,
+                    content_type: str = "application/json") -> dict[str, str]:
+    """The headers of a v2 webhook signed by the test service (callgate's own signer, the ``service``
+    scheme), for ``body`` POSTed to ``path``; with a fresh CloudEvents ``ce-id`` as Sinch sends."""
+    return {**service_signed_headers(service_id, secret, path, body, content_type=content_type, timestamp=timestamp),
+            "ce-id": str(uuid.uuid4()), "ce-specversion": "1.0"}
 
 
 def make_config(config: Mapping[str, Any] | str | None = None, *, plugins: Mapping[str, type] | None = None,
                 environ: Mapping[str, str] | None = None) -> Config:
-    """A validated Config from a dict or TOML text, with the test application unless one is configured.
+    """A validated Config from a dict or TOML text, with the test application and the test service unless
+    ``applications`` / ``services`` are configured.
 
     Plugins given by class are appended to ``[plugins] enabled`` when the config does not list them.
     """
@@ -89,7 +117,9 @@ def make_config(config: Mapping[str, Any] | str | None = None, *, plugins: Mappi
         enabled = list(section.get("enabled", []))
         section["enabled"] = enabled + [name for name in plugins if name not in enabled]
     data.setdefault("applications", [{"key": TEST_APPLICATION_KEY, "secrets": [{"env": _SECRET_ENV}]}])
-    env = {**os.environ, **(environ or {}), _SECRET_ENV: TEST_APPLICATION_SECRET}
+    data.setdefault("services", [{"id": TEST_SERVICE_ID, "secrets": [{"env": _SERVICE_SECRET_ENV}]}])
+    env = {**os.environ, **(environ or {}), _SECRET_ENV: TEST_APPLICATION_SECRET,
+           _SERVICE_SECRET_ENV: TEST_SERVICE_SECRET}
     return config_from_dict(data, source="<test config>", environ=env)
 
 
@@ -101,6 +131,7 @@ def check_config(config: Mapping[str, Any] | str | None = None, *,
     try:
         cfg = make_config(config, plugins=plugins)
         build_verifier(cfg)
+        build_service_verifier(cfg)
         load_plugins(cfg.plugins, server_timeout_ms=cfg.server.plugin_timeout_ms, source=cfg.source, classes=plugins)
     except (ConfigError, PluginError) as exc:
         return exc
@@ -108,14 +139,17 @@ def check_config(config: Mapping[str, Any] | str | None = None, *,
 
 
 class SignedClient:
-    """An aiohttp test client that sends callbacks signed like Sinch's."""
+    """An aiohttp test client that sends v1 callbacks and v2 webhooks signed like Sinch's."""
 
     def __init__(self, client: Any, config: Config, key: str = TEST_APPLICATION_KEY,
-                 secret: str = TEST_APPLICATION_SECRET) -> None:
+                 secret: str = TEST_APPLICATION_SECRET, service_id: str = TEST_SERVICE_ID,
+                 service_secret: str = TEST_SERVICE_SECRET) -> None:
         self.client = client
         self.config = config
         self.key = key
         self.secret = secret
+        self.service_id = service_id
+        self.service_secret = service_secret
 
     @property
     def app(self):
@@ -145,6 +179,25 @@ class SignedClient:
         response = await self.send(body, **kwargs)
         return response.status, await response.json()
 
+    async def send_webhook(self, body: Mapping[str, Any] | bytes, *, sign: bool = True,
+                           headers: Mapping[str, str] | None = None, content_type: str = "application/json",
+                           timestamp: str | None = None, path: str | None = None):
+        """POST a v2 webhook signed by the test service (``service`` scheme); returns the aiohttp response.
+        ``headers`` are added after signing (to tamper, or to send CloudEvents ``ce-*`` headers)."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        path = path or self.config.server.webhook_path
+        all_headers = {"Content-Type": content_type}
+        if sign:
+            all_headers = webhook_headers(raw, self.config.server.signed_webhook_path, service_id=self.service_id,
+                                          secret=self.service_secret, content_type=content_type, timestamp=timestamp)
+        all_headers.update(headers or {})
+        return await self.client.post(path, data=raw, headers=all_headers)
+
+    async def webhook(self, body: Mapping[str, Any] | bytes, **kwargs: Any) -> tuple[int, Any]:
+        """Send a v2 webhook (see :meth:`send_webhook`); returns ``(status, decoded JSON body)``."""
+        response = await self.send_webhook(body, **kwargs)
+        return response.status, await response.json()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``slow`` marker for every suite that uses this plugin: tests that start processes
@@ -156,6 +209,12 @@ def pytest_configure(config: pytest.Config) -> None:
 def callgate_events():
     """The event factories: ``callgate_events.ice(caller=..., to=...)`` and so on."""
     return samples
+
+
+@pytest.fixture
+def callgate_v2_events():
+    """The Voice API v2 webhook factories: ``callgate_v2_events.incoming(caller=..., to=...)`` and so on."""
+    return v2_samples
 
 
 @pytest.fixture
@@ -202,8 +261,6 @@ async def callgate_database_url(request, tmp_path):
 async def postgres_schema(dsn: str) -> AsyncIterator[str]:
     """A fresh schema in the PostgreSQL server at ``dsn``, as a URL any number of processes can share
     (instances sharing one database); dropped afterwards."""
-    import uuid
-
     import asyncpg
     schema = f"test_{uuid.uuid4().hex[:12]}"
     conn = await asyncpg.connect(dsn)
@@ -232,7 +289,8 @@ class ServerProcess:
         self.ops_port = ops_port
         self.port = port or free_port()
         self.env = {**os.environ, "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
-                    "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET, **(env or {})}
+                    "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET, "SINCH_SERVICE_ID": TEST_SERVICE_ID,
+                    "SINCH_SERVICE_SECRET": TEST_SERVICE_SECRET, **(env or {})}
         self.log_path = self.config_path.with_suffix(f".{self.port}.log")
         self.process: subprocess.Popen | None = None
 
@@ -272,6 +330,31 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+    def post(self, path: str, body: bytes, headers: Mapping[str, str], timeout: float = 10) -> tuple[int, Any]:
+        """POST ``body`` to ``path`` over real HTTP; ``(status, decoded JSON body)`` (None when not JSON)."""
+        request = urllib.request.Request(self.url + path, data=body, headers=dict(headers), method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                status, raw = response.status, response.read()
+        except urllib.error.HTTPError as error:
+            status, raw = error.code, error.read()
+        try:
+            return status, json.loads(raw)
+        except ValueError:
+            return status, None
+
+    def callback(self, body: Mapping[str, Any] | bytes, path: str = CALLBACK_PATH) -> tuple[int, Any]:
+        """Send a v1 callback signed by the test application; ``(status, decoded JSON body)``."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.post(path, raw, signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, raw))
+
+    def webhook(self, body: Mapping[str, Any] | bytes, path: str = WEBHOOK_PATH,
+                headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+        """Send a v2 webhook signed by the test service (:func:`webhook_headers`); ``(status, decoded JSON body)``.
+        ``headers`` are added after signing."""
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.post(path, raw, {**webhook_headers(raw, path), **(headers or {})})
 
     def logs(self) -> str:
         """Everything the server wrote so far.

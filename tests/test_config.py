@@ -84,3 +84,83 @@ def test_bad_base64_secret_is_a_config_error_without_the_secret():
         build_verifier(config)
     assert "'k'" in str(err.value) or " k" in str(err.value)
     assert "not base64!!" not in str(err.value)
+
+
+# --- Voice API v2: the webhook path, the voice, services -------------------------------------------------
+
+SERVICE_ENV = {"SINCH_SERVICE_ID": "b7e4c2d9-3a5f-4e61-8d2c-9f0a1b3c5e77", "SINCH_SERVICE_SECRET": "qN7xK2vR9tWm4pLs8eYb3g=="}
+
+
+def test_shipped_config_toml_serves_the_env_service_beside_the_env_application():
+    config = load_config(ROOT / "config.toml", environ={**ENV, **SERVICE_ENV})
+    assert config.server.webhook_path == "/sinch/webhook" and config.server.signed_webhook_path == "/sinch/webhook"
+    assert config.server.voice == "Emma"
+    assert config.service_secrets() == {SERVICE_ENV["SINCH_SERVICE_ID"]: [SERVICE_ENV["SINCH_SERVICE_SECRET"]]}
+    assert config.application_secrets() == {"app-key": ["c2VjcmV0LXZhbHVl"]}
+
+
+def test_a_service_needs_both_variables():
+    assert config_from_dict({}, environ={"SINCH_SERVICE_ID": "s"}).services == ()
+    assert config_from_dict({}, environ={"SINCH_SERVICE_SECRET": "YQ=="}).services == ()
+
+
+def test_services_table_rotation_and_several_services():
+    config = config_from_dict({"services": [{"id": "s1", "secrets": [{"env": "OLD"}, {"env": "NEW"}]},
+                                            {"id": "s2", "secrets": [{"env": "S2"}]}]},
+                              environ={**SERVICE_ENV, "OLD": "YQ==", "NEW": "Yg==", "S2": "Yw=="})
+    assert config.service_secrets() == {"s1": ["YQ==", "Yg=="], "s2": ["Yw=="]}     # the table wins over the env
+    assert "YQ==" not in repr(config) and "Yg==" not in str(config.services)
+
+
+def test_a_service_secret_written_in_the_file_is_refused_with_the_fix():
+    with pytest.raises(ConfigError) as err:
+        config_from_dict({"services": [{"id": "s", "secrets": [{"env": "S"}, "c2VjcmV0"]}]}, source="config.toml",
+                         environ={"S": "YQ=="})
+    message = str(err.value)
+    assert message.startswith("config.toml: services[0].secrets[1]: a secret must not be written in the file")
+    assert 'secrets = [{ env = "SINCH_SERVICE_SECRET" }]' in message and "c2VjcmV0" not in message
+
+
+def test_a_service_secret_variable_that_is_not_set_names_key_and_variable():
+    with pytest.raises(ConfigError, match=r"services\[0\].secrets\[0\]: environment variable NOPE is not set"):
+        config_from_dict({"services": [{"id": "s", "secrets": [{"env": "NOPE"}]}]}, environ={})
+
+
+@pytest.mark.parametrize("data,needle", [
+    ({"services": [{"id": "", "secrets": [{"env": "S"}]}]}, "services[0].id: String should have at least 1 character"),
+    ({"services": [{"id": "s", "secrets": []}]}, "services[0].secrets: "),
+    ({"services": [{"id": "s", "secrets": [{"env": "S"}] * 3}]}, "services[0].secrets: "),
+    ({"services": [{"id": "s", "secret": [{"env": "S"}]}]}, "services[0].secret: Extra inputs are not permitted"),
+    ({"services": [{"id": "s", "secrets": [{"env": "S"}]}] * 2}, "services: service id 's' is listed twice"),
+    ({"applications": [{"key": "k", "secrets": [{"env": "S"}]}] * 2}, "applications: application key 'k' is listed"),
+    ({"server": {"webhook_path": "sinch/webhook"}}, "[server].webhook_path: must be an absolute URL path"),
+    ({"server": {"webhook_path": "/sinch/webhook?x=1"}}, "[server].webhook_path: must be an absolute URL path"),
+    ({"server": {"public_webhook_path": "v2"}}, "[server].public_webhook_path: must be an absolute URL path"),
+    ({"server": {"webhook_path": "/sinch/callback"}}, "[server].webhook_path: must differ from callback_path"),
+    ({"server": {"callback_path": "/x", "webhook_path": "/x"}}, "[server].webhook_path: must differ from callback_path"),
+    ({"server": {"voice": ""}}, "[server].voice: String should have at least 1 character"),
+])
+def test_v2_errors_name_the_toml_key(data, needle):
+    with pytest.raises(ConfigError) as err:
+        config_from_dict(data, source="config.toml", environ={"S": "YQ=="})
+    assert f"config.toml: {needle}" in str(err.value)
+
+
+def test_public_webhook_path_is_what_is_signed():
+    server = config_from_dict({"server": {"public_webhook_path": "/voice/v2"}}, environ={}).server
+    assert (server.webhook_path, server.signed_webhook_path) == ("/sinch/webhook", "/voice/v2")
+    assert server.signed_path == "/sinch/callback"           # the v1 path keeps its own
+
+
+def test_same_signing_window_for_both_generations():
+    from callgate.app import build_service_verifier, build_verifier
+    config = config_from_dict({"signing": {"window_seconds": 90}}, environ={**ENV, **SERVICE_ENV})
+    assert build_verifier(config).window_seconds == build_service_verifier(config).window_seconds == 90
+
+
+def test_bad_base64_service_secret_is_a_config_error_without_the_secret():
+    from callgate.app import build_service_verifier
+    config = config_from_dict({}, environ={"SINCH_SERVICE_ID": "svc", "SINCH_SERVICE_SECRET": "not base64!!"})
+    with pytest.raises(ConfigError) as err:
+        build_service_verifier(config)
+    assert str(err.value).startswith("<defaults>: services: service 'svc'") and "not base64!!" not in str(err.value)

@@ -99,6 +99,6 @@ async def test_two_workers_share_the_port_and_the_metrics(callgate_server):
                     assert response.status == 200
         async with session.get(server.url + "/metrics") as response:
             text = await response.text()
-    count = float(re.search(r'callgate_callbacks_total\{event="ace",status="200"\} (\S+)', text).group(1))
+    count = float(re.search(r'callgate_callbacks_total\{event="ace",generation="v1",status="200"\} (\S+)', text).group(1))
     assert count == 50
     assert server.stop(signal.SIGTERM) == 0

@@ -113,7 +113,7 @@ def record(metrics, fast: bool) -> None:
         if fast:
             metrics.answered(event, status, seconds, answer)
             continue
-        metrics.callbacks.labels(event, str(status)).inc()
+        metrics.callbacks.labels(event, "v1", str(status)).inc()
         metrics.latency.labels(event).observe(seconds)
         for o in answer.outcomes if answer else ():
             metrics.plugin_latency.labels(o.plugin, o.hook).observe(o.elapsed_ms / 1000)
@@ -130,7 +130,7 @@ def exposition(registry) -> list[str]:
 def test_fast_paths_are_in_use_with_this_prometheus_client():
     from callgate.metrics import Metrics, _fast_inc, _fast_observe
     metrics = Metrics()
-    histogram, counter = metrics.latency.labels("ice"), metrics.callbacks.labels("ice", "200")
+    histogram, counter = metrics.latency.labels("ice"), metrics.callbacks.labels("ice", "v1", "200")
     # Not the public methods (else the comparisons below would compare them with themselves).
     assert getattr(_fast_observe(histogram), "__self__", None) is not histogram
     assert getattr(_fast_inc(counter), "__self__", None) is not counter

@@ -331,7 +331,7 @@ async def test_ops_endpoints_are_kept_off_the_public_port(tmp_path):
             assert (await get(server.ops_url + "/healthz"))[0] == 200
             assert (await get(server.ops_url + "/readyz"))[0] == 200
             status, metrics = await get(server.ops_url + "/metrics")
-            assert status == 200 and b'callgate_callbacks_total{event="ace",status="200"} 1.0' in metrics
+            assert status == 200 and b'callgate_callbacks_total{event="ace",generation="v1",status="200"} 1.0' in metrics
             assert (await get(server.ops_url + CALLBACK))[0] == 404          # and no callbacks on the ops port
         # the ops port listens on the loopback address only
         assert listening_addresses(ops_port) == {"127.0.0.1"}

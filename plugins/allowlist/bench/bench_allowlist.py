@@ -24,7 +24,7 @@ from pathlib import Path
 import structlog
 
 from callgate import samples
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate_allowlist import Allowlist
 
 

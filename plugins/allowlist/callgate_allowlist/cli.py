@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
 from callgate.phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number
 
 from .facts import CallFacts
 from .index import RuleSet
 from .live import read_rules
 from .rulefile import RulesFileError
+from .vocabulary import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
 
 if TYPE_CHECKING:
     from .plugin import Allowlist
@@ -40,13 +40,13 @@ def register(subparsers: argparse._SubParsersAction, plugin: Allowlist) -> None:
     check.add_argument("caller",
                        help="the caller's number, written as in a rule (+46 70 123 45 67, 0046701234567), or private")
     check.add_argument("callee", help="the number (or user, SIP address, conference id) called")
-    check.add_argument("--to-type", default="number", type=str.lower, choices=sorted(DESTINATION_TYPES),
+    check.add_argument("--to-type", default="number", type=str.lower, choices=sorted(CALLEE_TYPES),
                        help="to.type of the call (default: number)")
     check.add_argument("--domain", default="pstn", type=str.lower, choices=sorted(DOMAINS),
                        help="domain of the call (default: pstn)")
     check.add_argument("--origination", default="pstn", type=str.lower, choices=sorted(ORIGINATION_TYPES),
                        help="originationType of the call (default: pstn)")
-    check.add_argument("--application-key", default=None, help="the Sinch application key of the call")
+    check.add_argument("--application-key", default=None, help="the Sinch application key (v1) or service id (v2) of the call")
     check.add_argument("--user", default=None,
                        help="the in-app caller's Sinch user id (the ICE's user; such calls come with caller private)")
     check.add_argument("--json", action="store_true", help="print the result as JSON")

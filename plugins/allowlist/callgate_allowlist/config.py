@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callgate.config import ConfigPath
-from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
-from callgate.svaml import MAX_SAY_CHARS, PlayFiles, Say
+from callgate.decisions import MAX_PROMPT_CHARS, Prompt
 
 from .facts import CallFacts
 from .rules import RuleSpec
+from .vocabulary import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
 
 
 def _known(values: list[str], known: frozenset[str]) -> list[str]:
@@ -49,7 +49,7 @@ class Scope(BaseModel):
     @field_validator("callee_types")
     @classmethod
     def _callee_types(cls, v: list[str]) -> list[str]:
-        return _known(v, DESTINATION_TYPES)
+        return _known(v, CALLEE_TYPES)
 
     @field_validator("application_keys")
     @classmethod
@@ -83,7 +83,8 @@ class AllowlistConfig(BaseModel):
     reload_seconds: float = Field(2.0, ge=0, le=3600)
     #: Spoken (text-to-speech) to a denied caller before the hangup; empty: nothing.
     prompt: str = ""
-    #: Or: recordings / prompts to play (playFiles ids) before the hangup.
+    #: Or: one audio file (an http(s) URL) to play before the hangup.  A list for compatibility with 0.2,
+    #: which took v1 ``playFiles`` ids: a denial now plays one prompt, in either generation.
     prompt_files: list[str] = []
     #: Locale of the spoken prompt.
     locale: str = "en-US"
@@ -97,16 +98,22 @@ class AllowlistConfig(BaseModel):
     @classmethod
     def _prompt(cls, value: str) -> str:
         value = value.strip()
-        if len(value) > MAX_SAY_CHARS:
-            raise ValueError(f"at most {MAX_SAY_CHARS} characters (Sinch's text-to-speech limit), got {len(value)}")
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(f"at most {MAX_PROMPT_CHARS} characters (Sinch's text-to-speech limit), got {len(value)}")
         return value
 
     @field_validator("prompt_files")
     @classmethod
     def _prompt_files(cls, value: list[str]) -> list[str]:
-        if any(not v.strip() for v in value):
-            raise ValueError("empty file id")
-        return [v.strip() for v in value]
+        files = [v.strip() for v in value]
+        if any(not f for f in files):
+            raise ValueError("empty file URL")
+        if len(files) > 1:
+            raise ValueError("give one audio file: a denial plays one prompt (join the recordings into one file)")
+        for url in files:
+            if not url.lower().startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL; for spoken text use prompt (#tts[...] ids are v1-only)")
+        return files
 
     @model_validator(mode="after")
     def _consistent(self) -> AllowlistConfig:
@@ -116,14 +123,14 @@ class AllowlistConfig(BaseModel):
             raise ValueError(f"rules_file must end in .csv or .toml, got {str(self.rules_file)!r}")
         try:
             self.deny_prompt()
-        except ValidationError as exc:
-            raise ValueError(f"prompt: {exc.errors()[0]['msg']}") from None
+        except ValueError as exc:
+            raise ValueError(f"prompt: {exc}") from None
         return self
 
-    def deny_prompt(self) -> Say | PlayFiles | None:
-        """What a denied caller hears before the hangup: spoken text, recordings, or nothing."""
+    def deny_prompt(self) -> Prompt | None:
+        """What a denied caller hears before the hangup: spoken text, an audio file, or nothing."""
         if self.prompt:
-            return Say(text=self.prompt, locale=self.locale)
+            return Prompt.say(self.prompt, self.locale)
         if self.prompt_files:
-            return PlayFiles(ids=tuple(self.prompt_files), locale=self.locale)
+            return Prompt.play(self.prompt_files[0])
         return None

@@ -1,10 +1,11 @@
-"""The facts about a call that rules look at, taken from an ICE or from the command line."""
+"""The facts about a call that rules look at, taken from an incoming call (either API generation) or from
+the command line."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from callgate.events import Ice
+from callgate.calls import Incoming
 
 from .matchers import caller_key, value_key
 from .users import user_key
@@ -13,7 +14,11 @@ from .users import user_key
 @dataclass(frozen=True, slots=True)
 class CallFacts:
     """What the rules compare, already normalised (numbers as ``+46...``, names lower-case, the in-app
-    caller's user id as Sinch sends it)."""
+    caller's user id as Sinch sends it).
+
+    ``application_key`` is the call's ``application``: the v1 application key or the v2 service id
+    (the rule key keeps its v1 name).  ``user`` is None for every v2 call (v2 has no in-app users).
+    """
 
     caller: str | None
     callee: str | None
@@ -40,11 +45,12 @@ class CallFacts:
         )
 
     @classmethod
-    def from_ice(cls, call: Ice) -> CallFacts:
+    def from_call(cls, call: Incoming) -> CallFacts:
+        """Facts from an incoming call of either generation."""
         to = call.to
         return cls.of(cli=call.cli, to=to.endpoint if to else None, to_type=to.type if to else None,
                       domain=call.domain, origination_type=call.origination_type,
-                      application_key=call.application_key, user=call.user)
+                      application_key=call.application, user=call.user)
 
     def describe(self) -> str:
         """``+46701234567 -> +15551234567 (number, pstn, origination pstn)`` for people."""

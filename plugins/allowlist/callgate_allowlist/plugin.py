@@ -1,11 +1,12 @@
-"""The ``allowlist`` plugin: allow or deny calls by caller, callee, domain and application."""
+"""The ``allowlist`` plugin: allow or deny calls by caller, callee, domain and application, for both API generations."""
 
 from __future__ import annotations
 
 import argparse
 
-from callgate import Allow, Deny, hookimpl
-from callgate.events import Ice
+from callgate import hookimpl
+from callgate.calls import Incoming
+from callgate.decisions import Allow, Deny
 
 from . import cli
 from .config import AllowlistConfig
@@ -47,9 +48,9 @@ class Allowlist:
         return evaluate(facts, self.rules.current, scope=self.config.scope, default=self.config.default)
 
     @hookimpl
-    def authorize_call(self, call: Ice, dry_run: bool = False) -> Allow | Deny | None:
+    def authorize_call(self, call: Incoming, dry_run: bool = False) -> Allow | Deny | None:
         # dry_run: nothing to do differently, this plugin writes nothing.
-        result = self.evaluate(CallFacts.from_ice(call))
+        result = self.evaluate(CallFacts.from_call(call))
         if result.verdict == "none":
             return None
         if result.verdict == "allow":

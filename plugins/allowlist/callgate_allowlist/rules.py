@@ -13,11 +13,10 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
-from callgate.events import DESTINATION_TYPES, DOMAINS, ORIGINATION_TYPES
-
 from .facts import CallFacts
 from .matchers import Matcher, MatcherError, NumberField, parse_matcher
 from .users import parse_user_matcher
+from .vocabulary import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
 
 Action = Literal["allow", "deny"]
 NUMBER_FIELDS = ("caller", "callee")
@@ -25,7 +24,7 @@ NUMBER_FIELDS = ("caller", "callee")
 USER_FIELD = "user"
 #: The plain conditions: rule key -> the values Sinch sends (None: any string, compared lower-case).
 PLAIN_FIELDS: dict[str, frozenset[str] | None] = {
-    "callee_type": DESTINATION_TYPES,
+    "callee_type": CALLEE_TYPES,
     "domain": DOMAINS,
     "origination_type": ORIGINATION_TYPES,
     "application_key": None,

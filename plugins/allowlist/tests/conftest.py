@@ -9,8 +9,9 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
-from callgate import samples, signing
-from callgate.events import decode_event
+from callgate import samples
+from callgate.protocols.v1 import signing
+from callgate.protocols.v1.decode import decode_event
 
 pytest_plugins = ["callgate.testing"]
 

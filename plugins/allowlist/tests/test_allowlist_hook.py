@@ -48,8 +48,7 @@ async def test_the_prompt_may_be_recordings_or_nothing(callgate_client, callgate
                                           prompt_files=["https://media.example.com/blocked.wav"]),
                                    plugins={"allowlist": Allowlist})
     _, answer = await client.event(callgate_events.ice(caller="46701234567"))
-    assert answer["instructions"][1] == {"name": "playFiles", "ids": ["https://media.example.com/blocked.wav"],
-                                         "locale": "en-US"}
+    assert answer["instructions"][1] == {"name": "playFiles", "ids": ["https://media.example.com/blocked.wav"]}
     client = await callgate_client(config(route_table, default="allow", rules=rules),
                                    plugins={"allowlist": Allowlist})
     _, answer = await client.event(callgate_events.ice(caller="46701234567"))

@@ -162,7 +162,7 @@ def test_calls_outside_the_scope_get_no_opinion():
     ({"action": "allow", "caller": "  "}, "caller: empty value"),
     ({"action": "allow", "caller": []}, "caller: empty list"),
     ({"action": "allow", "callee_type": "phone"}, "callee_type: 'phone' is not one of"),
-    ({"action": "allow", "domain": "sip"}, "domain: 'sip' is not one of"),
+    ({"action": "allow", "domain": "voip"}, "domain: 'voip' is not one of"),
     ({"action": "allow", "origination_type": "voip"}, "origination_type: 'voip' is not one of"),
     ({"action": "permit", "caller": "+1"}, "action"),
     ({"action": "allow", "caller": 46701234567}, 'write numbers as strings: "+46701234567", not 46701234567'),
@@ -277,10 +277,10 @@ def test_an_in_app_call_is_from_private_so_block_withheld_numbers_for_pstn_only(
 
 
 def test_the_user_is_taken_from_the_ice(ice_event):
-    facts = CallFacts.from_ice(ice_event(caller="private", to="+14155550123", user=" alice ", originationType="MXP"))
+    facts = CallFacts.from_call(ice_event(caller="private", to="+14155550123", user=" alice ", originationType="MXP"))
     assert (facts.caller, facts.user, facts.origination_type) == ("private", "alice", "mxp")
     assert "user alice" in facts.describe()
-    assert CallFacts.from_ice(ice_event(caller="46701234567")).user is None
+    assert CallFacts.from_call(ice_event(caller="46701234567")).user is None
 
 
 @pytest.mark.parametrize(("spec", "message"), [

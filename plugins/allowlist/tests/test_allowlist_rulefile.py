@@ -66,7 +66,7 @@ def test_a_header_only_csv_is_an_empty_list_but_an_empty_file_is_an_error():
     ("action,caller\npermit,+46701234567\n", "line 2: action: must be allow or deny, got 'permit'"),
     ("action,caller\n,+46701234567\n", "line 2: action: must be allow or deny, got ''"),
     ("action,caller\n\nallow,+46abc\n", "line 3: caller: '+46abc' is not a phone number"),
-    ("action,domain\nallow,sip\n", "line 2: domain: 'sip' is not one of"),
+    ("action,domain\nallow,voip\n", "line 2: domain: 'voip' is not one of"),
     ('action,caller\nallow,"+4670\n1234"\nallow,+1\ndeny,re:(\n', "line 5: caller: 're:(' is not a valid regular"),
 ])
 def test_csv_problems_name_the_line_and_the_fix(text, message):

@@ -29,9 +29,9 @@ import uuid
 import structlog
 
 from callgate import samples
-from callgate.events import decode_event
 from callgate.manager import load_plugins
 from callgate.pipeline import Pipeline
+from callgate.protocols.v1.decode import decode_event
 from callgate.testing import make_config
 from callgate_credit_check import CreditCheck
 from callgate_credit_check.rate_csv import parse_rates

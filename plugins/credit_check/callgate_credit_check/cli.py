@@ -29,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from callgate.events import Money
+from callgate.calls import Money
 from callgate.phone import PhoneNumberError, parse_number
 from callgate.storage import DatabaseError, MissingDatabaseError
 

@@ -9,8 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from callgate.config import resolve_database_url
-from callgate.results import MAX_DURATION_LIMIT
-from callgate.svaml import MAX_SAY_CHARS
+from callgate.decisions import MAX_DURATION_LIMIT, MAX_PROMPT_CHARS
 
 from . import prompts
 from .money import MoneyError, parse_amount
@@ -36,8 +35,10 @@ class CreditCheckConfig(BaseModel):
     #: A call whose account cannot be found: "deny" it, or "abstain" (no opinion; other plugins decide).
     unknown_account: Literal["deny", "abstain"] = "deny"
     #: ``to.type`` values this plugin charges for; calls to other destination types are not its business.
+    #: A v2 inbound PHONE call is ``did``, a v2 SIP call ``sip`` (add them to charge v2 calls).
     destination_types: tuple[str, ...] = ("number",)
-    #: Where prices come from: the imported "table" (by prefix), or "sinch": the ICE's userRate times sinch_markup.
+    #: Where prices come from: the imported "table" (by prefix), or "sinch": the call's rate (v1 userRate,
+    #: v2 callRate) times sinch_markup.
     rates: Literal["table", "sinch"] = "table"
     sinch_markup: Decimal = Field(Decimal(1), gt=0)
     sinch_connect_fee: Decimal = Decimal(0)
@@ -128,6 +129,6 @@ class CreditCheckConfig(BaseModel):
 
 
 def _check_say(text: str) -> None:
-    """A prompt must be speakable by Sinch's ``say`` (empty means no prompt)."""
-    if len(text) > MAX_SAY_CHARS:
-        raise ValueError(f"is {len(text)} characters; Sinch speaks at most {MAX_SAY_CHARS} in one prompt")
+    """A prompt must be speakable by Sinch (v1 ``say``, v2 SAY; empty means no prompt)."""
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ValueError(f"is {len(text)} characters; Sinch speaks at most {MAX_PROMPT_CHARS} in one prompt")

@@ -1,15 +1,18 @@
-"""Which account pays for a call (``account_by``), from the ICE alone.
+"""Which account pays for a call (``account_by``), from the incoming call alone, in either API generation.
 
 * ``caller``: the account is the caller's number, normalised (``+46701234567``).
 * ``number_table``: the caller's number is looked up in the number-to-account
   table (``callgate credit link +46701234567 acme``).
-* ``user``: the in-app caller's Sinch user id (the ICE's ``user``, authenticated by
+* ``user``: the in-app caller's Sinch user id (the v1 ICE's ``user``, authenticated by
   Sinch) is looked up in the user-to-account table (``callgate credit link --user alice acme``).
-* ``custom``: the value of ``account_key`` in the ICE's ``custom`` string, which
+  v2 has no in-app users: a v2 call names no account this way.
+* ``custom``: the value of ``account_key`` in the v1 ICE's ``custom`` string, which
   may be a JSON object (``{"account": "acme"}``, what in-app SDKs send) or
-  ``key=value`` pairs separated by ``&``, ``;`` or ``,`` (``account=acme;team=x``).
-* ``header``: the value of the ``callHeaders`` entry whose key is ``account_key``.
-* ``application``: the ICE's ``applicationKey``.
+  ``key=value`` pairs separated by ``&``, ``;`` or ``,`` (``account=acme;team=x``).  v2 sends no
+  ``custom``: a v2 call names no account this way.
+* ``header``: the value of the call header whose key is ``account_key`` (v1 ``callHeaders``,
+  v2 SIP ``callHeaders``).
+* ``application``: the call's ``application``: the v1 application key or the v2 service id.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from callgate.phone import PRIVATE, PhoneNumberError, normalize, parse_number
+from callgate.phone import PRIVATE, PhoneNumberError, normalize_caller, parse_number
 
 from .config import CreditCheckConfig
 from .store import CreditStore
@@ -44,12 +47,10 @@ class PayerKey:
 
 
 def payer_key(call: Any, config: CreditCheckConfig) -> PayerKey | None:
-    """The paying account's key for an ICE (or a DICE); None when the call names none."""
+    """The paying account's key for an incoming (or an ended) call; None when the call names none."""
     mode = config.account_by
     if mode in ("caller", "number_table"):
-        caller = getattr(call, "caller", None)
-        if caller is None:  # a DICE has ``from`` instead of ``cli``
-            caller = normalize(getattr(call, "from_", None))
+        caller = normalize_caller(call.cli)
         if caller is None or caller == PRIVATE:
             return None
         return PayerKey(account=caller) if mode == "caller" else PayerKey(number=caller)
@@ -59,9 +60,9 @@ def payer_key(call: Any, config: CreditCheckConfig) -> PayerKey | None:
     if mode == "custom":
         value = value_in_custom(call.custom, config.account_key)
     elif mode == "header":
-        value = next((h.value for h in call.call_headers if h.key == config.account_key), None)
+        value = next((h.value for h in call.headers if h.key == config.account_key), None)
     else:
-        value = call.application_key
+        value = call.application
     value = value.strip() if isinstance(value, str) else None
     return PayerKey(account=value) if value else None
 
@@ -115,7 +116,7 @@ def canonical_account_id(config: CreditCheckConfig, text: str) -> str:
 
 
 def canonical_user(text: str) -> str:
-    """An in-app user id typed by an operator, as Sinch sends it in the ICE's ``user`` (exact, case kept)."""
+    """An in-app user id typed by an operator, as Sinch sends it in the v1 ICE's ``user`` (exact, case kept)."""
     user = text.strip()
     if not user:
         raise ValueError("a user id must not be empty")

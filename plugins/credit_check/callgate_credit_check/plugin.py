@@ -1,23 +1,30 @@
 """The ``credit_check`` plugin: prepaid credit for Sinch calls, the way prepaid billing engines do it.
 
-* ICE (``authorize_call``): find the paying account and the rate, compute the
-  longest time the available credit pays for (at most ``max_duration``),
-  reserve its cost atomically and ``Allow`` with that ``maxDuration`` (plus a
+It serves both API generations from one configuration: every hook receives a neutral call
+(:mod:`callgate.calls`), and calls are kept by ``call.key`` (the v1 callid as it is, ``"v2:"`` + the
+callid for v2), so a v1 and a v2 call never share a reservation.
+
+* Incoming call (``authorize_call``: v1 ICE, v2 ``call.incoming``): find the paying account and the
+  rate, compute the longest time the available credit pays for (at most ``max_duration``),
+  reserve its cost atomically and ``Allow`` with that maximum duration (plus a
   low-balance prompt when it is short); ``Deny`` with a prompt when the credit
   does not cover the first billing increment.
 * ``call_decided``: give the reservation back when the call was not connected
   (another plugin denied it, or nobody routed it), or the surplus when a
-  smaller ``maxDuration`` won.
-* DICE (``on_disconnect``): settle once per callid on the real duration: debit
-  the cost, release the reservation, record Sinch's own ``debit`` beside ours.
-* In the background: release reservations whose DICE never came.
+  smaller maximum duration won.
+* Ended call (``on_disconnect``: v1 DICE, v2 ``call.hangup`` and the end states): settle once per
+  key on the real duration with the plugin's own rate (v2 sends no total cost): debit the cost,
+  release the reservation, record Sinch's own ``debit`` beside ours when Sinch sends one (v1).
+  In v2 each leg ends with its own event: only the authorized (inbound) leg has a reservation; the
+  dialled leg's end finds none and changes nothing.
+* In the background: release reservations whose end event never came.
 * Dry runs (``callgate simulate``): every hook takes ``dry_run`` and then computes its
   answer in a transaction that is rolled back; ``startup(dry_run=True)`` opens the store
   without creating or migrating it (a missing one is simulated as empty) and starts no
   expiry task.
 
 A database failure raises: the core applies ``on_error`` (default ``"deny"``:
-fail closed) to the ICE, and answers the DICE 503 so Sinch retries it on the
+fail closed) to the incoming call, and answers the end event so that Sinch retries it on the
 fallback URL.
 """
 
@@ -28,10 +35,11 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from callgate import Allow, Deny, hookimpl
+from callgate import hookimpl
+from callgate.calls import Ended, Incoming
+from callgate.decisions import Allow, Deny, EndCall, Prompt
 from callgate.results import Decision
 from callgate.storage import DatabaseError
-from callgate.svaml import Say
 
 from . import cli
 from .config import CreditCheckConfig
@@ -48,7 +56,7 @@ NAME = "credit_check"
 
 
 class CreditCheck:
-    """Prepaid credit: reserve on ICE, settle on DICE.  Configured by ``[plugins.credit_check]``."""
+    """Prepaid credit: reserve when a call comes in, settle when it ends.  Configured by ``[plugins.credit_check]``."""
 
     Config = CreditCheckConfig
     default_on_error = "deny"
@@ -56,7 +64,7 @@ class CreditCheck:
     def __init__(self, config: CreditCheckConfig) -> None:
         self.config = config
         self.handle = StoreHandle(config.database_url.get_secret_value(), retry_seconds=config.reconnect_seconds)
-        #: callid -> seconds granted, for ICEs whose ``call_decided`` has not run yet (this process only).
+        #: call key -> seconds granted, for incoming calls whose ``call_decided`` has not run yet (this process only).
         self._awaiting_decision: dict[str, int] = {}
         self._expiry: asyncio.Task | None = None
         self._deny_prompt = prompt(config.deny_prompt, config.locale)
@@ -98,7 +106,7 @@ class CreditCheck:
     # --- ICE ------------------------------------------------------------------------------------
 
     @hookimpl
-    async def authorize_call(self, call, dry_run: bool = False) -> Allow | Deny | None:
+    async def authorize_call(self, call: Incoming, dry_run: bool = False) -> Allow | Deny | None:
         to_type = call.to.type if call.to is not None else None
         if to_type not in self.config.destination_types:
             return None
@@ -112,25 +120,25 @@ class CreditCheck:
             if account_id is None:
                 return self._unknown_account(f"{key.describe()} is linked to no account")
         # Registered before reserving: if this hook is cancelled after the reservation committed,
-        # call_decided still sees the callid and releases it.
-        self._awaiting_decision[call.callid] = 0
-        result = await store.reserve(call.callid, account_id, destination(call), rate_lookup(store, call, self.config),
+        # call_decided still sees the key and releases it.
+        self._awaiting_decision[call.key] = 0
+        result = await store.reserve(call.key, account_id, destination(call), rate_lookup(store, call, self.config),
                                      cap=self.config.max_duration, unit=self.config.unit,
                                      grace=self.config.grace_seconds, dry_run=dry_run)
         if result.status == "reserved":
-            self._awaiting_decision[call.callid] = result.seconds
+            self._awaiting_decision[call.key] = result.seconds
         else:
-            self._awaiting_decision.pop(call.callid, None)
+            self._awaiting_decision.pop(call.key, None)
         return self._answer(result)
 
     def _answer(self, result: Reservation) -> Allow | Deny | None:
         if result.status == "reserved":
-            instructions: tuple[Say, ...] = ()
+            prompts: tuple[Prompt, ...] = ()
             # Only when the credit is what limits the call (not max_duration).
             if result.seconds < min(self.config.low_balance_seconds, self.config.max_duration):
                 warning = low_balance(self.config.low_balance_prompt, result.seconds, self.config.locale)
-                instructions = (warning,) if warning else ()
-            return Allow(max_duration=result.seconds, instructions=instructions,
+                prompts = (warning,) if warning else ()
+            return Allow(max_duration=result.seconds, prompts=prompts,
                          reason=f"account {result.account_id}: {result.seconds} s, "
                                 f"{money_text(result.reserved)} {result.currency} reserved")
         if result.status == "denied":
@@ -146,40 +154,42 @@ class CreditCheck:
         return Deny(f"no prepaid account: {reason}", prompt=self._no_account_prompt)
 
     @hookimpl
-    async def call_decided(self, call, decision: Decision, dry_run: bool = False) -> None:
-        granted = self._awaiting_decision.pop(call.callid, None)
+    async def call_decided(self, call: Incoming, decision: Decision, dry_run: bool = False) -> None:
+        granted = self._awaiting_decision.pop(call.key, None)
         if granted is None:
             return
-        action = decision.svaml.action.name
-        if not decision.allowed or action == "hangup":
-            reason = decision.reason if not decision.allowed else "answered with hangup"
-            await (await self.handle.get()).release(call.callid, reason=f"not connected: {reason}"[:500],
+        not_connected = _not_connected(decision)
+        if not_connected is not None:
+            await (await self.handle.get()).release(call.key, reason=f"not connected: {not_connected}"[:500],
                                                     dry_run=dry_run)
         elif decision.max_duration is None:
-            log.warning("credit_call_not_limited", callid=call.callid, action=action, granted=granted,
-                        why="the answer's action carries no maxDuration, so Sinch will not end the call when the "
+            route = decision.route.label if decision.route is not None else None
+            log.warning("credit_call_not_limited", callid=call.callid, key=call.key, route=route, granted=granted,
+                        why="the answer carries no maximum duration, so Sinch will not end the call when the "
                             "reserved credit runs out")
         elif granted and decision.max_duration < granted:
-            await (await self.handle.get()).limit(call.callid, decision.max_duration, unit=self.config.unit,
+            await (await self.handle.get()).limit(call.key, decision.max_duration, unit=self.config.unit,
                                                   grace=self.config.grace_seconds, dry_run=dry_run)
 
-    # --- DICE -----------------------------------------------------------------------------------
+    # --- end of a call ----------------------------------------------------------------------------
 
     @hookimpl
-    async def on_disconnect(self, call, dry_run: bool = False) -> None:
+    async def on_disconnect(self, call: Ended, dry_run: bool = False) -> None:
         store = await self.handle.get()
-        duration = (call.duration or 0) if call.result in (None, "ANSWERED") else 0
-        debit = call.debit
-        settled = await store.settle(call.callid, duration, unit=self.config.unit,
+        # Unanswered calls (v1 BUSY/NOANSWER/FAILED, v2 call.busy/rejected/timeout/failed) cost nothing.
+        duration = (call.duration or 0) if call.result is None or call.answered else 0
+        debit = call.debit      # v1 only: v2 sends no total cost
+        settled = await store.settle(call.key, duration, unit=self.config.unit,
                                      sinch_debit=debit.amount if debit else None,
-                                     sinch_currency=debit.currency_id if debit else None, dry_run=dry_run)
+                                     sinch_currency=debit.currency if debit else None, dry_run=dry_run)
         if settled is None:
-            return   # not a call this plugin authorized
+            return   # not a call this plugin authorized (or a v2 call's dialled leg)
         record = settled.call
         if not settled.repeated and not dry_run:
-            log.info("credit_settled", callid=record.callid, account=record.account_id, cost=money_text(record.cost or 0),
-                     currency=record.currency, billed_seconds=record.billed_seconds, released=money_text(settled.released),
-                     sinch_debit=record.sinch_debit, sinch_currency=record.sinch_currency)
+            log.info("credit_settled", callid=call.callid, key=record.callid, account=record.account_id,
+                     cost=money_text(record.cost or 0), currency=record.currency, billed_seconds=record.billed_seconds,
+                     released=money_text(settled.released), sinch_debit=record.sinch_debit,
+                     sinch_currency=record.sinch_currency)
         # For the plugins after this one (the CRM export puts our cost in its call record).
         call.notes[NAME] = {"account": record.account_id, "cost": money_text(record.cost or 0),
                             "currency": record.currency, "billed_seconds": record.billed_seconds,
@@ -199,3 +209,20 @@ class CreditCheck:
     @hookimpl
     def register_commands(self, subparsers) -> None:
         cli.register(subparsers, self.config)
+
+
+def _not_connected(decision: Decision) -> str | None:
+    """Why the call will not be connected (its reservation is then released), or None when it may be.
+
+    Not connected: denied, routed nowhere (hung up after the no-route prompt), or routed to
+    :class:`~callgate.decisions.EndCall`.  An allowed call answered with a plugin's generation-specific
+    SVAML (no neutral route, but a plugin routed it) keeps its reservation.
+    """
+    if not decision.allowed:
+        return decision.reason
+    route = decision.route
+    if route is None:
+        return None if decision.routed_by is not None else "nobody routed the call"
+    if isinstance(route.to, EndCall):
+        return f"answered with hangup (route {route.label})"
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from callgate.svaml import Say
+from callgate.decisions import Prompt
 
 
 def spoken_time(seconds: int) -> str:
@@ -13,11 +13,12 @@ def spoken_time(seconds: int) -> str:
     return f"{seconds} second" + ("" if seconds == 1 else "s")
 
 
-def prompt(text: str, locale: str) -> Say | None:
-    """A ``say`` instruction, or None for an empty text (no prompt configured)."""
-    return Say(text=text, locale=locale) if text.strip() else None
+def prompt(text: str, locale: str) -> Prompt | None:
+    """Spoken text (in ``locale`` for v1; the ``[server]`` voice speaks it for v2), or None for an empty text
+    (no prompt configured)."""
+    return Prompt.say(text, locale) if text.strip() else None
 
 
-def low_balance(template: str, seconds: int, locale: str) -> Say | None:
+def low_balance(template: str, seconds: int, locale: str) -> Prompt | None:
     """The low-balance warning for a call granted ``seconds`` (``{time}``, ``{seconds}`` filled in)."""
     return prompt(template.format(time=spoken_time(seconds), seconds=seconds), locale)

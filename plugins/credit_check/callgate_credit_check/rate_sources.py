@@ -1,9 +1,9 @@
-"""Where a call's price comes from: the imported rate table, or Sinch's own ``userRate`` with a markup."""
+"""Where a call's price comes from: the imported rate table, or Sinch's own rate (v1 ``userRate``, v2 ``callRate``)
+with a markup."""
 
 from __future__ import annotations
 
-from typing import Any
-
+from callgate.calls import Incoming, Money
 from callgate.phone import normalize
 from callgate.storage import Connection
 
@@ -13,29 +13,30 @@ from .rating import Rate
 from .store import CreditStore, NoRate, RateLookup
 
 
-def sinch_rate(user_rate: Any, account_currency: str, config: CreditCheckConfig) -> Rate | NoRate:
-    """The ICE's ``userRate`` (per minute) times ``sinch_markup``, rounded up to a micro-unit.
+def sinch_rate(rate: Money | None, account_currency: str, config: CreditCheckConfig) -> Rate | NoRate:
+    """The call's per-minute rate (v1 ``userRate``, v2 ``callRate``) times ``sinch_markup``, rounded up to a
+    micro-unit.
 
-    A ``userRate`` without a currency is taken to be in the account's currency; one in
+    A rate without a currency is taken to be in the account's currency; one in
     another currency cannot be used (callgate does not convert currencies).
     """
-    if user_rate is None or user_rate.amount is None:
-        return NoRate("the ICE has no userRate")
-    currency = (user_rate.currency_id or account_currency).upper()
+    if rate is None or rate.amount is None:
+        return NoRate("the call has no rate from Sinch (v1 userRate, v2 callRate)")
+    currency = (rate.currency or account_currency).upper()
     if currency != account_currency:
-        return NoRate(f"Sinch's userRate is in {currency} but the account is in {account_currency}")
-    if user_rate.amount < 0:
-        return NoRate(f"Sinch's userRate {user_rate.amount} is negative")
-    return Rate(currency=currency, per_minute=micros_ceil(user_rate.amount * config.sinch_markup),
+        return NoRate(f"Sinch's rate is in {currency} but the account is in {account_currency}")
+    if rate.amount < 0:
+        return NoRate(f"Sinch's rate {rate.amount} is negative")
+    return Rate(currency=currency, per_minute=micros_ceil(rate.amount * config.sinch_markup),
                 increments=config.sinch_rate_increments,
                 connect_fee=to_micros(config.sinch_connect_fee, what="sinch_connect_fee"))
 
 
-def rate_lookup(store: CreditStore, call: Any, config: CreditCheckConfig) -> RateLookup:
+def rate_lookup(store: CreditStore, call: Incoming, config: CreditCheckConfig) -> RateLookup:
     """The function ``CreditStore.reserve`` calls, inside its transaction, once it knows the account's currency."""
     if config.rates == "sinch":
         async def from_sinch(tx: Connection, currency: str) -> Rate | NoRate:
-            return sinch_rate(call.user_rate, currency, config)
+            return sinch_rate(call.rate, currency, config)
         return from_sinch
 
     number = normalize(destination(call))
@@ -47,6 +48,7 @@ def rate_lookup(store: CreditStore, call: Any, config: CreditCheckConfig) -> Rat
     return from_table
 
 
-def destination(call: Any) -> str | None:
-    """Who the caller dialled (``to.endpoint``), the number calls are rated by."""
+def destination(call: Incoming) -> str | None:
+    """Who the caller dialled (``to.endpoint``: for a v2 inbound call, your Sinch number), the number calls are
+    rated by."""
     return call.to.endpoint if call.to is not None else None

@@ -21,9 +21,11 @@ the ledger row is not even inserted, since on PostgreSQL a rolled-back insert st
 id of the ledger's sequence).  :meth:`CreditStore.open_dry_run` opens a store without creating
 or migrating it.
 
-Calls are keyed by Sinch's ``callid``: a repeated ICE finds its reservation
-(or its denial) and reserves nothing more; a repeated DICE finds the call
-settled and changes nothing; the DICE of a call that was denied changes nothing.
+Calls are keyed by the neutral call's ``key``, kept in the ``callid`` columns: Sinch's callid for a v1
+call (as before 0.3, so v1 data stays valid), ``"v2:"`` + the callid for a v2 call, so a v1 and a
+v2 call never share a row.  A repeated incoming call finds its reservation (or its denial) and
+reserves nothing more; a repeated end event finds the call settled and changes nothing; the end
+event of a call that was denied, or of a v2 call's dialled leg, changes nothing.
 """
 
 from __future__ import annotations
@@ -103,7 +105,9 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class CallRecord:
-    """One call as the plugin knows it: the rate it was authorized at, what was held, what it cost."""
+    """One call as the plugin knows it: the rate it was authorized at, what was held, what it cost.
+
+    ``callid`` is the call's key (``call.key``: the v1 callid, ``"v2:"`` + the v2 callid)."""
 
     callid: str
     account_id: str

@@ -11,7 +11,8 @@ import time
 import aiohttp
 import pytest
 
-from callgate import samples, signing
+from callgate import samples
+from callgate.protocols.v1 import signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, free_port
 from callgate_credit_check.rate_csv import parse_rates
 

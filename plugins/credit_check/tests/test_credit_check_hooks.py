@@ -5,9 +5,8 @@ import time
 
 import pytest
 
-from callgate import Deny, hookimpl
+from callgate import Deny, Prompt, hookimpl
 from callgate.state import PLUGINS
-from callgate.svaml import Say
 from callgate.testing import free_port
 from callgate_credit_check import CreditCheck
 from callgate_credit_check.rate_csv import parse_rates
@@ -23,7 +22,7 @@ class DenyAfter:
 
     @hookimpl
     def authorize_call(self, call):
-        return Deny("not on the allowlist", prompt=Say(text="Not allowed."))
+        return Deny("not on the allowlist", prompt=Prompt.say("Not allowed."))
 
 
 class DenyOnce:

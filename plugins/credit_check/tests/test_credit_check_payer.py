@@ -5,7 +5,7 @@ import json
 import pytest
 
 from callgate import samples
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate_credit_check.config import CreditCheckConfig
 from callgate_credit_check.payer import PayerKey, canonical_account_id, canonical_user, payer_key, value_in_custom
 

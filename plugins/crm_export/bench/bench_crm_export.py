@@ -24,8 +24,9 @@ from datetime import datetime, timezone
 
 from aiohttp import web
 
-from callgate.events import decode_event
-from callgate.results import Decision, Outcome, Route
+from callgate.decisions import PhoneNumber, Route
+from callgate.protocols.v1.decode import decode_event
+from callgate.results import Decision, Outcome
 from callgate.samples import ace, dice, ice
 from callgate.svaml import ConnectPstn, Svaml
 from callgate_crm_export import CrmExport
@@ -48,8 +49,9 @@ def plugin(database_url: str, url: str, concurrency: int = 4) -> CrmExport:
 
 def answer_path(n: int = 20000) -> None:
     exporter = plugin("sqlite://:memory:", "http://127.0.0.1:9/hook")
-    route = Route(ConnectPstn(number="+15612600684", max_duration=600), name="us")
-    decision = Decision(True, "allowlist", "allowed", Svaml(action=route.action), route, "router", None, 600,
+    route = Route(PhoneNumber("+15612600684"), name="us", max_duration=600)
+    svaml = Svaml(action=ConnectPstn(number="+15612600684", max_duration=600))
+    decision = Decision(True, "allowlist", "allowed", svaml, route, "router", None, 600,
                         (Outcome("allowlist", "authorize_call", None), Outcome("router", "route_call", route)))
     ices = [decode_event(json.dumps(ice(callid=str(i)))) for i in range(n)]
     aces = [decode_event(json.dumps(ace(callid=str(i)))) for i in range(n)]

@@ -14,7 +14,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from callgate.events import parse_timestamp
+from callgate.protocols.timestamps import parse_timestamp
 from callgate.storage import DatabaseError, MissingDatabaseError
 
 from .config import CrmExportConfig
@@ -49,6 +49,10 @@ def _moment(now: float):
     return convert
 
 
+#: ``--callid``: calls are kept by their key.
+CALL_HELP = "only this call, by its key: the callid; v2:CALLID for a v2 leg (repeatable)"
+
+
 def register(subparsers: argparse._SubParsersAction, config: CrmExportConfig) -> None:
     now = time.time()
     crm = subparsers.add_parser("crm", help="the CRM export outbox: status, retry dead letters, deliver pending "
@@ -61,13 +65,13 @@ def register(subparsers: argparse._SubParsersAction, config: CrmExportConfig) ->
 
     retry = sub.add_parser("retry", help="move dead letters back to pending (attempts start again from zero)")
     retry.add_argument("--sink", action="append", default=[], help="only this sink (repeatable; default: all)")
-    retry.add_argument("--callid", action="append", default=[], help="only this call (repeatable)")
+    retry.add_argument("--callid", action="append", default=[], help=CALL_HELP)
     retry.set_defaults(handler=lambda args: _run(config, _retry, args))
 
     deliver_now = sub.add_parser("deliver-now", help="make every pending record due now (after a receiver's "
                                                      "outage: instead of waiting for its backoff)")
     deliver_now.add_argument("--sink", action="append", default=[], help="only this sink (repeatable; default: all)")
-    deliver_now.add_argument("--callid", action="append", default=[], help="only this call (repeatable)")
+    deliver_now.add_argument("--callid", action="append", default=[], help=CALL_HELP)
     deliver_now.set_defaults(handler=lambda args: _run(config, _deliver_now, args))
 
     replay = sub.add_parser("replay", help="deliver again the records of calls that ended in a time range "
@@ -77,7 +81,7 @@ def register(subparsers: argparse._SubParsersAction, config: CrmExportConfig) ->
     replay.add_argument("--until", type=_moment(now), help="calls that ended before (default: now)")
     replay.add_argument("--sink", action="append", default=[],
                         help="only this sink (repeatable; default: every configured sink, including new ones)")
-    replay.add_argument("--callid", action="append", default=[], help="only this call (repeatable)")
+    replay.add_argument("--callid", action="append", default=[], help=CALL_HELP)
     replay.add_argument("--dry-run", action="store_true", help="only count what would be queued")
     replay.set_defaults(handler=lambda args: _run(config, _replay, args))
     crm.set_defaults(handler=lambda args: (crm.print_help(), 2)[1])

@@ -2,8 +2,9 @@
 
 Two tables (SQLite by default, PostgreSQL for several instances):
 
-* ``crm_calls``: one row per callid: the facts gathered so far (JSON), and once the DICE is
-  known the record (JSON) and its ``version``;
+* ``crm_calls``: one row per call, by its key (``call.key``, in the ``callid`` column: the v1 callid as
+  before 0.3, ``"v2:"`` + the callid of a v2 leg): the facts gathered so far (JSON), and once the
+  call's end is known the record (JSON) and its ``version``;
 * ``crm_deliveries``: one row per (sink, callid): the version to deliver, the version delivered,
   ``state`` (``pending``, ``delivered``, ``dead``), attempts, when to try next, and a lease
   (``claimed_by``/``claimed_until``) held by the instance delivering it.
@@ -121,7 +122,8 @@ class Claim:
 
     @property
     def idempotency_key(self) -> str:
-        """The callid for a record's first version; ``<callid>:v<n>`` for version n of an update."""
+        """The call's key for a record's first version (v1: the callid; v2: ``v2:<callid>``); ``<key>:v<n>`` for
+        version n of an update."""
         return idempotency_key(self.callid, self.version)
 
 

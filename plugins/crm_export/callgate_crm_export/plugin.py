@@ -1,5 +1,9 @@
 """The crm_export plugin: hooks that gather a call's facts, and the background work that exports its record.
 
+Both API generations, one configuration: facts and records are kept by ``call.key`` (the v1 callid;
+``"v2:"`` + the callid of a v2 leg).  In v2 every leg is a call of its own: the inbound leg and each
+dialled leg end with their own event, and each gets its own record (``session_id`` ties them).
+
 * ``call_decided`` (ICE) and ``on_answer`` (ACE) only note facts in memory (microseconds; the
   answer path never waits for a disk), written by a background flush.  ``on_answer`` always
   returns None: this plugin never changes how a call is answered.
@@ -29,6 +33,8 @@ import aiohttp
 import structlog
 
 from callgate import hookimpl
+from callgate.calls import Answered, Ended, Incoming, Notice
+from callgate.results import Decision
 from callgate.storage import DatabaseError
 
 from . import cli
@@ -171,38 +177,39 @@ class CrmExport:
     # --- hooks ---------------------------------------------------------------------------------
 
     @hookimpl
-    def call_decided(self, call, decision, dry_run: bool = False) -> None:
+    def call_decided(self, call: Incoming, decision: Decision, dry_run: bool = False) -> None:
         if not dry_run:          # a dry run keeps nothing for a later write
-            self.buffer.add(call.callid, ice_facts(call, decision, _now()))
+            self.buffer.add(call.key, ice_facts(call, decision, _now()))
 
     @hookimpl
-    def on_answer(self, call, dry_run: bool = False) -> None:
+    def on_answer(self, call: Answered, dry_run: bool = False) -> None:
         if not dry_run:
-            self.buffer.add(call.callid, answer_facts(call, _now()))
+            self.buffer.add(call.key, answer_facts(call, _now()))
         return None
 
     @hookimpl
-    async def on_disconnect(self, call, dry_run: bool = False) -> None:
+    async def on_disconnect(self, call: Ended, dry_run: bool = False) -> None:
         outbox = self._started()
-        facts = dice_facts(call, _now(), getattr(call, "notes", None))   # notes: credit_check's cost
+        facts = dice_facts(call, _now(), call.notes)   # notes: credit_check's cost
         if dry_run:              # the record built and checked, in a transaction that is rolled back
-            await outbox.add_facts(call.callid, facts, time.time(), dry_run=True)
+            await outbox.add_facts(call.key, facts, time.time(), dry_run=True)
             return
-        early = self.buffer.take(call.callid)
+        early = self.buffer.take(call.key)
         if early:
             facts = merge_facts(early, facts)[0]
-        await self._write(call.callid, facts)
+        await self._write(call.key, facts)
 
     @hookimpl
-    async def on_notify(self, call, dry_run: bool = False) -> None:
+    async def on_notify(self, call: Notice, dry_run: bool = False) -> None:
         facts = notify_facts(call, _now())
-        if facts is None or not call.callid:
+        key = call.key
+        if facts is None or not call.callid or key is None:
             return
         outbox = self._started()
         if dry_run:
-            await outbox.add_facts(call.callid, facts, time.time(), dry_run=True)
+            await outbox.add_facts(key, facts, time.time(), dry_run=True)
             return
-        await self._write(call.callid, facts)
+        await self._write(key, facts)
 
     @hookimpl
     async def check_ready(self) -> str | None:

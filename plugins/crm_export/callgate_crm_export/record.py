@@ -7,7 +7,12 @@ fields they do not know.
 
 ``version`` is the record's own revision: 1 when the call ended, +1 each time something about the
 same call is learnt later (a recording location, ICE facts that reached the database after the
-DICE).  Receivers keep the highest ``version`` per ``callid``.
+DICE).  Receivers keep the highest ``version`` per ``key`` (the same as ``callid`` for v1 calls).
+
+Both API generations produce the same record (schema version 1; ``generation``, ``key`` and
+``session_id`` are optional fields added in 0.3).  A v2 call is one record per *leg*: the inbound
+leg and each dialled leg end with their own event and each gets its own record, tied together by
+``session_id``.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from callgate.events import parse_timestamp
 from callgate.phone import PRIVATE, normalize, normalize_caller
+from callgate.protocols.timestamps import parse_timestamp
 
 from .facts import Facts, decimal_or_none
 
@@ -39,8 +44,9 @@ class Party(_Model):
 
     number: str | None = Field(None, description="E.164 (+46701234567) when this end is a phone number, else null")
     raw: str | None = Field(None, description="The value exactly as Sinch sent it (a number without +, a user id, a SIP URI)")
-    type: str | None = Field(None, description="caller: number, private or user; callee: Sinch's to.type "
-                                                "(did, number, username, sip, conference)")
+    type: str | None = Field(None, description="caller: number, private or user; callee: the call's to.type "
+                                                "(did, number, username, sip, conference; v2 also stream, "
+                                                "voice_relay)")
     user: str | None = Field(default=None, description="The Sinch user id when this end is an in-app (SDK) user "
                                                         "(caller type user, callee type username), else null")
 
@@ -83,7 +89,8 @@ class DecisionInfo(_Model):
     allowed: bool
     decided_by: str = Field(description="The plugin whose Deny won, 'default', or the plugins that allowed")
     reason: str
-    action: str | None = Field(None, description="The SVAML action sent to Sinch (connectPstn, hangup, ...)")
+    action: str | None = Field(None, description="The SVAML action sent to Sinch (v1 connectPstn, runMenu, hangup, "
+                                                 "...; v2 dial, menu, hangup); null for a plugin's own SVAML")
     route: str | None = None
     routed_by: str | None = None
     cli: str | None = None
@@ -106,9 +113,14 @@ class CallRecord(_Model):
                               json_schema_extra={"$id": SCHEMA_ID})
 
     schema_version: Literal[1] = Field(SCHEMA_VERSION, description="The version of this schema")
-    callid: str = Field(description="Sinch's call id: the record's key (idempotency key of every delivery)")
+    callid: str = Field(description="Sinch's call id (v2: this leg's callId)")
     version: int = Field(ge=1, description="Revision of this call's record: 1 at DICE, +1 per later update")
-    application_key: str | None = None
+    key: str | None = Field(None, description="The record's key and the base of every delivery's idempotency key: "
+                                              "the callid for v1, 'v2:' + the callid for v2")
+    generation: Literal["v1", "v2"] = Field("v1", description="The Sinch Voice API generation of the call")
+    session_id: str | None = Field(None, description="v2: the session grouping the legs of one interaction; "
+                                                     "null for v1")
+    application_key: str | None = Field(None, description="v1: the application key; v2: the service id")
     caller: Party
     callee: Party
     direction: Direction | None = Field(None, description="inbound: someone called the app's number (to.type did); "
@@ -117,12 +129,15 @@ class CallRecord(_Model):
     domain: str | None = Field(None, description="ICE domain: pstn, mxp, conference")
     origination_type: str | None = Field(None, description="ICE originationType: pstn or mxp")
     started_at: datetime | None = Field(None, description="ICE time; null when callgate saw no ICE for the call")
-    answered_at: datetime | None = Field(None, description="ACE time; null when not answered or no ACE")
-    ended_at: datetime = Field(description="DICE time")
+    answered_at: datetime | None = Field(None, description="ACE time (v2: the leg's answerTime, else "
+                                                            "call.answered's time); null when not answered")
+    ended_at: datetime = Field(description="DICE time (v2: the leg's endTime)")
     duration_seconds: int | None = Field(None, description="Sinch's duration (answered calls)")
-    result: str | None = Field(None, description="DICE result as sent: ANSWERED, BUSY, NOANSWER, FAILED, N/A")
-    reason: str | None = Field(None, description="DICE reason as sent: CALLERHANGUP, CALLEEHANGUP, TIMEOUT, ...")
-    debit: Amount | None = Field(None, description="What Sinch charged for the call")
+    result: str | None = Field(None, description="The result as sent: v1 ANSWERED, BUSY, NOANSWER, FAILED, N/A; "
+                                                 "v2 COMPLETED, BUSY, REJECTED, NO_ANSWER, CANCEL, FAILED")
+    reason: str | None = Field(None, description="The reason as sent: v1 CALLERHANGUP, CALLEEHANGUP, TIMEOUT, ...; "
+                                                 "v2 CALLER_HANGUP, CALLEE_HANGUP, ...")
+    debit: Amount | None = Field(None, description="What Sinch charged for the call (v1 only; null for v2)")
     rate: Amount | None = Field(None, description="Sinch's per-minute rate")
     cost: OurCost | None = Field(None, description="Our price, when credit_check priced the call")
     custom: str | None = None
@@ -178,9 +193,12 @@ def callee_party(to_type: str | None, endpoint: str | None) -> Party:
     return Party(number=number, raw=endpoint, type=to_type, user=endpoint if to_type == "username" else None)
 
 
-def direction_of(to_type: str | None) -> Direction | None:
+def direction_of(to_type: str | None, leg: str | None = None) -> Direction | None:
     """inbound when the app's own number (a DID) was called; outbound when the app called a phone number or
-    a SIP endpoint; None for in-app (username) and conference calls, and when unknown."""
+    a SIP endpoint; None for in-app (username) and conference calls, and when unknown.  ``leg`` is a v2 leg's
+    own ``direction`` (``inbound``/``outbound``), which decides when given."""
+    if leg in ("inbound", "outbound"):
+        return "inbound" if leg == "inbound" else "outbound"
     if to_type == "did":
         return "inbound"
     if to_type in ("number", "sip"):
@@ -188,8 +206,12 @@ def direction_of(to_type: str | None) -> Direction | None:
     return None
 
 
-def build_record(callid: str, facts: Facts, version: int, now: datetime) -> CallRecord:
-    """The record for a call whose facts include its DICE (pure: same facts, same record)."""
+def build_record(key: str, facts: Facts, version: int, now: datetime) -> CallRecord:
+    """The record for the call kept under ``key`` whose facts include its end (pure: same facts, same record).
+
+    Facts written before 0.3 have no ``call`` section: they are a v1 call's, whose key is its callid.
+    """
+    call = facts.get("call") or {}
     dice = facts["dice"]
     ice = facts.get("ice") or {}
     decision = facts.get("decision")
@@ -200,17 +222,20 @@ def build_record(callid: str, facts: Facts, version: int, now: datetime) -> Call
     ended_at = _time(dice.get("timestamp")) or _time(dice.get("received_at")) or now
     headers = dice.get("call_headers") or ice.get("call_headers") or []
     return CallRecord(
-        callid=callid,
+        callid=call.get("callid") or key,
         version=version,
+        key=key,
+        generation=call.get("generation") or "v1",
+        session_id=call.get("session_id"),
         application_key=dice.get("application_key") or ice.get("application_key"),
         caller=caller_party(ice["cli"] if ice.get("cli") is not None else dice.get("from"),
                             ice.get("user") or dice.get("user")),
         callee=callee_party(to_type, to_endpoint),
-        direction=direction_of(to_type),
+        direction=direction_of(to_type, dice.get("direction")),
         domain=ice.get("domain"),
         origination_type=ice.get("origination_type"),
         started_at=_time(ice.get("timestamp")),
-        answered_at=_time(answer.get("answered_at")),
+        answered_at=_time(dice.get("answered_at")) or _time(answer.get("answered_at")),
         ended_at=ended_at,
         duration_seconds=dice.get("duration"),
         result=dice.get("result"),

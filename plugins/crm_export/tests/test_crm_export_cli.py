@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate.samples import dice
 from callgate_crm_export.cli import parse_moment
 from callgate_crm_export.facts import dice_facts

@@ -12,7 +12,8 @@ from pathlib import Path
 import aiohttp
 from crm_export_receiver import OK, Receiver, Reply
 
-from callgate import samples, signing
+from callgate import samples
+from callgate.protocols.v1 import signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 from callgate_crm_export.outbox import Outbox
 

@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from crm_export_receiver import OK, Receiver, Reply
 
-from callgate import samples, signing
+from callgate import samples
+from callgate.protocols.v1 import signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
 #: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.

@@ -8,7 +8,7 @@ import pytest
 from crm_export_receiver import OK, Receiver, Reply
 from crm_export_setup import crm_config, eventually, hubspot_sink, plugin_of
 
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate.samples import dice
 from callgate_crm_export import CrmExport
 from callgate_crm_export.config import HubSpotSink

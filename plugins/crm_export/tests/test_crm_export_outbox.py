@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from callgate.events import decode_event
+from callgate.protocols.v1.decode import decode_event
 from callgate.samples import dice, ice, notify
 from callgate.storage import Database
 from callgate_crm_export.facts import dice_facts, ice_facts, notify_facts

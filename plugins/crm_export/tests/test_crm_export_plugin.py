@@ -215,9 +215,9 @@ async def test_a_dry_run_builds_the_record_and_writes_nothing(callgate_database_
     """Under callgate simulate (dry_run): DICE and Notify are answered as for real, but the outbox gets no row,
     the JSON-lines sink no line, and nothing is left buffered for a later flush."""
     from callgate.config import PluginsConfig, ServerConfig
-    from callgate.events import decode_event
     from callgate.manager import load_plugins
     from callgate.pipeline import Pipeline
+    from callgate.protocols.v1.decode import decode_event
 
     sink = tmp_path / "calls.jsonl"
     config = crm_config(callgate_database_url, {"name": "file", "type": "file", "path": str(sink), "fsync": False})
@@ -246,9 +246,9 @@ async def test_a_dry_run_builds_the_record_and_writes_nothing(callgate_database_
 
 async def test_a_dry_run_with_no_outbox_creates_none(callgate_events, tmp_path):
     from callgate.config import PluginsConfig, ServerConfig
-    from callgate.events import decode_event
     from callgate.manager import load_plugins
     from callgate.pipeline import Pipeline
+    from callgate.protocols.v1.decode import decode_event
 
     config = crm_config(f"sqlite:///{tmp_path}/db/crm.sqlite3",
                         {"name": "file", "type": "file", "path": str(tmp_path / "calls.jsonl")})

@@ -5,8 +5,9 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from importlib import resources
 
-from callgate.events import decode_event
-from callgate.results import Decision, Outcome, Route
+from callgate.decisions import PhoneNumber, Route
+from callgate.protocols.v1.decode import decode_event
+from callgate.results import Decision, Outcome
 from callgate.samples import ace, dice, ice, notify
 from callgate.svaml import ConnectPstn, Svaml
 from callgate_crm_export.facts import answer_facts, cost_facts, dice_facts, ice_facts, merge_facts, notify_facts
@@ -20,8 +21,9 @@ def event(body):
 
 
 def decision():
-    route = Route(ConnectPstn(number="+15612600684", max_duration=600), name="us")
-    return Decision(allowed=True, decided_by="allowlist, credit_check", reason="allowed", svaml=Svaml(action=route.action),
+    route = Route(PhoneNumber("+15612600684"), name="us", max_duration=600)
+    svaml = Svaml(action=ConnectPstn(number="+15612600684", max_duration=600))
+    return Decision(allowed=True, decided_by="allowlist, credit_check", reason="allowed", svaml=svaml,
                     route=route, routed_by="router", cli="+46850001234", max_duration=600,
                     outcomes=(Outcome("allowlist", "authorize_call", None), Outcome("router", "route_call", route)))
 
@@ -88,7 +90,7 @@ def test_only_recording_and_transcription_notifies_count():
     assert notify_facts(event(notify(callid="c", type="amd", destination=None)), T0) is None
     assert notify_facts(event(notify(callid="c", type="callingerror", destination=None)), T0) is None
     assert set(notify_facts(event(notify(callid="c", type="transcription_available", destination="s3://t")), T0)) == \
-        {"transcription"}
+        {"call", "transcription"}                                        # "call": generation, callid, session
 
 
 def test_a_cost_note_of_the_wrong_shape_is_ignored():

@@ -19,11 +19,12 @@ Properties sent (HubSpot's names and units):
 
 Idempotency: HubSpot has no idempotency key for creating engagements.  With ``callid_property``
 (a call property you create once with unique values, e.g. ``sinch_callid``), every delivery is
-``POST /crm/v3/objects/calls/batch/upsert`` keyed by that property: a retried or repeated request
-updates the same call.  Without it, the first version is ``POST /crm/v3/objects/calls``, HubSpot's
-id is kept, and later versions ``PATCH /crm/v3/objects/calls/{id}``; a create whose response was
-lost (a timeout after HubSpot stored it) can then leave a duplicate.  The Idempotency-Key header
-is sent on every request regardless.
+``POST /crm/v3/objects/calls/batch/upsert`` keyed by that property (the record's ``key``: the callid
+for v1, ``v2:`` + the callid for a v2 leg): a retried or repeated request updates the same call.
+Without it, the first version is ``POST /crm/v3/objects/calls``, HubSpot's id is kept, and later
+versions ``PATCH /crm/v3/objects/calls/{id}``; a create whose response was lost (a timeout after
+HubSpot stored it) can then leave a duplicate.  The Idempotency-Key header is sent on every request
+regardless.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def body(record: CallRecord) -> str:
         lines.append(f"Recording: {record.recording.location}")
     if record.transcription is not None:
         lines.append(f"Transcription: {record.transcription.location}")
-    lines.append(f"Sinch callid: {record.callid}")
+    lines.append(f"Sinch callid: {record.callid}" + (f" (v2 session {record.session_id})" if record.session_id else ""))
     return "<br>".join(html.escape(line) for line in lines)
 
 
@@ -121,8 +122,13 @@ def properties(record: CallRecord, config: HubSpotSink) -> dict[str, str]:
     if config.owner_id:
         props["hubspot_owner_id"] = config.owner_id
     if config.callid_property:
-        props[config.callid_property] = record.callid
+        props[config.callid_property] = unique_id(record)
     return props
+
+
+def unique_id(record: CallRecord) -> str:
+    """What ``callid_property`` holds: the record's key (v1: the callid; v2: ``v2:`` + the leg's callid)."""
+    return record.key or record.callid
 
 
 class HubSpotSender:
@@ -140,7 +146,7 @@ class HubSpotSender:
         base = self.config.base_url + CALLS_PATH
         if self.config.callid_property:
             method, url = "POST", base + "/batch/upsert"
-            payload: dict[str, Any] = {"inputs": [{"idProperty": self.config.callid_property, "id": record.callid,
+            payload: dict[str, Any] = {"inputs": [{"idProperty": self.config.callid_property, "id": unique_id(record),
                                                    "properties": props}]}
         elif claim.remote_id:
             method, url, payload = "PATCH", f"{base}/{claim.remote_id}", {"properties": props}

@@ -17,15 +17,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .decisions import DIALLED_TYPES, Allow, Deny, Prompt, Route, SvamlRoute
-from .drafts import positional_builder
 from .plan import IncomingPlan
 from .results import Outcome
 from .svaml import Svaml
 
 #: v1 actions whose caller id the core may set (``set_cli``) and whose duration it may limit.
 V1_DIALLED_ACTIONS = frozenset({"connectPstn", "connectSip"})
-#: ``IncomingPlan`` with every field given (it checks nothing: its parts checked themselves).
-new_plan = positional_builder(IncomingPlan)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,15 +90,13 @@ def incoming_plan(auth: Authorization, route: Route | SvamlRoute | None, cli: st
       and ``cli`` for the renderer to apply to its dialled action.
     """
     if not auth.allowed:
-        return new_plan(False, (auth.prompt,) if auth.prompt else (), None, None, None, None)
+        return IncomingPlan(False, (auth.prompt,) if auth.prompt else ())
     if route is None:
-        return new_plan(True, (no_route_prompt,) if no_route_prompt else (), None, None, None, None)
+        return IncomingPlan(True, (no_route_prompt,) if no_route_prompt else ())
     if isinstance(route, SvamlRoute):
-        return new_plan(True, auth.prompts, None, route.svaml, auth.max_duration, cli)
-    prompts = auth.prompts + route.prompts if auth.prompts else route.prompts
+        return IncomingPlan(True, auth.prompts, None, route.svaml, auth.max_duration, cli)
+    prompts = (*auth.prompts, *route.prompts)
     if isinstance(route.to, DIALLED_TYPES):
-        limit, allowed = route.max_duration, auth.max_duration
-        if limit is None or (allowed is not None and allowed < limit):
-            limit = allowed
-        return new_plan(True, prompts, route, None, limit, cli if cli is not None else route.cli)
-    return new_plan(True, prompts, route, None, None, None)
+        return IncomingPlan(True, prompts, route, None, smallest(route.max_duration, auth.max_duration),
+                            cli if cli is not None else route.cli)
+    return IncomingPlan(True, prompts, route)

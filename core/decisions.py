@@ -70,6 +70,8 @@ MAX_PROMPT_CHARS = 600
 #: The longest ring time a route may set (v1 ``dialTimeout``; v2 ``dialTimeoutDurationSeconds``).
 MAX_DIAL_TIMEOUT = 600
 MAX_CONFERENCE_ID_CHARS = 64
+#: The most audio files one prompt plays (a v2 ``messages`` command holds at most 10 messages).
+MAX_PROMPT_FILES = 10
 MAX_SIP_HEADERS = 16
 
 
@@ -89,23 +91,27 @@ def _text(owner: str, value: Any) -> str:
 @dataclass(frozen=True, slots=True)
 class Prompt:
     """Something the caller hears: ``text`` spoken (in ``locale``, v1; in ``[server] voice``, v2) or the audio
-    file at ``url``.  Give exactly one of ``text`` and ``url``; :meth:`say` and :meth:`play` say which."""
+    files at ``urls``, played in order (v1 ``playFiles``, which also takes ``locale``; v2 one PLAY message
+    each).  Give ``text`` or ``urls``, not both; :meth:`say` and :meth:`play` say which."""
 
     text: str | None = None
-    url: str | None = None
+    urls: tuple[str, ...] = ()
     locale: str | None = None
 
     def __post_init__(self) -> None:
-        if (self.text is None) == (self.url is None):
-            raise ValueError("Prompt needs exactly one of text (spoken) and url (an audio file)")
+        urls = tuple(self.urls)
+        if (self.text is None) == (not urls):
+            raise ValueError("Prompt needs text (spoken) or urls (audio files), not both")
         if self.text is not None:
             text = _text("Prompt.text", self.text)
             if len(text) > MAX_PROMPT_CHARS:
                 raise ValueError(f"Prompt.text is {len(text)} characters long; Sinch speaks at most {MAX_PROMPT_CHARS}")
-        if self.url is not None:
-            url = _text("Prompt.url", self.url)
-            if not url.lower().startswith(("http://", "https://")):
-                raise ValueError(f"Prompt.url must be an http(s) URL, got {self.url!r}")
+        for url in urls:
+            if not _text("Prompt.urls", url).lower().startswith(("http://", "https://")):
+                raise ValueError(f"Prompt.urls must hold http(s) URLs, got {url!r}")
+        if len(urls) > MAX_PROMPT_FILES:
+            raise ValueError(f"Prompt.urls holds {len(urls)} files; one prompt plays at most {MAX_PROMPT_FILES}")
+        object.__setattr__(self, "urls", urls)
         if self.locale is not None:
             _text("Prompt.locale", self.locale)
 
@@ -115,9 +121,9 @@ class Prompt:
         return cls(text=text, locale=locale)
 
     @classmethod
-    def play(cls, url: str) -> Prompt:
-        """An audio file (http or https)."""
-        return cls(url=url)
+    def play(cls, *urls: str, locale: str | None = None) -> Prompt:
+        """Audio files (http or https), played in order."""
+        return cls(urls=urls, locale=locale)
 
 
 def _prompts(owner: str, prompts: Any) -> tuple[Prompt, ...]:

@@ -61,6 +61,7 @@ PROMPTS: dict[str, tuple[Prompt, ...]] = {
     "say": (SAY,),
     "say-locale-play": (Prompt.say("Bienvenue.", locale="fr-FR"), Prompt.play("https://audio.example.com/a.mp3")),
     "twelve": tuple(Prompt.say(f"Prompt number {i}.") for i in range(12)),
+    "files": (Prompt.play("https://audio.example.com/a.mp3", "https://audio.example.com/b.mp3"),),
 }
 CLIS = {"no-cli": None, "e164": "+46850001234", "private": "private"}
 ACTIONS = {"phone": "dial", "sip": "dial", "sip-plain": "dial", "menu": "menu", "end": "hangup", "end-prompt": "hangup"}
@@ -89,10 +90,15 @@ def heard(answer: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def message_of(prompt: Prompt, voice: str = "Emma") -> dict[str, Any]:
-    if prompt.url is not None:
-        return {"type": "PLAY", "play": {"url": prompt.url}}
-    return {"type": "SAY", "say": {"text": prompt.text, "voiceName": voice}}
+def messages_of(*prompts: Prompt, voice: str = "Emma") -> list[dict[str, Any]]:
+    """The v2 messages the prompts should become: one SAY per spoken prompt, one PLAY per audio file."""
+    out: list[dict[str, Any]] = []
+    for prompt in prompts:
+        if prompt.text is None:
+            out += [{"type": "PLAY", "play": {"url": url}} for url in prompt.urls]
+        else:
+            out.append({"type": "SAY", "say": {"text": prompt.text, "voiceName": voice}})
+    return out
 
 
 def checked(rendered: Rendered) -> dict[str, Any]:
@@ -106,7 +112,7 @@ def checked(rendered: Rendered) -> dict[str, Any]:
 
 def expected_heard(target: Any, prompts: tuple[Prompt, ...]) -> list[dict[str, Any]]:
     extra = target.prompts if isinstance(target, EndCall) else (target.prompt,) if isinstance(target, DigitMenu) else ()
-    return [message_of(p) for p in (*prompts, *extra)]
+    return messages_of(*(*prompts, *extra))
 
 
 def assert_dial(answer: dict[str, Any], target: Any, cli: str | None, *, max_duration: int, dial_timeout: int) -> None:
@@ -194,7 +200,7 @@ def test_incoming_without_route_hangs_up_after_the_prompts(prompts, allowed):
     rendered = RENDERER.incoming(IncomingPlan(allowed=allowed, prompts=PROMPTS[prompts]))
     answer = checked(rendered)
     assert rendered.action == "hangup"
-    assert heard(answer) == [message_of(p) for p in PROMPTS[prompts]]
+    assert heard(answer) == messages_of(*PROMPTS[prompts])
     assert [c["command"] for c in commands_in(answer["commands"])][-1] == "hangup"
     if not PROMPTS[prompts]:
         assert answer == {"commands": [{"command": "hangup"}]}
@@ -226,7 +232,7 @@ def test_eleven_menu_prompts_play_the_plans_first():
     menu = DigitMenu(Prompt.say("Choose."))
     prompts = tuple(Prompt.say(f"Line {i}.") for i in range(10))
     answer = checked(RENDERER.incoming(IncomingPlan(allowed=True, prompts=prompts, route=Route(menu))))
-    assert heard(answer) == [message_of(p) for p in (*prompts, menu.prompt)]
+    assert heard(answer) == messages_of(*(*prompts, menu.prompt))
     assert [c["command"] for c in commands_in(answer["commands"])] == ["answer", "messages", "menu"]
 
 
@@ -235,7 +241,7 @@ def test_nine_prompts_and_the_menus_share_its_prompt():
     prompts = tuple(Prompt.say(f"Line {i}.") for i in range(9))
     answer = checked(RENDERER.incoming(IncomingPlan(allowed=True, prompts=prompts, route=Route(menu))))
     assert [c["command"] for c in answer["commands"]] == ["answer", "menu"]
-    assert heard(answer) == [message_of(p) for p in (*prompts, menu.prompt)]
+    assert heard(answer) == messages_of(*(*prompts, menu.prompt))
 
 
 # --------------------------------------------------------------------------- a plugin's own V2Answer
@@ -302,8 +308,8 @@ def test_answered(name):
     if name.startswith(("end", "route-end")):
         hangups = [c for c in commands_in(answer["commands"]) if c["command"] == "hangup"]
         assert hangups == [{"command": "hangup", "callName": CALLER_LEG}, {"command": "hangup"}]
-        assert heard(answer) == [message_of(p) for p in (*getattr(value, "prompts", ()),
-                                                         *getattr(getattr(value, "to", None), "prompts", ()))]
+        assert heard(answer) == messages_of(*(*getattr(value, "prompts", ()),
+                                                         *getattr(getattr(value, "to", None), "prompts", ())))
     if name == "route-menu":
         assert_menu(answer, TARGETS["menu"])
 
@@ -340,7 +346,7 @@ def test_menu_route_every_target_prompts_and_cli(target, prompts, cli):
 @pytest.mark.parametrize(("value", "action", "body"), [
     (Proceed(), "none", {"commands": []}),
     (EndCall(), "hangup", {"commands": [{"command": "hangup"}]}),
-    (EndCall((SAY,)), "hangup", {"commands": [{"command": "messages", "messages": [message_of(SAY)],
+    (EndCall((SAY,)), "hangup", {"commands": [{"command": "messages", "messages": messages_of(SAY),
                                                "events": {"onFinish": [{"command": "hangup"}]}}]}),
     (V2Answer(commands=[V2HangupCommand()]), "hangup", {"commands": [{"command": "hangup"}]}),
 ])

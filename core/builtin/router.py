@@ -106,8 +106,9 @@ def neutral_route(svaml: Svaml, name: str | None) -> Route | None:
     for instruction in svaml.instructions:
         if isinstance(instruction, Say) and instruction.locale is not None:
             prompts.append(Prompt(text=instruction.text, locale=instruction.locale))
-        elif isinstance(instruction, PlayFiles) and len(instruction.ids) == 1:
-            prompts.append(Prompt(url=instruction.ids[0], locale=instruction.locale))
+        elif isinstance(instruction, PlayFiles) and all(i.lower().startswith(("http://", "https://"))
+                                                        for i in instruction.ids):
+            prompts.append(Prompt(urls=instruction.ids, locale=instruction.locale))
         else:
             return None
     action = svaml.action

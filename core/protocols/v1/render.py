@@ -190,7 +190,7 @@ class V1Renderer:
         """One prompt as a ``say`` (spoken in its locale, else ``[server] locale``) or a ``playFiles``."""
         if prompt.text is not None:
             return Say(text=prompt.text, locale=self.locale if prompt.locale is None else prompt.locale)
-        return PlayFiles(ids=(prompt.url,), locale=prompt.locale)
+        return PlayFiles(ids=prompt.urls, locale=prompt.locale)
 
     def target(self, to: Target, *, max_duration: int | None, cli: str | None,
                dial_timeout: int | None) -> tuple[Action, tuple[Instruction, ...]]:
@@ -219,7 +219,7 @@ class V1Renderer:
         if prompt.text is not None:
             spoken, locale = f"#tts[{prompt.text}]", self.locale if prompt.locale is None else prompt.locale
         else:
-            spoken = f"#href[{prompt.url}]"
+            spoken = ";".join(f"#href[{url}]" for url in prompt.urls)
         return RunMenu(locale=locale, main_menu=menu.menu_id,
                        menus=(Menu(id=menu.menu_id, main_prompt=spoken, repeat_prompt=spoken, repeats=menu.repeats,
                                    max_digits=menu.max_digits, timeout_mills=menu.timeout_seconds * 1000),))

@@ -304,15 +304,19 @@ class V2Renderer:
         what = f"a Route to {type(answer.to).__name__}" if isinstance(answer, Route) else type(answer).__name__
         return f"{what} cannot answer {event}: expected {expected}"
 
-    def _message(self, prompt: Prompt) -> V2Message:
-        if prompt.url is not None:
-            return V2PlayMessage(play=V2Play(url=prompt.url))
-        assert prompt.text is not None  # a Prompt has exactly one of text and url
-        return V2SayMessage(say=V2Say(text=prompt.text.strip(), voice_name=self.voice))
+    def _messages(self, prompts: Iterable[Prompt]) -> list[V2Message]:
+        """SAY (in the renderer's voice) for spoken prompts, one PLAY per audio file."""
+        messages: list[V2Message] = []
+        for prompt in prompts:
+            if prompt.text is None:
+                messages.extend(V2PlayMessage(play=V2Play(url=url)) for url in prompt.urls)
+            else:
+                messages.append(V2SayMessage(say=V2Say(text=prompt.text.strip(), voice_name=self.voice)))
+        return messages
 
     def _play_then(self, prompts: Iterable[Prompt], then: list[V2Command]) -> list[V2Command]:
         """``then``, after ``prompts`` have played: ``messages`` (10 at most each) whose ``onFinish`` holds the rest."""
-        messages = [self._message(p) for p in prompts]
+        messages = self._messages(prompts)
         commands = then
         for start in reversed(range(0, len(messages), MAX_MESSAGES)):
             commands = [V2MessagesCommand(messages=messages[start:start + MAX_MESSAGES],
@@ -335,12 +339,13 @@ class V2Renderer:
 
     def _menu(self, menu: DigitMenu, prompts: Sequence[Prompt]) -> list[V2Command]:
         """A ``menu`` without ``matches`` (the input comes back as ``call.menu``), after ``prompts``."""
-        spoken = [*prompts, menu.prompt] if len(prompts) < MAX_MESSAGES else [menu.prompt]
-        item = V2MenuItem(prompt=V2MenuPrompt(messages=[self._message(p) for p in spoken]),
+        before, own = self._messages(prompts), self._messages([menu.prompt])
+        together = len(before) + len(own) <= MAX_MESSAGES
+        item = V2MenuItem(prompt=V2MenuPrompt(messages=before + own if together else own),
                           input_timeout_duration_seconds=menu.timeout_seconds, repeat_count=menu.repeats,
                           maximum_input_length=menu.max_digits, terminating_sequence="#")
         command: list[V2Command] = [V2MenuCommand(start_menu=menu.menu_id, menus={menu.menu_id: item})]
-        return command if len(prompts) < MAX_MESSAGES else self._play_then(prompts, command)
+        return command if together else self._play_then(prompts, command)
 
     def _to_target(self, target: Any, prompts: Sequence[Prompt], *, max_duration: int | None, cli: str | None,
                    dial_timeout: int | None, incoming: bool) -> V2Answer:

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callgate.config import ConfigPath
-from callgate.decisions import MAX_PROMPT_CHARS, Prompt
+from callgate.decisions import MAX_PROMPT_CHARS, MAX_PROMPT_FILES, Prompt
 
 from .facts import CallFacts
 from .rules import RuleSpec
@@ -108,8 +108,8 @@ class AllowlistConfig(BaseModel):
         files = [v.strip() for v in value]
         if any(not f for f in files):
             raise ValueError("empty file URL")
-        if len(files) > 1:
-            raise ValueError("give one audio file: a denial plays one prompt (join the recordings into one file)")
+        if len(files) > MAX_PROMPT_FILES:
+            raise ValueError(f"at most {MAX_PROMPT_FILES} files")
         for url in files:
             if not url.lower().startswith(("http://", "https://")):
                 raise ValueError(f"{url!r} is not an http(s) URL; for spoken text use prompt (#tts[...] ids are v1-only)")
@@ -132,5 +132,5 @@ class AllowlistConfig(BaseModel):
         if self.prompt:
             return Prompt.say(self.prompt, self.locale)
         if self.prompt_files:
-            return Prompt.play(self.prompt_files[0])
+            return Prompt.play(*self.prompt_files, locale=self.locale)
         return None

@@ -45,10 +45,14 @@ async def test_allowed_calls_are_connected_and_denied_ones_hear_the_prompt_then_
 async def test_the_prompt_may_be_recordings_or_nothing(callgate_client, callgate_events, route_table):
     rules = [{"action": "deny", "caller": "+4670*"}]
     client = await callgate_client(config(route_table, default="allow", rules=rules,
-                                          prompt_files=["https://media.example.com/blocked.wav"]),
+                                          prompt_files=["https://media.example.com/blocked.wav",
+                                                        "https://media.example.com/goodbye.wav"]),
                                    plugins={"allowlist": Allowlist})
     _, answer = await client.event(callgate_events.ice(caller="46701234567"))
-    assert answer["instructions"][1] == {"name": "playFiles", "ids": ["https://media.example.com/blocked.wav"]}
+    # as in 0.2: one playFiles with every file, in the allowlist's locale
+    assert answer["instructions"][1] == {"name": "playFiles", "ids": ["https://media.example.com/blocked.wav",
+                                                                      "https://media.example.com/goodbye.wav"],
+                                         "locale": "en-US"}
     client = await callgate_client(config(route_table, default="allow", rules=rules),
                                    plugins={"allowlist": Allowlist})
     _, answer = await client.event(callgate_events.ice(caller="46701234567"))

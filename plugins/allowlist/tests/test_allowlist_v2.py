@@ -72,4 +72,4 @@ def test_a_sip_caller_is_compared_as_written():
 def test_the_prompt_file_is_a_neutral_audio_prompt():
     plugin = allowlist(default="deny", prompt_files=["https://media.example.com/blocked.wav"])
     denied = plugin.authorize_call(v2_call())
-    assert isinstance(denied, Deny) and denied.prompt == Prompt.play("https://media.example.com/blocked.wav")
+    assert isinstance(denied, Deny) and denied.prompt == Prompt.play("https://media.example.com/blocked.wav", locale="en-US")

@@ -31,7 +31,7 @@ from .manager import PluginError
 from .results import Decision, Outcome
 from .svaml import Svaml
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 __all__ = [
            "Allow",
            "CallerId",

@@ -16,13 +16,13 @@ from callgate.storage import DatabaseError
 
 from .handle import StoreHandle
 from .money import money_text
-from .store import CallRecord, CreditStore
+from .store import CreditCall, CreditStore
 
 log = structlog.get_logger("callgate.credit_check")
 REASON = "no DICE within maxDuration + grace"
 
 
-async def expire_overdue(store: CreditStore, now: float | None = None) -> list[CallRecord]:
+async def expire_overdue(store: CreditStore, now: float | None = None) -> list[CreditCall]:
     """Release every overdue reservation; returns the calls this pass released (each logged)."""
     released = []
     for callid in await store.overdue(now):

@@ -69,7 +69,7 @@ class NoRate:
 RateLookup = Callable[[Connection, str], Awaitable["Rate | NoRate"]]
 T = TypeVar("T")
 #: A transaction holding a call's account row and its call row, with both as they are: ``(tx, account, call)``.
-LockedCall = tuple[Connection, "Account", "CallRecord"]
+LockedCall = tuple[Connection, "Account", "CreditCall"]
 
 
 def utc_now() -> str:
@@ -104,7 +104,7 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True, slots=True)
-class CallRecord:
+class CreditCall:
     """One call as the plugin knows it: the rate it was authorized at, what was held, what it cost.
 
     ``callid`` is the call's key (``call.key``: the v1 callid, ``"v2:"`` + the v2 callid)."""
@@ -146,7 +146,7 @@ class Reservation:
 class Settlement:
     """The outcome of ``settle``: the call's cost, and whether this DICE had already been settled."""
 
-    call: CallRecord
+    call: CreditCall
     released: int
     repeated: bool
 
@@ -155,8 +155,8 @@ def _account(row: dict[str, Any]) -> Account:
     return Account(row["id"], row["currency"], int(row["balance"]), int(row["reserved"]), row.get("created_at", ""))
 
 
-def _call(row: dict[str, Any]) -> CallRecord:
-    return CallRecord(
+def _call(row: dict[str, Any]) -> CreditCall:
+    return CreditCall(
         callid=row["callid"], account_id=row["account_id"], state=row["state"], currency=row["currency"],
         destination=row["destination"], rate=_rate(row), max_duration=int(row["max_duration"]),
         reserved=int(row["reserved"]), expires_at=int(row["expires_at"]), reason=row["reason"],
@@ -368,11 +368,11 @@ class CreditStore:
 
     # --- calls ------------------------------------------------------------------------------
 
-    async def call(self, callid: str) -> CallRecord | None:
+    async def call(self, callid: str) -> CreditCall | None:
         row = await self.db.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
         return _call(row) if row else None
 
-    async def open_calls(self, account_id: str) -> list[CallRecord]:
+    async def open_calls(self, account_id: str) -> list[CreditCall]:
         rows = await self.db.fetch("SELECT * FROM credit_calls WHERE account_id = $1 AND state = 'reserved' "
                                    "ORDER BY created_at", account_id)
         return [_call(r) for r in rows]
@@ -456,13 +456,13 @@ class CreditStore:
         return await self._in_locked_call(callid, lower_limit, rollback=dry_run)
 
     async def release(self, callid: str, *, state: Literal["released", "expired"] = "released",
-                      reason: str = "", dry_run: bool = False) -> CallRecord | None:
+                      reason: str = "", dry_run: bool = False) -> CreditCall | None:
         """Give back a reservation that will not be settled: the call was denied, hung up, or its DICE never came.
 
         Returns the call as it was when released; None when it was not held (already settled, released, ...).
         ``dry_run``: the same answer, nothing written.
         """
-        async def release_call(locked: LockedCall | None) -> CallRecord | None:
+        async def release_call(locked: LockedCall | None) -> CreditCall | None:
             if locked is None:
                 return None
             tx, account, call = locked
@@ -565,7 +565,7 @@ class CreditStore:
         return replace(account, balance=new_balance, reserved=new_reserved)
 
 
-def _repeated(call: CallRecord, account: Account) -> Reservation:
+def _repeated(call: CreditCall, account: Account) -> Reservation:
     """The answer to a repeated ICE, from the record of the first one.
 
     A call granted no time was denied, whatever its state says: versions before 0.2.0

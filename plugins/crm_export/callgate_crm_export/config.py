@@ -17,11 +17,11 @@ from callgate.config import DatabaseURL, resolve_config_path
 _SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
-class _Strict(BaseModel):
+class _StrictTable(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class DeliverySettings(_Strict):
+class DeliverySettings(_StrictTable):
     """How one sink is retried: shared by every sink type."""
 
     name: str
@@ -133,7 +133,7 @@ class FileSink(DeliverySettings):
 SinkConfig = Annotated[WebhookSink | HubSpotSink | FileSink, Field(discriminator="type")]
 
 
-class CrmExportConfig(_Strict):
+class CrmExportConfig(_StrictTable):
     """The whole ``[plugins.crm_export]`` table."""
 
     #: The outbox: a SQLite file (one instance; a relative path is taken from the config file's folder) or

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from .config import DeliverySettings
-from .outbox import Claim, Outbox, Outcome
+from .outbox import Claim, DeliveryOutcome, Outbox
 from .retry import AttemptResult, next_delay
 from .sinks import Sender
 
@@ -29,7 +29,7 @@ class SinkWorker:
     """Delivers one sink's queue from one instance."""
 
     def __init__(self, outbox: Outbox, sender: Sender, settings: DeliverySettings, instance: str, *,
-                 poll_interval: float, save: Callable[[Outcome], Awaitable[str | None]] | None = None,
+                 poll_interval: float, save: Callable[[DeliveryOutcome], Awaitable[str | None]] | None = None,
                  clock: Callable[[], float] = time.time, rng: random.Random | None = None) -> None:
         self.outbox = outbox
         #: Saves one attempt's outcome (the plugin passes a group-committing Batcher's submit).
@@ -126,7 +126,7 @@ class SinkWorker:
             result = AttemptResult("retry", None, f"{type(exc).__name__}: {exc}")
         now = self.clock()
         if result.kind == "delivered":
-            await self._persist(Outcome(claim, result))
+            await self._persist(DeliveryOutcome(claim, result))
             log.info("crm_delivered", sink=self.name, callid=claim.callid, version=claim.version,
                      attempt=claim.attempts + 1, status=result.status)
             return
@@ -135,18 +135,18 @@ class SinkWorker:
                            rng=self.rng)
         if result.throttled:
             self.paused_until = max(self.paused_until, now + delay)
-        state = await self._persist(Outcome(claim, result, now + delay, settings.max_attempts))
+        state = await self._persist(DeliveryOutcome(claim, result, now + delay, settings.max_attempts))
         self._next_due = min(self._next_due, now + delay)
         event = "crm_dead_letter" if state == "dead" else "crm_retry_scheduled"
         (log.error if state == "dead" else log.warning)(
             event, sink=self.name, callid=claim.callid, version=claim.version, attempt=claim.attempts + 1,
             status=result.status, error=result.error, retry_in=None if state == "dead" else round(delay, 3))
 
-    async def _save_one(self, outcome: Outcome) -> str | None:
+    async def _save_one(self, outcome: DeliveryOutcome) -> str | None:
         [state] = await self.outbox.save_outcomes([outcome], self.instance, self.clock())
         return state
 
-    async def _persist(self, outcome: Outcome) -> str | None:
+    async def _persist(self, outcome: DeliveryOutcome) -> str | None:
         """Save a delivery's outcome, retrying while the database is briefly unavailable (within the lease)."""
         deadline = self.clock() + self.settings.lease_seconds
         pause = 0.05

@@ -128,7 +128,7 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class DeliveryOutcome:
     """How one delivery attempt ended, to be saved: for a failure, when to try next and the attempt limit."""
 
     claim: Claim
@@ -302,17 +302,17 @@ class Outbox:
 
     async def mark_delivered(self, claim: Claim, instance: str, result: AttemptResult, now: float) -> str | None:
         """A 2xx for ``claim.version``: delivered, unless a newer version arrived meanwhile (then still pending)."""
-        [state] = await self.save_outcomes([Outcome(claim, result)], instance, now)
+        [state] = await self.save_outcomes([DeliveryOutcome(claim, result)], instance, now)
         return state
 
     async def mark_failed(self, claim: Claim, instance: str, result: AttemptResult, next_attempt_at: float,
                           max_attempts: int, now: float) -> str | None:
         """A failed attempt: pending again at ``next_attempt_at``, or dead (a permanent refusal, or the last
         attempt).  Returns the new state (None when this instance no longer held the lease)."""
-        [state] = await self.save_outcomes([Outcome(claim, result, next_attempt_at, max_attempts)], instance, now)
+        [state] = await self.save_outcomes([DeliveryOutcome(claim, result, next_attempt_at, max_attempts)], instance, now)
         return state
 
-    async def save_outcomes(self, outcomes: Sequence[Outcome], instance: str, now: float) -> list[str | None]:
+    async def save_outcomes(self, outcomes: Sequence[DeliveryOutcome], instance: str, now: float) -> list[str | None]:
         """Record delivery attempts, several in one transaction; returns each row's new state, in the order of
         ``outcomes``.  Rows are updated by callid, then sink (the lock order), not in the order the deliveries
         finished."""
@@ -327,7 +327,7 @@ class Outbox:
             return [states[i] for i in range(len(outcomes))]
         return await self.db.run_transaction(save)
 
-    async def _delivered(self, tx: Connection, outcome: Outcome, instance: str, now: float) -> str | None:
+    async def _delivered(self, tx: Connection, outcome: DeliveryOutcome, instance: str, now: float) -> str | None:
         claim, result = outcome.claim, outcome.result
         row = await tx.fetchrow(
             """UPDATE crm_deliveries SET
@@ -344,7 +344,7 @@ class Outbox:
             claim.sink, claim.callid, claim.version, result.remote_id, result.status, now, instance)
         return row["state"] if row else None
 
-    async def _failed(self, tx: Connection, outcome: Outcome, instance: str, now: float) -> str | None:
+    async def _failed(self, tx: Connection, outcome: DeliveryOutcome, instance: str, now: float) -> str | None:
         claim, result = outcome.claim, outcome.result
         row = await tx.fetchrow(
             """UPDATE crm_deliveries SET

@@ -43,7 +43,7 @@ from .buffer import FactBuffer
 from .config import CrmExportConfig
 from .delivery import SinkWorker
 from .facts import Facts, answer_facts, dice_facts, ice_facts, merge_facts, notify_facts
-from .outbox import Change, Outbox, Outcome
+from .outbox import Change, DeliveryOutcome, Outbox
 from .sinks import Sender, build_sender
 
 log = structlog.get_logger("callgate.crm_export")
@@ -85,7 +85,7 @@ class CrmExport:
         #: DICE/Notify writes, group-committed: one transaction for every write that arrives while one runs.
         self._writes: Batcher[tuple[str, Facts], Change] = Batcher(self._write_batch)
         #: Delivery outcomes, group-committed the same way.
-        self._outcomes: Batcher[Outcome, str | None] = Batcher(self._save_outcomes)
+        self._outcomes: Batcher[DeliveryOutcome, str | None] = Batcher(self._save_outcomes)
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -279,7 +279,7 @@ class CrmExport:
         self._queued([c for c in changes if isinstance(c, Change)])
         return changes
 
-    async def _save_outcomes(self, outcomes: list[Outcome]) -> list[str | None]:
+    async def _save_outcomes(self, outcomes: list[DeliveryOutcome]) -> list[str | None]:
         return await self._started().save_outcomes(outcomes, self.instance, time.time())
 
     def _queued(self, changes: list[Change]) -> None:

@@ -35,11 +35,11 @@ Direction = Literal["inbound", "outbound"]
 NUMBER_TYPES = frozenset({"did", "number"})
 
 
-class _Model(BaseModel):
+class _RecordModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Party(_Model):
+class Party(_RecordModel):
     """One end of the call."""
 
     number: str | None = Field(None, description="E.164 (+46701234567) when this end is a phone number, else null")
@@ -51,14 +51,14 @@ class Party(_Model):
                                                         "(caller type user, callee type username), else null")
 
 
-class Amount(_Model):
+class Amount(_RecordModel):
     """Money, exact: the amount is a decimal string (never a float)."""
 
     amount: Decimal | None = Field(None, description="Decimal amount, serialised as a string")
     currency: str | None = Field(None, description="ISO-4217 currency code")
 
 
-class OurCost(_Model):
+class OurCost(_RecordModel):
     """What callgate's credit_check charged for the call."""
 
     source: str = Field("credit_check", description="The plugin that priced the call")
@@ -69,12 +69,12 @@ class OurCost(_Model):
     sinch_debit: Decimal | None = Field(None, description="Sinch's debit as credit_check saw it")
 
 
-class Header(_Model):
+class RecordHeader(_RecordModel):
     key: str
     value: str
 
 
-class Verdict(_Model):
+class Verdict(_RecordModel):
     """One plugin's answer to one hook during the ICE."""
 
     plugin: str
@@ -83,7 +83,7 @@ class Verdict(_Model):
     status: str = Field(description="ok, error or timeout")
 
 
-class DecisionInfo(_Model):
+class DecisionInfo(_RecordModel):
     """How the ICE was answered, and which plugin decided what."""
 
     allowed: bool
@@ -98,7 +98,7 @@ class DecisionInfo(_Model):
     outcomes: list[Verdict] = []
 
 
-class Location(_Model):
+class Location(_RecordModel):
     """Where Sinch stored a recording or transcription (as a Notify reported it)."""
 
     location: str = Field(description="s3://..., azure://... or https://...")
@@ -106,7 +106,7 @@ class Location(_Model):
     type: str = Field(description="The Notify type that reported it")
 
 
-class CallRecord(_Model):
+class CallRecord(_RecordModel):
     """One finished call, as exported to CRMs."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, title="callgate call record",
@@ -141,7 +141,7 @@ class CallRecord(_Model):
     rate: Amount | None = Field(None, description="Sinch's per-minute rate")
     cost: OurCost | None = Field(None, description="Our price, when credit_check priced the call")
     custom: str | None = None
-    call_headers: list[Header] = []
+    call_headers: list[RecordHeader] = []
     decision: DecisionInfo | None = Field(None, description="The ICE decision; null when callgate saw no ICE")
     recording: Location | None = None
     transcription: Location | None = None
@@ -245,7 +245,7 @@ def build_record(key: str, facts: Facts, version: int, now: datetime) -> CallRec
         cost=OurCost(**{**cost, "amount": decimal_or_none(cost.get("amount")),
                         "sinch_debit": decimal_or_none(cost.get("sinch_debit"))}) if cost else None,
         custom=dice.get("custom") if dice.get("custom") is not None else ice.get("custom"),
-        call_headers=[Header(key=k, value=v) for k, v in headers],
+        call_headers=[RecordHeader(key=k, value=v) for k, v in headers],
         decision=DecisionInfo(**decision) if decision else None,
         recording=Location(**facts["recording"]) if facts.get("recording") else None,
         transcription=Location(**facts["transcription"]) if facts.get("transcription") else None,

@@ -1,7 +1,7 @@
 """A real HTTP receiver standing in for a CRM in the tests: a generic webhook endpoint and HubSpot's calls API.
 
 Every request is logged (method, path, headers, body, arrival time, the status answered).  What a
-request gets is decided by ``behave(request_number, callid)``, which returns a :class:`Reply`: a
+request gets is decided by ``behave(request_number, callid)``, which returns a :class:`ReceiverReply`: a
 status, an optional Retry-After, an optional delay.  A record is *accepted* only when the
 receiver answers it 2xx (``accepted`` lists them in order, duplicates included: the tests count
 them, they do not dedupe).
@@ -24,13 +24,13 @@ from callgate_crm_export.signature import SIGNATURE_HEADER, TIMESTAMP_HEADER, ve
 
 
 @dataclass
-class Reply:
+class ReceiverReply:
     status: int = 200
     retry_after: str | None = None
     delay: float = 0.0
 
 
-OK = Reply()
+OK = ReceiverReply()
 
 
 @dataclass
@@ -59,7 +59,7 @@ class Receiver:
 
     secret: str | None = None
     token: str | None = None
-    behave: Callable[[int, str | None], Reply] = lambda n, callid: OK
+    behave: Callable[[int, str | None], ReceiverReply] = lambda n, callid: OK
     port: int = field(default_factory=free_port)
     seen: list[Seen] = field(default_factory=list)
     accepted: list[Seen] = field(default_factory=list)

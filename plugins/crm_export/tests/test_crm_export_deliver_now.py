@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import aiohttp
-from crm_export_receiver import OK, Receiver, Reply
+from crm_export_receiver import OK, Receiver, ReceiverReply
 
 from callgate import samples
 from callgate.protocols.v1 import signing
@@ -36,7 +36,7 @@ url = "{url}/hook"
 secret = {{ env = "CRM_DELIVER_NOW_SECRET" }}
 timeout_seconds = 2
 """
-OUTAGE = Reply(500, retry_after="900")
+OUTAGE = ReceiverReply(500, retry_after="900")
 CALLIDS = ["outage-1", "outage-2", "outage-3"]
 
 

@@ -7,7 +7,7 @@ import time
 from collections import Counter
 
 import pytest
-from crm_export_receiver import OK, Receiver, Reply
+from crm_export_receiver import OK, Receiver, ReceiverReply
 from crm_export_setup import crm_config, eventually, plugin_of, webhook_sink
 
 from callgate_crm_export import CrmExport
@@ -29,8 +29,8 @@ async def test_intermittent_failures_are_retried_until_each_call_is_received_exa
         if n > 60:
             return OK
         if n in (7, 31):
-            return Reply(429, retry_after="1")
-        return [OK, Reply(500), Reply(504, delay=0.7), Reply(503)][n % 4]
+            return ReceiverReply(429, retry_after="1")
+        return [OK, ReceiverReply(500), ReceiverReply(504, delay=0.7), ReceiverReply(503)][n % 4]
 
     async with Receiver(behave=behave) as receiver:
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3",
@@ -54,7 +54,7 @@ async def test_intermittent_failures_are_retried_until_each_call_is_received_exa
 
 @pytest.mark.slow
 async def test_retry_after_is_respected_for_the_whole_sink(callgate_client, callgate_events, tmp_path):
-    async with Receiver(behave=lambda n, c: Reply(429, retry_after="1") if n == 1 else OK) as receiver:
+    async with Receiver(behave=lambda n, c: ReceiverReply(429, retry_after="1") if n == 1 else OK) as receiver:
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3",
                                                   webhook_sink(receiver.url, concurrency=1)), plugins=PLUGINS)
         await send_dices(client, callgate_events, ["a"])
@@ -67,7 +67,7 @@ async def test_retry_after_is_respected_for_the_whole_sink(callgate_client, call
 
 
 async def test_concurrency_per_sink_is_limited(callgate_client, callgate_events, tmp_path):
-    async with Receiver(behave=lambda n, c: Reply(200, delay=0.1)) as receiver:
+    async with Receiver(behave=lambda n, c: ReceiverReply(200, delay=0.1)) as receiver:
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3",
                                                   webhook_sink(receiver.url, concurrency=3)), plugins=PLUGINS)
         await send_dices(client, callgate_events, [f"c{i}" for i in range(15)])
@@ -77,7 +77,7 @@ async def test_concurrency_per_sink_is_limited(callgate_client, callgate_events,
 
 async def test_dead_letter_after_max_attempts_then_retry_delivers(callgate_client, callgate_events, tmp_path):
     down = True
-    async with Receiver(behave=lambda n, c: Reply(500) if down else OK) as receiver:
+    async with Receiver(behave=lambda n, c: ReceiverReply(500) if down else OK) as receiver:
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3",
                                                   webhook_sink(receiver.url, max_attempts=3)), plugins=PLUGINS)
         await send_dices(client, callgate_events, ["doomed"])
@@ -91,7 +91,7 @@ async def test_dead_letter_after_max_attempts_then_retry_delivers(callgate_clien
 
 
 async def test_a_permanent_refusal_is_a_dead_letter_at_once(callgate_client, callgate_events, tmp_path):
-    async with Receiver(behave=lambda n, c: Reply(422)) as receiver:
+    async with Receiver(behave=lambda n, c: ReceiverReply(422)) as receiver:
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url)),
                                        plugins=PLUGINS)
         await send_dices(client, callgate_events, ["refused"])
@@ -102,7 +102,7 @@ async def test_a_permanent_refusal_is_a_dead_letter_at_once(callgate_client, cal
 
 
 async def test_each_sink_has_its_own_queue(callgate_client, callgate_events, tmp_path):
-    async with Receiver(behave=lambda n, c: Reply(503)) as down, Receiver() as up:
+    async with Receiver(behave=lambda n, c: ReceiverReply(503)) as down, Receiver() as up:
         path = tmp_path / "export" / "calls-{date}.jsonl"
         config = crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(down.url, name="down"),
                             webhook_sink(up.url, name="up"), {"name": "file", "type": "file", "path": str(path)})
@@ -119,7 +119,7 @@ async def test_each_sink_has_its_own_queue(callgate_client, callgate_events, tmp
 
 async def test_pending_records_survive_a_restart(callgate_client, callgate_events, tmp_path):
     database = f"sqlite:///{tmp_path}/crm.sqlite3"
-    async with Receiver(behave=lambda n, c: Reply(503)) as receiver:
+    async with Receiver(behave=lambda n, c: ReceiverReply(503)) as receiver:
         first = await callgate_client(crm_config(database, webhook_sink(receiver.url)), plugins=PLUGINS)
         await send_dices(first, callgate_events, [f"c{i}" for i in range(10)])
         await receiver.wait_for(lambda: len(receiver.seen) >= 1)
@@ -134,7 +134,7 @@ async def test_pending_records_survive_a_restart(callgate_client, callgate_event
 async def test_shutdown_abandons_a_slow_request_and_the_record_is_sent_after_restart(
         callgate_client, callgate_events, tmp_path):
     database = f"sqlite:///{tmp_path}/crm.sqlite3"
-    async with Receiver(behave=lambda n, c: Reply(503, delay=1.5) if n == 1 else OK) as receiver:
+    async with Receiver(behave=lambda n, c: ReceiverReply(503, delay=1.5) if n == 1 else OK) as receiver:
         sink = webhook_sink(receiver.url, timeout_seconds=5)
         first = await callgate_client(crm_config(database, sink, shutdown_grace_seconds=0.1), plugins=PLUGINS)
         await send_dices(first, callgate_events, ["slow"])

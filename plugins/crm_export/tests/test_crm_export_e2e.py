@@ -7,7 +7,7 @@ from collections import Counter
 
 import aiohttp
 import pytest
-from crm_export_receiver import OK, Receiver, Reply
+from crm_export_receiver import OK, Receiver, ReceiverReply
 
 from callgate import samples
 from callgate.protocols.v1 import signing
@@ -53,7 +53,7 @@ async def post_dice(session, url, callid):
 
 async def test_sigkill_during_a_dice_burst_loses_no_answered_call(callgate_server, tmp_path):
     # The CRM fails every other request (503) for the whole test.
-    async with Receiver(secret=SECRET, behave=lambda n, c: Reply(503) if n % 2 else OK) as receiver:
+    async with Receiver(secret=SECRET, behave=lambda n, c: ReceiverReply(503) if n % 2 else OK) as receiver:
         config = CONFIG.format(database=tmp_path / "crm.sqlite3", url=receiver.url, concurrency=CONCURRENCY)
         env = {"CRM_E2E_SECRET": SECRET}
         server = callgate_server(config, env=env)

@@ -5,7 +5,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-from crm_export_receiver import OK, Receiver, Reply
+from crm_export_receiver import OK, Receiver, ReceiverReply
 from crm_export_setup import crm_config, eventually, hubspot_sink, plugin_of
 
 from callgate.protocols.v1.decode import decode_event
@@ -112,7 +112,7 @@ async def test_calls_are_created_then_updated_in_place(callgate_client, callgate
 async def test_with_a_callid_property_a_retried_request_never_makes_a_second_call(
         callgate_client, callgate_events, tmp_path):
     # HubSpot stores the first request but answers after our timeout: the retry must update, not create.
-    async with Receiver(token="test-token", behave=lambda n, c: Reply(200, delay=0.8) if n == 1 else OK) as crm:
+    async with Receiver(token="test-token", behave=lambda n, c: ReceiverReply(200, delay=0.8) if n == 1 else OK) as crm:
         sink = hubspot_sink(crm.url, callid_property="sinch_callid")
         client = await callgate_client(crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", sink), plugins=PLUGINS)
         assert await client.event(callgate_events.dice(callid="u1")) == (200, {})

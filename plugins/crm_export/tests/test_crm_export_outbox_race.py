@@ -18,7 +18,7 @@ from callgate.samples import dice, ice, notify
 from callgate.storage import Database
 from callgate.testing import POSTGRES_DSN_ENV, postgres_schema
 from callgate_crm_export.facts import dice_facts, ice_facts, notify_facts
-from callgate_crm_export.outbox import COMPONENT, MIGRATIONS, Outbox, Outcome
+from callgate_crm_export.outbox import COMPONENT, MIGRATIONS, DeliveryOutcome, Outbox
 from callgate_crm_export.retry import AttemptResult
 
 NOW = 1_700_000_000.0
@@ -61,10 +61,10 @@ async def open_instance(url: str, transaction_attempts: int | None) -> Outbox:
     return Outbox(db, SINKS)
 
 
-def outcomes(claims, rng: random.Random, now: float) -> list[Outcome]:
+def outcomes(claims, rng: random.Random, now: float) -> list[DeliveryOutcome]:
     """Delivered or failed (due again at once), in the order the deliveries happened to finish."""
-    done = [Outcome(c, AttemptResult.delivered(200)) if rng.random() < 0.7
-            else Outcome(c, AttemptResult("retry", 503, "HTTP 503"), now, 1000) for c in claims]
+    done = [DeliveryOutcome(c, AttemptResult.delivered(200)) if rng.random() < 0.7
+            else DeliveryOutcome(c, AttemptResult("retry", 503, "HTTP 503"), now, 1000) for c in claims]
     rng.shuffle(done)
     return done
 
@@ -96,7 +96,7 @@ async def test_two_instances_writing_and_marking_at_once_never_deadlock(postgres
         later = NOW + 100
         for sink in SINKS:
             while claims := await a.claim(sink, 50, "a", 30, later):
-                await a.save_outcomes([Outcome(c, AttemptResult.delivered(200)) for c in claims], "a", later)
+                await a.save_outcomes([DeliveryOutcome(c, AttemptResult.delivered(200)) for c in claims], "a", later)
         last_version = 1 + 1 + ROUNDS          # the DICE, the ICE facts, one recording per round
         rows = await a.db.fetch("SELECT sink, callid, state, version, delivered_version FROM crm_deliveries")
         assert sorted((r["sink"], r["callid"]) for r in rows) == sorted((s, c) for s in SINKS for c in CALLS)

@@ -5,7 +5,7 @@ import json
 from collections import Counter
 
 import pytest
-from crm_export_receiver import OK, Receiver, Reply
+from crm_export_receiver import OK, Receiver, ReceiverReply
 from crm_export_setup import WEBHOOK_SECRET, PricesCalls, crm_config, eventually, plugin_of, webhook_sink
 
 from callgate_crm_export import CrmExport
@@ -84,7 +84,7 @@ async def test_our_cost_comes_from_credit_check_notes(callgate_client, callgate_
 @pytest.mark.slow
 async def test_two_instances_on_one_database_deliver_each_record_once(
         callgate_client, callgate_events, callgate_database_url):
-    async with Receiver(behave=lambda n, c: Reply(503) if n % 3 == 0 else OK) as receiver:
+    async with Receiver(behave=lambda n, c: ReceiverReply(503) if n % 3 == 0 else OK) as receiver:
         config = crm_config(callgate_database_url, webhook_sink(receiver.url, concurrency=2))
         a = await callgate_client(config, plugins=PLUGINS)
         b = await callgate_client(config, plugins=PLUGINS)
@@ -140,7 +140,7 @@ def _gauge(text, name):
 
 async def test_outbox_depth_is_on_metrics(callgate_client, callgate_events, tmp_path):
     down = True
-    async with Receiver(behave=lambda n, callid: Reply(503) if down else OK) as receiver:
+    async with Receiver(behave=lambda n, callid: ReceiverReply(503) if down else OK) as receiver:
         config = crm_config(f"sqlite:///{tmp_path}/crm.sqlite3", webhook_sink(receiver.url, max_attempts=1000))
         client = await callgate_client(config, plugins=PLUGINS)
         for callid in ("waiting-1", "waiting-2"):

@@ -112,8 +112,9 @@ class MenuResult:
 
     v1 PIE ``menuResult``: ``type`` (``sequence``, ``return``, ``timeout``, ``hangup``, ``invalidinput``,
     ``error``) and ``input_method`` lower-case, ``value`` the digits or ``return(x)``'s x.  v2
-    ``call.menu``: ``menu_id`` is ``menuName``, ``value`` the ``input`` as sent (terminating sequence
-    included), ``type`` is ``sequence`` (v2 reports no other kind) and ``input_method`` ``dtmf``.
+    ``call.menu``: ``menu_id`` is ``menuName``, ``value`` the ``input`` without a final ``#`` (the
+    terminating key of the menus callgate renders, which v1 leaves out too; ``raw`` has it), ``type`` is
+    ``sequence`` (v2 reports no other kind) and ``input_method`` ``dtmf``.
     """
 
     menu_id: str | None

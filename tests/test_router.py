@@ -267,3 +267,15 @@ def test_normalize_fast_path_agrees_with_phonenumbers(value):
     slow = _normalize_with_phonenumbers(value)
     if fast is not None and slow is not None and is_e164(slow):
         assert fast == slow
+
+
+def test_a_v2_menu_input_matches_the_digits_a_v1_pie_would_report():
+    """call.menu's input ends with the "#" that ended it; the same menu answer matches it and the v1 PIE."""
+    from callgate import v2_samples
+    from callgate.protocols.v2.adapt import decode_event as decode_v2
+
+    r = router(menu_answers=[{"menu": "main", "value": "12", "action": {"name": "hangup"}}])
+    v2_input = decode_v2(json.dumps(v2_samples.menu(input="12#")).encode())
+    assert v2_input.menu_result.value == "12" and v2_input.raw["menu"]["input"] == "12#"
+    assert r.on_prompt_input(v2_input) == EndCall()
+    assert r.on_prompt_input(pie(value="12")) == EndCall()

@@ -61,7 +61,7 @@ EXPECTED = {
     "call.menu.json": MenuInput(
         generation="v2", event="call.menu", raw={}, application=SERVICE, timestamp=X_TIMESTAMP,
         session_id="01JQ90B2C4D6E8F0G2H4J6K8MN", callid="01JQ90B2C6E8G0J2K4M6N8P0QR",
-        menu_result=MenuResult(menu_id="main", type="sequence", value="4821#", input_method="dtmf")),
+        menu_result=MenuResult(menu_id="main", type="sequence", value="4821", input_method="dtmf")),
     "call.hangup.json": Ended(
         generation="v2", event="call.hangup", raw={}, application=SERVICE, timestamp=X_TIMESTAMP,
         session_id="01JQ8ZK3V7N5W2R4T6Y8B0C1DE", callid="01JQ8ZK3V9A4B6C8D0E2F4G6H8", reason="CALLER_HANGUP",

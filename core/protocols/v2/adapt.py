@@ -10,7 +10,7 @@ v2 event                                       neutral call
 ``call.incoming``                              :class:`~callgate.calls.Incoming`
 ``call.answered``                              :class:`~callgate.calls.Answered` (the dialled leg's ``callid``)
 ``call.menu``                                  :class:`~callgate.calls.MenuInput`: ``menu_id`` = ``menuName``,
-                                               ``value`` = ``input`` as sent, ``type`` ``sequence``,
+                                               ``value`` = ``input`` without a final ``#``, ``type`` ``sequence``,
                                                ``input_method`` ``dtmf``
 ``call.hangup``, ``.busy``, ``.rejected``,     :class:`~callgate.calls.Ended`: ``result``/``reason`` as sent,
 ``.timeout``, ``.failed``                      ``duration`` = ``callDurationSeconds`` (0 when absent), no ``debit``
@@ -168,7 +168,11 @@ def _answered(event: V2Event, base: dict[str, Any]) -> Answered:
 
 def _menu(event: V2Event, base: dict[str, Any]) -> MenuInput:
     assert isinstance(event, V2CallMenu)
-    result = MenuResult(menu_id=event.menu.menu_name, type="sequence", value=event.menu.input, input_method="dtmf")
+    # The menus callgate renders end input with "#" (terminatingSequence), which v2 reports in ``input`` and v1
+    # leaves out of its value: without it, a plugin compares the same digits whichever generation sent them.
+    entered = event.menu.input
+    result = MenuResult(menu_id=event.menu.menu_name, type="sequence",
+                        value=entered[:-1] if entered and entered.endswith("#") else entered, input_method="dtmf")
     return MenuInput(**base, menu_result=result)
 
 

@@ -12,7 +12,18 @@ from callgate.builtin.caller_id import CallerIdConfig, CallerIdRules
 from callgate.builtin.router import Router, RouterConfig
 from callgate.calls import Callee, Incoming
 from callgate.config import PluginsConfig, ServerConfig
-from callgate.decisions import Conference, DigitMenu, EndCall, InAppUser, PhoneNumber, Proceed, Prompt, Route, SipEndpoint, SvamlRoute
+from callgate.decisions import (
+    Conference,
+    DigitMenu,
+    EndCall,
+    InAppUser,
+    PhoneNumber,
+    Proceed,
+    Prompt,
+    Route,
+    SipEndpoint,
+    SvamlRoute,
+)
 from callgate.manager import PluginError, load_plugins
 from callgate.phone import is_e164, normalize
 from callgate.protocols.v1.decode import decode_event

@@ -25,9 +25,10 @@ Both API generations are served from the one table.  A rule becomes a neutral
 rule's SVAML: ``connectPstn`` (``number``, ``cli``, ``maxDuration``, ``dialTimeout``)
 is a ``PhoneNumber``, ``connectSip`` a ``SipEndpoint``, ``connectMxp`` (with a
 destination) an ``InAppUser``, ``connectConf`` a ``Conference``, ``hangup`` an
-``EndCall``, ``runMenu`` written as callgate renders a ``DigitMenu`` (one menu, no
+``EndCall``, a ``runMenu`` written as callgate renders a ``DigitMenu`` (one menu, no
 ``options``, ``repeatPrompt`` = ``mainPrompt``, ``repeats``, ``maxDigits``,
-``timeoutMills`` in whole seconds, ``locale`` and ``mainMenu`` given) a ``DigitMenu``, and ``say`` (with a ``locale``) and ``playFiles`` (one URL) instructions
+``timeoutMills`` in whole seconds, ``locale`` and ``mainMenu`` given) a ``DigitMenu``,
+and ``say`` (with a ``locale``) and ``playFiles`` (one URL) instructions
 are prompts.  Any other rule is v1 SVAML (a :class:`~callgate.decisions.SvamlRoute`),
 and so are rules that would not render the same: they answer v1 calls only.  For a
 v2 call they, and routes to an ``InAppUser`` or a ``Conference`` (which v2 has not),

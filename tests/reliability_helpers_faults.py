@@ -208,10 +208,17 @@ async def post_webhook(session: aiohttp.ClientSession, url: str, body: dict[str,
 
 
 def dials(body: Any) -> list[dict[str, Any]]:
-    """The top-level ``dial`` commands of a v2 answer (none when it is not one)."""
+    """The ``dial`` commands of a v2 answer, those after its prompts (in ``messages``' ``onFinish``) included;
+    none when it is not a v2 answer."""
     if not isinstance(body, dict) or not isinstance(body.get("commands"), list):
         return []
-    return [command for command in body["commands"] if isinstance(command, dict) and command.get("command") == "dial"]
+    found = []
+    for command in body["commands"]:
+        if isinstance(command, dict) and command.get("command") == "dial":
+            found.append(command)
+        elif isinstance(command, dict) and command.get("command") == "messages":
+            found.extend(dials({"commands": (command.get("events") or {}).get("onFinish") or []}))
+    return found
 
 
 async def get(session: aiohttp.ClientSession, url: str, timeout: float = 5.0) -> tuple[int, str]:

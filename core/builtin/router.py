@@ -149,9 +149,9 @@ _MENU_PROMPT = re.compile(r"^#(tts|href)\[(.+)\]$", re.DOTALL)
 
 def _digit_menu(action: RunMenu) -> DigitMenu | None:
     """The DigitMenu a ``runMenu`` of one menu without options may be (the caller's exact-render check decides)."""
-    if len(action.menus) != 1 or action.menus[0].options or action.menus[0].main_prompt is None:
-        return None
     menu = action.menus[0]
+    if len(action.menus) != 1 or menu.options or menu.main_prompt is None:
+        return None
     spoken = _MENU_PROMPT.match(menu.main_prompt)
     if spoken is None or menu.timeout_mills is None or menu.timeout_mills % 1000:
         return None

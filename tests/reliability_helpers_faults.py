@@ -35,9 +35,12 @@ from callgate.testing import (  # noqa: F401
     POSTGRES_DSN_ENV,
     TEST_APPLICATION_KEY,
     TEST_APPLICATION_SECRET,
+    TEST_SERVICE_ID,
+    WEBHOOK_PATH,
     free_port,
     full_stack_config,
     postgres_schema,
+    webhook_headers,
 )
 
 CALLGATE = str(Path(sys.executable).with_name("callgate"))
@@ -83,11 +86,13 @@ def config_toml(credit_url: str, crm_url: str, receiver_url: str, *, deadline_ms
                 max_duration: int = 600, grace_seconds: int = 600, expiry_interval_seconds: float = 60.0,
                 reconnect_seconds: float = 0.2, sink_timeout_seconds: float = 5.0,
                 backoff_initial_seconds: float = 0.05, backoff_max_seconds: float = 0.5,
-                poll_interval_seconds: float = 0.1, concurrency: int = 4, crm_timeout_ms: int = 3000) -> str:
+                poll_interval_seconds: float = 0.1, concurrency: int = 4, crm_timeout_ms: int = 3000,
+                destination_types: list[str] | None = None, credit_on_error: str | None = None) -> str:
     """The three plugins in evaluation order (allowlist, credit_check, crm_export) and a catch-all route.
 
     ``crm_timeout_ms``: crm_export's per-hook budget (its default, 3000, unless a test is about something else
-    than how fast a DICE is recorded)."""
+    than how fast a DICE is recorded).  ``destination_types``: credit_check's (its default, ``["number"]``,
+    unless given: v2 inbound calls are ``did``, see its README); ``credit_on_error``: its ``on_error``."""
     folder = Path(tempfile.gettempdir())     # every path is given: the builder's file defaults are not used
     return full_stack_config(folder, overrides={
         "server": {"deadline_ms": deadline_ms},
@@ -95,7 +100,8 @@ def config_toml(credit_url: str, crm_url: str, receiver_url: str, *, deadline_ms
             "allowlist": {"rules": [{"action": "allow", "caller": f"{ALLOWED_PREFIX}*"}]},
             "credit_check": {"database_url": credit_url, "max_duration": max_duration, "grace_seconds": grace_seconds,
                              "expiry_interval_seconds": expiry_interval_seconds,
-                             "reconnect_seconds": reconnect_seconds},
+                             "reconnect_seconds": reconnect_seconds, "destination_types": destination_types,
+                             "on_error": credit_on_error},
             "crm_export": {"database_url": crm_url, "timeout_ms": crm_timeout_ms,
                            "poll_interval_seconds": poll_interval_seconds, "facts_flush_interval_seconds": 0.05,
                            "reconnect_seconds": reconnect_seconds, "shutdown_grace_seconds": 1,
@@ -182,6 +188,39 @@ async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any], t
         return Reply(None, None, time.monotonic() - started, started)
 
 
+async def post_webhook(session: aiohttp.ClientSession, url: str, body: dict[str, Any],
+                       timeout: float = 10.0) -> Reply:
+    """POST a Voice API v2 webhook to the webhook path, signed by the test service like Sinch; never raises for
+    a broken connection or a timeout."""
+    raw = json.dumps(body).encode()
+    started = time.monotonic()
+    try:
+        async with session.post(url + WEBHOOK_PATH, data=raw, headers=webhook_headers(raw),
+                                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            data = await response.read()
+            try:
+                decoded = json.loads(data)
+            except ValueError:
+                decoded = data.decode(errors="replace")
+            return Reply(response.status, decoded, time.monotonic() - started, started)
+    except (TimeoutError, aiohttp.ClientError, ConnectionError):
+        return Reply(None, None, time.monotonic() - started, started)
+
+
+def dials(body: Any) -> list[dict[str, Any]]:
+    """The ``dial`` commands of a v2 answer, those after its prompts (in ``messages``' ``onFinish``) included;
+    none when it is not a v2 answer."""
+    if not isinstance(body, dict) or not isinstance(body.get("commands"), list):
+        return []
+    found = []
+    for command in body["commands"]:
+        if isinstance(command, dict) and command.get("command") == "dial":
+            found.append(command)
+        elif isinstance(command, dict) and command.get("command") == "messages":
+            found.extend(dials({"commands": (command.get("events") or {}).get("onFinish") or []}))
+    return found
+
+
 async def get(session: aiohttp.ClientSession, url: str, timeout: float = 5.0) -> tuple[int, str]:
     async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
         return response.status, await response.text()
@@ -230,6 +269,8 @@ class Delivery:
     idempotency_key: str
     body: bytes
     at: float
+    #: The record's ``key``: the callid for v1, ``"v2:" + callId`` for a v2 leg.
+    key: str = ""
 
 
 @dataclass
@@ -289,7 +330,8 @@ class CrmReceiver:
         if self.delay:
             await asyncio.sleep(self.delay)
         self.accepted.append(Delivery(record["callid"], int(request.headers["X-Callgate-Record-Version"]),
-                                      request.headers["Idempotency-Key"], body, time.monotonic()))
+                                      request.headers["Idempotency-Key"], body, time.monotonic(),
+                                      record.get("key") or record["callid"]))
         return web.json_response({"ok": True})
 
     def counts(self) -> Counter:
@@ -299,18 +341,29 @@ class CrmReceiver:
     def callids(self) -> set[str]:
         return {d.callid for d in self.accepted}
 
-    def repeats(self) -> dict[str, list[Delivery]]:
-        """callid -> its deliveries, for every callid accepted more than once."""
+    def key_counts(self) -> Counter:
+        """Accepted requests per record key (a v1 callid, or ``v2:`` + a v2 leg's callId)."""
+        return Counter(d.key for d in self.accepted)
+
+    def keys(self) -> set[str]:
+        return {d.key for d in self.accepted}
+
+    def records(self, key: str) -> list[dict[str, Any]]:
+        """The bodies accepted for one key, decoded, in order."""
+        return [json.loads(d.body) for d in self.accepted if d.key == key]
+
+    def repeats(self, by_key: bool = False) -> dict[str, list[Delivery]]:
+        """callid (``by_key``: record key) -> its deliveries, for every one accepted more than once."""
         by_callid: dict[str, list[Delivery]] = {}
         for d in self.accepted:
-            by_callid.setdefault(d.callid, []).append(d)
+            by_callid.setdefault(d.key if by_key else d.callid, []).append(d)
         return {c: ds for c, ds in by_callid.items() if len(ds) > 1}
 
     def assert_repeats_are_identical(self) -> int:
         """A record accepted twice must be the same request (same Idempotency-Key and body): the documented
         at-least-once window.  Returns how many extra copies there were."""
         extra = 0
-        for callid, copies in self.repeats().items():
+        for callid, copies in self.repeats(by_key=True).items():
             assert len({d.idempotency_key for d in copies}) == 1, (callid, [d.idempotency_key for d in copies])
             assert len({d.body for d in copies}) == 1, f"{callid}: a repeated delivery with a different body"
             extra += len(copies) - 1
@@ -435,24 +488,44 @@ class Exchange:
     dice: Reply
     duration: int
     dice_body: dict[str, Any]
+    #: "v1" (ICE, DICE on the callback path) or "v2" (``call.incoming``, ``call.hangup`` on the webhook path).
+    generation: str = "v1"
+
+    @property
+    def key(self) -> str:
+        """The key the plugins keep this call by (and the CRM record's ``key``)."""
+        return self.callid if self.generation == "v1" else f"v2:{self.callid}"
 
     @property
     def connected(self) -> bool:
-        return self.ice.status == 200 and isinstance(self.ice.body, dict) and \
-            self.ice.body.get("action", {}).get("name") == "connectPstn"
+        return connected(self.ice, self.generation)
+
+
+def connected(reply: Reply, generation: str = "v1") -> bool:
+    """Whether an ICE / ``call.incoming`` answer connects the call (v1 ``connectPstn``, v2 a ``dial``)."""
+    if reply.status != 200 or not isinstance(reply.body, dict):
+        return False
+    if generation == "v2":
+        return bool(dials(reply.body))
+    return reply.body.get("action", {}).get("name") == "connectPstn"
 
 
 class SteadyLoad:
     """``workers`` callers, each placing calls one after another: a signed ICE, then its DICE (a connected call
-    lasted 1-5 s; a call that was hung up has a FAILED DICE of 0 s, as Sinch sends), until ``stop()``."""
+    lasted 1-5 s; a call that was hung up has a FAILED DICE of 0 s, as Sinch sends), until ``stop()``.
+
+    ``generation="v2"``: the same calls on the webhook path, a ``call.incoming`` to ``DESTINATION`` (then a
+    number of the service) and the inbound leg's ``call.hangup`` (``COMPLETED`` after 1-5 s, or ``FAILED`` after 0 s
+    for a call that was hung up)."""
 
     def __init__(self, session: aiohttp.ClientSession, url: str, numbers: list[str], *, workers: int = 3,
-                 pause: float = 0.02) -> None:
+                 pause: float = 0.02, generation: str = "v1") -> None:
         self.session = session
         self.url = url
         self.numbers = numbers
         self.workers = workers
         self.pause = pause
+        self.generation = generation
         self.exchanges: list[Exchange] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
@@ -478,6 +551,8 @@ class SteadyLoad:
 
         number = self.numbers[worker % len(self.numbers)]
         self._count += 1
+        if self.generation == "v2":
+            return await self._place_v2_call(number)
         ice = samples.ice(caller=number.lstrip("+"), to=DESTINATION)
         ice_reply = await post(self.session, self.url, ice)
         connected = ice_reply.status == 200 and isinstance(ice_reply.body, dict) and \
@@ -488,6 +563,20 @@ class SteadyLoad:
                             reason="CALLERHANGUP" if connected else "NONE")
         dice_reply = await post(self.session, self.url, dice)
         self.exchanges.append(Exchange(ice["callid"], number, ice_reply, dice_reply, duration, dice))
+        return self.exchanges[-1]
+
+    async def _place_v2_call(self, number: str) -> Exchange:
+        from callgate import v2_samples
+
+        session_id = v2_samples.new_call_id()
+        incoming = v2_samples.incoming(number, DESTINATION, session=session_id, service_id=TEST_SERVICE_ID)
+        callid = incoming["call"]["callId"]
+        incoming_reply = await post_webhook(self.session, self.url, incoming)
+        duration = 1 + self._count % 5 if connected(incoming_reply, "v2") else 0
+        hangup = v2_samples.hangup(callid, caller=number, to=DESTINATION, session=session_id, duration=duration,
+                                   result="COMPLETED" if duration else "FAILED", service_id=TEST_SERVICE_ID)
+        hangup_reply = await post_webhook(self.session, self.url, hangup)
+        self.exchanges.append(Exchange(callid, number, incoming_reply, hangup_reply, duration, hangup, "v2"))
         return self.exchanges[-1]
 
     def connected_since(self, moment: float) -> int:

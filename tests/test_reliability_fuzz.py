@@ -190,7 +190,7 @@ EVENT_NAMES = ["ICE", " ice ", "Ice", "dice\n", "aCe", "PIE", "notify", "call.re
 DELETE = object()
 
 
-def _set(root: dict, path: str, value) -> None:
+def set_path(root: dict, path: str, value) -> None:
     """Set (or, with DELETE, remove) ``root[a][b]...`` for path ``"a.b"``; digits index lists.  A container
     of the wrong kind on the way (a mutation may have put a list where an object was) is replaced."""
     parts = [int(part) if part.isdigit() else part for part in path.split(".")]
@@ -273,7 +273,7 @@ def events(draw) -> dict:
             value = draw(st.sampled_from(EVENT_NAMES) | values)
         else:
             value = draw(st.just(DELETE) | values)
-        _set(body, path, value)
+        set_path(body, path, value)
     return body
 
 

@@ -12,7 +12,18 @@ from callgate.builtin.caller_id import CallerIdConfig, CallerIdRules
 from callgate.builtin.router import Router, RouterConfig
 from callgate.calls import Callee, Incoming
 from callgate.config import PluginsConfig, ServerConfig
-from callgate.decisions import Conference, EndCall, InAppUser, PhoneNumber, Proceed, Prompt, Route, SipEndpoint, SvamlRoute
+from callgate.decisions import (
+    Conference,
+    DigitMenu,
+    EndCall,
+    InAppUser,
+    PhoneNumber,
+    Proceed,
+    Prompt,
+    Route,
+    SipEndpoint,
+    SvamlRoute,
+)
 from callgate.manager import PluginError, load_plugins
 from callgate.phone import is_e164, normalize
 from callgate.protocols.v1.decode import decode_event
@@ -142,6 +153,12 @@ def v2_call(to="+46850001234", to_type="did"):
                     to=Callee(to_type, to), domain="pstn")
 
 
+#: A runMenu rule written as callgate renders a DigitMenu for v1: one menu, no options, the prompt repeated.
+MENU = {"name": "runMenu", "locale": "en-US", "mainMenu": "main",
+        "menus": [{"id": "main", "mainPrompt": "#tts[Press 1 for sales.]", "repeatPrompt": "#tts[Press 1 for sales.]",
+                   "repeats": 2, "maxDigits": 1, "timeoutMills": 5000}]}
+
+
 @pytest.mark.parametrize("action,instructions,neutral", [
     (pstn("+15550000001", cli="+46850001234", maxDuration=600, dialTimeout=30), [], Route(
         PhoneNumber("+15550000001"), name="r", max_duration=600, cli="+46850001234", dial_timeout=30)),
@@ -158,6 +175,12 @@ def v2_call(to="+46850001234", to_type="did"):
     ({"name": "connectMxp"}, [], None),                                      # the dialled user: no neutral form
     ({"name": "connectSip", "destination": {"type": "sip", "endpoint": "sip:a@pbx.example"}}, [], None),
     ({"name": "runMenu", "menus": [{"id": "main", "mainPrompt": "#tts[Hi]"}]}, [], None),
+    (MENU, [], Route(DigitMenu(Prompt.say("Press 1 for sales.", "en-US"), max_digits=1, timeout_seconds=5, repeats=2),
+                     name="r")),
+    ({**MENU, "menus": [{**MENU["menus"][0], "mainPrompt": "#href[https://x/menu.wav]",
+                         "repeatPrompt": "#href[https://x/menu.wav]"}], "locale": None},
+     [], Route(DigitMenu(Prompt.play("https://x/menu.wav"), max_digits=1, timeout_seconds=5, repeats=2), name="r")),
+    ({**MENU, "menus": [{**MENU["menus"][0], "options": [{"dtmf": "1", "action": "return(one)"}]}]}, [], None),
 ])
 def test_a_rule_is_a_neutral_route_only_when_it_renders_as_the_same_v1_svaml(action, instructions, neutral):
     route = router([{"name": "r", "action": action, "instructions": instructions}]).route_call(ice(to="bob"))
@@ -167,7 +190,20 @@ def test_a_rule_is_a_neutral_route_only_when_it_renders_as_the_same_v1_svaml(act
     else:
         assert route == neutral
         rendered = V1Renderer(ServerConfig()).step_svaml(route).to_dict()
-        assert rendered == {"action": action, **({"instructions": instructions} if instructions else {})}
+        expected = {k: v for k, v in action.items() if v is not None}
+        assert rendered == {"action": expected, **({"instructions": instructions} if instructions else {})}
+
+
+def test_a_menu_route_serves_v2_calls_too():
+    """A runMenu rule that is a DigitMenu answers v2 calls (a ``menu`` command); one with options stays v1 only."""
+    options = {**MENU, "menus": [{**MENU["menus"][0], "options": [{"dtmf": "1", "action": "return(one)"}]}]}
+    r = router([{"name": "ivr", "number": "+46850001234", "action": MENU},
+                {"name": "ivr-v1", "number": "+46850009999", "action": options},
+                {"name": "out", "action": pstn("+15550000002")}])
+    route = r.route_call(v2_call())
+    assert route.name == "ivr" and isinstance(route.to, DigitMenu)
+    assert r.route_call(v2_call(to="+46850009999")).name == "out"
+    assert isinstance(r.route_call(ice(to="+46850009999")), SvamlRoute)
 
 
 def test_v2_calls_pass_over_v1_svaml_and_v1_only_targets():

@@ -14,7 +14,8 @@ from sinch.core.models.sinch_raw_response import SinchRawResponse
 from sinch.domains.voice.api.v2.sinch_events import SinchEvents
 from sinch.domains.voice.models.v2.sinch_events import VoiceSinchEventResponse
 
-__all__ = ["assert_sdk_accepts_answer", "assert_sdk_understood", "sdk_command_names"]
+__all__ = ["assert_sdk_accepts_answer", "assert_sdk_accepts_not_recorded", "assert_sdk_understood",
+           "sdk_command_names"]
 
 
 def assert_sdk_understood(model: Any, path: str = "$") -> None:
@@ -55,4 +56,13 @@ def assert_sdk_accepts_answer(body: bytes) -> None:
     sent = json.loads(body)
     model = VoiceSinchEventResponse.model_validate(sdk_command_names(sent))
     assert_sdk_understood(model)
+    assert SinchEvents().serialize_response(model) == sent
+
+
+def assert_sdk_accepts_not_recorded(body: bytes) -> None:
+    """The 424 not-recorded answer still loads in VoiceSinchEventResponse: ``commands`` ``[]`` understood, its
+    ``error`` and ``message`` kept aside as extra fields (the model allows them)."""
+    sent = json.loads(body)
+    model = VoiceSinchEventResponse.model_validate(sent)
+    assert model.commands == [] and set(model.model_extra or {}) == {"error", "message"}, sent
     assert SinchEvents().serialize_response(model) == sent

@@ -25,7 +25,10 @@ Both API generations are served from the one table.  A rule becomes a neutral
 rule's SVAML: ``connectPstn`` (``number``, ``cli``, ``maxDuration``, ``dialTimeout``)
 is a ``PhoneNumber``, ``connectSip`` a ``SipEndpoint``, ``connectMxp`` (with a
 destination) an ``InAppUser``, ``connectConf`` a ``Conference``, ``hangup`` an
-``EndCall``, and ``say`` (with a ``locale``) and ``playFiles`` (one URL) instructions
+``EndCall``, a ``runMenu`` written as callgate renders a ``DigitMenu`` (one menu, no
+``options``, ``repeatPrompt`` = ``mainPrompt``, ``repeats``, ``maxDigits``,
+``timeoutMills`` in whole seconds, ``locale`` and ``mainMenu`` given) a ``DigitMenu``,
+and ``say`` (with a ``locale``) and ``playFiles`` (one URL) instructions
 are prompts.  Any other rule is v1 SVAML (a :class:`~callgate.decisions.SvamlRoute`),
 and so are rules that would not render the same: they answer v1 calls only.  For a
 v2 call they, and routes to an ``InAppUser`` or a ``Conference`` (which v2 has not),
@@ -58,6 +61,7 @@ from ..config import ServerConfig
 from ..decisions import (
     V1_ONLY_TYPES,
     Conference,
+    DigitMenu,
     EndCall,
     InAppUser,
     PhoneNumber,
@@ -79,6 +83,7 @@ from ..svaml import (
     Continue,
     Hangup,
     PlayFiles,
+    RunMenu,
     Say,
     Svaml,
     SvamlError,
@@ -129,10 +134,32 @@ def neutral_route(svaml: Svaml, name: str | None) -> Route | None:
         to = Conference(action.conference_id)
     elif isinstance(action, Hangup):
         to = EndCall()
+    elif isinstance(action, RunMenu):
+        menu = _digit_menu(action)
+        if menu is None:
+            return None
+        to = menu
     else:
         return None
     route = Route(to, name=name, prompts=tuple(prompts), **limits)
     return route if _V1.step_svaml(route).to_json() == svaml.to_json() else None
+
+
+_MENU_PROMPT = re.compile(r"^#(tts|href)\[(.+)\]$", re.DOTALL)
+
+
+def _digit_menu(action: RunMenu) -> DigitMenu | None:
+    """The DigitMenu a ``runMenu`` of one menu without options may be (the caller's exact-render check decides)."""
+    menu = action.menus[0]
+    if len(action.menus) != 1 or menu.options or menu.main_prompt is None:
+        return None
+    spoken = _MENU_PROMPT.match(menu.main_prompt)
+    if spoken is None or menu.timeout_mills is None or menu.timeout_mills % 1000:
+        return None
+    kind, value = spoken.groups()
+    prompt = Prompt(text=value, locale=action.locale) if kind == "tts" else Prompt(url=value)
+    return DigitMenu(prompt, menu_id=menu.id, max_digits=menu.max_digits or 1,
+                     timeout_seconds=menu.timeout_mills // 1000, repeats=2 if menu.repeats is None else menu.repeats)
 
 
 def route_answer(svaml: Svaml, name: str | None) -> RouteAnswer:

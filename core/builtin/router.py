@@ -157,7 +157,7 @@ def _digit_menu(action: RunMenu) -> DigitMenu | None:
     if spoken is None or menu.timeout_mills is None or menu.timeout_mills % 1000:
         return None
     kind, value = spoken.groups()
-    prompt = Prompt(text=value, locale=action.locale) if kind == "tts" else Prompt(url=value)
+    prompt = Prompt(text=value, locale=action.locale) if kind == "tts" else Prompt(urls=(value,))
     return DigitMenu(prompt, menu_id=menu.id, max_digits=menu.max_digits or 1,
                      timeout_seconds=menu.timeout_mills // 1000, repeats=2 if menu.repeats is None else menu.repeats)
 

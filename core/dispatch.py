@@ -17,9 +17,9 @@ import structlog
 
 from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
 from .manager import HookImpl, Plugins
+from .protocols.v1.svaml import Svaml
 from .protocols.v2.wire import V2Answer
 from .results import Outcome, Status, new_outcome
-from .svaml import Svaml
 
 log = structlog.get_logger("callgate.dispatch")
 

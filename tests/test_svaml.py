@@ -694,3 +694,55 @@ def test_fixture_example_response_parses_and_validates(event, response):
 def test_every_fixture_file_has_example_responses():
     found = {event for event, *_ in (p.values for p in example_responses())}
     assert found == {"ice", "ace", "pie"}
+
+
+# --- msgspec: construction and decoding agree ------------------------------------------------
+
+def test_an_error_names_the_class_and_attribute_built_by_keyword():
+    with pytest.raises(SvamlError, match=r"^ConnectPstn\.max_duration: must be at most 14400, got 14401$"):
+        ConnectPstn(max_duration=14401)
+    with pytest.raises(SvamlError, match=r"^ConnectMxp\.call_headers\[0\]\.value: "):
+        ConnectMxp(call_headers=[{"key": "k", "value": "v" * 1025}])
+
+
+def test_nested_objects_may_be_given_as_dicts_in_either_spelling():
+    built = StartRecording(options={"destination_url": "s3://b", "credentials": "a:b:c",
+                                    "transcriptionOptions": {"enabled": True}})
+    assert built == StartRecording(options=RecordingOptions(destination_url="s3://b", credentials="a:b:c",
+                                                            transcription_options=TranscriptionOptions(enabled=True)))
+    assert Svaml(action={"name": "hangup"}, instructions=[{"name": "answer"}]) == \
+        Svaml(action=Hangup(), instructions=(Answer(),))
+
+
+def test_lists_are_stored_as_tuples_so_answers_stay_hashable():
+    svaml = Svaml(action=Hangup(), instructions=[PlayFiles(ids=["https://x/a.wav"])])
+    assert svaml.instructions == (PlayFiles(ids=("https://x/a.wav",)),)
+    assert hash(svaml) == hash(Svaml(action=Hangup(), instructions=(PlayFiles(ids=("https://x/a.wav",)),)))
+
+
+def test_a_menu_option_key_given_as_a_number_parses_as_a_string():
+    parsed = parse_action({"name": "runMenu", "menus": [{"id": "main", "options": [{"dtmf": 1, "action": "return(a)"}]}]})
+    assert parsed.menus[0].options[0].dtmf == "1"
+    with pytest.raises(SvamlError, match=r"connectPstn\.dtmf"):
+        parse_action({"name": "connectPstn", "dtmf": 1234})       # DTMF tones are a string
+
+
+def test_the_wire_form_decodes_with_msgspec_into_the_same_answer():
+    for action in ACTIONS.values():
+        svaml = Svaml(action=action, instructions=(INSTRUCTIONS["say"], INSTRUCTIONS["setCookie"]))
+        assert msgspec.json.decode(svaml.to_json(), type=Svaml) == svaml
+
+
+@given(st.integers(min_value=-10, max_value=20000), st.text(max_size=70))
+def test_keyword_checks_and_msgspec_decoding_accept_the_same_values(seconds, room):
+    def accepts(build):
+        try:
+            build()
+        except (SvamlError, msgspec.ValidationError):
+            return False
+        return True
+    assert accepts(lambda: ConnectSip(destination=SIP, max_duration=seconds)) == \
+        accepts(lambda: msgspec.convert({"name": "connectSip", "destination": {"type": "sip", "endpoint": "a@b.example"},
+                                         "maxDuration": seconds}, ConnectSip))
+    assert accepts(lambda: ConnectConf(conference_id=room)) == \
+        accepts(lambda: msgspec.convert({"name": "connectConf", "conferenceId": room}, ConnectConf))

@@ -29,6 +29,7 @@ A missing required argument or an unknown keyword is a ``TypeError``, as for any
 Protocol reference: ``sinch-voice-v1.md`` sections (b) "SVAML response" and (d) "Limits".
 """
 
+import operator
 import re
 import types
 import typing
@@ -469,12 +470,14 @@ class Svaml(_Wire, frozen=True, kw_only=True):
     instructions: tuple[Instruction, ...] = ()
 
     def _check_whole(self) -> None:
-        cookies = {i.key: i.value for i in self.instructions if isinstance(i, SetCookie)}   # the last one counts
-        size = sum(_utf8_len(key) + _utf8_len(value) for key, value in cookies.items())
-        if size > MAX_COOKIE_BYTES:
-            raise SvamlError(f"instructions: the setCookie instructions hold {size} bytes of cookie data "
-                             f"(keys and values, UTF-8); Sinch allows {MAX_COOKIE_BYTES} in all")
-        if self.action.name == "connectMxp" and any(i.name == "startRecording" for i in self.instructions):
+        names = {i.name for i in self.instructions}
+        if "setCookie" in names:
+            cookies = {i.key: i.value for i in self.instructions if isinstance(i, SetCookie)}   # the last one counts
+            size = sum(_utf8_len(key) + _utf8_len(value) for key, value in cookies.items())
+            if size > MAX_COOKIE_BYTES:
+                raise SvamlError(f"instructions: the setCookie instructions hold {size} bytes of cookie data "
+                                 f"(keys and values, UTF-8); Sinch allows {MAX_COOKIE_BYTES} in all")
+        if "startRecording" in names and self.action.name == "connectMxp":
             raise SvamlError("instructions: startRecording is not supported together with connectMxp")
 
     def to_dict(self) -> dict[str, Any]:
@@ -588,16 +591,20 @@ def _scalar_check(annotation: type) -> FieldCheck:
 
 
 def _tuple_check(item: FieldCheck) -> FieldCheck:
+    """A tuple of valid items (a list is accepted and stored as a tuple)."""
     def sequence(value: Any) -> Any:
         if not isinstance(value, tuple | list):
             raise _Invalid(f"must be a list, got {_type_name(value)}")
-        checked = []
-        for index, element in enumerate(value):
-            try:
-                checked.append(item(element))
-            except _Invalid as exc:
-                raise _Invalid(exc.why, f"[{index}]{exc.subpath}") from None
-        if isinstance(value, tuple) and all(a is b for a, b in zip(checked, value, strict=True)):
+        try:
+            checked = [item(element) for element in value]
+        except _Invalid:
+            for index, element in enumerate(value):   # again, to say which one
+                try:
+                    item(element)
+                except _Invalid as exc:
+                    raise _Invalid(exc.why, f"[{index}]{exc.subpath}") from None
+            raise
+        if type(value) is tuple and all(map(operator.is_, checked, value)):
             return value
         return tuple(checked)
     return sequence
@@ -621,34 +628,51 @@ def _struct_check(classes: tuple[type, ...], annotation: Any) -> FieldCheck:
 
 
 def _annotated(base: FieldCheck, metadata: list[Any]) -> FieldCheck:
-    coerce = [m.convert for m in metadata if isinstance(m, _Coerce)]
-    checks = [m for m in metadata if isinstance(m, _Check)]
-    bounds = [m for m in metadata if isinstance(m, Meta)]
+    """``base``, with the value converted first (``_Coerce``) and checked after (``Meta``, then ``_Check``)."""
+    steps = [base]
+    steps[:0] = (m.convert for m in metadata if isinstance(m, _Coerce))
+    steps.extend(_bounds(m) for m in metadata if isinstance(m, Meta))
+    steps.extend(_test(m) for m in metadata if isinstance(m, _Check))
+    if len(steps) == 1:
+        return base
 
     def annotated(value: Any) -> Any:
-        for convert in coerce:
-            value = convert(value)
-        value = base(value)
-        for meta in bounds:
-            _within(value, meta)
-        for check in checks:
-            if not check.test(value):
-                raise _Invalid(check.why.format(value=value))
+        for step in steps:
+            value = step(value)
         return value
     return annotated
 
 
-def _within(value: Any, meta: Meta) -> None:
-    """Raise ``_Invalid`` unless ``value`` keeps the limits of ``meta`` (those msgspec checks when decoding)."""
-    if meta.ge is not None and value < meta.ge:
-        raise _Invalid(f"must be at least {meta.ge}, got {value}")
-    if meta.le is not None and value > meta.le:
-        raise _Invalid(f"must be at most {meta.le}, got {value}")
-    unit = "characters" if isinstance(value, str) else "items"
-    if meta.min_length is not None and len(value) < meta.min_length:
-        raise _Invalid("must not be empty" if meta.min_length == 1 else f"needs at least {meta.min_length} {unit}")
-    if meta.max_length is not None and len(value) > meta.max_length:
-        raise _Invalid(f"must have at most {meta.max_length} {unit}, got {len(value)}")
+def _test(check: _Check) -> FieldCheck:
+    test, why = check.test, check.why
+
+    def tested(value: Any) -> Any:
+        if not test(value):
+            raise _Invalid(why.format(value=value))
+        return value
+    return tested
+
+
+def _bounds(meta: Meta) -> FieldCheck:
+    """The limits of ``meta`` (those msgspec checks when decoding), checked on a value given by keyword."""
+    low, high = meta.ge, meta.le
+    shortest, longest = meta.min_length, meta.max_length
+
+    def within(value: Any) -> Any:
+        if low is not None and value < low:
+            raise _Invalid(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise _Invalid(f"must be at most {high}, got {value}")
+        if shortest is not None and len(value) < shortest:
+            raise _Invalid("must not be empty" if shortest == 1 else f"needs at least {shortest} {_unit(value)}")
+        if longest is not None and len(value) > longest:
+            raise _Invalid(f"must have at most {longest} {_unit(value)}, got {len(value)}")
+        return value
+    return within
+
+
+def _unit(value: Any) -> str:
+    return "characters" if isinstance(value, str) else "items"
 
 
 def _field_checks(cls: type[_Wire]) -> tuple[tuple[str, str, bool, FieldCheck], ...]:

@@ -7,7 +7,7 @@ implementations, the decisions hooks return (:mod:`callgate.decisions`:
 (``PluginError``: a plugin cannot be loaded or configured; ``ConfigError``: the
 rest of config.toml is wrong).  The calls hooks receive are in
 :mod:`callgate.calls`; the contract is in ``callgate.hookspecs``.  ``Svaml`` is
-v1 SVAML (:mod:`callgate.svaml`), for answers that have no neutral form.
+v1 SVAML (:mod:`callgate.protocols.v1.svaml`), for answers that have no neutral form.
 """
 
 from .config import ConfigError
@@ -28,8 +28,8 @@ from .decisions import (
 )
 from .hookspecs import hookimpl
 from .manager import PluginError
+from .protocols.v1.svaml import Svaml
 from .results import Decision, Outcome
-from .svaml import Svaml
 
 __version__ = "0.3.0"
 __all__ = [

@@ -18,8 +18,8 @@ from typing import Literal
 
 from .decisions import DIALLED_TYPES, Allow, Deny, Prompt, Route, SvamlRoute
 from .plan import IncomingPlan
+from .protocols.v1.svaml import Svaml
 from .results import Outcome
-from .svaml import Svaml
 
 #: v1 actions whose caller id the core may set (``set_cli``) and whose duration it may limit.
 V1_DIALLED_ACTIONS = frozenset({"connectPstn", "connectSip"})

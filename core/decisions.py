@@ -31,7 +31,7 @@ decision           v1 SVAML                                     v2 SVAML
 =================  ===========================================  ==============================================
 
 A plugin may also return generation-specific SVAML for what has no neutral form: a v1
-:class:`callgate.svaml.Svaml`, or a v2 :class:`callgate.protocols.v2.wire.V2Answer` (its commands).
+:class:`callgate.protocols.v1.svaml.Svaml`, or a v2 :class:`callgate.protocols.v2.wire.V2Answer` (its commands).
 It is checked for that generation and event; returned for a call of the other generation it
 counts as the plugin failing (its ``on_error`` policy applies).
 """
@@ -310,7 +310,7 @@ class Route:
 @dataclass(frozen=True, slots=True)
 class SvamlRoute:
     """A route given as one generation's own SVAML, for what no :class:`Route` expresses (a v1
-    :class:`callgate.svaml.Svaml` such as ``runMenu`` with several menus, or a v2
+    :class:`callgate.protocols.v1.svaml.Svaml` such as ``runMenu`` with several menus, or a v2
     ``callgate.protocols.v2.wire.V2Answer``), with the ``name`` that labels it in logs and lets
     caller-id rules match it, as :attr:`Route.name` does.
 

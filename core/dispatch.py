@@ -17,9 +17,9 @@ import structlog
 
 from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
 from .manager import HookImpl, Plugins
+from .protocols.v1.svaml import Svaml
 from .protocols.v2.wire import V2Answer
 from .results import Outcome, Status, new_outcome
-from .svaml import Svaml
 
 log = structlog.get_logger("callgate.dispatch")
 
@@ -40,8 +40,8 @@ EXPECTED: dict[str, tuple[type, ...]] = {
 DECISION_HOOKS = frozenset(EXPECTED)
 #: Hooks whose failure under ``on_error = "deny"`` ends the call (hung up) rather than denying it.
 STEP_HOOKS = frozenset({"on_answer", "on_prompt_input"})
-#: Results that are never awaitable, by exact class (the common case needs neither ``inspect.isawaitable``,
-#: which is slow, nor an ``isinstance`` through pydantic's ABC metaclass).
+#: Results that are never awaitable, by exact class (the common case needs no ``inspect.isawaitable``,
+#: which is slow).
 _RESULTS = frozenset(t for types in EXPECTED.values() for t in types)
 #: The v1 event whose SVAML table a hook's v1 SVAML answer is checked against.
 _SVAML_EVENT = {"route_call": "ice", "on_answer": "ace", "on_prompt_input": "pie"}

@@ -67,9 +67,9 @@ import pluggy
 if TYPE_CHECKING:
     from .calls import Answered, Ended, Incoming, MenuInput, Notice
     from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
+    from .protocols.v1.svaml import Svaml
     from .protocols.v2.wire import V2Answer
     from .results import Decision
-    from .svaml import Svaml
 
 PROJECT = "callgate"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -122,7 +122,7 @@ def route_call(call: Incoming, dry_run: bool) -> Route | SvamlRoute | Svaml | V2
           an ``InAppUser`` or a ``Conference`` (v1 only), a ``DigitMenu`` or ``EndCall``.
           The first non-``None`` answer in plugin order wins; later plugins are not asked.
         * ``SvamlRoute(svaml, name=None)``, or the SVAML alone: a route in one
-          generation's own SVAML (a v1 ``callgate.svaml.Svaml`` valid in ICE, a v2
+          generation's own SVAML (a v1 ``callgate.protocols.v1.svaml.Svaml`` valid in ICE, a v2
           ``V2Answer``) for what no ``Route`` expresses.  For a call of the other
           generation it counts as this plugin failing.
         * ``None``: this plugin does not route this call; the next one is asked.

@@ -13,7 +13,7 @@ from .calls import Generation
 from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
 from .drafts import positional_builder
 from .plan import IncomingPlan
-from .svaml import Svaml
+from .protocols.v1.svaml import Svaml
 
 Status = Literal["ok", "error", "timeout"]
 #: Hooks that record an event (v1 DICE/Notify, v2 end states and notices): an implementation that returned
@@ -55,7 +55,7 @@ class Decision:
     SVAML: then ``routed_by`` is set and ``route_name`` is that route's name, if any).  ``cli`` is the
     caller id ``set_cli`` chose, ``max_duration`` the longest the answer lets the call last.  ``svaml``
     is exactly what Sinch receives, rendered for the call's ``generation`` (a v1
-    :class:`callgate.svaml.Svaml` or a v2 ``V2Answer``); ``plan`` is what it was rendered from.
+    :class:`callgate.protocols.v1.svaml.Svaml` or a v2 ``V2Answer``); ``plan`` is what it was rendered from.
     """
 
     allowed: bool

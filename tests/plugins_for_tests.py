@@ -5,7 +5,7 @@ import asyncio
 from pydantic import BaseModel
 
 from callgate import Allow, CallerId, Deny, PhoneNumber, Prompt, Route, Svaml, hookimpl
-from callgate.svaml import ConnectPstn, Continue, Hangup
+from callgate.protocols.v1.svaml import ConnectPstn, Continue, Hangup
 
 
 class AllowWith:

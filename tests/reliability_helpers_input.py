@@ -30,7 +30,7 @@ from callgate.protocols.errors import EventError, UnknownEvent
 from callgate.protocols.v1 import signing
 from callgate.protocols.v1.decode import decode_event
 from callgate.protocols.v1.signing import SignatureError, Verifier
-from callgate.svaml import parse_svaml
+from callgate.protocols.v1.svaml import parse_svaml
 
 CALLBACK = "/sinch/callback"
 

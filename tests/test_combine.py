@@ -16,8 +16,8 @@ from callgate.manager import LoadedPlugin, Plugins
 from callgate.pipeline import Pipeline
 from callgate.protocols.v1.decode import decode_event
 from callgate.protocols.v1.render import V1Renderer
+from callgate.protocols.v1.svaml import ConnectConf, ConnectPstn, Svaml
 from callgate.results import Outcome
-from callgate.svaml import ConnectConf, ConnectPstn, Svaml
 
 
 def outcome(plugin, value):

@@ -40,7 +40,8 @@ def _spec(hook):
 
 def _returns(hook):
     """The types a hook's spec says it returns, None left out, as the classes the dispatcher checks."""
-    from callgate import calls, decisions, results, svaml
+    from callgate import calls, decisions, results
+    from callgate.protocols.v1 import svaml
     from callgate.protocols.v2 import wire
 
     hints = typing.get_type_hints(_spec(hook), localns={**vars(calls), **vars(decisions), **vars(results),

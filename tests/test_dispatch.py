@@ -3,6 +3,7 @@
 import json
 import time
 
+import msgspec
 import pytest
 from plugins_for_tests import (
     Abstain,
@@ -25,8 +26,8 @@ from callgate.config import PluginsConfig, ServerConfig
 from callgate.manager import HOOK_NAMES, load_plugins
 from callgate.pipeline import Pipeline
 from callgate.protocols.v1.decode import decode_event
+from callgate.protocols.v1.svaml import Continue
 from callgate.protocols.v2.wire import V2Answer
-from callgate.svaml import Continue
 
 
 def pipeline(classes, tables=None, **server):
@@ -189,14 +190,16 @@ async def test_notes_carry_what_earlier_plugins_wrote_to_later_ones():
     assert second.notes == {}              # every callback starts empty
 
 
-async def test_model_construct_cannot_smuggle_an_invalid_ace_answer():
+async def test_an_answer_changed_after_its_checks_cannot_smuggle_an_invalid_ace_answer():
     from callgate import hookimpl
-    from callgate.svaml import RunMenu, Svaml
+    from callgate.protocols.v1.svaml import Menu, RunMenu, Svaml
 
     class Sneaky:
         @hookimpl
-        def on_answer(self, call):   # a runMenu without menus, built without validation
-            return Svaml.model_construct(action=RunMenu.model_construct(name="runMenu", menus=()), instructions=())
+        def on_answer(self, call):   # a runMenu whose menus were emptied behind the checks' back
+            answer = Svaml(action=RunMenu(menus=(Menu(id="main"),)))
+            msgspec.structs.force_setattr(answer.action, "menus", ())
+            return answer
 
     p, _ = pipeline({"sneaky": Sneaky}, {"sneaky": {"on_error": "skip"}})
     answer = await p.answer(event(samples.ace()))
@@ -278,7 +281,7 @@ class AceBySequence:
     """Answers each ACE with the next SVAML object of a list: the same object twice, then an equal new one."""
 
     def __init__(self):
-        from callgate.svaml import Hangup, Svaml
+        from callgate.protocols.v1.svaml import Hangup, Svaml
         hangup = Svaml(action=Hangup())
         self.answers = [hangup, hangup, Svaml(action=Hangup())]
 
@@ -301,7 +304,7 @@ class PieBySequence:
     """Answers PIEs with one prebuilt SVAML object, then with an object not allowed in PIE (twice)."""
 
     def __init__(self):
-        from callgate.svaml import ConnectMxp, Continue, Svaml
+        from callgate.protocols.v1.svaml import ConnectMxp, Continue, Svaml
         good = Svaml(action=Continue())
         self.answers = [good, good, good]
         self.bad = Svaml(action=ConnectMxp())          # ICE only
@@ -312,7 +315,7 @@ class PieBySequence:
 
 
 async def test_a_plugins_svaml_is_checked_once_per_object_and_a_failing_one_every_time(monkeypatch):
-    from callgate.svaml import Svaml
+    from callgate.protocols.v1.svaml import Svaml
     checks = []
     original = Svaml.validate_for
 

@@ -10,7 +10,7 @@ from callgate.config import PluginsConfig, ServerConfig
 from callgate.manager import DRY_RUN_HOOKS, load_plugins
 from callgate.pipeline import Pipeline
 from callgate.protocols.v1.decode import decode_event
-from callgate.svaml import Continue, Svaml
+from callgate.protocols.v1.svaml import Continue, Svaml
 
 
 class Sees:

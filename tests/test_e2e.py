@@ -14,7 +14,7 @@ from callgate_fixture_examples import fixture_examples
 
 from callgate import samples
 from callgate.protocols.v1 import signing
-from callgate.svaml import parse_svaml
+from callgate.protocols.v1.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
 
 #: Starts the real callgate command or waits in real time: skipped by -m 'not slow'.

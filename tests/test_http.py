@@ -9,7 +9,7 @@ from callgate_fixture_examples import fixture_examples
 from plugins_for_tests import DenyAll, Hangs, Raises, Recorder
 
 from callgate import samples
-from callgate.svaml import parse_svaml
+from callgate.protocols.v1.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_SECRET
 
 ROUTE_ALL = {"plugins": {"router": {"routes": [

@@ -7,8 +7,8 @@ import pytest
 from callgate.decisions import Allow, PhoneNumber, Route
 from callgate.drafts import positional_builder
 from callgate.plan import IncomingPlan
+from callgate.protocols.v1.svaml import ConnectPstn, Svaml
 from callgate.results import Decision, Outcome, new_decision, new_outcome
-from callgate.svaml import ConnectPstn, Svaml
 
 
 def test_new_outcome_builds_what_the_constructor_builds():

@@ -28,7 +28,7 @@ from callgate.manager import PluginError, load_plugins
 from callgate.phone import is_e164, normalize
 from callgate.protocols.v1.decode import decode_event
 from callgate.protocols.v1.render import V1Renderer
-from callgate.svaml import ConnectPstn, Svaml
+from callgate.protocols.v1.svaml import ConnectPstn, Svaml
 
 
 def ice(**kw):

@@ -28,6 +28,7 @@ from callgate.decisions import (
     SipEndpoint,
 )
 from callgate.plan import IncomingPlan, Rendered, Renderer
+from callgate.protocols.v1.svaml import parse_svaml
 from callgate.protocols.v2.render import CALLEE_LEG, CALLER_LEG, V2Renderer
 from callgate.protocols.v2.wire import (
     InvalidV2Answer,
@@ -40,7 +41,6 @@ from callgate.protocols.v2.wire import (
     decode_v2_answer,
     encode_v2_answer,
 )
-from callgate.svaml import parse_svaml
 
 FIXTURES = Path(__file__).parent / "fixtures" / "v2"
 RENDERER = V2Renderer()
@@ -265,6 +265,7 @@ def test_specific_answer_gets_the_plans_prompts_and_limits(own, limit, sent, cli
     assert rendered.action == "dial" and answer["callName"] == "inbound"
     [dial] = [c for c in commands_in(answer["commands"]) if c["command"] == "dial"]
     assert dial["callName"] == "agent" and dial["maxCallDurationSeconds"] == sent
+    assert rendered.max_duration == sent        # Decision.max_duration of the plugin's own route, as for v1
     if CLIS[cli] is None:
         assert dial["from"] == {"type": "PHONE", "phone": {"number": "+46850001234"}}
     elif CLIS[cli] == "private":
@@ -273,6 +274,12 @@ def test_specific_answer_gets_the_plans_prompts_and_limits(own, limit, sent, cli
         assert dial["from"] == {"type": "PHONE", "phone": {"number": CLIS[cli]}}
     commands = [c["command"] for c in commands_in(answer["commands"])]
     assert commands == (["answer", "messages", "dial"] if PROMPTS[prompts] else ["answer", "dial"])
+
+
+def test_specific_answer_without_a_dial_or_a_limit_sets_no_max_duration():
+    hang_up = V2Answer(commands=[V2HangupCommand()])
+    assert RENDERER.incoming(IncomingPlan(allowed=True, specific=hang_up, max_duration=600)).max_duration is None
+    assert RENDERER.incoming(IncomingPlan(allowed=True, specific=own_answer(None))).max_duration is None
 
 
 def test_specific_answer_must_be_v2():

@@ -15,7 +15,7 @@ import pytest
 from v2_sdk_checks import assert_sdk_accepts_answer
 
 from callgate import samples, v2_samples
-from callgate.svaml import parse_svaml
+from callgate.protocols.v1.svaml import parse_svaml
 from callgate.testing import TEST_SERVICE_ID, TEST_SERVICE_SECRET
 
 #: Starts the real callgate command: skipped by -m 'not slow'.

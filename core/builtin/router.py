@@ -75,7 +75,7 @@ from ..decisions import (
 from ..hookspecs import hookimpl
 from ..phone import looks_like_number, normalize, normalize_caller, parse_number, parse_prefix
 from ..protocols.v1.render import V1Renderer
-from ..svaml import (
+from ..protocols.v1.svaml import (
     ConnectConf,
     ConnectMxp,
     ConnectPstn,

@@ -12,7 +12,7 @@ answer is rendered.  Nothing outside an adapter should need a wire type.
   :class:`~callgate.protocols.signing_common.SignatureError`).
 
 * :mod:`callgate.protocols.v1` -- the classic callbacks (ICE, ACE, PIE, DICE, Notify answered
-  with ``action``/``instructions`` SVAML, :mod:`callgate.svaml`), signed with the ``Application``
+  with ``action``/``instructions`` SVAML, :mod:`callgate.protocols.v1.svaml`), signed with the ``Application``
   scheme.
 
 Each adapter decodes into the neutral calls of :mod:`callgate.calls` and renders the plans of

@@ -6,5 +6,5 @@
 * :mod:`callgate.protocols.v1.render` -- plans and answers (:mod:`callgate.plan`) into v1 SVAML
   (:class:`~callgate.protocols.v1.render.V1Renderer`).
 
-The v1 SVAML model itself is :mod:`callgate.svaml`.
+The v1 SVAML model itself is :mod:`callgate.protocols.v1.svaml`.
 """

@@ -18,7 +18,7 @@ neutral            v1 SVAML
 =================  ==========================================================================
 
 An incoming call's prompts are preceded by ``answer`` when ``[server] answer_before_prompts`` is on
-(a prompt to an unanswered call is not heard).  A plugin's v1 :class:`~callgate.svaml.Svaml` is sent
+(a prompt to an unanswered call is not heard).  A plugin's v1 :class:`~callgate.protocols.v1.svaml.Svaml` is sent
 as it is, after the allows' prompts, with the combined ``maxDuration`` and caller id applied to its
 action where SVAML allows them; it is checked against the event's tables.
 """
@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+
+from msgspec.structs import replace
 
 from ...calls import Generation
 from ...combine import V1_DIALLED_ACTIONS, smallest
@@ -49,7 +51,7 @@ from ...decisions import (
 )
 from ...plan import IncomingPlan, Rendered, StepAnswer
 from ...responses import ACK, not_recorded_body
-from ...svaml import (
+from .svaml import (
     SAFE_ANSWERS,
     Action,
     Answer,
@@ -81,18 +83,18 @@ NEUTRAL = (Allow, Deny, Route, SvamlRoute, CallerId, Proceed, EndCall)
 def route_action(action: Action, *, max_duration: int | None, cli: str | None) -> Action:
     """A v1 action with the combined duration limit and caller id applied where SVAML allows them.
 
-    ``model_copy`` does not validate, and need not: the duration is the smaller of two
-    validated limits and the caller id was validated by ``CallerId``.
+    ``msgspec.structs.replace`` checks the copy as construction does (a cheap check: the duration is the
+    smaller of two validated limits and the caller id was validated by ``CallerId``).
     """
     update: dict[str, Any] = {}
-    if "max_duration" in type(action).model_fields:
+    if "max_duration" in action.__struct_fields__:
         current = getattr(action, "max_duration")  # noqa: B009  (not every action has one)
         limit = smallest(current, max_duration)
         if limit != current:
             update["max_duration"] = limit
     if cli is not None and action.name in V1_DIALLED_ACTIONS:
         update["cli"] = cli
-    return action.model_copy(update=update) if update else action
+    return replace(action, **update) if update else action
 
 
 def with_answer_first(instructions: Sequence[Instruction]) -> tuple[Instruction, ...]:
@@ -143,7 +145,7 @@ class V1Renderer:
         if value.__class__ in NEUTRAL or isinstance(value, (Svaml, *NEUTRAL)):
             return None
         return (f"{type(value).__name__} cannot answer a v1 call: return a neutral decision (callgate.decisions) "
-                f"or v1 SVAML (callgate.svaml.Svaml)")
+                f"or v1 SVAML (callgate.protocols.v1.svaml.Svaml)")
 
     def not_recorded(self, plugins: str | None) -> tuple[int, bytes]:
         return 503, not_recorded_body(plugins)

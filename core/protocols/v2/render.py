@@ -226,7 +226,7 @@ class V2Renderer:
             return self._render(self._to_target(route.to, plan.prompts, max_duration=plan.max_duration, cli=plan.cli,
                                                 dial_timeout=route.dial_timeout, incoming=True))
         if plan.specific is not None:
-            return self._render(self._specific(plan))
+            return self._render(*self._specific(plan))
         return self._render(self._hang_up(plan.prompts, incoming=True))
 
     def answered(self, answer: StepAnswer) -> Rendered:
@@ -293,8 +293,9 @@ class V2Renderer:
 
     # ----------------------------------------------------------------------- building answers
 
-    def _render(self, answer: V2Answer) -> Rendered:
-        return Rendered(svaml=answer, body=encode_v2_answer(answer), action=_action(answer.commands))
+    def _render(self, answer: V2Answer, max_duration: int | None = None) -> Rendered:
+        return Rendered(svaml=answer, body=encode_v2_answer(answer), action=_action(answer.commands),
+                        max_duration=max_duration)
 
     @staticmethod
     def _cannot(event: str, answer: Any, expected: str) -> str:
@@ -365,16 +366,19 @@ class V2Renderer:
             raise ValueError(f"a Route to {type(target).__name__} is not a target callgate knows")
         return V2Answer(commands=commands, call_name=CALLER_LEG if incoming else None)
 
-    def _specific(self, plan: IncomingPlan) -> V2Answer:
-        """A plugin's own :class:`V2Answer` to ``call.incoming``, after the plan's prompts and with its limits."""
+    def _specific(self, plan: IncomingPlan) -> tuple[V2Answer, int | None]:
+        """A plugin's own :class:`V2Answer` to ``call.incoming``, after the plan's prompts and with its limits; and
+        the longest it lets the call last (the ``maxCallDurationSeconds`` of its first top-level ``dial``, the
+        plan's limit applied), None when it sets none."""
         answer = plan.specific
         if not isinstance(answer, V2Answer):
             raise ValueError(f"{type(answer).__name__} cannot answer a v2 call: expected a V2Answer")
         commands: list[V2Command] = [self._limited(c, plan) for c in answer.commands]
+        max_duration = next((c.max_call_duration_seconds for c in commands if isinstance(c, V2DialCommand)), None)
         if plan.prompts:
             rest: list[V2Command] = [c for c in commands if not isinstance(c, V2AnswerCommand)]
             commands = [V2AnswerCommand(), *self._play_then(plan.prompts, rest)]
-        return msgspec.structs.replace(answer, commands=commands)
+        return msgspec.structs.replace(answer, commands=commands), max_duration
 
     @staticmethod
     def _limited(command: V2Command, plan: IncomingPlan) -> V2Command:

@@ -7,7 +7,7 @@ answer side so that no ``null`` and no unset optional field ever reaches SVAML. 
 ``callgate.protocols.v2`` should import these types: the neutral model is built from them there.
 Every class here is named ``V2...`` (``V2Call``, ``V2SayMessage``, ``V2DialCommand``; the ``menu`` object
 of ``call.menu`` is :class:`V2MenuSelection`), so none shares a name with v1's SVAML
-(:mod:`callgate.svaml`) or the neutral model (:mod:`callgate.calls`).
+(:mod:`callgate.protocols.v1.svaml`) or the neutral model (:mod:`callgate.calls`).
 
 Events (decoded by :func:`callgate.protocols.v2.decode.decode_v2_event`) are lenient like v1's:
 

@@ -26,9 +26,9 @@ from aiohttp import web
 
 from callgate.decisions import PhoneNumber, Route
 from callgate.protocols.v1.decode import decode_event
+from callgate.protocols.v1.svaml import ConnectPstn, Svaml
 from callgate.results import Decision, Outcome
 from callgate.samples import ace, dice, ice
-from callgate.svaml import ConnectPstn, Svaml
 from callgate_crm_export import CrmExport
 from callgate_crm_export.facts import dice_facts
 from callgate_crm_export.outbox import Outbox

@@ -7,9 +7,9 @@ from importlib import resources
 
 from callgate.decisions import PhoneNumber, Route
 from callgate.protocols.v1.decode import decode_event
+from callgate.protocols.v1.svaml import ConnectPstn, Svaml
 from callgate.results import Decision, Outcome
 from callgate.samples import ace, dice, ice, notify
-from callgate.svaml import ConnectPstn, Svaml
 from callgate_crm_export.facts import answer_facts, cost_facts, dice_facts, ice_facts, merge_facts, notify_facts
 from callgate_crm_export.record import CallRecord, build_record, direction_of, json_schema
 

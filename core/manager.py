@@ -81,8 +81,8 @@ class HookImpl:
     argnames: tuple[str, ...]
     #: ``async def``: its result is awaited under the plugin's timeout.
     is_async: bool = False
-    #: SVAML answers (frozen) this implementation returned that passed their check, by identity: a plugin's
-    #: prebuilt answer is checked once (the dict keeps each object alive, so its id is not reused meanwhile).
+    #: SVAML answers (frozen, hashable values) this implementation returned that passed their check: a plugin's
+    #: prebuilt answer is checked once.
     checked: ClearingCache = field(default_factory=lambda: ClearingCache(CHECKED_SVAML_SIZE), compare=False,
                                    repr=False)
 

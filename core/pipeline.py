@@ -95,16 +95,15 @@ class Pipeline:
     async def answer(self, event: CallEvent) -> Reply:
         renderer = self.renderers[event.generation]
         loop = asyncio.get_running_loop()
-        kind = event.__class__
-        if kind is Ended or kind is Notice:
-            hook = "on_disconnect" if kind is Ended else "on_notify"
+        if isinstance(event, (Ended, Notice)):
+            hook = "on_disconnect" if isinstance(event, Ended) else "on_notify"
             return await self._record(hook, event, renderer, loop.time() + self.server.record_deadline_ms / 1000)
         deadline = loop.time() + self.server.deadline_ms / 1000
-        if kind is Incoming:
-            return await self._incoming(event, renderer, deadline)      # type: ignore[arg-type]
-        if kind is Answered:
+        if isinstance(event, Incoming):
+            return await self._incoming(event, renderer, deadline)
+        if isinstance(event, Answered):
             return await self._step("on_answer", event, renderer, deadline, "answered", PROCEED)
-        if kind is MenuInput:
+        if isinstance(event, MenuInput):
             return await self._step("on_prompt_input", event, renderer, deadline, "menu", END_CALL)
         raise TypeError(f"not a call event: {event!r}")
 
@@ -112,7 +111,7 @@ class Pipeline:
         """The answer when the pipeline itself failed on ``event`` (a bug in callgate): the event's safe answer,
         or for an event that records, the generation's "not recorded" answer."""
         renderer = self.renderers[event.generation]
-        kind = KINDS.get(event.__class__)
+        kind = next((name for cls, name in KINDS.items() if isinstance(event, cls)), None)
         if kind is not None:
             safe = renderer.safe(kind)
             return Reply(200, safe.body, safe.action, svaml=safe.svaml, problem=problem)

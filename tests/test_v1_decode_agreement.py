@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -80,6 +81,16 @@ def test_what_the_slow_path_accepts_it_accepts_as_before(body):
     encoded = body if isinstance(body, bytes) else json.dumps(body).encode()
     assert_agree(encoded)
     decode_event(encoded)  # and it is accepted
+
+
+
+def test_the_slow_path_values():
+    dice = decode_event(b'{"event":" Dice\\n","callId":"c","reason":" CALLERHANGUP ","version":" 7 ","debit":{"amount":3}}')
+    assert (dice.event, dice.callid, dice.reason, dice.version) == ("dice", "c", "CALLERHANGUP", 7)
+    assert dice.debit.amount == Decimal(3) and type(dice.debit.amount) is Decimal
+    assert dice.raw["event"] == " Dice\n" and "callid" not in dice.raw  # raw is the body as sent
+    ice = decode_event('{"event":"ICE","callid":"call\u00a0one","user":"ann\u2028"}'.encode())
+    assert (ice.callid, ice.user) == ("call\u00a0one", "ann\u2028")  # not printable, but no control character
 
 
 REFUSED = [

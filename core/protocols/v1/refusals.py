@@ -31,7 +31,7 @@ from ..errors import MAX_DEPTH, EventError, UnknownEvent
 from ..errors import clip as _clip
 from ..timestamps import parse_timestamp
 
-__all__ = ["CONTROL", "recheck"]
+__all__ = ["CONTROL", "recheck", "refuse_deep_nesting"]
 
 #: The event names, as the fast decoder's tagged union has them.
 _EVENTS = frozenset({"ice", "ace", "pie", "dice", "notify"})
@@ -121,7 +121,7 @@ def _safe_key(key: str) -> str:
 
 # --------------------------------------------------------------------------- fields
 
-def kind(value: Any) -> str:
+def _kind(value: Any) -> str:
     """How a message names the JSON type of a decoded value (``a string``, ``an integer``, ``null``, ...)."""
     if value is None:
         return "null"
@@ -141,7 +141,7 @@ def kind(value: Any) -> str:
 
 
 def _wrong(path: str, expected: str, value: Any) -> EventError:
-    return EventError("invalid_field", f"{path}: expected {expected}, got {kind(value)}")
+    return EventError("invalid_field", f"{path}: expected {expected}, got {_kind(value)}")
 
 
 def _string(obj: dict, key: str, prefix: str = "") -> str | None:
@@ -292,11 +292,11 @@ _ORDER: dict[str, tuple[tuple[str, _Check], ...]] = {
 
 def _event_name(obj: Any) -> str:
     if obj.__class__ is not dict:
-        raise EventError("not_an_object", f"body is JSON {kind(obj)}, expected an object")
+        raise EventError("not_an_object", f"body is JSON {_kind(obj)}, expected an object")
     name = obj.get("event")
     if name.__class__ is not str:
         raise EventError("missing_event", "event: missing" if name is None
-                         else f"event: expected a string, got {kind(name)}")
+                         else f"event: expected a string, got {_kind(name)}")
     if not name.strip():
         raise EventError("missing_event", "event: empty")
     event = name.strip().lower()

@@ -1,4 +1,9 @@
-"""Frozen, slotted dataclasses built without their ``__init__``, for the answer path.
+"""Frozen, slotted dataclasses built without their ``__init__``, for the per-callback path.
+
+Users: the v1 decoder (:mod:`callgate.protocols.v1.decode`, the neutral calls and their values) and
+:mod:`callgate.results` (``Outcome``, ``Decision``), both through :func:`positional_builder`.  Measured
+with callgrind: ``Incoming`` 40k instructions through its keyword ``__init__``, 6.7k through its builder;
+``Outcome`` 11.3k vs 4.5k; ``Decision`` 19.7k vs 4.3k.
 
 A frozen dataclass's ``__init__`` matches keyword arguments and sets every field through
 ``object.__setattr__``; events, ``Outcome`` and ``Decision`` are built on every callback.  A

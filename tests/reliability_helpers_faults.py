@@ -174,18 +174,7 @@ async def post(session: aiohttp.ClientSession, url: str, body: dict[str, Any], t
     """POST a callback signed like Sinch; never raises for a broken connection or a timeout."""
     raw = json.dumps(body).encode()
     headers = signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, "/sinch/callback", raw)
-    started = time.monotonic()
-    try:
-        async with session.post(url + "/sinch/callback", data=raw, headers=headers,
-                                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            data = await response.read()
-            try:
-                decoded = json.loads(data)
-            except ValueError:
-                decoded = data.decode(errors="replace")
-            return Reply(response.status, decoded, time.monotonic() - started, started)
-    except (TimeoutError, aiohttp.ClientError, ConnectionError):
-        return Reply(None, None, time.monotonic() - started, started)
+    return await _send(session, url + "/sinch/callback", raw, headers, timeout)
 
 
 async def post_webhook(session: aiohttp.ClientSession, url: str, body: dict[str, Any],
@@ -193,9 +182,13 @@ async def post_webhook(session: aiohttp.ClientSession, url: str, body: dict[str,
     """POST a Voice API v2 webhook to the webhook path, signed by the test service like Sinch; never raises for
     a broken connection or a timeout."""
     raw = json.dumps(body).encode()
+    return await _send(session, url + WEBHOOK_PATH, raw, webhook_headers(raw), timeout)
+
+
+async def _send(session: aiohttp.ClientSession, url: str, raw: bytes, headers: Any, timeout: float) -> Reply:
     started = time.monotonic()
     try:
-        async with session.post(url + WEBHOOK_PATH, data=raw, headers=webhook_headers(raw),
+        async with session.post(url, data=raw, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             data = await response.read()
             try:

@@ -12,17 +12,13 @@ The rules (the plugin contract in DESIGN.md):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from .decisions import DIALLED_TYPES, Allow, Deny, Prompt, Route, SvamlRoute
 from .plan import IncomingPlan
-from .protocols.v1.svaml import Svaml
 from .results import Outcome
-
-#: v1 actions whose caller id the core may set (``set_cli``) and whose duration it may limit.
-V1_DIALLED_ACTIONS = frozenset({"connectPstn", "connectSip"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,13 +65,12 @@ def smallest(*limits: int | None) -> int | None:
     return min(present, default=None)
 
 
-def is_dialled(route: Route | SvamlRoute) -> bool:
-    """Whether ``set_cli`` runs for this route: its target is dialled (``PhoneNumber``, ``SipEndpoint``), or it is
-    v1 SVAML whose action is ``connectPstn`` or ``connectSip``."""
+def is_dialled(route: Route | SvamlRoute, dials: Callable[[Any], bool]) -> bool:
+    """Whether ``set_cli`` runs for this route: its target is dialled (``PhoneNumber``, ``SipEndpoint``), or it is a
+    plugin's own SVAML that ``dials`` (the call's ``Renderer.dials``: v1 ``connectPstn`` or ``connectSip``)."""
     if isinstance(route, Route):
         return isinstance(route.to, DIALLED_TYPES)
-    svaml = route.svaml
-    return isinstance(svaml, Svaml) and svaml.action.name in V1_DIALLED_ACTIONS
+    return dials(route.svaml)
 
 
 def incoming_plan(auth: Authorization, route: Route | SvamlRoute | None, cli: str | None,

@@ -17,34 +17,38 @@ import structlog
 
 from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
 from .manager import HookImpl, Plugins
-from .protocols.v1.svaml import Svaml
-from .protocols.v2.wire import V2Answer
+from .plan import svaml_generation
 from .results import Outcome, Status, new_outcome
 
 log = structlog.get_logger("callgate.dispatch")
 
-#: A hook's answer for the call's generation: why it cannot be carried out, or None (``Renderer.refuses``).
-Refuses = Callable[[Any], str | None]
+#: Why the call's generation cannot carry out a hook's answer to an event of a kind (``incoming``,
+#: ``answered``, ``menu``), or None (``Renderer.refuses``).
+Refuses = Callable[[Any, str], str | None]
 
-#: What each decision hook may return besides None; anything else counts as the plugin failing.  These are the
-#: hookspecs' return annotations (tests/test_contract.py fails when the two disagree); whether a hook stops at
-#: the first answer is read from its spec (``firstresult``) by ``Plugins.calls``.
+#: What each decision hook may return besides None, of the neutral decisions; anything else counts as the plugin
+#: failing.  These and :data:`SVAML_HOOKS` are the hookspecs' return annotations (tests/test_contract.py fails
+#: when they disagree); whether a hook stops at the first answer is read from its spec (``firstresult``) by
+#: ``Plugins.calls``.
 EXPECTED: dict[str, tuple[type, ...]] = {
     "authorize_call": (Allow, Deny),
-    "route_call": (Route, SvamlRoute, Svaml, V2Answer),
+    "route_call": (Route, SvamlRoute),
     "set_cli": (CallerId,),
-    "on_answer": (Proceed, EndCall, Route, Svaml, V2Answer),
-    "on_prompt_input": (Proceed, EndCall, Route, Svaml, V2Answer),
+    "on_answer": (Proceed, EndCall, Route),
+    "on_prompt_input": (Proceed, EndCall, Route),
 }
+#: The hooks that may also return a generation's own SVAML (:func:`callgate.plan.svaml_generation`), and the kind
+#: of event the call's renderer checks it for.
+SVAML_HOOKS = {"route_call": "incoming", "on_answer": "answered", "on_prompt_input": "menu"}
+#: The generations' SVAML types, as the hookspecs and the wrong-type message name them (the adapters define them).
+SVAML_NAMES = ("Svaml", "V2Answer")
 #: Hooks whose failure is subject to the plugin's on_error policy (the others only record).
 DECISION_HOOKS = frozenset(EXPECTED)
 #: Hooks whose failure under ``on_error = "deny"`` ends the call (hung up) rather than denying it.
 STEP_HOOKS = frozenset({"on_answer", "on_prompt_input"})
 #: Results that are never awaitable, by exact class (the common case needs no ``inspect.isawaitable``,
-#: which is slow).
+#: which is slow; SVAML is recognised by its class's ``svaml_generation``).
 _RESULTS = frozenset(t for types in EXPECTED.values() for t in types)
-#: The v1 event whose SVAML table a hook's v1 SVAML answer is checked against.
-_SVAML_EVENT = {"route_call": "ice", "on_answer": "ace", "on_prompt_input": "pie"}
 _END_CALL = EndCall()
 
 
@@ -64,7 +68,8 @@ def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: float,
         value = impl.function(*map(kwargs.__getitem__, impl.argnames))
     except Exception as exc:
         return _raised(impl, hook, exc, start, loop)
-    if impl.is_async or (value is not None and value.__class__ not in _RESULTS and inspect.isawaitable(value)):
+    if impl.is_async or (value is not None and value.__class__ not in _RESULTS and svaml_generation(value) is None
+                         and inspect.isawaitable(value)):
         return _awaited(impl, hook, value, start, end, loop, refuses)
     return _answered_with(impl, hook, value, start, loop, refuses)
 
@@ -87,7 +92,7 @@ def _answered_with(impl: HookImpl, hook: str, value: Any, start: float, loop: as
     generation cannot carry out, is its error."""
     if value is not None:
         try:
-            _check_result(impl, hook, value, refuses)
+            _check_result(hook, value, refuses)
         except Exception as exc:
             return _raised(impl, hook, exc, start, loop)
     return new_outcome(impl.plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
@@ -137,29 +142,15 @@ async def collect(plugins: Plugins, hook: str, deadline: float, *, stop: Callabl
     return outcomes
 
 
-def _check_result(impl: HookImpl, hook: str, value: Any, refuses: Refuses | None) -> None:
+def _check_result(hook: str, value: Any, refuses: Refuses | None) -> None:
     expected = EXPECTED.get(hook)
     if expected is None:
         return
-    if not isinstance(value, expected):
-        names = " or ".join(t.__name__ for t in expected)
+    kind = SVAML_HOOKS.get(hook)
+    if not isinstance(value, expected) and (kind is None or svaml_generation(value) is None):
+        names = " or ".join((*(t.__name__ for t in expected), *(SVAML_NAMES if kind is not None else ())))
         raise TypeError(f"{hook} returned {type(value).__name__}, expected {names} or None")
-    answer = value.svaml if isinstance(value, SvamlRoute) else value
-    if refuses is not None:
-        why = refuses(answer)
+    if refuses is not None and kind is not None:
+        why = refuses(value.svaml if isinstance(value, SvamlRoute) else value, kind)
         if why is not None:
             raise ValueError(why)
-    if isinstance(answer, Svaml):
-        # Checked once per distinct answer (SVAML is a frozen, hashable value): a plugin's prebuilt
-        # answers cost a lookup (about 0.3 us) instead of a check (about 13 us) after the first time.
-        checked = impl.checked
-        try:
-            known = checked.get(answer) is not None
-        except TypeError:       # a field holding a list or dict: checked every time
-            known = False
-        if not known:
-            answer.validate_for(_SVAML_EVENT[hook])
-            try:
-                checked.put(answer, True)
-            except TypeError:
-                pass

@@ -28,7 +28,6 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
-from .caches import ClearingCache
 from .config import CONFIG_DIR, PLUGIN_DISTRIBUTION, ConfigError, PluginsConfig, format_validation_error
 from .phone import set_default_region
 
@@ -68,10 +67,6 @@ class LoadedPlugin:
     builtin: bool = False
 
 
-#: How many checked SVAML answers each implementation remembers (all dropped when full).
-CHECKED_SVAML_SIZE = 256
-
-
 @dataclass(frozen=True, slots=True)
 class HookImpl:
     """One plugin's implementation of one hook, resolved once at start-up."""
@@ -81,10 +76,6 @@ class HookImpl:
     argnames: tuple[str, ...]
     #: ``async def``: its result is awaited under the plugin's timeout.
     is_async: bool = False
-    #: SVAML answers (frozen, hashable values) this implementation returned that passed their check: a plugin's
-    #: prebuilt answer is checked once.
-    checked: ClearingCache = field(default_factory=lambda: ClearingCache(CHECKED_SVAML_SIZE), compare=False,
-                                   repr=False)
 
 
 @dataclass

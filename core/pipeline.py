@@ -137,7 +137,7 @@ class Pipeline:
                 value = answered.value
                 route = value if isinstance(value, (Route, SvamlRoute)) else SvamlRoute(value)
                 routed_by = answered.plugin
-        if route is not None and combine.is_dialled(route):
+        if route is not None and combine.is_dialled(route, renderer.dials):
             cli_outcomes = await dispatch.collect(plugins, "set_cli", deadline, call=call, route=route)
             outcomes += cli_outcomes
             answered = combine.first_answer(cli_outcomes)

@@ -4,6 +4,13 @@ The pipeline runs the hooks and the pure combine step turns their answers into o
 adapter of the call's generation (:class:`Renderer`) turns it into that generation's SVAML.  The
 plan holds neutral decisions (:mod:`callgate.decisions`) or, where a plugin returned
 generation-specific SVAML, that SVAML (already checked to be of the call's generation).
+
+Only the adapters (``callgate.protocols.v1``, ``...v2``) know their SVAML types.  The core recognises a
+generation's own SVAML by a class attribute, ``svaml_generation`` (``"v1"`` on
+:class:`callgate.protocols.v1.svaml.Svaml`, ``"v2"`` on ``callgate.protocols.v2.wire.V2Answer``:
+:func:`svaml_generation`), and names it in a few words with its ``summary()``; everything else about
+it (is it this call's generation, does Sinch accept it for the event, does it dial) it asks the
+call's :class:`Renderer`.
 """
 
 from __future__ import annotations
@@ -14,7 +21,16 @@ from typing import Any, Protocol
 from .calls import Generation
 from .decisions import EndCall, Proceed, Prompt, Route
 
-__all__ = ["IncomingPlan", "Renderer", "Rendered", "StepAnswer"]
+__all__ = ["KINDS", "IncomingPlan", "Renderer", "Rendered", "StepAnswer", "svaml_generation"]
+
+#: What a renderer answers: an incoming call, an answered call, a menu's input.
+KINDS = ("incoming", "answered", "menu")
+
+
+def svaml_generation(value: Any) -> Generation | None:
+    """The generation whose own SVAML ``value`` is (its class's ``svaml_generation``), None for anything else."""
+    generation: Generation | None = getattr(value.__class__, "svaml_generation", None)
+    return generation
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +96,20 @@ class Renderer(Protocol):
         or ``menu``."""
         ...
 
-    def refuses(self, value: Any) -> str | None:
-        """Why this generation cannot carry out ``value`` (a plugin's answer), or None when it can.
+    def refuses(self, value: Any, kind: str) -> str | None:
+        """Why this generation cannot carry out ``value`` (a plugin's answer to an event of ``kind``:
+        ``incoming``, ``answered`` or ``menu``), or None when it can.
 
-        v1 refuses v2 SVAML; v2 refuses v1 SVAML, :class:`~callgate.decisions.InAppUser` and
-        :class:`~callgate.decisions.Conference`.  The pipeline treats a refused answer as the plugin
+        v1 refuses v2 SVAML, and checks its own SVAML against the event's tables (raising
+        ``SvamlError``, a ``ValueError``, when Sinch would not accept it; each distinct answer is checked
+        once); v2 refuses v1 SVAML, an invalid ``V2Answer``, :class:`~callgate.decisions.InAppUser` and
+        :class:`~callgate.decisions.Conference`.  The dispatcher treats a refused answer as the plugin
         failing (its ``on_error`` policy applies)."""
+        ...
+
+    def dials(self, svaml: Any) -> bool:
+        """Whether a plugin's own SVAML route (``SvamlRoute.svaml``) dials a number or SIP address whose caller id
+        ``set_cli`` may set: v1 ``connectPstn`` and ``connectSip``."""
         ...
 
     def not_recorded(self, plugins: str | None) -> tuple[int, bytes]:

@@ -12,8 +12,7 @@ from typing import Any, Literal
 from .calls import Generation
 from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
 from .drafts import positional_builder
-from .plan import IncomingPlan
-from .protocols.v1.svaml import Svaml
+from .plan import IncomingPlan, svaml_generation
 
 Status = Literal["ok", "error", "timeout"]
 #: Hooks that record an event (v1 DICE/Notify, v2 end states and notices): an implementation that returned
@@ -90,8 +89,9 @@ def describe(value: Any) -> str:
         return "proceed"
     if isinstance(value, EndCall):
         return "end call"
-    if isinstance(value, Svaml):
-        return f"svaml {value.action.name}"
+    if svaml_generation(value) is not None:      # a generation's own SVAML names itself (``svaml connectPstn``)
+        summary: str = value.summary()
+        return summary
     return type(value).__name__
 
 

@@ -51,15 +51,36 @@ def _returns(hook):
     return {typing.get_origin(t) or t for t in members if t is not type(None)}
 
 
+def _svaml_types():
+    from callgate.protocols.v1.svaml import Svaml
+    from callgate.protocols.v2.wire import V2Answer
+    return (Svaml, V2Answer)
+
+
 @pytest.mark.parametrize("hook", HOOK_NAMES)
 def test_dispatcher_checks_exactly_what_the_hookspec_says_a_decision_hook_returns(hook):
-    """dispatch.EXPECTED (what a decision hook may answer) cannot drift from the hookspec's return annotation."""
+    """dispatch.EXPECTED and dispatch.SVAML_HOOKS (what a decision hook may answer: neutral decisions, and the
+    generations' own SVAML) cannot drift from the hookspec's return annotation."""
     takes_a_call = "call" in inspect.signature(_spec(hook)).parameters
     decides = takes_a_call and bool(_returns(hook))
     assert (hook in dispatch.DECISION_HOOKS) == decides, \
         f"{hook}: a hook that takes a call and returns an answer is a decision hook (its on_error applies)"
     if decides:
-        assert set(dispatch.EXPECTED[hook]) == _returns(hook)
+        svaml = set(_svaml_types()) if hook in dispatch.SVAML_HOOKS else set()
+        assert set(dispatch.EXPECTED[hook]) | svaml == _returns(hook)
+
+
+def test_the_dispatcher_names_and_recognises_every_generations_svaml():
+    """The SVAML types the dispatcher names are the adapters' own, and each says its generation (how the core
+    recognises a plugin's SVAML without importing it)."""
+    from callgate.decisions import EndCall, Route
+    from callgate.plan import svaml_generation
+    from callgate.protocols.v1.svaml import Hangup, Svaml
+    from callgate.protocols.v2.wire import V2Answer
+
+    assert dispatch.SVAML_NAMES == tuple(t.__name__ for t in _svaml_types())
+    assert [svaml_generation(Svaml(action=Hangup())), svaml_generation(V2Answer(commands=[]))] == ["v1", "v2"]
+    assert svaml_generation(Route(EndCall())) is None and svaml_generation({"commands": []}) is None
 
 
 @pytest.mark.parametrize("hook", HOOK_NAMES)

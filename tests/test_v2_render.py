@@ -418,7 +418,7 @@ V1_SVAML = parse_svaml({"action": {"name": "hangup"}})
      "commands[0].to.phone.number"),
 ])
 def test_refuses(value, reason):
-    refusal = RENDERER.refuses(value)
+    refusal = RENDERER.refuses(value, "incoming")
     assert refusal is not None and reason in refusal
 
 
@@ -428,7 +428,7 @@ def test_refuses(value, reason):
     V2Answer(commands=[]), None,
 ])
 def test_accepts(value):
-    assert RENDERER.refuses(value) is None
+    assert RENDERER.refuses(value, "incoming") is None
 
 
 @pytest.mark.parametrize("target", [InAppUser("alice"), Conference("room-1")])

@@ -466,8 +466,15 @@ INSTRUCTIONS_BY_EVENT: dict[str, frozenset[str]] = {
 class Svaml(_Wire, frozen=True, kw_only=True):
     """A complete SVAML answer: ``instructions`` run in order, then the one ``action``."""
 
+    #: Marks v1's own SVAML for the protocol-neutral core (:func:`callgate.plan.svaml_generation`).
+    svaml_generation: ClassVar[str] = "v1"
+
     action: Action
     instructions: tuple[Instruction, ...] = ()
+
+    def summary(self) -> str:
+        """This answer in a few words (a plugin's verdict in the log line): ``svaml connectPstn``."""
+        return f"svaml {self.action.name}"
 
     def _check_whole(self) -> None:
         names = {i.name for i in self.instructions}

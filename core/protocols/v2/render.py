@@ -266,8 +266,9 @@ class V2Renderer:
         except KeyError:
             raise ValueError(f"no safe v2 answer for {kind!r}: expected incoming, answered or menu") from None
 
-    def refuses(self, value: Any) -> str | None:
-        """Why a v2 call cannot be answered with ``value``, or None when it can (see the module docstring)."""
+    def refuses(self, value: Any, kind: str) -> str | None:
+        """Why a v2 call cannot be answered with ``value`` (for any ``kind`` of event), or None when it can (see the
+        module docstring)."""
         if isinstance(value, V2Answer):
             try:
                 encode_v2_answer(value)
@@ -282,6 +283,10 @@ class V2Renderer:
             return None
         return (f"{type(value).__name__} cannot answer a v2 call: give a neutral decision (callgate.decisions) or "
                 f"SVAML v2 (callgate.protocols.v2.wire.V2Answer); v1 SVAML is for v1 calls only")
+
+    def dials(self, svaml: Any) -> bool:
+        """False: ``set_cli`` runs for v1 SVAML routes only; a plugin's own ``V2Answer`` sets its ``dial``'s ``from``."""
+        return False
 
     def not_recorded(self, plugins: str | None) -> tuple[int, bytes]:
         """``424`` and a body that is still SVAML v2 (``commands`` ``[]``, plus ``error`` and ``message``): Sinch

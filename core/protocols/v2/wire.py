@@ -70,7 +70,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -695,9 +695,16 @@ class V2Answer(_Svaml):
     """The answer to a v2 webhook: ``{"commands": [...]}``, plus ``callName`` and ``events`` (which take effect
     in answers to ``call.incoming`` only).  ``commands`` is always written, ``[]`` when there is nothing to do."""
 
+    #: Marks v2's own SVAML for the protocol-neutral core (:func:`callgate.plan.svaml_generation`).
+    svaml_generation: ClassVar[str] = "v2"
+
     commands: list[V2Command]
     call_name: Name | None = None
     events: V2IncomingCallEvents | None = None
+
+    def summary(self) -> str:
+        """This answer in a few words (a plugin's verdict in the log line): its type's name."""
+        return type(self).__name__
 
 
 # --------------------------------------------------------------------------- encoding

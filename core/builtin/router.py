@@ -40,6 +40,11 @@ A route's ``number`` and ``prefix`` are read like every number people write
 ``+46 (0)8 500 012 34``, ``0046850001234`` and, with ``[server] default_region``,
 ``08-500 012 34`` are one number.  A value with letters (a user name, a
 conference id) is compared as it is written.
+
+This plugin's configuration syntax is v1 SVAML, so it reads, builds and compares its tables
+with the v1 adapter's types and parser (:mod:`callgate.protocols.v1.svaml`, ``...v1.render``):
+the one place outside the adapters that imports a wire type, by design (the core, the
+dispatcher and the other plugins work on neutral decisions; tests/test_no_wire_imports.py).
 """
 
 from __future__ import annotations

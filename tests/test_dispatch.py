@@ -466,3 +466,20 @@ async def test_v1_svaml_for_a_v2_call_counts_as_the_plugin_failing():
     failed = answer.outcomes[0]
     assert (failed.plugin, failed.status) == ("v1", "error") and "v1 SVAML is for v1 calls only" in failed.error
     assert answer.decision.routed_by == "route"
+
+
+class DialsV2:
+    @hookimpl
+    def route_call(self, call):
+        from callgate.protocols.v2.wire import decode_v2_answer
+        return decode_v2_answer({"commands": [{"command": "dial", "to": {"type": "PHONE",
+                                                                        "phone": {"number": "+15550000003"}}}]})
+
+
+async def test_set_cli_gives_a_plugins_own_v2_dial_its_caller_id():
+    """As for a plugin's own v1 connectPstn: the caller-id rules run, and their number becomes the dial's from."""
+    p = both_generations({"dials": DialsV2}, {"caller_id": {"rules": [{"prefix": "+4685", "cli": "+46850009999"}]}})
+    answer = await p.answer(v2_incoming())
+    dials = [c for c in json.loads(answer.body)["commands"] if c["command"] == "dial"]
+    assert [d.get("from") for d in dials] == [{"type": "PHONE", "phone": {"number": "+46850009999"}}]
+    assert answer.decision.cli == "+46850009999"

@@ -285,8 +285,9 @@ class V2Renderer:
                 f"SVAML v2 (callgate.protocols.v2.wire.V2Answer); v1 SVAML is for v1 calls only")
 
     def dials(self, svaml: Any) -> bool:
-        """False: ``set_cli`` runs for v1 SVAML routes only; a plugin's own ``V2Answer`` sets its ``dial``'s ``from``."""
-        return False
+        """Whether a plugin's own ``V2Answer`` dials at its top level: then ``set_cli`` runs, and the caller id it
+        gives becomes that ``dial``'s ``from`` (as ``set_cli`` sets a v1 SVAML route's ``connectPstn`` ``cli``)."""
+        return isinstance(svaml, V2Answer) and any(isinstance(c, V2DialCommand) for c in svaml.commands)
 
     def not_recorded(self, plugins: str | None) -> tuple[int, bytes]:
         """``424`` and a body that is still SVAML v2 (``commands`` ``[]``, plus ``error`` and ``message``): Sinch

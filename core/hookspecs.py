@@ -136,7 +136,8 @@ def route_call(call: Incoming, dry_run: bool) -> Route | SvamlRoute | Svaml | V2
 def set_cli(call: Incoming, route: Route | SvamlRoute, dry_run: bool) -> CallerId | None:
     """Which caller id should the callee see?  Runs for an incoming call (v1 ICE, v2 ``call.incoming``)
     after routing, only when the route dials: its target is a ``PhoneNumber`` or a ``SipEndpoint``
-    (or it is v1 SVAML whose action is ``connectPstn`` or ``connectSip``).
+    (or it is v1 SVAML whose action is ``connectPstn`` or ``connectSip``, or a v2 ``V2Answer`` with a
+    ``dial`` command at its top level, whose ``from`` the caller id becomes).
 
     :param call: the incoming call.
     :param route: the route chosen by ``route_call`` (SVAML it returned alone comes as a

@@ -1,31 +1,37 @@
-"""The callgate benchmark: callgate against a bare-aiohttp reference, driven by wrk.
+"""The callgate benchmark: callgate against reference servers, driven by wrk, on v1 and v2.
 
-Run it from the repository root (nothing is installed; wrk and taskset must be there)::
+Run it from the repository root (nothing is installed but uvloop and the Express reference's
+node_modules, when those references are asked for; wrk and taskset must be there)::
 
     .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--config router|full|all]
-                                  [--requests 2000] [--warmup 2] [--retries 2] [--profile] [--keep]
+                                  [--generation v1|v2|both] [--reference plain,uvloop,express|all]
+                                  [--workers 1,2] [--requests 2000] [--warmup 2] [--retries 2]
+                                  [--profile] [--keep]
 
-What it does, per configuration:
+What it does, per configuration and API generation:
 
 1. writes a config.toml in a temporary directory (``router``: the built-in router only;
    ``full``: allowlist, credit_check and crm_export on SQLite, with a local CRM receiver);
-2. starts the reference server (``bench/reference_server.py``: the same signature check,
-   ``json.loads`` and a fixed answer, nothing else) and ``callgate serve``, both pinned to
-   CPU 0 with ``taskset -c 0``; callgate logs JSON lines at level info to a file;
-3. checks that each answers a signed ICE/ACE/PIE/DICE with 200, then warms both up;
-4. for every round, runs ``wrk -t1 -c64 -d{duration}s --latency`` pinned to CPU 1 against
-   each server (the order alternates: reference first in odd rounds, callgate first in
-   even ones), with requests signed right before the run (callgate refuses an x-timestamp
-   older than its window, 600 s): ``--requests`` distinct requests, 70 % ICE, 10 % ACE,
-   10 % PIE, 10 % DICE, rotated by ``bench/requests.lua``.  A run during which other
-   processes took more than 5 % of CPU 0 is repeated (``--retries``);
-5. prints, per server, the median over rounds of requests/s, p50 and p99 latency, the
-   worst p99, the non-2xx responses and socket errors summed over rounds, the peak RSS
-   (``VmHWM``), the ratio callgate/reference, what callgate's log says (every callback
-   answered as configured: no plugin error or timeout, no denied ICE), and PASS/FAIL
-   against the targets: requests/s ratio >= 0.8 (router) / 0.5 (full), worst p99 < 50 ms,
-   no non-2xx response and no socket error, peak RSS < 120 MB (one worker: ``callgate
-   serve`` without ``--workers``).
+2. starts the references (``plain``: ``bench/reference_server.py``, the same signature check,
+   ``json.loads`` and a fixed answer on bare aiohttp; ``uvloop``: the same on uvloop with orjson;
+   ``express``: ``bench/express/server.js``, Express 5 doing the same in Node) and ``callgate serve``
+   once per ``--workers`` count, every process pinned to CPU 0 with ``taskset -c 0``; callgate logs
+   JSON lines at level info to a file;
+3. checks that each answers one signed call (v1: ICE/ACE/PIE/DICE to /sinch/callback; v2:
+   call.incoming/answered/menu/hangup, ``service``-signed, to /sinch/webhook) with 200, and in the
+   router-only configuration with the same bytes, then warms them up;
+4. for every round, runs ``wrk -t1 -c64 -d{duration}s --latency`` pinned to CPU 1 against each
+   server (the order alternates each round), with requests signed right before the run (callgate
+   refuses an x-timestamp older than its window, 600 s): ``--requests`` distinct requests, 70 %
+   incoming calls, 10 % each answered, menu and end events, rotated by ``bench/requests.lua``.
+   A run during which other processes took more than 5 % of CPU 0 is repeated (``--retries``);
+5. prints, per server, the median over rounds of requests/s, p50 and p99 latency, the worst p99,
+   the non-2xx responses and socket errors summed over rounds, the peak RSS (``VmHWM`` of the
+   biggest process), the ratios callgate/reference for every callgate and reference, what each
+   callgate's log says (every callback answered as configured: status 200, no plugin error or
+   timeout, no denial, every incoming call routed by the benchmark's route), and PASS/FAIL against
+   the targets: requests/s ratio to the plain reference >= 0.8 (router) / 0.5 (full), worst p99 <
+   50 ms, no non-2xx response and no socket error, peak RSS < 120 MB per process.
 
 Everything it starts listens on 127.0.0.1 only and is stopped at the end, on Ctrl-C and on
 errors.  Exit status: 0 every target met, 1 a target missed, 2 the benchmark could not run.

@@ -1,31 +1,37 @@
-"""The callgate benchmark: callgate against a bare-aiohttp reference, driven by wrk.
+"""The callgate benchmark: callgate against reference servers, driven by wrk, on v1 and v2.
 
-Run it from the repository root (nothing is installed; wrk and taskset must be there)::
+Run it from the repository root (nothing is installed but uvloop and the Express reference's
+node_modules, when those references are asked for; wrk and taskset must be there)::
 
     .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--config router|full|all]
-                                  [--requests 2000] [--warmup 2] [--retries 2] [--profile] [--keep]
+                                  [--generation v1|v2|both] [--reference plain,uvloop,express|all]
+                                  [--workers 1,2] [--requests 2000] [--warmup 2] [--retries 2]
+                                  [--profile] [--keep]
 
-What it does, per configuration:
+What it does, per configuration and API generation:
 
 1. writes a config.toml in a temporary directory (``router``: the built-in router only;
    ``full``: allowlist, credit_check and crm_export on SQLite, with a local CRM receiver);
-2. starts the reference server (``bench/reference_server.py``: the same signature check,
-   ``json.loads`` and a fixed answer, nothing else) and ``callgate serve``, both pinned to
-   CPU 0 with ``taskset -c 0``; callgate logs JSON lines at level info to a file;
-3. checks that each answers a signed ICE/ACE/PIE/DICE with 200, then warms both up;
-4. for every round, runs ``wrk -t1 -c64 -d{duration}s --latency`` pinned to CPU 1 against
-   each server (the order alternates: reference first in odd rounds, callgate first in
-   even ones), with requests signed right before the run (callgate refuses an x-timestamp
-   older than its window, 600 s): ``--requests`` distinct requests, 70 % ICE, 10 % ACE,
-   10 % PIE, 10 % DICE, rotated by ``bench/requests.lua``.  A run during which other
-   processes took more than 5 % of CPU 0 is repeated (``--retries``);
-5. prints, per server, the median over rounds of requests/s, p50 and p99 latency, the
-   worst p99, the non-2xx responses and socket errors summed over rounds, the peak RSS
-   (``VmHWM``), the ratio callgate/reference, what callgate's log says (every callback
-   answered as configured: no plugin error or timeout, no denied ICE), and PASS/FAIL
-   against the targets: requests/s ratio >= 0.8 (router) / 0.5 (full), worst p99 < 50 ms,
-   no non-2xx response and no socket error, peak RSS < 120 MB (one worker: ``callgate
-   serve`` without ``--workers``).
+2. starts the references (``plain``: ``bench/reference_server.py``, the same signature check,
+   ``json.loads`` and a fixed answer on bare aiohttp; ``uvloop``: the same on uvloop with orjson;
+   ``express``: ``bench/express/server.js``, Express 5 doing the same in Node) and ``callgate serve``
+   once per ``--workers`` count, every process pinned to CPU 0 with ``taskset -c 0``; callgate logs
+   JSON lines at level info to a file;
+3. checks that each answers one signed call (v1: ICE/ACE/PIE/DICE to /sinch/callback; v2:
+   call.incoming/answered/menu/hangup, ``service``-signed, to /sinch/webhook) with 200, and in the
+   router-only configuration with the same bytes, then warms them up;
+4. for every round, runs ``wrk -t1 -c64 -d{duration}s --latency`` pinned to CPU 1 against each
+   server (the order alternates each round), with requests signed right before the run (callgate
+   refuses an x-timestamp older than its window, 600 s): ``--requests`` distinct requests, 70 %
+   incoming calls, 10 % each answered, menu and end events, rotated by ``bench/requests.lua``.
+   A run during which other processes took more than 5 % of CPU 0 is repeated (``--retries``);
+5. prints, per server, the median over rounds of requests/s, p50 and p99 latency, the worst p99,
+   the non-2xx responses and socket errors summed over rounds, the peak RSS (``VmHWM`` of the
+   biggest process), the ratios callgate/reference for every callgate and reference, what each
+   callgate's log says (every callback answered as configured: status 200, no plugin error or
+   timeout, no denial, every incoming call routed by the benchmark's route), and PASS/FAIL against
+   the targets: requests/s ratio to the plain reference >= 0.8 (router) / 0.5 (full), worst p99 <
+   50 ms, no non-2xx response and no socket error, peak RSS < 120 MB per process.
 
 Everything it starts listens on 127.0.0.1 only and is stopped at the end, on Ctrl-C and on
 errors.  Exit status: 0 every target met, 1 a target missed, 2 the benchmark could not run.
@@ -52,13 +58,14 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import profiling  # bench/profiling.py
 
-from callgate import samples
+from callgate import samples, v2_samples
 from callgate.protocols.v1.signing import signed_headers
+from callgate.protocols.v2.signing import service_signed_headers
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -66,13 +73,17 @@ VENV_BIN = Path(sys.executable).parent
 LUA_SCRIPT = BENCH / "requests.lua"
 HOST = "127.0.0.1"
 CALLBACK_PATH = "/sinch/callback"
+WEBHOOK_PATH = "/sinch/webhook"
 SERVER_CPU, CLIENT_CPU = "0", "1"
 CONNECTIONS = 64
 WINDOW_SECONDS = 600          # callgate's default [signing] window_seconds, used by both servers
 #: The event mix: groups of ten requests, the ICEs of seven new calls then the ACE, PIE and DICE of the first.
 ICES_PER_GROUP = 7
 CALLEE = "+46850001234"
-CALLERS = tuple(f"4670123450{i}" for i in range(5))     # as Sinch sends cli: without "+"
+CALLERS = tuple(f"4670123450{i}" for i in range(5))     # as Sinch sends v1's cli: without "+"
+V2_CALLERS = tuple("+" + c for c in CALLERS)             # v2 endpoints are E.164
+EXPRESS_DIR = BENCH / "express"
+REFERENCES = ("plain", "uvloop", "express")
 RATIO_TARGETS = {"router": 0.8, "full": 0.5}
 P99_LIMIT_MS = 50.0
 RSS_LIMIT_MB = 120.0
@@ -225,17 +236,63 @@ def call_group(caller: str) -> list[dict]:
             samples.dice(callid=first, caller=caller, to=CALLEE)]
 
 
-def event_bodies(count: int) -> list[bytes]:
-    """``count`` callback bodies (70 % ICE, 10 % each ACE, PIE, DICE), the caller rotating over CALLERS."""
+def v2_call_group(caller: str) -> list[dict]:
+    """v2's ten webhooks: the ``call.incoming`` of seven new calls from ``caller``, then the ``call.answered``,
+    ``call.menu`` and ``call.hangup`` of the first (the mix and rotation of :func:`call_group`)."""
+    calls = [v2_samples.new_call_id() for _ in range(ICES_PER_GROUP)]
+    first = calls[0]
+    return [*(v2_samples.incoming(caller=caller, to=CALLEE, callid=c) for c in calls),
+            v2_samples.answered(callid=first), v2_samples.menu(callid=first, caller=caller, to=CALLEE),
+            v2_samples.hangup(callid=first, caller=caller, to=CALLEE)]
+
+
+@dataclass(frozen=True)
+class Generation:
+    """What differs between the v1 and the v2 load: the path, the bodies, the signature."""
+
+    name: str
+    path: str
+    #: Ten bodies for one caller: seven incoming calls, then the first call's answered, menu and end events.
+    group: Callable[[str], list[dict]]
+    callers: tuple[str, ...]
+    #: The load's event names, in the order of a group's first call (for the report).
+    events: str
+
+
+GENERATIONS = {
+    "v1": Generation("v1", CALLBACK_PATH, call_group, CALLERS, "ICE/ACE/PIE/DICE"),
+    "v2": Generation("v2", WEBHOOK_PATH, v2_call_group, V2_CALLERS,
+                     "call.incoming/answered/menu/hangup"),
+}
+
+
+def event_bodies(gen: Generation, count: int) -> list[bytes]:
+    """``count`` bodies (70 % incoming, 10 % each answered, menu, end), the caller rotating over the callers."""
     bodies: list[dict] = []
     while len(bodies) < count:
-        bodies += call_group(CALLERS[len(bodies) // 10 % len(CALLERS)])
+        bodies += gen.group(gen.callers[len(bodies) // 10 % len(gen.callers)])
     return [json.dumps(b, separators=(",", ":")).encode() for b in bodies[:count]]
 
 
-def signed_requests(key: str, secret: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
+@dataclass(frozen=True)
+class Signer:
+    """The benchmark's Sinch credentials: a v1 application and a v2 service (Base64 secrets)."""
+
+    key: str
+    secret: str
+    service_id: str
+    service_secret: str
+
+    def headers(self, gen: Generation, body: bytes) -> dict[str, str]:
+        """Content-Type, x-timestamp (now) and Authorization for ``body`` on ``gen``'s path."""
+        if gen.name == "v1":
+            return signed_headers(self.key, self.secret, gen.path, body)
+        return service_signed_headers(self.service_id, self.service_secret, gen.path, body)
+
+
+def signed_requests(signer: Signer, gen: Generation, count: int) -> list[tuple[bytes, dict[str, str]]]:
     """Bodies and their headers, signed now (x-timestamp = now)."""
-    return [(body, signed_headers(key, secret, CALLBACK_PATH, body)) for body in event_bodies(count)]
+    return [(body, signer.headers(gen, body)) for body in event_bodies(gen, count)]
 
 
 def lua_string(text: str | bytes) -> str:
@@ -254,28 +311,29 @@ def write_lua_requests(path: Path, requests: list[tuple[bytes, dict[str, str]]])
     path.write_text("\n".join(lines) + "\n")
 
 
-def post(port: int, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> tuple[int, bytes]:
+def post(port: int, path: str, body: bytes, headers: dict[str, str], timeout: float = 10.0) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection(HOST, port, timeout=timeout)
     try:
-        conn.request("POST", CALLBACK_PATH, body=body, headers=headers)
+        conn.request("POST", path, body=body, headers=headers)
         response = conn.getresponse()
         return response.status, response.read()
     finally:
         conn.close()
 
 
-def smoke_check(server: Server, key: str, secret: str) -> str:
-    """One signed call (ICE, ACE, PIE, DICE); BenchError unless every answer is 200.  Returns the answers."""
-    group = event_bodies(10)
+def smoke_check(server: Server, signer: Signer, gen: Generation) -> list[bytes]:
+    """One signed call (incoming, answered, menu, end); BenchError unless every answer is 200.  Returns the
+    answers."""
+    group = event_bodies(gen, 10)
     answers = []
     for body in [group[0], *group[7:]]:
-        status, answer = post(server.port, body, signed_headers(key, secret, CALLBACK_PATH, body))
-        event = json.loads(body)["event"].upper()
+        status, answer = post(server.port, gen.path, body, signer.headers(gen, body))
         if status != 200:
+            event = json.loads(body)["event"]
             raise BenchError(f"{server.name} answered {event} with {status}: {answer[:300]!r}\n"
                              f"{tail(server.proc.bench_log)}")
-        answers.append(f"{event} {answer.decode(errors='replace')}")
-    return " | ".join(answers)
+        answers.append(answer)
+    return answers
 
 
 # ------------------------------------------------------------------------------------ wrk
@@ -321,14 +379,14 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def wrk_command(port: int, duration: int, connections: int = CONNECTIONS) -> list[str]:
+def wrk_command(port: int, path: str, duration: int, connections: int = CONNECTIONS) -> list[str]:
     """wrk on the client's CPU, rotating through the requests file named by CALLGATE_BENCH_REQUESTS."""
     return ["taskset", "-c", CLIENT_CPU, "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency",
-            "-s", str(LUA_SCRIPT), f"http://{HOST}:{port}{CALLBACK_PATH}"]
+            "-s", str(LUA_SCRIPT), f"http://{HOST}:{port}{path}"]
 
 
-def run_wrk(port: int, duration: int, requests_file: Path, log: Path) -> WrkResult:
-    command = wrk_command(port, duration)
+def run_wrk(port: int, path: str, duration: int, requests_file: Path, log: Path) -> WrkResult:
+    command = wrk_command(port, path, duration)
     env = {**os.environ, "CALLGATE_BENCH_REQUESTS": str(requests_file)}
     try:
         done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=duration + 60, check=False)
@@ -342,36 +400,69 @@ def run_wrk(port: int, duration: int, requests_file: Path, log: Path) -> WrkResu
 
 # ------------------------------------------------------------------------------------ servers
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (callgate's workers under the supervisor), from /proc/PID/task/*/children."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo += [int(c) for c in children.read_text().split()]
+            except (OSError, ValueError):
+                pass
+    return found
+
+
 @dataclass
 class Server:
     name: str
     port: int
     proc: subprocess.Popen
+    #: "reference" or "callgate".
+    role: str
+    workers: int = 1
     runs: list[WrkResult] = field(default_factory=list)
+    #: The largest VmHWM seen of any one process of the server (a worker's, with --workers), in kB.
+    peak_kb: int = 0
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
+    def pids(self) -> list[int]:
+        """The server's processes: the one process, or the supervisor and its workers."""
+        return process_tree(self.pid)
+
+    def note_memory(self) -> None:
+        """Keep the peak resident set of the server's biggest process (read while they run)."""
+        for pid in self.pids():
+            self.peak_kb = max(self.peak_kb, memory_kb(pid).get("VmHWM", 0))
+
     def peak_rss_mb(self) -> float:
-        return memory_kb(self.pid).get("VmHWM", 0) / 1024
+        self.note_memory()
+        return self.peak_kb / 1024
+
+
+def all_pids(servers: list[Server]) -> list[int]:
+    return [pid for server in servers for pid in server.pids()]
 
 
 @dataclass
 class Context:
-    """What every configuration shares: the options, the temp dir, the processes, the Sinch app."""
+    """What every configuration shares: the options, the temp dir, the processes, the Sinch credentials."""
 
     args: argparse.Namespace
     tmp: Path
     procs: Processes
-    key: str
-    secret: str
+    signer: Signer
     #: More environment for every process started (e.g. a secret the full-stack config reads).
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
-        return {**os.environ, "SINCH_APPLICATION_KEY": self.key, "SINCH_APPLICATION_SECRET": self.secret,
-                **self.extra_env}
+        s = self.signer
+        return {**os.environ, "SINCH_APPLICATION_KEY": s.key, "SINCH_APPLICATION_SECRET": s.secret,
+                "SINCH_SERVICE_ID": s.service_id, "SINCH_SERVICE_SECRET": s.service_secret, **self.extra_env}
 
     def callgate(self, *args: str, timeout: float = 60) -> str:
         """Run a ``callgate`` command to completion; BenchError with its output if it fails."""
@@ -387,29 +478,77 @@ class Context:
         return done.stdout
 
 
-def reference_command(port: int) -> list[str]:
-    return [sys.executable, str(BENCH / "reference_server.py"), "--port", str(port),
-            "--path", CALLBACK_PATH, "--window", str(WINDOW_SECONDS)]
+def reference_command(kind: str, port: int, answers: Path) -> tuple[list[str], dict[str, str]]:
+    """The command of reference ``kind`` (plain, uvloop, express) and its extra environment."""
+    if kind == "express":
+        env = {"PORT": str(port), "HOST": HOST, "ANSWERS_FILE": str(answers), "CALLBACK_PATH": CALLBACK_PATH,
+               "WEBHOOK_PATH": WEBHOOK_PATH, "WINDOW_SECONDS": str(WINDOW_SECONDS), "NODE_ENV": "production"}
+        return ["node", str(EXPRESS_DIR / "server.js")], env
+    command = [sys.executable, str(BENCH / "reference_server.py"), "--port", str(port), "--path", CALLBACK_PATH,
+               "--webhook-path", WEBHOOK_PATH, "--window", str(WINDOW_SECONDS)]
+    return command + (["--uvloop"] if kind == "uvloop" else []), {}
 
 
-def callgate_command(config: Path, port: int) -> list[str]:
-    return [str(VENV_BIN / "callgate"), "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+def prepare_references(kinds: list[str]) -> list[str]:
+    """Install what the chosen references need and is missing (uvloop into this venv, Express with npm);
+    BenchError when that is not possible.  Returns what was done."""
+    done = []
+    if "uvloop" in kinds:
+        try:
+            import uvloop  # noqa: F401
+        except ImportError:
+            pip = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uvloop"]
+            if subprocess.run(pip, check=False).returncode != 0:
+                raise BenchError("the uvloop reference needs uvloop: pip install uvloop failed") from None
+            done.append("installed uvloop")
+    if "express" in kinds:
+        if shutil.which("node") is None or shutil.which("npm") is None:
+            raise BenchError("the Express reference needs Node.js and npm (apt-get install -y nodejs npm)")
+        if not (EXPRESS_DIR / "node_modules" / "express").is_dir():
+            npm = ["npm", "install", "--no-audit", "--no-fund", "--omit=dev"]
+            result = subprocess.run(npm, cwd=EXPRESS_DIR, capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise BenchError(f"npm install in {EXPRESS_DIR} failed:\n{result.stdout}{result.stderr}")
+            done.append(f"ran npm install in {EXPRESS_DIR.relative_to(REPO)}")
+    return done
 
 
-def start_reference(ctx: Context) -> Server:
+def callgate_command(config: Path, port: int, workers: int) -> list[str]:
+    command = [str(VENV_BIN / "callgate"), "serve", "--config", str(config), "--host", HOST, "--port", str(port)]
+    return command + (["--workers", str(workers)] if workers > 1 else [])
+
+
+def start_reference(ctx: Context, kind: str) -> Server:
     port = free_port()
-    proc = ctx.procs.start("reference", reference_command(port), SERVER_CPU, ctx.tmp / "reference.log", ctx.env())
+    answers = ctx.tmp / "answers.json"
+    if not answers.exists():
+        subprocess.run([sys.executable, str(BENCH / "reference_server.py"), "--answers", str(answers)], check=True)
+    command, env = reference_command(kind, port, answers)
+    proc = ctx.procs.start(kind, command, SERVER_CPU, ctx.tmp / f"reference-{kind}.log", {**ctx.env(), **env})
     wait_listening(proc, port)
-    return Server("reference", port, proc)
+    return Server(kind, port, proc, "reference")
 
 
-def start_callgate(ctx: Context, config: Path, name: str) -> Server:
+def start_callgate(ctx: Context, config: Path, workers: int) -> Server:
     port = free_port()
-    proc = ctx.procs.start("callgate", callgate_command(config, port), SERVER_CPU, ctx.tmp / f"callgate-{name}.log",
-                           ctx.env())
+    name = "callgate" if workers == 1 else f"callgate/{workers}w"
+    proc = ctx.procs.start(name, callgate_command(config, port, workers), SERVER_CPU,
+                           ctx.tmp / f"callgate-{workers}w.log", ctx.env())
     wait_listening(proc, port)
     wait_ready(proc, port)
-    return Server("callgate", port, proc)
+    if workers > 1:
+        wait_workers(proc, workers)
+    return Server(name, port, proc, "callgate", workers)
+
+
+def wait_workers(proc: subprocess.Popen, workers: int, timeout: float = START_TIMEOUT_S) -> None:
+    """Until every worker says it listens (the supervisor's first worker may answer /readyz alone)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if proc.bench_log.read_bytes().count(b'"event":"listening"') >= workers:     # type: ignore[attr-defined]
+            return
+        time.sleep(0.2)
+    raise BenchError(f"callgate's {workers} workers did not all start:\n{tail(proc.bench_log)}")
 
 
 def wait_ready(proc: subprocess.Popen, port: int, timeout: float = START_TIMEOUT_S) -> None:
@@ -438,6 +577,7 @@ SERVER_TOML = f"""\
 [server]
 host = "{HOST}"
 callback_path = "{CALLBACK_PATH}"
+webhook_path = "{WEBHOOK_PATH}"
 log_format = "json"         # one JSON line per callback, to a file (stdout is redirected)
 log_level = "info"
 
@@ -452,7 +592,6 @@ pie_default = {{ name = "continue" }}
 [[plugins.router.routes]]
 name = "sweden"
 prefix = "+46"
-to_type = "number"
 action = {{ name = "connectPstn", number = "{{to}}", cli = "{CALLEE}", maxDuration = 3600 }}
 """
 
@@ -570,37 +709,45 @@ CONFIGURATIONS: dict[str, tuple[str, Callable[[Context], Setup]]] = {
 
 # ------------------------------------------------------------------------------------ rounds
 
-def measure(ctx: Context, server: Server, duration: int, label: str, servers: list[int]) -> WrkResult:
+def measure(ctx: Context, gen: Generation, server: Server, duration: int, label: str, pids: list[int]) -> WrkResult:
     """One wrk run against ``server`` with freshly signed requests, once the servers are idle.
     Also measures how much of the servers' CPU other processes took meanwhile."""
-    wait_idle(servers)
-    data = ctx.tmp / f"requests-{server.name}.lua"
-    write_lua_requests(data, signed_requests(ctx.key, ctx.secret, ctx.args.requests))
-    started, busy, ours = time.monotonic(), cpu_times(SERVER_CPU), sum(map(cpu_seconds, servers))
-    result = run_wrk(server.port, duration, data, ctx.tmp / f"wrk-{label}.txt")
-    theirs = (cpu_times(SERVER_CPU) - busy) - (sum(map(cpu_seconds, servers)) - ours)
+    wait_idle(pids)
+    data = ctx.tmp / f"requests-{label}.lua"
+    write_lua_requests(data, signed_requests(ctx.signer, gen, ctx.args.requests))
+    started, busy, ours = time.monotonic(), cpu_times(SERVER_CPU), sum(map(cpu_seconds, pids))
+    result = run_wrk(server.port, gen.path, duration, data, ctx.tmp / f"wrk-{label}.txt")
+    data.unlink()
+    theirs = (cpu_times(SERVER_CPU) - busy) - (sum(map(cpu_seconds, pids)) - ours)
     result.other_cpu = max(0.0, theirs) / (time.monotonic() - started)
+    server.note_memory()
     return result
 
 
-def run_rounds(ctx: Context, name: str, servers: list[Server]) -> None:
+def run_rounds(ctx: Context, gen: Generation, name: str, servers: list[Server]) -> None:
     args = ctx.args
-    pids = [s.pid for s in servers]
+    pids = all_pids(servers)
     if args.warmup:
         for server in servers:
-            measure(ctx, server, args.warmup, f"{name}-{server.name}-warmup", pids)
+            measure(ctx, gen, server, args.warmup, f"{name}-{_file(server.name)}-warmup", pids)
     for round_no in range(1, args.rounds + 1):
         order = servers if round_no % 2 else list(reversed(servers))
         for server in order:
-            server.runs.append(measure_quiet(ctx, server, f"{name}-{server.name}-{round_no}", pids, round_no))
+            server.runs.append(measure_quiet(ctx, gen, server, f"{name}-{_file(server.name)}-{round_no}", pids,
+                                             round_no))
 
 
-def measure_quiet(ctx: Context, server: Server, label: str, pids: list[int], round_no: int) -> WrkResult:
+def _file(name: str) -> str:
+    return name.replace("/", "-")
+
+
+def measure_quiet(ctx: Context, gen: Generation, server: Server, label: str, pids: list[int],
+                  round_no: int) -> WrkResult:
     """A measured run, repeated (at most ``--retries`` times) while other processes take more than
     OTHERS_WARNING of the server's CPU; the quietest attempt counts."""
     attempts = []
     for attempt in range(ctx.args.retries + 1):
-        result = measure(ctx, server, ctx.args.duration, f"{label}-{attempt}", pids)
+        result = measure(ctx, gen, server, ctx.args.duration, f"{label}-{attempt}", pids)
         attempts.append(result)
         print_run(round_no, server.name, result, repeated=attempt > 0)
         if result.other_cpu <= OTHERS_WARNING:
@@ -609,12 +756,12 @@ def measure_quiet(ctx: Context, server: Server, label: str, pids: list[int], rou
 
 
 def print_run(round_no: int, name: str, r: WrkResult, repeated: bool) -> None:
-    print(f"  round {round_no} {name:<9} {r.rps:9.1f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+    print(f"  round {round_no} {name:<12} {r.rps:9.1f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
           f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  CPU {SERVER_CPU} used by others "
           f"{100 * r.other_cpu:.0f} %{'  (again: the machine was busy)' if repeated else ''}", flush=True)
 
 
-def profile(ctx: Context, name: str, server: Server, pids: list[int]) -> list[str]:
+def profile(ctx: Context, gen: Generation, name: str, server: Server, pids: list[int]) -> list[str]:
     """One more run (not counted) with py-spy sampling callgate; the top functions by own time."""
     spy = profiling.py_spy()
     if spy is None:
@@ -624,7 +771,7 @@ def profile(ctx: Context, name: str, server: Server, pids: list[int]) -> list[st
     command = profiling.record_command(spy, server.pid, duration + 2, raw)
     spy_proc = ctx.procs.start("py-spy", command, CLIENT_CPU, ctx.tmp / f"py-spy-{name}.log", dict(os.environ))
     try:
-        measure(ctx, server, duration, f"{name}-callgate-profile", pids)
+        measure(ctx, gen, server, duration, f"{name}-callgate-profile", pids)
         spy_proc.wait(30)
     except subprocess.TimeoutExpired:
         pass
@@ -647,7 +794,8 @@ class LogStats:
     lines: int = 0
     megabytes: float = 0.0
     callbacks: int = 0
-    #: Callbacks not answered as configured: a plugin error or timeout, a denied ICE, a non-200 answer.
+    #: Callbacks not answered as configured: a plugin error or timeout, a denied ICE, a non-200 answer, an incoming
+    #: call (ICE, ``call.incoming``) not routed by the benchmark's route.
     wrong: int = 0
     problems: collections.Counter[str] = field(default_factory=collections.Counter)
 
@@ -656,6 +804,9 @@ class LogStats:
 _SUSPECT = re.compile(rb'"verdict": ?"(?:error|timeout)|"decision": ?"denied|"level": ?"(?:warning|error|critical)"')
 _CALLBACK = re.compile(rb'"event": ?"callback"')
 _STATUS_200 = re.compile(rb'"status": ?200[,}]')
+_INCOMING = re.compile(rb'"sinch_event": ?"(?:ice|call\.incoming)"')
+#: How every incoming call of the load must be decided (the router's one route, after the plugins allowed it).
+_ROUTED = re.compile(rb'"decision": ?"[^"]*route sweden from router')
 
 
 def analyse_log(path: Path) -> LogStats:
@@ -664,7 +815,8 @@ def analyse_log(path: Path) -> LogStats:
         stats.lines += 1
         is_callback = _CALLBACK.search(raw) is not None
         stats.callbacks += is_callback
-        if (not is_callback or _STATUS_200.search(raw)) and not _SUSPECT.search(raw):
+        if (not is_callback or (_STATUS_200.search(raw) and (_ROUTED.search(raw) or not _INCOMING.search(raw)))) \
+                and not _SUSPECT.search(raw):
             continue
         try:
             entry = json.loads(raw)
@@ -692,7 +844,8 @@ def _why(entry: dict) -> str:
 def log_lines(stats: LogStats) -> list[str]:
     head = (f"callgate logging: ON (json lines, level info, to a file): {stats.lines} lines, "
             f"{stats.megabytes:.1f} MB; {stats.callbacks} callbacks logged over all runs (warm-up, repeats and "
-            f"profile included), {stats.wrong} not answered as configured")
+            f"profile included), {stats.wrong} not answered as configured (status 200, no plugin error "
+            f"or timeout, no denial, every incoming call routed by route 'sweden')")
     return [head, *(f"  {n} x {what}" for what, n in stats.problems.most_common(6))]
 
 
@@ -711,44 +864,58 @@ def summary_row(server: Server) -> dict[str, float]:
     }
 
 
-def verdicts(kind: str, cg: dict[str, float], ratio: float, log: LogStats) -> list[tuple[str, bool, str]]:
+def verdicts(kind: str, cg: dict[str, float], ratio: float | None, log: LogStats) -> list[tuple[str, bool, str]]:
+    """The targets; the requests/s ratio is against the plain reference (None: it did not run, not checked)."""
     target = RATIO_TARGETS[kind]
-    return [
-        ("every callback answered as configured (log: no plugin error/timeout, no denied ICE, all 200)",
-         log.wrong == 0, f"{log.wrong} of {log.callbacks} were not"),
-        (f"requests/s >= {target} x reference", ratio >= target, f"{ratio:.2f}"),
+    checks = [
+        ("every callback answered as configured (log)", log.wrong == 0, f"{log.wrong} of {log.callbacks} were not"),
         (f"p99 < {P99_LIMIT_MS:g} ms (worst round)", cg["p99_max"] < P99_LIMIT_MS, f"{cg['p99_max']:.1f} ms"),
         ("no non-2xx response, no socket error", cg["non_2xx"] == 0 and cg["errors"] == 0,
          f"{cg['non_2xx']:.0f} non-2xx, {cg['errors']:.0f} socket errors"),
-        (f"peak RSS < {RSS_LIMIT_MB:g} MB", cg["rss"] < RSS_LIMIT_MB, f"{cg['rss']:.1f} MB"),
+        (f"peak RSS < {RSS_LIMIT_MB:g} MB per process", cg["rss"] < RSS_LIMIT_MB, f"{cg['rss']:.1f} MB"),
     ]
+    if ratio is not None:
+        checks.insert(1, (f"requests/s >= {target} x plain reference", ratio >= target, f"{ratio:.2f}"))
+    return checks
 
 
-def report(kind: str, title: str, ref: Server, cg: Server, notes: list[str], log: LogStats) -> bool:
-    rows = {"reference": summary_row(ref), "callgate": summary_row(cg)}
-    ratio = rows["callgate"]["rps"] / rows["reference"]["rps"] if rows["reference"]["rps"] else 0.0
-    print(f"\n== {title}: medians over {len(cg.runs)} rounds ==")
+def report(kind: str, title: str, servers: list[Server], notes: list[str], logs: dict[str, LogStats]) -> bool:
+    rows = {server.name: summary_row(server) for server in servers}
+    refs = [s for s in servers if s.role == "reference"]
+    gates = [s for s in servers if s.role == "callgate"]
+    print(f"\n== {title}: medians over {len(servers[0].runs)} rounds ==")
     for note in notes:
         print(f"   {note}")
-    print(f"   {'':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99 max':>8} {'non-2xx':>8} {'sock err':>8} "
+    print(f"   {'':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99 max':>8} {'non-2xx':>8} {'sock err':>8} "
           f"{'requests':>9} {'peak RSS MB':>11} {'others %':>8}")
     for name, r in rows.items():
-        print(f"   {name:<10} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['p99_max']:8.2f} {r['non_2xx']:8.0f} "
+        print(f"   {name:<12} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['p99_max']:8.2f} {r['non_2xx']:8.0f} "
               f"{r['errors']:8.0f} {r['requests']:9.0f} {r['rss']:11.1f} {100 * r['other']:8.0f}")
-    cg_row, ref_row = rows["callgate"], rows["reference"]
-    print(f"   {'ratio':<10} {ratio:9.2f} {_ratio(cg_row['p50'], ref_row['p50']):>8} "
-          f"{_ratio(cg_row['p99'], ref_row['p99']):>8}   (callgate / reference; per round: "
-          f"{' '.join(_ratio(c.rps, r.rps) for c, r in zip(cg.runs, ref.runs))})")
-    busiest = max(cg_row["other"], ref_row["other"])
+    print("   ratios (callgate / reference: req/s of the medians, p99; per round in brackets)")
+    for cg in gates:
+        for ref in refs:
+            c, r = rows[cg.name], rows[ref.name]
+            print(f"   {cg.name:<12} / {ref.name:<8} {_ratio(c['rps'], r['rps']):>6}  p99 {_ratio(c['p99'], r['p99']):>6}"
+                  f"  ({' '.join(_ratio(a.rps, b.rps) for a, b in zip(cg.runs, ref.runs))})")
+    if len(gates) > 1:
+        base = rows[gates[0].name]
+        for cg in gates[1:]:
+            print(f"   {cg.name} / {gates[0].name}: {_ratio(rows[cg.name]['rps'], base['rps'])} "
+                  f"(both with every process on CPU {SERVER_CPU})")
+    busiest = max(r["other"] for r in rows.values())
     if busiest > OTHERS_WARNING:
         print(f"   WARNING: other processes took up to {100 * busiest:.0f} % of CPU {SERVER_CPU} during a run "
               f"(column 'others %', the worst run): the figures are not reliable; rerun on a quiet machine")
+    plain = rows.get("plain")
     passed = True
-    for line in log_lines(log):
-        print(f"   {line}")
-    for what, ok, value in verdicts(kind, cg_row, ratio, log):
-        passed &= ok
-        print(f"   {'PASS' if ok else 'FAIL'}  {what}: {value}")
+    for cg in gates:
+        print(f"   {cg.name}:")
+        for line in log_lines(logs[cg.name]):
+            print(f"     {line}")
+        ratio = rows[cg.name]["rps"] / plain["rps"] if plain and plain["rps"] else None
+        for what, ok, value in verdicts(kind, rows[cg.name], ratio, logs[cg.name]):
+            passed &= ok
+            print(f"     {'PASS' if ok else 'FAIL'}  {what}: {value}")
     return passed
 
 
@@ -758,41 +925,82 @@ def _ratio(a: float, b: float) -> str:
 
 # ------------------------------------------------------------------------------------ main
 
-def bench_configuration(ctx: Context, kind: str) -> bool | None:
-    """Run one configuration; True/False: targets met or not; None: skipped."""
+def check_answers(kind: str, servers: list[Server], answers: dict[str, list[bytes]]) -> None:
+    """Print each server's answers to one call; in the router-only configuration they must be the same bytes
+    as the references' (a WARNING says when not: the references' ANSWERS are out of date)."""
+    for server in servers:
+        shown = " | ".join(a.decode(errors="replace")[:120] for a in answers[server.name])
+        print(f"   {server.name} answers {shown}")
+    if kind != "router":
+        return
+    first = answers[servers[0].name]
+    for server in servers[1:]:
+        if answers[server.name] != first:
+            print(f"   WARNING: {server.name} does not answer the same bytes as {servers[0].name} "
+                  f"(update ANSWERS in bench/reference_server.py)")
+
+
+def bench_configuration(ctx: Context, kind: str, gen: Generation) -> bool | None:
+    """Run one configuration on one API generation; True/False: targets met or not; None: skipped."""
     title, setup = CONFIGURATIONS[kind]
+    title = f"{title}, {gen.name}"
     print(f"\n### {title}", flush=True)
+    ctx = replace(ctx, tmp=ctx.tmp / f"{kind}-{gen.name}", extra_env=dict(ctx.extra_env))
+    ctx.tmp.mkdir()
     try:
         prepared = setup(ctx)
     except Skip as exc:
         print(f"   SKIPPED: {exc}")
         return None
-    ref = start_reference(ctx)
-    cg = start_callgate(ctx, prepared.config, kind)
-    servers = [ref, cg]
+    servers: list[Server] = []
+    extra: list[str] = []
     try:
-        for server in servers:
-            print(f"   {server.name} answers {smoke_check(server, ctx.key, ctx.secret)}")
-        run_rounds(ctx, kind, servers)
-        extra = profile(ctx, kind, cg, [s.pid for s in servers]) if ctx.args.profile else []
+        for ref_kind in ctx.args.references:
+            servers.append(start_reference(ctx, ref_kind))
+        for workers in ctx.args.workers:
+            servers.append(start_callgate(ctx, prepared.config, workers))
+        check_answers(kind, servers, {server.name: smoke_check(server, ctx.signer, gen) for server in servers})
+        run_rounds(ctx, gen, f"{kind}-{gen.name}", servers)
+        gates = [s for s in servers if s.role == "callgate"]
+        if ctx.args.profile:
+            extra = profile(ctx, gen, f"{kind}-{gen.name}", gates[0], all_pids(servers))
+        workers_note = ", ".join(f"{s.name}: {s.workers} worker{'s' * (s.workers > 1)}" for s in gates)
         notes = [*prepared.notes, (f"{ctx.args.requests} distinct pre-signed requests rotated (70/10/10/10 "
-                                   f"ICE/ACE/PIE/DICE), {CONNECTIONS} connections, {ctx.args.duration} s per run, "
-                                   f"server on CPU {SERVER_CPU}, wrk on CPU {CLIENT_CPU}")]
-        passed = report(kind, title, ref, cg, notes, analyse_log(cg.proc.bench_log))
+                                   f"{gen.events} to {gen.path}), {CONNECTIONS} connections, "
+                                   f"{ctx.args.duration} s per run, every server process on CPU {SERVER_CPU} "
+                                   f"({workers_note}), wrk on CPU {CLIENT_CPU}")]
+        logs = {s.name: analyse_log(s.proc.bench_log) for s in gates}      # type: ignore[attr-defined]
+        passed = report(kind, title, servers, notes, logs)
     finally:
-        ctx.procs.stop(cg.proc)
-        ctx.procs.stop(ref.proc)
+        for server in reversed(servers):
+            ctx.procs.stop(server.proc)
     for line in [*prepared.finish(), *extra]:
         print(f"   {line}")
     return passed
 
 
+def _choices(value: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    chosen = list(allowed) if value == "all" else [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [v for v in chosen if v not in allowed]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{what}: {', '.join(allowed)}, a comma-separated list of them, or all")
+    return list(dict.fromkeys(chosen))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Benchmark callgate against a bare-aiohttp reference with wrk.")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs both servers (default 3)")
+    parser = argparse.ArgumentParser(description="Benchmark callgate against reference servers with wrk.")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every server (default 3)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
     parser.add_argument("--config", choices=("router", "full", "all"), default="all",
                         help="which configuration (default all)")
+    parser.add_argument("--generation", choices=("v1", "v2", "both"), default="both",
+                        help="v1 callbacks to /sinch/callback, v2 webhooks to /sinch/webhook, or both (default)")
+    parser.add_argument("--reference", default="plain",
+                        help="reference server(s) beside callgate: plain, uvloop, express, a comma-separated list, "
+                             "or all (default plain)")
+    parser.add_argument("--workers", default="1",
+                        help="callgate's worker processes: N, or a comma-separated list (1,2) run side by side "
+                             "(default 1)")
     parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated (default 2000)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load per server first (default 2)")
     parser.add_argument("--retries", type=int, default=2,
@@ -803,6 +1011,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile-dir", help="with --profile: keep py-spy's collapsed stacks there")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs, wrk output)")
     args = parser.parse_args(argv)
+    try:
+        args.references = _choices(args.reference, REFERENCES, "--reference")
+        args.workers = [int(w) for w in args.workers.split(",")]
+    except (argparse.ArgumentTypeError, ValueError) as exc:
+        parser.error(str(exc) if isinstance(exc, argparse.ArgumentTypeError) else "--workers: N or N,M,...")
+    if not all(1 <= w <= 16 for w in args.workers) or len(set(args.workers)) != len(args.workers):
+        parser.error("--workers: distinct counts from 1 to 16")
     if not 1 <= args.rounds <= 50:
         parser.error("--rounds must be 1 to 50")
     if not 1 <= args.duration <= WINDOW_SECONDS - 60:
@@ -827,16 +1042,27 @@ def main(argv: list[str] | None = None) -> int:
     if problems:
         print("bench: cannot run, missing:\n  " + "\n  ".join(problems), file=sys.stderr)
         return 2
+    try:
+        for line in prepare_references(args.references):
+            print(f"bench: {line}")
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
     for signum in (signal.SIGINT, signal.SIGTERM):    # SIGINT too: a background job may have it ignored
         signal.signal(signum, _terminate)
     tmp = Path(tempfile.mkdtemp(prefix="callgate-bench-"))
-    ctx = Context(args, tmp, Processes(), samples.APPLICATION_KEY, base64.b64encode(os.urandom(32)).decode())
+    secret = lambda: base64.b64encode(os.urandom(32)).decode()      # noqa: E731
+    ctx = Context(args, tmp, Processes(), Signer(samples.APPLICATION_KEY, secret(), v2_samples.SERVICE_ID, secret()))
     kinds = ["router", "full"] if args.config == "all" else [args.config]
-    print(f"callgate benchmark: {', '.join(kinds)}; {args.rounds} rounds x {args.duration} s; temp dir {tmp}")
+    gens = ["v1", "v2"] if args.generation == "both" else [args.generation]
+    print(f"callgate benchmark: {', '.join(kinds)} on {', '.join(gens)}; references {', '.join(args.references)}; "
+          f"callgate with {', '.join(map(str, args.workers))} worker(s); {args.rounds} rounds x {args.duration} s; "
+          f"temp dir {tmp}")
     results: dict[str, bool | None] = {}
     try:
         for kind in kinds:
-            results[kind] = bench_configuration(ctx, kind)
+            for gen in gens:
+                results[f"{kind} {gen}"] = bench_configuration(ctx, kind, GENERATIONS[gen])
     except BenchError as exc:
         print(f"\nbench: {exc}", file=sys.stderr)
         return 2

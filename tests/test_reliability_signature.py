@@ -178,7 +178,7 @@ def test_changing_any_single_part_is_refused(request, part, data):
 @given(requests(), st.floats(0.001, 10 ** 7), st.booleans())
 def test_a_request_outside_the_window_is_refused(request, beyond, late):
     """The same correctly signed request, verified when its x-timestamp is more than the window away."""
-    verifier, key, method, path, headers, body, parts = request
+    _, key, method, path, headers, body, parts = request
     signed_at = parse(parts["timestamp"])
     now = signed_at + WINDOW + beyond if late else signed_at - WINDOW - beyond
     replay = Verifier({key: parts["secrets"]}, window_seconds=WINDOW, clock=lambda: now)

@@ -481,15 +481,18 @@ def test_events_built_by_hand_still_use_the_keyword_constructor():
         Money("EUR", Decimal(1)).amount = Decimal(2)  # type: ignore[misc]
 
 
-def test_plain_utc_timestamp_shortcut_accepts_what_the_regex_does():
-    """parse_timestamp's shortcut for ``2025-03-14T09:26:53Z`` lets fromisoformat judge the digits: it must
-    accept exactly what the general path (the _TIMESTAMP regex) accepts, whatever replaces one digit."""
+@pytest.mark.parametrize("shape", ["2025-03-14T09:26:53Z", *("2025-03-14T09:26:53." + "5897932123"[:k] + "Z"
+                                                               for k in range(1, 11))])
+def test_utc_timestamp_shortcuts_accept_what_the_regex_does(shape):
+    """parse_timestamp's shortcuts for ``2025-03-14T09:26:53Z`` and ``...53.5897932Z`` (1-9 fractional digits) let
+    fromisoformat judge the digits: it must accept nothing the general path (the _TIMESTAMP regex) refuses,
+    whatever replaces, is inserted before or is removed from one character."""
     from callgate.protocols.timestamps import _TIMESTAMP
-    plain = "2025-03-14T09:26:53Z"
-    digits = [i for i, c in enumerate(plain) if c.isdigit()]
-    for i in digits:
-        for code in [*range(0x80), 0xA0, 0x660, 0x661, 0x6F1, 0x966, 0xFF11, 0x1D7CF, 0xD800]:
-            value = plain[:i] + chr(code) + plain[i + 1:]
+    codes = [*range(0x80), 0xA0, 0x660, 0x661, 0x6F1, 0x966, 0xFF11, 0x1D7CF, 0xD800]
+    assert (parse_timestamp(shape) is None) == (_TIMESTAMP.fullmatch(shape) is None)
+    for i in range(len(shape)):
+        for value in [shape[:i] + shape[i + 1:], *(shape[:i] + chr(code) + shape[j:] for code in codes
+                                                   for j in (i, i + 1))]:
             parsed = parse_timestamp(value)
             if _TIMESTAMP.fullmatch(value) is None:
                 assert parsed is None, value

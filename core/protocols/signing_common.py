@@ -43,6 +43,7 @@ __all__ = [
     "now_timestamp",
     "decode_secret",
     "decode_secrets",
+    "hmac_states",
     "check_window",
     "header_getter",
     "shown",
@@ -113,6 +114,16 @@ def decode_secrets(owner: str, secrets: Sequence[str], what: str = "application 
             which = f"secret #{i + 1}" if len(secrets) > 1 else "secret"
             raise ValueError(f"{owner}: {which}: {exc}") from None
     return tuple(decoded)
+
+
+def hmac_states(secrets: Sequence[bytes]) -> tuple[hmac.HMAC, ...]:
+    """An HMAC-SHA256 state keyed with each decoded secret, to ``copy()`` per message.
+
+    Keying (padding the key, hashing the inner and outer pads, looking up SHA-256) is
+    half of the work of signing a callback; done once per secret, a check copies the
+    keyed state instead.  The states' repr does not show the secret.
+    """
+    return tuple(hmac.new(secret, digestmod=hashlib.sha256) for secret in secrets)
 
 
 def _sign(key: bytes, string_to_sign: str) -> bytes:
@@ -195,17 +206,20 @@ def parse_authorization(header: str | None, scheme: str, form: str) -> tuple[str
     return key, sig
 
 
-def signature_matches(secrets: Sequence[bytes], string_to_sign: str, given: str) -> bool:
-    """Whether ``given`` is the signature of ``string_to_sign`` under any of the (decoded) secrets.
+def signature_matches(states: Sequence[hmac.HMAC], string_to_sign: str, given: str) -> bool:
+    """Whether ``given`` is the signature of ``string_to_sign`` under any of the secrets.
 
-    Compared in constant time, and every secret is tried (no early exit), so the time
-    taken tells neither the signature nor which secret matched.
+    ``states`` are the secrets' keyed HMAC states (:func:`hmac_states`), copied, never
+    updated.  Compared in constant time, and every secret is tried (no early exit), so
+    the time taken tells neither the signature nor which secret matched.
     """
     message = string_to_sign.encode("utf-8", "surrogatepass")
     given_bytes = given.encode("utf-8", "surrogatepass")
     matched = False
-    for secret in secrets:
-        matched |= hmac.compare_digest(base64.b64encode(hmac.digest(secret, message, "sha256")), given_bytes)
+    for state in states:
+        mac = state.copy()
+        mac.update(message)
+        matched |= hmac.compare_digest(base64.b64encode(mac.digest()), given_bytes)
     return matched
 
 
@@ -253,14 +267,14 @@ class SchemeVerifier:
     def __init__(self, credentials: Mapping[str, Sequence[str]], window_seconds: float,
                  clock: Callable[[], float] = time.time) -> None:
         window = check_window(window_seconds)
-        keys: dict[str, tuple[bytes, ...]] = {}
+        keys: dict[str, tuple[hmac.HMAC, ...]] = {}
         for key, secrets in credentials.items():
             if not isinstance(key, str) or not key:
                 raise ValueError(f"{self.id_name} must be a non-empty string, got {key!r}")
             secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
             if not secrets or (self.max_secrets is not None and len(secrets) > self.max_secrets):
                 raise ValueError(f"{self.signer} {key!r}: expected {self.secrets_expected}, got {len(secrets)}")
-            keys[key] = decode_secrets(f"{self.signer} {key!r}", secrets, self.secret_name)
+            keys[key] = hmac_states(decode_secrets(f"{self.signer} {key!r}", secrets, self.secret_name))
         if not keys:
             raise ValueError(f"no {self.signer}: at least one {self.id_name} and secret is needed")
         self._keys = keys
@@ -280,8 +294,8 @@ class SchemeVerifier:
         """
         get = header_getter(headers)
         key, sig = parse_authorization(get("authorization"), self.scheme, self.form)
-        secrets = self._keys.get(key)
-        if secrets is None:
+        states = self._keys.get(key)
+        if states is None:
             raise SignatureError("unknown_key", f"unknown {self.id_name} {shown(key)}")
         x_timestamp = get("x-timestamp")
         if x_timestamp is None:
@@ -289,7 +303,7 @@ class SchemeVerifier:
 
         content_type = get("content-type") or ""
         sts = string_to_sign(method, content_md5(body), content_type, x_timestamp, path)
-        if not signature_matches(secrets, sts, sig):
+        if not signature_matches(states, sts, sig):
             raise SignatureError("bad_signature",
                                  f"signature does not match for {self.signer} {shown(key)} (signed: {method.upper()} "
                                  f"{shown(path)}, Content-Type {shown(content_type)}, "

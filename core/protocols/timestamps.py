@@ -22,11 +22,16 @@ def parse_timestamp(value: str) -> datetime | None:
     ``T`` or a space between date and time, and 1-9 fractional digits (truncated to
     microseconds).  Shared with :mod:`callgate.protocols.v1.signing` for ``x-timestamp``.
     """
-    # The shape Sinch sends, 2025-03-14T09:26:53Z, recognised by its separators (characters 4, 7, 10,
-    # 13, 16 and 19: one slice) instead of the 11-group regex: ~3,500 instructions less.  With them
-    # in place fromisoformat accepts exactly what the regex does (ASCII digits everywhere else; see
-    # test_plain_utc_timestamp_shortcut_accepts_what_the_regex_does), and returns UTC already.
-    if value.__class__ is str and len(value) == 20 and value[4::3] == "--T::Z":
+    # The shapes Sinch sends, 2025-03-14T09:26:53Z and, in x-timestamp, 2025-03-14T09:26:53.5897932Z (1-9
+    # fractional digits), recognised by their separators (characters 4, 7, 10, 13, 16 and 19: one slice),
+    # length and final Z instead of the 11-group regex: ~3,500 instructions less.  With them in place
+    # fromisoformat accepts exactly what the regex does (ASCII digits everywhere else, checked here for
+    # the fraction, whose digits after the sixth fromisoformat skips unread; see
+    # test_utc_timestamp_shortcuts_accept_what_the_regex_does), and returns UTC already.
+    if value.__class__ is str and (
+            (len(value) == 20 and value[4::3] == "--T::Z")
+            or (22 <= len(value) <= 30 and value[4:20:3] == "--T::." and value[-1] == "Z"
+                and value.isascii() and value[20:-1].isdigit())):
         try:
             return datetime.fromisoformat(value)
         except ValueError:  # not digits, or out of range (2025-02-30): the general path decides

@@ -75,8 +75,13 @@ MAX_PROMPT_FILES = 10
 MAX_SIP_HEADERS = 16
 
 
+def _whole(value: Any) -> bool:
+    """An int that is not a bool (``True`` is not a number of seconds)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _seconds(owner: str, value: Any, limit: int) -> None:
-    if value is not None and not (value.__class__ is int and 0 < value <= limit):
+    if value is not None and not (_whole(value) and 0 < value <= limit):
         raise ValueError(f"{owner} must be 1..{limit} seconds, got {value!r}")
 
 
@@ -216,7 +221,7 @@ class DigitMenu:
             raise ValueError(f"DigitMenu.menu_id must be 1-16 characters without spaces, got {self.menu_id!r}")
         for name, value, low, high in (("max_digits", self.max_digits, 1, 20), ("timeout_seconds", self.timeout_seconds, 1, 60),
                                        ("repeats", self.repeats, 0, 10)):
-            if value.__class__ is not int or not low <= value <= high:
+            if not _whole(value) or not low <= value <= high:
                 raise ValueError(f"DigitMenu.{name} must be {low}..{high}, got {value!r}")
 
 

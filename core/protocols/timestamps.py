@@ -28,7 +28,7 @@ def parse_timestamp(value: str) -> datetime | None:
     # fromisoformat accepts exactly what the regex does (ASCII digits everywhere else, checked here for
     # the fraction, whose digits after the sixth fromisoformat skips unread; see
     # test_utc_timestamp_shortcuts_accept_what_the_regex_does), and returns UTC already.
-    if value.__class__ is str and (
+    if isinstance(value, str) and (
             (len(value) == 20 and value[4::3] == "--T::Z")
             or (22 <= len(value) <= 30 and value[4:20:3] == "--T::." and value[-1] == "Z"
                 and value.isascii() and value[20:-1].isdigit())):

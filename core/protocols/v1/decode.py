@@ -173,8 +173,8 @@ def _money(money: V1Money | None) -> Money | None:
     if money is None:
         return None
     amount = money.amount
-    if amount is not None and amount.__class__ is not Decimal:
-        if amount.__class__ is not int:  # a string (msgspec's Decimal would take it), a bool, a list, ...
+    if amount is not None and not isinstance(amount, Decimal):
+        if not isinstance(amount, int) or isinstance(amount, bool):  # a string (msgspec's Decimal would take it), a list, ...
             raise _SecondLook
         amount = Decimal(amount)
     return _new_money(money.currency_id, amount)
@@ -267,7 +267,7 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> V1Event:
     ``invalid_field``) or :class:`UnknownEvent` (``unknown_event``).
     """
     data = body
-    if data.__class__ is not bytes:
+    if not isinstance(data, bytes):
         data = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
     try:
         wire = _EVENTS.decode(data)

@@ -226,7 +226,7 @@ def decode_event(body: bytes | bytearray | memoryview | str, *, timestamp: datet
     another unknown ``call.*`` event (both answered ``200 {"commands": []}``), and
     :class:`~callgate.protocols.errors.UnknownEvent` for any other name.
     """
-    if body.__class__ is not bytes:
+    if not isinstance(body, bytes):
         body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
     assert isinstance(body, bytes)
     event = decode_v2_event(body)

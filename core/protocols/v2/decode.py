@@ -201,7 +201,7 @@ def decode_v2_event(body: bytes | bytearray | memoryview | str) -> V2Event:
     ``missing_event``, ``invalid_field``), :class:`UnknownCallEvent` for an unknown ``call.*``
     event, or :class:`~callgate.protocols.errors.UnknownEvent` for any other name (both ``unknown_event``).
     """
-    if body.__class__ is not bytes:
+    if not isinstance(body, bytes):
         body = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
     assert isinstance(body, bytes)
     try:

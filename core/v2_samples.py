@@ -84,14 +84,20 @@ def incoming(caller: str | None = "+46701234567", to: str = "+46850001234", *, c
     return {"event": "call.incoming", "call": call}
 
 
+def _answered_now(call_name: str | None) -> dict[str, Any]:
+    """The fields of a leg answered just now (``updateTime``, ``answerTime``), named ``call_name`` if given."""
+    stamp = now()
+    fields: dict[str, Any] = {"updateTime": stamp, "answerTime": stamp}
+    if call_name is not None:
+        fields["callName"] = call_name
+    return fields
+
+
 def answered(callid: str | None = None, *, caller: str = "+46850001234", to: str = "+46731112233",
              session: str | None = None, service_id: str = SERVICE_ID, call_name: str | None = "callee",
              rate: str = "0.0095", currency: str = "EUR", **fields: Any) -> dict[str, Any]:
     """``call.answered``: the leg a ``dial`` created (named ``call_name``) was answered by ``to``."""
-    stamp = now()
-    extra: dict[str, Any] = {"updateTime": stamp, "answerTime": stamp}
-    if call_name is not None:
-        extra["callName"] = call_name
+    extra = _answered_now(call_name)
     call = _call(callid, session, service_id, caller=caller, to=to, direction="OUTBOUND", result="IN_PROGRESS",
                  origination="SERVER", rate=rate, currency=currency, fields={**extra, **fields})
     return {"event": "call.answered", "call": call}
@@ -102,10 +108,7 @@ def menu(callid: str | None = None, *, menu: str = "main", input: str = "1#", ca
          call_name: str | None = "caller", rate: str = "0.0030", currency: str = "EUR",
          **fields: Any) -> dict[str, Any]:
     """``call.menu``: the menu ``menu`` collected ``input`` (with its terminating ``#``) on the inbound leg."""
-    stamp = now()
-    extra: dict[str, Any] = {"updateTime": stamp, "answerTime": stamp}
-    if call_name is not None:
-        extra["callName"] = call_name
+    extra = _answered_now(call_name)
     call = _call(callid, session, service_id, caller=caller, to=to, direction="INBOUND", result="IN_PROGRESS",
                  origination="PHONE", rate=rate, currency=currency, fields={**extra, **fields})
     return {"event": "call.menu", "call": call, "menu": {"menuName": menu, "input": input}}

@@ -1,7 +1,8 @@
 """The v1 decoder as it was before it moved to msgspec (hand-written on ``json``, objects built through drafts),
 kept only as the reference ``test_v1_decode_agreement.py`` compares ``callgate.protocols.v1.decode`` with.
 
-Copied unchanged from ``core/protocols/v1/decode.py`` at commit 2aab486 (imports made absolute);
+Copied unchanged from ``core/protocols/v1/decode.py`` at commit 2aab486 (imports made absolute, the
+documentation-only known-value constants left out);
 callgate never imports it.  Its docstring described the rules the new decoder keeps.
 """
 
@@ -22,55 +23,14 @@ from callgate.protocols.errors import clip as _clip
 from callgate.protocols.timestamps import parse_timestamp
 
 __all__ = [
-    "AMD_REASONS",
-    "AMD_STATUSES",
-    "DESTINATION_TYPES",
-    "DICE_REASONS",
-    "DICE_RESULTS",
-    "DOMAINS",
-    "EVENT_TYPES",
-    "MENU_INPUT_METHODS",
-    "MENU_RESULT_TYPES",
-    "NOTIFY_TYPES",
-    "ORIGINATION_TYPES",
     "EventError",
     "UnknownEvent",
     "V1Event",
     "decode_event",
 ]
 
-# --------------------------------------------------------------------------- known values
-# Documentation and tests only: the decoder never rejects a value missing from these.
-
-#: The ``event`` values callgate decodes.
-EVENT_TYPES = frozenset({"ice", "ace", "pie", "dice", "notify"})
-#: DICE ``reason`` (SDK enum plus the OAS additions), upper-case as sent.
-DICE_REASONS = frozenset({
-    "N/A", "TIMEOUT", "CALLERHANGUP", "CALLEEHANGUP", "BLOCKED", "MANAGERHANGUP", "NOCREDITPARTNER",
-    "GENERALERROR", "CANCEL", "USERNOTFOUND", "CALLBACKERROR", "ESTABLISHED", "OTHERPEERANSWERED",
-    "CLIENTNETWORK", "CONGESTION",
-})
-#: DICE ``result``, upper-case as sent.
-DICE_RESULTS = frozenset({"ANSWERED", "BUSY", "NOANSWER", "FAILED", "N/A"})
-#: PIE ``menuResult.type`` (stored lower-case).
-MENU_RESULT_TYPES = frozenset({"sequence", "return", "timeout", "hangup", "invalidinput", "error"})
-#: PIE ``menuResult.inputMethod`` (stored lower-case).
-MENU_INPUT_METHODS = frozenset({"dtmf", "voice"})
-#: ``amd.status`` (stored lower-case); async AMD may report others (e.g. ``inprogress``).
-AMD_STATUSES = frozenset({"machine", "human", "notsure", "hangup"})
-#: ``amd.reason``.
-AMD_REASONS = frozenset({"longgreeting", "initialsilence", "beep", "n/a"})
-#: Notify ``type``.
-NOTIFY_TYPES = frozenset({
-    "recording_finished", "recording_available", "transcription_available", "amd", "amd_beep", "callingerror",
-})
-#: ``to.type`` (stored lower-case).
-DESTINATION_TYPES = frozenset({"did", "number", "username", "sip", "conference"})
-#: ICE ``domain`` (stored lower-case).
-DOMAINS = frozenset({"pstn", "mxp", "conference"})
-#: ICE ``originationType`` (stored lower-case; Sinch sends ``PSTN``/``MXP``).
-ORIGINATION_TYPES = frozenset({"pstn", "mxp"})
-
+# The known-value constants (DICE_REASONS, ...) are documentation only, never used by the decoder: see
+# callgate.protocols.v1.decode.
 
 #: What :func:`decode_event` returns.
 V1Event = Incoming | Answered | MenuInput | Ended | Notice

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from callgate import samples
+from callgate import samples, v2_samples
 from callgate.protocols.v1 import signing
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, full_stack_config
 
@@ -246,3 +246,46 @@ async def test_simulate_is_a_dry_run_that_answers_as_the_server(callgate_server,
     assert files_of(tmp_path) == files and money_of(path) == money
     held = json.loads(credit(path, "balance", RICH, "--json"))
     assert Decimal(str(held["balance"])) == Decimal("0.70") and Decimal(str(held["reserved"])) == Decimal("0.70")
+
+
+async def test_simulate_of_v2_webhooks_is_a_dry_run_that_answers_as_the_server(callgate_server, tmp_path):
+    """The same promise for Voice API v2: `callgate simulate call.*` with the three plugins (credit_check charging
+    v2 inbound calls, `did`) changes no file, and the real server then answers `call.incoming` as it printed."""
+    text = config(tmp_path, credit_check={"destination_types": ["number", "did"]})
+    path = tmp_path / "setup.toml"
+    path.write_text(text)
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute,connect_fee,increments\n+1,EUR,0.10,0,60/60\n")
+    credit(path, "rates", "import", str(tmp_path / "rates.csv"))
+    credit(path, "add", RICH, "--currency", "EUR")
+    credit(path, "topup", RICH, "1.00")
+    credit(path, "add", EMPTY, "--currency", "EUR")
+    did = "+14155550123"
+
+    # A real v2 call first (125 s at 0.10/min in whole minutes: 0.30), so every store holds something.
+    server = callgate_server(text)
+    assert server.webhook(v2_samples.incoming(RICH, did, callid="real"))[0] == 200
+    assert server.webhook(v2_samples.ended("call.hangup", "real", caller=RICH, to=did, duration=125)) \
+        == (200, {"commands": []})
+    for _ in range(100):
+        if (tmp_path / "calls.jsonl").exists() and (tmp_path / "calls.jsonl").read_text().count("\n") == 1:
+            break
+        await asyncio.sleep(0.1)
+    server.stop()
+
+    files, money = files_of(tmp_path), money_of(path)
+    incoming, warnings = simulate(path, "call.incoming", "--from", RICH, "--to", did, "--callid", "sim")
+    dials = [c for c in incoming["answer"]["commands"] if c["command"] == "dial"]
+    assert [d["maxCallDurationSeconds"] for d in dials] == [420]       # 0.70 EUR left at 0.10/min
+    assert incoming["warnings"] == [] and "warning" not in warnings
+    for args in (("call.answered", "--callid", "sim-callee"), ("call.menu", "--callid", "sim", "--input", "1#"),
+                 ("call.hangup", "--from", RICH, "--to", did, "--callid", "sim", "--duration", "125"),
+                 ("call.hangup", "--from", RICH, "--to", did, "--callid", "real", "--duration", "125")):
+        answer, _ = simulate(path, *args)
+        assert answer["status"] == 200, answer
+        assert not any(e["verdict"].startswith(("error", "timeout")) for e in answer["plugins"]), answer
+    assert files_of(tmp_path) == files and money_of(path) == money
+
+    server = callgate_server(text)
+    assert server.webhook(v2_samples.incoming(RICH, did, callid="sim")) == (200, incoming["answer"])
+    server.stop()
+

@@ -18,7 +18,9 @@ Decimal money (compare in Python, or store integer minor units).
 Transactions are the unit of correctness:
 
 * SQLite: one connection per process; transactions in one process run one at a time under
-  a lock, and other processes wait (``busy_timeout``) for the write lock.  Transactions are
+  a lock, and other processes wait (at most ``busy_timeout``) for the write lock, taking turns
+  (a process that waits says so in ``<database>-waiters``, and the writer lets it go first,
+  see :mod:`.sqlite_waiters`).  Transactions are
   group-committed: one disk flush for all that ran while the previous flush was under way,
   and none is answered before its flush.  Statements run on the event loop's thread (they
   take microseconds); what may wait (another process's write lock, the flush) runs on the

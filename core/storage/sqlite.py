@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,12 @@ from .base import (
     MissingDatabaseError,
     log,
 )
+from .sqlite_waiters import WriteWaiters
+
+#: How often a transaction waiting for another process's write lock tries to take it.
+WRITE_LOCK_POLL_SECONDS = 0.0005
+#: How long, at most, a process about to write lets a process that waits for the write lock go first.
+TURN_SECONDS = 0.005
 
 
 def _sqlite_path(url: str) -> str:
@@ -49,6 +56,11 @@ def sqlite_statements(script: str) -> list[str]:
     if current.strip():
         statements.append(current.strip())
     return statements
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """The error of a statement that found the database locked by another connection."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _switch_to_wal(conn: sqlite3.Connection, patience_s: float) -> None:
@@ -114,8 +126,9 @@ class _Group:
 class SQLiteDatabase(Database):
     """One connection per process.  Statements run on the event loop's thread: on a WAL database inside
     a held write lock they never wait for another process, and take microseconds.  What may wait runs on
-    the database's own thread: a ``BEGIN IMMEDIATE`` that finds another process writing (``busy_timeout``),
-    and every ``COMMIT`` (the disk flush).
+    the database's own thread: a ``BEGIN IMMEDIATE`` that finds another process writing or waiting to write
+    (polled every ``WRITE_LOCK_POLL_SECONDS`` for at most ``busy_timeout``, the processes taking turns: see
+    :mod:`.sqlite_waiters`), and every ``COMMIT`` (the disk flush).
 
     Group commit: every caller's transaction is a savepoint inside one SQLite transaction; the first caller
     to finish schedules the COMMIT behind the callers already waiting for the lock, so a burst of N
@@ -137,6 +150,7 @@ class SQLiteDatabase(Database):
         self._bare = _SQLiteConnection(self)
         self._group: _Group | None = None
         self._commits: set[asyncio.Task] = set()
+        self._waiters = WriteWaiters(None)
 
     async def open(self) -> None:
         if not self.create and self.path != ":memory:" and not Path(self.path).exists():  # noqa: ASYNC240  (one stat, when the store opens)
@@ -159,6 +173,7 @@ class SQLiteDatabase(Database):
             self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self.path}: {exc}") from None
+        self._waiters = WriteWaiters.beside(self.path)
 
     async def close(self) -> None:
         while self._commits:                     # a group still committing: let it finish
@@ -166,6 +181,7 @@ class SQLiteDatabase(Database):
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
+        self._waiters.close()
         self._executor.shutdown(wait=False)
 
     # --- on the event loop's thread, under the lock
@@ -192,41 +208,75 @@ class SQLiteDatabase(Database):
             self._schedule_commit(group)
 
     async def _join_group(self) -> _Group:
-        """The open group, or a new one: BEGIN IMMEDIATE here if the write lock is free, else on the thread."""
+        """The open group, or a new one: BEGIN IMMEDIATE here if the write lock is free and no other process
+        waits for it, else on the thread (taking turns with the other processes, see :mod:`.sqlite_waiters`)."""
         if self._group is not None:
             return self._group
         conn = self._connection()
-        try:
-            conn.execute("PRAGMA busy_timeout = 0")
+        began = False
+        others_wait = self._waiters.anyone()
+        if not others_wait:
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                began = True
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) and "busy" not in str(exc):
-                    raise
-                began = False
-            finally:
-                conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-        except sqlite3.Error as exc:
-            raise DatabaseError(f"SQLite: {exc}") from exc
+                conn.execute("PRAGMA busy_timeout = 0")
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    began = True
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc):
+                        raise
+                finally:
+                    conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"SQLite: {exc}") from exc
         if not began:
-            await self._begin_on_thread(conn)
+            await self._begin_on_thread(conn, others_wait)
         self._group = _Group()
         return self._group
 
-    async def _begin_on_thread(self, conn: sqlite3.Connection) -> None:
-        """Wait (up to busy_timeout) for another process's write lock; a BEGIN that succeeds after its caller
-        was cancelled is rolled back, so the connection never stays in a transaction nobody ends."""
-        begin = asyncio.get_running_loop().run_in_executor(self._executor, conn.execute, "BEGIN IMMEDIATE")
+    async def _begin_on_thread(self, conn: sqlite3.Connection, others_wait: bool) -> None:
+        """Wait (up to busy_timeout) for the write lock on the thread; if cancelled meanwhile, stop waiting, and
+        roll back a BEGIN that succeeded all the same, so the connection never stays in a transaction nobody ends."""
+        stop = threading.Event()
+        begin = asyncio.get_running_loop().run_in_executor(self._executor, self._begin_in_turn, conn, others_wait,
+                                                           stop)
         try:
             await asyncio.shield(begin)
         except asyncio.CancelledError:
+            stop.set()
             await asyncio.wait([begin])
             if not begin.cancelled() and begin.exception() is None:
                 conn.execute("ROLLBACK")
             raise
         except sqlite3.Error as exc:
             raise DatabaseError(f"SQLite: {exc}") from exc
+
+    def _begin_in_turn(self, conn: sqlite3.Connection, others_wait: bool, stop: threading.Event) -> None:
+        """On the database's thread: ``BEGIN IMMEDIATE`` once the write lock is ours.
+
+        SQLite's own wait (busy_timeout) sleeps up to 100 ms between tries and loses the lock to a process
+        that writes all the time; here the lock is tried every ``WRITE_LOCK_POLL_SECONDS`` while the other
+        processes are told that this one waits.  ``others_wait``: another process waited when this one was
+        about to begin: it goes first (this one waits until nobody waits, at most ``TURN_SECONDS``).
+        """
+        if others_wait:
+            until = time.monotonic() + TURN_SECONDS
+            while self._waiters.anyone() and time.monotonic() < until and not stop.is_set():
+                time.sleep(WRITE_LOCK_POLL_SECONDS / 4)
+        deadline = time.monotonic() + self._busy_timeout_ms / 1000
+        conn.execute("PRAGMA busy_timeout = 0")
+        self._waiters.announce()
+        try:
+            while True:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                    return
+                except sqlite3.OperationalError as exc:
+                    if not _busy(exc) or time.monotonic() >= deadline or stop.is_set():
+                        raise
+                time.sleep(WRITE_LOCK_POLL_SECONDS)
+        finally:
+            self._waiters.withdraw()
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
 
     def _schedule_commit(self, group: _Group) -> None:
         """COMMIT the group once the callers already waiting for the lock have joined it."""

@@ -8,12 +8,25 @@ appends to the ledger, so the ledger always explains the balance:
 * ``available`` = ``balance - reserved``, what a new call may reserve.
 
 Correctness under concurrency (several calls on one account, on one instance
-or many): every transaction that touches an account first locks its row
-(``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite's ``BEGIN IMMEDIATE`` takes
-the database write lock), so balance checks and reservations on one account
-happen one at a time.  Locks are always taken account first, then call, so
-transactions cannot deadlock; should PostgreSQL end one all the same (a deadlock
-or a serialization failure), ``Database.run_transaction`` runs it again.
+or many): the money moves in one conditional statement on the account's row,
+``UPDATE credit_accounts SET reserved = reserved + $2 ... WHERE id = $1 AND
+balance - reserved >= $2 RETURNING balance, reserved``, which PostgreSQL runs
+on the row's newest version under its row lock (SQLite's ``BEGIN IMMEDIATE``
+holds the database write lock), so no reservation ever takes more than is
+available, and no balance is read first to be written back.  The ledger rows
+that explain a change are written from what the statement returned.  A call's
+row is changed under its lock (``SELECT ... FOR UPDATE``, or the insert of a
+new call) before its account's row, in every transaction, so transactions
+cannot wait for each other in a circle; should PostgreSQL end one all the same
+(a deadlock or a serialization failure), ``Database.run_transaction`` runs it
+again.
+
+Statements per callback (issue 17): a new call's reservation is the rate lookup,
+the call's insert, the account's conditional update and the ledger insert (the
+account's currency, which never changes, is kept in memory once read); only an
+account that cannot pay for ``max_duration`` is read, under its lock, to grant
+what it can.  A settlement reads the call's row, then updates it, the account
+(release and debit in one statement) and the ledger (both entries in one insert).
 
 Dry runs (``callgate simulate``): ``reserve``, ``limit``, ``release`` and ``settle`` take
 ``dry_run=True`` to run the same transaction and roll it back (the same answer, nothing written;
@@ -68,8 +81,8 @@ class NoRate:
 
 RateLookup = Callable[[Connection, str], Awaitable["Rate | NoRate"]]
 T = TypeVar("T")
-#: A transaction holding a call's account row and its call row, with both as they are: ``(tx, account, call)``.
-LockedCall = tuple[Connection, "Account", "CreditCall"]
+#: How many accounts' currencies a store keeps in memory (then it forgets them all and reads them again).
+CURRENCIES_KEPT = 100_000
 
 
 def utc_now() -> str:
@@ -129,8 +142,23 @@ class CreditCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Move:
+    """One ledger entry's change to an account: ``amount`` (positive) moved as ``kind``, changing the balance by
+    ``balance`` and the reserved amount by ``reserved``."""
+
+    kind: Kind
+    amount: int
+    balance: int = 0
+    reserved: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Reservation:
-    """The outcome of ``reserve``: what the call may do, and whether it was answered from an earlier ICE."""
+    """The outcome of ``reserve``: what the call may do, and whether it was answered from an earlier ICE.
+
+    ``available``: the account's available credit before this ICE (for a denial's message); a repeated
+    ICE that was allowed the first time does not read the account (0)."""
 
     status: Literal["reserved", "denied", "no_account", "no_rate"]
     account_id: str | None = None
@@ -184,6 +212,9 @@ class CreditStore:
         self.db = db
         #: Row lock inside a transaction; SQLite's BEGIN IMMEDIATE already holds the write lock.
         self._for_update = " FOR UPDATE" if db.dialect == "postgresql" else ""
+        self._for_no_key_update = " FOR NO KEY UPDATE" if db.dialect == "postgresql" else ""
+        #: account id -> its currency (set when the account is opened, never changed; accounts are never deleted).
+        self._currencies: dict[str, str] = {}
 
     @classmethod
     async def open(cls, url: str, *, create: bool = True) -> CreditStore:
@@ -266,14 +297,12 @@ class CreditStore:
         if amount == 0:
             raise StoreError("an adjustment of 0 changes nothing")
         async def add_credit(tx: Connection) -> LedgerEntry:
-            account = await self._lock_account(tx, account_id)
-            if account is None:
+            if await self._apply(tx, account_id, [Move(kind, amount, balance=amount, note=note)]) is None:
                 raise StoreError(f"no account {account_id!r} (add it with: callgate credit add {account_id} "
                                  f"--currency EUR)")
-            await self._move(tx, account, kind, amount, balance=amount, note=note)
             # The account's row is locked: its newest entry is the one just written.
             row = await tx.fetchrow("SELECT * FROM credit_ledger WHERE account_id = $1 ORDER BY id DESC LIMIT 1",
-                                    account.id)
+                                    account_id)
             assert row is not None, "written just above"
             return _ledger(row)
         return await self.db.run_transaction(add_credit)
@@ -389,48 +418,59 @@ class CreditStore:
         """
         now = time.time() if now is None else now
         async def reserve_call(tx: Connection) -> Reservation:
-            account = await self._lock_account(tx, account_id)
-            if account is None:
+            currency = await self._currency(tx, account_id)
+            if currency is None:
                 return Reservation("no_account", account_id, reason=f"no account {account_id!r}")
-            rate = await rate_for(tx, account.currency)
+            rate = await rate_for(tx, currency)
             if isinstance(rate, NoRate):
                 existing = await tx.fetchrow("SELECT * FROM credit_calls WHERE callid = $1", callid)
                 if existing is not None:
-                    return _repeated(_call(existing), account)
-                return Reservation("no_rate", account.id, account.currency, available=account.available,
+                    return await self._repeated(tx, _call(existing))
+                return Reservation("no_rate", account_id, currency, available=await self._available(tx, account_id),
                                    reason=rate.reason)
-            granted = grant(rate, account.available, cap, unit)
-            state: Literal["reserved", "denied"] = "reserved" if granted.allowed else "denied"
-            reason = "" if granted.allowed else "insufficient credit"
-            # A repeated ICE conflicts on the callid and inserts nothing: one statement for the usual new call.
+            # The usual call: the account pays for the whole cap.  Its row is written as such; a repeated ICE conflicts
+            # on the callid and inserts nothing.
+            whole = charge(rate, cap, unit).cost
             inserted = await tx.execute(
                 "INSERT INTO credit_calls (callid, account_id, state, currency, destination, prefix, per_minute, "
                 "connect_fee, first_increment, next_increment, max_duration, reserved, expires_at, reason, "
-                "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+                "created_at) VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '', $13) "
                 "ON CONFLICT (callid) DO NOTHING",
-                callid, account.id, state, account.currency, destination, rate.prefix, rate.per_minute,
-                rate.connect_fee, rate.increments.first, rate.increments.next, granted.seconds, granted.reserve,
-                int(now) + granted.seconds + grace, reason, utc_now())
+                callid, account_id, currency, destination, rate.prefix, rate.per_minute, rate.connect_fee,
+                rate.increments.first, rate.increments.next, cap, whole, int(now) + cap + grace, utc_now())
             if not inserted:
                 existing = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
                 assert existing is not None, "the insert conflicted with it"
                 earlier = _call(existing)
-                if earlier.state != "released" or earlier.account_id != account.id:
-                    return _repeated(earlier, account)
+                if earlier.state != "released" or earlier.account_id != account_id:
+                    return await self._repeated(tx, earlier)
                 # The first ICE's call was not connected (another plugin denied it, or nobody routed it) and its
                 # reservation was given back: this ICE is a new try and holds credit anew, so that an answer that
                 # connects the call now is paid for (the released reservation would have held nothing).
-                await tx.execute(
-                    "UPDATE credit_calls SET state = $1, prefix = $2, per_minute = $3, connect_fee = $4, "
-                    "first_increment = $5, next_increment = $6, max_duration = $7, reserved = $8, expires_at = $9, "
-                    "reason = $10 WHERE callid = $11",
-                    state, rate.prefix, rate.per_minute, rate.connect_fee, rate.increments.first, rate.increments.next,
-                    granted.seconds, granted.reserve, int(now) + granted.seconds + grace, reason, callid)
+            elif whole:
+                # Reserved if and only if the account has it available (one conditional statement); else granted
+                # below what it can pay for.  Available >= the cap's cost means grant() gives the whole cap.
+                after = await self._apply(tx, account_id, [Move("reserve", whole, reserved=whole)], callid=callid,
+                                          dry_run=dry_run, only_if_available=whole)
+                if after is not None:
+                    balance, reserved = after
+                    return Reservation("reserved", account_id, currency, cap, whole, balance - reserved + whole)
+            # A repeated ICE of a released call, or an account that cannot pay for the whole cap (or a free rate): what
+            # its available credit pays for, read under its row's lock.
+            available = await self._available(tx, account_id, lock=True)
+            granted = grant(rate, available, cap, unit)
+            state: Literal["reserved", "denied"] = "reserved" if granted.allowed else "denied"
+            reason = "" if granted.allowed else "insufficient credit"
+            await tx.execute(
+                "UPDATE credit_calls SET state = $1, prefix = $2, per_minute = $3, connect_fee = $4, "
+                "first_increment = $5, next_increment = $6, max_duration = $7, reserved = $8, expires_at = $9, "
+                "reason = $10 WHERE callid = $11",
+                state, rate.prefix, rate.per_minute, rate.connect_fee, rate.increments.first, rate.increments.next,
+                granted.seconds, granted.reserve, int(now) + granted.seconds + grace, reason, callid)
             if granted.reserve:
-                await self._move(tx, account, "reserve", granted.reserve, reserved=granted.reserve, callid=callid,
-                                 dry_run=dry_run)
-            return Reservation(state, account.id, account.currency, granted.seconds, granted.reserve,
-                               account.available, reason=reason)
+                await self._apply(tx, account_id, [Move("reserve", granted.reserve, reserved=granted.reserve)],
+                                  callid=callid, dry_run=dry_run)
+            return Reservation(state, account_id, currency, granted.seconds, granted.reserve, available, reason=reason)
         return await self.db.run_transaction(reserve_call, rollback=dry_run)
 
     async def limit(self, callid: str, max_duration: int, *, unit: int, grace: int, dry_run: bool = False) -> int:
@@ -438,11 +478,8 @@ class CreditStore:
 
         Returns the micro-units released (0 when nothing changed).  ``dry_run``: the same answer, nothing written.
         """
-        async def lower_limit(locked: LockedCall | None) -> int:
-            if locked is None:
-                return 0
-            tx, account, call = locked
-            if call.state != "reserved" or max_duration >= call.max_duration:
+        async def lower_limit(tx: Connection, call: CreditCall | None) -> int:
+            if call is None or call.state != "reserved" or max_duration >= call.max_duration:
                 return 0
             held = charge(call.rate, max_duration, unit).cost
             surplus = call.reserved - held
@@ -450,8 +487,9 @@ class CreditStore:
                              "WHERE callid = $4", max_duration, held,
                              call.expires_at - (call.max_duration - max_duration), callid)
             if surplus > 0:
-                await self._move(tx, account, "release", surplus, reserved=-surplus, callid=callid,
-                                 note=f"maxDuration lowered to {max_duration} s", dry_run=dry_run)
+                await self._apply(tx, call.account_id, [Move("release", surplus, reserved=-surplus,
+                                                             note=f"maxDuration lowered to {max_duration} s")],
+                                  callid=callid, dry_run=dry_run)
             return max(surplus, 0)
         return await self._in_locked_call(callid, lower_limit, rollback=dry_run)
 
@@ -462,17 +500,14 @@ class CreditStore:
         Returns the call as it was when released; None when it was not held (already settled, released, ...).
         ``dry_run``: the same answer, nothing written.
         """
-        async def release_call(locked: LockedCall | None) -> CreditCall | None:
-            if locked is None:
-                return None
-            tx, account, call = locked
-            if call.state != "reserved":
+        async def release_call(tx: Connection, call: CreditCall | None) -> CreditCall | None:
+            if call is None or call.state != "reserved":
                 return None
             await tx.execute("UPDATE credit_calls SET state = $1, reserved = 0, reason = $2 WHERE callid = $3",
                              state, reason, callid)
             if call.reserved:
-                await self._move(tx, account, "release", call.reserved, reserved=-call.reserved, callid=callid,
-                                 note=reason, dry_run=dry_run)
+                await self._apply(tx, call.account_id, [Move("release", call.reserved, reserved=-call.reserved,
+                                                             note=reason)], callid=callid, dry_run=dry_run)
             return call
         return await self._in_locked_call(callid, release_call, rollback=dry_run)
 
@@ -486,11 +521,8 @@ class CreditStore:
         whose reservation had expired or was released is still charged for the time Sinch reports.
         ``dry_run``: the same answer, nothing written.
         """
-        async def settle_call(locked: LockedCall | None) -> Settlement | None:
-            if locked is None:
-                return None
-            tx, account, call = locked
-            if call.state == "denied":
+        async def settle_call(tx: Connection, call: CreditCall | None) -> Settlement | None:
+            if call is None or call.state == "denied":
                 return None
             if call.state == "settled":
                 return Settlement(call, 0, repeated=True)
@@ -502,12 +534,11 @@ class CreditStore:
                 "cost = $3, sinch_debit = $4, sinch_currency = $5, settled_at = $6 WHERE callid = $7",
                 max(duration, 0), billed.billed_seconds, billed.cost,
                 None if sinch_debit is None else str(sinch_debit), sinch_currency, settled_at, callid)
-            if held:
-                account = await self._move(tx, account, "release", held, reserved=-held, callid=callid,
-                                           note="settled", dry_run=dry_run)
+            moves = [Move("release", held, reserved=-held, note="settled")] if held else []
             if billed.cost:
-                await self._move(tx, account, "debit", billed.cost, balance=-billed.cost, callid=callid,
-                                 note=f"{billed.billed_seconds} s billed", dry_run=dry_run)
+                moves.append(Move("debit", billed.cost, balance=-billed.cost, note=f"{billed.billed_seconds} s billed"))
+            if moves:     # release and debit: one statement on the account, one insert of both ledger entries
+                await self._apply(tx, call.account_id, moves, callid=callid, dry_run=dry_run)
             final = replace(call, state="settled", reserved=0, duration=max(duration, 0),
                             billed_seconds=billed.billed_seconds, cost=billed.cost,
                             sinch_debit=None if sinch_debit is None else str(sinch_debit),
@@ -524,54 +555,86 @@ class CreditStore:
 
     # --- internals --------------------------------------------------------------------------
 
-    async def _in_locked_call(self, callid: str, work: Callable[[LockedCall | None], Awaitable[T]], *,
+    async def _in_locked_call(self, callid: str, work: Callable[[Connection, CreditCall | None], Awaitable[T]], *,
                               rollback: bool = False) -> T:
-        """``work`` in a transaction holding the call's account row and then its call row (the order every
-        transaction here locks in, so that two cannot deadlock): ``work((tx, account, call))``, or
-        ``work(None)`` for an unknown call.  Run again if PostgreSQL ended it all the same (see
+        """``work(tx, call)`` in a transaction holding the call's row (None for an unknown call), read once; ``work``
+        changes the call's account after it (the lock order).  Run again if PostgreSQL ended it all the same (see
         ``Database.run_transaction``): ``work`` only reads and writes through ``tx``.  ``rollback``: a
         rollback-only transaction (a dry run)."""
         async def locked(tx: Connection) -> T:
-            # Read without a lock (a call's account never changes), so the account's row is locked first.
-            account_id = await tx.fetchval("SELECT account_id FROM credit_calls WHERE callid = $1", callid)
-            if account_id is None:
-                return await work(None)
-            account = await self._lock_account(tx, account_id)
-            assert account is not None, "a call's account (a foreign key) is never deleted"
             row = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
-            assert row is not None, "calls are never deleted"
-            return await work((tx, account, _call(row)))
+            return await work(tx, None if row is None else _call(row))
         return await self.db.run_transaction(locked, rollback=rollback)
 
     async def _lock_account(self, tx: Connection, account_id: str) -> Account | None:
         row = await tx.fetchrow(f"SELECT * FROM credit_accounts WHERE id = $1{self._for_update}", account_id)
         return _account(row) if row else None
 
-    async def _move(self, tx: Connection, account: Account, kind: Kind, amount: int, *, balance: int = 0,
-                    reserved: int = 0, callid: str | None = None, note: str = "", dry_run: bool = False) -> Account:
-        """Change the account's balance and/or reserved amount and append the ledger entry that explains it;
-        returns the account as it is now.  ``dry_run`` (in a rollback-only transaction): no ledger entry, whose
-        insert would use up an id of PostgreSQL's sequence even when rolled back."""
-        new_balance, new_reserved = account.balance + balance, account.reserved + reserved
+    async def _currency(self, tx: Connection, account_id: str) -> str | None:
+        """The account's currency (None: no such account), read once per account (it never changes)."""
+        currency = self._currencies.get(account_id)
+        if currency is None:
+            currency = await tx.fetchval("SELECT currency FROM credit_accounts WHERE id = $1", account_id)
+            if currency is not None:
+                if len(self._currencies) >= CURRENCIES_KEPT:
+                    self._currencies.clear()
+                self._currencies[account_id] = currency
+        return currency
+
+    async def _available(self, tx: Connection, account_id: str, *, lock: bool = False) -> int:
+        """The account's available credit (its row locked until the transaction ends, with ``lock``).
+
+        PostgreSQL: locked ``FOR NO KEY UPDATE``, the lock an UPDATE of the row takes, which does not wait for
+        the ``KEY SHARE`` lock a concurrent call's insert holds on its account (its foreign key): ``FOR UPDATE``
+        would, while that transaction waits to update the account: a deadlock."""
+        row = await tx.fetchrow(f"SELECT balance, reserved FROM credit_accounts WHERE id = $1"
+                                f"{self._for_no_key_update if lock else ''}", account_id)
+        assert row is not None, "accounts are never deleted"
+        return int(row["balance"]) - int(row["reserved"])
+
+    async def _repeated(self, tx: Connection, call: CreditCall) -> Reservation:
+        """The answer to a repeated ICE, from the record of the first one.
+
+        A call granted no time was denied, whatever its state says: versions before 0.2.0
+        settled the DICE of a denied call, marking it ``settled``.  Only a denial reads the account
+        (for its message).
+        """
+        if call.state == "denied" or call.max_duration <= 0:
+            return Reservation("denied", call.account_id, call.currency, call.max_duration, call.reserved,
+                               await self._available(tx, call.account_id), repeated=True, reason=call.reason)
+        return Reservation("reserved", call.account_id, call.currency, call.max_duration, call.reserved,
+                           repeated=True, reason=call.reason)
+
+    async def _apply(self, tx: Connection, account_id: str, moves: list[Move], *, callid: str | None = None,
+                     dry_run: bool = False, only_if_available: int | None = None) -> tuple[int, int] | None:
+        """Apply ``moves`` to the account in one statement and append the ledger entries that explain them in one
+        more; returns the account's ``(balance, reserved)`` after them.
+
+        None when nothing changed: no such account, or (``only_if_available``) its available credit is less than
+        that.  ``dry_run`` (in a rollback-only transaction): no ledger entries, whose insert would use up ids of
+        PostgreSQL's sequence even when rolled back.
+        """
+        balance_change, reserved_change = sum(m.balance for m in moves), sum(m.reserved for m in moves)
         now = utc_now()
-        await tx.execute("UPDATE credit_accounts SET balance = $1, reserved = $2, updated_at = $3 WHERE id = $4",
-                         new_balance, new_reserved, now, account.id)
-        if dry_run:
-            return replace(account, balance=new_balance, reserved=new_reserved)
-        await tx.execute(
-            "INSERT INTO credit_ledger (account_id, kind, amount, balance_after, reserved_after, callid, note, "
-            "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            account.id, kind, amount, new_balance, new_reserved, callid, note, now)
-        return replace(account, balance=new_balance, reserved=new_reserved)
-
-
-def _repeated(call: CreditCall, account: Account) -> Reservation:
-    """The answer to a repeated ICE, from the record of the first one.
-
-    A call granted no time was denied, whatever its state says: versions before 0.2.0
-    settled the DICE of a denied call, marking it ``settled``.
-    """
-    status: Literal["reserved", "denied"] = "denied" if call.state == "denied" or call.max_duration <= 0 else "reserved"
-    return Reservation(status, call.account_id, call.currency, call.max_duration, call.reserved,
-                       account.available, repeated=True, reason=call.reason)
-
+        condition = "" if only_if_available is None else " AND balance - reserved >= $5"
+        row = await tx.fetchrow(
+            "UPDATE credit_accounts SET balance = balance + $2, reserved = reserved + $3, updated_at = $4 "
+            f"WHERE id = $1{condition} RETURNING balance, reserved",
+            account_id, balance_change, reserved_change, now,
+            *(() if only_if_available is None else (only_if_available,)))
+        if row is None:
+            return None
+        balance, reserved = int(row["balance"]), int(row["reserved"])
+        if not dry_run:
+            # Each entry's balance and reserved amount after it, from the account's before all of them.
+            entry_balance, entry_reserved = balance - balance_change, reserved - reserved_change
+            rows: list[str] = []
+            args: list[Any] = [account_id, callid, now]
+            for move in moves:
+                entry_balance, entry_reserved = entry_balance + move.balance, entry_reserved + move.reserved
+                n = len(args)
+                rows.append(f"($1, ${n + 1}, ${n + 2}, ${n + 3}, ${n + 4}, $2, ${n + 5}, $3)")
+                args += [move.kind, move.amount, entry_balance, entry_reserved, move.note]
+            await tx.execute("INSERT INTO credit_ledger (account_id, kind, amount, balance_after, reserved_after, "
+                             "callid, note, created_at) VALUES " + ", ".join(rows), *args)
+        return balance, reserved

@@ -236,6 +236,78 @@ async def test_several_instances_starting_at_once_on_a_fresh_database(callgate_d
             await s.close()
 
 
+# --- one conditional statement per money move (issue 17) ---------------------------------------------
+
+async def two_instances(url):
+    """Two stores on one database, each with its own connection(s), as two callgate instances have."""
+    return await asyncio.gather(CreditStore.open(url), CreditStore.open(url))
+
+
+async def test_two_instances_reserving_more_than_the_balance_together_one_is_denied(callgate_database_url):
+    stores = await two_instances(callgate_database_url)
+    try:
+        await account_with(stores[0], amount=1_000_000)                 # 1.00: one 10-minute call
+        for round_ in range(5):
+            results = await asyncio.gather(*(reserve(s, f"race-{round_}-{i}", cap=600)
+                                             for i, s in enumerate(stores)))
+            assert sorted(r.status for r in results) == (["denied", "reserved"] if round_ == 0 else ["denied"] * 2)
+            if round_ == 0:
+                [won] = [r for r in results if r.status == "reserved"]
+                assert (won.seconds, won.reserved, won.repeated) == (600, 1_000_000, False)
+            account = await stores[1].account("acme")
+            assert (account.balance, account.reserved, account.available) == (1_000_000, 1_000_000, 0)
+        await assert_ledger_explains(stores[0], "acme")
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_reservation_short_of_the_cap_grants_what_is_left_exactly(credit_store):
+    store = credit_store
+    await account_with(store, amount=1_500_000)                          # 1.50
+    first, second, third = [await reserve(store, f"short-{i}", cap=600) for i in range(3)]
+    assert (first.seconds, first.reserved, first.available) == (600, 1_000_000, 1_500_000)
+    assert (second.status, second.seconds, second.reserved, second.available) == ("reserved", 300, 500_000, 500_000)
+    assert (third.status, third.available, third.reason) == ("denied", 0, "insufficient credit")
+    assert (await store.call("short-1")).max_duration == 300
+    assert (await store.call("short-2")).state == "denied"
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_the_same_dice_settled_at_two_instances_at_once_bills_once(callgate_database_url):
+    stores = await two_instances(callgate_database_url)
+    try:
+        await account_with(stores[0], amount=10_000_000)
+        for i in range(5):
+            await reserve(stores[i % 2], f"twice-{i}", cap=600)
+        settled = await asyncio.gather(*(s.settle(f"twice-{i}", 61, unit=1) for i in range(5) for s in stores))
+        for i in range(5):
+            pair = settled[2 * i:2 * i + 2]
+            assert sorted(x.repeated for x in pair) == [False, True]
+            assert all((x.call.cost, x.call.billed_seconds) == (200_000, 120) for x in pair)
+        account = await stores[0].account("acme")
+        assert (account.balance, account.reserved) == (10_000_000 - 5 * 200_000, 0)
+        entries = await stores[1].ledger("acme", limit=1000)
+        assert [e.kind for e in entries].count("debit") == 5 and [e.kind for e in entries].count("release") == 5
+        await assert_ledger_explains(stores[0], "acme")
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_a_settlement_writes_its_release_and_debit_in_order_with_their_running_totals(credit_store):
+    store = credit_store
+    await account_with(store, amount=10_000_000)
+    await reserve(store, "call", cap=600)                               # holds 1.00
+    await store.settle("call", 61, unit=1)                              # 120 s billed: 0.20
+    *_, release, debit = await store.ledger("acme")
+    assert (release.kind, release.amount, release.balance_after, release.reserved_after, release.note) == \
+        ("release", 1_000_000, 10_000_000, 0, "settled")
+    assert (debit.kind, debit.amount, debit.balance_after, debit.reserved_after, debit.note) == \
+        ("debit", 200_000, 9_800_000, 0, "120 s billed")
+    assert release.id < debit.id
+
+
 # --- DICEs for calls this plugin denied (issue 15, item 1) -------------------------------------------
 
 async def test_a_dice_for_a_denied_call_changes_nothing_whatever_its_result_and_duration(credit_store):

@@ -5,8 +5,9 @@
 
 The three plugins of ``bench/run.py --config full`` (allowlist, credit_check, crm_export with a file sink) on
 SQLite, driven through the real pipeline with decoded v1 events, ``--concurrency`` callbacks at a time as the
-benchmark's connections send them: first every call's ICE, then every call's DICE (each a new call unless
-``--repeats``: every ICE and DICE sent twice, as the benchmark's rotation does).  Counts every statement SQLite
+benchmark's connections send them, in its mix: groups of seven ICEs of new calls and the ACE, PIE and DICE of
+the group's first call (``--phases``: every ICE, then every DICE, measured apart; ``--repeats``: every callback
+sent twice, as the benchmark's rotation does).  Counts every statement SQLite
 runs (``set_trace_callback`` on each plugin's connection), and the group commits (``COMMIT``), per callback:
 exact and repeatable, unlike the CPU time (``time.process_time``, the database thread included), which is
 printed beside them.  ``--shared``: credit_check and crm_export configured with one database URL (one
@@ -90,8 +91,14 @@ async def run(args: argparse.Namespace) -> None:
             assert all(a.status == 200 for a in answers), [a.body for a in answers if a.status != 200][:1]
         return time.process_time() - started, Counter(statements), len(events)
 
+    # The benchmark's mix: groups of ten, seven ICEs of new calls, then the ACE, PIE and DICE of the group's first.
+    mix = []
+    for g in range(0, len(ices) - 6, 7):
+        first = ices[g]["callid"]
+        mix += ices[g:g + 7] + [samples.ace(first), samples.pie(first), dices[g]]
+    phases = [("ICE", ices), ("DICE", dices)] if args.phases else [("mix", mix)]
     try:
-        for name, bodies in (("ICE", ices), ("DICE", dices)):
+        for name, bodies in phases:
             cpu, counted, n = await phase(bodies)
             total = sum(counted.values())
             kinds = ", ".join(f"{k} {v / n:.2f}" for k, v in counted.most_common())
@@ -107,7 +114,9 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2048)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--shared", action="store_true", help="credit_check and crm_export on one SQLite file")
-    parser.add_argument("--repeats", action="store_true", help="every ICE and DICE sent twice")
+    parser.add_argument("--repeats", action="store_true", help="every callback sent twice")
+    parser.add_argument("--phases", action="store_true",
+                        help="every ICE first, then every DICE, each measured apart (default: the benchmark's mix)")
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {args.calls} calls, {args.concurrency} at a time"
           f"{', one database for both plugins' if args.shared else ''}{', each callback twice' if args.repeats else ''}")

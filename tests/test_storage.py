@@ -271,3 +271,33 @@ async def test_applied_migrations_reads_the_version_without_creating_anything(ca
         assert await database.applied_migrations("other") == 0
     finally:
         await database.close()
+
+
+async def test_plugins_sharing_a_sqlite_url_share_one_database_and_its_group_commit(tmp_path):
+    """``shared=True``: one connection per file in a process, so the transactions of two plugins on one file
+    are one group (one flush), and the last ``close()`` closes it."""
+    url = f"sqlite:///{tmp_path / 'both.sqlite3'}"
+    first, second = await asyncio.gather(Database.connect(url, shared=True), Database.connect(url, shared=True))
+    assert first is second
+    alone = await Database.connect(url)                   # not shared: a connection of its own
+    assert alone is not first
+    await first.migrate("one", ["CREATE TABLE one (x INTEGER)"])
+    await second.migrate("two", ["CREATE TABLE two (x INTEGER)"])
+
+    async def write(table: str, value: int) -> None:
+        async with first.transaction() as tx:
+            await tx.execute(f"INSERT INTO {table} VALUES ($1)", value)
+
+    statements: list[str] = []
+    first._conn.set_trace_callback(statements.append)
+    await asyncio.gather(*(write("one" if i % 2 else "two", i) for i in range(10)))
+    assert statements.count("COMMIT") == 1                # both tables' writes in one group, one flush
+    await first.close()
+    assert await second.fetchval("SELECT COUNT(*) FROM one") == 5     # still open for the other user
+    await second.close()
+    with pytest.raises(DatabaseError, match="closed"):
+        await second.fetchval("SELECT 1")
+    again = await Database.connect(url, shared=True)      # a new one once the last user closed it
+    assert again is not first and await again.fetchval("SELECT COUNT(*) FROM two") == 5
+    await again.close()
+    await alone.close()

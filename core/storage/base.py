@@ -78,15 +78,23 @@ class Database(Connection):
     url: str
 
     @staticmethod
-    async def connect(url: str, *, create: bool = True, **options: Any) -> Database:
+    async def connect(url: str, *, create: bool = True, shared: bool = False, **options: Any) -> Database:
         """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://:memory:``, or ``postgresql://...``.
 
         ``create=False``: a SQLite file that does not exist is not created (``MissingDatabaseError``, naming
         its absolute path): for commands that only read.
+
+        ``shared=True`` (SQLite files): one database object per file in this event loop for every caller that
+        asks for it shared (plugins configured with one URL), closed when the last of them closes it.  One
+        connection, so their transactions are group-committed together (one disk flush), instead of two
+        connections of one process waiting for each other's write lock.  PostgreSQL: not shared (each
+        caller has its own pool).
         """
         scheme = urlsplit(url).scheme
         if scheme == "sqlite":
-            from .sqlite import SQLiteDatabase
+            from .sqlite import SQLiteDatabase, open_shared
+            if shared and create and not options:
+                return await open_shared(url)
             db: Database = SQLiteDatabase(url, create=create, **options)
         elif scheme in ("postgresql", "postgres"):
             from .postgres import PostgresDatabase

@@ -123,6 +123,35 @@ class _Group:
         self.broken: DatabaseError | None = None
 
 
+#: The SQLite files opened with ``Database.connect(shared=True)``: (absolute path, event loop) -> the database
+#: and its opening.
+_SHARED: dict[tuple[str, asyncio.AbstractEventLoop], tuple[SQLiteDatabase, asyncio.Future[None]]] = {}
+
+
+async def open_shared(url: str) -> SQLiteDatabase:
+    """The open database of this file in this event loop, or a new one; each call needs its own ``close()``."""
+    path = _sqlite_path(url)
+    if path == ":memory:":            # every :memory: connection is a database of its own
+        db = SQLiteDatabase(url)
+        await db.open()
+        return db
+    key = (str(Path(path).absolute()), asyncio.get_running_loop())  # noqa: ASYNC240  (no I/O: a path joined)
+    entry = _SHARED.get(key)
+    if entry is None:
+        new = SQLiteDatabase(url)
+        entry = _SHARED[key] = (new, asyncio.ensure_future(new.open()))
+    db, opening = entry
+    try:
+        await asyncio.shield(opening)
+    except BaseException:
+        if _SHARED.get(key) is entry:
+            del _SHARED[key]
+        raise
+    db._users += 1
+    db._shared_key = key
+    return db
+
+
 class SQLiteDatabase(Database):
     """One connection per process.  Statements run on the event loop's thread: on a WAL database inside
     a held write lock they never wait for another process, and take microseconds.  What may wait runs on
@@ -151,6 +180,9 @@ class SQLiteDatabase(Database):
         self._group: _Group | None = None
         self._commits: set[asyncio.Task] = set()
         self._waiters = WriteWaiters(None)
+        #: Opened with ``shared=True``: how many callers use it (the last ``close()`` closes it), and its key.
+        self._users = 0
+        self._shared_key: tuple[str, asyncio.AbstractEventLoop] | None = None
 
     async def open(self) -> None:
         if not self.create and self.path != ":memory:" and not Path(self.path).exists():  # noqa: ASYNC240  (one stat, when the store opens)
@@ -176,6 +208,13 @@ class SQLiteDatabase(Database):
         self._waiters = WriteWaiters.beside(self.path)
 
     async def close(self) -> None:
+        if self._shared_key is not None:
+            self._users -= 1
+            if self._users > 0:
+                return
+            if _SHARED.get(self._shared_key, (None,))[0] is self:
+                del _SHARED[self._shared_key]
+            self._shared_key = None
         while self._commits:                     # a group still committing: let it finish
             await asyncio.gather(*self._commits, return_exceptions=True)
         if self._conn is not None:

@@ -230,7 +230,7 @@ class CreditStore:
         for attempt in range(1, OPEN_ATTEMPTS + 1):
             last = attempt == OPEN_ATTEMPTS
             try:
-                db = await Database.connect(url, create=create)
+                db = await Database.connect(url, create=create, shared=True)
             except DatabaseError as exc:
                 if last or "locked" not in str(exc):
                     raise

@@ -198,7 +198,7 @@ class Outbox:
 
     @classmethod
     async def open(cls, url: str, sinks: Sequence[str], *, create: bool = True) -> Outbox:
-        db = await Database.connect(url, create=create)
+        db = await Database.connect(url, create=create, shared=True)
         try:
             await db.migrate(COMPONENT, MIGRATIONS)
         except BaseException:

@@ -244,8 +244,17 @@ class Outbox:
         return await self.db.run_transaction(add)
 
     async def _add(self, tx: Connection, callid: str, facts: Facts, now: float) -> Change:
-        await tx.execute("INSERT INTO crm_calls (callid, facts, version, created_at, updated_at) "
-                         "VALUES ($1, '{}', 0, $2, $2) ON CONFLICT (callid) DO NOTHING", callid, now)
+        first, _ = merge_facts({}, facts)
+        if first.get("dice") is None:
+            # A call's first facts without its end (the usual flush of ICE and ACE facts): one statement.  A call
+            # that has a row already conflicts, inserts nothing, and is merged below.
+            if await tx.execute("INSERT INTO crm_calls (callid, facts, version, created_at, updated_at) "
+                                "VALUES ($1, $2, 0, $3, $3) ON CONFLICT (callid) DO NOTHING",
+                                callid, json.dumps(first, separators=(",", ":")), now):
+                return Change(callid, 0, False)
+        else:
+            await tx.execute("INSERT INTO crm_calls (callid, facts, version, created_at, updated_at) "
+                             "VALUES ($1, '{}', 0, $2, $2) ON CONFLICT (callid) DO NOTHING", callid, now)
         row = await tx.fetchrow(f"SELECT facts, version FROM crm_calls WHERE callid = $1{self._lock_row}", callid)
         assert row is not None, "inserted just above if it was missing"
         merged, changed = merge_facts(json.loads(row["facts"]), facts)

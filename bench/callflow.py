@@ -206,7 +206,7 @@ class Driver:
                                          headers=headers) as response:
                 raw = await response.read()
                 status = response.status
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             self.stats.failures[f"{event}: {type(exc).__name__}"] += 1
             return 0, None
         self.stats.latency[event].append((time.perf_counter() - started) * 1000)

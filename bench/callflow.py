@@ -76,6 +76,8 @@ PER_MINUTE, CONNECT_FEE, FIRST, NEXT = 50_000, 10_000, 30, 6      # micro-units,
 RATES_CSV = "prefix,currency,per_minute,connect_fee,increments,name\n+46,EUR,0.05,0.01,30/6,Sweden\n"
 RICH, POOR = 1_000 * 10**6, 400_000                                  # micro-units: 1,000 EUR and 0.40 EUR
 TARGETS_MS = {"dice": 100.0, "ice": 50.0}
+#: A DICE not answered 200 is sent again, at most this many times in all (backing off up to 5 s).
+DICE_ATTEMPTS = 12
 
 
 def charge(duration: int) -> int:
@@ -217,13 +219,15 @@ class Driver:
             return status, None
 
     async def end(self, instance: int, body: dict, callid: str) -> bool:
-        """A DICE, sent again to the other instance while it is not answered 200 (Sinch's fallback URL)."""
-        for attempt in range(4):
+        """A DICE, sent again (to the other instance first: Sinch's fallback URL) until it is answered 200, for
+        at most DICE_ATTEMPTS tries: then the call's charge is known (settled once, whichever try did it)."""
+        for attempt in range(DICE_ATTEMPTS):
             status, _ = await self.send((instance + attempt) % 2, "dice", body)
             if status == 200:
                 return True
-            await asyncio.sleep(0.2)
-        self.stats.problem(f"{callid}: DICE not answered 200 after 4 tries")
+            self.stats.outcomes["DICE sent again"] += 1
+            await asyncio.sleep(min(0.2 * 2 ** attempt, 5.0))
+        self.stats.problem(f"{callid}: DICE not answered 200 after {DICE_ATTEMPTS} tries")
         return False
 
     def pick_caller(self) -> tuple[str, str]:

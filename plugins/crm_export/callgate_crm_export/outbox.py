@@ -234,6 +234,8 @@ class Outbox:
         """
         if not items:
             return []
+        if self.db.dialect == "postgresql":
+            return await self.db.run_transaction(lambda tx: self._add_set(tx, items, now))
         order = sorted(range(len(items)), key=lambda i: items[i][0])
 
         async def add(tx: Connection) -> list[Change]:
@@ -268,6 +270,65 @@ class Outbox:
             args += [sink, now]
         await tx.execute(_ENQUEUE.format(source=f"VALUES {values}"), *args)
         return Change(callid, version, True)
+
+    async def _add_set(self, tx: Connection, items: Sequence[tuple[str, Facts]], now: float) -> list[Change]:
+        """:meth:`_add` for a whole batch in three statements whatever its size (PostgreSQL): lock and read every
+        call's row (inserting the missing ones), write the changed ones, queue the new versions.
+
+        Under load a round trip costs an event-loop turn of an instance that shares its CPU, so a batch of
+        DICEs written row by row (four statements a call) was slower than the DICEs arrived.  The result is
+        the row-by-row one: items of the same call are merged in their order, each gets the Change it would
+        have got, and the row is written once.
+        """
+        callids = sorted({callid for callid, _ in items})
+        # Locks every row in callid order (the lock order): a conflict locks the existing row (DO UPDATE, changing
+        # nothing) and RETURNING gives it as committed; a missing row is inserted, locked, and returned empty.
+        rows = await tx.fetch(
+            "INSERT INTO crm_calls AS c (callid, facts, version, created_at, updated_at) "
+            "SELECT callid, '{}', 0, $2, $2 FROM unnest($1::text[]) AS callid ORDER BY callid "
+            "ON CONFLICT (callid) DO UPDATE SET callid = excluded.callid RETURNING c.callid, c.facts, c.version",
+            callids, now)
+        calls = {r["callid"]: (json.loads(r["facts"]), r["version"]) for r in rows}
+        changed: dict[str, int] = {}          # callid -> its version after the batch (0: no record yet)
+        changes = []
+        for callid, facts in items:
+            current, version = calls[callid]
+            merged, is_new = merge_facts(current, facts)
+            if not is_new:
+                changes.append(Change(callid, version, False))
+                continue
+            if merged.get("dice") is not None:
+                version += 1
+            calls[callid] = (merged, version)
+            changed[callid] = version
+            changes.append(Change(callid, version, merged.get("dice") is not None))
+        if not changed:
+            return changes
+        written = sorted(changed)
+        facts_json, records, ended = [], [], []
+        for callid in written:
+            merged, version = calls[callid]
+            facts_json.append(json.dumps(merged, separators=(",", ":")))
+            if merged.get("dice") is None:
+                records.append(None)
+                ended.append(None)
+                continue
+            record = build_record(callid, merged, version, datetime.fromtimestamp(now, timezone.utc))
+            records.append(record.model_dump_json())
+            ended.append(record.ended_at.timestamp())
+        queued = [c for c in written if changed[c]]
+        # The rows written (already locked), then the new versions queued for every sink, by callid then sink.
+        await tx.execute(
+            "WITH written AS (UPDATE crm_calls AS c SET facts = u.facts, record = COALESCE(u.record, c.record), "
+            "version = u.version, ended_at = COALESCE(u.ended_at, c.ended_at), updated_at = $1 "
+            "FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::float8[]) "
+            "AS u(callid, facts, record, version, ended_at) WHERE c.callid = u.callid) "
+            + _ENQUEUE.format(source="SELECT s.sink, q.callid, q.version, 'pending', 0, $1, $1, $1, $1 "
+                                     "FROM unnest($7::text[], $8::int[]) AS q(callid, version) "
+                                     "CROSS JOIN unnest($9::text[]) AS s(sink) ORDER BY q.callid, s.sink"),
+            now, written, facts_json, records, [changed[c] for c in written], ended,
+            queued, [changed[c] for c in queued], list(self._sinks_in_lock_order))
+        return changes
 
     async def record(self, callid: str) -> dict[str, Any] | None:
         """The current record of a call (None before its DICE)."""

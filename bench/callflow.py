@@ -348,6 +348,41 @@ async def receiver_records(port: int) -> dict[str, dict]:
         return await response.json()
 
 
+@dataclass
+class Usage:
+    """CPU seconds (the two instances, this database's PostgreSQL sessions, the driver) and PostgreSQL's
+    transaction counters for the database: per call, they compare runs far better than latency on a busy
+    machine."""
+
+    instances: float = 0.0
+    postgres: float = 0.0
+    driver: float = 0.0
+    commits: int = 0
+    rollbacks: int = 0
+
+    @classmethod
+    async def now(cls, database_url: str, database: str, instance_pids: list[int]) -> Usage:
+        conn = await asyncpg.connect(database_url)
+        try:
+            pids = [r["pid"] for r in await conn.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", database)]
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = await conn.fetchrow("SELECT xact_commit, xact_rollback FROM pg_stat_database WHERE datname = $1",
+                                      database)
+        finally:
+            await conn.close()
+        return cls(sum(map(run.cpu_seconds, instance_pids)), sum(map(run.cpu_seconds, pids)), time.process_time(),
+                   row["xact_commit"], row["xact_rollback"])
+
+    def per_call(self, before: Usage, calls: int) -> str:
+        calls = max(calls, 1)
+        return (f"per call: CPU {1000 * (self.instances - before.instances) / calls:.2f} ms in the two instances, "
+                f"{1000 * (self.postgres - before.postgres) / calls:.2f} ms in their PostgreSQL sessions, "
+                f"{1000 * (self.driver - before.driver) / calls:.2f} ms in the driver; "
+                f"{(self.commits - before.commits) / calls:.1f} transactions committed, "
+                f"{(self.rollbacks - before.rollbacks) / calls:.2f} rolled back")
+
+
 async def check_money(database_url: str, accounts: Accounts, stats: Stats) -> list[str]:
     """Each account: balance = start - the charges the driver computed; nothing reserved; never negative."""
     conn = await asyncpg.connect(database_url)
@@ -370,7 +405,8 @@ async def check_money(database_url: str, accounts: Accounts, stats: Stats) -> li
 
 
 def check_records(records: dict[str, dict], stats: Stats) -> list[str]:
-    """Every ended call: one record at the CRM (its first version), with the driver's duration and cost."""
+    """Every ended call: one record at the CRM (the newest version of it: a version that a newer one replaced before
+    it was sent is never sent), with the driver's duration and cost; no record of a call that did not end."""
     wrong = []
     missing = set(stats.ended) - set(records)
     extra = set(records) - set(stats.ended)
@@ -383,9 +419,7 @@ def check_records(records: dict[str, dict], stats: Stats) -> list[str]:
         got = records.get(callid)
         if got is None:
             continue
-        if 1 not in got["versions"]:
-            wrong.append(f"{callid}: versions {got['versions']} at the CRM, no first version")
-        updated += len(got["versions"]) > 1
+        updated += max(got["versions"]) > 1
         duplicate_posts += got["posts"] > len(got["versions"])
         record = got["record"]
         amount = (record.get("cost") or {}).get("amount")
@@ -394,9 +428,9 @@ def check_records(records: dict[str, dict], stats: Stats) -> list[str]:
         if stats.durations[callid] and record.get("duration_seconds") != stats.durations[callid]:
             wrong.append(f"{callid}: record's duration {record.get('duration_seconds')}, "
                          f"expected {stats.durations[callid]}")
-    print(f"records: {len(records)} calls at the CRM for {len(stats.ended)} ended; {updated} got an update "
-          f"(a later version: facts of the other instance written after the DICE's), "
-          f"{duplicate_posts} were posted again (a delivery whose outcome was not saved)")
+    print(f"records: {len(records)} calls at the CRM for {len(stats.ended)} ended; {updated} in a version > 1 (facts "
+          f"the other instance flushed after the DICE's record), {duplicate_posts} posted twice in one version (a "
+          f"delivery whose outcome was not saved: the Idempotency-Key repeats)")
     return wrong[:20]
 
 
@@ -507,17 +541,21 @@ async def main_async(args: argparse.Namespace, ctx: run.Context) -> int:
           f"({args.duplicates:.0%} of DICEs to both instances)", flush=True)
 
     driver = Driver(args, ports, ctx.signer, accounts)
+    pids = [proc.pid for proc in procs]
+    before = await Usage.now(database_url, args.database, pids)
     started = time.monotonic()
     await driver.run()
     elapsed = time.monotonic() - started
     stats = driver.stats
     await wait_delivered(database_url, receiver_port, set(stats.ended))
+    usage = await Usage.now(database_url, args.database, pids)     # deliveries included: they are part of a call
     for proc in procs:
         ctx.procs.stop(proc)
     records = await receiver_records(receiver_port)
 
     print(f"\n{stats.calls_started} calls in {elapsed:.1f} s ({stats.calls_started / args.duration:.1f} calls/s "
           f"started), outcomes: " + ", ".join(f"{k} {v}" for k, v in stats.outcomes.most_common()))
+    print(usage.per_call(before, stats.calls_started))
     print("\nanswers, as the driver timed them (send to last byte):")
     print("\n".join(latency_table(stats)))
     if stats.failures:

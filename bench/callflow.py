@@ -50,6 +50,7 @@ import random
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -60,6 +61,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import profiling  # bench/profiling.py
 import run  # bench/run.py: processes, ports, readiness
 
 from callgate import samples
@@ -478,6 +480,23 @@ def hook_profile(logs: list[Path]) -> list[str]:
     return lines
 
 
+def start_profile(ctx: run.Context, pid: int, duration: float) -> subprocess.Popen:
+    spy = profiling.py_spy()
+    if spy is None:
+        raise run.BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
+    command = profiling.record_command(spy, pid, max(1, int(duration) - 2), ctx.tmp / "profile.txt")
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish_profile(ctx: run.Context, spy: subprocess.Popen) -> list[str]:
+    try:
+        spy.wait(30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+    raw = ctx.tmp / "profile.txt"
+    return profiling.top_functions(raw.read_text(), 30) if raw.exists() else ["(py-spy wrote nothing)"]
+
+
 # ------------------------------------------------------------------------------------ main
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -492,6 +511,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--database", default=DEFAULT_DATABASE, help=f"dropped and created ({DEFAULT_DATABASE})")
     parser.add_argument("--seed", type=int, default=None, help="random seed of the call mix")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (config, logs)")
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy on the first instance during the load: its top functions")
     args = parser.parse_args(argv)
     if args.short:
         args.rate, args.duration = 60.0, 15.0
@@ -543,6 +564,7 @@ async def main_async(args: argparse.Namespace, ctx: run.Context) -> int:
     driver = Driver(args, ports, ctx.signer, accounts)
     pids = [proc.pid for proc in procs]
     before = await Usage.now(database_url, args.database, pids)
+    spy = start_profile(ctx, procs[0].pid, args.duration) if args.profile else None
     started = time.monotonic()
     await driver.run()
     elapsed = time.monotonic() - started
@@ -564,6 +586,9 @@ async def main_async(args: argparse.Namespace, ctx: run.Context) -> int:
         print("  " + text)
     print("\nwhere the time goes, from both instances' callback log lines:")
     print("\n".join(hook_profile(logs)))
+    if spy is not None:
+        print("\nthe first instance's CPU during the load (py-spy):")
+        print("\n".join(finish_profile(ctx, spy)))
     print()
     money = await check_money(database_url, accounts, stats)
     recs = check_records(records, stats)

@@ -94,6 +94,23 @@ _ENQUEUE = """
 """
 
 
+#: PostgreSQL's claim in one statement: lock the due rows nobody holds (never waiting), lease them, and read
+#: their records; in the order they came due.
+_CLAIM = """
+    WITH due AS (
+        SELECT sink, callid FROM crm_deliveries
+        WHERE sink = $1 AND state = 'pending' AND next_attempt_at <= $2 AND (claimed_until IS NULL OR claimed_until < $2)
+        ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED),
+    leased AS (
+        UPDATE crm_deliveries AS d SET claimed_by = $4, claimed_until = $5 FROM due
+        WHERE d.sink = due.sink AND d.callid = due.callid
+        RETURNING d.callid, d.delivered_version, d.attempts, d.remote_id, d.next_attempt_at)
+    SELECT leased.callid, c.version, leased.delivered_version, leased.attempts, leased.remote_id, c.record
+    FROM leased JOIN crm_calls AS c ON c.callid = leased.callid
+    ORDER BY leased.next_attempt_at, leased.callid
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """What :meth:`Outbox.add_facts` did: ``version`` is the record's version (0: no record yet, no DICE);
@@ -341,6 +358,11 @@ class Outbox:
         """Up to ``limit`` due records of ``sink`` nobody holds, leased to ``instance`` for ``lease_seconds``.
 
         Never waits for a lock (``SKIP LOCKED``): rows another transaction holds are left for the next claim."""
+        if self.db.dialect == "postgresql":     # one statement (its own transaction): one round trip, not five
+            claimed = await self.db.fetch(_CLAIM, sink, now, limit, instance, now + lease_seconds)
+            return [Claim(sink, r["callid"], r["version"], r["delivered_version"], r["attempts"], r["remote_id"],
+                          r["record"]) for r in claimed]
+
         async def claim(tx: Connection) -> tuple[list[str], list[dict[str, Any]]]:
             rows = await tx.fetch(
                 "SELECT callid FROM crm_deliveries WHERE sink = $1 AND state = 'pending' AND next_attempt_at <= $2 "

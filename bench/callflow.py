@@ -361,6 +361,9 @@ class Usage:
     driver: float = 0.0
     commits: int = 0
     rollbacks: int = 0
+    #: The instances' system CPU seconds (in ``instances``) and their read/write system calls.
+    system: float = 0.0
+    syscalls: int = 0
 
     @classmethod
     async def now(cls, database_url: str, database: str, instance_pids: list[int]) -> Usage:
@@ -374,15 +377,35 @@ class Usage:
         finally:
             await conn.close()
         return cls(sum(map(run.cpu_seconds, instance_pids)), sum(map(run.cpu_seconds, pids)), time.process_time(),
-                   row["xact_commit"], row["xact_rollback"])
+                   row["xact_commit"], row["xact_rollback"], sum(map(system_seconds, instance_pids)),
+                   sum(map(io_syscalls, instance_pids)))
 
     def per_call(self, before: Usage, calls: int) -> str:
         calls = max(calls, 1)
         return (f"per call: CPU {1000 * (self.instances - before.instances) / calls:.2f} ms in the two instances, "
                 f"{1000 * (self.postgres - before.postgres) / calls:.2f} ms in their PostgreSQL sessions, "
-                f"{1000 * (self.driver - before.driver) / calls:.2f} ms in the driver; "
+                f"{1000 * (self.driver - before.driver) / calls:.2f} ms in the driver; the instances' "
+                f"{1000 * (self.system - before.system) / calls:.2f} ms system time for "
+                f"{(self.syscalls - before.syscalls) / calls:.0f} read/write system calls; "
                 f"{(self.commits - before.commits) / calls:.1f} transactions committed, "
                 f"{(self.rollbacks - before.rollbacks) / calls:.2f} rolled back")
+
+
+def system_seconds(pid: int) -> float:
+    """System CPU time of a process so far."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[12]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def io_syscalls(pid: int) -> int:
+    """Read and write system calls of a process so far (``syscr`` + ``syscw`` of /proc/PID/io)."""
+    try:
+        fields = dict(line.split(": ") for line in Path(f"/proc/{pid}/io").read_text().splitlines())
+        return int(fields["syscr"]) + int(fields["syscw"])
+    except (OSError, KeyError, ValueError):
+        return 0
 
 
 async def check_money(database_url: str, accounts: Accounts, stats: Stats) -> list[str]:
@@ -484,7 +507,8 @@ def start_profile(ctx: run.Context, pid: int, duration: float) -> subprocess.Pop
     spy = profiling.py_spy()
     if spy is None:
         raise run.BenchError("--profile needs py-spy: .venv/bin/pip install py-spy")
-    command = profiling.record_command(spy, pid, max(1, int(duration) - 2), ctx.tmp / "profile.txt")
+    # --gil: only samples that hold the GIL (Python at work), not the loop waiting in epoll on a busy machine
+    command = [*profiling.record_command(spy, pid, max(1, int(duration) - 2), ctx.tmp / "profile.txt"), "--gil"]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

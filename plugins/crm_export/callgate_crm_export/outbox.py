@@ -310,7 +310,7 @@ class Outbox:
         return Change(callid, version, True)
 
     async def _add_set(self, tx: Connection, items: Sequence[tuple[str, Facts]], now: float) -> list[Change]:
-        """:meth:`_add` for a whole batch in three statements whatever its size (PostgreSQL): lock and read every
+        """:meth:`_add` for a whole batch in two statements whatever its size (PostgreSQL): lock and read every
         call's row (inserting the missing ones), write the changed ones, queue the new versions.
 
         Under load a round trip costs an event-loop turn of an instance that shares its CPU, so a batch of

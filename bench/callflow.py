@@ -409,6 +409,36 @@ def io_syscalls(pid: int) -> int:
         return 0
 
 
+async def sample_sessions(database_url: str, database: str, counts: Counter, stop: asyncio.Event) -> None:
+    """Every 0.5 s until ``stop``: what each PostgreSQL session of the database is doing (``pg_stat_activity``:
+    state and wait event; ``ClientRead`` inside a transaction means PostgreSQL waits for callgate)."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        while not stop.is_set():
+            rows = await conn.fetch(
+                "SELECT state, wait_event_type, wait_event FROM pg_stat_activity "
+                "WHERE datname = $1 AND pid <> pg_backend_pid() AND backend_type = 'client backend'", database)
+            for r in rows:
+                if r["state"] == "idle":
+                    counts["idle"] += 1
+                else:
+                    counts[" ".join(str(v) for v in (r["state"], r["wait_event_type"], r["wait_event"]) if v)] += 1
+            counts["(samples)"] += 1
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except TimeoutError:
+                pass
+    finally:
+        await conn.close()
+
+
+def sessions_line(counts: Counter) -> str:
+    samples = max(counts.pop("(samples)", 0), 1)
+    busy = ", ".join(f"{what} {n / samples:.1f}" for what, n in counts.most_common() if what != "idle")
+    return (f"PostgreSQL sessions of the database, average number in each state over {samples} samples: "
+            f"{busy}; idle {counts.get('idle', 0) / samples:.1f}")
+
+
 async def check_money(database_url: str, accounts: Accounts, stats: Stats) -> list[str]:
     """Each account: balance = start - the charges the driver computed, never negative; nothing still reserved
     (every call ended).  Returns what is wrong."""
@@ -595,7 +625,12 @@ async def main_async(args: argparse.Namespace, ctx: run.Context) -> int:
     before = await Usage.now(database_url, args.database, pids)
     spy = start_profile(ctx, procs[0].pid, args.duration) if args.profile else None
     started = time.monotonic()
+    sessions: Counter = Counter()
+    stop_sampling = asyncio.Event()
+    sampler = asyncio.create_task(sample_sessions(database_url, args.database, sessions, stop_sampling))
     await driver.run()
+    stop_sampling.set()
+    await sampler
     elapsed = time.monotonic() - started
     stats = driver.stats
     await wait_delivered(database_url, receiver_port, set(stats.ended))
@@ -607,6 +642,7 @@ async def main_async(args: argparse.Namespace, ctx: run.Context) -> int:
     print(f"\n{stats.calls_started} calls in {elapsed:.1f} s ({stats.calls_started / args.duration:.1f} calls/s "
           f"started), outcomes: " + ", ".join(f"{k} {v}" for k, v in stats.outcomes.most_common()))
     print(usage.per_call(before, stats.calls_started))
+    print(sessions_line(sessions))
     print("\nanswers, as the driver timed them (send to last byte):")
     print("\n".join(latency_table(stats)))
     if stats.failures:

@@ -343,7 +343,9 @@ class Outbox:
         if not changed:
             return changes
         written = sorted(changed)
-        facts_json, records, ended = [], [], []
+        facts_json: list[str] = []
+        records: list[str | None] = []
+        ended: list[float | None] = []
         for callid in written:
             merged, version = calls[callid]
             facts_json.append(json.dumps(merged, separators=(",", ":")))

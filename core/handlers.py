@@ -102,7 +102,7 @@ async def _handle(request: web.Request, endpoint: Endpoint,
         return error_response(401, "signature", endpoint.unsigned_message,
                               reason=endpoint.unsigned_reason), "-", None
     try:
-        verifier.verify("POST", endpoint.signed_path, request.headers, body)
+        _, signed_at = verifier.verify_timed("POST", endpoint.signed_path, request.headers, body)
     except SignatureError as exc:
         log.warning("callback_refused", reason=exc.reason, remote=request.remote)
         app[METRICS].refused_signature(exc.reason, generation=endpoint.generation)
@@ -110,7 +110,7 @@ async def _handle(request: web.Request, endpoint: Endpoint,
 
     cloudevent = _cloudevent(request)
     try:
-        event = endpoint.decode(body, request.headers.get("x-timestamp"))
+        event = endpoint.decode(body, signed_at)
     except IgnoredEvent as exc:
         log.warning(exc.log_event, sinch_event=exc.event, **cloudevent)
         return web.Response(body=endpoint.ignored_body, content_type=JSON), "unknown", None

@@ -6,8 +6,7 @@ never an exception's text or an internal path (those are logged, with the callid
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from aiohttp import web
 
 ACK = b"{}"
@@ -15,7 +14,7 @@ ACK = b"{}"
 
 def error_body(code: str, message: str, **extra: object) -> bytes:
     """``{"error": code, "message": message, ...}``: a stable code for programs, a sentence for people."""
-    return json.dumps({"error": code, "message": message, **extra}).encode()
+    return orjson.dumps({"error": code, "message": message, **extra})
 
 
 def not_recorded_body(plugins: str | None) -> bytes:

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import base64
 import cProfile
+import gc
 import itertools
 import os
 import pstats
@@ -99,12 +100,14 @@ async def run(gen_name: str, count: int, rounds: int, mode: str) -> None:
                 # Counted: only what runs inside itertools.starmap's iteration (--toggle-collect=starmap_next),
                 # each handler's coroutine run to its end without suspending (nothing on this path waits).
                 batch = requests(app, gen, signed)
+                gc.freeze()
                 list(itertools.starmap(_run_through, ((handler(request),) for request in batch)))
                 return
             best = float("inf")
             profiler = cProfile.Profile() if mode == "profile" else None
             for _ in range(rounds):
                 batch = requests(app, gen, signed)
+                gc.freeze()
                 if profiler:
                     profiler.enable()
                 started = time.perf_counter()

@@ -31,7 +31,7 @@ from .manager import PluginError
 from .protocols.v1.svaml import Svaml
 from .results import Decision, Outcome
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = [
            "Allow",
            "CallerId",

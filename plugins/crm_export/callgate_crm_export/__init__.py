@@ -21,5 +21,5 @@ from .plugin import CrmExport
 from .record import CallRecord
 from .signature import SignatureMismatch, sign, verify
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["CallRecord", "CrmExport", "SignatureMismatch", "__version__", "sign", "verify"]

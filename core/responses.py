@@ -6,7 +6,8 @@ never an exception's text or an internal path (those are logged, with the callid
 
 from __future__ import annotations
 
-import orjson
+import json
+
 from aiohttp import web
 
 ACK = b"{}"
@@ -14,7 +15,7 @@ ACK = b"{}"
 
 def error_body(code: str, message: str, **extra: object) -> bytes:
     """``{"error": code, "message": message, ...}``: a stable code for programs, a sentence for people."""
-    return orjson.dumps({"error": code, "message": message, **extra})
+    return json.dumps({"error": code, "message": message, **extra}).encode()
 
 
 def not_recorded_body(plugins: str | None) -> bytes:

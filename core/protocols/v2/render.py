@@ -70,11 +70,11 @@ Choices where Sinch says nothing (each can change once live traffic says otherwi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
-import orjson
 
 from callgate.calls import Generation
 from callgate.decisions import (
@@ -295,7 +295,7 @@ class V2Renderer:
         who = f"the plugins {plugins} could not" if plugins else "callgate could not"
         message = (f"{who} record this event (the reason is in callgate's log under its callId); answering "
                    f"{NOT_RECORDED_STATUS} so that Sinch's fallback URL receives it")
-        return NOT_RECORDED_STATUS, orjson.dumps({"commands": [], "error": "not_recorded", "message": message})
+        return NOT_RECORDED_STATUS, json.dumps({"commands": [], "error": "not_recorded", "message": message}).encode()
 
     # ----------------------------------------------------------------------- building answers
 

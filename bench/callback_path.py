@@ -120,6 +120,7 @@ async def run(gen_name: str, count: int, rounds: int, mode: str) -> None:
             if profiler:
                 stats = pstats.Stats(profiler, stream=sys.__stdout__)
                 stats.sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "35")))
+                print("\n".join(breakdown(stats)), file=sys.__stdout__)
         finally:
             await runner.cleanup()
 
@@ -133,6 +134,41 @@ def _run_through(coroutine: Coroutine[Any, Any, web.StreamResponse]) -> web.Stre
         return response
     coroutine.close()
     raise RuntimeError("the handler waited for something: it cannot be counted in one step")
+
+
+#: The parts of a callback, as (file name ending, function name) whose cumulative time they are.
+PARTS = {
+    "signature check": [("protocols/signing_common.py", "verify_timed")],
+    "body read (aiohttp)": [("aiohttp/web_request.py", "read")],
+    "decoding": [("core/endpoints.py", "decode_callback"), ("core/endpoints.py", "decode_webhook")],
+    "pipeline (plugins, combine, render)": [("core/pipeline.py", "answer")],
+    "log line (fields, trace, write)": [("core/logs.py", "info"), ("core/pipeline.py", "trace"),
+                                        ("core/pipeline.py", "summary")],
+    "metrics": [("core/metrics.py", "answered")],
+    "the Response object (aiohttp)": [("aiohttp/web_response.py", "__init__")],
+}
+
+
+def breakdown(stats: pstats.Stats) -> list[str]:
+    """The share of each part in the handlers' cumulative time (``_serve``); the rest is the handler's own work."""
+    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
+    cumulative: dict[tuple[str, str], float] = {}
+    for (filename, _line, function), (_cc, _nc, _tt, ct, _callers) in raw.items():
+        key = (filename.replace("\\", "/"), function)
+        cumulative[key] = max(cumulative.get(key, 0.0), ct)     # Response.__init__ over StreamResponse's
+
+    def total(ending: str, function: str) -> float:
+        return sum(ct for (filename, name), ct in cumulative.items() if name == function and filename.endswith(ending))
+
+    whole = total("core/handlers.py", "_serve")
+    lines = [f"breakdown of the handler's time (cProfile, cumulative; whole = _serve, {whole:.3f} s):"]
+    rest = whole
+    for part, functions in PARTS.items():
+        spent = sum(total(ending, function) for ending, function in functions)
+        rest -= spent
+        lines.append(f"   {part:38} {spent / whole:6.1%}")
+    lines.append(f"   {'the handler itself (checks, context, ...)':38} {rest / whole:6.1%}")
+    return lines
 
 
 def callgrind(gen_name: str, count: int, out_dir: str | None) -> None:

@@ -54,7 +54,7 @@ def count(ctx: bench.Context, gen: bench.Generation, name: str, command: Callabl
                            {**ctx.env(), **extra_env})
     try:
         bench.wait_listening(proc, port, timeout=START_TIMEOUT_S)
-        server = bench.Server(name, port, proc)
+        server = bench.Server(name, port, proc, "reference" if name == "reference" else "callgate")
         print(f"   {name} answers {bench.smoke_check(server, ctx.signer, gen)}", flush=True)
         data = ctx.tmp / f"requests-{name}.lua"
         bench.write_lua_requests(data, bench.signed_requests(ctx.signer, gen, ctx.args.requests))
@@ -92,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=15, help="seconds of counted load per server (default 15)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated")
+    parser.add_argument("--event-loop", default="",
+                        help="callgate's [server] event_loop: asyncio, uvloop, or both (asyncio,uvloop), each counted "
+                             "(default: callgate's default)")
     args = parser.parse_args(argv)
+    args.event_loops = [v for v in args.event_loop.split(",") if v] or [None]
+    if not set(args.event_loops) <= {None, "asyncio", "uvloop", "auto"}:
+        parser.error("--event-loop: asyncio, uvloop, auto, or a comma-separated list of them")
     missing = [tool for tool in ("valgrind", "callgrind_control", "wrk", "taskset") if shutil.which(tool) is None]
     if missing:
         print(f"instructions: missing {', '.join(missing)} (apt-get install -y valgrind wrk)", file=sys.stderr)
@@ -104,12 +110,16 @@ def main(argv: list[str] | None = None) -> int:
     answers = tmp / "answers.json"
     try:
         setup = bench.CONFIGURATIONS[args.config][1](ctx)
-        reference = lambda port: bench.reference_command("plain", port, answers)  # noqa: E731
-        callgate = lambda port: (bench.callgate_command(setup.config, port, 1), {})  # noqa: E731
+        commands: dict[str, Callable[[int], tuple[list[str], dict[str, str]]]] = {
+            "reference": lambda port: bench.reference_command("plain", port, answers)}
+        for loop in args.event_loops:
+            config = setup.config if loop is None else bench.with_event_loop(setup.config, loop)
+            commands["callgate" + (f"/{loop}" if loop else "")] = (
+                lambda port, config=config: (bench.callgate_command(config, port, 1), {}))
         print(f"instructions per request, {args.config}, {gen.name}: {args.duration} s of wrk -c{args.connections} "
               f"per server under callgrind (temp dir {tmp})", flush=True)
         rows = {name: count(ctx, gen, name, command, args.duration, args.connections)
-                for name, command in (("reference", reference), ("callgate", callgate))}
+                for name, command in commands.items()}
     except (bench.BenchError, bench.Skip, subprocess.CalledProcessError) as exc:
         print(f"instructions: {exc}", file=sys.stderr)
         return 2
@@ -119,10 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     per_request = {}
     for name, (requests, non_2xx, instructions) in rows.items():
         per_request[name] = instructions / max(requests, 1)
-        print(f"   {name:<10} {requests:6d} requests ({non_2xx} non-2xx)  {per_request[name]:10,.0f} instructions/request")
-    print(f"   ratio      {per_request['reference'] / per_request['callgate']:.2f}  "
-          f"(reference / callgate instructions; bench/run.py's target for {args.config}: "
-          f"{bench.RATIO_TARGETS[args.config]})")
+        print(f"   {name:<16} {requests:6d} requests ({non_2xx} non-2xx)  {per_request[name]:10,.0f} instructions/request")
+    for name in per_request:
+        if name != "reference":
+            print(f"   ratio {name:<10} {per_request['reference'] / per_request[name]:.2f}  "
+                  f"(reference / callgate instructions; bench/run.py's target for {args.config}: "
+                  f"{bench.RATIO_TARGETS[args.config]})")
     return 0
 
 

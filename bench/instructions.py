@@ -7,7 +7,8 @@ reference server and ``callgate serve`` (the same configurations as ``bench/run.
 executed during the load by the requests it answered.  Both run ~50 times slower under
 valgrind, so the load uses few connections and the counts include no waiting.
 
-    .venv/bin/python bench/instructions.py [--config router|full] [--duration 15] [--connections 4]
+    .venv/bin/python bench/instructions.py [--config router|full] [--generation v1|v2] [--duration 15]
+                                           [--connections 4] [--event-loop asyncio,uvloop]
 
 It prints instructions per request for each server and their ratio (reference / callgate: the
 requests/s ratio the two would have if time were proportional to instructions; cache misses
@@ -47,16 +48,17 @@ def count(ctx: bench.Context, gen: bench.Generation, name: str, command: Callabl
     """(requests answered, non-2xx, instructions executed) of one server (``command(port)``: its command and
     extra environment) under load on ``gen``'s path."""
     port = bench.free_port()
-    out = ctx.tmp / f"callgrind-{name}"
+    file_name = name.replace("/", "-")
+    out = ctx.tmp / f"callgrind-{file_name}"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "--dump-instr=no"]
     argv, extra_env = command(port)
-    proc = ctx.procs.start(name, [*valgrind, *argv], bench.SERVER_CPU, ctx.tmp / f"{name}.log",
+    proc = ctx.procs.start(name, [*valgrind, *argv], bench.SERVER_CPU, ctx.tmp / f"{file_name}.log",
                            {**ctx.env(), **extra_env})
     try:
         bench.wait_listening(proc, port, timeout=START_TIMEOUT_S)
         server = bench.Server(name, port, proc, "reference" if name == "reference" else "callgate")
         print(f"   {name} answers {bench.smoke_check(server, ctx.signer, gen)}", flush=True)
-        data = ctx.tmp / f"requests-{name}.lua"
+        data = ctx.tmp / f"requests-{file_name}.lua"
         bench.write_lua_requests(data, bench.signed_requests(ctx.signer, gen, ctx.args.requests))
         env = {**os.environ, "CALLGATE_BENCH_REQUESTS": str(data)}
         subprocess.run(bench.wrk_command(port, gen.path, 5, connections), env=env, capture_output=True,
@@ -66,11 +68,11 @@ def count(ctx: bench.Context, gen: bench.Generation, name: str, command: Callabl
                               text=True, check=True)
         time.sleep(1)                                  # the last answers and log lines
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
-        dumps = sorted(ctx.tmp.glob(f"callgrind-{name}.*.1"))
+        dumps = sorted(ctx.tmp.glob(f"callgrind-{file_name}.*.1"))
         deadline = time.monotonic() + 30
         while not dumps and time.monotonic() < deadline:
             time.sleep(0.5)
-            dumps = sorted(ctx.tmp.glob(f"callgrind-{name}.*.1"))
+            dumps = sorted(ctx.tmp.glob(f"callgrind-{file_name}.*.1"))
         if not dumps:
             raise bench.BenchError(f"callgrind wrote no dump for {name}")
         result = bench.parse_wrk(done.stdout)

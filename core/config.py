@@ -109,8 +109,9 @@ class ServerConfig(_Strict):
     drain_seconds: float = Field(0.0, ge=0, le=300)
     #: How long callbacks in flight may take to finish when the server stops.
     shutdown_timeout_seconds: float = Field(30.0, ge=0, le=600)
-    #: The event loop ``callgate serve`` runs on: "uvloop", "asyncio", or "auto" (uvloop where installed).
-    event_loop: EventLoopSetting = "auto"
+    #: The event loop ``callgate serve`` runs on: "asyncio", "uvloop", or "auto" (uvloop where installed).
+    #: asyncio by default: uvloop measured no faster and with a worse p99 (docs/performance.md, 2026-12-06).
+    event_loop: EventLoopSetting = "asyncio"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: The country (ISO 3166 code, "SE") whose national formats (070 123 45 67) numbers written in the

@@ -19,7 +19,7 @@ def _listening(server) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("setting", "expected"), [("asyncio", "asyncio"), ("uvloop", "uvloop"), ("auto", "uvloop"),
-                                                   (None, "uvloop")])
+                                                   (None, "asyncio")])
 def test_the_setting_selects_the_loop_of_the_real_server(callgate_server, setting, expected):
     server_table = '[server]\nlog_format = "json"\n' + (f'event_loop = "{setting}"\n' if setting else "")
     server = callgate_server(server_table + ROUTE)

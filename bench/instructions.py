@@ -7,7 +7,8 @@ reference server and ``callgate serve`` (the same configurations as ``bench/run.
 executed during the load by the requests it answered.  Both run ~50 times slower under
 valgrind, so the load uses few connections and the counts include no waiting.
 
-    .venv/bin/python bench/instructions.py [--config router|full] [--duration 15] [--connections 4]
+    .venv/bin/python bench/instructions.py [--config router|full] [--generation v1|v2] [--duration 15]
+                                           [--connections 4] [--event-loop asyncio,uvloop]
 
 It prints instructions per request for each server and their ratio (reference / callgate: the
 requests/s ratio the two would have if time were proportional to instructions; cache misses
@@ -42,33 +43,36 @@ def callgrind_total(out_file: Path) -> int:
     raise bench.BenchError(f"no total in {out_file}")
 
 
-def count(ctx: bench.Context, name: str, command: Callable[[int], list[str]], duration: int,
-          connections: int) -> tuple[int, int, int]:
-    """(requests answered, non-2xx, instructions executed) of one server (``command(port)``) under load."""
+def count(ctx: bench.Context, gen: bench.Generation, name: str, command: Callable[[int], tuple[list[str], dict[str, str]]],
+          duration: int, connections: int) -> tuple[int, int, int]:
+    """(requests answered, non-2xx, instructions executed) of one server (``command(port)``: its command and
+    extra environment) under load on ``gen``'s path."""
     port = bench.free_port()
-    out = ctx.tmp / f"callgrind-{name}"
+    file_name = name.replace("/", "-")
+    out = ctx.tmp / f"callgrind-{file_name}"
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}.%p", "--dump-instr=no"]
-    proc = ctx.procs.start(name, [*valgrind, *command(port)],
-                           bench.SERVER_CPU, ctx.tmp / f"{name}.log", ctx.env())
+    argv, extra_env = command(port)
+    proc = ctx.procs.start(name, [*valgrind, *argv], bench.SERVER_CPU, ctx.tmp / f"{file_name}.log",
+                           {**ctx.env(), **extra_env})
     try:
         bench.wait_listening(proc, port, timeout=START_TIMEOUT_S)
-        server = bench.Server(name, port, proc)
-        print(f"   {name} answers {bench.smoke_check(server, ctx.key, ctx.secret)}", flush=True)
-        data = ctx.tmp / f"requests-{name}.lua"
-        bench.write_lua_requests(data, bench.signed_requests(ctx.key, ctx.secret, ctx.args.requests))
+        server = bench.Server(name, port, proc, "reference" if name == "reference" else "callgate")
+        print(f"   {name} answers {bench.smoke_check(server, ctx.signer, gen)}", flush=True)
+        data = ctx.tmp / f"requests-{file_name}.lua"
+        bench.write_lua_requests(data, bench.signed_requests(ctx.signer, gen, ctx.args.requests))
         env = {**os.environ, "CALLGATE_BENCH_REQUESTS": str(data)}
-        subprocess.run(bench.wrk_command(port, 5, connections), env=env, capture_output=True,
+        subprocess.run(bench.wrk_command(port, gen.path, 5, connections), env=env, capture_output=True,
                        check=True)                                                      # warm-up, not counted
         subprocess.run(["callgrind_control", "--zero", str(proc.pid)], capture_output=True, check=True)
-        done = subprocess.run(bench.wrk_command(port, duration, connections), env=env, capture_output=True, text=True,
-                              check=True)
+        done = subprocess.run(bench.wrk_command(port, gen.path, duration, connections), env=env, capture_output=True,
+                              text=True, check=True)
         time.sleep(1)                                  # the last answers and log lines
         subprocess.run(["callgrind_control", "--dump", str(proc.pid)], capture_output=True, check=True)
-        dumps = sorted(ctx.tmp.glob(f"callgrind-{name}.*.1"))
+        dumps = sorted(ctx.tmp.glob(f"callgrind-{file_name}.*.1"))
         deadline = time.monotonic() + 30
         while not dumps and time.monotonic() < deadline:
             time.sleep(0.5)
-            dumps = sorted(ctx.tmp.glob(f"callgrind-{name}.*.1"))
+            dumps = sorted(ctx.tmp.glob(f"callgrind-{file_name}.*.1"))
         if not dumps:
             raise bench.BenchError(f"callgrind wrote no dump for {name}")
         result = bench.parse_wrk(done.stdout)
@@ -77,27 +81,47 @@ def count(ctx: bench.Context, name: str, command: Callable[[int], list[str]], du
         ctx.procs.stop(proc)
 
 
+def secret() -> str:
+    """A fresh Base64 secret."""
+    return base64.b64encode(os.urandom(32)).decode()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", choices=("router", "full"), default="router")
+    parser.add_argument("--generation", choices=tuple(bench.GENERATIONS), default="v1",
+                        help="v1 callbacks or v2 webhooks (default v1)")
     parser.add_argument("--duration", type=int, default=15, help="seconds of counted load per server (default 15)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated")
+    parser.add_argument("--event-loop", default="",
+                        help="callgate's [server] event_loop: asyncio, uvloop, or both (asyncio,uvloop), each counted "
+                             "(default: callgate's default)")
     args = parser.parse_args(argv)
+    args.event_loops = [v for v in args.event_loop.split(",") if v] or [None]
+    if not set(args.event_loops) <= {None, "asyncio", "uvloop", "auto"}:
+        parser.error("--event-loop: asyncio, uvloop, auto, or a comma-separated list of them")
     missing = [tool for tool in ("valgrind", "callgrind_control", "wrk", "taskset") if shutil.which(tool) is None]
     if missing:
         print(f"instructions: missing {', '.join(missing)} (apt-get install -y valgrind wrk)", file=sys.stderr)
         return 2
     tmp = Path(tempfile.mkdtemp(prefix="callgate-instructions-"))
-    ctx = bench.Context(args, tmp, bench.Processes(), bench.samples.APPLICATION_KEY,
-                        base64.b64encode(os.urandom(32)).decode())
+    ctx = bench.Context(args, tmp, bench.Processes(),
+                        bench.Signer(bench.samples.APPLICATION_KEY, secret(), bench.v2_samples.SERVICE_ID, secret()))
+    gen = bench.GENERATIONS[args.generation]
+    answers = tmp / "answers.json"
     try:
         setup = bench.CONFIGURATIONS[args.config][1](ctx)
-        callgate = lambda port: bench.callgate_command(setup.config, port)  # noqa: E731
-        print(f"instructions per request, {args.config}: {args.duration} s of wrk -c{args.connections} "
+        commands: dict[str, Callable[[int], tuple[list[str], dict[str, str]]]] = {
+            "reference": lambda port: bench.reference_command("plain", port, answers)}
+        for loop in args.event_loops:
+            config = setup.config if loop is None else bench.with_event_loop(setup.config, loop)
+            commands["callgate" + (f"/{loop}" if loop else "")] = (
+                lambda port, config=config: (bench.callgate_command(config, port, 1), {}))
+        print(f"instructions per request, {args.config}, {gen.name}: {args.duration} s of wrk -c{args.connections} "
               f"per server under callgrind (temp dir {tmp})", flush=True)
-        rows = {name: count(ctx, name, command, args.duration, args.connections)
-                for name, command in (("reference", bench.reference_command), ("callgate", callgate))}
+        rows = {name: count(ctx, gen, name, command, args.duration, args.connections)
+                for name, command in commands.items()}
     except (bench.BenchError, bench.Skip, subprocess.CalledProcessError) as exc:
         print(f"instructions: {exc}", file=sys.stderr)
         return 2
@@ -107,10 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     per_request = {}
     for name, (requests, non_2xx, instructions) in rows.items():
         per_request[name] = instructions / max(requests, 1)
-        print(f"   {name:<10} {requests:6d} requests ({non_2xx} non-2xx)  {per_request[name]:10,.0f} instructions/request")
-    print(f"   ratio      {per_request['reference'] / per_request['callgate']:.2f}  "
-          f"(reference / callgate instructions; bench/run.py's target for {args.config}: "
-          f"{bench.RATIO_TARGETS[args.config]})")
+        print(f"   {name:<16} {requests:6d} requests ({non_2xx} non-2xx)  {per_request[name]:10,.0f} instructions/request")
+    for name in per_request:
+        if name != "reference":
+            print(f"   ratio {name:<10} {per_request['reference'] / per_request[name]:.2f}  "
+                  f"(reference / callgate instructions; bench/run.py's target for {args.config}: "
+                  f"{bench.RATIO_TARGETS[args.config]})")
     return 0
 
 

@@ -5,7 +5,7 @@ node_modules, when those references are asked for; wrk and taskset must be there
 
     .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--config router|full|all]
                                   [--generation v1|v2|both] [--reference plain,uvloop,express|all]
-                                  [--workers 1,2] [--requests 2000] [--warmup 2] [--retries 2]
+                                  [--workers 1,2] [--event-loop asyncio,uvloop] [--requests 2000] [--warmup 2] [--retries 2]
                                   [--profile] [--keep]
 
 What it does, per configuration and API generation:
@@ -15,7 +15,7 @@ What it does, per configuration and API generation:
 2. starts the references (``plain``: ``bench/reference_server.py``, the same signature check,
    ``json.loads`` and a fixed answer on bare aiohttp; ``uvloop``: the same on uvloop with orjson;
    ``express``: ``bench/express/server.js``, Express 5 doing the same in Node) and ``callgate serve``
-   once per ``--workers`` count, every process pinned to CPU 0 with ``taskset -c 0``; callgate logs
+   once per ``--workers`` count (and ``--event-loop`` setting), every process pinned to CPU 0 with ``taskset -c 0``; callgate logs
    JSON lines at level info to a file;
 3. checks that each answers one signed call (v1: ICE/ACE/PIE/DICE to /sinch/callback; v2:
    call.incoming/answered/menu/hangup, ``service``-signed, to /sinch/webhook) with 200, and in the
@@ -529,11 +529,23 @@ def start_reference(ctx: Context, kind: str) -> Server:
     return Server(kind, port, proc, "reference")
 
 
-def start_callgate(ctx: Context, config: Path, workers: int) -> Server:
+def with_event_loop(config: Path, event_loop: str) -> Path:
+    """A copy of ``config`` with ``[server] event_loop`` set."""
+    text = config.read_text()
+    if "[server]\n" not in text:
+        raise BenchError(f"{config}: no [server] table to set event_loop in")
+    copy = config.with_name(f"{config.stem}-{event_loop}{config.suffix}")
+    copy.write_text(text.replace("[server]\n", f'[server]\nevent_loop = "{event_loop}"\n', 1))
+    return copy
+
+
+def start_callgate(ctx: Context, config: Path, workers: int, event_loop: str | None = None) -> Server:
     port = free_port()
-    name = "callgate" if workers == 1 else f"callgate/{workers}w"
+    name = "callgate" + (f"/{event_loop}" if event_loop else "") + (f"/{workers}w" if workers > 1 else "")
+    if event_loop:
+        config = with_event_loop(config, event_loop)
     proc = ctx.procs.start(name, callgate_command(config, port, workers), SERVER_CPU,
-                           ctx.tmp / f"callgate-{workers}w.log", ctx.env())
+                           ctx.tmp / f"{name.replace('/', '-')}.log", ctx.env())
     wait_listening(proc, port)
     wait_ready(proc, port)
     if workers > 1:
@@ -756,7 +768,7 @@ def measure_quiet(ctx: Context, gen: Generation, server: Server, label: str, pid
 
 
 def print_run(round_no: int, name: str, r: WrkResult, repeated: bool) -> None:
-    print(f"  round {round_no} {name:<12} {r.rps:9.1f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
+    print(f"  round {round_no} {name:<16} {r.rps:9.1f} req/s  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms  "
           f"non-2xx {r.non_2xx}  socket errors {r.socket_errors}  CPU {SERVER_CPU} used by others "
           f"{100 * r.other_cpu:.0f} %{'  (again: the machine was busy)' if repeated else ''}", flush=True)
 
@@ -886,16 +898,16 @@ def report(kind: str, title: str, servers: list[Server], notes: list[str], logs:
     print(f"\n== {title}: medians over {len(servers[0].runs)} rounds ==")
     for note in notes:
         print(f"   {note}")
-    print(f"   {'':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99 max':>8} {'non-2xx':>8} {'sock err':>8} "
+    print(f"   {'':<16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'p99 max':>8} {'non-2xx':>8} {'sock err':>8} "
           f"{'requests':>9} {'peak RSS MB':>11} {'others %':>8}")
     for name, r in rows.items():
-        print(f"   {name:<12} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['p99_max']:8.2f} {r['non_2xx']:8.0f} "
+        print(f"   {name:<16} {r['rps']:9.1f} {r['p50']:8.2f} {r['p99']:8.2f} {r['p99_max']:8.2f} {r['non_2xx']:8.0f} "
               f"{r['errors']:8.0f} {r['requests']:9.0f} {r['rss']:11.1f} {100 * r['other']:8.0f}")
     print("   ratios (callgate / reference: req/s of the medians, p99; per round in brackets)")
     for cg in gates:
         for ref in refs:
             c, r = rows[cg.name], rows[ref.name]
-            print(f"   {cg.name:<12} / {ref.name:<8} {_ratio(c['rps'], r['rps']):>6}  p99 {_ratio(c['p99'], r['p99']):>6}"
+            print(f"   {cg.name:<16} / {ref.name:<8} {_ratio(c['rps'], r['rps']):>6}  p99 {_ratio(c['p99'], r['p99']):>6}"
                   f"  ({' '.join(_ratio(a.rps, b.rps) for a, b in zip(cg.runs, ref.runs))})")
     if len(gates) > 1:
         base = rows[gates[0].name]
@@ -957,8 +969,9 @@ def bench_configuration(ctx: Context, kind: str, gen: Generation) -> bool | None
     try:
         for ref_kind in ctx.args.references:
             servers.append(start_reference(ctx, ref_kind))
-        for workers in ctx.args.workers:
-            servers.append(start_callgate(ctx, prepared.config, workers))
+        for event_loop in ctx.args.event_loops:
+            for workers in ctx.args.workers:
+                servers.append(start_callgate(ctx, prepared.config, workers, event_loop))
         check_answers(kind, servers, {server.name: smoke_check(server, ctx.signer, gen) for server in servers})
         run_rounds(ctx, gen, f"{kind}-{gen.name}", servers)
         gates = [s for s in servers if s.role == "callgate"]
@@ -1001,6 +1014,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1",
                         help="callgate's worker processes: N, or a comma-separated list (1,2) run side by side "
                              "(default 1)")
+    parser.add_argument("--event-loop", default="",
+                        help="callgate's [server] event_loop: asyncio, uvloop, auto, or a comma-separated list run "
+                             "side by side (default: callgate's default)")
     parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated (default 2000)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load per server first (default 2)")
     parser.add_argument("--retries", type=int, default=2,
@@ -1014,6 +1030,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     try:
         args.references = _choices(args.reference, REFERENCES, "--reference")
         args.workers = [int(w) for w in args.workers.split(",")]
+        args.event_loops = (_choices(args.event_loop, ("asyncio", "uvloop", "auto"), "--event-loop")
+                            if args.event_loop else [None])
     except (argparse.ArgumentTypeError, ValueError) as exc:
         parser.error(str(exc) if isinstance(exc, argparse.ArgumentTypeError) else "--workers: N or N,M,...")
     if not all(1 <= w <= 16 for w in args.workers) or len(set(args.workers)) != len(args.workers):

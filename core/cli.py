@@ -21,6 +21,7 @@ from .app import build_service_verifier, build_verifier
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
 from .endpoints import NO_COMMANDS, IgnoredEvent, decode_callback, decode_webhook
 from .logs import configure_logging
+from .loops import loop_factory
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
@@ -237,6 +238,7 @@ def _fail(exc: Exception | str) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     configure_logging(config.server.log_format, config.server.log_level)
+    new_loop = loop_factory(config.server.event_loop)     # uvloop asked for and not installed: fails here, once
     host = args.host or config.server.host
     port = config.server.port if args.port is None else args.port
     if not config.applications and not config.services:
@@ -249,7 +251,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise ConfigError("--workers needs a fixed port (workers share it), not port 0")
         _load(config)      # a broken config or plugin fails here, once, not in every worker
         return supervise(worker_command(args.config, host, port), args.workers)
-    asyncio.run(serve(config, host, port, reuse_port=args.reuse_port))
+    with asyncio.Runner(loop_factory=new_loop) as runner:
+        runner.run(serve(config, host, port, reuse_port=args.reuse_port))
     return 0
 
 

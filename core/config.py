@@ -49,6 +49,8 @@ ENV_CONFIG = "CALLGATE_CONFIG"
 CONFIG_DIR = "callgate_config_dir"
 #: ... and the name of the plugin's distribution, for messages that say what to install.
 PLUGIN_DISTRIBUTION = "callgate_plugin_distribution"
+#: ``[server] event_loop`` (see :mod:`callgate.loops`).
+EventLoopSetting = Literal["auto", "uvloop", "asyncio"]
 
 
 class ConfigError(Exception):
@@ -107,6 +109,9 @@ class ServerConfig(_Strict):
     drain_seconds: float = Field(0.0, ge=0, le=300)
     #: How long callbacks in flight may take to finish when the server stops.
     shutdown_timeout_seconds: float = Field(30.0, ge=0, le=600)
+    #: The event loop ``callgate serve`` runs on: "asyncio", "uvloop", or "auto" (uvloop where installed).
+    #: asyncio by default: uvloop measured no faster and with a worse p99 (docs/performance.md, 2026-12-06).
+    event_loop: EventLoopSetting = "asyncio"
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: The country (ISO 3166 code, "SE") whose national formats (070 123 45 67) numbers written in the

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from .calls import CallEventType, Generation
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError
 from .protocols.errors import UnknownEvent
 from .protocols.signing_common import SchemeVerifier
-from .protocols.timestamps import parse_timestamp
 from .protocols.v1.decode import decode_event as decode_v1_call
 from .protocols.v1.signing import Verifier
 from .protocols.v2.adapt import UnhandledCustomEvent
@@ -59,9 +59,9 @@ class Endpoint:
     #: The refusal when ``verifier`` is None: its ``reason`` and what to set.
     unsigned_reason: str
     unsigned_message: str
-    #: A verified body and its ``x-timestamp`` header -> the call the pipeline answers; raises EventError (400)
-    #: or IgnoredEvent.
-    decode: Callable[[bytes, str | None], CallEventType]
+    #: A verified body and its ``x-timestamp`` (parsed by the verifier) -> the call the pipeline answers; raises
+    #: EventError (400) or IgnoredEvent.
+    decode: Callable[[bytes, datetime | None], CallEventType]
     #: The 200 body of an ignored event.
     ignored_body: bytes
 
@@ -97,7 +97,7 @@ def build_service_verifier(config: Config) -> ServiceVerifier | None:
 
 # --------------------------------------------------------------------------- v1
 
-def decode_callback(body: bytes, x_timestamp: str | None = None) -> CallEventType:
+def decode_callback(body: bytes, x_timestamp: datetime | None = None) -> CallEventType:
     """The neutral call of a v1 callback body (its time is the body's ``timestamp``); an unknown event raises
     IgnoredEvent."""
     try:
@@ -119,11 +119,11 @@ def callback_endpoint(config: Config) -> Endpoint:
 
 # --------------------------------------------------------------------------- v2
 
-def decode_webhook(body: bytes, x_timestamp: str | None = None) -> CallEventType:
-    """The neutral call of a v2 webhook (its time: the request's ``x-timestamp``, the body has none); a custom
-    event or an unknown ``call.*`` one raises IgnoredEvent."""
+def decode_webhook(body: bytes, x_timestamp: datetime | None = None) -> CallEventType:
+    """The neutral call of a v2 webhook (its time: the request's ``x-timestamp``, as the verifier parsed it; the
+    body has none); a custom event or an unknown ``call.*`` one raises IgnoredEvent."""
     try:
-        return decode_v2_call(body, timestamp=None if x_timestamp is None else parse_timestamp(x_timestamp))
+        return decode_v2_call(body, timestamp=x_timestamp)
     except UnhandledCustomEvent as exc:
         raise IgnoredEvent(exc.event, "custom_event_ignored") from None
     except UnknownCallEvent as exc:

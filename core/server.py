@@ -35,6 +35,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from .app import create_app, create_ops_app
 from .config import Config, ConfigError, ServerConfig
 from .connections import CallbackRunner
+from .loops import loop_name
 from .metrics import MULTIPROC_ENV
 from .state import LIFECYCLE, PLUGINS
 
@@ -65,7 +66,7 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         log.info("listening", url=f"http://{host}:{port}{server.callback_path}",
                  webhook_url=f"http://{host}:{port}{server.webhook_path}", pid=os.getpid(),
                  plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications),
-                 services=len(config.services),
+                 services=len(config.services), event_loop=loop_name(loop),
                  ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port")
         await stop.wait()
         app[LIFECYCLE].draining = True

@@ -3,6 +3,7 @@ refuses it; custom and unknown ``call.*`` events surface as UnknownCallEvent."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -259,3 +260,37 @@ def test_refusals_are_decode_v2_events(body, code):
     with pytest.raises(EventError) as info:
         decode_event(body)
     assert info.value.code == code
+
+
+# --------------------------------------------------------------------------- how the adapter builds calls
+# Through callgate.calls' positional builders (drafts), not the classes' __init__: the result must be the object
+# the keyword constructor builds, in every way.
+
+def _built_by_hand(value: Any) -> Any:
+    if type(value) is tuple:
+        return tuple(_built_by_hand(item) for item in value)
+    if not dataclasses.is_dataclass(value):
+        return value
+    return type(value)(**{f.name: _built_by_hand(getattr(value, f.name)) for f in dataclasses.fields(value)})
+
+
+@pytest.mark.parametrize("body", [
+    *(fixture(p.name) for p in sorted(FIXTURES.glob("call.*.json"))),
+    *(event_body(e) for e in ("call.amd.human", "call.amd.beep", "call.recording.finished", "call.timeout")),
+    event_body("call.incoming", to=SIP_TO, callRate=None),      # headers, no rate
+], ids=lambda body: body["event"])
+def test_decoded_calls_are_the_objects_their_constructors_build(body):
+    call = decode_event(encode(body), timestamp=X_TIMESTAMP)
+    values: list[Any] = [call]
+    while values:           # every slot of every object set (reading one a builder never set would raise)
+        value = values.pop()
+        for f in dataclasses.fields(value):
+            item = getattr(value, f.name)
+            values.extend(v for v in (item if type(item) is tuple else (item,)) if dataclasses.is_dataclass(v))
+    by_hand = _built_by_hand(call)
+    assert by_hand == call and repr(by_hand) == repr(call) and by_hand.raw is call.raw
+    assert call.notes == {} and type(call.notes) is dict and not hasattr(call, "__dict__")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        call.event = "other"  # type: ignore[misc]
+    call.notes["plugin"] = 1
+    assert decode_event(encode(body)).notes == {}          # a fresh notes dict per call

@@ -223,8 +223,9 @@ def signature_matches(states: Sequence[hmac.HMAC], string_to_sign: str, given: s
     return matched
 
 
-def check_freshness(x_timestamp: str, now: float, window: float) -> None:
-    """Raise :class:`SignatureError` unless ``x_timestamp`` is within ``window`` seconds of ``now``.
+def check_freshness(x_timestamp: str, now: float, window: float) -> datetime:
+    """``x_timestamp`` parsed (aware, UTC); raise :class:`SignatureError` unless it is within ``window`` seconds
+    of ``now``.
 
     Reasons: ``invalid_timestamp`` (not an ISO-8601 date-time), ``stale_timestamp`` (older),
     ``future_timestamp`` (newer).  Verifiers call it *after* the signature matched.
@@ -239,6 +240,7 @@ def check_freshness(x_timestamp: str, now: float, window: float) -> None:
     if age < -window:
         raise SignatureError("future_timestamp", f"x-timestamp {shown(x_timestamp)} is {-age:.0f}s in the "
                                                  f"future (window {window:g}s): check the server clock")
+    return when
 
 
 class SchemeVerifier:
@@ -292,6 +294,12 @@ class SchemeVerifier:
         without a query string; ``body`` the raw request bytes; ``headers`` an aiohttp
         ``CIMultiDictProxy`` or any mapping (names are matched case-insensitively).
         """
+        return self.verify_timed(method, path, headers, body)[0]
+
+    def verify_timed(self, method: str, path: str, headers: Mapping[str, str],
+                     body: bytes) -> tuple[str, datetime]:
+        """:meth:`verify`, and the request's ``x-timestamp`` as the window check parsed it (aware, UTC): the
+        time of a v2 webhook, whose body has none."""
         get = header_getter(headers)
         key, sig = parse_authorization(get("authorization"), self.scheme, self.form)
         states = self._keys.get(key)
@@ -308,5 +316,4 @@ class SchemeVerifier:
                                  f"signature does not match for {self.signer} {shown(key)} (signed: {method.upper()} "
                                  f"{shown(path)}, Content-Type {shown(content_type)}, "
                                  f"x-timestamp {shown(x_timestamp)}, {len(body)} body bytes)")
-        check_freshness(x_timestamp, self._clock(), self._window)
-        return key
+        return key, check_freshness(x_timestamp, self._clock(), self._window)

@@ -50,8 +50,27 @@ from typing import Any
 
 import msgspec
 
-from ...calls import AmdResult, Answered, Callee, Ended, Header, Incoming, MenuInput, MenuResult, Money, Notice
-from ...drafts import positional_builder
+from ...calls import (
+    AmdResult,
+    Answered,
+    Callee,
+    Ended,
+    Header,
+    Incoming,
+    MenuInput,
+    Money,
+    Notice,
+    new_amd,
+    new_answered,
+    new_callee,
+    new_ended,
+    new_header,
+    new_incoming,
+    new_menu_input,
+    new_menu_result,
+    new_money,
+    new_notice,
+)
 from ..errors import MAX_DEPTH, EventError, UnknownEvent
 from ..timestamps import parse_timestamp
 from .refusals import CONTROL, recheck, refuse_deep_nesting
@@ -120,22 +139,7 @@ class _SecondLook(Exception):
 
 
 # --------------------------------------------------------------------------- neutral objects
-# The frozen dataclasses of callgate.calls are built through positional builders (callgate.drafts), every
-# field given in declaration order: an Incoming costs ~6,700 instructions so, ~40,000 through its keyword
-# __init__ (frozen: one object.__setattr__ per field), which would make this decoder slower than the
-# hand-written one it replaces.  tests/test_events.py checks each decoded object equals the one its
-# keyword constructor builds.
-
-_new_incoming = positional_builder(Incoming)
-_new_answered = positional_builder(Answered)
-_new_menu_input = positional_builder(MenuInput)
-_new_ended = positional_builder(Ended)
-_new_notice = positional_builder(Notice)
-_new_money = positional_builder(Money)
-_new_callee = positional_builder(Callee)
-_new_header = positional_builder(Header)
-_new_amd = positional_builder(AmdResult)
-_new_menu_result = positional_builder(MenuResult)
+# Built through callgate.calls' positional builders (new_incoming, ...): see there why.
 
 
 # --------------------------------------------------------------------------- values
@@ -177,19 +181,19 @@ def _money(money: V1Money | None) -> Money | None:
         if not isinstance(amount, int) or isinstance(amount, bool):  # a string (msgspec's Decimal would take it), a list, ...
             raise _SecondLook
         amount = Decimal(amount)
-    return _new_money(money.currency_id, amount)
+    return new_money(money.currency_id, amount)
 
 
 def _callee(to: V1Callee | None) -> Callee | None:
-    return None if to is None else _new_callee(_lower(to.type), to.endpoint)
+    return None if to is None else new_callee(_lower(to.type), to.endpoint)
 
 
 def _amd(amd: V1Amd | None) -> AmdResult | None:
-    return None if amd is None else _new_amd(_lower(amd.status), amd.reason, amd.duration)
+    return None if amd is None else new_amd(_lower(amd.status), amd.reason, amd.duration)
 
 
 def _headers(headers: tuple[V1CallHeader, ...] | None) -> tuple[Header, ...]:
-    return () if not headers else tuple(_new_header(h.key, h.value or "") for h in headers)
+    return () if not headers else tuple(new_header(h.key, h.value or "") for h in headers)
 
 
 # --------------------------------------------------------------------------- events
@@ -197,7 +201,7 @@ def _headers(headers: tuple[V1CallHeader, ...] | None) -> tuple[Header, ...]:
 # timestamp, user, session_id), then the class's own.
 
 def _ice(wire: Any, raw: dict[str, Any]) -> Incoming:
-    return _new_incoming(
+    return new_incoming(
         "v1", "ice", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),
         _identifier(wire.user), None,
         _required_callid(wire), wire.call_resource_url, _money(wire.user_rate), wire.cli, _callee(wire.to),
@@ -205,7 +209,7 @@ def _ice(wire: Any, raw: dict[str, Any]) -> Incoming:
 
 
 def _ace(wire: Any, raw: dict[str, Any]) -> Answered:
-    return _new_answered(
+    return new_answered(
         "v1", "ace", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),
         _identifier(wire.user), None,
         _required_callid(wire), _amd(wire.amd), wire.conference_id,
@@ -216,16 +220,16 @@ def _pie(wire: Any, raw: dict[str, Any]) -> MenuInput:
     menu = wire.menu_result
     if menu is None:
         raise _SecondLook
-    return _new_menu_input(
+    return new_menu_input(
         "v1", "pie", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),
         _identifier(wire.user), None,
         _required_callid(wire),
-        _new_menu_result(menu.menu_id, _lower(menu.type), menu.value, _lower(menu.input_method)))
+        new_menu_result(menu.menu_id, _lower(menu.type), menu.value, _lower(menu.input_method)))
 
 
 def _dice(wire: Any, raw: dict[str, Any]) -> Ended:
     reason, result = wire.reason, wire.result
-    return _new_ended(
+    return new_ended(
         "v1", "dice", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),
         _identifier(wire.user), None,
         _required_callid(wire), None if reason is None else reason.strip(), None if result is None else result.strip(),
@@ -237,7 +241,7 @@ def _dice(wire: Any, raw: dict[str, Any]) -> Ended:
 def _notify(wire: Any, raw: dict[str, Any]) -> Notice:
     if wire.callid is None and raw.get("callId") is not None:  # the other spelling
         raise _SecondLook
-    return _new_notice(
+    return new_notice(
         "v1", "notify", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),
         _identifier(wire.user), None,
         _identifier(wire.callid), wire.conference_id, wire.type, wire.destination, _amd(wire.amd), wire.error_code,

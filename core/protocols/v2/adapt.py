@@ -58,9 +58,17 @@ from callgate.calls import (
     Header,
     Incoming,
     MenuInput,
-    MenuResult,
     Money,
     Notice,
+    new_answered,
+    new_callee,
+    new_ended,
+    new_header,
+    new_incoming,
+    new_menu_input,
+    new_menu_result,
+    new_money,
+    new_notice,
 )
 
 from .decode import UnknownCallEvent, decode_v2_event
@@ -123,7 +131,7 @@ def _kind(value: str | None) -> str | None:
 
 
 def _money(rate: V2CallRate | None) -> Money | None:
-    return None if rate is None else Money(currency=rate.currency_code, amount=rate.amount)
+    return None if rate is None else new_money(rate.currency_code, rate.amount)
 
 
 def _cli(call: V2Call) -> str | None:
@@ -138,61 +146,70 @@ def _callee(call: V2Call, inbound_default: bool) -> Callee | None:
     if kind == "PHONE":
         direction = (call.direction or "").upper()
         inbound = direction == "INBOUND" or (direction != "OUTBOUND" and inbound_default)
-        return Callee(type="did" if inbound else "number", endpoint=to.endpoint)
-    return Callee(type=_CALLEE_TYPES.get(kind, kind.lower() or None), endpoint=to.endpoint)
+        return new_callee("did" if inbound else "number", to.endpoint)
+    return new_callee(_CALLEE_TYPES.get(kind, kind.lower() or None), to.endpoint)
 
 
 def _headers(to: V2CallParty | None) -> tuple[Header, ...]:
     if to is None or to.sip is None or not to.sip.call_headers or (to.type or "").upper() != "SIP":
         return ()
-    return tuple(Header(key=h.key, value=h.value or "") for h in to.sip.call_headers)
+    return tuple(new_header(h.key, h.value or "") for h in to.sip.call_headers)
 
 
-def _common(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> dict[str, Any]:
+# The neutral calls are built through callgate.calls' positional builders (see there why), every field in
+# declaration order: CallEvent's (generation, event, raw, notes, version, custom, application, timestamp, user,
+# session_id; v2 has no version, custom or user), then the class's own.
+
+def _incoming(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> Incoming:
     call = event.call
-    return {"generation": GENERATION, "event": event.event, "raw": raw, "application": call.service_id,
-            "timestamp": timestamp, "session_id": call.session_id, "callid": call.call_id}
+    return new_incoming(
+        GENERATION, event.event, raw, {}, None, None, call.service_id, timestamp, None, call.session_id,
+        call.call_id, call.call_resource_url, _money(call.call_rate), _cli(call), _callee(call, inbound_default=True),
+        _kind(call.call_type), _kind(call.origination_type), None, None, _headers(call.to))  # duration, rdnis: v1 only
 
 
-def _incoming(event: V2Event, base: dict[str, Any]) -> Incoming:
+def _answered(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> Answered:
     call = event.call
-    return Incoming(**base, call_resource_url=call.call_resource_url, rate=_money(call.call_rate), cli=_cli(call),
-                    to=_callee(call, inbound_default=True), domain=_kind(call.call_type),
-                    origination_type=_kind(call.origination_type), headers=_headers(call.to))
+    return new_answered(
+        GENERATION, event.event, raw, {}, None, None, call.service_id, timestamp, None, call.session_id,
+        call.call_id, None, None, _cli(call), _callee(call, inbound_default=False))  # amd, conference_id: v1 only
 
 
-def _answered(event: V2Event, base: dict[str, Any]) -> Answered:
-    call = event.call
-    return Answered(**base, cli=_cli(call), to=_callee(call, inbound_default=False))
-
-
-def _menu(event: V2Event, base: dict[str, Any]) -> MenuInput:
+def _menu(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> MenuInput:
     assert isinstance(event, V2CallMenu)
+    call = event.call
     # The menus callgate renders end input with "#" (terminatingSequence), which v2 reports in ``input`` and v1
     # leaves out of its value: without it, a plugin compares the same digits whichever generation sent them.
     entered = event.menu.input
-    result = MenuResult(menu_id=event.menu.menu_name, type="sequence",
-                        value=entered[:-1] if entered and entered.endswith("#") else entered, input_method="dtmf")
-    return MenuInput(**base, menu_result=result)
+    result = new_menu_result(event.menu.menu_name, "sequence",
+                             entered[:-1] if entered and entered.endswith("#") else entered, "dtmf")
+    return new_menu_input(
+        GENERATION, event.event, raw, {}, None, None, call.service_id, timestamp, None, call.session_id,
+        call.call_id, result)
 
 
-def _ended(event: V2Event, base: dict[str, Any]) -> Ended:
+def _ended(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> Ended:
     call = event.call
-    return Ended(**base, reason=call.call_reason, result=call.call_result, rate=_money(call.call_rate),
-                 to=_callee(call, inbound_default=False), duration=call.call_duration_seconds or 0, cli=_cli(call),
-                 headers=_headers(call.to), answered_at=call.answer_time, ended_at=call.end_time)
+    return new_ended(
+        GENERATION, event.event, raw, {}, None, None, call.service_id, timestamp, None, call.session_id,
+        call.call_id, call.call_reason, call.call_result, None, _money(call.call_rate),  # debit: v1 only
+        _callee(call, inbound_default=False), call.call_duration_seconds or 0, _cli(call), _headers(call.to),
+        call.answer_time, call.end_time)
 
 
-def _notice(kind: str, amd: str | None = None) -> Callable[[V2Event, dict[str, Any]], Notice]:
+def _notice(kind: str, amd: str | None = None) -> Callable[[V2Event, dict[str, Any], datetime | None], Notice]:
     result = None if amd is None else AmdResult(status=amd, reason=None, duration=None)
 
-    def build(event: V2Event, base: dict[str, Any]) -> Notice:
-        return Notice(**base, type=kind, amd=result)
+    def build(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> Notice:
+        call = event.call
+        return new_notice(
+            GENERATION, event.event, raw, {}, None, None, call.service_id, timestamp, None, call.session_id,
+            call.call_id, None, kind, None, result, None, None)  # conference_id, destination, error_*: v1 only
 
     return build
 
 
-_BUILDERS: dict[type, Callable[[V2Event, dict[str, Any]], CallEventType]] = {
+_BUILDERS: dict[type, Callable[[V2Event, dict[str, Any], datetime | None], CallEventType]] = {
     V2CallIncoming: _incoming,
     V2CallAnswered: _answered,
     V2CallMenu: _menu,
@@ -214,7 +231,7 @@ def neutral_call(event: V2Event, raw: dict[str, Any], *, timestamp: datetime | N
     if build is None:
         assert isinstance(event, V2CustomEvent)
         raise UnhandledCustomEvent(event)
-    return build(event, _common(event, raw, timestamp))
+    return build(event, raw, timestamp)
 
 
 def decode_event(body: bytes | bytearray | memoryview | str, *, timestamp: datetime | None = None) -> CallEventType:

@@ -1,0 +1,447 @@
+"""The console in a real browser: headless Chromium (Debian's, through its own ChromeDriver) on the pages of a
+real ``callgate serve`` that receives signed v1 callbacks and v2 webhooks over real HTTP.  What the pages
+show is compared with what was sent and what the HTTP client was answered.
+
+One server and one browser for the module (starting them takes seconds); each test sends calls of its own,
+with numbers no other test uses, and looks for those.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from console_browser import (
+    COOKIE,
+    DENIED_PREFIX,
+    DENY_PROMPT,
+    ConsoleServer,
+    Sent,
+    chromium,
+    dialogs,
+    find,
+    http,
+    login,
+    missing_browser,
+    texts,
+    wait_for,
+)
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from callgate import samples, v2_samples
+
+#: Starts the real callgate command and a browser, and waits in real time: skipped by -m 'not slow'.
+pytestmark = pytest.mark.slow
+
+HOSTILE_CALLER = """<img src=x onerror="document.title='pwned';window.__pwned=1">"""
+HOSTILE_HEADER = """<script>document.title='pwned';window.__pwned=1</script>"""
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory) -> Iterator[ConsoleServer]:
+    """The real ``callgate serve`` with the console enabled (module-wide)."""
+    import os
+
+    reason = missing_browser()
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(reason)     # CI installs the browser (.ci/run): its absence there is a failure
+        pytest.skip(reason)
+    server = ConsoleServer(tmp_path_factory.mktemp("console")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser(console) -> Iterator[WebDriver]:
+    """One headless Chromium for the module, logged in to the console."""
+    driver = chromium()
+    login(driver, console)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def stranger(console) -> Iterator[WebDriver]:
+    """A headless Chromium of its own that never logged in (no cookie)."""
+    driver = chromium()
+    yield driver
+    driver.quit()
+
+
+_numbers = iter(range(100, 1000))
+
+
+def caller_number(prefix: str = "+4670") -> str:
+    """A caller number no other test in the module uses."""
+    return f"{prefix}1{next(_numbers):03d}{int(time.time()) % 1000:03d}"
+
+
+def open_call(browser: WebDriver, console: ConsoleServer, key: str) -> None:
+    browser.get(console.url("/calls/" + urllib.parse.quote(key, safe="")))
+    wait_for(lambda: find(browser, "#call-summary"), what=f"the page of call {key}")
+
+
+def parsed_pre(element) -> object:
+    """The JSON a ``pre`` shows (formatted JSON, parsed back)."""
+    return json.loads(element.get_attribute("textContent"))
+
+
+def v1_key(sent: list[Sent]) -> str:
+    return "v1:" + sent[0].body["callid"]
+
+
+def v2_key(sent: list[Sent]) -> str:
+    return "v2:" + sent[0].body["call"]["callId"]
+
+
+def wait_recorded(console: ConsoleServer, callid: str, count: int, timeout: float = 5.0) -> None:
+    """Until the console's store holds ``count`` callbacks of ``callid`` (recording is batched)."""
+    query = "/callbacks?" + urllib.parse.urlencode({"callid": callid})
+    wait_for(lambda: len(console.api(query)["callbacks"]) >= count, timeout=timeout,
+             what=f"{count} callbacks of {callid} recorded")
+
+
+# --- the live view ------------------------------------------------------------------------------------------
+
+
+def test_the_live_view_shows_a_new_call_within_two_seconds(console, browser):
+    browser.get(console.url("/"))
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    caller = caller_number()
+
+    ice = console.callback(samples.ice(caller=caller.lstrip("+"), to="+46850009999"))
+    assert ice.status == 200 and ice.answer["action"]["name"] == "connectPstn"
+    row = wait_for(lambda: _row_with_caller(browser, "#latest-callbacks", caller), timeout=2.0,
+                   what="the new ICE in #latest-callbacks")
+    seen_after = time.time() - ice.answered_at
+    assert seen_after < 2.0
+
+    cells = {name: row.find_element(By.CSS_SELECTOR, f".cb-{name}").text for name in
+             ("generation", "event", "caller", "callee", "status", "decision", "plugin")}
+    assert cells["generation"] == "v1" and cells["event"] == "ice" and cells["status"] == "200"
+    assert caller in cells["caller"] and "+46850009999" in cells["callee"]
+    assert cells["decision"] == "allowed"
+    # The call is in progress (no DICE yet): it is in #live-calls; its DICE takes it out, without a reload.
+    key = "v1:" + ice.body["callid"]
+    wait_for(lambda: find(browser, f'#live-calls tr[data-call-key="{key}"]'), timeout=2.0,
+             what="the call in #live-calls")
+    dice = console.callback(samples.dice(callid=ice.body["callid"], caller=caller.lstrip("+"), to="+46850009999"))
+    assert dice.status == 200
+    wait_for(lambda: find(browser, f'#live-calls tr[data-call-key="{key}"]') is None, timeout=2.0,
+             what="the ended call leaving #live-calls")
+    # The row links to the call's page.
+    href = _row_with_caller(browser, "#latest-callbacks", caller).find_element(By.CSS_SELECTOR, "a.call-link")
+    assert urllib.parse.unquote(href.get_attribute("href")).endswith("/console/calls/" + key)
+
+
+def _row_with_caller(browser: WebDriver, table: str, caller: str):
+    for row in browser.find_elements(By.CSS_SELECTOR, f"{table} tr[data-callback-id]"):
+        if caller in row.find_element(By.CSS_SELECTOR, ".cb-caller").text:
+            return row
+    return None
+
+
+def test_both_generations_appear_in_the_live_view_newest_first(console, browser):
+    browser.get(console.url("/"))
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    v1_caller, v2_caller = caller_number(), caller_number()
+    v1 = console.callback(samples.ice(caller=v1_caller.lstrip("+")))
+    v2 = console.webhook(v2_samples.incoming(caller=v2_caller))
+    assert v1.status == v2.status == 200
+    v1_row = wait_for(lambda: _row_with_caller(browser, "#latest-callbacks", v1_caller), timeout=2.0, what="the v1 row")
+    v2_row = wait_for(lambda: _row_with_caller(browser, "#latest-callbacks", v2_caller), timeout=2.0, what="the v2 row")
+    assert v1_row.find_element(By.CSS_SELECTOR, ".cb-generation").text == "v1"
+    assert v2_row.find_element(By.CSS_SELECTOR, ".cb-generation").text == "v2"
+    assert v2_row.find_element(By.CSS_SELECTOR, ".cb-event").text == "call.incoming"
+    rows = browser.find_elements(By.CSS_SELECTOR, "#latest-callbacks tr[data-callback-id]")
+    ids = [row.get_attribute("data-callback-id") for row in rows]
+    assert ids.index(v2_row.get_attribute("data-callback-id")) < ids.index(v1_row.get_attribute("data-callback-id"))
+    # The same rows after a reload (from the store, not only from the stream).
+    browser.refresh()
+    assert _row_with_caller(browser, "#latest-callbacks", v1_caller) is not None
+    assert _row_with_caller(browser, "#latest-callbacks", v2_caller) is not None
+
+
+# --- a call's page ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("generation", ["v1", "v2"])
+def test_a_calls_page_shows_each_request_its_answer_and_the_plugin_trace(console, browser, generation):
+    caller = caller_number()
+    to = "+46850007777"
+    sent = console.v1_call(caller, to) if generation == "v1" else console.v2_call(caller, to)
+    assert [s.status for s in sent] == [200] * len(sent)
+    key = v1_key(sent) if generation == "v1" else v2_key(sent)
+    callid = key.split(":", 1)[1]
+    wait_recorded(console, callid, len(sent))
+
+    open_call(browser, console, key)
+    summary = find(browser, "#call-summary").text
+    assert caller in summary and to in summary and generation in summary
+    assert "allowed" in summary.lower()
+    entries = browser.find_elements(By.CSS_SELECTOR, "#timeline .timeline-entry")
+    assert [e.get_attribute("data-event") for e in entries] == [s.event for s in sent]
+    for entry, request in zip(entries, sent):
+        assert parsed_pre(entry.find_element(By.CSS_SELECTOR, "pre.request-json")) == request.body
+        assert parsed_pre(entry.find_element(By.CSS_SELECTOR, "pre.answer-json")) == request.answer
+        assert entry.find_element(By.CSS_SELECTOR, ".answer-status").text.strip().startswith(str(request.status))
+        headers = entry.find_element(By.CSS_SELECTOR, ".request-headers").get_attribute("textContent")
+        assert "Content-Type" in headers or "content-type" in headers.lower()
+        assert "authorization" not in headers.lower()          # the signature is never shown (nor stored)
+    # The plugin trace of the incoming call: the allowlist allowed, the router routed, each with its time.
+    first = entries[0]
+    trace = {row.get_attribute("data-plugin"): row for row in
+             first.find_elements(By.CSS_SELECTOR, "table.plugin-trace tr[data-plugin]")}
+    assert {"allowlist", "router"} <= set(trace)
+    for row in trace.values():
+        assert row.find_element(By.CSS_SELECTOR, ".trace-status").text == "ok"
+        assert float(row.find_element(By.CSS_SELECTOR, ".trace-ms").text.split()[0]) >= 0
+    assert trace["allowlist"].find_element(By.CSS_SELECTOR, ".trace-verdict").text.strip()
+    # What the caller's leg was answered, as sent: v1 connectPstn to the callee; v2 a bridge to it.
+    answer = sent[0].answer
+    if generation == "v1":
+        assert answer["action"]["name"] == "connectPstn" and answer["action"]["number"] == to
+    else:
+        assert [c["name"] for c in answer["commands"]][-1:] == ["bridgeCall"] and to in json.dumps(answer)
+
+
+def test_a_denied_calls_page_names_the_plugin_that_denied_it(console, browser):
+    caller = caller_number(DENIED_PREFIX)
+    sent = console.v2_call(caller)
+    assert sent[0].status == 200 and DENY_PROMPT in json.dumps(sent[0].answer)
+    wait_recorded(console, sent[0].body["call"]["callId"], len(sent))
+    open_call(browser, console, v2_key(sent))
+    summary = find(browser, "#call-summary").text
+    assert "denied" in summary.lower() and "allowlist" in summary
+    first = browser.find_element(By.CSS_SELECTOR, '#timeline .timeline-entry[data-event="call.incoming"]')
+    verdict = first.find_element(By.CSS_SELECTOR, 'table.plugin-trace tr[data-plugin="allowlist"] .trace-verdict').text
+    assert "deny" in verdict.lower()
+    assert parsed_pre(first.find_element(By.CSS_SELECTOR, "pre.answer-json")) == sent[0].answer
+
+
+def test_an_unknown_call_is_a_404_page(console, browser):
+    browser.get(console.url("/calls/" + urllib.parse.quote("v2:NOSUCHCALL00000000000000000", safe="")))
+    assert find(browser, "#timeline") is None
+    status, _, _ = console.get("/calls/" + urllib.parse.quote("v2:NOSUCHCALL00000000000000000", safe=""),
+                               token=console.token)
+    assert status == 404
+
+
+# --- search ---------------------------------------------------------------------------------------------------
+
+
+def _search(browser: WebDriver, console: ConsoleServer, **query: str) -> set[str]:
+    browser.get(console.url("/search?" + urllib.parse.urlencode(query)))
+    wait_for(lambda: find(browser, "#result-count"), what="#result-count")
+    return {row.get_attribute("data-call-key") for row in browser.find_elements(By.CSS_SELECTOR, "#results tr[data-call-key]")}
+
+
+def test_search_finds_calls_by_number_call_id_decision_plugin_and_time(console, browser):
+    before = datetime.now(timezone.utc) - timedelta(seconds=2)
+    allowed_caller, denied_caller = caller_number(), caller_number(DENIED_PREFIX)
+    allowed = console.v1_call(allowed_caller)
+    denied = console.v2_call(denied_caller)
+    allowed_key, denied_key = v1_key(allowed), v2_key(denied)
+    wait_recorded(console, denied[0].body["call"]["callId"], len(denied))
+    wait_recorded(console, allowed[0].body["callid"], len(allowed))
+    after = datetime.now(timezone.utc) + timedelta(seconds=2)
+
+    # By number, through the form as an operator types it.
+    browser.get(console.url("/search"))
+    form = browser.find_element(By.CSS_SELECTOR, "form#search")
+    form.find_element(By.NAME, "number").send_keys(allowed_caller)
+    form.submit()
+    wait_for(lambda: "number=" in browser.current_url, what="the search results")
+    keys = {row.get_attribute("data-call-key") for row in browser.find_elements(By.CSS_SELECTOR, "#results tr[data-call-key]")}
+    assert keys == {allowed_key}
+    assert find(browser, "#result-count").text.strip().startswith("1")
+    link = browser.find_element(By.CSS_SELECTOR, f'#results tr[data-call-key="{allowed_key}"] a')
+    link.click()
+    wait_for(lambda: find(browser, "#call-summary"), what="the call page from a result")
+    assert allowed_caller in find(browser, "#call-summary").text
+
+    assert _search(browser, console, number=denied_caller) == {denied_key}
+    assert _search(browser, console, callid=denied[0].body["call"]["callId"]) == {denied_key}
+    assert _search(browser, console, callid=allowed[0].body["callid"]) == {allowed_key}
+    by_decision = _search(browser, console, decision="denied", since=before.isoformat())
+    assert denied_key in by_decision and allowed_key not in by_decision
+    by_decision = _search(browser, console, decision="allowed", since=before.isoformat())
+    assert allowed_key in by_decision and denied_key not in by_decision
+    by_plugin = _search(browser, console, plugin="allowlist", since=before.isoformat())
+    assert denied_key in by_plugin and allowed_key not in by_plugin   # the router, not the allowlist, decided it
+    both = _search(browser, console, since=before.isoformat(), until=after.isoformat())
+    assert {allowed_key, denied_key} <= both
+    long_ago = before - timedelta(hours=3)
+    assert _search(browser, console, since=long_ago.isoformat(), until=(long_ago + timedelta(hours=1)).isoformat()) == set()
+    assert _search(browser, console, number=allowed_caller, decision="denied") == set()
+
+
+def test_search_by_error_finds_a_signed_request_that_was_refused(console, browser):
+    callid = samples.new_callid()
+    broken = {"event": "ice", "callid": callid, "timestamp": samples.now(), "version": 1, "to": "not an object"}
+    sent = console.callback(broken)
+    assert 400 <= sent.status < 500
+    wait_recorded(console, callid, 1)
+    keys = _search(browser, console, decision="error", callid=callid)
+    assert len(keys) == 1
+
+
+# --- escaping -------------------------------------------------------------------------------------------------
+
+
+def test_a_hostile_caller_id_and_header_are_shown_as_text_and_nothing_runs(console, browser):
+    browser.get(console.url("/"))
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    title = browser.title
+    body = samples.ice(caller=HOSTILE_CALLER, to="+46850006666",
+                       callHeaders=[{"key": "X-Note", "value": HOSTILE_HEADER}])
+    sent = console.callback(body, headers={"X-Hostile": HOSTILE_HEADER})
+    assert sent.status == 200, sent.answer
+    callid = body["callid"]
+
+    # In the live view, arriving through the stream.
+    row = wait_for(lambda: _row_with_caller(browser, "#latest-callbacks", HOSTILE_CALLER), timeout=2.0,
+                   what="the hostile caller id as text in #latest-callbacks")
+    assert row.find_element(By.CSS_SELECTOR, ".cb-caller").text == HOSTILE_CALLER
+    _nothing_ran(browser, title)
+    # After a reload (rendered by the server), on the call's page and in the search results.
+    browser.refresh()
+    assert _row_with_caller(browser, "#latest-callbacks", HOSTILE_CALLER) is not None
+    _nothing_ran(browser, title)
+    wait_recorded(console, callid, 1)
+    open_call(browser, console, "v1:" + callid)
+    assert HOSTILE_CALLER in find(browser, "#call-summary").text
+    assert parsed_pre(find(browser, "pre.request-json")) == body
+    assert HOSTILE_HEADER in find(browser, ".request-headers").get_attribute("textContent")
+    _nothing_ran(browser, title)
+    keys = _search(browser, console, callid=callid)
+    assert keys == {"v1:" + callid}
+    _nothing_ran(browser, title)
+    # The JSON API gives the text back as it came, for a program to escape in its own page.
+    api = console.api("/calls/" + urllib.parse.quote("v1:" + callid, safe=""))
+    assert HOSTILE_CALLER in json.dumps(api, ensure_ascii=False)
+
+
+def _nothing_ran(browser: WebDriver, title: str) -> None:
+    assert browser.title == title != "pwned"
+    assert browser.execute_script("return window.__pwned === undefined")
+    assert dialogs(browser) == []
+    assert browser.find_elements(By.CSS_SELECTOR, "img[src=x], #live-calls script, #latest-callbacks script") == []
+
+
+# --- access ------------------------------------------------------------------------------------------------------
+
+
+def _console_urls(console: ConsoleServer) -> list[str]:
+    """Every kind of console URL: pages, a call, search, stats, the stream, the API and each static asset the
+    pages use (read with the token), except the login form's own stylesheet."""
+    sent = console.v2_call(caller_number())
+    key = urllib.parse.quote(v2_key(sent), safe="")
+    wait_recorded(console, sent[0].body["call"]["callId"], len(sent))
+    paths = ["/", f"/calls/{key}", "/search", "/search?decision=denied", "/stats", "/stream", "/api/callbacks",
+             f"/api/calls/{key}"]
+    statics: set[str] = set()
+    for page in ("/", f"/calls/{key}", "/search", "/stats"):
+        status, _, html = console.get(page, token=console.token)
+        assert status == 200, page
+        statics |= set(re.findall(r"""["'](/console/static/[^"'?#]+)""", html.decode()))
+    _, _, login_html = console.get("/login")
+    login_assets = set(re.findall(r"""["'](/console/static/[^"'?#]+)""", login_html.decode()))
+    assert statics - login_assets, "the pages use assets of their own"
+    return paths + sorted(p.removeprefix("/console") for p in statics - login_assets)
+
+
+def test_no_page_stream_api_or_asset_answers_without_the_token(console):
+    paths = _console_urls(console)
+    for path in paths:
+        assert console.get(path)[0] == 401, path
+        assert console.get(path, token="x" * 32)[0] == 401, path
+        assert console.get(path, cookie="forged-session")[0] == 401, path
+        status, headers, _ = console.get(path, token=console.token)
+        assert status == 200, path
+        assert "Set-Cookie" not in headers, f"{path}: a Bearer token sets no cookie"
+    # The HTML pages say where to log in.
+    _, _, body = console.get("/")
+    assert b"/console/login" in body
+    # Read-only: nothing but the login accepts a POST (nor PUT/DELETE).
+    for method in ("POST", "PUT", "DELETE"):
+        for path in ("/", "/api/callbacks", "/search"):
+            status, _, _ = http(method, console.url(path), data=b"{}",
+                                headers={"Authorization": f"Bearer {console.token}"})
+            assert status in (403, 404, 405), (method, path, status)
+
+
+def test_a_browser_without_the_cookie_sees_no_page_and_logs_in_with_the_token(console, stranger):
+    for path in ("/", "/search", "/stats"):
+        stranger.get(console.url(path))
+        assert find(stranger, "#latest-callbacks") is None and find(stranger, "#results") is None
+        assert find(stranger, "#chart") is None
+        assert find(stranger, 'a[href*="/console/login"]') is not None, path
+
+    login(stranger, console, token="wrong-" + console.token)
+    assert find(stranger, "#login-error") is not None
+    assert stranger.get_cookies() == []
+    status, _, _ = http("POST", console.url("/login"), data=b"token=wrong",
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 401
+
+    login(stranger, console)
+    assert find(stranger, "#latest-callbacks") is not None
+    [cookie] = [c for c in stranger.get_cookies() if c["name"] == COOKIE]
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and cookie["path"] == "/console"
+    assert COOKIE not in stranger.execute_script("return document.cookie")
+    # The session cookie opens the pages over plain HTTP too, and the token is not the cookie.
+    assert cookie["value"] != console.token
+    assert console.get("/stats", cookie=cookie["value"])[0] == 200
+    status, headers, _ = http("POST", console.url("/login"), data=f"token={console.token}".encode(),
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 303 and headers["Location"].endswith("/console/")
+    set_cookie = headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie and "Path=/console" in set_cookie
+
+
+def test_the_console_is_not_on_the_callback_port(console):
+    status, _, _ = http("GET", console.process.url + "/console/", headers={"Authorization": f"Bearer {console.token}"})
+    assert status == 404
+
+
+# --- stats ------------------------------------------------------------------------------------------------------
+
+
+def test_the_stats_page_shows_the_chart_and_each_plugins_health(console, browser):
+    browser.get(console.url("/stats"))
+    before = _allowlist_calls(browser)
+    for _ in range(3):
+        console.v1_call(caller_number(), end=False)
+    console.v2_call(caller_number(DENIED_PREFIX), end=False)
+
+    def grown() -> bool:
+        browser.refresh()
+        return _allowlist_calls(browser) >= before + 4
+
+    wait_for(grown, timeout=5, interval=0.3, what="the allowlist's 4 new calls in #plugin-health")
+    assert _allowlist_calls(browser) == before + 4
+    chart = browser.find_element(By.CSS_SELECTOR, "#chart")
+    svg = chart if chart.tag_name == "svg" else chart.find_element(By.CSS_SELECTOR, "svg")
+    assert svg.size["width"] > 200 and svg.size["height"] > 50
+    assert svg.find_elements(By.CSS_SELECTOR, "rect, path, polyline, line")
+    legend = chart.get_attribute("textContent").lower()
+    assert "callbacks" in legend and "denials" in legend and "errors" in legend
+    row = browser.find_element(By.CSS_SELECTOR, '#plugin-health tr[data-plugin="allowlist"]')
+    for cell in (".ph-errors", ".ph-timeouts"):
+        assert row.find_element(By.CSS_SELECTOR, cell).text.strip() == "0"
+    for cell in (".ph-p50", ".ph-p95"):
+        assert re.match(r"^\d+(\.\d+)?", row.find_element(By.CSS_SELECTOR, cell).text.strip())
+    assert browser.find_elements(By.CSS_SELECTOR, '#plugin-health tr[data-plugin="router"]')
+
+
+def _allowlist_calls(browser: WebDriver) -> int:
+    cells = texts(browser, '#plugin-health tr[data-plugin="allowlist"] .ph-calls')
+    return int(cells[0].replace(",", "")) if cells else 0

@@ -73,10 +73,10 @@ class PrefixLookalike:
 async def test_hook_callback_answered_sees_both_generations_without_authorization(callgate_client):
     client = await callgate_client(ROUTE_ALL, plugins={"watcher": Watcher})
     watcher = client.plugin("watcher")
-    status, answer = await client.event(dict(samples.ice(caller="46701234567", to="+46812345678"), callid="c-1"))
+    status, _ = await client.event(dict(samples.ice(caller="46701234567", to="+46812345678"), callid="c-1"))
     assert status == 200
-    status2, answer2 = await client.webhook(v2_samples.incoming(callid="v2-call", caller="+46701234567",
-                                                                to="+46812345678"))
+    status2, _ = await client.webhook(v2_samples.incoming(callid="v2-call", caller="+46701234567",
+                                                          to="+46812345678"))
     assert status2 == 200
     first, second = watcher.seen
     assert (first.generation, first.event, first.call.key, first.status) == ("v1", "ice", "c-1", 200)

@@ -68,7 +68,7 @@ def missing_browser() -> str | None:
 def console_config(folder: Path, ops_port: int, *, console: Mapping[str, Any] | None = None) -> str:
     """config.toml text: the allowlist (callers ``+4479*`` denied, everyone else allowed), a catch-all route,
     and the console on ``ops_port`` with its SQLite store in ``folder`` (plus any ``[plugins.console]`` keys)."""
-    console_keys = {"database": f"sqlite:///{folder / 'console.db'}", **(console or {})}
+    console_keys = {"database_url": f"sqlite:///{folder / 'console.db'}", **(console or {})}
     lines = "\n".join(f"{key} = {json.dumps(value)}" for key, value in console_keys.items())
     return f"""
 [server]

@@ -457,3 +457,43 @@ def test_the_stats_page_shows_the_chart_and_each_plugins_health(console, browser
 def _allowlist_calls(browser: WebDriver) -> int:
     cells = texts(browser, '#plugin-health tr[data-plugin="allowlist"] .ph-calls')
     return int(cells[0].replace(",", "")) if cells else 0
+
+
+# --- masking ------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def masked_console(console, tmp_path) -> Iterator[ConsoleServer]:
+    """A second server, with ``mask_numbers = true`` (``console`` first: it skips when there is no browser)."""
+    server = ConsoleServer(tmp_path / "masked", console={"mask_numbers": True}).start()
+    yield server
+    server.stop()
+
+
+def test_masked_numbers_never_reach_a_page_the_stream_or_the_api(masked_console, stranger):
+    console, browser = masked_console, stranger
+    login(browser, console)
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    caller, to = caller_number(), "+46850004321"
+    masked_caller = caller[:5] + "*" * (len(caller) - 8) + caller[-3:]      # +4670****567: 4 digits, the last 3
+    sent = console.v2_call(caller, to, end=False) + console.v1_call(caller, to)
+    assert all(s.status == 200 for s in sent)
+
+    row = wait_for(lambda: _row_with_caller(browser, "#latest-callbacks", masked_caller), timeout=2.0,
+                   what="the masked caller in the live view (from the stream)")
+    assert row.find_element(By.CSS_SELECTOR, ".cb-caller").text == masked_caller
+    assert caller not in browser.page_source and caller.lstrip("+") not in browser.page_source
+    assert to not in browser.page_source
+    v2 = v2_key(sent)
+    wait_recorded(console, sent[0].body["call"]["callId"], 1)
+    open_call(browser, console, v2)
+    assert find(browser, ".call-caller").text == masked_caller
+    assert caller not in browser.page_source and to not in browser.page_source
+    # Search still finds the calls by the full number, and shows it masked.
+    keys = _search(browser, console, number=caller)
+    assert keys == {v2, v1_key(sent[1:])}
+    results = find(browser, "#results").get_attribute("outerHTML")        # (the form shows what was typed)
+    assert caller not in results and caller.lstrip("+") not in results and masked_caller in results
+    status, _, body = console.get("/api/callbacks?" + urllib.parse.urlencode({"number": caller}), token=console.token)
+    assert status == 200 and caller.encode() not in body and caller.lstrip("+").encode() not in body
+    assert masked_caller.encode() in body

@@ -296,6 +296,7 @@ def dialogs(driver: WebDriver) -> list[str]:
 
 def screenshot(driver: WebDriver, path: Path, *, width: int = 1280, max_height: int = 2400) -> None:
     """A PNG of the whole page (up to ``max_height`` pixels tall) at ``width``."""
+    driver.set_window_size(width, 600)        # measured from a short window: a page is never shorter than it
     height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
     driver.set_window_size(width, min(max(int(height) + 20, 600), max_height))
     time.sleep(0.2)

@@ -250,7 +250,7 @@ async def test_the_background_flush_writes_within_the_interval(make_console):
 
 
 async def test_retention_by_age_and_by_count(make_console):
-    console = await make_console(max_callbacks=100, retention_hours=1)
+    console = await make_console(max_callbacks=100, retention_hours=1, flush_interval_ms=60_000)
     store = console.plugin.state.store
     now = time.time()
     old = [await _row(console, samples.ice(callid=f"old-{n}"), received_at=now - 7200) for n in range(5)]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestClient, TestServer
+
+if TYPE_CHECKING:
+    from callgate.testing import SignedClient
 from callgate_console import Console
 
 from callgate.app import create_app, create_ops_app
-from callgate.testing import SignedClient, make_config
 
 pytest_plugins = ["callgate.testing"]
 
@@ -55,6 +57,7 @@ async def make_console(tmp_path) -> AsyncIterator[Any]:
 
     async def factory(database_url: str | None = None, plugins: Mapping[str, type] | None = None,
                       enabled: tuple[str, ...] = ("console",), **settings: Any) -> Console_:
+        from callgate.testing import SignedClient, make_config  # after pytest loaded it as a plugin
         url = database_url or f"sqlite:///{tmp_path}/console-{len(started)}.sqlite3"
         config = console_config(url, **settings)
         config["plugins"]["enabled"] = list(enabled)

@@ -112,10 +112,10 @@ class Sent:
 class ConsoleServer:
     """A real ``callgate serve`` with the console enabled, and the signed senders of both generations."""
 
-    def __init__(self, folder: Path, *, console: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, folder: Path, *, console: Mapping[str, Any] | None = None, token: str | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.folder = folder
-        self.token = secrets.token_urlsafe(24)
+        self.token = token or secrets.token_urlsafe(24)
         self.ops_port = free_port()
         config = folder / "config.toml"
         config.write_text(console_config(folder, self.ops_port, console=console))

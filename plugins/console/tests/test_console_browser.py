@@ -12,7 +12,7 @@ import json
 import re
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -36,6 +36,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from callgate import samples, v2_samples
 from callgate.calls import call_key
+from callgate.testing import POSTGRES_DSN_ENV, postgres_schema
 
 #: Starts the real callgate command and a browser, and waits in real time: skipped by -m 'not slow'.
 pytestmark = pytest.mark.slow
@@ -497,3 +498,42 @@ def test_masked_numbers_never_reach_a_page_the_stream_or_the_api(masked_console,
     status, _, body = console.get("/api/callbacks?" + urllib.parse.urlencode({"number": caller}), token=console.token)
     assert status == 200 and caller.encode() not in body and caller.lstrip("+").encode() not in body
     assert masked_caller.encode() in body
+
+
+# --- several instances ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def shared_store(console) -> AsyncIterator[str]:
+    """A PostgreSQL schema of its own, as the store two instances share (skipped without the server)."""
+    import os
+
+    dsn = os.environ.get(POSTGRES_DSN_ENV)
+    if not dsn:
+        pytest.skip(f"set {POSTGRES_DSN_ENV} (CI does) to run the console on PostgreSQL")
+    async with postgres_schema(dsn) as url:
+        yield url
+
+
+@pytest.mark.postgres
+def test_two_instances_sharing_postgresql_show_each_others_calls_live(shared_store, stranger, tmp_path):
+    first = ConsoleServer(tmp_path / "first", console={"database_url": shared_store}).start()
+    # One token for the deployment: a session of one instance is good on the other.
+    second = ConsoleServer(tmp_path / "second", console={"database_url": shared_store}, token=first.token)
+    try:
+        second.start()
+        login(stranger, first)
+        wait_for(lambda: find(stranger, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+        caller = caller_number()
+        sent = second.v2_call(caller)                   # answered by the other instance
+        assert all(s.status == 200 for s in sent)
+        wait_for(lambda: _row_with_caller(stranger, "#latest-callbacks", caller), timeout=3.0,
+                 what="the other instance's call in the live view")
+        stranger.get(second.url("/stats"))             # the same cookie opens the other instance's console
+        assert find(stranger, "#chart") is not None
+        open_call(stranger, first, v2_key(sent))
+        entries = stranger.find_elements(By.CSS_SELECTOR, "#timeline .timeline-entry")
+        assert [e.get_attribute("data-event") for e in entries] == [s.event for s in sent]
+    finally:
+        second.stop()
+        first.stop()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Take the screenshots of the operator console in docs/console/*.png (docs/console.md shows them).
 
-    python3 scripts/dev.py test -q plugins/console/tests   # once: sets up ./.venv with the test tools
-    .venv/bin/python scripts/console_screenshots.py [--out docs/console] [--minutes 3]
+    python3 scripts/dev.py lint                            # once: sets up ./.venv with the test tools
+    python3 scripts/console_screenshots.py [--out docs/console] [--minutes 3]
 
 Starts a real ``callgate serve`` with the console enabled (the harness of the browser tests,
 plugins/console/tests/console_browser.py), sends it signed calls of both generations (allowed, denied, a
@@ -13,6 +13,7 @@ then opens each page in headless Chromium and saves it: login, live, call, searc
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -20,6 +21,9 @@ import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+if Path(sys.prefix).resolve() != VENV_PYTHON.parent.parent.resolve() and VENV_PYTHON.exists():
+    os.execv(VENV_PYTHON, [str(VENV_PYTHON), *sys.argv])      # run where callgate and selenium are installed
 sys.path.insert(0, str(ROOT / "plugins" / "console" / "tests"))
 
 from console_browser import (  # noqa: E402  (after the harness's folder is on the path)

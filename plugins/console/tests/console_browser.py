@@ -295,10 +295,16 @@ def dialogs(driver: WebDriver) -> list[str]:
 
 
 def screenshot(driver: WebDriver, path: Path, *, width: int = 1280, max_height: int = 2400) -> None:
-    """A PNG of the whole page (up to ``max_height`` pixels tall) at ``width``."""
-    driver.set_window_size(width, 600)        # measured from a short window: a page is never shorter than it
-    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    driver.set_window_size(width, min(max(int(height) + 20, 600), max_height))
+    """A PNG of the whole page (up to ``max_height`` pixels tall) at ``width``: the viewport is set to the
+    page's size (a window's size includes the browser's frame, a viewport's does not)."""
+    def viewport(height: int) -> None:
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                               {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
+
+    viewport(600)                 # measured from a short viewport: a page is never shorter than it
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    viewport(min(max(int(height), 600), max_height))
     time.sleep(0.2)
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

@@ -537,3 +537,20 @@ def test_two_instances_sharing_postgresql_show_each_others_calls_live(shared_sto
     finally:
         second.stop()
         first.stop()
+
+
+def test_the_pages_load_nothing_from_elsewhere(console, browser):
+    """No CDN: every script, stylesheet and request a page makes stays on the console's own origin."""
+    sent = console.v1_call(caller_number())
+    wait_recorded(console, sent[0].body["callid"], len(sent))
+    origin = console.process.ops_url
+    for path in ("/login", "/", "/calls/" + urllib.parse.quote(v1_key(sent), safe=""), "/search?decision=allowed",
+                 "/stats"):
+        browser.get(console.url(path))
+        wait_for(lambda: browser.execute_script("return document.readyState") == "complete", what=f"{path} loaded")
+        loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+        linked = browser.execute_script(
+            "return [...document.querySelectorAll('script[src], link[href], img[src]')].map(e => e.src || e.href)")
+        assert loaded, f"{path} uses the console's own assets"
+        for url in loaded + linked:
+            assert url.startswith(origin + "/console/"), (path, url)

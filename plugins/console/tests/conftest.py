@@ -12,13 +12,11 @@ from aiohttp.test_utils import TestClient, TestServer
 if TYPE_CHECKING:
     from callgate.testing import SignedClient
 from callgate_console import Console
+from console_settings import TOKEN, console_config
 
 from callgate.app import create_app, create_ops_app
 
 pytest_plugins = ["callgate.testing"]
-
-TOKEN = "test-console-token-0123456789"
-ROUTE_ALL = {"name": "all", "prefix": "+", "action": {"name": "connectPstn", "number": "{to}", "maxDuration": 600}}
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +41,6 @@ class Console_:
     async def login(self) -> None:
         response = await self.ops.post("/console/login", data={"token": TOKEN}, allow_redirects=False)
         assert response.status == 303
-
-
-def console_config(database_url: str, **settings: Any) -> dict[str, Any]:
-    return {"server": {"ops_port": 9}, "plugins": {"enabled": ["console"], "console": {
-        "database_url": database_url, **settings}, "router": {"routes": [ROUTE_ALL]}}}
 
 
 @pytest.fixture

@@ -252,14 +252,16 @@ def chromium(width: int = 1280, height: int = 900) -> WebDriver:
 
 
 def login(driver: WebDriver, server: ConsoleServer, token: str | None = None) -> None:
-    """Log in through the login form, as an operator does; returns once the live view is shown."""
+    """Log in through the login form, as an operator does; returns once the live view is shown (with another
+    ``token``: as soon as the form is sent)."""
     driver.get(server.url("/login"))
     field_ = driver.find_element(By.CSS_SELECTOR, "form#login input[name=token]")
     field_.clear()
     field_.send_keys(token if token is not None else server.token)
     driver.find_element(By.CSS_SELECTOR, "button#login-submit").click()
     if token is None or token == server.token:
-        wait_for(lambda: driver.current_url.rstrip("/") == server.console_url, what="the live view after login")
+        wait_for(lambda: driver.current_url.rstrip("/") == server.console_url and find(driver, "#latest-callbacks"),
+                 what="the live view after login")
 
 
 def wait_for(check: Callable[[], T | None], *, timeout: float = 10.0, interval: float = 0.05,

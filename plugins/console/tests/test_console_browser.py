@@ -403,7 +403,7 @@ def test_a_browser_without_the_cookie_sees_no_page_and_logs_in_with_the_token(co
         assert find(stranger, 'a[href*="/console/login"]') is not None, path
 
     login(stranger, console, token="wrong-" + console.token)
-    assert find(stranger, "#login-error") is not None
+    wait_for(lambda: find(stranger, "#login-error"), what="#login-error after a wrong token")
     assert stranger.get_cookies() == []
     status, _, _ = http("POST", console.url("/login"), data=b"token=wrong",
                         headers={"Content-Type": "application/x-www-form-urlencoded"})

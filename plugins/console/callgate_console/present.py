@@ -60,9 +60,8 @@ def pretty(text: str) -> str:
 
 def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     """One callback of a call's timeline: its summary, request headers and body, answer and plugin trace."""
-    trace = orjson.loads(row["trace"])
-    for step in trace:
-        step["verdict"] = mask(step["verdict"])
+    trace = [{"plugin": plugin, "hook": hook, "status": status, "verdict": mask(verdict), "ms": round(ms, 3)}
+             for plugin, hook, status, verdict, ms in orjson.loads(row["trace"])]
     return {
         **summary(row, mask),
         "problem": _masked(row["problem"], mask),

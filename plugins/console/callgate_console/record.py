@@ -14,7 +14,8 @@ import orjson
 from callgate.calls import Answered, Ended, Incoming, MenuInput, Notice
 from callgate.exchange import Exchange
 
-#: The stored columns, in the order :func:`row` gives them (``id`` is the store's).
+#: The stored columns, in the order :func:`row` gives them (``id`` is the store's).  ``trace`` is a JSON list of
+#: ``[plugin, hook, status, verdict, ms]`` (lists, not objects: a smaller row, built faster).
 COLUMNS = ("received_at", "minute", "generation", "event", "kind", "call_key", "callid", "caller", "callee",
            "status", "decision", "deciding_plugin", "reason", "summary", "problem", "ms", "headers", "body",
            "answer", "trace")
@@ -22,8 +23,8 @@ COLUMNS = ("received_at", "minute", "generation", "event", "kind", "call_key", "
 STARTS = frozenset({"incoming"})
 ENDS = frozenset({"ended"})
 DECISIONS = ("allowed", "denied", "error")
-_KINDS: tuple[tuple[type, str], ...] = ((Incoming, "incoming"), (Answered, "answered"), (MenuInput, "menu"),
-                                        (Ended, "ended"), (Notice, "notice"))
+_KINDS: dict[type, str] = {Incoming: "incoming", Answered: "answered", MenuInput: "menu", Ended: "ended",
+                           Notice: "notice"}
 
 
 def kind(exchange: Exchange) -> str:
@@ -32,10 +33,7 @@ def kind(exchange: Exchange) -> str:
     call = exchange.call
     if call is None:
         return "ignored" if exchange.status < 400 else "refused"
-    for cls, name in _KINDS:
-        if isinstance(call, cls):
-            return name
-    return "other"
+    return _KINDS.get(type(call), "other")
 
 
 def decision(exchange: Exchange) -> str | None:
@@ -76,8 +74,7 @@ def row(exchange: Exchange) -> tuple[Any, ...]:
     call = exchange.call
     caller, callee = parties(exchange)
     plugin, reason = deciding(exchange)
-    trace = [{"plugin": o.plugin, "hook": o.hook, "status": o.status, "verdict": o.verdict,
-              "ms": round(o.elapsed_ms, 3)} for o in exchange.outcomes]
+    trace = [[o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms] for o in exchange.outcomes]
     callid = getattr(call, "callid", None) if call is not None else None
     return (exchange.received_at, math.floor(exchange.received_at / 60), exchange.generation, exchange.event,
             kind(exchange), getattr(call, "key", None) if call is not None else None, callid, caller, callee,

@@ -69,12 +69,11 @@ def health(traces: Iterable[str]) -> list[dict[str, Any]]:
     calls: dict[str, list[float]] = {}
     failures: dict[str, dict[str, int]] = {}
     for text in traces:
-        for step in orjson.loads(text):
-            plugin = step["plugin"]
-            calls.setdefault(plugin, []).append(float(step["ms"]))
+        for plugin, _hook, status, _verdict, ms in orjson.loads(text):
+            calls.setdefault(plugin, []).append(float(ms))
             counts = failures.setdefault(plugin, {"error": 0, "timeout": 0})
-            if step["status"] in counts:
-                counts[step["status"]] += 1
+            if status in counts:
+                counts[status] += 1
     result = []
     for plugin in sorted(calls):
         times = sorted(calls[plugin])

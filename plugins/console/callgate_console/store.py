@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from callgate.storage import Connection, Database
@@ -76,6 +78,14 @@ class Search:
     until: float | None = None
 
 
+@lru_cache(maxsize=INSERT_CHUNK)
+def _insert_sql(rows: int) -> str:
+    """The INSERT of ``rows`` rows (built once per size: its placeholders cost more than the insert itself)."""
+    width = len(COLUMNS)
+    values = ", ".join("(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(rows))
+    return f"INSERT INTO console_callbacks ({', '.join(COLUMNS)}) VALUES {values}"
+
+
 class ConsoleStore:
     """The recorded callbacks (see the module docstring)."""
 
@@ -99,15 +109,10 @@ class ConsoleStore:
 
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Write ``rows`` (:func:`callgate_console.record.row`) in one transaction."""
-        width = len(COLUMNS)
-
         async def write(tx: Connection) -> None:
             for start in range(0, len(rows), INSERT_CHUNK):
                 chunk = rows[start:start + INSERT_CHUNK]
-                values = ", ".join(
-                    "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(len(chunk)))
-                await tx.execute(f"INSERT INTO console_callbacks ({', '.join(COLUMNS)}) VALUES {values}",
-                                 *(value for r in chunk for value in r))
+                await tx.execute(_insert_sql(len(chunk)), *chain.from_iterable(chunk))
         await self.db.run_transaction(write)
 
     async def purge(self, older_than: float, keep: int) -> int:
@@ -170,9 +175,9 @@ class ConsoleStore:
             digits = "".join(ch for ch in query.number if ch.isdigit()) or query.number
             pattern = arg(f"%{digits}%")
             where.append(f"(caller LIKE {pattern} OR callee LIKE {pattern})")
-        if query.callid:
-            value = arg(query.callid)
-            where.append(f"(callid = {value} OR call_key = {value})")
+        if query.callid:            # a v1 callid is its call key; a v2 callId's key is "v2:" + it (both indexed)
+            keys = {query.callid, query.callid if query.callid.startswith("v2:") else "v2:" + query.callid}
+            where.append(f"call_key IN ({', '.join(arg(key) for key in sorted(keys))})")
         if query.decision:
             where.append(f"decision = {arg(query.decision)}")
         if query.plugin:
@@ -187,12 +192,13 @@ class ConsoleStore:
         return await self.db.fetch(f"{sql} ORDER BY id DESC LIMIT {arg(limit)}", *args)
 
     async def per_minute(self, since_minute: int) -> list[dict[str, Any]]:
-        """Callbacks, denials and errors per minute (``minute``: unix minutes) from ``since_minute`` on."""
+        """Callbacks, denials and errors per minute (``minute``: unix minutes) from ``since_minute`` on (found by
+        the time index)."""
         return await self.db.fetch(
             "SELECT minute, COUNT(*) AS callbacks, "
             "SUM(CASE WHEN decision = 'denied' THEN 1 ELSE 0 END) AS denials, "
             "SUM(CASE WHEN decision = 'error' THEN 1 ELSE 0 END) AS errors "
-            "FROM console_callbacks WHERE minute >= $1 GROUP BY minute ORDER BY minute", since_minute)
+            "FROM console_callbacks WHERE received_at >= $1 GROUP BY minute ORDER BY minute", since_minute * 60.0)
 
     async def traces(self, since: float, limit: int) -> list[str]:
         """The plugin traces (JSON) of the newest callbacks after ``since``, at most ``limit`` of them."""

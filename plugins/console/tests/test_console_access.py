@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from callgate_console import Console
 from callgate_console.access import COOKIE, Access
-from console_settings import TOKEN, console_config
+from console_setup import TOKEN, console_config
 from structlog.testing import capture_logs
 
 from callgate import PluginError, samples

@@ -9,7 +9,7 @@ import time
 
 import aiohttp
 import pytest
-from console_settings import TOKEN
+from console_setup import TOKEN
 
 from callgate import samples, v2_samples
 from callgate.testing import ServerProcess, free_port

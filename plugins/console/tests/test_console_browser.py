@@ -266,7 +266,7 @@ def test_search_finds_calls_by_number_call_id_decision_plugin_and_time(console, 
     form = browser.find_element(By.CSS_SELECTOR, "form#search")
     form.find_element(By.NAME, "number").send_keys(allowed_caller)
     form.submit()
-    wait_for(lambda: "number=" in browser.current_url, what="the search results")
+    wait_for(lambda: "number=" in browser.current_url and find(browser, "#result-count"), what="the search results")
     rows = browser.find_elements(By.CSS_SELECTOR, "#results tr[data-callback-id]")
     assert {row.get_attribute("data-call-key") for row in rows} == {allowed_key}
     assert [row.find_element(By.CSS_SELECTOR, ".cb-event").text for row in rows] == ["dice", "ice"]  # newest first

@@ -143,11 +143,10 @@ def _told(request: web.Request, endpoint: Endpoint, event: str, call: CallEventT
     impls = request.app[PLUGINS].impls(exchange.HOOK)
     if impls:
         if reply is not None:
-            exchange.tell(impls, request.app[METRICS], endpoint.generation, event, call, request.headers, body,
-                          status, answer, reply.decision, tuple(reply.outcomes), reply.problem, reply.summary, started)
-        else:
-            exchange.tell(impls, request.app[METRICS], endpoint.generation, event, call, request.headers, body,
-                          status, answer, None, (), problem, summary, started)
+            summary, problem = reply.summary, reply.problem
+        exchange.tell(impls, request.app[METRICS], endpoint.generation, event, call, request.headers, body, status,
+                      answer, reply.decision if reply else None, tuple(reply.outcomes) if reply else (), problem,
+                      summary, started)
 
 
 def _cloudevent(request: web.Request) -> dict[str, str]:

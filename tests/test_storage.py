@@ -198,6 +198,31 @@ async def test_postgres_sessions_set_tcp_keepalive_unless_the_url_does(query, id
     assert KEEPALIVE_DETECTION_SECONDS == 11
 
 
+@pytest.mark.postgres
+async def test_postgres_connection_goes_back_to_the_pool_without_a_reset_round_trip():
+    """The last statement a pooled session ran is the transaction's COMMIT: asyncpg's reset query (RESET ALL, ...),
+    a round trip per transaction on every answer's way, is not sent; and what the transaction SET LOCAL is gone."""
+    dsn = os.environ.get(POSTGRES_DSN_ENV) or pytest.skip(f"needs {POSTGRES_DSN_ENV}")
+    async with postgres_schema(dsn) as url:
+        db = await Database.connect(url, max_size=1)
+        watcher = await Database.connect(url)
+        try:
+            async with db.transaction() as tx:
+                pid = await tx.fetchval("SELECT pg_backend_pid()")
+                assert await tx.fetchval("SHOW lock_timeout") == "5s"
+            for _ in range(50):      # pg_stat_activity shows a statement once the backend has reported it
+                row = await watcher.fetchrow("SELECT state, query FROM pg_stat_activity WHERE pid = $1", pid)
+                if row and row["state"] == "idle":
+                    break
+                await asyncio.sleep(0.02)
+            assert row == {"state": "idle", "query": "COMMIT"}
+            assert await db.fetchval("SELECT pg_backend_pid()") == pid          # the same pooled session
+            assert await db.fetchval("SHOW lock_timeout") == "0"               # SET LOCAL ended with its transaction
+        finally:
+            await watcher.close()
+            await db.close()
+
+
 # --- rollback-only transactions and read-only checks (dry runs: `callgate simulate`) ---------------
 
 

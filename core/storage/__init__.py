@@ -46,6 +46,9 @@ Transactions are the unit of correctness:
   So every session also sets PostgreSQL's TCP keepalive (``TCP_KEEPALIVE``): an
   unreachable client is noticed ``KEEPALIVE_DETECTION_SECONDS`` after its last packet
   instead of two hours (Linux's default) later.
+  Connections go back to the pool as they are (no ``RESET ALL``, which would cost a round trip
+  per transaction): change nothing that outlives a transaction, i.e. ``SET LOCAL`` (inside
+  a transaction) rather than ``SET``, no ``LISTEN``, no session advisory lock.
 """
 
 from .base import (

@@ -64,8 +64,8 @@ def _url_settings(url: str) -> set[str]:
 
 
 def _session_settings(url: str) -> dict[str, str]:
-    """The TCP_KEEPALIVE settings the URL does not set itself, as the session's startup settings (a ``SET``
-    would not last: the pool runs ``RESET ALL`` when a connection is given back)."""
+    """The TCP_KEEPALIVE settings the URL does not set itself, as the session's startup settings (every
+    connection the pool opens has them from its first packet)."""
     named = _url_settings(url)
     return {name: str(value) for name, value in TCP_KEEPALIVE.items() if name not in named}
 
@@ -76,6 +76,18 @@ def _transaction_settings(url: str) -> str:
     named = _url_settings(url)
     return "".join(f"; SET LOCAL {name} = {IDLE_IN_TRANSACTION_TIMEOUT_MS}"
                    for name in TRANSACTION_SETTINGS if name not in named)
+
+
+async def _leave_session_as_it_is(conn: Any) -> None:
+    """The pool's reset of a connection given back: nothing is sent.
+
+    asyncpg's default reset sends ``SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` each
+    time a connection goes back to the pool: one more round trip for every transaction, on every callback's way
+    to its answer, undoing what this layer never does: its transactions set their limits with ``SET LOCAL``,
+    migrations take a transaction-scoped advisory lock, nothing listens or keeps a cursor past its
+    transaction.  (A transaction still open, after a cancelled callback, is rolled back by the pool before
+    this is called.)  So SQL run through this layer must not change the session either: no plain ``SET``,
+    ``LISTEN`` or session advisory lock (see the package docstring)."""
 
 
 class PostgresDatabase(Database):
@@ -101,7 +113,7 @@ class PostgresDatabase(Database):
             self._begin[serializable] = f"BEGIN ISOLATION LEVEL {level}{settings}"
         try:
             self._pool = await asyncpg.create_pool(self.url, server_settings=_session_settings(self.url),
-                                                   **self._options)
+                                                   reset=_leave_session_as_it_is, **self._options)
         except (TimeoutError, asyncpg.PostgresError, OSError) as exc:
             raise DatabaseError(f"cannot connect to {redact(self.url)}: {type(exc).__name__}: {exc}") from None
 

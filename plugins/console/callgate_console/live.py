@@ -8,7 +8,8 @@ events (counted), it never makes the process hold more.
 
 With PostgreSQL, ids are taken when a row is inserted and become visible when its transaction
 commits, so a row may appear after rows with higher ids: the poller looks back ``LOOKBACK_IDS``
-ids behind the highest it has seen and sends only the ones it has not.
+ids behind the highest it has seen (their ids only, from the primary key) and sends only the ones it has
+not.
 """
 
 from __future__ import annotations
@@ -87,22 +88,22 @@ class LiveFeed:
             self._skip_to(await store.last_id(), lookback)
             return
         limit = MAX_PER_POLL + lookback
-        rows = await store.after(self._cursor - lookback, limit)
-        if len(rows) >= limit:                    # more than a poll shows: jump to the newest
+        ids = await store.ids_after(self._cursor - lookback, limit)
+        if len(ids) >= limit:                     # more than a poll shows: jump to the newest
             newest = list(reversed(await store.latest(MAX_PER_POLL)))
             if newest:
                 self._skip_to(newest[-1]["id"], lookback)
             for item in newest:
                 self._publish(item)
             return
-        fresh = [r for r in rows if r["id"] > self._cursor or r["id"] not in self._seen]
+        fresh = [i for i in ids if i > self._cursor or i not in self._seen]
         if not fresh:
             return
-        self._cursor = max(self._cursor, *(r["id"] for r in fresh))
+        self._cursor = max(self._cursor, fresh[-1])
         if lookback:
             floor = self._cursor - lookback
-            self._seen = {i for i in self._seen if i > floor} | {r["id"] for r in fresh}
-        for item in fresh:
+            self._seen = {i for i in self._seen if i > floor} | set(fresh)
+        for item in await store.summaries(fresh):
             self._publish(item)
 
     def _skip_to(self, cursor: int, lookback: int) -> None:

@@ -143,10 +143,19 @@ class ConsoleStore:
         """The newest callbacks' summaries, newest first."""
         return await self.db.fetch(f"SELECT {_SUMMARY_SQL} FROM console_callbacks ORDER BY id DESC LIMIT $1", limit)
 
-    async def after(self, last_id: int, limit: int = 500) -> list[dict[str, Any]]:
-        """The summaries of the callbacks after ``last_id``, oldest first."""
-        return await self.db.fetch(f"SELECT {_SUMMARY_SQL} FROM console_callbacks WHERE id > $1 ORDER BY id LIMIT $2",
+    async def ids_after(self, last_id: int, limit: int) -> list[int]:
+        """The ids of the callbacks after ``last_id``, in order (the primary key alone: cheap to poll)."""
+        rows = await self.db.fetch("SELECT id FROM console_callbacks WHERE id > $1 ORDER BY id LIMIT $2",
                                    last_id, limit)
+        return [r["id"] for r in rows]
+
+    async def summaries(self, ids: Sequence[int]) -> list[dict[str, Any]]:
+        """The summaries of the callbacks ``ids``, oldest first (those still there)."""
+        if not ids:
+            return []
+        marks = ", ".join(f"${n}" for n in range(1, len(ids) + 1))
+        return await self.db.fetch(f"SELECT {_SUMMARY_SQL} FROM console_callbacks WHERE id IN ({marks}) ORDER BY id",
+                                   *ids)
 
     async def last_id(self) -> int:
         return int(await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM console_callbacks") or 0)

@@ -123,8 +123,9 @@ async def test_mask_numbers_masks_every_view(make_console):
     assert 'data-call-key="masked"' in pages[2]                          # search still finds the full number
 
 
-async def test_the_live_stream_sends_a_new_callback_within_two_seconds(make_console):
-    console = await make_console(flush_interval_ms=100)
+@pytest.mark.postgres
+async def test_the_live_stream_sends_a_new_callback_within_two_seconds(make_console, callgate_database_url):
+    console = await make_console(database_url=callgate_database_url, flush_interval_ms=100)
     await console.login()
     async with console.ops.get("/console/stream") as stream:
         assert stream.status == 200 and stream.content_type == "text/event-stream"
@@ -296,3 +297,30 @@ async def test_the_store_works_on_both_databases(make_console, callgate_database
     stats = await (await console.ops.get("/console/api/stats")).json()
     assert stats["minutes"][-1]["callbacks"] == 2
     assert await console.plugin.purge() == 0
+
+
+@pytest.mark.postgres
+async def test_the_live_feed_shows_a_row_committed_after_a_higher_id(make_console, callgate_database_url):
+    """PostgreSQL takes an id at insert and shows the row at commit: an instance whose transaction commits
+    late adds a row below ids already shown.  The feed looks back and sends it once."""
+    if not callgate_database_url.startswith("postgresql"):
+        pytest.skip("only PostgreSQL commits ids out of order")
+    console = await make_console(database_url=callgate_database_url, flush_interval_ms=60_000)
+    store = console.plugin.state.store
+    feed = console.plugin.state.feed
+    await console.callgate.send(samples.ice(callid="first"))
+    late = await _row(console, samples.ice(callid="late"), received_at=time.time())
+    early = [await _row(console, samples.ice(callid="early"), received_at=time.time())]
+    await console.flush()
+    queue = feed.subscribe()
+    await asyncio.sleep(0.5)                                       # the feed has its starting point
+    reserved = await store.db.fetchval("SELECT nextval(pg_get_serial_sequence('console_callbacks', 'id'))")
+    await store.insert(early)                                      # a higher id, committed first
+    got = [await asyncio.wait_for(queue.get(), 2.0)]
+    await store.db.execute(f"INSERT INTO console_callbacks (id, {', '.join(COLUMNS)}) VALUES ($1, "
+                           f"{', '.join(f'${n}' for n in range(2, len(COLUMNS) + 2))})", reserved, *late)
+    got.append(await asyncio.wait_for(queue.get(), 2.0))
+    assert [item["callid"] for item in got] == ["early", "late"] and got[1]["id"] < got[0]["id"]
+    await asyncio.sleep(1.0)
+    assert queue.empty()                                           # each sent once
+    feed.unsubscribe(queue)

@@ -10,7 +10,7 @@ from callgate.protocols.v1.decode import decode_event
 from callgate.samples import dice, ice, notify
 from callgate.storage import Database
 from callgate_crm_export.facts import dice_facts, ice_facts, notify_facts
-from callgate_crm_export.outbox import Outbox
+from callgate_crm_export.outbox import DeliveryOutcome, Outbox
 from callgate_crm_export.retry import AttemptResult
 
 NOW = 1_700_000_000.0
@@ -65,6 +65,56 @@ async def test_facts_before_the_dice_make_no_record_and_join_it(outbox):
     await outbox.add_facts("c1", dice_of("c1"), NOW)
     record = await outbox.record("c1")
     assert record["direction"] == "inbound" and record["started_at"] is not None
+
+
+async def test_a_batch_writes_what_the_same_writes_one_by_one_write(outbox):
+    """add_many (one statement per step on PostgreSQL) against add_facts call by call: the same Changes, records
+    and queued versions, also when a batch holds several facts of one call, or facts that change nothing."""
+    def writes(prefix):
+        a, b, c = f"{prefix}a", f"{prefix}b", f"{prefix}c"
+        note = notify_facts(decode_event(json.dumps(notify(callid=a, destination="s3://a.mp3"))), WHEN)
+        early = ice_facts(decode_event(json.dumps(ice(callid=c, to_type="did"))), None, WHEN)
+        return [(a, dice_of(a)), (b, dice_of(b, duration=7)), (a, note), (c, early), (a, note), (b, dice_of(b))]
+
+    await outbox.add_facts("2b", dice_of("2b", duration=7), NOW)      # "b" already ended before the batch
+    await outbox.add_facts("1b", dice_of("1b", duration=7), NOW)
+    one_by_one = [await outbox.add_facts(callid, facts, NOW + 1) for callid, facts in writes("1")]
+    batch = await outbox.add_many(writes("2"), NOW + 1)
+
+    def without_prefix(changes):
+        return [(c.callid[1:], c.version, c.enqueued) for c in changes]
+    assert without_prefix(batch) == without_prefix(one_by_one) == [
+        ("a", 1, True), ("b", 1, False), ("a", 2, True), ("c", 0, False), ("a", 2, False), ("b", 1, False)]
+    for name in "abc":
+        first, second = await outbox.record(f"1{name}"), await outbox.record(f"2{name}")
+        assert (first is None) == (second is None)
+        if first is not None:
+            assert {k: v for k, v in first.items() if k not in ("callid", "key")} == \
+                   {k: v for k, v in second.items() if k not in ("callid", "key")}
+        queued = {s: (r["version"], r["state"]) for s, r in (await outbox.deliveries(f"2{name}")).items()}
+        assert queued == {s: (r["version"], r["state"]) for s, r in (await outbox.deliveries(f"1{name}")).items()}
+    assert (await outbox.record("2a"))["recording"]["location"] == "s3://a.mp3"
+    assert await outbox.deliveries("2c") == {}
+
+
+async def test_several_deliveries_saved_at_once_as_one_by_one(outbox):
+    """save_outcomes of several 2xx (one statement on PostgreSQL): each row as mark_delivered leaves it, also
+    the one whose newer version arrived during the delivery (still pending), in the order of the outcomes."""
+    for callid in ("c1", "c2", "c3"):
+        await outbox.add_facts(callid, dice_of(callid), NOW)
+    claims = {c.callid: c for c in await outbox.claim("hook", 10, "me", 30, NOW)}
+    note = notify_facts(decode_event(json.dumps(notify(callid="c2", destination="s3://c2.mp3"))), WHEN)
+    await outbox.add_facts("c2", note, NOW + 0.5)                      # version 2 while version 1 is in flight
+    states = await outbox.save_outcomes(
+        [DeliveryOutcome(claims[c], AttemptResult.delivered(201, remote_id=f"r-{c}")) for c in ("c3", "c1", "c2")],
+        "me", NOW + 1)
+    assert states == ["delivered", "delivered", "pending"]
+    rows = {c: (await outbox.deliveries(c))["hook"] for c in ("c1", "c2", "c3")}
+    assert [(r["state"], r["delivered_version"], r["attempts"], r["remote_id"], r["last_status"], r["claimed_by"])
+            for r in rows.values()] == [("delivered", 1, 1, "r-c1", 201, None), ("pending", 1, 0, "r-c2", 201, None),
+                                        ("delivered", 1, 1, "r-c3", 201, None)]
+    assert rows["c1"]["pending_since"] is None and rows["c2"]["pending_since"] is not None
+    assert [(await outbox.deliveries(c))["file"]["state"] for c in ("c1", "c2", "c3")] == ["pending"] * 3
 
 
 async def test_a_later_fact_is_a_new_version_queued_again(outbox):

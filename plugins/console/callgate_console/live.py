@@ -47,8 +47,13 @@ class LiveFeed:
     def streams(self) -> int:
         return len(self._subscribers)
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+    async def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+        """A new stream's queue: every callback written from now on (the starting point is taken before this
+        returns, so a callback answered after the stream says it is ready is never missed)."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(STREAM_QUEUE)
+        store = self._store()
+        if self._cursor is None and store is not None:
+            self._skip_to(await store.last_id(), self._lookback())
         self._subscribers.add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll(), name="console:live")

@@ -18,6 +18,8 @@ import jinja2
 import orjson
 from aiohttp import web
 
+from callgate.storage import DatabaseError
+
 from . import present, stats
 from .state import STATE, ConsoleState
 from .store import Search
@@ -240,8 +242,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     _store(state)
     response = web.StreamResponse(headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream",
                                            "X-Accel-Buffering": "no"})
+    try:
+        queue = await state.feed.subscribe()
+    except DatabaseError:
+        raise web.HTTPServiceUnavailable(text="the console's store cannot be read now (see the log)",
+                                         headers=SECURITY_HEADERS) from None
     await response.prepare(request)
-    queue = state.feed.subscribe()
     mask = state.mask
     try:
         await response.write(b"retry: 2000\n\nevent: ready\ndata: {}\n\n")
@@ -254,7 +260,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if item is None:            # the console is shutting down
                 break
             await response.write(b"event: callback\ndata: " + orjson.dumps(present.summary(item, mask)) + b"\n\n")
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         pass                            # the browser went away
     finally:
         state.feed.unsubscribe(queue)

@@ -77,7 +77,6 @@ async def test_the_console_shows_what_the_real_server_answered(server):
         async with session.get(ops + "/console/stream") as stream:
             assert stream.status == 200
             await next_event(stream, "ready", 5)
-            await asyncio.sleep(0.6)                 # the poller of the worker serving the stream has started
 
             v1 = samples.ice(caller=HOSTILE, to="+46812345678")
             sent = time.monotonic()

@@ -3,7 +3,7 @@
 Run it from the repository root (nothing is installed but uvloop and the Express reference's
 node_modules, when those references are asked for; wrk and taskset must be there)::
 
-    .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--config router|full|all]
+    .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--config router|router-console|full|all]
                                   [--generation v1|v2|both] [--reference plain,uvloop,express|all]
                                   [--workers 1,2] [--event-loop asyncio,uvloop] [--requests 2000] [--warmup 2] [--retries 2]
                                   [--profile] [--keep]
@@ -11,6 +11,8 @@ node_modules, when those references are asked for; wrk and taskset must be there
 What it does, per configuration and API generation:
 
 1. writes a config.toml in a temporary directory (``router``: the built-in router only;
+   ``router-console``: the same with the console plugin recording every callback (SQLite), run side by
+   side with a router-only callgate, ``router-only``, to measure what the console costs;
    ``full``: allowlist, credit_check and crm_export on SQLite, with a local CRM receiver);
 2. starts the references (``plain``: ``bench/reference_server.py``, the same signature check,
    ``json.loads`` and a fixed answer on bare aiohttp; ``uvloop``: the same on uvloop with orjson;
@@ -30,7 +32,8 @@ What it does, per configuration and API generation:
    biggest process), the ratios callgate/reference for every callgate and reference, what each
    callgate's log says (every callback answered as configured: status 200, no plugin error or
    timeout, no denial, every incoming call routed by the benchmark's route), and PASS/FAIL against
-   the targets: requests/s ratio to the plain reference >= 0.8 (router) / 0.5 (full), worst p99 <
+   the targets: requests/s ratio to the plain reference >= 0.8 (router) / 0.72 (router-console) / 0.5
+   (full), with the console >= 0.9 x router-only (router-console), worst p99 <
    50 ms, no non-2xx response and no socket error, peak RSS < 120 MB per process.
 
 Everything it starts listens on 127.0.0.1 only and is stopped at the end, on Ctrl-C and on
@@ -84,7 +87,9 @@ CALLERS = tuple(f"4670123450{i}" for i in range(5))     # as Sinch sends v1's cl
 V2_CALLERS = tuple("+" + c for c in CALLERS)             # v2 endpoints are E.164
 EXPRESS_DIR = BENCH / "express"
 REFERENCES = ("plain", "uvloop", "express")
-RATIO_TARGETS = {"router": 0.8, "full": 0.5}
+RATIO_TARGETS = {"router": 0.8, "router-console": 0.72, "full": 0.5}
+#: router-console: the console may cost at most 10 % of router-only's requests/s, measured side by side.
+CONSOLE_COST_TARGET = 0.9
 P99_LIMIT_MS = 50.0
 RSS_LIMIT_MB = 120.0
 OTHERS_WARNING = 0.05         # warn when other processes took more than 5 % of the server's CPU
@@ -419,7 +424,7 @@ class Server:
     name: str
     port: int
     proc: subprocess.Popen
-    #: "reference" or "callgate".
+    #: "reference", "callgate", or "baseline" (a callgate without the plugin under measurement, side by side).
     role: str
     workers: int = 1
     runs: list[WrkResult] = field(default_factory=list)
@@ -539,18 +544,20 @@ def with_event_loop(config: Path, event_loop: str) -> Path:
     return copy
 
 
-def start_callgate(ctx: Context, config: Path, workers: int, event_loop: str | None = None) -> Server:
+def start_callgate(ctx: Context, config: Path, workers: int, event_loop: str | None = None,
+                   name: str | None = None, role: str = "callgate") -> Server:
     port = free_port()
-    name = "callgate" + (f"/{event_loop}" if event_loop else "") + (f"/{workers}w" if workers > 1 else "")
+    name = name or ("callgate" + (f"/{event_loop}" if event_loop else "") + (f"/{workers}w" if workers > 1 else ""))
     if event_loop:
         config = with_event_loop(config, event_loop)
     proc = ctx.procs.start(name, callgate_command(config, port, workers), SERVER_CPU,
                            ctx.tmp / f"{name.replace('/', '-')}.log", ctx.env())
     wait_listening(proc, port)
-    wait_ready(proc, port)
+    ops_port = tomllib.loads(config.read_text()).get("server", {}).get("ops_port")
+    wait_ready(proc, ops_port or port)             # /readyz is on the ops port when there is one
     if workers > 1:
         wait_workers(proc, workers)
-    return Server(name, port, proc, "callgate", workers)
+    return Server(name, port, proc, role, workers)
 
 
 def wait_workers(proc: subprocess.Popen, workers: int, timeout: float = START_TIMEOUT_S) -> None:
@@ -615,6 +622,8 @@ class Setup:
     config: Path
     notes: list[str] = field(default_factory=list)
     finish: Callable[[], list[str]] = list
+    #: A configuration run side by side as the "router-only" baseline (router-console), or None.
+    baseline: Path | None = None
 
 
 def setup_router(ctx: Context) -> Setup:
@@ -622,6 +631,21 @@ def setup_router(ctx: Context) -> Setup:
     config.write_text(SERVER_TOML + '\n[plugins]\nenabled = []\n\n' + ROUTER_TOML)
     ctx.callgate("check-config", "--config", str(config))
     return Setup(config, ["plugins: the built-in router (and caller_id, no rules) only"])
+
+
+def setup_router_console(ctx: Context) -> Setup:
+    """router-only plus the console (SQLite store, the default flush and queue), and router-only beside it."""
+    if "console" not in installed_plugins(ctx):
+        raise Skip("plugin console not installed (.venv/bin/pip install -e ./plugins/console)")
+    baseline = setup_router(ctx).config
+    ctx.extra_env["CALLGATE_CONSOLE_TOKEN"] = base64.b64encode(os.urandom(24)).decode()
+    config = ctx.tmp / "router-console.toml"
+    server = SERVER_TOML.replace("[server]\n", f"[server]\nops_port = {free_port()}\n", 1)
+    config.write_text(server + '\n[plugins]\nenabled = ["console"]\n\n[plugins.console]\n'
+                      f'database_url = "sqlite:///{ctx.tmp}/console.sqlite3"\n\n' + ROUTER_TOML)
+    ctx.callgate("check-config", "--config", str(config))
+    return Setup(config, ["plugins: the console (recording every callback to SQLite), then the built-in router; "
+                          "router-only: the same without the console, side by side"], baseline=baseline)
 
 
 def installed_plugins(ctx: Context) -> set[str]:
@@ -715,6 +739,7 @@ def setup_full(ctx: Context) -> Setup:
 
 CONFIGURATIONS: dict[str, tuple[str, Callable[[Context], Setup]]] = {
     "router": ("router-only", setup_router),
+    "router-console": ("router-only with the console", setup_router_console),
     "full": ("full stack", setup_full),
 }
 
@@ -920,6 +945,13 @@ def report(kind: str, title: str, servers: list[Server], notes: list[str], logs:
               f"(column 'others %', the worst run): the figures are not reliable; rerun on a quiet machine")
     plain = rows.get("plain")
     passed = True
+    for base in (s for s in servers if s.role == "baseline"):
+        for cg in gates:
+            ratio = rows[cg.name]["rps"] / rows[base.name]["rps"] if rows[base.name]["rps"] else 0.0
+            ok = ratio >= CONSOLE_COST_TARGET
+            passed &= ok
+            print(f"   {'PASS' if ok else 'FAIL'}  {cg.name} / {base.name} requests/s >= {CONSOLE_COST_TARGET}: "
+                  f"{ratio:.2f} (per round: {' '.join(_ratio(a.rps, b.rps) for a, b in zip(cg.runs, base.runs))})")
     for cg in gates:
         print(f"   {cg.name}:")
         for line in log_lines(logs[cg.name]):
@@ -943,7 +975,7 @@ def check_answers(kind: str, servers: list[Server], answers: dict[str, list[byte
     for server in servers:
         shown = " | ".join(a.decode(errors="replace")[:120] for a in answers[server.name])
         print(f"   {server.name} answers {shown}")
-    if kind != "router":
+    if kind not in ("router", "router-console"):
         return
     first = answers[servers[0].name]
     for server in servers[1:]:
@@ -972,6 +1004,9 @@ def bench_configuration(ctx: Context, kind: str, gen: Generation) -> bool | None
         for event_loop in ctx.args.event_loops:
             for workers in ctx.args.workers:
                 servers.append(start_callgate(ctx, prepared.config, workers, event_loop))
+        if prepared.baseline is not None:
+            servers.append(start_callgate(ctx, prepared.baseline, ctx.args.workers[0], name="router-only",
+                                          role="baseline"))
         check_answers(kind, servers, {server.name: smoke_check(server, ctx.signer, gen) for server in servers})
         run_rounds(ctx, gen, f"{kind}-{gen.name}", servers)
         gates = [s for s in servers if s.role == "callgate"]
@@ -1004,8 +1039,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark callgate against reference servers with wrk.")
     parser.add_argument("--rounds", type=int, default=3, help="rounds; each runs every server (default 3)")
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run (default 10)")
-    parser.add_argument("--config", choices=("router", "full", "all"), default="all",
-                        help="which configuration (default all)")
+    parser.add_argument("--config", choices=("router", "router-console", "full", "all"), default="all",
+                        help="which configuration (default all: router and full)")
     parser.add_argument("--generation", choices=("v1", "v2", "both"), default="both",
                         help="v1 callbacks to /sinch/callback, v2 webhooks to /sinch/webhook, or both (default)")
     parser.add_argument("--reference", default="plain",

@@ -6,7 +6,8 @@ implementations, the decisions hooks return (:mod:`callgate.decisions`:
 ``EndCall``, ``Prompt``), and the errors that refuse a configuration
 (``PluginError``: a plugin cannot be loaded or configured; ``ConfigError``: the
 rest of config.toml is wrong).  The calls hooks receive are in
-:mod:`callgate.calls`; the contract is in ``callgate.hookspecs``.  ``Svaml`` is
+:mod:`callgate.calls`; the contract is in ``callgate.hookspecs``.  ``Exchange`` is what
+``callback_answered`` receives (a callback, its answer and why).  ``Svaml`` is
 v1 SVAML (:mod:`callgate.protocols.v1.svaml`), for answers that have no neutral form.
 """
 
@@ -26,6 +27,7 @@ from .decisions import (
     SipEndpoint,
     SvamlRoute,
 )
+from .exchange import Exchange
 from .hookspecs import hookimpl
 from .manager import PluginError
 from .protocols.v1.svaml import Svaml
@@ -41,6 +43,7 @@ __all__ = [
            "Deny",
            "DigitMenu",
            "EndCall",
+           "Exchange",
            "InAppUser",
            "Outcome",
            "PhoneNumber",

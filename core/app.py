@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 
 from .config import Config
 from .endpoints import build_service_verifier, build_verifier, callback_endpoint, webhook_endpoint
 from .handlers import callback, healthz, metrics, not_found, readyz, webhook
-from .manager import Plugins, load_plugins
+from .manager import PluginError, Plugins, load_plugins
 from .metrics import Metrics
 from .pipeline import Pipeline
 from .state import CALLBACK, CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, WEBHOOK, Lifecycle
@@ -45,13 +46,33 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
 
 
 def create_ops_app(app: web.Application) -> web.Application:
-    """/metrics, /healthz and /readyz of ``app``, for a port that need not be public."""
+    """/metrics, /healthz and /readyz of ``app``, for a port that need not be public, and the routes plugins add
+    with ``register_ops_routes`` (each under its own ``/<plugin name>`` prefix)."""
     ops = web.Application()
     for key in _SHARED:
         ops[key] = app[key]  # type: ignore[misc]  # each key with its own value type
     _add_ops_routes(ops)
+    for impl in app[PLUGINS].impls("register_ops_routes"):
+        _register_plugin_routes(ops, impl.plugin.name, impl.function, impl.argnames)
     ops.router.add_route("*", "/{path:.*}", not_found)
     return ops
+
+
+def _register_plugin_routes(ops: web.Application, name: str, register: Callable[..., Any],
+                            argnames: tuple[str, ...]) -> None:
+    """One plugin's ``register_ops_routes``; PluginError (start-up stops) when it raises or adds a route outside
+    ``/<name>``."""
+    before = len(ops.router.resources())
+    try:
+        register(ops) if argnames else register()
+    except Exception as exc:
+        raise PluginError(name, f"register_ops_routes failed: {type(exc).__name__}: {exc}") from exc
+    prefix = f"/{name}"
+    for resource in list(ops.router.resources())[before:]:
+        path = resource.canonical
+        if path != prefix and not path.startswith(prefix + "/"):
+            raise PluginError(name, f"register_ops_routes added the route {path!r}, outside the plugin's own "
+                                    f"prefix {prefix}/: a plugin's ops routes must start with {prefix}/")
 
 
 def _add_ops_routes(app: web.Application) -> None:

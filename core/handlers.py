@@ -21,13 +21,13 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from . import dispatch, logs
-from .calls import CallEvent
+from . import dispatch, exchange, logs
+from .calls import CallEvent, CallEventType
 from .endpoints import Endpoint, IgnoredEvent
 from .pipeline import Reply
 from .protocols.errors import EventError
 from .protocols.signing_common import SignatureError
-from .responses import error_response
+from .responses import error_body, error_response
 from .state import CALLBACK, CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, WEBHOOK
 
 log = structlog.get_logger("callgate")
@@ -117,9 +117,12 @@ async def _handle(request: web.Request, endpoint: Endpoint,
         event = endpoint.decode(body, signed_at)
     except IgnoredEvent as exc:
         log.warning(exc.log_event, sinch_event=exc.event, **cloudevent)
+        _told(request, endpoint, exc.event, None, body, 200, endpoint.ignored_body, None, started, "ignored")
         return web.Response(body=endpoint.ignored_body, content_type=JSON), "unknown", None
     except EventError as exc:
         log.warning("callback_refused", reason=exc.code, error=str(exc), **cloudevent)
+        _told(request, endpoint, "-", None, body, 400, error_body(exc.code, str(exc)), None, started,
+              f"refused: {exc.code}", str(exc))
         return error_response(400, exc.code, str(exc)), "-", None
 
     # Every line logged while the plugins work on this callback carries its callid and event:
@@ -132,7 +135,22 @@ async def _handle(request: web.Request, endpoint: Endpoint,
     finally:
         logs.SINCH_EVENT.reset(event_token)
         logs.CALLID.reset(callid_token)
+    _told(request, endpoint, event.event, event, body, answer.status, answer.body, answer, started)
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
+
+
+def _told(request: web.Request, endpoint: Endpoint, event: str, call: CallEventType | None, body: bytes,
+          status: int, answer: bytes, reply: Reply | None, started: float, summary: str = "",
+          problem: str | None = None) -> None:
+    """The ``callback_answered`` hook, when an enabled plugin implements it (nothing is built otherwise).
+    ``summary`` and ``problem`` are the reply's when there is one."""
+    impls = request.app[PLUGINS].impls(exchange.HOOK)
+    if impls:
+        if reply is not None:
+            summary, problem = reply.summary, reply.problem
+        exchange.tell(impls, request.app[METRICS], endpoint.generation, event, call, request.headers, body, status,
+                      answer, reply.decision if reply else None, tuple(reply.outcomes) if reply else (), problem,
+                      summary, started)
 
 
 def _cloudevent(request: web.Request) -> dict[str, str]:

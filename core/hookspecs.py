@@ -13,7 +13,8 @@ General rules, true of every hook:
   another name to a hook.  ``wrapper``, ``hookwrapper``, ``tryfirst`` and
   ``trylast`` are refused when the plugin is loaded: the order is
   ``[plugins] enabled`` and there are no wrappers (see below).
-* Implementations may be ``async def``; the core awaits them.  They must not
+* Implementations may be ``async def`` (except ``callback_answered`` and
+  ``register_ops_routes``, which must be plain ``def``); the core awaits them.  They must not
   block the event loop: a synchronous implementation must return in
   microseconds (no network, no disk).  Use an async client, or
   ``asyncio.to_thread`` for a blocking library.
@@ -27,7 +28,7 @@ General rules, true of every hook:
 * A plugin serves both Sinch Voice API generations: each call hook says which
   events of each generation run it (v1 callbacks: ICE, ACE, PIE, DICE, Notify;
   v2 webhooks: ``call.incoming``, ``call.answered``, ...).
-* Each call of every hook (``on_disconnect`` and ``on_notify`` included) runs
+* Each call of every call hook (``on_disconnect`` and ``on_notify`` included) runs
   under the plugin's one ``timeout_ms`` and inside one deadline for the whole
   callback (``[server] deadline_ms``; ``record_deadline_ms`` for DICE and
   Notify).  A plugin that raises or runs out of time is logged with its name
@@ -65,8 +66,11 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    from aiohttp import web
+
     from .calls import Answered, Ended, Incoming, MenuInput, Notice
     from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
+    from .exchange import Exchange
     from .protocols.v1.svaml import Svaml
     from .protocols.v2.wire import V2Answer
     from .results import Decision
@@ -265,7 +269,61 @@ def on_notify(call: Notice, dry_run: bool) -> None:
     """
 
 
+# --- after the answer: every signed callback --------------------------------------------------
+
+
+@hookspec
+def callback_answered(exchange: Exchange) -> None:
+    """A signed callback (v1) or webhook (v2) was answered: see it, with its answer and why.
+
+    Runs once per request whose signature check passed, after its answer is decided and before it
+    is sent, for every event of both generations: the events that run call hooks, the events callgate
+    ignores (an unknown v1 event, an unknown or custom v2 event: ``exchange.call`` is None) and a
+    signed body refused as invalid (400, ``exchange.event`` is ``"-"``).  Requests refused before
+    the signature check passed (405, 413, 415, 408, 401, ...) are not given, so a sender without the
+    secret cannot reach a plugin through it.  It also runs for a request whose answer is a 503 (a
+    recording plugin failed).  Not run by ``callgate simulate`` (it serves no request).
+
+    :param exchange: the request and its answer (:class:`callgate.exchange.Exchange`): ``received_at``,
+        ``generation``, ``event``, ``call`` (the neutral call or None), ``headers`` (without
+        ``Authorization``), ``body``, ``status``, ``answer``, ``decision`` (an incoming call's, else
+        None), ``outcomes`` (every plugin's hook calls: status, verdict, ``elapsed_ms``),
+        ``problem``, ``summary`` and ``ms`` (the time to answer).
+    :returns: ``None``; any return value is ignored.
+
+    Must be a plain ``def`` that returns at once (microseconds: append to a bounded queue and write
+    it from a background task); an ``async def`` implementation is refused when the plugin is loaded.
+    It runs on the answer path, outside the plugin's ``timeout_ms``.  An exception is logged
+    (``plugin_failed``, hook ``callback_answered``) and counted
+    (``callgate_plugin_failures_total{hook="callback_answered", kind="error"}``); it never changes
+    the answer, and the plugins after it are still called.  When no enabled plugin implements this
+    hook, no ``Exchange`` is built at all.
+    """
+
+
 # --- operation -------------------------------------------------------------------------------
+
+
+@hookspec
+def register_ops_routes(app: web.Application) -> None:
+    """Add pages or API endpoints to the **ops** application (the one on ``[server] ops_port``).
+
+    Called once, on every enabled plugin that implements it, when the ops application is built
+    (``callgate serve`` with ``ops_port`` set; in each worker with ``--workers``), before any
+    plugin's ``startup``.  With ``ops_port = 0`` there is no ops application and it is never called:
+    a plugin's routes never appear on the public callback port.
+
+    :param app: the ops ``aiohttp.web.Application`` (``/healthz``, ``/readyz``, ``/metrics`` are
+        there already).  Add routes and static folders under the plugin's own prefix,
+        ``/<plugin name>/...`` (or exactly ``/<plugin name>``), e.g.
+        ``app.router.add_get("/console/", page)``.  A route outside it stops start-up with an error
+        naming the plugin.  The routes are served without authentication: a plugin that shows
+        anything private checks access itself.  Do not change anything else on the app (its
+        middlewares, its signals): the other plugins share it.
+    :returns: ``None``; any return value is ignored.  It must be a plain ``def``; an exception
+        stops start-up with an error naming the plugin.
+    """
+
 
 
 @hookspec

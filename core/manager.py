@@ -269,6 +269,8 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
 #: its own timeout.  ``specname`` is honoured (pluggy maps the method to the hook), and ``optionalhook``
 #: changes nothing on a callgate hook (and any other name is refused below).
 UNHONOURED_OPTIONS = ("wrapper", "hookwrapper", "tryfirst", "trylast")
+#: Hooks called synchronously, outside the dispatcher: an ``async def`` implementation is refused.
+SYNC_HOOKS = ("callback_answered", "register_ops_routes")
 
 
 def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, source: str = "config.toml") -> None:
@@ -285,6 +287,9 @@ def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, sourc
             raise PluginError(name, f"implements a hook callgate does not have: {named} is not a callgate hook "
                                     f"(optionalhook=True does not change that). The hooks are "
                                     f"{', '.join(HOOK_NAMES)}; fix the name or remove @hookimpl")
+        if hook in SYNC_HOOKS and inspect.iscoroutinefunction(getattr(instance, attr)):
+            raise PluginError(name, f"{attr}() implements {hook}, which must be a plain def that returns at once "
+                                    f"(queue the work and do it in a background task); it is async def")
         for option in UNHONOURED_OPTIONS:
             if opts.get(option):
                 raise PluginError(name, f"{attr}() is marked @hookimpl({option}=True) for hook {hook}, which "

@@ -101,6 +101,10 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
+    def hook_failed(self, plugin: str, hook: str, kind: str) -> None:
+        """Count a hook call outside the pipeline that raised or timed out (``callback_answered``)."""
+        self._child(self.plugin_failures, plugin, hook, kind).inc()
+
     def refused_signature(self, reason: str, *, generation: str = "v1") -> None:
         """Count a request refused by the signature check (``reason``: SignatureError's, or no_application /
         no_service)."""

@@ -392,6 +392,8 @@ ANSWERS = {
     "check_ready": "not ready",
     "collect_metrics": {"depth": 1.0},
     "register_commands": "ignored",
+    "callback_answered": "ignored",
+    "register_ops_routes": "ignored",
 }
 
 

@@ -158,7 +158,7 @@ async def test_startup_and_shutdown_run_in_order(fake_dist):
 def test_every_hook_is_known():
     assert set(HOOK_NAMES) == {"authorize_call", "route_call", "set_cli", "call_decided", "on_answer",
                                "on_prompt_input", "on_disconnect", "on_notify", "check_ready", "collect_metrics",
-                               "register_commands"}
+                               "register_commands", "callback_answered", "register_ops_routes"}
 
 
 def test_plugin_given_by_class_is_used_instead_of_entry_point():

@@ -1,0 +1,115 @@
+"""What the console costs per callback, in process: the hook on the answer path, and the background work.
+
+    .venv/bin/python bench/console_cost.py [--number 20000]
+
+Answers one real v1 ICE and one v2 ``call.incoming`` with the real app (router-only plus the
+console) to capture their :class:`~callgate.exchange.Exchange`, then times with ``timeit``:
+
+* on the answer path: building the Exchange and calling the console's ``callback_answered``
+  (``callgate.exchange.tell``: headers copied without Authorization, the queue append);
+* off it (the background flush, same process and CPU): turning an exchange into a row, and
+  writing rows to SQLite in batches as the flush does (250 per transaction, a 250 ms flush at
+  1,000 callbacks/s), as CPU time of the whole process (the disk flush's wait is not CPU).
+
+Each figure is microseconds per callback, best of 5 repeats (the minimum is the least disturbed by
+other processes on a busy machine).  Compare them with a callback's whole cost in router-only
+(bench/run.py: 1 / requests-per-second of one worker).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+import time
+import timeit
+from pathlib import Path
+
+from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from callgate import exchange as exchange_module
+from callgate import hookimpl, samples, v2_samples
+from callgate.app import create_app, create_ops_app
+from callgate.exchange import Exchange
+from callgate.metrics import Metrics
+from callgate.state import PLUGINS
+from callgate.testing import SignedClient, make_config
+
+BATCH = 250
+
+
+class Capture:
+    """Keeps the exchanges it sees (enabled after the console, so it sees what the console sees)."""
+
+    def __init__(self) -> None:
+        self.seen: list[Exchange] = []
+
+    @hookimpl
+    def callback_answered(self, exchange: Exchange) -> None:
+        self.seen.append(exchange)
+
+
+def best_us(fn, number: int) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+
+async def measure(number: int, folder: Path) -> None:
+    from callgate_console import Console
+    from callgate_console.record import row
+    from callgate_console.store import ConsoleStore
+
+    os.environ.setdefault("CALLGATE_CONSOLE_TOKEN", "bench-console-token-0123456789")
+    route = {"name": "sweden", "prefix": "+46",
+             "action": {"name": "connectPstn", "number": "{to}", "maxDuration": 3600}}
+    classes = {"console": Console, "capture": Capture}
+    config = make_config({"server": {"ops_port": 9}, "plugins": {
+        "enabled": ["console", "capture"], "console": {"database_url": f"sqlite:///{folder}/console.sqlite3"},
+        "router": {"routes": [route]}}}, plugins=classes)
+    app = create_app(config, plugin_classes=classes)
+    create_ops_app(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        signed = SignedClient(client, config)
+        await signed.event(samples.ice(caller="46701234567", to="+46850001234"))
+        await signed.webhook(v2_samples.incoming(caller="+46701234567", to="+46850001234"))
+        console = signed.plugin("console")
+        v1, v2 = signed.plugin("capture").seen
+        console_only = tuple(i for i in app[PLUGINS].impls("callback_answered") if i.plugin.name == "console")
+        metrics = Metrics()
+        recorder = console.state.recorder
+        recorder.limit = 10**9
+        for name, ex in (("v1 ICE", v1), ("v2 call.incoming", v2)):
+            headers = CIMultiDictProxy(CIMultiDict([*ex.headers.items(), ("Authorization", "Application k:s")]))
+
+            def hook(ex=ex, headers=headers) -> None:
+                exchange_module.tell(console_only, metrics, ex.generation, ex.event, ex.call, headers, ex.body,
+                                     ex.status, ex.answer, ex.decision, ex.outcomes, ex.problem, ex.summary, 0.0)
+            on_path = best_us(hook, number)
+            recorder.pending.clear()
+            to_row = best_us(lambda ex=ex: row(ex), number)
+            store: ConsoleStore = console.state.store
+            rows = [row(ex)] * BATCH
+            rounds = max(1, number // BATCH // 4)
+            started = time.process_time()          # CPU of every thread (the commit runs on the store's)
+            for _ in range(rounds):
+                await store.insert(rows)
+            write = (time.process_time() - started) / (rounds * BATCH) * 1e6
+            print(f"{name:<18} answer path (Exchange + hook): {on_path:6.2f} us   background: row {to_row:6.2f} us, "
+                  f"SQLite write {write:6.2f} us   per callback")
+    finally:
+        await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--number", type=int, default=20000, help="calls per timing (default 20000)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="callgate-console-cost-") as folder:
+        asyncio.run(measure(args.number, Path(folder)))
+
+
+if __name__ == "__main__":
+    main()

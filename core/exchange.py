@@ -1,0 +1,88 @@
+"""One signed callback and its answer, as the ``callback_answered`` hook receives it.
+
+Built by the HTTP handler after the answer is decided, only when an enabled plugin implements
+``callback_answered`` (otherwise nothing is built), and handed to each such plugin in turn.  An
+implementation must return at once (queue the work); one that raises is logged and counted
+(``callgate_plugin_failures_total{hook="callback_answered"}``), and the answer, already decided, is
+never changed by it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import msgspec
+import structlog
+from multidict import CIMultiDict, CIMultiDictProxy
+
+from .calls import CallEventType, Generation
+from .results import Decision, Outcome
+
+if TYPE_CHECKING:
+    from .manager import HookImpl
+    from .metrics import Metrics
+
+__all__ = ["HOOK", "Exchange", "tell"]
+
+log = structlog.get_logger("callgate")
+HOOK = "callback_answered"
+
+
+class Exchange(msgspec.Struct, frozen=True, gc=False):
+    """A signed v1 callback or v2 webhook, and what callgate answered.  Frozen; a msgspec Struct because it is
+    built on the answer path (0.3 us, where a frozen dataclass of 13 fields takes 3 us), not tracked by the
+    garbage collector (it refers to nothing that refers back to it, so it is in no cycle): a plugin that
+    queues exchanges does not make every collection walk them.
+
+    * ``received_at``: when the request was received, unix seconds.
+    * ``generation``: ``"v1"`` or ``"v2"``; ``event``: the wire event name (``"ice"``, ``"call.incoming"``,
+      the name as sent for an event callgate ignores, ``"-"`` for a body that could not be decoded).
+    * ``call``: the neutral call (:mod:`callgate.calls`), or None when the body was ignored or refused.
+    * ``headers``: the request headers as sent (a case-insensitive, read-only multidict, in order), *without*
+      ``Authorization``.
+    * ``body``: the request body (bytes); ``status`` and ``answer``: the HTTP status and body sent back.
+    * ``decision``: the :class:`~callgate.results.Decision` of an incoming call (None for other events).
+    * ``outcomes``: every plugin hook call of this callback, in order (plugin, hook, status ``ok`` /
+      ``error`` / ``timeout``, ``verdict``, ``elapsed_ms``).
+    * ``problem``: what went wrong (an invalid answer replaced, a failed recording, a refused body), or None.
+    * ``summary``: the decision in a few words, as on the ``callback`` log line.
+    * ``ms``: the time to answer, in milliseconds.
+    """
+
+    received_at: float
+    generation: Generation
+    event: str
+    call: CallEventType | None
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    status: int
+    answer: bytes
+    decision: Decision | None
+    outcomes: tuple[Outcome, ...]
+    problem: str | None
+    summary: str
+    ms: float
+
+
+def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, event: str,
+         call: CallEventType | None, headers: CIMultiDictProxy[str], body: bytes, status: int, answer: bytes,
+         decision: Decision | None, outcomes: tuple[Outcome, ...], problem: str | None, summary: str,
+         started: float) -> None:
+    """Build the :class:`Exchange` and give it to every ``callback_answered`` implementation, in plugin order.
+
+    ``started`` is the ``time.perf_counter()`` of the request's arrival.  Never raises: an implementation that
+    raises is logged (its exception's type and text, never the request) and counted, and the others still run.
+    """
+    elapsed = time.perf_counter() - started
+    sent = CIMultiDict(headers)          # a copy in C, then without the credentials (0.5 us)
+    sent.popall("Authorization", None)
+    exchange = Exchange(time.time() - elapsed, generation, event, call, CIMultiDictProxy(sent), body, status,
+                        answer, decision, outcomes, problem, summary, round(elapsed * 1000, 3))
+    for impl in impls:
+        try:
+            impl.function(exchange) if impl.argnames else impl.function()
+        except Exception as exc:
+            log.error("plugin_failed", plugin=impl.plugin.name, hook=HOOK, status="error",
+                      error=f"{type(exc).__name__}: {exc}", exc_info=True)
+            metrics.hook_failed(impl.plugin.name, HOOK, "error")

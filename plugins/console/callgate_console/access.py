@@ -1,0 +1,58 @@
+"""Who may see the console: the token from ``CALLGATE_CONSOLE_TOKEN``, exchanged once for a session cookie.
+
+The cookie is stateless, ``<expiry>.<HMAC-SHA256 of the expiry>``, keyed by a key derived from the
+token: any worker and any instance with the same token accepts it, and changing the token ends
+every session.  Every comparison is constant-time (``hmac.compare_digest``).  Neither the token nor
+a cookie is ever logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from aiohttp import web
+
+#: The session cookie's name; it is sent for paths under /console only.
+COOKIE = "callgate_console"
+COOKIE_PATH = "/console"
+_KEY_LABEL = b"callgate-console-session-v1"
+
+
+class Access:
+    """Checks the token and the session cookies made from it."""
+
+    def __init__(self, token: str, session_seconds: float) -> None:
+        self._token = token.encode()
+        self._key = hmac.new(self._token, _KEY_LABEL, hashlib.sha256).digest()
+        self.session_seconds = session_seconds
+
+    def token_ok(self, candidate: str) -> bool:
+        return hmac.compare_digest(candidate.encode(), self._token)
+
+    def _signature(self, expires: str) -> str:
+        return hmac.new(self._key, expires.encode(), hashlib.sha256).hexdigest()
+
+    def new_session(self, now: float | None = None) -> str:
+        """A cookie value valid for ``session_seconds``."""
+        expires = str(int((time.time() if now is None else now) + self.session_seconds))
+        return f"{expires}.{self._signature(expires)}"
+
+    def session_ok(self, value: str, now: float | None = None) -> bool:
+        expires, _, signature = value.partition(".")
+        if not expires.isdigit() or not hmac.compare_digest(signature.encode(), self._signature(expires).encode()):
+            return False
+        return int(expires) > (time.time() if now is None else now)
+
+    def allowed(self, request: web.Request) -> bool:
+        """A valid session cookie, or ``Authorization: Bearer <token>`` (for curl; it sets no cookie)."""
+        cookie = request.cookies.get(COOKIE)
+        if cookie is not None and self.session_ok(cookie):
+            return True
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and self.token_ok(credentials.strip())
+
+    def set_cookie(self, response: web.StreamResponse) -> None:
+        response.set_cookie(COOKIE, self.new_session(), max_age=int(self.session_seconds), path=COOKIE_PATH,
+                            httponly=True, samesite="Strict")

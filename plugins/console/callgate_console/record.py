@@ -1,0 +1,83 @@
+"""From an :class:`~callgate.exchange.Exchange` to the row the console stores (pure functions).
+
+The hook only queues the exchange; these run in the background flush, so the answer path pays
+nothing for them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import orjson
+
+from callgate.calls import Answered, Ended, Incoming, MenuInput, Notice
+from callgate.exchange import Exchange
+
+#: The stored columns, in the order :func:`row` gives them (``id`` is the store's).  ``trace`` is a JSON list of
+#: ``[plugin, hook, status, verdict, ms]`` (lists, not objects: a smaller row, built faster).
+COLUMNS = ("received_at", "minute", "generation", "event", "kind", "call_key", "callid", "caller", "callee",
+           "status", "decision", "deciding_plugin", "reason", "summary", "problem", "ms", "headers", "body",
+           "answer", "trace")
+#: The events that start a call (a row in the live view's calls in progress) and those that end it.
+STARTS = frozenset({"incoming"})
+ENDS = frozenset({"ended"})
+DECISIONS = ("allowed", "denied", "error")
+_KINDS: dict[type, str] = {Incoming: "incoming", Answered: "answered", MenuInput: "menu", Ended: "ended",
+                           Notice: "notice"}
+
+
+def kind(exchange: Exchange) -> str:
+    """``incoming``, ``answered``, ``menu``, ``ended``, ``notice``; ``ignored`` (an event callgate does not
+    handle) or ``refused`` (a signed body that could not be decoded)."""
+    call = exchange.call
+    if call is None:
+        return "ignored" if exchange.status < 400 else "refused"
+    return _KINDS.get(type(call), "other")
+
+
+def decision(exchange: Exchange) -> str | None:
+    """``error`` (a status >= 400 or a problem), ``allowed`` / ``denied`` (an incoming call), or None."""
+    if exchange.status >= 400 or exchange.problem:
+        return "error"
+    if exchange.decision is not None:
+        return "allowed" if exchange.decision.allowed else "denied"
+    return None
+
+
+def deciding(exchange: Exchange) -> tuple[str | None, str | None]:
+    """Which plugin decided and why: the plugin whose Deny won; for an allowed call the plugin that routed it
+    (else those that allowed it); for other events the first plugin that answered; and the decision's reason."""
+    d = exchange.decision
+    if d is not None:
+        plugin = d.decided_by if not d.allowed else (d.routed_by or d.decided_by)
+        return plugin, d.reason or None
+    failed = [o.plugin for o in exchange.outcomes if o.status != "ok"]
+    if failed:
+        return ", ".join(failed), None
+    return next((o.plugin for o in exchange.outcomes if o.value is not None), None), None
+
+
+def parties(exchange: Exchange) -> tuple[str | None, str | None]:
+    """The caller and the callee the call names, as sent (None where this event does not say)."""
+    call = exchange.call
+    to = getattr(call, "to", None)
+    return getattr(call, "cli", None), to.endpoint if to is not None else None
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", "replace")
+
+
+def row(exchange: Exchange) -> tuple[Any, ...]:
+    """The exchange as the store's columns (:data:`COLUMNS`)."""
+    call = exchange.call
+    caller, callee = parties(exchange)
+    plugin, reason = deciding(exchange)
+    trace = [[o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms] for o in exchange.outcomes]
+    callid = getattr(call, "callid", None) if call is not None else None
+    return (exchange.received_at, math.floor(exchange.received_at / 60), exchange.generation, exchange.event,
+            kind(exchange), getattr(call, "key", None) if call is not None else None, callid, caller, callee,
+            exchange.status, decision(exchange), plugin, reason, exchange.summary, exchange.problem, exchange.ms,
+            _text(orjson.dumps(list(exchange.headers.items()))), _text(exchange.body), _text(exchange.answer),
+            _text(orjson.dumps(trace)))

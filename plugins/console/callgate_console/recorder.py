@@ -1,0 +1,89 @@
+"""Recording off the answer path: the hook appends to a bounded queue, a background task writes batches.
+
+``add`` is all the answer path pays (a length check and a ``deque.append``).  Every
+``flush_interval_ms`` the flush task turns what is queued into rows and writes them in one
+transaction.  A full queue drops the new exchange and counts it; a write that fails is logged (its
+error, never a request's content) and counted, and its batch is dropped, so memory stays bounded
+whatever the store does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable
+
+import structlog
+
+from callgate.exchange import Exchange
+
+from .record import row
+from .store import ConsoleStore
+
+log = structlog.get_logger("callgate.console")
+#: At most this many exchanges per transaction (a backlog is written in several).
+MAX_BATCH = 2000
+#: A failing store is logged at most this often (every failure is counted).
+FAILURE_LOG_SECONDS = 10.0
+
+
+class Recorder:
+    """The queue of exchanges to write, and the counts ``collect_metrics`` reports."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending: deque[Exchange] = deque()
+        self.recorded = 0
+        self.dropped = 0
+        self.failed_writes = 0
+        self.lost = 0
+        self._last_failure_log = 0.0
+
+    def add(self, exchange: Exchange) -> None:
+        """Queue ``exchange`` (the hook; never waits, never raises)."""
+        if len(self.pending) >= self.limit:
+            self.dropped += 1
+            return
+        self.pending.append(exchange)
+
+    async def flush(self, store: ConsoleStore) -> None:
+        """Write everything queued so far, in batches of at most ``MAX_BATCH``."""
+        while self.pending:
+            batch = [self.pending.popleft() for _ in range(min(len(self.pending), MAX_BATCH))]
+            try:
+                await store.insert([row(exchange) for exchange in batch])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.failed_writes += 1
+                self.lost += len(batch)
+                self._log_failure(exc, len(batch))
+                return
+            self.recorded += len(batch)
+
+    def _log_failure(self, exc: Exception, size: int) -> None:
+        now = time.monotonic()
+        if now - self._last_failure_log < FAILURE_LOG_SECONDS:
+            return
+        self._last_failure_log = now
+        # DatabaseError messages never hold a password; the rows (requests) are never logged.
+        log.error("console_store_failed", error=f"{type(exc).__name__}: {exc}", batch=size,
+                  failed_writes=self.failed_writes, lost=self.lost)
+
+    async def run(self, store: Callable[[], ConsoleStore | None], interval: float, stopping: asyncio.Event) -> None:
+        """Flush every ``interval`` seconds until ``stopping`` is set, then once more."""
+        while True:
+            try:
+                await asyncio.wait_for(stopping.wait(), interval)
+            except TimeoutError:
+                pass
+            current = store()
+            if current is not None:
+                await self.flush(current)
+            if stopping.is_set():
+                return
+
+    def metrics(self) -> dict[str, float]:
+        return {"queued": len(self.pending), "recorded": self.recorded, "dropped": self.dropped,
+                "failed_writes": self.failed_writes, "lost": self.lost}

@@ -1,0 +1,84 @@
+// callgate console, live view: new callbacks from the server-sent events stream, without a reload.
+// Every value from a callback is set with textContent (never innerHTML): markup in a caller id stays text.
+"use strict";
+(function () {
+  var latest = document.querySelector("#latest-callbacks tbody");
+  var calls = document.querySelector("#live-calls tbody");
+  var state = document.getElementById("stream-state");
+  var limit = parseInt(document.getElementById("latest-callbacks").dataset.limit, 10) || 50;
+  var CELLS = [["cb-time", "time"], ["cb-generation", "generation"], ["cb-event", "event"], ["cb-caller", "caller"],
+               ["cb-callee", "callee"], ["cb-status", "status"], ["cb-decision", "decision"], ["cb-plugin", "plugin"]];
+  var CALL_CELLS = [["call-started", "time"], ["call-generation", "generation"], ["call-caller", "caller"],
+                    ["call-callee", "callee"], ["call-decision", "decision"], ["call-plugin", "plugin"]];
+
+  function show(text) {
+    state.textContent = text;
+    state.dataset.state = text;
+  }
+
+  function text(value) {
+    return value === null || value === undefined ? "" : String(value);
+  }
+
+  function cell(className, value, url) {
+    var td = document.createElement("td");
+    td.className = className;
+    if (url) {
+      var a = document.createElement("a");
+      a.className = "call-link";
+      a.href = url;            // built by the server: /console/calls/ + the URL-encoded call key
+      a.textContent = text(value);
+      td.appendChild(a);
+    } else {
+      td.textContent = text(value);
+    }
+    return td;
+  }
+
+  function row(cb, cells) {
+    var tr = document.createElement("tr");
+    if (cb.call_key) { tr.dataset.callKey = cb.call_key; }
+    cells.forEach(function (c, i) { tr.appendChild(cell(c[0], cb[c[1]], i === 0 ? cb.url : null)); });
+    return tr;
+  }
+
+  function findCall(key) {
+    var rows = calls.querySelectorAll("tr[data-call-key]");
+    for (var i = 0; i < rows.length; i++) { if (rows[i].dataset.callKey === key) { return rows[i]; } }
+    return null;
+  }
+
+  function add(cb) {
+    if (latest.querySelector('tr[data-callback-id="' + Number(cb.id) + '"]')) { return; }
+    var tr = row(cb, CELLS);
+    tr.dataset.callbackId = String(Number(cb.id));
+    tr.className = "fresh decision-" + (cb.decision || "none");
+    latest.insertBefore(tr, latest.firstChild);
+    while (latest.rows.length > limit) { latest.deleteRow(latest.rows.length - 1); }
+    if (!cb.call_key) { return; }
+    if (cb.kind === "incoming" && !findCall(cb.call_key)) {
+      var call = row(cb, CALL_CELLS);
+      call.className = "fresh";
+      calls.insertBefore(call, calls.firstChild);
+    } else if (cb.kind === "ended") {
+      var done = findCall(cb.call_key);
+      if (done) { done.remove(); }
+    }
+  }
+
+  function connect() {
+    var source = new EventSource("/console/stream");
+    source.addEventListener("open", function () { show("live"); });
+    source.addEventListener("ready", function () { show("live"); });
+    source.addEventListener("callback", function (event) {
+      try { add(JSON.parse(event.data)); } catch (e) { /* a malformed event is skipped */ }
+    });
+    source.addEventListener("error", function () {
+      show("reconnecting");
+      if (source.readyState === EventSource.CLOSED) {   // e.g. a 401 after the session expired
+        setTimeout(function () { window.location.reload(); }, 5000);
+      }
+    });
+  }
+  connect();
+})();

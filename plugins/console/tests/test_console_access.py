@@ -1,0 +1,147 @@
+"""Access: the token from CALLGATE_CONSOLE_TOKEN, the session cookie, and 401 for everything else."""
+
+from __future__ import annotations
+
+import pytest
+from callgate_console import Console
+from callgate_console.access import COOKIE, Access
+from console_setup import TOKEN, console_config
+from structlog.testing import capture_logs
+
+from callgate import PluginError, samples
+from callgate.app import create_app
+from callgate.state import PLUGINS
+from callgate.testing import check_config, make_config
+
+GUARDED_PAGES = ["/console/", "/console/calls/anything", "/console/calls/v2%3Aabc", "/console/search",
+                 "/console/search?number=4670", "/console/stats"]
+GUARDED_DATA = ["/console/stream", "/console/api/callbacks", "/console/api/calls/x", "/console/api/stats"]
+GUARDED_ASSETS = ["/console/static/console.css", "/console/static/live.js"]
+
+
+async def test_without_a_session_every_page_stream_api_and_asset_is_401(make_console):
+    console = await make_console()
+    for path in GUARDED_PAGES:
+        response = await console.ops.get(path)
+        assert response.status == 401, path
+        assert response.content_type == "text/html"
+        assert 'href="/console/login"' in await response.text(), path
+    for path in GUARDED_DATA:
+        response = await console.ops.get(path)
+        assert response.status == 401, path
+        assert (await response.json())["error"] == "unauthorized"
+    for path in GUARDED_ASSETS:
+        response = await console.ops.get(path)
+        assert response.status == 401, path
+        assert await response.text() == "log in first: /console/login"
+
+
+async def test_the_login_page_and_its_stylesheet_need_no_session(make_console):
+    console = await make_console()
+    page = await console.ops.get("/console/login")
+    html = await page.text()
+    assert page.status == 200
+    assert '<form id="login"' in html and 'name="token"' in html and 'id="login-submit"' in html
+    assert 'id="login-error"' not in html
+    css = await console.ops.get("/console/static/login.css")
+    assert css.status == 200 and css.content_type == "text/css"
+
+
+async def test_a_wrong_token_is_401_with_the_form_and_an_error(make_console):
+    console = await make_console()
+    for token in ("wrong", TOKEN + "x", TOKEN[:-1], ""):
+        response = await console.ops.post("/console/login", data={"token": token}, allow_redirects=False)
+        assert response.status == 401
+        html = await response.text()
+        assert 'id="login-error"' in html and '<form id="login"' in html
+        assert "Set-Cookie" not in response.headers
+    assert (await console.ops.get("/console/")).status == 401
+
+
+async def test_the_right_token_gives_a_strict_httponly_cookie_scoped_to_the_console(make_console):
+    console = await make_console()
+    response = await console.ops.post("/console/login", data={"token": TOKEN}, allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/console/"
+    cookie = response.headers["Set-Cookie"]
+    attributes = {part.strip().split("=")[0].lower(): part.strip() for part in cookie.split(";")}
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "httponly" in attributes
+    assert attributes["samesite"].lower() == "samesite=strict"
+    assert attributes["path"] == "Path=/console"
+    assert TOKEN not in cookie
+    for path in GUARDED_PAGES[:1] + ["/console/search", "/console/stats", "/console/api/callbacks",
+                                      "/console/static/console.css", "/console/static/live.js"]:
+        assert (await console.ops.get(path)).status == 200, path
+    assert (await console.ops.get("/console/calls/nothing-recorded")).status == 404
+
+
+async def test_bearer_token_works_without_a_cookie(make_console):
+    console = await make_console()
+    ok = await console.ops.get("/console/api/callbacks", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert ok.status == 200 and "Set-Cookie" not in ok.headers
+    assert (await console.ops.get("/console/api/callbacks", headers={"Authorization": "Bearer nope"})).status == 401
+    assert (await console.ops.get("/console/api/callbacks", headers={"Authorization": TOKEN})).status == 401
+
+
+async def test_a_session_is_valid_in_another_instance_with_the_same_token(make_console):
+    """Stateless: any worker or instance with the token accepts it (``--workers``, several instances)."""
+    first, second = await make_console(), await make_console()
+    await first.login()
+    cookie = first.ops.session.cookie_jar.filter_cookies(first.ops.make_url("/console/"))[COOKIE].value
+    response = await second.ops.get("/console/", headers={"Cookie": f"{COOKIE}={cookie}"})
+    assert response.status == 200
+
+
+def test_a_tampered_or_expired_cookie_is_refused():
+    access = Access(TOKEN, 3600)
+    good = access.new_session(now=1000.0)
+    assert access.session_ok(good, now=1000.0 + 3599)
+    assert not access.session_ok(good, now=1000.0 + 3601)                    # expired
+    expires, signature = good.split(".")
+    assert not access.session_ok(f"{int(expires) + 10**6}.{signature}", now=1000.0)   # a later expiry, same signature
+    assert not access.session_ok(f"{expires}.{'0' * len(signature)}", now=1000.0)
+    assert not access.session_ok("garbage", now=1000.0)
+    assert not Access(TOKEN + "-rotated", 3600).session_ok(good, now=1000.0)  # a new token ends old sessions
+
+
+async def test_the_token_and_the_cookie_are_never_logged(make_console):
+    console = await make_console()
+    with capture_logs() as logs:
+        await console.ops.post("/console/login", data={"token": "wrong-token-guess"})
+        await console.login()
+        await console.callgate.event(samples.ice())
+        await console.flush()
+        await console.ops.get("/console/")
+        await console.ops.get("/console/api/callbacks", headers={"Authorization": f"Bearer {TOKEN}"})
+    cookie = console.ops.session.cookie_jar.filter_cookies(console.ops.make_url("/console/"))[COOKIE].value
+    text = repr(logs)
+    assert TOKEN not in text and cookie not in text and "wrong-token-guess" not in text
+
+
+async def test_the_console_is_read_only(make_console):
+    console = await make_console()
+    await console.login()
+    for path in ("/console/", "/console/api/callbacks", "/console/calls/x", "/console/stats"):
+        for method in ("POST", "PUT", "DELETE", "PATCH"):
+            response = await console.ops.request(method, path)
+            assert response.status in (404, 405), (method, path)
+
+
+@pytest.mark.parametrize("value, says", [(None, "is not set"), ("short", "shorter than 16 characters")])
+def test_start_up_needs_a_long_enough_token(monkeypatch, value, says):
+    if value is None:
+        monkeypatch.delenv("CALLGATE_CONSOLE_TOKEN")
+    else:
+        monkeypatch.setenv("CALLGATE_CONSOLE_TOKEN", value)
+    error = check_config(console_config("sqlite:///x.sqlite3"), plugins={"console": Console})
+    assert isinstance(error, PluginError)
+    assert "CALLGATE_CONSOLE_TOKEN" in str(error) and says in str(error)
+
+
+async def test_start_up_needs_an_ops_port(tmp_path):
+    config = console_config(f"sqlite:///{tmp_path}/c.sqlite3")
+    config["server"]["ops_port"] = 0
+    app = create_app(make_config(config, plugins={"console": Console}), plugin_classes={"console": Console})
+    with pytest.raises(PluginError, match=r"ops_port"):
+        await app[PLUGINS].startup()
+    assert not (tmp_path / "c.sqlite3").exists()

@@ -1,0 +1,164 @@
+"""The two hooks for plugins that watch and show: ``callback_answered`` and ``register_ops_routes``."""
+
+from __future__ import annotations
+
+import pytest
+from aiohttp import web
+from structlog.testing import capture_logs
+
+from callgate import PluginError, hookimpl, samples, v2_samples
+from callgate.app import create_app, create_ops_app
+from callgate.exchange import Exchange
+from callgate.testing import make_config
+
+ROUTE_ALL = {"plugins": {"router": {"routes": [
+    {"name": "all", "prefix": "+", "action": {"name": "connectPstn", "number": "{to}", "maxDuration": 600}}]}}}
+
+
+class Watcher:
+    """Keeps every exchange it is given."""
+
+    def __init__(self) -> None:
+        self.seen: list[Exchange] = []
+
+    @hookimpl
+    def callback_answered(self, exchange: Exchange) -> None:
+        self.seen.append(exchange)
+
+
+class Breaks:
+    """Raises on every exchange."""
+
+    @hookimpl
+    def callback_answered(self, exchange: Exchange) -> None:
+        raise RuntimeError("the recorder is broken")
+
+
+class AsyncWatcher:
+    @hookimpl
+    async def callback_answered(self, exchange: Exchange) -> None:
+        pass
+
+
+class Pages:
+    """Adds one page under its own prefix (the plugin is enabled as ``pages``)."""
+
+    @hookimpl
+    def register_ops_routes(self, app: web.Application) -> None:
+        async def hello(request: web.Request) -> web.Response:
+            return web.Response(text="hello from pages")
+        app.router.add_get("/pages/hello", hello)
+
+
+async def empty(request: web.Request) -> web.Response:
+    return web.Response()
+
+
+class Trespasses:
+    """Adds a route outside its prefix."""
+
+    @hookimpl
+    def register_ops_routes(self, app: web.Application) -> None:
+        app.router.add_get("/admin", empty)
+
+
+class PrefixLookalike:
+    """``/pagesx`` is not under ``/pages``."""
+
+    @hookimpl
+    def register_ops_routes(self, app: web.Application) -> None:
+        app.router.add_get("/pagesx/hello", empty)
+
+
+async def test_hook_callback_answered_sees_both_generations_without_authorization(callgate_client):
+    client = await callgate_client(ROUTE_ALL, plugins={"watcher": Watcher})
+    watcher = client.plugin("watcher")
+    status, _ = await client.event(dict(samples.ice(caller="46701234567", to="+46812345678"), callid="c-1"))
+    assert status == 200
+    status2, _ = await client.webhook(v2_samples.incoming(callid="v2-call", caller="+46701234567",
+                                                          to="+46812345678"))
+    assert status2 == 200
+    first, second = watcher.seen
+    assert (first.generation, first.event, first.call.key, first.status) == ("v1", "ice", "c-1", 200)
+    assert first.decision is not None and first.decision.allowed
+    assert first.answer and b"connectPstn" in first.answer
+    assert [o.plugin for o in first.outcomes] == ["router", "caller_id"][:len(first.outcomes)]
+    assert first.outcomes and first.outcomes[0].plugin == "router"
+    assert "Authorization" not in first.headers and first.headers["content-type"] == "application/json"
+    assert "x-timestamp" in first.headers
+    assert b'"c-1"' in first.body
+    assert first.ms > 0 and first.received_at > 1.7e9
+    assert "route all from router" in first.summary
+    assert (second.generation, second.event, second.call.key) == ("v2", "call.incoming", "v2:v2-call")
+    assert second.call.caller == "+46701234567"
+    assert "authorization" not in second.headers
+
+
+async def test_hook_callback_answered_sees_ignored_and_refused_bodies_but_never_unsigned_ones(callgate_client):
+    client = await callgate_client(ROUTE_ALL, plugins={"watcher": Watcher})
+    watcher = client.plugin("watcher")
+    unsigned = await client.send(samples.ice(), sign=False)
+    assert unsigned.status == 401
+    assert watcher.seen == []
+    status, _ = await client.event({"event": "somethingNew", "callid": "x"})
+    assert status == 200
+    bad = await client.send(b'{"event": "ice", "callid": 5}')
+    assert bad.status == 400
+    ignored, refused = watcher.seen
+    assert (ignored.event, ignored.call, ignored.status, ignored.summary) == ("somethingNew", None, 200, "ignored")
+    assert (refused.event, refused.call, refused.status) == ("-", None, 400)
+    assert refused.problem and refused.answer == await bad.read()
+
+
+async def test_hook_callback_answered_failing_never_changes_the_answer_and_is_logged_and_counted(callgate_client):
+    plain = await callgate_client(ROUTE_ALL)
+    broken = await callgate_client(ROUTE_ALL, plugins={"breaks": Breaks, "watcher": Watcher})
+    body = samples.ice(caller="46701234567", to="+46812345678")
+    expected = await (await plain.send(body)).read()
+    with capture_logs() as logs:
+        response = await broken.send(body)
+        got = await response.read()
+    assert response.status == 200 and got == expected
+    failures = [e for e in logs if e["event"] == "plugin_failed"]
+    assert failures and failures[0]["plugin"] == "breaks" and failures[0]["hook"] == "callback_answered"
+    assert "the recorder is broken" in failures[0]["error"]
+    assert len(broken.plugin("watcher").seen) == 1          # the plugin after it still sees the exchange
+    v2 = await broken.webhook(v2_samples.incoming(caller="+46701234567", to="+46812345678"))
+    assert v2[0] == 200
+    metrics = await (await broken.client.get("/metrics")).text()
+    line = next(line for line in metrics.splitlines() if line.startswith("callgate_plugin_failures_total{")
+                and 'hook="callback_answered"' in line)
+    assert 'plugin="breaks"' in line and 'kind="error"' in line and line.endswith(" 2.0")
+
+
+async def test_hook_callback_answered_async_is_refused_at_load(callgate_check_config):
+    error = callgate_check_config(ROUTE_ALL, plugins={"asyncwatch": AsyncWatcher})
+    assert isinstance(error, PluginError) and "asyncwatch" in str(error) and "plain def" in str(error)
+
+
+async def test_hook_register_ops_routes_served_on_the_ops_app_only(aiohttp_client):
+    config = make_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": Pages})
+    app = create_app(config, plugin_classes={"pages": Pages})
+    public = await aiohttp_client(app)
+    ops = await aiohttp_client(create_ops_app(app))
+    page = await ops.get("/pages/hello")
+    assert page.status == 200 and await page.text() == "hello from pages"
+    assert (await ops.get("/healthz")).status == 200
+    on_public = await public.get("/pages/hello")
+    assert on_public.status == 404 and (await on_public.json())["error"] == "not_found"
+
+
+async def test_hook_register_ops_routes_without_an_ops_port_no_plugin_route_exists_anywhere(aiohttp_client):
+    config = make_config(ROUTE_ALL, plugins={"pages": Pages})
+    public = await aiohttp_client(create_app(config, plugin_classes={"pages": Pages}))
+    assert (await public.get("/healthz")).status == 200        # the ops routes are on the callback port then
+    assert (await public.get("/pages/hello")).status == 404
+
+
+@pytest.mark.parametrize("cls, path", [(Trespasses, "/admin"), (PrefixLookalike, "/pagesx/hello")])
+def test_hook_register_ops_routes_a_route_outside_the_plugins_prefix_stops_start_up(cls, path):
+    config = make_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": cls})
+    app = create_app(config, plugin_classes={"pages": cls})
+    with pytest.raises(PluginError) as raised:
+        create_ops_app(app)
+    assert "'pages'" in str(raised.value) and path in str(raised.value) and "/pages/" in str(raised.value)

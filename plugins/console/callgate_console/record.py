@@ -46,12 +46,15 @@ def decision(exchange: Exchange) -> str | None:
 
 
 def deciding(exchange: Exchange) -> tuple[str | None, str | None]:
-    """Which plugin decided and why: the plugin whose Deny won; for an allowed call the plugin that routed it
-    (else those that allowed it); for other events the first plugin that answered; and the decision's reason."""
+    """Which plugin decided and why: the plugin whose Deny won, with its reason; for an allowed call the plugin that
+    routed it, with the route's name and who allowed it and why (else those that allowed it, with their reason); for
+    other events the first plugin that answered."""
     d = exchange.decision
     if d is not None:
-        plugin = d.decided_by if not d.allowed else (d.routed_by or d.decided_by)
-        return plugin, d.reason or None
+        if d.allowed and d.routed_by:
+            route = f"route {d.route_name}" if d.route_name else "routed"
+            return d.routed_by, f"{route}; allowed by {d.decided_by}: {d.reason}" if d.reason else route
+        return d.decided_by, d.reason or None
     failed = [o.plugin for o in exchange.outcomes if o.status != "ok"]
     if failed:
         return ", ".join(failed), None

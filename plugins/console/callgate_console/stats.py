@@ -44,7 +44,7 @@ def minutes(rows: Iterable[Mapping[str, Any]], now_minute: int) -> list[dict[str
 
 
 def chart(series: list[dict[str, int]], width: int = 720, height: int = 260) -> Chart:
-    left, right, top, bottom = 48, 12, 12, 48
+    left, right, top, bottom = 48, 24, 12, 48   # right: room for half of the last time label
     inner_w, inner_h = width - left - right, height - top - bottom
     maximum = max(1, *(point[key] for point in series for key, _ in SERIES))
     step = inner_w / max(1, len(series) - 1)

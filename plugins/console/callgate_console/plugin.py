@@ -1,8 +1,8 @@
 """The console plugin: records every signed callback (``callback_answered``) and serves the console's
 pages on the ops port (``register_ops_routes``).
 
-* ``callback_answered`` only appends the exchange to a bounded queue (:mod:`.recorder`): the answer
-  never waits for the store and is never changed by it.
+* ``callback_answered`` only turns the exchange into its row and appends it to a bounded queue
+  (:mod:`.recorder`): the answer never waits for the store and is never changed by it.
 * ``startup`` opens the store (creating and migrating it) and starts two background tasks: the
   flush (every ``flush_interval_ms``) and the purge (retention by age and count, every minute).
   It refuses to start when the ops application was not built (``[server] ops_port`` is 0): the

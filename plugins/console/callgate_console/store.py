@@ -6,6 +6,9 @@ decision and the plugin that made it, the request headers (never ``Authorization
 answer, and every plugin's trace (JSON).  ``id`` grows with every row; the live view reads the
 rows after the last id it has shown, so any instance writing to the same store shows up in every
 instance's console.  Rows are only ever inserted and purged (by age and by count, oldest first).
+
+In SQLite, the writes (every batch, the purge) run on the console's writer thread (:mod:`.writer`), so
+the event loop that answers callbacks never runs them; the reads run through callgate.storage.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ from functools import lru_cache
 from itertools import chain
 from typing import Any
 
-from callgate.storage import Connection, Database
+from callgate.storage import Connection, Database, SQLiteDatabase
 
 from .record import COLUMNS
+from .writer import SQLiteWriter
 
 COMPONENT = "console"
 _TABLE = """
@@ -89,26 +93,41 @@ def _insert_sql(rows: int) -> str:
 class ConsoleStore:
     """The recorded callbacks (see the module docstring)."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, writer: SQLiteWriter | None = None) -> None:
         self.db = db
+        #: The writer thread of a SQLite file (None: PostgreSQL, whose writes never hold the loop, or :memory:).
+        self.writer = writer
 
     @classmethod
     async def open(cls, url: str) -> ConsoleStore:
         db = await Database.connect(url)
+        writer = None
         try:
             await db.migrate(COMPONENT, migrations(db.dialect))
+            if isinstance(db, SQLiteDatabase) and db.path != ":memory:":
+                writer = SQLiteWriter(db.path)
+                await writer.open()
         except BaseException:
+            if writer is not None:
+                await writer.close()
             await db.close()
             raise
-        return cls(db)
+        return cls(db, writer)
 
     async def close(self) -> None:
+        if self.writer is not None:
+            await self.writer.close()
         await self.db.close()
 
     # --- writing --------------------------------------------------------------------------------
 
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Write ``rows`` (:func:`callgate_console.record.row`) in one transaction."""
+        """Write ``rows`` (:func:`callgate_console.record.row`) in one transaction (SQLite: one job on the writer
+        thread)."""
+        if self.writer is not None:
+            await self.writer.insert(rows)
+            return
+
         async def write(tx: Connection) -> None:
             for start in range(0, len(rows), INSERT_CHUNK):
                 chunk = rows[start:start + INSERT_CHUNK]
@@ -119,17 +138,18 @@ class ConsoleStore:
         """Remove the callbacks received before ``older_than`` (unix seconds), then all but the newest ``keep``;
         oldest first, in short transactions.  Returns how many were removed."""
         removed = 0
+        writes: Database | SQLiteWriter = self.writer or self.db
         while True:
-            count = await self.db.execute(
+            count = await writes.execute(
                 "DELETE FROM console_callbacks WHERE id IN (SELECT id FROM console_callbacks WHERE received_at < $1 "
                 "ORDER BY id LIMIT $2)", older_than, PURGE_CHUNK)
             removed += count
             if count < PURGE_CHUNK:
                 break
-        boundary = await self.db.fetchval(
+        boundary = await writes.fetchval(
             "SELECT id FROM console_callbacks ORDER BY id DESC LIMIT 1 OFFSET $1", keep)
         while boundary is not None:
-            count = await self.db.execute(
+            count = await writes.execute(
                 "DELETE FROM console_callbacks WHERE id IN (SELECT id FROM console_callbacks WHERE id <= $1 "
                 "ORDER BY id LIMIT $2)", boundary, PURGE_CHUNK)
             removed += count

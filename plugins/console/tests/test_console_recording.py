@@ -11,7 +11,7 @@ import orjson
 import pytest
 from callgate_console import Console
 from callgate_console.config import ConsoleConfig
-from callgate_console.record import COLUMNS, row
+from callgate_console.record import COLUMNS
 from callgate_console.store import ConsoleStore
 from structlog.testing import capture_logs
 
@@ -266,8 +266,7 @@ async def test_retention_by_age_and_by_count(make_console):
 async def _row(console, body, *, received_at: float):
     """A stored row of ``body`` as the recorder makes it, received at ``received_at``."""
     await console.callgate.send(body)
-    exchange = console.plugin.state.recorder.pending.pop()
-    values = list(row(exchange))
+    values = list(console.plugin.state.recorder.pending.pop())
     values[COLUMNS.index("received_at")] = received_at
     values[COLUMNS.index("minute")] = int(received_at // 60)
     return tuple(values)

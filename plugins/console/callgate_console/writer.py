@@ -1,0 +1,114 @@
+"""The console's SQLite writes, on a thread of their own with a connection of their own.
+
+callgate.storage runs SQLite statements on the event loop's thread (they take microseconds for
+the answer path's small transactions).  A console batch is hundreds of rows, built and inserted in
+one go, and the retention purge deletes thousands: on the loop thread that work would hold every
+answer waiting behind it (the p99).  So a SQLite console store writes through a
+:class:`SQLiteWriter`: one job per batch on its thread (the rows built there, one ``executemany``,
+the COMMIT), and the purge there too.  The store's :class:`~callgate.storage.Database` only reads
+(WAL: readers see every committed batch and never wait for the writer).
+
+Durability is SQLite's ``synchronous = FULL`` as everywhere in callgate: a batch written is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from itertools import chain
+from typing import Any, TypeVar
+
+from callgate.storage import DatabaseError
+
+from .record import COLUMNS
+
+T = TypeVar("T")
+#: How long a write waits for another process's write lock (several instances may share the file).
+BUSY_TIMEOUT_MS = 5000
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+#: Rows per INSERT statement, at most (fewer where SQLite allows fewer parameters per statement).
+INSERT_ROWS = 250
+_ROW_MARKS = "(" + ", ".join("?" for _ in COLUMNS) + ")"
+
+
+@lru_cache(maxsize=8)
+def _insert_sql(rows: int) -> str:
+    return f"INSERT INTO console_callbacks ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW_MARKS] * rows)}"
+
+
+class SQLiteWriter:
+    """One thread and one connection writing the console's SQLite file (see the module docstring)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callgate-console-writer")
+        self._conn: sqlite3.Connection | None = None
+        self._chunk = INSERT_ROWS
+
+    async def open(self) -> None:
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA synchronous = FULL")
+            self._chunk = max(1, min(INSERT_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
+            return conn
+        self._conn = await self._run(connect)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await self._run(conn.close)
+        self._executor.shutdown(wait=False)
+
+    async def _run(self, job: Callable[[], T]) -> T:
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, job)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"SQLite: {exc}") from None
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """On the thread: ``work`` in one write transaction, committed (or rolled back if it raises)."""
+        conn = self._conn
+        if conn is None:
+            raise DatabaseError("the console's store is closed")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+
+    async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (:func:`~callgate_console.record.row`) in one transaction, one job on the thread.
+
+        Many rows per statement, not ``executemany``: sqlite3 lets go of the GIL for every statement it
+        steps, and on a busy process each time costs a switch to the event loop's thread and back (the
+        benchmark pins a callgate to one CPU: one row per statement cost ~20 us of CPU per callback)."""
+        def write(conn: sqlite3.Connection) -> None:
+            for start in range(0, len(rows), self._chunk):
+                chunk = rows[start:start + self._chunk]
+                conn.execute(_insert_sql(len(chunk)), list(chain.from_iterable(chunk)))
+        await self._run(lambda: self._transaction(write))
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        """One statement in a transaction of its own; returns its row count.  ``$1`` placeholders, as for
+        callgate.storage (the console's own SQL: no ``$`` in a literal)."""
+        sql = _PLACEHOLDER.sub(r"?\1", sql)
+        return await self._run(lambda: self._transaction(lambda conn: conn.execute(sql, args).rowcount))
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row of a read (``$1`` placeholders), or None."""
+        sql = _PLACEHOLDER.sub(r"?\1", sql)
+
+        def read() -> Any:
+            if self._conn is None:
+                raise DatabaseError("the console's store is closed")
+            found = self._conn.execute(sql, args).fetchone()
+            return None if found is None else found[0]
+        return await self._run(read)

@@ -384,10 +384,14 @@ def resolve_database_url(url: str, info: ValidationInfo) -> str:
     """A database URL written in config.toml: a relative SQLite path (``sqlite:///data/x.sqlite3``) is taken from
     the config file's folder, as :func:`resolve_config_path` does; other URLs are returned as they are.
 
-    A PostgreSQL URL needs the asyncpg driver: when it cannot be imported, a ValueError says what to install
-    (the plugin distribution's ``postgres`` extra), so ``check-config`` and ``serve`` fail at once.
+    A URL of any other scheme than ``sqlite``, ``postgresql`` and ``postgres`` is a ValueError saying what to
+    write.  A PostgreSQL URL needs the asyncpg driver: when it cannot be imported, a ValueError says what to
+    install (the plugin distribution's ``postgres`` extra), so ``check-config`` and ``serve`` fail at once.
     """
-    if urlsplit(url).scheme in ("postgresql", "postgres"):
+    scheme = urlsplit(url).scheme
+    if scheme not in ("sqlite", "postgresql", "postgres"):
+        raise ValueError("must be sqlite:///path/to/file.sqlite3 or postgresql://user@host/database")
+    if scheme in ("postgresql", "postgres"):
         try:
             importlib.import_module("asyncpg")
         except ImportError as exc:

@@ -6,8 +6,6 @@ The access token is not a setting: it comes from the environment variable ``CALL
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
 
 from callgate.config import resolve_database_url
@@ -44,8 +42,5 @@ class ConsoleConfig(BaseModel):
 
     @field_validator("database_url")
     @classmethod
-    def _known_scheme(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        scheme = urlsplit(value.get_secret_value()).scheme
-        if scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ValueError("must be sqlite:///path/to/file.sqlite3 or postgresql://user@host/database")
+    def _resolved(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         return SecretStr(resolve_database_url(value.get_secret_value(), info))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Literal
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
@@ -68,10 +67,7 @@ class CreditCheckConfig(BaseModel):
 
     @field_validator("database_url")
     @classmethod
-    def _known_scheme(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        scheme = urlsplit(value.get_secret_value()).scheme
-        if scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ValueError("must be sqlite:///path/to/file.sqlite3 or postgresql://user@host/database")
+    def _resolved(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
         return SecretStr(resolve_database_url(value.get_secret_value(), info))
 
     @field_validator("sinch_increments")

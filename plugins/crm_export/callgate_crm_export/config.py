@@ -152,13 +152,6 @@ class CrmExportConfig(_StrictTable):
     #: days (0: keep forever).  Pending and dead-letter records are never removed.
     retention_days: int = Field(30, ge=0)
 
-    @field_validator("database_url")
-    @classmethod
-    def _database(cls, value: str) -> str:
-        if urlsplit(value).scheme not in ("sqlite", "postgresql", "postgres"):
-            raise ValueError("must be sqlite:///path/to/file.sqlite3 or postgresql://user@host/db")
-        return value
-
     @field_validator("sinks")
     @classmethod
     def _unique(cls, sinks: list) -> list:

@@ -1,11 +1,12 @@
 """The console's SQLite writes, on a thread of their own with a connection of their own.
 
 callgate.storage runs SQLite statements on the event loop's thread (they take microseconds for
-the answer path's small transactions).  A console batch is hundreds of rows inserted in one go, and the retention purge deletes thousands: on the loop thread that work would hold every
-answer waiting behind it (the p99).  So a SQLite console store writes through a
-:class:`SQLiteWriter`: one job per batch on its thread (its INSERT statements and the COMMIT),
-and the purge there too.  The store's :class:`~callgate.storage.Database` only reads
-(WAL: readers see every committed batch and never wait for the writer).
+the answer path's small transactions).  A console batch is hundreds of rows inserted in one go, and
+the retention purge deletes thousands: on the loop thread that work would hold every answer
+waiting behind it (the p99).  So a SQLite console store writes through a :class:`SQLiteWriter`:
+one job per batch on its thread (its INSERT statements and the COMMIT), and the purge there too.
+The store's :class:`~callgate.storage.Database` only reads (WAL: readers see every committed batch
+and never wait for the writer).
 
 Durability is SQLite's ``synchronous = FULL`` as everywhere in callgate: a batch written is on disk.
 """

@@ -87,9 +87,9 @@ class SQLiteWriter:
     async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
         """Insert ``rows`` (:func:`~callgate_console.record.row`) in one transaction, one job on the thread.
 
-        Many rows per statement, not ``executemany``: sqlite3 lets go of the GIL for every statement it
-        steps, and on a busy process each time costs a switch to the event loop's thread and back (the
-        benchmark pins a callgate to one CPU: one row per statement cost ~20 us of CPU per callback)."""
+        Many rows per statement (as :meth:`ConsoleStore.insert` does for PostgreSQL), not ``executemany``:
+        sqlite3 lets go of the GIL for every statement it steps, and each time the event loop's thread may
+        take it, so fewer statements mean fewer switches between the two threads."""
         def write(conn: sqlite3.Connection) -> None:
             for start in range(0, len(rows), self._chunk):
                 chunk = rows[start:start + self._chunk]

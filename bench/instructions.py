@@ -88,7 +88,7 @@ def secret() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", choices=("router", "full"), default="router")
+    parser.add_argument("--config", choices=("router", "router-console", "full"), default="router")
     parser.add_argument("--generation", choices=tuple(bench.GENERATIONS), default="v1",
                         help="v1 callbacks or v2 webhooks (default v1)")
     parser.add_argument("--duration", type=int, default=15, help="seconds of counted load per server (default 15)")
@@ -118,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             config = setup.config if loop is None else bench.with_event_loop(setup.config, loop)
             commands["callgate" + (f"/{loop}" if loop else "")] = (
                 lambda port, config=config: (bench.callgate_command(config, port, 1), {}))
+        if setup.baseline is not None:      # router-console: the same without the console, counted too
+            commands["router-only"] = lambda port: (bench.callgate_command(setup.baseline, port, 1), {})
         print(f"instructions per request, {args.config}, {gen.name}: {args.duration} s of wrk -c{args.connections} "
               f"per server under callgrind (temp dir {tmp})", flush=True)
         rows = {name: count(ctx, gen, name, command, args.duration, args.connections)

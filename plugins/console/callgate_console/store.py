@@ -137,24 +137,12 @@ class ConsoleStore:
     async def purge(self, older_than: float, keep: int) -> int:
         """Remove the callbacks received before ``older_than`` (unix seconds), then all but the newest ``keep``;
         oldest first, in short transactions.  Returns how many were removed."""
-        removed = 0
         writes: Database | SQLiteWriter = self.writer or self.db
-        while True:
-            count = await writes.execute(
-                "DELETE FROM console_callbacks WHERE id IN (SELECT id FROM console_callbacks WHERE received_at < $1 "
-                "ORDER BY id LIMIT $2)", older_than, PURGE_CHUNK)
-            removed += count
-            if count < PURGE_CHUNK:
-                break
+        removed = await _delete_oldest(writes, "received_at < $1", older_than)
         boundary = await writes.fetchval(
             "SELECT id FROM console_callbacks ORDER BY id DESC LIMIT 1 OFFSET $1", keep)
-        while boundary is not None:
-            count = await writes.execute(
-                "DELETE FROM console_callbacks WHERE id IN (SELECT id FROM console_callbacks WHERE id <= $1 "
-                "ORDER BY id LIMIT $2)", boundary, PURGE_CHUNK)
-            removed += count
-            if count < PURGE_CHUNK:
-                break
+        if boundary is not None:
+            removed += await _delete_oldest(writes, "id <= $1", boundary)
         return removed
 
     # --- reading --------------------------------------------------------------------------------
@@ -234,3 +222,16 @@ class ConsoleStore:
         rows = await self.db.fetch("SELECT trace FROM console_callbacks WHERE received_at >= $1 "
                                    "ORDER BY id DESC LIMIT $2", since, limit)
         return [r["trace"] for r in rows]
+
+
+async def _delete_oldest(writes: Database | SQLiteWriter, condition: str, value: Any) -> int:
+    """Delete the callbacks matching ``condition`` (on ``$1`` = ``value``), oldest first, ``PURGE_CHUNK`` rows per
+    statement, until none is left; returns how many were deleted."""
+    removed = 0
+    while True:
+        count = await writes.execute(
+            f"DELETE FROM console_callbacks WHERE id IN (SELECT id FROM console_callbacks WHERE {condition} "
+            f"ORDER BY id LIMIT $2)", value, PURGE_CHUNK)
+        removed += count
+        if count < PURGE_CHUNK:
+            return removed

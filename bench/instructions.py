@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=15, help="seconds of counted load per server (default 15)")
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp dir with each server's callgrind dump, for callgrind_annotate")
     parser.add_argument("--event-loop", default="",
                         help="callgate's [server] event_loop: asyncio, uvloop, or both (asyncio,uvloop), each counted "
                              "(default: callgate's default)")
@@ -129,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         ctx.procs.stop_all()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
     per_request = {}
     for name, (requests, non_2xx, instructions) in rows.items():
         per_request[name] = instructions / max(requests, 1)

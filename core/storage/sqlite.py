@@ -88,6 +88,10 @@ class _SQLiteConnection(Connection):
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return [dict(row) for row in self._db._statement(sql, args).fetchall()]
 
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        row = self._db._statement(sql, args).fetchone()
+        return None if row is None else row[0]
+
 
 #: One token of SQL text that may contain ``$1`` without it being a placeholder (a string literal, a quoted
 #: name, a comment, a name such as ``a$1``), or a placeholder ``$<n>``: the tokens SQLite's own tokenizer knows.

@@ -11,7 +11,7 @@ COMPONENT = "credit_check"
 
 _ID = {"sqlite": "INTEGER PRIMARY KEY AUTOINCREMENT", "postgresql": "BIGSERIAL PRIMARY KEY"}
 
-_MIGRATIONS = [
+_MIGRATIONS: list[str | dict[str, str]] = [
     """
     CREATE TABLE credit_accounts (
         id TEXT PRIMARY KEY,
@@ -79,9 +79,44 @@ _MIGRATIONS = [
         account_id TEXT NOT NULL REFERENCES credit_accounts (id)
     )
     """,
+    # 3: the rate table's version, raised by every change to credit_rates however it is made (a trigger), so an
+    # instance keeping the rates in memory reads one row per reservation to know they are still current.
+    {
+        "sqlite": """
+    CREATE TABLE credit_rates_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version BIGINT NOT NULL
+    );
+    INSERT INTO credit_rates_version (id, version) VALUES (1, 1);
+    CREATE TRIGGER credit_rates_inserted AFTER INSERT ON credit_rates
+    BEGIN UPDATE credit_rates_version SET version = version + 1 WHERE id = 1; END;
+    CREATE TRIGGER credit_rates_updated AFTER UPDATE ON credit_rates
+    BEGIN UPDATE credit_rates_version SET version = version + 1 WHERE id = 1; END;
+    CREATE TRIGGER credit_rates_deleted AFTER DELETE ON credit_rates
+    BEGIN UPDATE credit_rates_version SET version = version + 1 WHERE id = 1; END
+    """,
+        # The function names the version table in the changed table's own schema: it holds whatever the
+        # search_path of the session that changes the rates.
+        "postgresql": """
+    CREATE TABLE credit_rates_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version BIGINT NOT NULL
+    );
+    INSERT INTO credit_rates_version (id, version) VALUES (1, 1);
+    CREATE FUNCTION credit_rates_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        EXECUTE format('UPDATE %I.credit_rates_version SET version = version + 1 WHERE id = 1', TG_TABLE_SCHEMA);
+        RETURN NULL;
+    END
+    $$;
+    CREATE TRIGGER credit_rates_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON credit_rates
+        FOR EACH STATEMENT EXECUTE PROCEDURE credit_rates_changed()
+    """,
+    },
 ]
 
 
 def migrations(dialect: str) -> list[str]:
     """The migration scripts for ``sqlite`` or ``postgresql``."""
-    return [script.replace("{id}", _ID[dialect]) for script in _MIGRATIONS]
+    return [(script if isinstance(script, str) else script[dialect]).replace("{id}", _ID[dialect])
+            for script in _MIGRATIONS]

@@ -21,9 +21,10 @@ cannot wait for each other in a circle; should PostgreSQL end one all the same
 (a deadlock or a serialization failure), ``Database.run_transaction`` runs it
 again.
 
-Statements per callback (issue 17): a new call's reservation is the rate lookup,
-the call's insert, the account's conditional update and the ledger insert (the
-account's currency, which never changes, is kept in memory once read); only an
+Statements per callback (issue 17): a new call's reservation is the read of the rate
+table's version row (the rates themselves are kept in memory while it does not change:
+see ``_rate_table``), the call's insert, the account's conditional update and the ledger
+insert (the account's currency, which never changes, is kept in memory once read); only an
 account that cannot pay for ``max_duration`` is read, under its lock, to grant
 what it can.  A settlement reads the call's row, then updates it, the account
 (release and debit in one statement) and the ledger (both entries in one insert).
@@ -83,6 +84,8 @@ RateLookup = Callable[[Connection, str], Awaitable["Rate | NoRate"]]
 T = TypeVar("T")
 #: How many accounts' currencies a store keeps in memory (then it forgets them all and reads them again).
 CURRENCIES_KEPT = 100_000
+#: The longest prefix a rate may have: a whole international number (E.164: at most 15 digits).
+MAX_PREFIX_DIGITS = 15
 
 
 def utc_now() -> str:
@@ -215,6 +218,9 @@ class CreditStore:
         self._for_no_key_update = " FOR NO KEY UPDATE" if db.dialect == "postgresql" else ""
         #: account id -> its currency (set when the account is opened, never changed; accounts are never deleted).
         self._currencies: dict[str, str] = {}
+        #: currency -> prefix -> rate, the rate table as of version ``_rates_version`` (see ``_rate_table``).
+        self._rates: dict[str, dict[str, Rate]] = {}
+        self._rates_version: int | None = None
 
     @classmethod
     async def open(cls, url: str, *, create: bool = True) -> CreditStore:
@@ -382,18 +388,38 @@ class CreditStore:
         return [r["currency"] for r in rows]
 
     async def find_rate(self, conn: Connection | None, currency: str, number: str) -> Rate | NoRate:
-        """The rate of the longest prefix of ``number`` (``+46701234567``) in ``currency``."""
+        """The rate of the longest prefix of ``number`` (``+46701234567``) in ``currency``, as the rate table is
+        now: see :meth:`_rate_table`."""
         digits = number.lstrip("+")
         if not digits.isdigit():
             return NoRate(f"{number!r} is not a phone number")
-        prefixes = [digits[:i] for i in range(1, min(len(digits), 15) + 1)]
-        marks = ", ".join(f"${i}" for i in range(2, len(prefixes) + 2))
-        # At most one row per prefix: the longest is picked here (ORDER BY would sort them in a temporary b-tree).
-        rows = await (conn or self.db).fetch(
-            f"SELECT * FROM credit_rates WHERE currency = $1 AND prefix IN ({marks})", currency, *prefixes)
-        if not rows:
-            return NoRate(f"no rate for {number} in {currency}")
-        return _rate(max(rows, key=lambda row: len(row["prefix"])))
+        table = await self._rate_table(conn or self.db, currency)
+        for length in range(min(len(digits), MAX_PREFIX_DIGITS), 0, -1):
+            rate = table.get(digits[:length])
+            if rate is not None:
+                return rate
+        return NoRate(f"no rate for {number} in {currency}")
+
+    async def _rate_table(self, conn: Connection, currency: str) -> dict[str, Rate]:
+        """The rates in ``currency`` by prefix, from memory while the rate table's version row says they are current.
+
+        Every change to ``credit_rates`` (an import by any instance or the CLI, SQL by hand) raises the version
+        in its own transaction (schema triggers), so reading the version here, inside the reservation's
+        transaction, sees every change committed before it: the next reservation after a change uses it.  The
+        version is read before the rates, so rates read after it are never older than the version they are
+        kept under (at worst newer: they are read again at the next call).
+        """
+        version = await conn.fetchval("SELECT version FROM credit_rates_version WHERE id = 1")
+        if version != self._rates_version:
+            self._rates.clear()
+            self._rates_version = version
+        table = self._rates.get(currency)
+        if table is None:
+            rows = await conn.fetch("SELECT * FROM credit_rates WHERE currency = $1", currency)
+            table = {row["prefix"]: _rate(row) for row in rows}
+            if self._rates_version == version:   # another call meanwhile read a newer version: not kept
+                self._rates[currency] = table
+        return table
 
     # --- calls ------------------------------------------------------------------------------
 

@@ -1,12 +1,15 @@
 """End to end: real ``callgate serve`` processes, real HTTP, callbacks signed like Sinch signs them.
 
 A burst of concurrent ICEs on one account never reserves more than its balance, with one
-server and with two servers sharing one database; a DICE settles the right amount once.
+server and with two servers sharing one database; a DICE settles the right amount once; rates
+imported by the command are used by both servers' next ICE.
 """
 
 import asyncio
 import json
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -178,3 +181,34 @@ async def test_dices_and_repeated_ices_of_denied_calls_racing_on_two_servers_nev
     assert sorted(debits) == sorted(ice["callid"] for ice in paid)
     for server in servers:
         assert not logged(server, "plugin_failed")
+
+
+async def test_rates_imported_by_the_command_are_used_by_both_servers_next_ice(callgate_server, callgate_database_url,
+                                                                               credit_store, tmp_path):
+    """Each server keeps the rates in memory; ``callgate credit rates import`` (its own process) changes them in
+    the database, and the next ICE at either server reserves at the new price."""
+    await prepare(credit_store, 100_000_000)
+    env = {"CREDIT_DATABASE_URL": callgate_database_url}
+    servers = [callgate_server(SERVER_CONFIG, env=env), callgate_server(SERVER_CONFIG, env=env)]
+    caller = ACCOUNT.lstrip("+")
+
+    async def ice_at(server):
+        ice = samples.ice(caller=caller, to=LANDLINE)
+        async with aiohttp.ClientSession() as session:
+            _status, answer = await post(session, server, ice)
+        assert answer["action"]["maxDuration"] == 600
+        call = await credit_store.call(ice["callid"])
+        return call.rate.per_minute, call.reserved
+
+    assert [await ice_at(s) for s in servers] == [(100_000, 1_000_000)] * 2     # both hold 0.10 in memory now
+    config, rates = tmp_path / "cli.toml", tmp_path / "rates.csv"
+    config.write_text('[plugins]\nenabled = ["credit_check"]\n'
+                      '[plugins.credit_check]\ndatabase_url = { env = "CREDIT_DATABASE_URL" }\n')
+    rates.write_text("prefix,currency,per_minute,increments\n+46,EUR,0.25,60/60\n")
+    command = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).with_name("callgate")), "credit", "rates", "import", str(rates), "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin", **env})
+    _out, err = await asyncio.wait_for(command.communicate(), timeout=60)
+    assert command.returncode == 0, err.decode()
+    assert [await ice_at(s) for s in servers] == [(250_000, 2_500_000)] * 2
+    assert (await credit_store.account(ACCOUNT)).reserved == 2 * 1_000_000 + 2 * 2_500_000

@@ -287,3 +287,24 @@ async def test_deliver_now_makes_waiting_records_due_and_leaves_the_rest(outbox)
     rows = await outbox.deliveries("dead")
     assert rows["hook"]["state"] == "dead"
     assert await outbox.deliver_now(NOW + 1) == 0     # the file sink's records were due all along
+
+
+async def test_facts_are_stored_and_merged_unchanged(outbox):
+    """Facts are stored with orjson and read back unchanged (non-ASCII text, control characters, 64-bit integers:
+    the wire's); what orjson refuses (a key that is not text) is written by the stdlib encoder, as before."""
+    odd = {"big": 2 ** 63 - 1, "small": -(2 ** 63), "nested": [1, None, True, {"x": "\u0000", "y": 1.5}]}
+    facts = {"call": {"generation": "v1", "callid": "c1", "session_id": None}, "ice": {"custom": "Åsa Öberg ☎"},
+             "extra": odd}
+    assert (await outbox.add_facts("c1", facts, NOW)).version == 0
+    stored = await outbox.db.fetchval("SELECT facts FROM crm_calls WHERE callid = $1", "c1")
+    assert json.loads(stored) == facts and "Åsa" in stored
+    keyed = {"call": {"generation": "v1", "callid": "c2", "session_id": None}, "extra": {7: "seven"}}
+    await outbox.add_facts("c2", keyed, NOW)
+    stored = await outbox.db.fetchval("SELECT facts FROM crm_calls WHERE callid = $1", "c2")
+    assert json.loads(stored)["extra"] == {"7": "seven"}
+    for callid in ("c1", "c2"):                     # the DICE merges into what was stored: the record is made
+        change = await outbox.add_facts(callid, dice_of(callid), NOW)
+        assert (change.version, change.enqueued) == (1, True)
+    stored = json.loads(await outbox.db.fetchval("SELECT facts FROM crm_calls WHERE callid = $1", "c1"))
+    assert (stored["ice"], stored["extra"]) == (facts["ice"], odd) and stored["dice"] is not None
+    assert type(stored["extra"]["big"]) is int

@@ -19,6 +19,7 @@ gives them one Prometheus multiprocess directory so ``/metrics`` counts all.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import signal
@@ -63,11 +64,13 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         await listen(runners[0], host, port, reuse_port, "[server] port or host (callgate serve --port/--host)")
         if server.ops_port:
             await listen(runners[1], server.ops_host, server.ops_port, reuse_port, "[server] ops_port or ops_host")
+        frozen = freeze_startup_objects()
         log.info("listening", url=f"http://{host}:{port}{server.callback_path}",
                  webhook_url=f"http://{host}:{port}{server.webhook_path}", pid=os.getpid(),
                  plugins=[p.name for p in app[PLUGINS].loaded], applications=len(config.applications),
                  services=len(config.services), event_loop=loop_name(loop),
-                 ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port")
+                 ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port",
+                 gc_frozen=frozen)
         await stop.wait()
         app[LIFECYCLE].draining = True
         log.info("draining", seconds=server.drain_seconds)
@@ -78,6 +81,22 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
     log.info("stopped", pid=os.getpid())
+
+
+def freeze_startup_objects() -> int:
+    """Collect once, then move every object alive now out of the garbage collector's sight; returns how many.
+
+    Called once the server has started (plugins started, sockets listening).  What is alive then (modules,
+    classes, functions, configuration, the plugins' tables) lives as long as the process, but CPython's full
+    (generation 2) collection visits every tracked object each time it runs, and under load it runs every
+    second or two: in the full stack on v2, 60-90 ms with the event loop stopped (issue 17: the p99 tail of
+    140 ms against a p50 of 9 ms).  Frozen (``gc.freeze``), those objects are skipped; a full collection
+    then visits only what callbacks and background work made since (5-25 ms measured).  Objects made later
+    are collected as before.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 async def listen(runner: web.AppRunner, host: str, port: int, reuse_port: bool, setting: str) -> None:

@@ -102,3 +102,36 @@ async def test_two_workers_share_the_port_and_the_metrics(callgate_server):
     count = float(re.search(r'callgate_callbacks_total\{event="ace",generation="v1",status="200"\} (\S+)', text).group(1))
     assert count == 50
     assert server.stop(signal.SIGTERM) == 0
+
+
+async def test_the_objects_alive_at_start_are_frozen_out_of_the_collectors_sight(callgate_server):
+    """Once listening, the server has moved its start-up objects out of the full collection's way (issue 17's
+    tail): the listening line says how many, and callbacks are answered as before."""
+    server = callgate_server('[server]\nlog_format = "json"\n[[plugins.router.routes]]\n'
+                             'action = { name = "connectPstn", number = "{to}" }\n')
+    [listening] = [line for line in server.log_lines() if line["event"] == "listening"]
+    assert listening["gc_frozen"] > 10_000          # modules, classes, functions: tens of thousands
+    status, answer = server.callback(samples.ice(caller="46700000001", to="+46850001234"))
+    assert (status, answer["action"]["name"]) == (200, "connectPstn")
+
+
+def test_freezing_skips_what_is_alive_and_collects_what_comes_later():
+    import gc
+
+    from callgate.server import freeze_startup_objects
+
+    class Node:
+        def __init__(self):
+            self.me = self                           # a reference cycle: only the collector frees it
+
+    alive = [Node()]
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen == gc.get_freeze_count() >= 1
+        assert not any(o is alive for o in gc.get_objects())        # out of every generation's sight
+        later = Node()
+        assert any(o is later for o in gc.get_objects())
+        del later
+        assert gc.collect() >= 1                    # the cycle made after the freeze is still collected
+    finally:
+        gc.unfreeze()

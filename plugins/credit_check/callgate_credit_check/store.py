@@ -86,6 +86,11 @@ T = TypeVar("T")
 CURRENCIES_KEPT = 100_000
 #: The longest prefix a rate may have: a whole international number (E.164: at most 15 digits).
 MAX_PREFIX_DIGITS = 15
+#: A rate kept in memory: ``(per_minute, connect_fee, first_increment, next_increment, prefix, name)``.  A tuple of
+#: plain values, which CPython's garbage collector stops tracking, where a ``Rate`` (and its ``Increments``) would
+#: stay tracked: a table of 50,000 prefixes would add 100,000 objects to every full collection, each of which
+#: stops the event loop (issue 17's p99 tail).  The ``Rate`` is made for the call that uses it.
+RateRow = tuple[int, int, int, int, str, str]
 
 
 def utc_now() -> str:
@@ -219,7 +224,7 @@ class CreditStore:
         #: account id -> its currency (set when the account is opened, never changed; accounts are never deleted).
         self._currencies: dict[str, str] = {}
         #: currency -> prefix -> rate, the rate table as of version ``_rates_version`` (see ``_rate_table``).
-        self._rates: dict[str, dict[str, Rate]] = {}
+        self._rates: dict[str, dict[str, RateRow]] = {}
         self._rates_version: int | None = None
 
     @classmethod
@@ -395,12 +400,13 @@ class CreditStore:
             return NoRate(f"{number!r} is not a phone number")
         table = await self._rate_table(conn or self.db, currency)
         for length in range(min(len(digits), MAX_PREFIX_DIGITS), 0, -1):
-            rate = table.get(digits[:length])
-            if rate is not None:
-                return rate
+            row = table.get(digits[:length])
+            if row is not None:
+                per_minute, connect_fee, first, step, prefix, name = row
+                return Rate(currency, per_minute, Increments(first, step), connect_fee, prefix, name)
         return NoRate(f"no rate for {number} in {currency}")
 
-    async def _rate_table(self, conn: Connection, currency: str) -> dict[str, Rate]:
+    async def _rate_table(self, conn: Connection, currency: str) -> dict[str, RateRow]:
         """The rates in ``currency`` by prefix, from memory while the rate table's version row says they are current.
 
         Every change to ``credit_rates`` (an import by any instance or the CLI, SQL by hand) raises the version
@@ -416,7 +422,8 @@ class CreditStore:
         table = self._rates.get(currency)
         if table is None:
             rows = await conn.fetch("SELECT * FROM credit_rates WHERE currency = $1", currency)
-            table = {row["prefix"]: _rate(row) for row in rows}
+            table = {row["prefix"]: (int(row["per_minute"]), int(row["connect_fee"]), int(row["first_increment"]),
+                                     int(row["next_increment"]), row["prefix"], row["name"]) for row in rows}
             if self._rates_version == version:   # another call meanwhile read a newer version: not kept
                 self._rates[currency] = table
         return table

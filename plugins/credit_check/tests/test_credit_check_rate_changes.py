@@ -126,3 +126,22 @@ async def test_the_rate_table_is_read_once_while_it_does_not_change(callgate_dat
     finally:
         await store.close()
         await other.close()
+
+
+async def test_the_rates_in_memory_add_nothing_to_the_garbage_collectors_work(credit_store):
+    """A big rate table kept in memory must not lengthen CPython's full collections (which stop the event loop):
+    its rows are tuples of plain values, which the collector stops tracking."""
+    import gc
+
+    store = credit_store
+    await store.add_account("acme", "EUR")
+    await store.credit("acme", 100_000_000)
+    await store.import_rates(rates(*(f"+46{i:04d},EUR,0.{i % 90 + 10},60/60" for i in range(2000)),
+                                   "+46,EUR,0.10,60/60"))
+    assert (await reserve(store, "c1")).reserved == 1_000_000
+    gc.collect()
+    table = store._rates["EUR"]
+    assert len(table) == 2001
+    assert not any(gc.is_tracked(row) for row in table.values())
+    rate = await store.find_rate(None, "EUR", "+4600051234")        # the longest prefix, as a Rate
+    assert (rate.prefix, rate.per_minute, str(rate.increments)) == ("460005", 150_000, "60/60")

@@ -91,7 +91,7 @@ def freeze_startup_objects() -> int:
     (generation 2) collection visits every tracked object each time it runs, and under load it runs every
     second or two: in the full stack on v2, 60-90 ms with the event loop stopped (issue 17: the p99 tail of
     140 ms against a p50 of 9 ms).  Frozen (``gc.freeze``), those objects are skipped; a full collection
-    then visits only what callbacks and background work made since (5-25 ms measured).  Objects made later
+    then visits only what callbacks and background work made since (1-27 ms measured, busy machine).  Objects made later
     are collected as before.
     """
     gc.collect()

@@ -1,6 +1,6 @@
 """What the console costs per callback, in process: the hook on the answer path, and the background work.
 
-    .venv/bin/python bench/console_cost.py [--number 20000]
+    .venv/bin/python bench/console_cost.py [--number 20000] [--stored 100000]
 
 Answers one real v1 ICE and one v2 ``call.incoming`` with the real app (router-only plus the
 console) to capture their :class:`~callgate.exchange.Exchange`, then times with ``timeit``:
@@ -9,8 +9,12 @@ console) to capture their :class:`~callgate.exchange.Exchange`, then times with 
   (``callgate.exchange.tell``: headers copied without Authorization, the row built, the queue
   append); the row alone is also given;
 * off it (the background flush, same process and CPU): writing rows to SQLite in batches as the
-  flush does (250 per transaction, a 250 ms flush at 1,000 callbacks/s; on the console's writer
-  thread), as CPU time of the whole process (the disk flush's wait is not CPU).
+  flush does under the benchmark's load (1,250 per transaction: a 250 ms flush at 5,000 callbacks/s;
+  on the console's writer thread), each row a call of its own, into a store already holding
+  ``--stored`` callbacks (default 100,000, the default ``max_callbacks``: the size it keeps under a
+  steady load), followed by the retention purge of as many, as CPU time of the whole process (the
+  disk flush's wait is not CPU).  A small store or rows of one call measure a fraction of the real
+  cost: an index's pages are written again by every batch that touches them.
 
 Each figure is microseconds per callback, best of 5 repeats (the minimum is the least disturbed by
 other processes on a busy machine).  Compare them with a callback's whole cost in router-only
@@ -25,7 +29,9 @@ import os
 import tempfile
 import time
 import timeit
+import uuid
 from pathlib import Path
+from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -38,7 +44,7 @@ from callgate.metrics import Metrics
 from callgate.state import PLUGINS
 from callgate.testing import SignedClient, make_config
 
-BATCH = 250
+BATCH = 1250
 
 
 class Capture:
@@ -52,11 +58,25 @@ class Capture:
         self.seen.append(exchange)
 
 
+def calls(template: tuple[Any, ...], count: int) -> list[tuple[Any, ...]]:
+    """``count`` copies of the row ``template``, each a call of its own (a fresh callid, its key and hash)."""
+    from callgate_console.record import COLUMNS, call_hash
+
+    key, hashed, callid = COLUMNS.index("call_key"), COLUMNS.index("call_hash"), COLUMNS.index("callid")
+    rows = []
+    for _ in range(count):
+        new = list(template)
+        new[key] = new[callid] = str(uuid.uuid4())
+        new[hashed] = call_hash(new[key])
+        rows.append(tuple(new))
+    return rows
+
+
 def best_us(fn, number: int) -> float:
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
 
 
-async def measure(number: int, folder: Path) -> None:
+async def measure(number: int, stored: int, folder: Path) -> None:
     from callgate_console import Console
     from callgate_console.record import row
     from callgate_console.store import ConsoleStore
@@ -92,12 +112,15 @@ async def measure(number: int, folder: Path) -> None:
             recorder.pending.clear()
             to_row = best_us(lambda ex=ex: row(ex), number)
             store: ConsoleStore = console.state.store
-            rows = [row(ex)] * BATCH
-            rounds = max(1, number // BATCH // 4)
+            template = row(ex)
+            while await store.db.fetchval("SELECT COUNT(*) FROM console_callbacks") < stored:
+                await store.insert(calls(template, BATCH))
+            batches = [calls(template, BATCH) for _ in range(max(1, number // BATCH))]
             started = time.process_time()          # CPU of every thread (the commit runs on the store's)
-            for _ in range(rounds):
-                await store.insert(rows)
-            write = (time.process_time() - started) / (rounds * BATCH) * 1e6
+            for batch in batches:
+                await store.insert(batch)
+            await store.purge(0.0, stored)
+            write = (time.process_time() - started) / (len(batches) * BATCH) * 1e6
             print(f"{name:<18} answer path (Exchange + row + hook): {on_path:6.2f} us (row {to_row:6.2f} us)   background: "
                   f"SQLite write {write:6.2f} us   per callback")
     finally:
@@ -107,9 +130,11 @@ async def measure(number: int, folder: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--number", type=int, default=20000, help="calls per timing (default 20000)")
+    parser.add_argument("--stored", type=int, default=100_000,
+                        help="callbacks already in the store when the writes are timed (default 100000)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="callgate-console-cost-") as folder:
-        asyncio.run(measure(args.number, Path(folder)))
+        asyncio.run(measure(args.number, args.stored, Path(folder)))
 
 
 if __name__ == "__main__":

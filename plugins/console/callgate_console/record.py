@@ -7,6 +7,7 @@ nothing for them.
 from __future__ import annotations
 
 import math
+import zlib
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from callgate.exchange import Exchange
 
 #: The stored columns, in the order :func:`row` gives them (``id`` is the store's).  ``trace`` is a JSON list of
 #: ``[plugin, hook, status, verdict, ms]`` (lists, not objects: a smaller row, built faster).
-COLUMNS = ("received_at", "minute", "generation", "event", "kind", "call_key", "callid", "caller", "callee",
+COLUMNS = ("received_at", "minute", "generation", "event", "kind", "call_key", "call_hash", "callid", "caller", "callee",
            "status", "decision", "deciding_plugin", "reason", "summary", "problem", "ms", "headers", "body",
            "answer", "trace")
 #: The events that start a call (a row in the live view's calls in progress) and those that end it.
@@ -68,6 +69,16 @@ def parties(exchange: Exchange) -> tuple[str | None, str | None]:
     return getattr(call, "cli", None), to.endpoint if to is not None else None
 
 
+def call_hash(key: str) -> int:
+    """The store's index of a call's callbacks: ``key``'s CRC-32, as a non-negative 31-bit integer (the same in every
+    process and instance).  A lookup matches it and then the key itself, so two keys with one hash never mix.
+
+    An index of the keys' text made recording cost three times as much: every batch inserts random keys all over a
+    large index, and SQLite writes each page it touches again (docs/console.md, "Cost"); an integer index is a
+    quarter of the size."""
+    return zlib.crc32(key.encode()) & 0x7FFFFFFF
+
+
 def _text(data: bytes) -> str:
     return data.decode("utf-8", "replace")
 
@@ -79,8 +90,9 @@ def row(exchange: Exchange) -> tuple[Any, ...]:
     plugin, reason = deciding(exchange)
     trace = [[o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms] for o in exchange.outcomes]
     callid = getattr(call, "callid", None) if call is not None else None
+    key = getattr(call, "key", None) if call is not None else None
     return (exchange.received_at, math.floor(exchange.received_at / 60), exchange.generation, exchange.event,
-            kind(exchange), getattr(call, "key", None) if call is not None else None, callid, caller, callee,
+            kind(exchange), key, call_hash(key) if key else None, callid, caller, callee,
             exchange.status, decision(exchange), plugin, reason, exchange.summary, exchange.problem, exchange.ms,
             _text(orjson.dumps(list(exchange.headers.items()))), _text(exchange.body), _text(exchange.answer),
             _text(orjson.dumps(trace)))

@@ -7,6 +7,13 @@ answer, and every plugin's trace (JSON).  ``id`` grows with every row; the live 
 rows after the last id it has shown, so any instance writing to the same store shows up in every
 instance's console.  Rows are only ever inserted and purged (by age and by count, oldest first).
 
+A call's callbacks are found through ``call_hash`` (:func:`~.record.call_hash`, a 31-bit integer)
+and then matched on ``call_key``, not through an index of the keys' text: keys are random, so every
+batch touches index pages all over the file, and SQLite writes each touched page to the WAL again
+(and later into the file).  In a store of 100,000 callbacks an index of the keys took a row's
+insert and purge from about 10 to 36 us of CPU; the integer index, a quarter of its size, to 19 us
+(docs/console.md, "Cost").
+
 In SQLite, the writes (every batch, the purge) run on the console's writer thread (:mod:`.writer`), so
 the event loop that answers callbacks never runs them; the reads run through callgate.storage.
 """
@@ -21,7 +28,7 @@ from typing import Any
 
 from callgate.storage import Connection, Database, SQLiteDatabase
 
-from .record import COLUMNS
+from .record import COLUMNS, call_hash
 from .writer import SQLiteWriter
 
 COMPONENT = "console"
@@ -34,6 +41,7 @@ _TABLE = """
         event TEXT NOT NULL,
         kind TEXT NOT NULL,
         call_key TEXT,
+        call_hash BIGINT,
         callid TEXT,
         caller TEXT,
         callee TEXT,
@@ -50,7 +58,7 @@ _TABLE = """
         trace TEXT NOT NULL
     );
     CREATE INDEX console_callbacks_time ON console_callbacks (received_at);
-    CREATE INDEX console_callbacks_key ON console_callbacks (call_key);
+    CREATE INDEX console_callbacks_call ON console_callbacks (call_hash);
 """
 
 
@@ -173,11 +181,13 @@ class ConsoleStore:
         return await self.db.fetch(
             f"SELECT {', '.join('s.' + c for c in SUMMARY)} FROM console_callbacks s "
             "WHERE s.kind = 'incoming' AND s.received_at >= $1 AND NOT EXISTS (SELECT 1 FROM console_callbacks e "
-            "WHERE e.call_key = s.call_key AND e.kind = 'ended') ORDER BY s.id DESC LIMIT $2", since, limit)
+            "WHERE e.call_hash = s.call_hash AND e.call_key = s.call_key AND e.kind = 'ended') ORDER BY s.id DESC "
+            "LIMIT $2", since, limit)
 
     async def call(self, key: str) -> list[dict[str, Any]]:
         """Every recorded callback of the call ``key``, in the order they came, with all their columns."""
-        return await self.db.fetch("SELECT * FROM console_callbacks WHERE call_key = $1 ORDER BY id", key)
+        return await self.db.fetch("SELECT * FROM console_callbacks WHERE call_hash = $1 AND call_key = $2 ORDER BY id",
+                                   call_hash(key), key)
 
     async def search(self, query: Search, limit: int = 200) -> list[dict[str, Any]]:
         """The callbacks that match every field given in ``query``, newest first."""
@@ -193,8 +203,9 @@ class ConsoleStore:
             pattern = arg(f"%{digits}%")
             where.append(f"(caller LIKE {pattern} OR callee LIKE {pattern})")
         if query.callid:            # a v1 callid is its call key; a v2 callId's key is "v2:" + it (both indexed)
-            keys = {query.callid, query.callid if query.callid.startswith("v2:") else "v2:" + query.callid}
-            where.append(f"call_key IN ({', '.join(arg(key) for key in sorted(keys))})")
+            keys = sorted({query.callid, query.callid if query.callid.startswith("v2:") else "v2:" + query.callid})
+            where.append(f"call_hash IN ({', '.join(arg(call_hash(key)) for key in keys)}) "
+                         f"AND call_key IN ({', '.join(arg(key) for key in keys)})")
         if query.decision:
             where.append(f"decision = {arg(query.decision)}")
         if query.plugin:

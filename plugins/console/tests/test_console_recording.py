@@ -11,7 +11,7 @@ import orjson
 import pytest
 from callgate_console import Console
 from callgate_console.config import ConsoleConfig
-from callgate_console.record import COLUMNS
+from callgate_console.record import COLUMNS, call_hash
 from callgate_console.store import ConsoleStore
 from structlog.testing import capture_logs
 
@@ -261,6 +261,28 @@ async def test_retention_by_age_and_by_count(make_console):
     assert removed == 5 + 20
     remaining = await store.db.fetch("SELECT callid FROM console_callbacks ORDER BY id")
     assert [r["callid"] for r in remaining] == [f"new-{n}" for n in range(20, 120)]
+
+
+#: Two v1 callids whose call keys have the same hash (the store's call index): found by search, not made up.
+SAME_HASH = ("call-03985819", "call-04420602")
+
+
+@pytest.mark.postgres
+async def test_two_calls_whose_keys_share_a_hash_are_never_mixed(make_console, callgate_database_url):
+    console = await make_console(database_url=callgate_database_url)
+    first, second = SAME_HASH
+    assert call_hash(first) == call_hash(second)
+    await console.callgate.send(samples.ice(caller="46701111111", callid=first))
+    await console.callgate.send(samples.ice(caller="46702222222", callid=second))
+    await console.callgate.event(samples.dice(callid=second))
+    await console.flush()
+    await console.login()
+    call = await (await console.ops.get(f"/console/api/calls/{first}")).json()
+    assert [(cb["callid"], cb["event"]) for cb in call["timeline"]] == [(first, "ice")]
+    found = await (await console.ops.get(f"/console/api/callbacks?callid={second}")).json()
+    assert [(cb["callid"], cb["event"]) for cb in found["callbacks"]] == [(second, "dice"), (second, "ice")]
+    in_progress = await console.plugin.state.store.in_progress(time.time() - 3600)
+    assert [c["callid"] for c in in_progress] == [first]           # the second ended; the first did not
 
 
 async def _row(console, body, *, received_at: float):

@@ -91,20 +91,25 @@ class Pipeline:
         self._no_opinion = combine.combine_authorization([], server.default_decision)
         #: (generation, kind, plan or answer) -> (its Rendered, its problem or None).
         self._rendered = ClearingCache(ANSWER_CACHE_SIZE)
+        #: How each hook of the answer path is called (worked out once, when the plugins were loaded).
+        self._authorize, self._route, self._set_cli, self._decided = (
+            plugins.plan(hook) for hook in ("authorize_call", "route_call", "set_cli", "call_decided"))
+        self._steps = {"on_answer": plugins.plan("on_answer"), "on_prompt_input": plugins.plan("on_prompt_input")}
+        self._records = {"on_disconnect": plugins.plan("on_disconnect"), "on_notify": plugins.plan("on_notify")}
 
     async def answer(self, event: CallEvent) -> Reply:
         renderer = self.renderers[event.generation]
         loop = asyncio.get_running_loop()
         if isinstance(event, (Ended, Notice)):
             hook = "on_disconnect" if isinstance(event, Ended) else "on_notify"
-            return await self._record(hook, event, renderer, loop.time() + self.server.record_deadline_ms / 1000)
+            return await self._record(hook, event, renderer, loop.time() + self.server.record_deadline_ms / 1000, loop)
         deadline = loop.time() + self.server.deadline_ms / 1000
         if isinstance(event, Incoming):
-            return await self._incoming(event, renderer, deadline)
+            return await self._incoming(event, renderer, deadline, loop)
         if isinstance(event, Answered):
-            return await self._step("on_answer", event, renderer, deadline, "answered", PROCEED)
+            return await self._step("on_answer", event, renderer, deadline, loop, "answered", PROCEED)
         if isinstance(event, MenuInput):
-            return await self._step("on_prompt_input", event, renderer, deadline, "menu", END_CALL)
+            return await self._step("on_prompt_input", event, renderer, deadline, loop, "menu", END_CALL)
         raise TypeError(f"not a call event: {event!r}")
 
     def failed(self, event: CallEvent, problem: str) -> Reply:
@@ -118,17 +123,22 @@ class Pipeline:
         status, body = renderer.not_recorded(None)
         return Reply(status, body, None, problem=problem)
 
-    async def _incoming(self, call: Incoming, renderer: Renderer, deadline: float) -> Reply:
-        plugins = self.plugins
-        if plugins.impls("authorize_call"):
-            outcomes = await dispatch.collect(plugins, "authorize_call", deadline, call=call, stop=_is_deny)
+    async def _incoming(self, call: Incoming, renderer: Renderer, deadline: float,
+                        loop: asyncio.AbstractEventLoop) -> Reply:
+        args = (call,)
+        if self._authorize.impls:
+            outcomes = dispatch.run(self._authorize, args, deadline, loop, stop=_is_deny)
+            if not isinstance(outcomes, list):
+                outcomes = await outcomes
             auth = combine.combine_authorization(outcomes, self.server.default_decision)
         else:
             outcomes, auth = [], self._no_opinion
         route: Route | SvamlRoute | None = None
         routed_by = cli = None
         if auth.allowed:
-            routing = await dispatch.collect(plugins, "route_call", deadline, call=call, refuses=renderer.refuses)
+            routing = dispatch.run(self._route, args, deadline, loop, refuses=renderer.refuses)
+            if not isinstance(routing, list):
+                routing = await routing
             outcomes += routing
             answered = combine.first_answer(routing)
             if answered and isinstance(answered.value, Deny):   # a router failed and its policy is deny
@@ -138,7 +148,9 @@ class Pipeline:
                 route = value if isinstance(value, (Route, SvamlRoute)) else SvamlRoute(value)
                 routed_by = answered.plugin
         if route is not None and combine.is_dialled(route, renderer.dials):
-            cli_outcomes = await dispatch.collect(plugins, "set_cli", deadline, call=call, route=route)
+            cli_outcomes = dispatch.run(self._set_cli, (call, route), deadline, loop)
+            if not isinstance(cli_outcomes, list):
+                cli_outcomes = await cli_outcomes
             outcomes += cli_outcomes
             answered = combine.first_answer(cli_outcomes)
             if answered and isinstance(answered.value, CallerId):
@@ -155,16 +167,17 @@ class Pipeline:
                                 route.name if route is not None else None)
         # call_decided gets its own short budget: a plugin that held something must be told even
         # when the authorization used up the callback's deadline.
-        if plugins.impls("call_decided"):
-            loop = asyncio.get_running_loop()
-            outcomes += await dispatch.collect(plugins, "call_decided", loop.time() + self.server.deadline_ms / 4000,
-                                               call=call, decision=decision)
+        if self._decided.impls:
+            told = dispatch.run(self._decided, (call, decision), loop.time() + self.server.deadline_ms / 4000, loop)
+            outcomes += told if isinstance(told, list) else await told
         return Reply(200, rendered.body, rendered.action, outcomes, decision, rendered.svaml, problem)
 
-    async def _step(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float, kind: str,
-                    default: Proceed | EndCall) -> Reply:
+    async def _step(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
+                    loop: asyncio.AbstractEventLoop, kind: str, default: Proceed | EndCall) -> Reply:
         """An answered call or a menu's input: the first plugin's answer (or ``default``), rendered."""
-        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call, refuses=renderer.refuses)
+        outcomes = dispatch.run(self._steps[hook], (call,), deadline, loop, refuses=renderer.refuses)
+        if not isinstance(outcomes, list):
+            outcomes = await outcomes
         answered = combine.first_answer(outcomes)
         rendered, problem = self._render(renderer, kind, default if answered is None else answered.value, call.event)
         return Reply(200, rendered.body, rendered.action, outcomes, svaml=rendered.svaml, problem=problem)
@@ -197,8 +210,11 @@ class Pipeline:
             self._rendered.put(key, result)
         return result
 
-    async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float) -> Reply:
-        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)
+    async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
+                      loop: asyncio.AbstractEventLoop) -> Reply:
+        outcomes = dispatch.run(self._records[hook], (call,), deadline, loop)
+        if not isinstance(outcomes, list):
+            outcomes = await outcomes
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             # The log line says how each plugin failed (its exception's text); the answer only which

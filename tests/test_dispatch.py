@@ -485,3 +485,35 @@ async def test_set_cli_gives_a_plugins_own_v2_dial_its_caller_id():
     dials = [c for c in json.loads(answer.body)["commands"] if c["command"] == "dial"]
     assert [d.get("from") for d in dials] == [{"type": "PHONE", "phone": {"number": "+46850009999"}}]
     assert answer.decision.cli == "+46850009999"
+
+
+async def test_implementations_get_the_arguments_they_name_in_any_order_sync_and_async_mixed():
+    """The dispatch plan passes each implementation the hook's arguments it names, in its own order, and goes on
+    after an implementation that must be awaited (the plan's synchronous path hands over to the awaiting one)."""
+    seen = []
+
+    class RouteFirst:
+        @hookimpl
+        def set_cli(self, route, call):
+            seen.append(("route_first", route.name, call.callid))
+
+    class Later:
+        @hookimpl
+        async def set_cli(self, call):
+            seen.append(("later", call.callid))
+
+    class RouteOnly:
+        @hookimpl
+        def set_cli(self, route):
+            seen.append(("route_only", route.name))
+            return CallerId("private")
+
+    p, _ = pipeline({"route_first": RouteFirst, "later": Later, "route_only": RouteOnly, "to": RouteTo})
+    ice = samples.ice()
+    answer = await p.answer(event(ice))
+    callid = ice["callid"]
+    route = answer.decision.route
+    assert seen == [("route_first", route.name, callid), ("later", callid), ("route_only", route.name)]
+    assert answer.decision.cli == "private"
+    assert [(o.plugin, o.status) for o in answer.outcomes if o.hook == "set_cli"] == [
+        ("route_first", "ok"), ("later", "ok"), ("route_only", "ok")]

@@ -131,7 +131,8 @@ async def _handle(request: web.Request, endpoint: Endpoint,
     try:
         answer = await _answer(app, event)
         logs.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
-                  ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace(), **cloudevent)
+                  ms=round((time.perf_counter() - started) * 1_000_000) / 1000,   # as Outcome.log_entry's
+                  plugins=answer.trace(), **cloudevent)
     finally:
         logs.SINCH_EVENT.reset(event_token)
         logs.CALLID.reset(callid_token)

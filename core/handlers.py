@@ -36,6 +36,7 @@ JSON = "application/json"
 _SINCH_JSON = frozenset({JSON, "application/json; charset=utf-8"})
 #: CloudEvents headers of a v2 webhook (binary content mode): logged, never required.
 _CLOUDEVENT_FIELDS = (("ce-id", "ce_id"), ("ce-type", "ce_type"))
+_NO_FIELDS: dict[str, str] = {}
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
@@ -166,8 +167,11 @@ def _told(request: web.Request, app: web.Application, endpoint: Endpoint, event:
 
 
 def _cloudevent(request: web.Request) -> dict[str, str]:
-    """The CloudEvents ``ce-id`` / ``ce-type`` headers a v2 webhook carries, as log fields (none when absent)."""
+    """The CloudEvents ``ce-id`` / ``ce-type`` headers a v2 webhook carries, as log fields (none when absent:
+    the shared empty dict, only ever spread into a log call)."""
     headers = request.headers
+    if "ce-id" not in headers and "ce-type" not in headers:      # the names of _CLOUDEVENT_FIELDS
+        return _NO_FIELDS
     return {field: headers[name] for name, field in _CLOUDEVENT_FIELDS if name in headers}
 
 

@@ -20,7 +20,7 @@ from .calls import Answered, CallEvent, Ended, Incoming, MenuInput, Notice
 from .config import ServerConfig
 from .decisions import CallerId, Deny, EndCall, Proceed, Prompt, Route, SvamlRoute
 from .manager import Plugins
-from .plan import Rendered, Renderer
+from .plan import IncomingPlan, Rendered, Renderer
 from .protocols.v1.render import V1Renderer
 from .protocols.v2.render import V2Renderer
 from .results import Decision, Outcome, new_decision
@@ -91,6 +91,8 @@ class Pipeline:
         self._no_opinion = combine.combine_authorization([], server.default_decision)
         #: (generation, kind, plan or answer) -> (its Rendered, its problem or None).
         self._rendered = ClearingCache(ANSWER_CACHE_SIZE)
+        #: (generation, authorization, route, caller id) -> (the incoming plan, its Rendered, its problem or None).
+        self._planned = ClearingCache(ANSWER_CACHE_SIZE)
         #: How each hook of the answer path is called (worked out once, when the plugins were loaded).
         self._authorize, self._route, self._set_cli, self._decided = (
             plugins.plan(hook) for hook in ("authorize_call", "route_call", "set_cli", "call_decided"))
@@ -155,8 +157,7 @@ class Pipeline:
             answered = combine.first_answer(cli_outcomes)
             if answered and isinstance(answered.value, CallerId):
                 cli = answered.value.number
-        plan = combine.incoming_plan(auth, route, cli, self._no_route_prompt)
-        rendered, problem = self._render(renderer, "incoming", plan, call.event)
+        plan, rendered, problem = self._plan(renderer, auth, route, cli, call.event)
         if problem is not None:
             max_duration = None
         else:
@@ -181,6 +182,29 @@ class Pipeline:
         answered = combine.first_answer(outcomes)
         rendered, problem = self._render(renderer, kind, default if answered is None else answered.value, call.event)
         return Reply(200, rendered.body, rendered.action, outcomes, svaml=rendered.svaml, problem=problem)
+
+    def _plan(self, renderer: Renderer, auth: combine.Authorization, route: Route | SvamlRoute | None, cli: str | None,
+              event: str) -> tuple[IncomingPlan, Rendered, str | None]:
+        """The incoming call's plan (:func:`combine.incoming_plan`), rendered (:meth:`_render`).
+
+        Both are pure: the same authorization, route and caller id give an equal plan and the same answer.
+        They are kept by those (frozen values): a route the router built once, with the same authorization,
+        skips building the plan and looking its answer up by the plan (hashing the plan hashes the route
+        again, and compares two plans).
+        """
+        key: tuple[str, Any, Any, str | None] | None = (renderer.generation, auth, route, cli)
+        try:
+            known = self._planned.get(key)
+        except TypeError:     # an unhashable route (SVAML holding a list): planned every time
+            key, known = None, None
+        if known is not None:
+            return known
+        plan = combine.incoming_plan(auth, route, cli, self._no_route_prompt)
+        rendered, problem = self._render(renderer, "incoming", plan, event)
+        result = (plan, rendered, problem)
+        if key is not None:
+            self._planned.put(key, result)
+        return result
 
     def _render(self, renderer: Renderer, kind: str, value: Any, event: str) -> tuple[Rendered, str | None]:
         """``value`` (a plan, or a step's answer) rendered, and what was wrong with it (None).

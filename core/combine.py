@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .decisions import DIALLED_TYPES, Allow, Deny, Prompt, Route, SvamlRoute
-from .plan import IncomingPlan
+from .plan import IncomingPlan, new_plan
 from .results import Outcome
 
 
@@ -85,13 +85,13 @@ def incoming_plan(auth: Authorization, route: Route | SvamlRoute | None, cli: st
       and ``cli`` for the renderer to apply to its dialled action.
     """
     if not auth.allowed:
-        return IncomingPlan(False, (auth.prompt,) if auth.prompt else ())
+        return new_plan(False, (auth.prompt,) if auth.prompt else (), None, None, None, None)
     if route is None:
-        return IncomingPlan(True, (no_route_prompt,) if no_route_prompt else ())
+        return new_plan(True, (no_route_prompt,) if no_route_prompt else (), None, None, None, None)
     if isinstance(route, SvamlRoute):
-        return IncomingPlan(True, auth.prompts, None, route.svaml, auth.max_duration, cli)
-    prompts = (*auth.prompts, *route.prompts)
+        return new_plan(True, auth.prompts, None, route.svaml, auth.max_duration, cli)
+    prompts = (*auth.prompts, *route.prompts) if auth.prompts else route.prompts
     if isinstance(route.to, DIALLED_TYPES):
-        return IncomingPlan(True, prompts, route, None, smallest(route.max_duration, auth.max_duration),
-                            cli if cli is not None else route.cli)
-    return IncomingPlan(True, prompts, route)
+        limit = route.max_duration if auth.max_duration is None else smallest(route.max_duration, auth.max_duration)
+        return new_plan(True, prompts, route, None, limit, cli if cli is not None else route.cli)
+    return new_plan(True, prompts, route, None, None, None)

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
-from .manager import HookImpl, Plugins
+from .manager import HookImpl, HookPlan, Plugins
 from .plan import svaml_generation
 from .results import Outcome, Status, new_outcome
 
@@ -54,10 +54,20 @@ _END_CALL = EndCall()
 
 def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: float,
              refuses: Refuses | None = None) -> Outcome | Coroutine[Any, Any, Outcome]:
-    """Call one implementation; never raises.  A plain function's answer is its Outcome at once; an
-    implementation whose answer must be awaited gives a coroutine of it (awaited under the timeout).
-    An answer ``refuses`` gives a reason for counts as the implementation failing."""
+    """Call one implementation with the hook's arguments by name; never raises.  A plain function's answer is
+    its Outcome at once; an implementation whose answer must be awaited gives a coroutine of it (awaited under
+    the timeout).  An answer ``refuses`` gives a reason for counts as the implementation failing."""
     loop = asyncio.get_running_loop()
+    try:
+        args = tuple(map(kwargs.__getitem__, impl.argnames))
+    except KeyError as exc:          # called without an argument this implementation takes: its error
+        return _raised(impl, hook, exc, loop.time(), loop)
+    return _call(impl, hook, args, deadline, loop, refuses)
+
+
+def _call(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+          refuses: Refuses | None) -> Outcome | Coroutine[Any, Any, Outcome]:
+    """:func:`call_one` with the implementation's own arguments, in its order."""
     start = loop.time()
     end = start + impl.plugin.timeout_s
     if deadline < end:
@@ -65,7 +75,7 @@ def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: float,
     if start >= end:
         return _timed_out(impl, hook, start, end, loop)
     try:
-        value = impl.function(*map(kwargs.__getitem__, impl.argnames))
+        value = impl.function(*args)
     except Exception as exc:
         return _raised(impl, hook, exc, start, loop)
     if impl.is_async or (value is not None and value.__class__ not in _RESULTS and svaml_generation(value) is None
@@ -121,25 +131,65 @@ def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
 
 async def collect(plugins: Plugins, hook: str, deadline: float, *, stop: Callable[[Outcome], bool] | None = None,
                   refuses: Refuses | None = None, **kwargs: Any) -> list[Outcome]:
-    """The hook's implementations in plugin order, one Outcome each.
+    """The hook's implementations in plugin order, one Outcome each, the hook's arguments given by name.
 
     A hook whose spec says ``firstresult=True`` ends at the first answer other than None (the last
     outcome is that answer); ``stop(outcome)`` ends any hook early (``authorize_call``: the first Deny).
     ``refuses`` (the renderer's of the call's generation) says why an answer cannot be carried out for
     this call: such an answer counts as the plugin failing (status ``error``, its ``on_error`` policy).
     """
-    impls, firstresult = plugins.calls(hook)
+    plan = plugins.plan(hook)
     outcomes = []
-    for impl in impls:
+    for impl in plan.impls:
         outcome = call_one(impl, hook, kwargs, deadline, refuses)
         if not isinstance(outcome, Outcome):
             outcome = await outcome
         outcomes.append(outcome)
-        if firstresult and outcome.value is not None:
+        if plan.firstresult and outcome.value is not None:
             break
         if stop is not None and stop(outcome):
             break
     return outcomes
+
+
+def run(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop, *,
+        stop: Callable[[Outcome], bool] | None = None,
+        refuses: Refuses | None = None) -> list[Outcome] | Coroutine[Any, Any, list[Outcome]]:
+    """:func:`collect` for the answer path: the hook's arguments in its plan's order (``plan.args``).
+
+    The outcomes at once when every implementation answered at once (plain functions: the usual case), without
+    a coroutine per hook; a coroutine of them as soon as one implementation's answer must be awaited.
+    """
+    outcomes: list[Outcome] = []
+    hook = plan.hook
+    for index, impl in enumerate(plan.impls):
+        picks = impl.picks
+        outcome = _call(impl, hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop,
+                        refuses)
+        if not isinstance(outcome, Outcome):
+            return _run_on(plan, args, deadline, loop, stop, refuses, outcomes, index, outcome)
+        outcomes.append(outcome)
+        if (plan.firstresult and outcome.value is not None) or (stop is not None and stop(outcome)):
+            break
+    return outcomes
+
+
+async def _run_on(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+                  stop: Callable[[Outcome], bool] | None, refuses: Refuses | None, outcomes: list[Outcome],
+                  index: int, pending: Coroutine[Any, Any, Outcome]) -> list[Outcome]:
+    """:func:`run` from the ``index``-th implementation on, whose answer ``pending`` is awaited first."""
+    outcome = await pending
+    while True:
+        outcomes.append(outcome)
+        index += 1
+        if (plan.firstresult and outcome.value is not None) or (stop is not None and stop(outcome)) \
+                or index == len(plan.impls):
+            return outcomes
+        impl = plan.impls[index]
+        picks = impl.picks
+        now = _call(impl, plan.hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop,
+                    refuses)
+        outcome = now if isinstance(now, Outcome) else await now
 
 
 def _check_result(hook: str, value: Any, refuses: Refuses | None) -> None:

@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import dispatch, exchange, logs
-from .calls import CallEvent, CallEventType
+from .calls import CallEventType
 from .endpoints import Endpoint, IgnoredEvent
 from .pipeline import Reply
 from .protocols.errors import EventError
@@ -36,19 +36,23 @@ JSON = "application/json"
 _SINCH_JSON = frozenset({JSON, "application/json; charset=utf-8"})
 #: CloudEvents headers of a v2 webhook (binary content mode): logged, never required.
 _CLOUDEVENT_FIELDS = (("ce-id", "ce_id"), ("ce-type", "ce_type"))
+_NO_FIELDS: dict[str, str] = {}
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
     """The v1 callback path: ICE, ACE, PIE, DICE, Notify."""
-    return await _serve(request, request.app[CALLBACK])
+    app = request.app
+    return await _serve(request, app, app[CALLBACK])
 
 
 async def webhook(request: web.Request) -> web.StreamResponse:
     """The v2 webhook path: ``call.incoming``, ``call.answered``, ``call.menu``, ``call.hangup``, ..."""
-    return await _serve(request, request.app[WEBHOOK])
+    app = request.app
+    return await _serve(request, app, app[WEBHOOK])
 
 
-async def _serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
+async def _serve(request: web.Request, app: web.Application, endpoint: Endpoint) -> web.StreamResponse:
+    """One signed path's request (``app`` is the request's, read once: ``request.app`` is a property chain)."""
     if request.method in ("GET", "HEAD"):
         # The Sinch dashboard's "Test a callback URL" button (v1), the URL test of a service's webhook (v2).
         return web.json_response({"service": "callgate", "status": "ok"})
@@ -56,8 +60,8 @@ async def _serve(request: web.Request, endpoint: Endpoint) -> web.StreamResponse
         return error_response(405, "method_not_allowed", f"{request.method} is not allowed here; Sinch POSTs "
                                                          f"{_posts(endpoint)}", headers={"Allow": "GET, HEAD, POST"})
     started = time.perf_counter()
-    response, event, answer = await _handle(request, endpoint, started)
-    request.app[METRICS].answered(event, response.status, time.perf_counter() - started, answer,
+    response, event, answer = await _handle(request, app, endpoint, started)
+    app[METRICS].answered(event, response.status, time.perf_counter() - started, answer,
                                   generation=endpoint.generation)
     return response
 
@@ -66,10 +70,9 @@ def _posts(endpoint: Endpoint) -> str:
     return "callbacks" if endpoint.generation == "v1" else "webhooks"
 
 
-async def _handle(request: web.Request, endpoint: Endpoint,
+async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint,
                   started: float) -> tuple[web.Response, str, Reply | None]:
     """The response, the event name for metrics ("-" when refused before decoding) and the answer."""
-    app = request.app
     server = app[CONFIG].server
     length = request.content_length
     if length is not None and length > server.max_body_bytes:
@@ -117,59 +120,59 @@ async def _handle(request: web.Request, endpoint: Endpoint,
         event = endpoint.decode(body, signed_at)
     except IgnoredEvent as exc:
         log.warning(exc.log_event, sinch_event=exc.event, **cloudevent)
-        _told(request, endpoint, exc.event, None, body, 200, endpoint.ignored_body, None, started, "ignored")
+        _told(request, app, endpoint, exc.event, None, body, 200, endpoint.ignored_body, None, started, "ignored")
         return web.Response(body=endpoint.ignored_body, content_type=JSON), "unknown", None
     except EventError as exc:
         log.warning("callback_refused", reason=exc.code, error=str(exc), **cloudevent)
-        _told(request, endpoint, "-", None, body, 400, error_body(exc.code, str(exc)), None, started,
+        _told(request, app, endpoint, "-", None, body, 400, error_body(exc.code, str(exc)), None, started,
               f"refused: {exc.code}", str(exc))
         return error_response(400, exc.code, str(exc)), "-", None
 
     # Every line logged while the plugins work on this callback carries its callid and event:
     # bind_contextvars(callid=..., sinch_event=...) through structlog's own variables, for less.
     callid_token, event_token = logs.CALLID.set(event.callid), logs.SINCH_EVENT.set(event.event)
+    pipeline = app[PIPELINE]
     try:
-        answer = await _answer(app, event)
+        try:
+            answer = await pipeline.answer(event)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A bug in the core still gets the generation's safe answer (its renderer's), never a 500, and never
+            # a 5xx for v2.
+            log.exception("pipeline_failed")
+            answer = pipeline.failed(event, f"internal error: {exc!r}")
         logs.info("callback", status=answer.status, decision=answer.summary, problem=answer.problem,
-                  ms=round((time.perf_counter() - started) * 1000, 3), plugins=answer.trace(), **cloudevent)
+                  ms=round((time.perf_counter() - started) * 1_000_000) / 1000,   # as Outcome.log_entry's
+                  plugins=answer.trace(), **cloudevent)
     finally:
         logs.SINCH_EVENT.reset(event_token)
         logs.CALLID.reset(callid_token)
-    _told(request, endpoint, event.event, event, body, answer.status, answer.body, answer, started)
+    _told(request, app, endpoint, event.event, event, body, answer.status, answer.body, answer, started)
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
 
 
-def _told(request: web.Request, endpoint: Endpoint, event: str, call: CallEventType | None, body: bytes,
+def _told(request: web.Request, app: web.Application, endpoint: Endpoint, event: str, call: CallEventType | None, body: bytes,
           status: int, answer: bytes, reply: Reply | None, started: float, summary: str = "",
           problem: str | None = None) -> None:
     """The ``callback_answered`` hook, when an enabled plugin implements it (nothing is built otherwise).
     ``summary`` and ``problem`` are the reply's when there is one."""
-    impls = request.app[PLUGINS].impls(exchange.HOOK)
+    impls = app[PLUGINS].impls(exchange.HOOK)
     if impls:
         if reply is not None:
             summary, problem = reply.summary, reply.problem
-        exchange.tell(impls, request.app[METRICS], endpoint.generation, event, call, request.headers, body, status,
+        exchange.tell(impls, app[METRICS], endpoint.generation, event, call, request.headers, body, status,
                       answer, reply.decision if reply else None, tuple(reply.outcomes) if reply else (), problem,
                       summary, started)
 
 
 def _cloudevent(request: web.Request) -> dict[str, str]:
-    """The CloudEvents ``ce-id`` / ``ce-type`` headers a v2 webhook carries, as log fields (none when absent)."""
+    """The CloudEvents ``ce-id`` / ``ce-type`` headers a v2 webhook carries, as log fields (none when absent:
+    the shared empty dict, only ever spread into a log call)."""
     headers = request.headers
+    if "ce-id" not in headers and "ce-type" not in headers:      # the names of _CLOUDEVENT_FIELDS
+        return _NO_FIELDS
     return {field: headers[name] for name, field in _CLOUDEVENT_FIELDS if name in headers}
-
-
-async def _answer(app: web.Application, event: CallEvent) -> Reply:
-    """The pipeline's answer; a bug in the core still gets the generation's safe answer (its renderer's), never a
-    500, and never a 5xx for v2."""
-    pipeline = app[PIPELINE]
-    try:
-        return await pipeline.answer(event)
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        log.exception("pipeline_failed")
-        return pipeline.failed(event, f"internal error: {exc!r}")
 
 
 async def _close_after(request: web.Request, response: web.Response) -> web.Response:

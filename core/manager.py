@@ -76,6 +76,23 @@ class HookImpl:
     argnames: tuple[str, ...]
     #: ``async def``: its result is awaited under the plugin's timeout.
     is_async: bool = False
+    #: Where its arguments are among the hook call's (:attr:`HookPlan.args`), or None when it takes them all, in
+    #: that order (the usual case: the call's arguments are passed to it as they are).
+    picks: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HookPlan:
+    """One hook as the dispatcher calls it, worked out once when the plugins are loaded: nothing about the
+    implementations is looked up or derived from pluggy's hook caller per callback."""
+
+    hook: str
+    #: The enabled implementations, in plugin order.
+    impls: tuple[HookImpl, ...]
+    #: The hookspec's ``firstresult``: the first answer other than None ends the call.
+    firstresult: bool
+    #: The hook call's arguments, in the hookspec's order (``dry_run``, bound at load, left out).
+    args: tuple[str, ...]
 
 
 @dataclass
@@ -88,26 +105,25 @@ class Plugins:
     #: implementation here, once, so that the answer path passes nothing more per call.
     dry_run: bool = False
     _impls: dict[str, tuple[HookImpl, ...]] = field(default_factory=dict)
-    _calls: dict[str, tuple[tuple[HookImpl, ...], bool]] = field(default_factory=dict)
+    _plans: dict[str, HookPlan] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         order = {p.name: i for i, p in enumerate(self.loaded)}
         by_name = {p.name: p for p in self.loaded}
         for hook in HOOK_NAMES:
             caller = getattr(self.pm.hook, hook)
+            args = tuple(name for name in caller.spec.argnames if name != DRY_RUN)
             ordered = sorted(caller.get_hookimpls(), key=lambda impl: order[impl.plugin_name])
-            self._impls[hook] = tuple(
-                HookImpl(by_name[i.plugin_name], *_bind_dry_run(i, self.dry_run),
-                         inspect.iscoroutinefunction(i.function)) for i in ordered)
-            self._calls[hook] = (self._impls[hook], bool(caller.spec.opts["firstresult"]))
+            self._impls[hook] = tuple(_resolve(i, by_name[i.plugin_name], args, self.dry_run) for i in ordered)
+            self._plans[hook] = HookPlan(hook, self._impls[hook], bool(caller.spec.opts["firstresult"]), args)
 
     def impls(self, hook: str) -> tuple[HookImpl, ...]:
         return self._impls[hook]
 
-    def calls(self, hook: str) -> tuple[tuple[HookImpl, ...], bool]:
-        """The hook's implementations in order, and whether its spec is ``firstresult`` (the first answer
-        other than None ends the call), resolved once here for the dispatcher."""
-        return self._calls[hook]
+    def plan(self, hook: str) -> HookPlan:
+        """How the dispatcher calls ``hook``: its implementations in order, whether it stops at the first
+        answer, and the arguments of its call."""
+        return self._plans[hook]
 
     def hooks_of(self, name: str) -> list[str]:
         return [hook for hook, impls in self._impls.items() if any(i.plugin.name == name for i in impls)]
@@ -150,6 +166,14 @@ class Plugins:
         errors = await _shutdown(reversed(self.loaded))
         if errors:
             raise RuntimeError("plugin shutdown failed: " + "; ".join(errors))
+
+
+def _resolve(impl: pluggy.HookImpl, plugin: LoadedPlugin, args: tuple[str, ...], dry_run: bool) -> HookImpl:
+    """``impl`` as the dispatcher calls it: ``dry_run`` bound, and where its arguments are among the hook's."""
+    function, argnames = _bind_dry_run(impl, dry_run)
+    picks = tuple(args.index(name) for name in argnames)
+    return HookImpl(plugin, function, argnames, inspect.iscoroutinefunction(impl.function),
+                    None if picks == tuple(range(len(args))) else picks)
 
 
 def _accepts_dry_run(fn: Callable[..., Any]) -> bool:

@@ -20,7 +20,7 @@ from .calls import Answered, CallEvent, Ended, Incoming, MenuInput, Notice
 from .config import ServerConfig
 from .decisions import CallerId, Deny, EndCall, Proceed, Prompt, Route, SvamlRoute
 from .manager import Plugins
-from .plan import Rendered, Renderer
+from .plan import IncomingPlan, Rendered, Renderer
 from .protocols.v1.render import V1Renderer
 from .protocols.v2.render import V2Renderer
 from .results import Decision, Outcome, new_decision
@@ -91,20 +91,27 @@ class Pipeline:
         self._no_opinion = combine.combine_authorization([], server.default_decision)
         #: (generation, kind, plan or answer) -> (its Rendered, its problem or None).
         self._rendered = ClearingCache(ANSWER_CACHE_SIZE)
+        #: (generation, authorization, route, caller id) -> (the incoming plan, its Rendered, its problem or None).
+        self._planned = ClearingCache(ANSWER_CACHE_SIZE)
+        #: How each hook of the answer path is called (worked out once, when the plugins were loaded).
+        self._authorize, self._route, self._set_cli, self._decided = (
+            plugins.plan(hook) for hook in ("authorize_call", "route_call", "set_cli", "call_decided"))
+        self._steps = {"on_answer": plugins.plan("on_answer"), "on_prompt_input": plugins.plan("on_prompt_input")}
+        self._records = {"on_disconnect": plugins.plan("on_disconnect"), "on_notify": plugins.plan("on_notify")}
 
     async def answer(self, event: CallEvent) -> Reply:
         renderer = self.renderers[event.generation]
         loop = asyncio.get_running_loop()
         if isinstance(event, (Ended, Notice)):
             hook = "on_disconnect" if isinstance(event, Ended) else "on_notify"
-            return await self._record(hook, event, renderer, loop.time() + self.server.record_deadline_ms / 1000)
+            return await self._record(hook, event, renderer, loop.time() + self.server.record_deadline_ms / 1000, loop)
         deadline = loop.time() + self.server.deadline_ms / 1000
         if isinstance(event, Incoming):
-            return await self._incoming(event, renderer, deadline)
+            return await self._incoming(event, renderer, deadline, loop)
         if isinstance(event, Answered):
-            return await self._step("on_answer", event, renderer, deadline, "answered", PROCEED)
+            return await self._step("on_answer", event, renderer, deadline, loop, "answered", PROCEED)
         if isinstance(event, MenuInput):
-            return await self._step("on_prompt_input", event, renderer, deadline, "menu", END_CALL)
+            return await self._step("on_prompt_input", event, renderer, deadline, loop, "menu", END_CALL)
         raise TypeError(f"not a call event: {event!r}")
 
     def failed(self, event: CallEvent, problem: str) -> Reply:
@@ -118,17 +125,22 @@ class Pipeline:
         status, body = renderer.not_recorded(None)
         return Reply(status, body, None, problem=problem)
 
-    async def _incoming(self, call: Incoming, renderer: Renderer, deadline: float) -> Reply:
-        plugins = self.plugins
-        if plugins.impls("authorize_call"):
-            outcomes = await dispatch.collect(plugins, "authorize_call", deadline, call=call, stop=_is_deny)
+    async def _incoming(self, call: Incoming, renderer: Renderer, deadline: float,
+                        loop: asyncio.AbstractEventLoop) -> Reply:
+        args = (call,)
+        if self._authorize.impls:
+            outcomes = dispatch.run(self._authorize, args, deadline, loop, stop=_is_deny)
+            if not isinstance(outcomes, list):
+                outcomes = await outcomes
             auth = combine.combine_authorization(outcomes, self.server.default_decision)
         else:
             outcomes, auth = [], self._no_opinion
         route: Route | SvamlRoute | None = None
         routed_by = cli = None
         if auth.allowed:
-            routing = await dispatch.collect(plugins, "route_call", deadline, call=call, refuses=renderer.refuses)
+            routing = dispatch.run(self._route, args, deadline, loop, refuses=renderer.refuses)
+            if not isinstance(routing, list):
+                routing = await routing
             outcomes += routing
             answered = combine.first_answer(routing)
             if answered and isinstance(answered.value, Deny):   # a router failed and its policy is deny
@@ -138,13 +150,14 @@ class Pipeline:
                 route = value if isinstance(value, (Route, SvamlRoute)) else SvamlRoute(value)
                 routed_by = answered.plugin
         if route is not None and combine.is_dialled(route, renderer.dials):
-            cli_outcomes = await dispatch.collect(plugins, "set_cli", deadline, call=call, route=route)
+            cli_outcomes = dispatch.run(self._set_cli, (call, route), deadline, loop)
+            if not isinstance(cli_outcomes, list):
+                cli_outcomes = await cli_outcomes
             outcomes += cli_outcomes
             answered = combine.first_answer(cli_outcomes)
             if answered and isinstance(answered.value, CallerId):
                 cli = answered.value.number
-        plan = combine.incoming_plan(auth, route, cli, self._no_route_prompt)
-        rendered, problem = self._render(renderer, "incoming", plan, call.event)
+        plan, rendered, problem = self._plan(renderer, auth, route, cli, call.event)
         if problem is not None:
             max_duration = None
         else:
@@ -155,19 +168,43 @@ class Pipeline:
                                 route.name if route is not None else None)
         # call_decided gets its own short budget: a plugin that held something must be told even
         # when the authorization used up the callback's deadline.
-        if plugins.impls("call_decided"):
-            loop = asyncio.get_running_loop()
-            outcomes += await dispatch.collect(plugins, "call_decided", loop.time() + self.server.deadline_ms / 4000,
-                                               call=call, decision=decision)
+        if self._decided.impls:
+            told = dispatch.run(self._decided, (call, decision), loop.time() + self.server.deadline_ms / 4000, loop)
+            outcomes += told if isinstance(told, list) else await told
         return Reply(200, rendered.body, rendered.action, outcomes, decision, rendered.svaml, problem)
 
-    async def _step(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float, kind: str,
-                    default: Proceed | EndCall) -> Reply:
+    async def _step(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
+                    loop: asyncio.AbstractEventLoop, kind: str, default: Proceed | EndCall) -> Reply:
         """An answered call or a menu's input: the first plugin's answer (or ``default``), rendered."""
-        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call, refuses=renderer.refuses)
+        outcomes = dispatch.run(self._steps[hook], (call,), deadline, loop, refuses=renderer.refuses)
+        if not isinstance(outcomes, list):
+            outcomes = await outcomes
         answered = combine.first_answer(outcomes)
         rendered, problem = self._render(renderer, kind, default if answered is None else answered.value, call.event)
         return Reply(200, rendered.body, rendered.action, outcomes, svaml=rendered.svaml, problem=problem)
+
+    def _plan(self, renderer: Renderer, auth: combine.Authorization, route: Route | SvamlRoute | None, cli: str | None,
+              event: str) -> tuple[IncomingPlan, Rendered, str | None]:
+        """The incoming call's plan (:func:`combine.incoming_plan`), rendered (:meth:`_render`).
+
+        Both are pure: the same authorization, route and caller id give an equal plan and the same answer.
+        They are kept by those (frozen values): a route the router built once, with the same authorization,
+        skips building the plan and looking its answer up by the plan (hashing the plan hashes the route
+        again, and compares two plans).
+        """
+        key: tuple[str, Any, Any, str | None] | None = (renderer.generation, auth, route, cli)
+        try:
+            known = self._planned.get(key)
+        except TypeError:     # an unhashable route (SVAML holding a list): planned every time
+            key, known = None, None
+        if known is not None:
+            return known
+        plan = combine.incoming_plan(auth, route, cli, self._no_route_prompt)
+        rendered, problem = self._render(renderer, "incoming", plan, event)
+        result = (plan, rendered, problem)
+        if key is not None:
+            self._planned.put(key, result)
+        return result
 
     def _render(self, renderer: Renderer, kind: str, value: Any, event: str) -> tuple[Rendered, str | None]:
         """``value`` (a plan, or a step's answer) rendered, and what was wrong with it (None).
@@ -197,8 +234,11 @@ class Pipeline:
             self._rendered.put(key, result)
         return result
 
-    async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float) -> Reply:
-        outcomes = await dispatch.collect(self.plugins, hook, deadline, call=call)
+    async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
+                      loop: asyncio.AbstractEventLoop) -> Reply:
+        outcomes = dispatch.run(self._records[hook], (call,), deadline, loop)
+        if not isinstance(outcomes, list):
+            outcomes = await outcomes
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             # The log line says how each plugin failed (its exception's text); the answer only which

@@ -20,8 +20,9 @@ from typing import Any, Protocol
 
 from .calls import Generation
 from .decisions import EndCall, Proceed, Prompt, Route
+from .drafts import positional_builder
 
-__all__ = ["KINDS", "IncomingPlan", "Renderer", "Rendered", "StepAnswer", "svaml_generation"]
+__all__ = ["KINDS", "IncomingPlan", "Renderer", "Rendered", "StepAnswer", "new_plan", "svaml_generation"]
 
 #: What a renderer answers: an incoming call, an answered call, a menu's input.
 KINDS = ("incoming", "answered", "menu")
@@ -54,6 +55,11 @@ class IncomingPlan:
     specific: Any = None
     max_duration: int | None = None
     cli: str | None = None
+
+
+#: ``IncomingPlan`` as :func:`callgate.combine.incoming_plan` builds one per incoming call (every field given,
+#: in order; through its draft class, :mod:`callgate.drafts`).
+new_plan = positional_builder(IncomingPlan)
 
 
 #: What ``on_answer`` / ``on_prompt_input`` decided (the first non-None answer, or the default): a neutral

@@ -485,3 +485,64 @@ async def test_set_cli_gives_a_plugins_own_v2_dial_its_caller_id():
     dials = [c for c in json.loads(answer.body)["commands"] if c["command"] == "dial"]
     assert [d.get("from") for d in dials] == [{"type": "PHONE", "phone": {"number": "+46850009999"}}]
     assert answer.decision.cli == "+46850009999"
+
+
+async def test_implementations_get_the_arguments_they_name_in_any_order_sync_and_async_mixed():
+    """The dispatch plan passes each implementation the hook's arguments it names, in its own order, and goes on
+    after an implementation that must be awaited (the plan's synchronous path hands over to the awaiting one)."""
+    seen = []
+
+    class RouteFirst:
+        @hookimpl
+        def set_cli(self, route, call):
+            seen.append(("route_first", route.name, call.callid))
+
+    class Later:
+        @hookimpl
+        async def set_cli(self, call):
+            seen.append(("later", call.callid))
+
+    class RouteOnly:
+        @hookimpl
+        def set_cli(self, route):
+            seen.append(("route_only", route.name))
+            return CallerId("private")
+
+    p, _ = pipeline({"route_first": RouteFirst, "later": Later, "route_only": RouteOnly, "to": RouteTo})
+    ice = samples.ice()
+    answer = await p.answer(event(ice))
+    callid = ice["callid"]
+    route = answer.decision.route
+    assert seen == [("route_first", route.name, callid), ("later", callid), ("route_only", route.name)]
+    assert answer.decision.cli == "private"
+    assert [(o.plugin, o.status) for o in answer.outcomes if o.hook == "set_cli"] == [
+        ("route_first", "ok"), ("later", "ok"), ("route_only", "ok")]
+
+
+async def test_the_incoming_answer_follows_the_authorization_route_and_cli_of_each_call():
+    """The pipeline keeps incoming plans and answers by what they come from: the same answers give the same
+    plan again, and any change in the authorization, the route or the caller id gives its own answer."""
+    class Cli:
+        number = "+46850001234"
+
+        @hookimpl
+        def set_cli(self, call, route):
+            return CallerId(self.number)
+
+    p, plugins = pipeline({"allow": AllowWith, "to": RouteTo, "cli": Cli}, {"allow": {"max_duration": 600}})
+    allow, to, cli = (plugin.instance for plugin in plugins.loaded[:3])
+    first, again = [await p.answer(event(samples.ice())) for _ in range(2)]
+    assert again.body == first.body and again.decision.plan == first.decision.plan
+    assert first.decision.max_duration == 600 and b"600" in first.body and b"+46850001234" in first.body
+
+    allow.config.max_duration = 300                                  # another authorization
+    shorter = await p.answer(event(samples.ice()))
+    assert shorter.decision.plan.max_duration == 300 and b"300" in shorter.body and b"600" not in shorter.body
+
+    to.config.number = "+15550002222"                                # another route
+    elsewhere = await p.answer(event(samples.ice()))
+    assert b"+15550002222" in elsewhere.body and elsewhere.decision.plan.route.to.number == "+15550002222"
+
+    cli.number = "+46850009999"                                      # another caller id
+    shown = await p.answer(event(samples.ice()))
+    assert shown.decision.cli == "+46850009999" and b"+46850009999" in shown.body and b"+46850001234" not in shown.body

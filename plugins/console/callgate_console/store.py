@@ -41,7 +41,6 @@ _TABLE = """
         event TEXT NOT NULL,
         kind TEXT NOT NULL,
         call_key TEXT,
-        call_hash BIGINT,
         callid TEXT,
         caller TEXT,
         callee TEXT,
@@ -58,6 +57,13 @@ _TABLE = """
         trace TEXT NOT NULL
     );
     CREATE INDEX console_callbacks_time ON console_callbacks (received_at);
+    CREATE INDEX console_callbacks_key ON console_callbacks (call_key);
+"""
+#: 0.4.0: a call is found through ``call_hash`` (see the module docstring); callbacks recorded before it have none
+#: and are no longer found by their call id (search by number, decision, plugin and time still finds them).
+_CALL_HASH = """
+    ALTER TABLE console_callbacks ADD COLUMN call_hash BIGINT;
+    DROP INDEX console_callbacks_key;
     CREATE INDEX console_callbacks_call ON console_callbacks (call_hash);
 """
 
@@ -65,7 +71,7 @@ _TABLE = """
 def migrations(dialect: str) -> list[str]:
     """The schema, for ``Database.migrate``: the id column is each dialect's growing integer."""
     return [_TABLE.format(id="BIGSERIAL PRIMARY KEY" if dialect == "postgresql" else
-                          "INTEGER PRIMARY KEY AUTOINCREMENT")]
+                          "INTEGER PRIMARY KEY AUTOINCREMENT"), _CALL_HASH]
 
 
 #: The columns of a callback's summary: the live view's rows, search results, the stream's events.

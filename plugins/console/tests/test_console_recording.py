@@ -343,3 +343,29 @@ async def test_the_live_feed_shows_a_row_committed_after_a_higher_id(make_consol
     await asyncio.sleep(1.0)
     assert queue.empty()                                           # each sent once
     feed.unsubscribe(queue)
+
+
+async def test_a_store_from_before_the_call_hash_is_migrated_and_keeps_its_callbacks(tmp_path):
+    from callgate.storage import Database
+    from callgate_console.store import COMPONENT, migrations
+
+    url = f"sqlite:///{tmp_path}/old.sqlite3"
+    db = await Database.connect(url)
+    await db.migrate(COMPONENT, migrations(db.dialect)[:1])              # the store as the first 0.4.0 builds made it
+    old = [c for c in COLUMNS if c != "call_hash"]
+    values = [time.time(), int(time.time() // 60), "v1", "ice", "incoming", "old-call", "old-call", "46701234567",
+              "+46812345678", 200, "allowed", "router", None, "allowed", None, 1.0, "[]", "{}", "{}", "[]"]
+    await db.execute(f"INSERT INTO console_callbacks ({', '.join(old)}) VALUES "
+                     f"({', '.join(f'${n}' for n in range(1, len(old) + 1))})", *values)
+    await db.close()
+    store = await ConsoleStore.open(url)
+    try:
+        new = list(values)
+        new.insert(COLUMNS.index("call_hash"), call_hash("new-call"))
+        new[COLUMNS.index("call_key")] = new[COLUMNS.index("callid")] = "new-call"
+        await store.insert([tuple(new)])
+        assert [r["callid"] for r in await store.call("new-call")] == ["new-call"]
+        assert [r["callid"] for r in await store.latest()] == ["new-call", "old-call"]
+        assert await store.call("old-call") == []                       # as the CHANGELOG says
+    finally:
+        await store.close()

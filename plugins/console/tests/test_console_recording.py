@@ -12,10 +12,11 @@ import pytest
 from callgate_console import Console
 from callgate_console.config import ConsoleConfig
 from callgate_console.record import COLUMNS, call_hash
-from callgate_console.store import ConsoleStore
+from callgate_console.store import COMPONENT, ConsoleStore, migrations
 from structlog.testing import capture_logs
 
 from callgate import Deny, hookimpl, samples, v2_samples
+from callgate.storage import Database
 from callgate.testing import TEST_APPLICATION_SECRET
 
 HOSTILE = "<img src=x onerror=alert(1)>"
@@ -346,9 +347,6 @@ async def test_the_live_feed_shows_a_row_committed_after_a_higher_id(make_consol
 
 
 async def test_a_store_from_before_the_call_hash_is_migrated_and_keeps_its_callbacks(tmp_path):
-    from callgate.storage import Database
-    from callgate_console.store import COMPONENT, migrations
-
     url = f"sqlite:///{tmp_path}/old.sqlite3"
     db = await Database.connect(url)
     await db.migrate(COMPONENT, migrations(db.dialect)[:1])              # the store as the first 0.4.0 builds made it

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 V = TypeVar("V")
@@ -27,3 +28,12 @@ class ClearingCache(dict):
             self.clear()
         self[key] = value
         return value
+
+    def through(self, key: object, build: Callable[[], V]) -> V:
+        """The value kept for ``key``, else ``build()``'s, kept.  An unhashable key (SVAML holding a list) is
+        built every time and never kept."""
+        try:
+            known = self.get(key)
+        except TypeError:
+            return build()
+        return self.put(key, build()) if known is None else known

@@ -192,19 +192,10 @@ class Pipeline:
         skips building the plan and looking its answer up by the plan (hashing the plan hashes the route
         again, and compares two plans).
         """
-        key: tuple[str, Any, Any, str | None] | None = (renderer.generation, auth, route, cli)
-        try:
-            known = self._planned.get(key)
-        except TypeError:     # an unhashable route (SVAML holding a list): planned every time
-            key, known = None, None
-        if known is not None:
-            return known
-        plan = combine.incoming_plan(auth, route, cli, self._no_route_prompt)
-        rendered, problem = self._render(renderer, "incoming", plan, event)
-        result = (plan, rendered, problem)
-        if key is not None:
-            self._planned.put(key, result)
-        return result
+        def build() -> tuple[IncomingPlan, Rendered, str | None]:
+            plan = combine.incoming_plan(auth, route, cli, self._no_route_prompt)
+            return (plan, *self._render(renderer, "incoming", plan, event))
+        return self._planned.through((renderer.generation, auth, route, cli), build)
 
     def _render(self, renderer: Renderer, kind: str, value: Any, event: str) -> tuple[Rendered, str | None]:
         """``value`` (a plan, or a step's answer) rendered, and what was wrong with it (None).
@@ -215,24 +206,14 @@ class Pipeline:
         kept too, with their problem: every such callback still logs the problem on its
         ``callback`` line, the ``invalid_svaml_replaced`` error only the first time.
         """
-        key: tuple[str, str, Any] | None = (renderer.generation, kind, value)
-        try:
-            known = self._rendered.get(key)
-        except TypeError:     # an unhashable value (SVAML holding a list): rendered every time
-            key, known = None, None
-        if known is not None:
-            return known
-        problem: str | None = None
-        try:
-            rendered = getattr(renderer, kind)(value)
-        except ValueError as exc:
-            rendered = renderer.safe(kind)
-            log.error("invalid_svaml_replaced", sinch_event=event, error=str(exc), replaced_by=rendered.action)
-            problem = f"invalid SVAML replaced by a safe answer: {exc}"
-        result = (rendered, problem)
-        if key is not None:
-            self._rendered.put(key, result)
-        return result
+        def build() -> tuple[Rendered, str | None]:
+            try:
+                return getattr(renderer, kind)(value), None
+            except ValueError as exc:
+                rendered = renderer.safe(kind)
+                log.error("invalid_svaml_replaced", sinch_event=event, error=str(exc), replaced_by=rendered.action)
+                return rendered, f"invalid SVAML replaced by a safe answer: {exc}"
+        return self._rendered.through((renderer.generation, kind, value), build)
 
     async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
                       loop: asyncio.AbstractEventLoop) -> Reply:

@@ -1,5 +1,7 @@
 """Fixtures shared by the credit_check tests (no test module imports another: names stay unique)."""
 
+import asyncio
+
 import pytest
 
 from callgate_credit_check.store import CreditStore
@@ -25,3 +27,12 @@ async def credit_store(callgate_database_url):
     store = await CreditStore.open(callgate_database_url)
     yield store
     await store.close()
+
+
+@pytest.fixture
+async def two_credit_stores(callgate_database_url):
+    """Two CreditStores on one fresh database, each with its own connection(s), as two callgate instances have."""
+    stores = await asyncio.gather(CreditStore.open(callgate_database_url), CreditStore.open(callgate_database_url))
+    yield stores
+    for store in stores:
+        await store.close()

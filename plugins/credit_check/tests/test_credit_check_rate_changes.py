@@ -6,11 +6,10 @@ store (another callgate instance, or the ``callgate credit rates import`` comman
 SQLite and on PostgreSQL, and check what the next reservation reserves.
 """
 
-import asyncio
 
 from callgate.storage import Database
 from callgate_credit_check.rate_csv import parse_rates
-from callgate_credit_check.store import CreditStore, NoRate
+from callgate_credit_check.store import NoRate
 
 LANDLINE = "+46850001234"
 MOBILE = "+46701234567"
@@ -37,45 +36,40 @@ async def reserved_per_minute(store, callid):
     return call.rate.per_minute, call.reserved
 
 
-async def open_two(url):
-    first, second = await asyncio.gather(CreditStore.open(url), CreditStore.open(url))
-    await first.add_account("acme", "EUR")
-    await first.credit("acme", 100_000_000)
-    return first, second
+async def funded(stores):
+    """``stores`` (the fixture ``two_credit_stores``), with the account ``acme`` holding 100.00 EUR."""
+    await stores[0].add_account("acme", "EUR")
+    await stores[0].credit("acme", 100_000_000)
+    return stores
 
 
-async def test_a_rate_imported_by_another_instance_is_used_by_the_next_reservation(callgate_database_url):
-    a, b = await open_two(callgate_database_url)
-    try:
-        await b.import_rates(rates("+46,EUR,0.10,60/60"))
-        assert (await reserve(a, "c1")).status == "reserved"
-        assert (await reserve(b, "c2")).status == "reserved"      # both instances now hold the table in memory
-        assert await reserved_per_minute(a, "c1") == (100_000, 1_000_000)
+async def test_a_rate_imported_by_another_instance_is_used_by_the_next_reservation(two_credit_stores):
+    a, b = await funded(two_credit_stores)
+    await b.import_rates(rates("+46,EUR,0.10,60/60"))
+    assert (await reserve(a, "c1")).status == "reserved"
+    assert (await reserve(b, "c2")).status == "reserved"      # both instances now hold the table in memory
+    assert await reserved_per_minute(a, "c1") == (100_000, 1_000_000)
 
-        await b.import_rates(rates("+46,EUR,0.20,60/60"))         # replaced by the other instance
-        assert (await reserve(a, "c3")).reserved == 2_000_000
-        assert await reserved_per_minute(a, "c3") == (200_000, 2_000_000)
+    await b.import_rates(rates("+46,EUR,0.20,60/60"))         # replaced by the other instance
+    assert (await reserve(a, "c3")).reserved == 2_000_000
+    assert await reserved_per_minute(a, "c3") == (200_000, 2_000_000)
 
-        await a.import_rates(rates("+4670,EUR,0.50,60/60"), replace=False)   # merged: a longer prefix appears
-        assert (await reserve(b, "c4", MOBILE)).reserved == 5_000_000
-        assert (await reserve(b, "c5", LANDLINE)).reserved == 2_000_000
+    await a.import_rates(rates("+4670,EUR,0.50,60/60"), replace=False)   # merged: a longer prefix appears
+    assert (await reserve(b, "c4", MOBILE)).reserved == 5_000_000
+    assert (await reserve(b, "c5", LANDLINE)).reserved == 2_000_000
 
-        await a.import_rates(rates("+1,EUR,0.01,1/1"))            # replaced: no rate for Sweden any more
-        result = await reserve(b, "c6")
-        assert (result.status, result.reserved) == ("no_rate", 0)
-        await b.import_rates(rates("+46,EUR,0.30,60/60"))         # and back: a call denied for no rate is not cached
-        assert (await reserve(a, "c7")).reserved == 3_000_000
+    await a.import_rates(rates("+1,EUR,0.01,1/1"))            # replaced: no rate for Sweden any more
+    result = await reserve(b, "c6")
+    assert (result.status, result.reserved) == ("no_rate", 0)
+    await b.import_rates(rates("+46,EUR,0.30,60/60"))         # and back: a call denied for no rate is not cached
+    assert (await reserve(a, "c7")).reserved == 3_000_000
 
-        account = await a.account("acme")
-        assert account.reserved == 1_000_000 * 2 + 2_000_000 * 2 + 5_000_000 + 3_000_000
-    finally:
-        await a.close()
-        await b.close()
+    account = await a.account("acme")
+    assert account.reserved == 1_000_000 * 2 + 2_000_000 * 2 + 5_000_000 + 3_000_000
 
 
-async def test_a_rate_changed_by_hand_in_sql_is_used_by_the_next_reservation(callgate_database_url):
-    store, _other = await open_two(callgate_database_url)
-    await _other.close()
+async def test_a_rate_changed_by_hand_in_sql_is_used_by_the_next_reservation(two_credit_stores, callgate_database_url):
+    store, _ = await funded(two_credit_stores)
     db = await Database.connect(callgate_database_url)          # an operator's own SQL session
     try:
         await store.import_rates(rates("+46,EUR,0.10,60/60"))
@@ -100,32 +94,27 @@ async def test_a_rate_changed_by_hand_in_sql_is_used_by_the_next_reservation(cal
             assert (await reserve(store, "c6")).status == "no_rate"
     finally:
         await db.close()
-        await store.close()
 
 
-async def test_the_rate_table_is_read_once_while_it_does_not_change(callgate_database_url, monkeypatch):
-    store, other = await open_two(callgate_database_url)
-    try:
-        await other.import_rates(rates("+46,EUR,0.10,60/60", "+4670,EUR,0.12,60/60", "+1,USD,0.01,1/1"))
-        reads = []
-        original = store._rate_table
+async def test_the_rate_table_is_read_once_while_it_does_not_change(two_credit_stores, monkeypatch):
+    store, other = await funded(two_credit_stores)
+    await other.import_rates(rates("+46,EUR,0.10,60/60", "+4670,EUR,0.12,60/60", "+1,USD,0.01,1/1"))
+    reads = []
+    original = store._rate_table
 
-        async def counted(conn, currency):
-            table = await original(conn, currency)
-            reads.append(len(table))
-            return table
-        monkeypatch.setattr(store, "_rate_table", counted)
-        for i in range(5):
-            assert (await reserve(store, f"c{i}")).reserved == 1_000_000
-        assert reads == [2] * 5                                   # the EUR rates only
-        assert store._rates_version is not None and list(store._rates) == ["EUR"]
-        version = store._rates_version
-        await other.import_rates(rates("+46,EUR,0.10,60/60"))
-        assert (await reserve(store, "c9")).reserved == 1_000_000
-        assert store._rates_version != version and reads[-1] == 1
-    finally:
-        await store.close()
-        await other.close()
+    async def counted(conn, currency):
+        table = await original(conn, currency)
+        reads.append(len(table))
+        return table
+    monkeypatch.setattr(store, "_rate_table", counted)
+    for i in range(5):
+        assert (await reserve(store, f"c{i}")).reserved == 1_000_000
+    assert reads == [2] * 5                                   # the EUR rates only
+    assert store._rates_version is not None and list(store._rates) == ["EUR"]
+    version = store._rates_version
+    await other.import_rates(rates("+46,EUR,0.10,60/60"))
+    assert (await reserve(store, "c9")).reserved == 1_000_000
+    assert store._rates_version != version and reads[-1] == 1
 
 
 async def test_the_rates_in_memory_add_nothing_to_the_garbage_collectors_work(credit_store):

@@ -238,28 +238,19 @@ async def test_several_instances_starting_at_once_on_a_fresh_database(callgate_d
 
 # --- one conditional statement per money move (issue 17) ---------------------------------------------
 
-async def two_instances(url):
-    """Two stores on one database, each with its own connection(s), as two callgate instances have."""
-    return await asyncio.gather(CreditStore.open(url), CreditStore.open(url))
-
-
-async def test_two_instances_reserving_more_than_the_balance_together_one_is_denied(callgate_database_url):
-    stores = await two_instances(callgate_database_url)
-    try:
-        await account_with(stores[0], amount=1_000_000)                 # 1.00: one 10-minute call
-        for round_ in range(5):
-            results = await asyncio.gather(*(reserve(s, f"race-{round_}-{i}", cap=600)
-                                             for i, s in enumerate(stores)))
-            assert sorted(r.status for r in results) == (["denied", "reserved"] if round_ == 0 else ["denied"] * 2)
-            if round_ == 0:
-                [won] = [r for r in results if r.status == "reserved"]
-                assert (won.seconds, won.reserved, won.repeated) == (600, 1_000_000, False)
-            account = await stores[1].account("acme")
-            assert (account.balance, account.reserved, account.available) == (1_000_000, 1_000_000, 0)
-        await assert_ledger_explains(stores[0], "acme")
-    finally:
-        for s in stores:
-            await s.close()
+async def test_two_instances_reserving_more_than_the_balance_together_one_is_denied(two_credit_stores):
+    stores = two_credit_stores
+    await account_with(stores[0], amount=1_000_000)                 # 1.00: one 10-minute call
+    for round_ in range(5):
+        results = await asyncio.gather(*(reserve(s, f"race-{round_}-{i}", cap=600)
+                                         for i, s in enumerate(stores)))
+        assert sorted(r.status for r in results) == (["denied", "reserved"] if round_ == 0 else ["denied"] * 2)
+        if round_ == 0:
+            [won] = [r for r in results if r.status == "reserved"]
+            assert (won.seconds, won.reserved, won.repeated) == (600, 1_000_000, False)
+        account = await stores[1].account("acme")
+        assert (account.balance, account.reserved, account.available) == (1_000_000, 1_000_000, 0)
+    await assert_ledger_explains(stores[0], "acme")
 
 
 async def test_a_reservation_short_of_the_cap_grants_what_is_left_exactly(credit_store):
@@ -274,25 +265,21 @@ async def test_a_reservation_short_of_the_cap_grants_what_is_left_exactly(credit
     await assert_ledger_explains(store, "acme")
 
 
-async def test_the_same_dice_settled_at_two_instances_at_once_bills_once(callgate_database_url):
-    stores = await two_instances(callgate_database_url)
-    try:
-        await account_with(stores[0], amount=10_000_000)
-        for i in range(5):
-            await reserve(stores[i % 2], f"twice-{i}", cap=600)
-        settled = await asyncio.gather(*(s.settle(f"twice-{i}", 61, unit=1) for i in range(5) for s in stores))
-        for i in range(5):
-            pair = settled[2 * i:2 * i + 2]
-            assert sorted(x.repeated for x in pair) == [False, True]
-            assert all((x.call.cost, x.call.billed_seconds) == (200_000, 120) for x in pair)
-        account = await stores[0].account("acme")
-        assert (account.balance, account.reserved) == (10_000_000 - 5 * 200_000, 0)
-        entries = await stores[1].ledger("acme", limit=1000)
-        assert [e.kind for e in entries].count("debit") == 5 and [e.kind for e in entries].count("release") == 5
-        await assert_ledger_explains(stores[0], "acme")
-    finally:
-        for s in stores:
-            await s.close()
+async def test_the_same_dice_settled_at_two_instances_at_once_bills_once(two_credit_stores):
+    stores = two_credit_stores
+    await account_with(stores[0], amount=10_000_000)
+    for i in range(5):
+        await reserve(stores[i % 2], f"twice-{i}", cap=600)
+    settled = await asyncio.gather(*(s.settle(f"twice-{i}", 61, unit=1) for i in range(5) for s in stores))
+    for i in range(5):
+        pair = settled[2 * i:2 * i + 2]
+        assert sorted(x.repeated for x in pair) == [False, True]
+        assert all((x.call.cost, x.call.billed_seconds) == (200_000, 120) for x in pair)
+    account = await stores[0].account("acme")
+    assert (account.balance, account.reserved) == (10_000_000 - 5 * 200_000, 0)
+    entries = await stores[1].ledger("acme", limit=1000)
+    assert [e.kind for e in entries].count("debit") == 5 and [e.kind for e in entries].count("release") == 5
+    await assert_ledger_explains(stores[0], "acme")
 
 
 async def test_a_settlement_writes_its_release_and_debit_in_order_with_their_running_totals(credit_store):

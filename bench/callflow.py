@@ -47,7 +47,6 @@ import base64
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
@@ -685,11 +684,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ncallflow: interrupted", file=sys.stderr)
         return 130
     finally:
-        ctx.procs.stop_all()
-        if args.keep:
-            print(f"\nkept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        ctx.close(args.keep)
 
 
 if __name__ == "__main__":

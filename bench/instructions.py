@@ -130,9 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"instructions: {exc}", file=sys.stderr)
         return 2
     finally:
-        ctx.procs.stop_all()
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+        ctx.close(args.keep)
     per_request = {}
     for name, (requests, non_2xx, instructions) in rows.items():
         per_request[name] = instructions / max(requests, 1)

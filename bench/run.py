@@ -486,6 +486,14 @@ class Context:
                              f"{(done.stderr or done.stdout).strip()}")
         return done.stdout
 
+    def close(self, keep: bool) -> None:
+        """Stop every process started, then remove the temp dir, or say where it is kept (``--keep``)."""
+        self.procs.stop_all()
+        if keep:
+            print(f"\nkept {self.tmp}")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
 
 def reference_command(kind: str, port: int, answers: Path) -> tuple[list[str], dict[str, str]]:
     """The command of reference ``kind`` (plain, uvloop, express) and its extra environment."""
@@ -1133,11 +1141,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nbench: interrupted", file=sys.stderr)
         return 130
     finally:
-        ctx.procs.stop_all()
-        if args.keep:
-            print(f"\nkept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        ctx.close(args.keep)
     print("\n" + "; ".join(f"{k}: {'SKIPPED' if v is None else 'PASS' if v else 'FAIL'}" for k, v in results.items()))
     return 0 if all(v is not False for v in results.values()) else 1
 

@@ -77,6 +77,25 @@ class Database(Connection):
     dialect: str
     url: str
 
+    async def fetch_committed(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """A read of what committed transactions wrote, answered without waiting for any transaction.
+
+        ``fetch`` on SQLite may read the open group's writes (this process's connection), and so waits for
+        that group's flush before it answers; this reads the file as another process would (a reader
+        connection of its own: in WAL mode it sees only flushed commits) and waits for nothing.  On PostgreSQL
+        it is ``fetch`` (a statement outside a transaction reads committed rows).  So it may miss a write
+        that is about to commit: use it where that cannot matter, e.g. to find out that nothing needs to be
+        written (credit_check's end event of a call it never reserved, or already settled), and do the
+        write, if any, in a transaction that reads again under its lock.  (A SQLite ``:memory:`` database
+        has no second connection: ``fetch``.)
+        """
+        return await self.fetch(sql, *args)
+
+    async def fetchrow_committed(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The first row of :meth:`fetch_committed`, or None."""
+        rows = await self.fetch_committed(sql, *args)
+        return rows[0] if rows else None
+
     @staticmethod
     async def connect(url: str, *, create: bool = True, shared: bool = False, **options: Any) -> Database:
         """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://:memory:``, or ``postgresql://...``.

@@ -180,6 +180,8 @@ class SQLiteDatabase(Database):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callgate-sqlite")
         self._lock = asyncio.Lock()
         self._conn: sqlite3.Connection | None = None
+        #: A second connection, for ``fetch_committed`` only (None for ``:memory:``).
+        self._reader: sqlite3.Connection | None = None
         self._bare = _SQLiteConnection(self)
         self._group: _Group | None = None
         self._commits: set[asyncio.Task] = set()
@@ -205,8 +207,20 @@ class SQLiteDatabase(Database):
                 _switch_to_wal(conn, self._busy_timeout_ms / 1000)
                 conn.execute("PRAGMA synchronous = FULL")
             return conn
+
+        def connect_reader() -> sqlite3.Connection:
+            # Never waits: a WAL reader is refused ("busy") only while the WAL's index is rebuilt, and then
+            # fetch_committed reads through the main connection instead.
+            reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            reader.row_factory = sqlite3.Row
+            reader.execute("PRAGMA busy_timeout = 0")
+            reader.execute("PRAGMA query_only = ON")
+            return reader
+        loop = asyncio.get_running_loop()
         try:
-            self._conn = await asyncio.get_running_loop().run_in_executor(self._executor, connect)
+            self._conn = await loop.run_in_executor(self._executor, connect)
+            if self.path != ":memory:":
+                self._reader = await loop.run_in_executor(self._executor, connect_reader)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self.path}: {exc}") from None
         self._waiters = WriteWaiters.beside(self.path)
@@ -221,6 +235,9 @@ class SQLiteDatabase(Database):
             self._shared_key = None
         while self._commits:                     # a group still committing: let it finish
             await asyncio.gather(*self._commits, return_exceptions=True)
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await asyncio.get_running_loop().run_in_executor(self._executor, reader.close)
         if self._conn is not None:
             conn, self._conn = self._conn, None
             await asyncio.get_running_loop().run_in_executor(self._executor, conn.close)
@@ -366,6 +383,21 @@ class SQLiteDatabase(Database):
         if group is not None:    # it read the open group's writes: answer once they are durable
             await self._durable(group)
         return rows
+
+    async def fetch_committed(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        """See :meth:`Database.fetch_committed`: on the reader connection, on the event loop's thread (a WAL read
+        takes microseconds and waits neither for the write lock nor for a flush)."""
+        reader = self._reader
+        if reader is not None:
+            try:
+                cursor = reader.execute(_sqlite_sql(sql), [str(a) if isinstance(a, Decimal) else a for a in args])
+                return [dict(row) for row in cursor.fetchall()]
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise DatabaseError(f"SQLite: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise DatabaseError(f"SQLite: {exc}") from exc
+        return await self.fetch(sql, *args)
 
     @asynccontextmanager
     async def transaction(self, *, serializable: bool = False, rollback: bool = False) -> AsyncIterator[Connection]:

@@ -26,7 +26,9 @@ table's version row (the rates themselves are kept in memory while it does not c
 see ``_rate_table``), the call's insert, the account's conditional update and the ledger
 insert (the account's currency, which never changes, is kept in memory once read); only an
 account that cannot pay for ``max_duration`` is read, under its lock, to grant
-what it can.  A settlement reads the call's row, then updates it, the account
+what it can.  A settlement first reads the call's committed row outside any transaction: the end
+event of a call never reserved, denied or already settled stops there (no write transaction, no wait for
+a group commit).  A held call's settlement then reads its row under its lock, updates it, the account
 (release and debit in one statement) and the ledger (both entries in one insert).
 
 Dry runs (``callgate simulate``): ``reserve``, ``limit``, ``release`` and ``settle`` take
@@ -553,7 +555,21 @@ class CreditStore:
         denied.  A call already settled is returned unchanged with ``repeated=True``.  A call
         whose reservation had expired or was released is still charged for the time Sinch reports.
         ``dry_run``: the same answer, nothing written.
+
+        Most end events change nothing (a call this plugin never reserved, a v2 call's dialled leg, a
+        repeated end event): a read of the committed row says so, with no write transaction and so no
+        wait for a group commit (``Database.fetchrow_committed``).  That read is final for those states:
+        no call row is ever deleted while its call can still end, a denied or settled call never changes
+        again, and a reservation is committed before its incoming call is answered, so before the call
+        can end.  A call found held (reserved, released, expired) is settled in the transaction below,
+        which reads its row again under its lock: two end events racing settle it once.
         """
+        row = await self.db.fetchrow_committed("SELECT * FROM credit_calls WHERE callid = $1", callid)
+        if row is None or row["state"] == "denied":
+            return None
+        if row["state"] == "settled":
+            return Settlement(_call(row), 0, repeated=True)
+
         async def settle_call(tx: Connection, call: CreditCall | None) -> Settlement | None:
             if call is None or call.state == "denied":
                 return None

@@ -134,6 +134,65 @@ async def test_settle_debits_the_rated_duration_and_releases_the_rest(credit_sto
     await assert_ledger_explains(store, "acme")
 
 
+def count_transactions(monkeypatch, store):
+    """The list that each write transaction the store's database runs appends to."""
+    runs: list[int] = []
+    real = store.db.run_transaction
+
+    async def counted(work, **kwargs):
+        runs.append(1)
+        return await real(work, **kwargs)
+    monkeypatch.setattr(store.db, "run_transaction", counted)
+    return runs
+
+
+async def test_an_end_event_that_changes_nothing_runs_no_transaction(credit_store, monkeypatch):
+    """A call never reserved, a denied one and a repeated end event are answered from a read (no write
+    transaction, so no group-commit wait); only the first end event of a held call writes."""
+    store = credit_store
+    await account_with(store, amount=10_000_000)
+    await account_with(store, "poor", amount=0)
+    await reserve(store, "held", cap=600)
+    assert (await reserve(store, "denied", "poor")).status == "denied"
+    runs = count_transactions(monkeypatch, store)
+    assert await store.settle("never-reserved", 60, unit=1) is None
+    assert await store.settle("denied", 60, unit=1) is None
+    assert runs == []
+    first = await store.settle("held", 61, unit=1)
+    assert runs == [1] and not first.repeated and first.call.cost == 200_000
+    again = await store.settle("held", 61, unit=1)
+    assert runs == [1] and again.repeated and again.call == first.call and again.released == 0
+    assert [e.kind for e in await store.ledger("acme")] == ["topup", "reserve", "release", "debit"]
+    await assert_ledger_explains(store, "acme")
+
+
+async def test_an_end_event_that_changes_nothing_does_not_wait_for_an_open_sqlite_group(tmp_path, monkeypatch):
+    """On SQLite the read is the committed file's (a reader connection): it answers while another plugin's
+    transaction on the same (shared) database waits for its flush."""
+    from callgate.storage import SQLiteDatabase
+    store = await CreditStore.open(f"sqlite:///{tmp_path / 'shared.sqlite3'}")
+    try:
+        await account_with(store, amount=10_000_000)
+        await reserve(store, "held", cap=600)
+        await store.settle("held", 30, unit=1)
+        flush = asyncio.Event()
+        real_commit = SQLiteDatabase._commit
+
+        async def held_commit(self, group):
+            await flush.wait()
+            await real_commit(self, group)
+        monkeypatch.setattr(SQLiteDatabase, "_commit", held_commit)
+        other = asyncio.create_task(store.db.execute("UPDATE credit_accounts SET updated_at = 'x' WHERE id = 'acme'"))
+        await asyncio.sleep(0.01)
+        assert not other.done()                                   # its group waits for its flush
+        assert await asyncio.wait_for(store.settle("never-reserved", 60, unit=1), 0.5) is None
+        assert (await asyncio.wait_for(store.settle("held", 30, unit=1), 0.5)).repeated
+        flush.set()
+        await other
+    finally:
+        await store.close()
+
+
 async def test_an_unanswered_call_costs_nothing(credit_store):
     store = credit_store
     await account_with(store, amount=1_000_000)

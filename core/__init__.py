@@ -7,7 +7,8 @@ implementations, the decisions hooks return (:mod:`callgate.decisions`:
 (``PluginError``: a plugin cannot be loaded or configured; ``ConfigError``: the
 rest of config.toml is wrong).  The calls hooks receive are in
 :mod:`callgate.calls`; the contract is in ``callgate.hookspecs``.  ``Exchange`` is what
-``callback_answered`` receives (a callback, its answer and why).  ``Svaml`` is
+``callback_answered`` receives (a callback, its answer and why).  ``leave_note`` and
+``wait_for_note`` pass a note between recording hooks, which run at the same time (:mod:`callgate.notes`).  ``Svaml`` is
 v1 SVAML (:mod:`callgate.protocols.v1.svaml`), for answers that have no neutral form.
 """
 
@@ -30,6 +31,7 @@ from .decisions import (
 from .exchange import Exchange
 from .hookspecs import hookimpl
 from .manager import PluginError
+from .notes import leave_note, wait_for_note
 from .protocols.v1.svaml import Svaml
 from .results import Decision, Outcome
 
@@ -56,4 +58,6 @@ __all__ = [
            "SvamlRoute",
            "__version__",
            "hookimpl",
+           "leave_note",
+           "wait_for_note",
 ]

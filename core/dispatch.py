@@ -1,5 +1,7 @@
 """Running one hook over the enabled plugins: in order, each under its own timeout,
-all inside one deadline, every outcome attributed to its plugin.
+all inside one deadline, every outcome attributed to its plugin.  The recording hooks
+(``on_disconnect``, ``on_notify``: nothing to combine) run at the same time instead
+(:func:`run_together`), so their durable writes wait together rather than one after another.
 
 Pluggy's own call loop is not used on the answer path: it cannot await async
 implementations, stops at the first exception and loses attribution.  Hooks are
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import structlog
 
@@ -190,6 +192,49 @@ async def _run_on(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: 
         now = _call(impl, plan.hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop,
                     refuses)
         outcome = now if isinstance(now, Outcome) else await now
+
+
+def run_together(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+                 on_done: Callable[[str], None] | None = None) -> list[Outcome] | Coroutine[Any, Any, list[Outcome]]:
+    """Every implementation of a hook whose answers are not combined (the recording hooks), at the same time.
+
+    Each is called in plugin order (a plain function runs to its end then, an ``async def`` to its first
+    ``await``), each under its own timeout inside ``deadline``; those whose answer must be awaited are
+    awaited together, so the callback waits as long as the slowest, not the sum.  The outcomes are in plugin
+    order, as :func:`run` gives them.  ``on_done(plugin)`` is called when each implementation has answered
+    (see :mod:`callgate.notes`).  The outcomes at once when every implementation answered at once.
+    """
+    outcomes: list[Outcome | None] = []
+    pending: list[tuple[int, Coroutine[Any, Any, Outcome]]] = []
+    hook = plan.hook
+    for impl in plan.impls:
+        picks = impl.picks
+        outcome = _call(impl, hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop,
+                        None)
+        if isinstance(outcome, Outcome):
+            if on_done is not None:
+                on_done(impl.plugin.name)
+            outcomes.append(outcome)
+        else:
+            pending.append((len(outcomes), outcome))
+            outcomes.append(None)
+    if not pending:
+        return cast(list[Outcome], outcomes)      # no None left
+    return _together(outcomes, pending, on_done)
+
+
+async def _together(outcomes: list[Outcome | None], pending: list[tuple[int, Coroutine[Any, Any, Outcome]]],
+                    on_done: Callable[[str], None] | None) -> list[Outcome]:
+    """:func:`run_together`'s awaited answers, each put in its plugin's place."""
+    async def one(index: int, awaiting: Coroutine[Any, Any, Outcome]) -> None:
+        outcome = outcomes[index] = await awaiting
+        if on_done is not None:
+            on_done(outcome.plugin)
+    if len(pending) == 1:
+        await one(*pending[0])
+    else:
+        await asyncio.gather(*(one(index, awaiting) for index, awaiting in pending))
+    return cast(list[Outcome], outcomes)      # every None replaced
 
 
 def _check_result(hook: str, value: Any, refuses: Refuses | None) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from . import combine, dispatch
+from . import combine, dispatch, notes
 from .caches import ClearingCache
 from .calls import Answered, CallEvent, Ended, Incoming, MenuInput, Notice
 from .config import ServerConfig
@@ -98,6 +98,11 @@ class Pipeline:
             plugins.plan(hook) for hook in ("authorize_call", "route_call", "set_cli", "call_decided"))
         self._steps = {"on_answer": plugins.plan("on_answer"), "on_prompt_input": plugins.plan("on_prompt_input")}
         self._records = {"on_disconnect": plugins.plan("on_disconnect"), "on_notify": plugins.plan("on_notify")}
+        #: The recording plugins whose notes another may await (:mod:`callgate.notes`), per hook: none when
+        #: fewer than two plugins record or none of them is ``async def`` (each then runs to its end in order).
+        self._noted = {hook: tuple(impl.plugin.name for impl in plan.impls)
+                       if len(plan.impls) > 1 and any(impl.is_async for impl in plan.impls) else ()
+                       for hook, plan in self._records.items()}
 
     async def answer(self, event: CallEvent) -> Reply:
         renderer = self.renderers[event.generation]
@@ -217,9 +222,16 @@ class Pipeline:
 
     async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
                       loop: asyncio.AbstractEventLoop) -> Reply:
-        outcomes = dispatch.run(self._records[hook], (call,), deadline, loop)
-        if not isinstance(outcomes, list):
-            outcomes = await outcomes
+        """The recording plugins at the same time (:func:`dispatch.run_together`); answered once all have."""
+        noted = self._noted[hook]
+        ended = notes.expect_notes(call, noted) if noted else None
+        try:
+            outcomes = dispatch.run_together(self._records[hook], (call,), deadline, loop, ended)
+            if not isinstance(outcomes, list):
+                outcomes = await outcomes
+        finally:
+            if noted:
+                notes.forget_waiting(call)
         failed = [o for o in outcomes if o.status != "ok"]
         if failed:
             # The log line says how each plugin failed (its exception's text); the answer only which

@@ -190,6 +190,126 @@ async def test_notes_carry_what_earlier_plugins_wrote_to_later_ones():
     assert second.notes == {}              # every callback starts empty
 
 
+class SlowRecorder:
+    """Records after 0.2 s (a durable write's wait); ``fails`` raises instead."""
+
+    fails = False
+
+    def __init__(self):
+        self.done = []
+
+    @hookimpl
+    async def on_disconnect(self, call):
+        import asyncio
+        await asyncio.sleep(0.2)
+        if self.fails:
+            raise RuntimeError("disk full")
+        self.done.append(call.callid)
+
+    @hookimpl
+    async def on_notify(self, call):
+        await self.on_disconnect(call)
+
+
+class FailingSlowRecorder(SlowRecorder):
+    fails = True
+
+
+@pytest.mark.parametrize("sample", [samples.dice, samples.notify])
+async def test_recording_plugins_run_at_the_same_time_and_the_answer_waits_for_all(sample):
+    p, plugins = pipeline({"one": SlowRecorder, "two": SlowRecorder, "three": SlowRecorder})
+    started = time.monotonic()
+    answer = await p.answer(event(sample()))
+    took = time.monotonic() - started
+    assert answer.status == 200 and 0.19 < took < 0.45, took                  # ~ the slowest, not the sum (0.6 s)
+    assert all(len(pl.instance.done) == 1 for pl in plugins.loaded[:3])     # every one finished before the answer
+    assert [(o.plugin, o.status) for o in answer.outcomes] == [("one", "ok"), ("two", "ok"), ("three", "ok")]
+
+
+async def test_a_failing_recording_plugin_among_concurrent_ones_still_gets_503_with_its_name():
+    p, plugins = pipeline({"one": SlowRecorder, "bad": FailingSlowRecorder, "slow": Hangs},
+                          {"slow": {"timeout_ms": 300}})
+    started = time.monotonic()
+    answer = await p.answer(event(samples.dice()))
+    assert time.monotonic() - started < 0.5                                   # each under its own timeout, together
+    assert answer.status == 503 and "bad" in answer.problem and "slow" in answer.problem
+    assert [(o.plugin, o.status) for o in answer.outcomes] == [("one", "ok"), ("bad", "error"), ("slow", "timeout")]
+    assert plugins.loaded[0].instance.done                                    # the others still recorded
+
+
+async def test_a_recording_plugin_waits_for_an_earlier_ones_note_not_for_its_write():
+    import asyncio
+
+    from callgate import leave_note, wait_for_note
+    order = []
+
+    class Pricer:
+        @hookimpl
+        async def on_disconnect(self, call):
+            await asyncio.sleep(0.05)                 # a read
+            leave_note(call, "pricer", {"cost": "0.12"})
+            await asyncio.sleep(0.2)                  # its durable write
+            order.append("pricer wrote")
+
+    class Silent:
+        @hookimpl
+        async def on_disconnect(self, call):
+            await asyncio.sleep(0.05)                 # leaves no note: waiters get None when it returns
+
+    class Exporter:
+        seen = None
+
+        @hookimpl
+        async def on_disconnect(self, call):
+            Exporter.seen = (await wait_for_note(call, "pricer"), await wait_for_note(call, "silent"),
+                             await wait_for_note(call, "absent"))
+            order.append("exporter noted")
+            await asyncio.sleep(0.2)                  # its own durable write, beside the pricer's
+            order.append("exporter wrote")
+
+    p, _ = pipeline({"pricer": Pricer, "silent": Silent, "exporter": Exporter})
+    call = event(samples.dice())
+    started = time.monotonic()
+    answer = await p.answer(call)
+    assert answer.status == 200 and time.monotonic() - started < 0.4          # not 0.05 + 0.2 + 0.2 in series
+    assert Exporter.seen == ({"cost": "0.12"}, None, None)
+    assert order[0] == "exporter noted" and set(order[1:]) == {"pricer wrote", "exporter wrote"}
+    assert call.notes == {"pricer": {"cost": "0.12"}}                          # nothing of the waiting left
+
+
+async def test_two_recording_plugins_on_one_shared_sqlite_file_are_one_group_commit(tmp_path):
+    """Run at the same time, the durable writes of two plugins sharing a SQLite file (``shared=True``) join one
+    group: one flush for both, where one after another they took two."""
+    from callgate.storage import Database
+    url = f"sqlite:///{tmp_path / 'shared.sqlite3'}"
+    db = await Database.connect(url, shared=True)
+    await db.execute("CREATE TABLE records (plugin TEXT, callid TEXT)")
+
+    class Writes:
+        @hookimpl
+        async def on_disconnect(self, call):
+            store = await Database.connect(url, shared=True)
+            try:
+                async with store.transaction() as tx:
+                    await tx.execute("INSERT INTO records VALUES ($1, $2)", type(self).__name__, call.callid)
+            finally:
+                await store.close()
+
+    class Credit(Writes):
+        pass
+
+    class Crm(Writes):
+        pass
+
+    statements: list[str] = []
+    db._conn.set_trace_callback(statements.append)
+    p, _ = pipeline({"credit": Credit, "crm": Crm})
+    answer = await p.answer(event(samples.dice()))
+    assert answer.status == 200 and statements.count("COMMIT") == 1
+    assert await db.fetchval("SELECT COUNT(*) FROM records") == 2
+    await db.close()
+
+
 async def test_an_answer_changed_after_its_checks_cannot_smuggle_an_invalid_ace_answer():
     from callgate import hookimpl
     from callgate.protocols.v1.svaml import Menu, RunMenu, Svaml

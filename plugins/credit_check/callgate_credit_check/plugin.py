@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from callgate import hookimpl
+from callgate import hookimpl, leave_note
 from callgate.calls import Ended, Incoming
 from callgate.decisions import Allow, Deny, EndCall, Prompt
 from callgate.results import Decision
@@ -49,7 +49,7 @@ from .money import money_text
 from .payer import linked_account, payer_key
 from .prompts import low_balance, prompt
 from .rate_sources import destination, rate_lookup
-from .store import CreditStore, Reservation
+from .store import CreditCall, CreditStore, Reservation
 
 log = structlog.get_logger("callgate.credit_check")
 NAME = "credit_check"
@@ -179,21 +179,26 @@ class CreditCheck:
         # Unanswered calls (v1 BUSY/NOANSWER/FAILED, v2 call.busy/rejected/timeout/failed) cost nothing.
         duration = (call.duration or 0) if call.result is None or call.answered else 0
         debit = call.debit      # v1 only: v2 sends no total cost
+
+        def priced(record: CreditCall) -> None:
+            # For the other recording plugins (the CRM export puts our cost in its call record), which run at
+            # the same time as this one: left as soon as the cost is known, before the settlement's commit.
+            leave_note(call, NAME, {"account": record.account_id, "cost": money_text(record.cost or 0),
+                                    "currency": record.currency, "billed_seconds": record.billed_seconds,
+                                    "sinch_debit": record.sinch_debit})
         settled = await store.settle(call.key, duration, unit=self.config.unit,
                                      sinch_debit=debit.amount if debit else None,
-                                     sinch_currency=debit.currency if debit else None, dry_run=dry_run)
+                                     sinch_currency=debit.currency if debit else None, dry_run=dry_run,
+                                     priced=priced)
         if settled is None:
-            return   # not a call this plugin authorized (or a v2 call's dialled leg)
+            return   # not a call this plugin authorized (or a v2 call's dialled leg): no note
         record = settled.call
         if not settled.repeated and not dry_run:
             log.info("credit_settled", callid=call.callid, key=record.callid, account=record.account_id,
                      cost=money_text(record.cost or 0), currency=record.currency, billed_seconds=record.billed_seconds,
                      released=money_text(settled.released), sinch_debit=record.sinch_debit,
                      sinch_currency=record.sinch_currency)
-        # For the plugins after this one (the CRM export puts our cost in its call record).
-        call.notes[NAME] = {"account": record.account_id, "cost": money_text(record.cost or 0),
-                            "currency": record.currency, "billed_seconds": record.billed_seconds,
-                            "sinch_debit": record.sinch_debit}
+        priced(record)      # what was settled (a repeated end event: the first one's cost)
 
     # --- operation ------------------------------------------------------------------------------
 

@@ -547,7 +547,8 @@ class CreditStore:
         return await self._in_locked_call(callid, release_call, rollback=dry_run)
 
     async def settle(self, callid: str, duration: int, *, unit: int, sinch_debit: Decimal | None = None,
-                     sinch_currency: str | None = None, dry_run: bool = False) -> Settlement | None:
+                     sinch_currency: str | None = None, dry_run: bool = False,
+                     priced: Callable[[CreditCall], None] | None = None) -> Settlement | None:
         """Charge a finished call once: cost of ``duration`` at the call's rate, release what was held.
 
         None: a call this plugin did not authorize, which is never charged, whatever its
@@ -563,12 +564,23 @@ class CreditStore:
         again, and a reservation is committed before its incoming call is answered, so before the call
         can end.  A call found held (reserved, released, expired) is settled in the transaction below,
         which reads its row again under its lock: two end events racing settle it once.
+
+        ``priced(call)``: called before that transaction with the call as this end event will settle it
+        (its cost at the call's rate), so that the plugin can pass the cost on while the write waits for
+        its commit.  A duplicate end event racing this one carries the same duration, so the same cost.
         """
         row = await self.db.fetchrow_committed("SELECT * FROM credit_calls WHERE callid = $1", callid)
         if row is None or row["state"] == "denied":
             return None
         if row["state"] == "settled":
             return Settlement(_call(row), 0, repeated=True)
+        if priced is not None:
+            held = _call(row)
+            billed = charge(held.rate, max(duration, 0), unit)
+            priced(replace(held, state="settled", reserved=0, duration=max(duration, 0),
+                           billed_seconds=billed.billed_seconds, cost=billed.cost,
+                           sinch_debit=None if sinch_debit is None else str(sinch_debit),
+                           sinch_currency=sinch_currency))
 
         async def settle_call(tx: Connection, call: CreditCall | None) -> Settlement | None:
             if call is None or call.state == "denied":

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from callgate import Deny, Prompt, hookimpl
+from callgate import Deny, Prompt, hookimpl, wait_for_note
 from callgate.state import PLUGINS
 from callgate.testing import free_port
 from callgate_credit_check import CreditCheck
@@ -39,14 +39,16 @@ class DenyOnce:
 
 
 class NotesReader:
-    """A plugin after credit_check that keeps what credit_check left in ``call.notes`` (like the CRM export)."""
+    """A plugin after credit_check that keeps the note credit_check left (like the CRM export): recording hooks run
+    at the same time, so it waits for the note (``callgate.wait_for_note``)."""
 
     def __init__(self):
         self.seen = []
 
     @hookimpl
-    def on_disconnect(self, call):
-        self.seen.append(dict(call.notes))
+    async def on_disconnect(self, call):
+        note = await wait_for_note(call, "credit_check")
+        self.seen.append({} if note is None else {"credit_check": note})
 
 
 def config(url, routes=None, **credit):

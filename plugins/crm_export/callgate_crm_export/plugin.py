@@ -8,7 +8,9 @@ dialled leg end with their own event, and each gets its own record (``session_id
   answer path never waits for a disk), written by a background flush.  ``on_answer`` always
   returns None: this plugin never changes how a call is answered.
 * ``on_disconnect`` (DICE) writes the record to the outbox before DICE is answered; if it cannot,
-  it raises, so callgate answers 503 and Sinch sends the DICE to the fallback URL.
+  it raises, so callgate answers 503 and Sinch sends the DICE to the fallback URL.  It runs at the
+  same time as credit_check's settlement and waits only for credit_check's cost note
+  (``callgate.wait_for_note``), not for its write.
 * ``on_notify`` adds a recording/transcription location to the same record (a new version).
 * ``startup`` opens the outbox and starts one delivery worker per sink; ``shutdown`` stops them at
   a safe point (a record is only marked delivered after a 2xx).
@@ -32,7 +34,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import structlog
 
-from callgate import hookimpl
+from callgate import hookimpl, wait_for_note
 from callgate.calls import Answered, Ended, Incoming, Notice
 from callgate.results import Decision
 from callgate.storage import DatabaseError
@@ -190,7 +192,11 @@ class CrmExport:
     @hookimpl
     async def on_disconnect(self, call: Ended, dry_run: bool = False) -> None:
         outbox = self._started()
-        facts = dice_facts(call, _now(), call.notes)   # notes: credit_check's cost
+        received = _now()
+        # credit_check's cost: recording hooks run at the same time, and credit_check leaves its cost as soon as
+        # it knows it (before its settlement's commit), so both writes wait for their commits together.
+        cost = await wait_for_note(call, "credit_check")
+        facts = dice_facts(call, received, {"credit_check": cost} if cost is not None else None)
         if dry_run:              # the record built and checked, in a transaction that is rolled back
             await outbox.add_facts(call.key, facts, time.time(), dry_run=True)
             return

@@ -133,7 +133,8 @@ class CallEvent:
     ``raw`` is the body as Sinch sent it (the decoded JSON object, unknown fields included).
     ``notes`` is a scratch space for the plugins handling this one callback, shared in plugin
     order: a plugin writes under its own name (``call.notes["credit_check"] = {...}``) and plugins
-    after it may read that.  It starts empty for every callback.
+    after it may read that.  It starts empty for every callback.  The recording hooks run at the
+    same time: there, await another plugin's note with ``callgate.wait_for_note`` (:mod:`callgate.notes`).
 
     ``application`` is the v1 ``applicationKey`` or the v2 ``serviceId``; ``user`` the in-app
     user who called (v1 only); ``custom`` v1's ``custom`` (v1 only); ``timestamp`` v1's

@@ -18,8 +18,14 @@ General rules, true of every hook:
   block the event loop: a synchronous implementation must return in
   microseconds (no network, no disk).  Use an async client, or
   ``asyncio.to_thread`` for a blocking library.
-* Plugins run one after another, in the order of ``[plugins] enabled`` in
-  config.toml; the built-in ``router`` and ``caller_id`` plugins come last.
+* The decision hooks run plugins one after another, in the order of ``[plugins]
+  enabled`` in config.toml; the built-in ``router`` and ``caller_id`` plugins come last.
+  The recording hooks (``on_disconnect``, ``on_notify``: nothing to combine) run every
+  plugin at the same time (since 0.4.0): each is started in that order, runs to its first
+  ``await`` before the next one starts, and is then awaited together with the others, so
+  their durable writes wait together.  A recording hook must not rely on another plugin's
+  recording hook having run: to use its note, await it with ``callgate.wait_for_note``
+  (see :mod:`callgate.notes`).
   A hook marked ``@hookspec(firstresult=True)`` (``route_call``, ``set_cli``,
   ``on_answer``, ``on_prompt_input``) stops at the first answer other than
   ``None``: later plugins are not asked.  Every other hook asks every plugin
@@ -238,7 +244,10 @@ def on_disconnect(call: Ended, dry_run: bool) -> None:
     """The call ended: record it.  Runs for v1 DICE and for the v2 end states ``call.hangup``,
     ``call.busy``, ``call.rejected``, ``call.timeout`` and ``call.failed`` (each v2 leg ends on its own).
 
-    Runs for every plugin.  The event is acknowledged (v1 ``200 {}``) only after every plugin
+    Runs for every plugin, all at the same time (each under its own ``timeout_ms``): do not rely on
+    another plugin's ``on_disconnect`` having run; await its note with ``callgate.wait_for_note(call,
+    name)``, and leave yours with ``callgate.leave_note(call, name, note)`` as soon as you know it.
+    The event is acknowledged (v1 ``200 {}``) only after every plugin
     has returned, so that answer tells Sinch the call is durably recorded.  If any
     plugin raises or runs out of time, it is answered so that Sinch's fallback URL
     receives it (v1 ``503``): write durably first, and do slow work (a CRM
@@ -258,7 +267,7 @@ def on_notify(call: Notice, dry_run: bool) -> None:
     """Sinch sent a notification (recording available, AMD result, calling error).  Runs for v1
     Notify and for the v2 ``call.amd.*``, ``call.recording.*`` and ``call.message.finished`` events.
 
-    Runs for every plugin, and is awaited before the acknowledgement, like
+    Runs for every plugin, all at the same time, and is awaited before the acknowledgement, like
     ``on_disconnect``; a plugin that raises or runs out of time makes Sinch send
     it to the fallback URL (v1 ``503``).
 

@@ -24,7 +24,8 @@ again.
 Statements per callback (issue 17): a new call's reservation is the read of the rate
 table's version row (the rates themselves are kept in memory while it does not change:
 see ``_rate_table``), the call's insert, the account's conditional update and the ledger
-insert (the account's currency, which never changes, is kept in memory once read); only an
+insert (the account's currency, which never changes, is kept in memory once read); on
+PostgreSQL those three writes are one statement (``_RESERVE_PG``: one round trip); only an
 account that cannot pay for ``max_duration`` is read, under its lock, to grant
 what it can.  A settlement first reads the call's committed row outside any transaction: the end
 event of a call never reserved, denied or already settled stops there (no write transaction, no wait for
@@ -213,6 +214,31 @@ def _rate(row: dict[str, Any]) -> Rate:
     return Rate(currency=row["currency"], per_minute=int(row["per_minute"]),
                 increments=Increments(int(row["first_increment"]), int(row["next_increment"])),
                 connect_fee=int(row["connect_fee"]), prefix=row["prefix"], name=row.get("name", ""))
+
+
+#: A new call's row, reserving ``$11`` (the cost of its whole ``max_duration``); nothing when the call exists.
+_INSERT_CALL = (
+    "INSERT INTO credit_calls (callid, account_id, state, currency, destination, prefix, per_minute, "
+    "connect_fee, first_increment, next_increment, max_duration, reserved, expires_at, reason, "
+    "created_at) VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '', $13) "
+    "ON CONFLICT (callid) DO NOTHING")
+#: PostgreSQL: a new call's whole reservation in one statement (data-modifying CTEs).  ``call`` inserts the call's
+#: row (nothing for a repeated ICE: ``inserted`` 0); ``account`` moves the money only if that row was inserted (it
+#: reads ``call``, so the call's row is changed before its account's, the lock order of every transaction) and if
+#: the account has it available, re-checked on the row's newest version under its lock (as the two statements
+#: did); ``ledger`` writes the entry from what ``account`` returned.  ``balance`` NULL: nothing was reserved (a
+#: repeated ICE, or an account that cannot pay for the whole cap: the caller grants what it can, as before).
+_RESERVE_PG_PARTS = (
+    f"WITH call AS ({_INSERT_CALL} RETURNING callid), "
+    "account AS (UPDATE credit_accounts SET reserved = reserved + $11, updated_at = $13 "
+    "WHERE id = $2 AND balance - reserved >= $11 AND EXISTS (SELECT 1 FROM call) RETURNING balance, reserved)",
+    ", ledger AS (INSERT INTO credit_ledger (account_id, kind, amount, balance_after, reserved_after, callid, note, "
+    "created_at) SELECT $2, 'reserve', $11, balance, reserved, $1, '', $13 FROM account)",
+    " SELECT (SELECT COUNT(*) FROM call) AS inserted, balance, reserved FROM (SELECT 1) AS one "
+    "LEFT JOIN account ON TRUE")
+_RESERVE_PG = "".join(_RESERVE_PG_PARTS)
+#: The same without the ledger entry (a dry run: a rolled-back insert would still use up ids of its sequence).
+_RESERVE_PG_DRY_RUN = _RESERVE_PG_PARTS[0] + _RESERVE_PG_PARTS[2]
 
 
 class CreditStore:
@@ -466,13 +492,19 @@ class CreditStore:
             # The usual call: the account pays for the whole cap.  Its row is written as such; a repeated ICE conflicts
             # on the callid and inserts nothing.
             whole = charge(rate, cap, unit).cost
-            inserted = await tx.execute(
-                "INSERT INTO credit_calls (callid, account_id, state, currency, destination, prefix, per_minute, "
-                "connect_fee, first_increment, next_increment, max_duration, reserved, expires_at, reason, "
-                "created_at) VALUES ($1, $2, 'reserved', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, '', $13) "
-                "ON CONFLICT (callid) DO NOTHING",
-                callid, account_id, currency, destination, rate.prefix, rate.per_minute, rate.connect_fee,
-                rate.increments.first, rate.increments.next, cap, whole, int(now) + cap + grace, utc_now())
+            call_values = (callid, account_id, currency, destination, rate.prefix, rate.per_minute, rate.connect_fee,
+                           rate.increments.first, rate.increments.next, cap, whole, int(now) + cap + grace, utc_now())
+            if whole and self.db.dialect == "postgresql":
+                # One data-modifying statement: the call's insert, the account's conditional update and the ledger
+                # entry (one round trip instead of three; the same rows, the same lock order: see _RESERVE_PG).
+                row = await tx.fetchrow(_RESERVE_PG if not dry_run else _RESERVE_PG_DRY_RUN, *call_values)
+                assert row is not None, "the statement always answers one row"
+                inserted = int(row["inserted"])
+                if row["balance"] is not None:
+                    balance, reserved = int(row["balance"]), int(row["reserved"])
+                    return Reservation("reserved", account_id, currency, cap, whole, balance - reserved + whole)
+            else:
+                inserted = await tx.execute(_INSERT_CALL, *call_values)
             if not inserted:
                 existing = await tx.fetchrow(f"SELECT * FROM credit_calls WHERE callid = $1{self._for_update}", callid)
                 assert existing is not None, "the insert conflicted with it"
@@ -482,7 +514,7 @@ class CreditStore:
                 # The first ICE's call was not connected (another plugin denied it, or nobody routed it) and its
                 # reservation was given back: this ICE is a new try and holds credit anew, so that an answer that
                 # connects the call now is paid for (the released reservation would have held nothing).
-            elif whole:
+            elif whole and self.db.dialect != "postgresql":
                 # Reserved if and only if the account has it available (one conditional statement); else granted
                 # below what it can pay for.  Available >= the cap's cost means grant() gives the whole cap.
                 after = await self._apply(tx, account_id, [Move("reserve", whole, reserved=whole)], callid=callid,

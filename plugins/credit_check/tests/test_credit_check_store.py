@@ -193,6 +193,40 @@ async def test_an_end_event_that_changes_nothing_does_not_wait_for_an_open_sqlit
         await store.close()
 
 
+async def test_a_new_calls_reservation_is_one_data_modifying_statement_on_postgresql(credit_store, monkeypatch):
+    """PostgreSQL: the call's insert, the account's conditional update and the ledger entry are one statement
+    (one round trip); the same rows as on SQLite, and a repeated ICE or a short account still answered right."""
+    store = credit_store
+    if store.db.dialect != "postgresql":
+        pytest.skip("SQLite runs its statements on the event loop's thread: no round trips to save")
+    from callgate.storage import postgres
+    statements: list[str] = []
+    for method in ("execute", "fetch"):
+        real = getattr(postgres._PostgresConnection, method)
+
+        async def traced(self, sql, *args, _real=real):
+            statements.append(sql)
+            return await _real(self, sql, *args)
+        monkeypatch.setattr(postgres._PostgresConnection, method, traced)
+    await account_with(store, amount=1_500_000)
+    await store.reserve("warm-up", "acme", "+46850001234", fixed_rate(), cap=60, unit=1, grace=600)  # reads currency
+    statements.clear()
+    first = await reserve(store, "call", cap=600)                                    # 1.00 of 1.40 available
+    writes = [sql for sql in statements if not sql.startswith("SELECT")]
+    assert len(writes) == 1 and writes[0].startswith("WITH call AS (INSERT INTO credit_calls")
+    assert (first.status, first.seconds, first.reserved, first.available) == ("reserved", 600, 1_000_000, 1_400_000)
+    again = await reserve(store, "call", cap=600)
+    assert (again.status, again.repeated, again.reserved) == ("reserved", True, 1_000_000)
+    short = await reserve(store, "short", cap=600)                                   # 0.40 left: 240 s granted
+    assert (short.status, short.seconds, short.reserved) == ("reserved", 240, 400_000)
+    account = await store.account("acme")
+    assert (account.balance, account.reserved) == (1_500_000, 1_500_000)
+    assert [(e.kind, e.amount, e.reserved_after) for e in await store.ledger("acme")] == [
+        ("topup", 1_500_000, 0), ("reserve", 100_000, 100_000), ("reserve", 1_000_000, 1_100_000),
+        ("reserve", 400_000, 1_500_000)]
+    await assert_ledger_explains(store, "acme")
+
+
 async def test_an_unanswered_call_costs_nothing(credit_store):
     store = credit_store
     await account_with(store, amount=1_000_000)

@@ -681,6 +681,8 @@ def full_toml(ctx: Context, crm_port: int) -> str:
         "crm_export": {"sinks": [{"name": "crm", "type": "webhook", "url": f"http://{HOST}:{crm_port}/records",
                                   "secret": {"env": "BENCH_CRM_SECRET"}, "timeout_seconds": 5.0}]},
     })
+    if ctx.args.one_sqlite_file:     # both plugins on credit_check's file: their writes share group commits
+        config["plugins"]["crm_export"]["database_url"] = f"sqlite:///{tmp / 'credit.sqlite3'}"
     return full_stack_config(tmp, overrides=config)
 
 
@@ -1079,6 +1081,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="after the rounds, one more callgate run under py-spy; prints the top functions")
     parser.add_argument("--profile-dir", help="with --profile: keep py-spy's collapsed stacks there")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs, wrk output)")
+    parser.add_argument("--one-sqlite-file", action="store_true",
+                        help="full stack: credit_check and crm_export on one SQLite file (default: a file each)")
     args = parser.parse_args(argv)
     try:
         args.references = _choices(args.reference, REFERENCES, "--reference")

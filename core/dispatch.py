@@ -198,11 +198,12 @@ def run_together(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: a
                  on_done: Callable[[str], None] | None = None) -> list[Outcome] | Coroutine[Any, Any, list[Outcome]]:
     """Every implementation of a hook whose answers are not combined (the recording hooks), at the same time.
 
-    Each is called in plugin order (a plain function runs to its end then, an ``async def`` to its first
-    ``await``), each under its own timeout inside ``deadline``; those whose answer must be awaited are
-    awaited together, so the callback waits as long as the slowest, not the sum.  The outcomes are in plugin
-    order, as :func:`run` gives them.  ``on_done(plugin)`` is called when each implementation has answered
-    (see :mod:`callgate.notes`).  The outcomes at once when every implementation answered at once.
+    Each is called in plugin order (a plain function runs to its end then; an ``async def`` gives the coroutine
+    that ``asyncio.gather`` then starts, in that order), each under its own timeout inside ``deadline``; those
+    whose answer must be awaited are awaited together, so the callback waits as long as the slowest, not the
+    sum.  The outcomes are in plugin order, as :func:`run` gives them.  ``on_done(plugin)`` is called when
+    each implementation has answered (see :mod:`callgate.notes`).  The outcomes at once when every
+    implementation answered at once.
     """
     outcomes: list[Outcome | None] = []
     pending: list[tuple[int, Coroutine[Any, Any, Outcome]]] = []

@@ -21,10 +21,11 @@ General rules, true of every hook:
 * The decision hooks run plugins one after another, in the order of ``[plugins]
   enabled`` in config.toml; the built-in ``router`` and ``caller_id`` plugins come last.
   The recording hooks (``on_disconnect``, ``on_notify``: nothing to combine) run every
-  plugin at the same time (since 0.4.0): each is started in that order, runs to its first
-  ``await`` before the next one starts, and is then awaited together with the others, so
-  their durable writes wait together.  A recording hook must not rely on another plugin's
-  recording hook having run: to use its note, await it with ``callgate.wait_for_note``
+  plugin at the same time (since 0.4.0): each is called in that order without waiting
+  for the one before (a plain ``def`` runs to its end when called; the ``async def`` ones
+  then run together, started in that order), so their durable writes wait together.
+  A recording hook must not rely on another plugin's recording hook having run: to use
+  its note, await it with ``callgate.wait_for_note``
   (see :mod:`callgate.notes`).
   A hook marked ``@hookspec(firstresult=True)`` (``route_call``, ``set_cli``,
   ``on_answer``, ``on_prompt_input``) stops at the first answer other than

@@ -3,8 +3,8 @@
 ``call.notes`` carries what a plugin found to the plugins after it, under the writer's name
 (``call.notes["credit_check"]``).  The decision hooks run one after another, so a later plugin reads a
 note as it is.  The recording hooks (``on_disconnect``, ``on_notify``) run at the same time (their
-durable writes then wait together): a note an ``async`` recording hook writes after its first ``await``
-is not there yet when the plugins after it start.  So a recording hook that needs another plugin's note
+durable writes then wait together): a note an ``async`` recording hook writes is not there yet when the
+plugins after it start.  So a recording hook that needs another plugin's note
 awaits it (:func:`wait_for_note`), and the writer, when it can, leaves it as soon as it knows it
 (:func:`leave_note`); a note written as ``call.notes[name] = ...`` is given to the waiters when the
 writer's hook returns.  A waiter never waits longer than the writer's hook runs: a writer that leaves no

@@ -31,7 +31,7 @@ import re
 
 import msgspec
 
-from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent
+from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent, may_nest_too_deep
 
 from .wire import (
     CUSTOM_EVENT_PREFIX,
@@ -102,7 +102,7 @@ def _too_deep(body: bytes) -> bool:
 
 
 def _check_depth(body: bytes) -> None:
-    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _too_deep(body):  # only then can it be that deep
+    if may_nest_too_deep(body) and _too_deep(body):
         raise EventError("invalid_json", f"body is not JSON callgate accepts: nested deeper than {MAX_DEPTH} levels")
 
 

@@ -190,20 +190,15 @@ class _JsonLines:
     ``_orjson_dumps``.  What it skips is structlog's bound logger and the processor calls: less
     than half the instructions per line.
 
-    Used only while structlog still has the configuration ``configure_logging`` installed: inside
-    ``structlog.testing.capture_logs`` (which edits the processor list in place) the line goes
-    through structlog as any other, and so it does after another ``structlog.configure`` or
-    ``structlog.reset_defaults`` when loggers are not cached (``configure_logging(cache=False)``).
-    With caching (``callgate serve``), a later ``structlog.configure`` is not looked for on every
-    line (``structlog.get_config()``, about 3.5k instructions per line): structlog's own cached
-    loggers do not follow it either, only in-place edits of the processor list, as this does.
+    Used only while structlog still has the configuration ``configure_logging`` installed: after
+    another ``structlog.configure``, ``structlog.reset_defaults``, or inside
+    ``structlog.testing.capture_logs`` (which edits the processor list in place), the line goes
+    through structlog as any other.
     """
 
-    def __init__(self, writer: LineWriter, enabled: bool, stamper: UtcTimestamp, processors: list,
-                 cached: bool = False) -> None:
+    def __init__(self, writer: LineWriter, enabled: bool, stamper: UtcTimestamp, processors: list) -> None:
         self._writer = writer
         self._enabled = enabled                   # the configured level lets info lines through
-        self._cached = cached                     # cache_logger_on_first_use: see the class's docstring
         self._stamp = stamper.now
         self._processors = processors             # the list handed to structlog.configure...
         self._expected = list(processors)         # ...and what it held then
@@ -214,18 +209,13 @@ class _JsonLines:
         self._keys = ClearingCache(1024)        # variables created by the thousand: keep a bound
 
     def info(self, event: str, /, **fields: object) -> None:
-        if self._cached:
-            if self._processors != self._expected:
-                _log.info(event, **fields)        # capture_logs: structlog logs
-                return
-        else:
-            config = structlog.get_config()
-            processors = config["processors"]
-            if not (processors is self._processors and processors == self._expected
-                    and config["wrapper_class"] is self._wrapper_class
-                    and config["logger_factory"] is self._logger_factory):
-                _log.info(event, **fields)        # structlog was configured since: it logs
-                return
+        config = structlog.get_config()
+        processors = config["processors"]
+        if not (processors is self._processors and processors == self._expected
+                and config["wrapper_class"] is self._wrapper_class
+                and config["logger_factory"] is self._logger_factory):
+            _log.info(event, **fields)            # structlog was configured since: it logs
+            return
         if not self._enabled:
             return
         line = fields
@@ -322,7 +312,7 @@ def configure_logging(fmt: Literal["auto", "json", "console"] = "auto", level: s
         cache_logger_on_first_use=cache,
     )
     info = _structlog_info if fmt == "console" else _JsonLines(writer, LEVELS[level] <= logging.INFO, stamper,
-                                                               processors, cached=cache).info
+                                                               processors).info
     if fmt == "console":
         records: logging.Handler = logging.StreamHandler(stream)
         records.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -409,6 +409,11 @@ REFUSALS = [
     (b'{"event":"call.incoming","call":{"callId":"c","sessionId":"s\\u0085"}}', "invalid_field",
      "call.sessionId: a control character"),
     (b'{"event":"call.incoming","call":{"callId":"c","serviceId":"\\t"}}', "invalid_field", "call.serviceId:"),
+    # written as they are, not escaped: DEL and a C1 character (UTF-8); a C0 one is not JSON at all
+    (b'{"event":"call.incoming","call":{"callId":"a\x7fb"}}', "invalid_field", "call.callId: a control character"),
+    (b'{"event":"call.incoming","call":{"callId":"c","projectId":"p\xc2\x85"}}', "invalid_field",
+     "call.projectId: a control character"),
+    (b'{"event":"call.incoming","call":{"callId":"a\x01b"}}', "invalid_json", "body is not JSON"),
     (b'{"event":"call.incoming","call":{"callId":"c","callName":"a\\rb"}}', "invalid_field", "call.callName:"),
     (b'{"event":"call.incoming","call":{"callId":"c","callRate":{"amount":"NaN"}}}', "invalid_field",
      "call.callRate.amount: not a finite number"),

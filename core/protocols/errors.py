@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_DEPTH", "EventError", "UnknownEvent", "clip"]
+__all__ = ["MAX_DEPTH", "EventError", "UnknownEvent", "clip", "may_nest_too_deep"]
 
 #: Objects and arrays nested deeper than this are refused (a Sinch event nests 3 levels).  Without
 #: a limit of its own, how deep a body may nest would depend on the interpreter's recursion limit
 #: and on the stack depth where it is decoded, and a plugin walking ``raw`` recursively could fail.
 MAX_DEPTH = 64
+
+
+def may_nest_too_deep(body: bytes) -> bool:
+    """Whether the JSON text ``body`` has more than :data:`MAX_DEPTH` ``{`` and ``[`` in all: only then can it nest
+    deeper, and only then do the decoders look at its depth.
+
+    A Sinch body seldom has a ``[``: looking for one (``find``, a ``memchr``) costs less than counting them (a
+    byte-by-byte loop), about 2k instructions less per v2 callback than two counts.
+    """
+    braces = body.count(b"{")
+    return braces > MAX_DEPTH or (body.find(b"[") >= 0 and braces + body.count(b"[") > MAX_DEPTH)
 
 
 def clip(value: str, limit: int = 64) -> str:

@@ -71,7 +71,7 @@ from ...calls import (
     new_money,
     new_notice,
 )
-from ..errors import MAX_DEPTH, EventError, UnknownEvent
+from ..errors import EventError, UnknownEvent, may_nest_too_deep
 from ..timestamps import parse_timestamp
 from .refusals import CONTROL, recheck, refuse_deep_nesting
 from .wire import V1Ace, V1Amd, V1Callee, V1CallHeader, V1Dice, V1EventBase, V1Ice, V1Money, V1Notify, V1Pie, V1WireEvent
@@ -276,7 +276,7 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> V1Event:
     try:
         wire = _EVENTS.decode(data)
         raw = _RAW.decode(data)
-        if data.count(b"{") + data.count(b"[") > MAX_DEPTH:  # only then can it be nested that deep
+        if may_nest_too_deep(data):
             refuse_deep_nesting(raw)
         return _neutral(wire, raw)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError, EventError, _SecondLook):

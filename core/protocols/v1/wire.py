@@ -20,6 +20,9 @@ at any body these types refuse, to accept what v1 leniently accepts (``"ICE"``, 
   ``menuResult.inputMethod``, ``amd.status``) are stored lower-case, DICE ``reason``/``result``
   stripped: by the decoder, when it builds the neutral call.
 
+The Structs are ``gc=False``: decoded from JSON and frozen, they cannot form a reference cycle, so the
+garbage collector need not track the few each callback builds.
+
 Nothing outside ``callgate.protocols.v1`` should import these types; every class is named ``V1...``.
 """
 
@@ -50,28 +53,28 @@ __all__ = [
 Int64 = Annotated[int, Meta(ge=-(2 ** 63), le=2 ** 63 - 1)]
 
 
-class V1Money(Struct, rename="camel", frozen=True):
+class V1Money(Struct, rename="camel", frozen=True, gc=False):
     """``userRate`` / ``debit``: ``amount`` is a JSON number (see the module docstring), ``currencyId`` ISO-4217."""
 
     currency_id: str | None = None
     amount: Any = None
 
 
-class V1Callee(Struct, frozen=True):
+class V1Callee(Struct, frozen=True, gc=False):
     """``to``: ``type`` (``did``, ``number``, ``username``, ``sip``, ``conference``, in any case) and ``endpoint``."""
 
     type: str | None = None
     endpoint: str | None = None
 
 
-class V1CallHeader(Struct, frozen=True):
+class V1CallHeader(Struct, frozen=True, gc=False):
     """One entry of ``callHeaders``: ``key`` is required, ``value`` may be absent."""
 
     key: str
     value: str | None = None
 
 
-class V1Amd(Struct, frozen=True):
+class V1Amd(Struct, frozen=True, gc=False):
     """``amd`` of an ACE or a Notify: answering-machine detection."""
 
     status: str | None = None
@@ -79,7 +82,7 @@ class V1Amd(Struct, frozen=True):
     duration: Int64 | None = None
 
 
-class V1MenuResult(Struct, rename="camel", frozen=True):
+class V1MenuResult(Struct, rename="camel", frozen=True, gc=False):
     """``menuResult`` of a PIE."""
 
     menu_id: str | None = None
@@ -88,7 +91,7 @@ class V1MenuResult(Struct, rename="camel", frozen=True):
     input_method: str | None = None
 
 
-class V1EventBase(Struct, rename="camel", frozen=True, tag_field="event"):
+class V1EventBase(Struct, rename="camel", frozen=True, gc=False, tag_field="event"):
     """What every v1 event may carry."""
 
     version: Int64 | None = None

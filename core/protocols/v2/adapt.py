@@ -126,8 +126,8 @@ class UnhandledCustomEvent(UnknownCallEvent):
 def _kind(value: str | None) -> str | None:
     if value is None:
         return None
-    upper = value.upper()
-    return _KINDS.get(upper, value.lower())
+    kind = _KINDS.get(value)  # as Sinch writes them; other spellings folded
+    return kind if kind is not None else _KINDS.get(value.upper(), value.lower())
 
 
 def _money(rate: V2CallRate | None) -> Money | None:
@@ -142,9 +142,13 @@ def _callee(call: V2Call, inbound_default: bool) -> Callee | None:
     to = call.to
     if to is None:
         return None
-    kind = (to.type or "").upper()
+    kind = to.type
+    if kind != "PHONE":  # as Sinch writes it; other spellings folded
+        kind = (kind or "").upper()
     if kind == "PHONE":
-        direction = (call.direction or "").upper()
+        direction = call.direction
+        if direction != "INBOUND" and direction != "OUTBOUND":
+            direction = (direction or "").upper()
         inbound = direction == "INBOUND" or (direction != "OUTBOUND" and inbound_default)
         return new_callee("did" if inbound else "number", to.endpoint)
     return new_callee(_CALLEE_TYPES.get(kind, kind.lower() or None), to.endpoint)

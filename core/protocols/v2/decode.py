@@ -31,7 +31,7 @@ import re
 
 import msgspec
 
-from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent
+from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent, may_nest_too_deep
 
 from .wire import (
     CUSTOM_EVENT_PREFIX,
@@ -102,18 +102,25 @@ def _too_deep(body: bytes) -> bool:
 
 
 def _check_depth(body: bytes) -> None:
-    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _too_deep(body):  # only then can it be that deep
+    if may_nest_too_deep(body) and _too_deep(body):
         raise EventError("invalid_json", f"body is not JSON callgate accepts: nested deeper than {MAX_DEPTH} levels")
 
 
-def _check_values(event: V2Event) -> V2Event:
-    """What the types cannot say: no control character in an identifier, a finite rate."""
+def _check_values(event: V2Event, body: bytes | None = None) -> V2Event:
+    """What the types cannot say: no control character in an identifier, a finite rate.
+
+    With the ``body`` the event was decoded from, the identifiers are looked at only when the body could hold a
+    control character in a string: JSON (msgspec) refuses one below 0x20 written as it is, so it comes from a
+    backslash escape, or is DEL (0x7f) or a C1 character (not ASCII).  Sinch's bodies have none of these: two
+    byte searches instead of ``isprintable`` over five identifiers, about 3.4k instructions less per callback.
+    """
     call = event.call
-    for name, value in (("callId", call.call_id), ("sessionId", call.session_id), ("projectId", call.project_id),
-                        ("serviceId", call.service_id), ("callName", call.call_name)):
-        if value is not None and not value.isprintable() and _CONTROL.search(value) is not None:
-            raise EventError("invalid_field", f"call.{name}: a control character (such as NUL or a line break) "
-                                              f"in an identifier")
+    if body is None or not body.isascii() or body.find(b"\\") >= 0 or body.find(b"\x7f") >= 0:
+        for name, value in (("callId", call.call_id), ("sessionId", call.session_id), ("projectId", call.project_id),
+                            ("serviceId", call.service_id), ("callName", call.call_name)):
+            if value is not None and not value.isprintable() and _CONTROL.search(value) is not None:
+                raise EventError("invalid_field", f"call.{name}: a control character (such as NUL or a line break) "
+                                                  f"in an identifier")
     rate = call.call_rate
     if rate is not None and rate.amount is not None and not rate.amount.is_finite():
         raise EventError("invalid_field", "call.callRate.amount: not a finite number")
@@ -209,4 +216,4 @@ def decode_v2_event(body: bytes | bytearray | memoryview | str) -> V2Event:
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return _slow_path(body)
     _check_depth(body)
-    return _check_values(event)
+    return _check_values(event, body)

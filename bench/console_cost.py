@@ -6,15 +6,14 @@ Answers one real v1 ICE and one v2 ``call.incoming`` with the real app (router-o
 console) to capture their :class:`~callgate.exchange.Exchange`, then times with ``timeit``:
 
 * on the answer path: building the Exchange and calling the console's ``callback_answered``
-  (``callgate.exchange.tell``: headers copied without Authorization, the row built, the queue
-  append); the row alone is also given;
-* off it (the background flush, same process and CPU): writing rows to SQLite in batches as the
-  flush does under the benchmark's load (1,250 per transaction: a 250 ms flush at 5,000 callbacks/s;
-  on the console's writer thread), each row a call of its own, into a store already holding
+  (``callgate.exchange.tell``: headers copied without Authorization, the capture taken, the queue
+  append); the capture alone is also given;
+* off it (the background flush, same process and CPU): packing and writing captures to SQLite in
+  batches as the flush does under the benchmark's load (1,250 per batch: a 250 ms flush at 5,000
+  callbacks/s; on the console's writer thread), each a call of its own, into a store already holding
   ``--stored`` callbacks (default 100,000, the default ``max_callbacks``: the size it keeps under a
   steady load), followed by the retention purge of as many, as CPU time of the whole process (the
-  disk flush's wait is not CPU).  A small store or rows of one call measure a fraction of the real
-  cost: an index's pages are written again by every batch that touches them.
+  disk flush's wait is not CPU).
 
 Each figure is microseconds per callback, best of 5 repeats (the minimum is the least disturbed by
 other processes on a busy machine).  Compare them with a callback's whole cost in router-only
@@ -59,17 +58,16 @@ class Capture:
 
 
 def calls(template: tuple[Any, ...], count: int) -> list[tuple[Any, ...]]:
-    """``count`` copies of the row ``template``, each a call of its own (a fresh callid, its key and hash)."""
-    from callgate_console.record import COLUMNS, call_hash
+    """``count`` copies of the capture ``template``, each a call of its own (a fresh callid and key)."""
+    from callgate_console.record import SUMMARY
 
-    key, hashed, callid = COLUMNS.index("call_key"), COLUMNS.index("call_hash"), COLUMNS.index("callid")
-    rows = []
+    key, callid = SUMMARY.index("call_key"), SUMMARY.index("callid")
+    captures = []
     for _ in range(count):
         new = list(template)
         new[key] = new[callid] = str(uuid.uuid4())
-        new[hashed] = call_hash(new[key])
-        rows.append(tuple(new))
-    return rows
+        captures.append(tuple(new))
+    return captures
 
 
 def best_us(fn, number: int) -> float:
@@ -78,7 +76,7 @@ def best_us(fn, number: int) -> float:
 
 async def measure(number: int, stored: int, folder: Path) -> None:
     from callgate_console import Console
-    from callgate_console.record import row
+    from callgate_console.record import capture
     from callgate_console.store import ConsoleStore
 
     os.environ.setdefault("CALLGATE_CONSOLE_TOKEN", "bench-console-token-0123456789")
@@ -110,10 +108,10 @@ async def measure(number: int, stored: int, folder: Path) -> None:
                                      ex.status, ex.answer, ex.decision, ex.outcomes, ex.problem, ex.summary, 0.0)
             on_path = best_us(hook, number)
             recorder.pending.clear()
-            to_row = best_us(lambda ex=ex: row(ex), number)
+            to_capture = best_us(lambda ex=ex: capture(ex), number)
             store: ConsoleStore = console.state.store
-            template = row(ex)
-            while await store.db.fetchval("SELECT COUNT(*) FROM console_callbacks") < stored:
+            template = capture(ex)
+            while await store.last_id() < stored:
                 await store.insert(calls(template, BATCH))
             batches = [calls(template, BATCH) for _ in range(max(1, number // BATCH))]
             started = time.process_time()          # CPU of every thread (the commit runs on the store's)
@@ -121,8 +119,8 @@ async def measure(number: int, stored: int, folder: Path) -> None:
                 await store.insert(batch)
             await store.purge(0.0, stored)
             write = (time.process_time() - started) / (len(batches) * BATCH) * 1e6
-            print(f"{name:<18} answer path (Exchange + row + hook): {on_path:6.2f} us (row {to_row:6.2f} us)   background: "
-                  f"SQLite write {write:6.2f} us   per callback")
+            print(f"{name:<18} answer path (Exchange + capture + hook): {on_path:6.2f} us (capture {to_capture:6.2f} us)"
+                  f"   background: packing and the SQLite write {write:6.2f} us   per callback")
     finally:
         await client.close()
 

@@ -6,10 +6,9 @@ and several instances: a callback answered by any of them is in the store within
 while a stream is open.  Each stream has a bounded queue: a stream that does not keep up loses
 events (counted), it never makes the process hold more.
 
-With PostgreSQL, ids are taken when a row is inserted and become visible when its transaction
-commits, so a row may appear after rows with higher ids: the poller looks back ``LOOKBACK_IDS``
-ids behind the highest it has seen (their ids only, from the primary key) and sends only the ones it has
-not.
+Callbacks' ids become visible in the order they grow (the store hands them out in each batch's
+own transaction, one batch at a time), so the poller only asks for the callbacks after the last id
+it sent.
 """
 
 from __future__ import annotations
@@ -28,19 +27,17 @@ POLL_SECONDS = 0.3
 STREAM_QUEUE = 500
 #: At most this many new callbacks per poll are sent (a burst beyond it: only the newest).
 MAX_PER_POLL = 200
-LOOKBACK_IDS = 1000
 
 
 class LiveFeed:
     """Subscribers (one bounded queue per open stream) and the poller that fills them."""
 
-    def __init__(self, store: Callable[[], ConsoleStore | None], lookback: Callable[[], int]) -> None:
+    def __init__(self, store: Callable[[], ConsoleStore | None]) -> None:
         self._store = store
-        self._lookback = lookback
         self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        #: The id of the last callback sent (None: no stream open).
         self._cursor: int | None = None
-        self._seen: set[int] = set()
         self.dropped = 0
 
     @property
@@ -53,7 +50,7 @@ class LiveFeed:
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(STREAM_QUEUE)
         store = self._store()
         if self._cursor is None and store is not None:
-            self._skip_to(await store.last_id(), self._lookback())
+            self._cursor = await store.last_id()
         self._subscribers.add(queue)
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._poll(), name="console:live")
@@ -85,36 +82,16 @@ class LiveFeed:
                     log.warning("console_live_poll_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(POLL_SECONDS)
         self._cursor = None        # the next stream starts from what is new then
-        self._seen.clear()
 
     async def _once(self, store: ConsoleStore) -> None:
-        lookback = self._lookback()
         if self._cursor is None:                  # the first poll: from what is there now on
-            self._skip_to(await store.last_id(), lookback)
+            self._cursor = await store.last_id()
             return
-        limit = MAX_PER_POLL + lookback
-        ids = await store.ids_after(self._cursor - lookback, limit)
-        if len(ids) >= limit:                     # more than a poll shows: jump to the newest
-            newest = list(reversed(await store.latest(MAX_PER_POLL)))
-            if newest:
-                self._skip_to(newest[-1]["id"], lookback)
-            for item in newest:
-                self._publish(item)
-            return
-        fresh = [i for i in ids if i > self._cursor or i not in self._seen]
-        if not fresh:
-            return
-        self._cursor = max(self._cursor, fresh[-1])
-        if lookback:
-            floor = self._cursor - lookback
-            self._seen = {i for i in self._seen if i > floor} | set(fresh)
-        for item in await store.summaries(fresh):
+        fresh = await store.after(self._cursor, MAX_PER_POLL)
+        if fresh:
+            self._cursor = fresh[-1]["id"]
+        for item in fresh:
             self._publish(item)
-
-    def _skip_to(self, cursor: int, lookback: int) -> None:
-        """Count every id up to ``cursor`` as shown (the ``lookback`` window included)."""
-        self._cursor = cursor
-        self._seen = set(range(cursor - lookback + 1, cursor + 1)) if lookback else set()
 
     def _publish(self, item: dict[str, Any]) -> None:
         for queue in self._subscribers:

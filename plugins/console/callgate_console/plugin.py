@@ -29,7 +29,7 @@ from callgate.storage import redact
 from . import views
 from .access import Access
 from .config import MIN_TOKEN_CHARS, TOKEN_ENV, ConsoleConfig
-from .live import LOOKBACK_IDS, LiveFeed
+from .live import LiveFeed
 from .recorder import Recorder
 from .state import ConsoleState
 from .store import ConsoleStore
@@ -54,17 +54,13 @@ class Console:
                                     f"`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`)")
         self.config = config
         self.state = ConsoleState(config, Access(token, config.session_hours * 3600), Recorder(config.queue_limit),
-                                  LiveFeed(self._store, self._lookback))
+                                  LiveFeed(self._store))
         self._routes = False
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def _store(self) -> ConsoleStore | None:
         return self.state.store
-
-    def _lookback(self) -> int:
-        store = self.state.store
-        return LOOKBACK_IDS if store is not None and store.db.dialect == "postgresql" else 0
 
     # --- lifecycle -----------------------------------------------------------------------------
 

@@ -61,12 +61,12 @@ def pretty(text: str) -> str:
 def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     """One callback of a call's timeline: its summary, request headers and body, answer and plugin trace."""
     trace = [{"plugin": plugin, "hook": hook, "status": status, "verdict": mask(verdict), "ms": round(ms, 3)}
-             for plugin, hook, status, verdict, ms in orjson.loads(row["trace"])]
+             for plugin, hook, status, verdict, ms in row["trace"]]
     return {
         **summary(row, mask),
         "problem": _masked(row["problem"], mask),
         "ms": row["ms"],
-        "headers": [[name, mask(value)] for name, value in orjson.loads(row["headers"])],
+        "headers": [[name, mask(value)] for name, value in row["headers"]],
         "request": mask(pretty(row["body"])),
         "answer": mask(pretty(row["answer"])),
         "trace": trace,

@@ -1,25 +1,28 @@
-"""From an :class:`~callgate.exchange.Exchange` to the row the console stores (pure functions).
+"""From an :class:`~callgate.exchange.Exchange` to what the console stores (pure functions).
 
-The hook only queues the exchange; these run in the background flush, so the answer path pays
-nothing for them.
+The hook turns each exchange into its :func:`capture` (the only work on the answer path); the flush
+packs a batch of captures into one :class:`Packed` batch (:func:`pack`), the store's row.
 """
 
 from __future__ import annotations
 
 import math
-import zlib
-from typing import Any
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any, NamedTuple
 
-import orjson
+import msgspec
 
 from callgate.calls import Answered, Ended, Incoming, MenuInput, Notice
 from callgate.exchange import Exchange
 
-#: The stored columns, in the order :func:`row` gives them (``id`` is the store's).  ``trace`` is a JSON list of
-#: ``[plugin, hook, status, verdict, ms]`` (lists, not objects: a smaller row, built faster).
-COLUMNS = ("received_at", "minute", "generation", "event", "kind", "call_key", "call_hash", "callid", "caller", "callee",
-           "status", "decision", "deciding_plugin", "reason", "summary", "problem", "ms", "headers", "body",
-           "answer", "trace")
+#: A callback's summary, as stored in its batch's ``summaries`` (one list per callback, in this order) and as the
+#: store gives it back (with its ``id``).  ``trace`` is a list of ``[plugin, hook, status, verdict, ms]``.
+SUMMARY = ("received_at", "generation", "event", "kind", "call_key", "callid", "caller", "callee", "status",
+           "decision", "deciding_plugin", "reason", "summary", "trace")
+#: The rest of a callback, in its batch's ``details``: ``headers`` a list of ``[name, value]``, ``body`` and
+#: ``answer`` the bytes sent and answered.
+DETAILS = ("problem", "ms", "headers", "body", "answer")
 #: The events that start a call (a row in the live view's calls in progress) and those that end it.
 STARTS = frozenset({"incoming"})
 ENDS = frozenset({"ended"})
@@ -69,30 +72,110 @@ def parties(exchange: Exchange) -> tuple[str | None, str | None]:
     return getattr(call, "cli", None), to.endpoint if to is not None else None
 
 
-def call_hash(key: str) -> int:
-    """The store's index of a call's callbacks: ``key``'s CRC-32, as a non-negative 31-bit integer (the same in every
-    process and instance).  A lookup matches it and then the key itself, so two keys with one hash never mix.
-
-    An index of the keys' text made storing a callback cost nearly twice as much (36 against 19 us of CPU in a store
-    of 100,000): every batch inserts random keys all over a large index, and SQLite writes each page it touches
-    again; an index of small integers has far fewer pages (docs/console.md, "Cost")."""
-    return zlib.crc32(key.encode()) & 0x7FFFFFFF
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", "replace")
-
-
-def row(exchange: Exchange) -> tuple[Any, ...]:
-    """The exchange as the store's columns (:data:`COLUMNS`)."""
+def capture(exchange: Exchange) -> tuple[Any, ...]:
+    """What the console keeps of ``exchange``: its :data:`SUMMARY` then its :data:`DETAILS` (the headers still as
+    the request's read-only multidict: :func:`pack` lists them, off the answer path).  Strings, numbers, bytes and
+    that multidict only, never the call, its decision or its outcomes: a capture waiting for the flush keeps little
+    alive for the garbage collector to walk."""
     call = exchange.call
     caller, callee = parties(exchange)
     plugin, reason = deciding(exchange)
     trace = [[o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms] for o in exchange.outcomes]
     callid = getattr(call, "callid", None) if call is not None else None
     key = getattr(call, "key", None) if call is not None else None
-    return (exchange.received_at, math.floor(exchange.received_at / 60), exchange.generation, exchange.event,
-            kind(exchange), key, call_hash(key) if key else None, callid, caller, callee,
-            exchange.status, decision(exchange), plugin, reason, exchange.summary, exchange.problem, exchange.ms,
-            _text(orjson.dumps(list(exchange.headers.items()))), _text(exchange.body), _text(exchange.answer),
-            _text(orjson.dumps(trace)))
+    return (exchange.received_at, exchange.generation, exchange.event, kind(exchange), key, callid, caller, callee,
+            exchange.status, decision(exchange), plugin, reason, exchange.summary, trace,
+            exchange.problem, exchange.ms, exchange.headers, exchange.body, exchange.answer)
+
+
+class Packed(NamedTuple):
+    """A batch of captures as the store writes it: one row of ``console_batches``."""
+
+    #: How many callbacks.
+    size: int
+    first_at: float
+    last_at: float
+    #: Every call key in the batch, one per line: the store's quick test of "may this batch hold the call?" (a
+    #: match is then checked exactly; a v2 key holds its callId).
+    calls: str
+    #: Every caller and callee in the batch, one per line, case folded (the same, for a search by number).
+    numbers: str
+    #: The callbacks' :data:`SUMMARY` lists, then their :data:`DETAILS` lists, as MessagePack.
+    summaries: bytes
+    details: bytes
+
+
+_summary = itemgetter(slice(0, len(SUMMARY)))
+_received_at, _call_key, _caller, _callee = (itemgetter(SUMMARY.index(name))
+                                             for name in ("received_at", "call_key", "caller", "callee"))
+#: ``enc_hook=str``: header names are aiohttp's ``istr``, a ``str`` subclass msgspec does not take as is.
+_encode = msgspec.msgpack.Encoder(enc_hook=str).encode
+
+
+def pack(captures: Sequence[tuple[Any, ...]]) -> Packed:
+    """One batch of :func:`capture` tuples, packed (MessagePack: msgspec writes a batch of callbacks as one value
+    several times faster than the JSON text of each, and keeps bytes as bytes).  Off the answer path, but on the
+    same CPU: the per-callback work is left to C (``map``, ``itemgetter``, ``join``) where it can be."""
+    times = list(map(_received_at, captures))
+    return Packed(len(captures), min(times), max(times),
+                  "\n".join(filter(None, map(_call_key, captures))),
+                  "\n".join(filter(None, [*map(_caller, captures), *map(_callee, captures)])).casefold(),
+                  _encode(list(map(_summary, captures))),
+                  _encode([(c[14], c[15], list(c[16].items()), c[17], c[18]) for c in captures]))
+
+
+_decode_rows = msgspec.msgpack.Decoder(list[list[Any]]).decode
+
+
+class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A callback's summary as a read decodes it (the :data:`SUMMARY` values, in order).  Not tracked by the garbage
+    collector and its trace left packed (``msgspec.Raw``) until asked for: a search or the stats decode every
+    summary in their time range, 100,000 in a full store, and 100,000 tracked lists would have the collector
+    walk them again and again (8 us a summary instead of under 1)."""
+
+    received_at: float
+    generation: str
+    event: str
+    kind: str
+    call_key: str | None
+    callid: str | None
+    caller: str | None
+    callee: str | None
+    status: int
+    decision: str | None
+    deciding_plugin: str | None
+    reason: str | None
+    summary: str
+    trace: msgspec.Raw
+
+    def as_dict(self, callback_id: int) -> dict[str, Any]:
+        """By field name, with its ``id`` and its trace (a list of ``[plugin, hook, status, verdict, ms]``)."""
+        fields = msgspec.structs.asdict(self)
+        fields["trace"] = self.plugin_trace()
+        return {"id": callback_id, **fields}
+
+    def plugin_trace(self) -> list[list[Any]]:
+        return _decode_trace(self.trace)
+
+
+_decode_stored = msgspec.msgpack.Decoder(list[Stored]).decode
+_decode_trace = msgspec.msgpack.Decoder(list[list[Any]]).decode
+
+
+def unpack(data: bytes) -> list[Stored]:
+    """A batch's callbacks' summaries, in the order they came."""
+    return _decode_stored(data)
+
+
+def details(data: bytes) -> list[dict[str, Any]]:
+    """A batch's callbacks' :data:`DETAILS`, in the order they came (body and answer as text)."""
+    result = []
+    for problem, ms, headers, body, answer in _decode_rows(data):
+        result.append({"problem": problem, "ms": ms, "headers": headers,
+                       "body": body.decode("utf-8", "replace"), "answer": answer.decode("utf-8", "replace")})
+    return result
+
+
+def minute(received_at: float) -> int:
+    """Unix minutes."""
+    return math.floor(received_at / 60)

@@ -1,12 +1,13 @@
-"""Recording off the answer path: the hook queues the exchange's row, a background task writes batches.
+"""Recording off the answer path: the hook queues the exchange's capture, a background task writes batches.
 
-``add`` is all the answer path pays: the row (:func:`~.record.row`, a few microseconds) and a
-``deque.append``.  The row, not the exchange, is queued: an exchange keeps its call, headers,
+``add`` is all the answer path pays: the capture (:func:`~.record.capture`: the summary's few
+values, the trace, references to the body, answer and headers) and a ``deque.append``.  The
+capture, not the exchange, is queued: an exchange keeps its call (with the decoded body),
 decision and outcomes alive, objects the garbage collector tracks, and with thousands of them
 waiting for the flush the collector walks them again and again (bench/run.py router-console, with
-nothing written: p99 33 ms queueing exchanges, 16 ms queueing rows, which hold only strings and
-numbers).  Every ``flush_interval_ms`` the flush task writes what is queued in one transaction
-(SQLite: one job on the store's writer thread, off the event loop).  A full queue drops the new
+nothing written: p99 33 ms queueing exchanges, 16 ms queueing rows of strings and numbers).
+Every ``flush_interval_ms`` the flush task writes what is queued as one batch (SQLite: packed and
+written by one job on the store's writer thread, off the event loop).  A full queue drops the new
 callback and counts it; a write that fails is logged (its error, never a request's content) and
 counted, and its batch is dropped, so memory stays bounded whatever the store does.
 """
@@ -23,7 +24,7 @@ import structlog
 
 from callgate.exchange import Exchange
 
-from .record import row
+from .record import capture
 from .store import ConsoleStore
 
 log = structlog.get_logger("callgate.console")
@@ -38,7 +39,7 @@ class Recorder:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        #: The rows (:func:`~.record.row`) waiting to be written.
+        #: The captures (:func:`~.record.capture`) waiting to be written.
         self.pending: deque[tuple[Any, ...]] = deque()
         self.recorded = 0
         self.dropped = 0
@@ -47,14 +48,14 @@ class Recorder:
         self._last_failure_log = 0.0
 
     def add(self, exchange: Exchange) -> None:
-        """Queue ``exchange``'s row (the hook; never waits)."""
+        """Queue ``exchange``'s capture (the hook; never waits)."""
         if len(self.pending) >= self.limit:
             self.dropped += 1
             return
-        self.pending.append(row(exchange))
+        self.pending.append(capture(exchange))
 
     async def flush(self, store: ConsoleStore) -> None:
-        """Write everything queued so far, in batches of at most ``MAX_BATCH`` rows."""
+        """Write everything queued so far, in batches of at most ``MAX_BATCH`` callbacks."""
         while self.pending:
             batch = [self.pending.popleft() for _ in range(min(len(self.pending), MAX_BATCH))]
             try:

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import orjson
-
 MINUTES = 60
 #: Plugin health is computed from the newest callbacks of the last hour, at most this many.
 HEALTH_SAMPLE = 20_000
@@ -64,12 +62,12 @@ def _percentile(values: list[float], fraction: float) -> float:
     return values[max(0, math.ceil(fraction * len(values)) - 1)]
 
 
-def health(traces: Iterable[str]) -> list[dict[str, Any]]:
+def health(traces: Iterable[list[list[Any]]]) -> list[dict[str, Any]]:
     """Per plugin, in name order: hook calls, errors, timeouts, p50 and p95 of their milliseconds."""
     calls: dict[str, list[float]] = {}
     failures: dict[str, dict[str, int]] = {}
-    for text in traces:
-        for plugin, _hook, status, _verdict, ms in orjson.loads(text):
+    for trace in traces:
+        for plugin, _hook, status, _verdict, ms in trace:
             calls.setdefault(plugin, []).append(float(ms))
             counts = failures.setdefault(plugin, {"error": 0, "timeout": 0})
             if status in counts:

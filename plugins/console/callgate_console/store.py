@@ -1,87 +1,44 @@
-"""The console's store: one table of recorded callbacks, in SQLite (default) or PostgreSQL.
+"""The console's store: recorded callbacks in batches, in SQLite (default) or PostgreSQL.
 
-``console_callbacks`` holds one row per signed callback: when, which call (``call_key``: the v1
-callid, ``"v2:"`` + a v2 leg's callid), the caller and callee it names, the answer's status, the
-decision and the plugin that made it, the request headers (never ``Authorization``) and body, the
-answer, and every plugin's trace (JSON).  ``id`` grows with every row; the live view reads the
-rows after the last id it has shown, so any instance writing to the same store shows up in every
-instance's console.  Rows are only ever inserted and purged (by age and by count, oldest first).
+``console_batches`` holds one row per flushed batch (:class:`~.record.Packed`): how many callbacks
+it holds, when the first and the last came, their call keys and numbers as text (one per line: the
+quick test of which batches may hold a call or a number) and the callbacks themselves, packed
+(MessagePack): their summaries (:data:`~.record.SUMMARY`, the trace included) and, apart, their
+details (request headers and body, answer).  Each callback has an id: its batch's ``first_id`` plus
+its place in the batch.  ``console_sequence`` hands the ids out inside the batch's transaction, so
+ids grow in the order batches commit, whichever instance wrote them, and the live view reads the
+callbacks after the last id it has shown.  Batches are only ever inserted and purged (by age and by
+count, oldest first, whole batches).
 
-A call's callbacks are found through ``call_hash`` (:func:`~.record.call_hash`, a 31-bit integer)
-and then matched on ``call_key``, not through an index of the keys' text: keys are random, so every
-batch touches index pages all over the file, and SQLite writes each touched page to the WAL again
-(and later into the file).  In a store of 100,000 callbacks an index of the keys took a row's
-insert and purge from about 10 to 36 us of CPU; the integer index, a quarter of its size, to 19 us
-(docs/console.md, "Cost").
+Why batches, not a row per callback: a row per callback cost more than the console may cost the
+server (docs/console.md, "Cost").  Storing a ~1.3 KB callback as a SQLite row, with an index to find
+its call, took 19-36 us of CPU with its purge, building it on the event loop 16-24 us more; a batch
+is one row of packed bytes for hundreds of callbacks.  The price is on the reading side, which is an
+operator's click: a search or a call's page decodes the batches that may hold it (those whose keys
+or numbers match, in its time range): a few milliseconds in a store of 100,000 callbacks, and it
+grows with the store.
 
-In SQLite, the writes (every batch, the purge) run on the console's writer thread (:mod:`.writer`), so
-the event loop that answers callbacks never runs them; the reads run through callgate.storage.
+In SQLite, the writes (every batch, the purge) run on the console's writer thread (:mod:`.writer`),
+so the event loop that answers callbacks never runs them; the reads run through callgate.storage.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
-from itertools import chain
 from typing import Any
 
 from callgate.storage import Connection, Database, SQLiteDatabase
 
-from .record import COLUMNS, call_hash
+from . import record
+from .record import Stored
+from .schema import COMPONENT, INSERT, TAKE_IDS, migrations
 from .writer import SQLiteWriter
 
-COMPONENT = "console"
-_TABLE = """
-    CREATE TABLE console_callbacks (
-        id {id},
-        received_at DOUBLE PRECISION NOT NULL,
-        minute BIGINT NOT NULL,
-        generation TEXT NOT NULL,
-        event TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        call_key TEXT,
-        callid TEXT,
-        caller TEXT,
-        callee TEXT,
-        status INTEGER NOT NULL,
-        decision TEXT,
-        deciding_plugin TEXT,
-        reason TEXT,
-        summary TEXT NOT NULL,
-        problem TEXT,
-        ms DOUBLE PRECISION NOT NULL,
-        headers TEXT NOT NULL,
-        body TEXT NOT NULL,
-        answer TEXT NOT NULL,
-        trace TEXT NOT NULL
-    );
-    CREATE INDEX console_callbacks_time ON console_callbacks (received_at);
-    CREATE INDEX console_callbacks_key ON console_callbacks (call_key);
-"""
-#: 0.4.0: a call is found through ``call_hash`` (see the module docstring); callbacks recorded before it have none
-#: and are no longer found by their call id (search by number, decision, plugin and time still finds them).
-_CALL_HASH = """
-    ALTER TABLE console_callbacks ADD COLUMN call_hash BIGINT;
-    DROP INDEX console_callbacks_key;
-    CREATE INDEX console_callbacks_call ON console_callbacks (call_hash);
-"""
-
-
-def migrations(dialect: str) -> list[str]:
-    """The schema, for ``Database.migrate``: the id column is each dialect's growing integer."""
-    return [_TABLE.format(id="BIGSERIAL PRIMARY KEY" if dialect == "postgresql" else
-                          "INTEGER PRIMARY KEY AUTOINCREMENT"), _CALL_HASH]
-
-
-#: The columns of a callback's summary: the live view's rows, search results, the stream's events.
-SUMMARY = ("id", "received_at", "generation", "event", "kind", "call_key", "callid", "caller", "callee", "status",
-           "decision", "deciding_plugin", "reason", "summary")
-_SUMMARY_SQL = ", ".join(SUMMARY)
-#: Rows per INSERT statement (20 columns each: far below both databases' limit on parameters).
-INSERT_CHUNK = 50
-#: Rows per DELETE transaction when purging (a long purge never holds the database for long).
-PURGE_CHUNK = 2000
+#: Batches read per query while walking the store newest first (a batch holds up to recorder.MAX_BATCH callbacks).
+PAGE = 16
+#: Batches per DELETE transaction when purging (a long purge never holds the database for long).
+PURGE_CHUNK = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,13 +52,33 @@ class Search:
     since: float | None = None
     until: float | None = None
 
+    def keys(self) -> list[str]:
+        """The call keys a call id may have: a v1 callid is its call key, a v2 callId's key is ``"v2:"`` + it."""
+        if not self.callid:
+            return []
+        return sorted({self.callid, self.callid if self.callid.startswith("v2:") else "v2:" + self.callid})
 
-@lru_cache(maxsize=INSERT_CHUNK)
-def _insert_sql(rows: int) -> str:
-    """The INSERT of ``rows`` rows (built once per size: its placeholders cost more than the insert itself)."""
-    width = len(COLUMNS)
-    values = ", ".join("(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(rows))
-    return f"INSERT INTO console_callbacks ({', '.join(COLUMNS)}) VALUES {values}"
+    def needle(self) -> str | None:
+        """The number searched for: its digits (a number's punctuation and ``+`` left out), or the text as typed
+        when it has none (a SIP URI, a user name); matched anywhere in the caller or the callee, ignoring case."""
+        if not self.number:
+            return None
+        return ("".join(ch for ch in self.number if ch.isdigit()) or self.number).casefold()
+
+    def matches(self, callback: Stored) -> bool:
+        """Whether a callback's summary matches every field given."""
+        needle = self.needle()
+        if needle is not None and not any(needle in (side or "").casefold() for side in (callback.caller, callback.callee)):
+            return False
+        if self.callid and callback.call_key not in self.keys():
+            return False
+        if self.decision and callback.decision != self.decision:
+            return False
+        if self.plugin and callback.deciding_plugin != self.plugin:
+            return False
+        if self.since is not None and callback.received_at < self.since:
+            return False
+        return self.until is None or callback.received_at < self.until
 
 
 class ConsoleStore:
@@ -135,120 +112,181 @@ class ConsoleStore:
 
     # --- writing --------------------------------------------------------------------------------
 
-    async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Write ``rows`` (:func:`callgate_console.record.row`) in one transaction (SQLite: one job on the writer
-        thread)."""
-        if self.writer is not None:
-            await self.writer.insert(rows)
+    async def insert(self, captures: Sequence[tuple[Any, ...]]) -> None:
+        """Write ``captures`` (:func:`~.record.capture`) as one batch, in one transaction (SQLite: packed and
+        written by one job on the writer thread)."""
+        if not captures:
             return
+        if self.writer is not None:
+            await self.writer.insert(captures)
+            return
+        packed = record.pack(captures)
 
         async def write(tx: Connection) -> None:
-            for start in range(0, len(rows), INSERT_CHUNK):
-                chunk = rows[start:start + INSERT_CHUNK]
-                await tx.execute(_insert_sql(len(chunk)), *chain.from_iterable(chunk))
+            first_id = await tx.fetchval(TAKE_IDS, packed.size)
+            await tx.execute(INSERT, first_id, *packed)
         await self.db.run_transaction(write)
 
     async def purge(self, older_than: float, keep: int) -> int:
-        """Remove the callbacks received before ``older_than`` (unix seconds), then all but the newest ``keep``;
-        oldest first, in short transactions.  Returns how many were removed."""
+        """Remove the batches whose callbacks all came before ``older_than`` (unix seconds), then those whose
+        callbacks are all older than the newest ``keep``; oldest first, in short transactions.  Returns how many
+        callbacks were removed."""
         writes: Database | SQLiteWriter = self.writer or self.db
-        removed = await _delete_oldest(writes, "received_at < $1", older_than)
-        boundary = await writes.fetchval(
-            "SELECT id FROM console_callbacks ORDER BY id DESC LIMIT 1 OFFSET $1", keep)
-        if boundary is not None:
-            removed += await _delete_oldest(writes, "id <= $1", boundary)
+        removed = await _delete_oldest(writes, "last_at < $1", older_than)
+        end = await writes.fetchval("SELECT MAX(first_id + size) FROM console_batches")
+        if end is not None:
+            removed += await _delete_oldest(writes, "first_id + size <= $1", int(end) - keep)
         return removed
 
     # --- reading --------------------------------------------------------------------------------
 
+    async def _newest(self, where: str = "", *args: Any, columns: str = "first_id, summaries"
+                      ) -> AsyncIterator[dict[str, Any]]:
+        """The batches matching ``where`` (``$1``... = ``args``), newest first, ``PAGE`` per query."""
+        condition = f"({where}) AND " if where else ""
+        below = None
+        while True:
+            bound = "" if below is None else f"id < ${len(args) + 1} AND "
+            rows = await self.db.fetch(
+                f"SELECT id, {columns} FROM console_batches WHERE {condition}{bound}TRUE ORDER BY id DESC "
+                f"LIMIT {PAGE}", *args, *(() if below is None else (below,)))
+            for row in rows:
+                yield row
+            if len(rows) < PAGE:
+                return
+            below = rows[-1]["id"]
+
+    async def _summaries(self, where: str, *args: Any) -> AsyncIterator[tuple[int, list[Stored]]]:
+        """``(first_id, summaries)`` of the batches matching ``where``, newest first: their callbacks' summaries
+        in the order they came."""
+        async for batch in self._newest(where, *args):
+            yield batch["first_id"], record.unpack(batch["summaries"])
+
+    async def _callbacks(self, where: str, *args: Any, wanted: Callable[[Stored], bool] | None = None,
+                         after: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
+        """The summaries of the callbacks after id ``after`` in the batches matching ``where`` for which
+        ``wanted`` is true, newest first, at most ``limit``."""
+        found: list[dict[str, Any]] = []
+        async for first_id, rows in self._summaries(where, *args):
+            for n in range(len(rows) - 1, -1, -1):
+                if first_id + n <= after:
+                    return found
+                if wanted is None or wanted(rows[n]):
+                    found.append(rows[n].as_dict(first_id + n))
+                    if limit is not None and len(found) >= limit:
+                        return found
+        return found
+
     async def latest(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest callbacks' summaries, newest first."""
-        return await self.db.fetch(f"SELECT {_SUMMARY_SQL} FROM console_callbacks ORDER BY id DESC LIMIT $1", limit)
+        return await self._callbacks("", limit=limit)
 
-    async def ids_after(self, last_id: int, limit: int) -> list[int]:
-        """The ids of the callbacks after ``last_id``, in order (the primary key alone: cheap to poll)."""
-        rows = await self.db.fetch("SELECT id FROM console_callbacks WHERE id > $1 ORDER BY id LIMIT $2",
-                                   last_id, limit)
-        return [r["id"] for r in rows]
-
-    async def summaries(self, ids: Sequence[int]) -> list[dict[str, Any]]:
-        """The summaries of the callbacks ``ids``, oldest first (those still there)."""
-        if not ids:
-            return []
-        marks = ", ".join(f"${n}" for n in range(1, len(ids) + 1))
-        return await self.db.fetch(f"SELECT {_SUMMARY_SQL} FROM console_callbacks WHERE id IN ({marks}) ORDER BY id",
-                                   *ids)
+    async def after(self, last_id: int, limit: int) -> list[dict[str, Any]]:
+        """The summaries of the callbacks after ``last_id``, oldest first: the newest ``limit`` of them."""
+        fresh = await self._callbacks("first_id + size > $1", last_id + 1, after=last_id, limit=limit)
+        return fresh[::-1]
 
     async def last_id(self) -> int:
-        return int(await self.db.fetchval("SELECT COALESCE(MAX(id), 0) FROM console_callbacks") or 0)
+        return int(await self.db.fetchval("SELECT next_id - 1 FROM console_sequence") or 0)
 
     async def in_progress(self, since: float, limit: int = 100) -> list[dict[str, Any]]:
         """Calls whose incoming callback came after ``since`` and whose end has not come, newest first."""
-        return await self.db.fetch(
-            f"SELECT {', '.join('s.' + c for c in SUMMARY)} FROM console_callbacks s "
-            "WHERE s.kind = 'incoming' AND s.received_at >= $1 AND NOT EXISTS (SELECT 1 FROM console_callbacks e "
-            "WHERE e.call_hash = s.call_hash AND e.call_key = s.call_key AND e.kind = 'ended') ORDER BY s.id DESC "
-            "LIMIT $2", since, limit)
+        ids: list[int] = []                      # the incoming callbacks, newest first (two lists: no tuple each)
+        started: list[Stored] = []
+        ended: set[str | None] = set()
+        async for first_id, rows in self._summaries("last_at >= $1", since):
+            for n in range(len(rows) - 1, -1, -1):
+                callback = rows[n]
+                if callback.kind == "ended":
+                    ended.add(callback.call_key)
+                elif callback.kind == "incoming" and callback.received_at >= since:
+                    ids.append(first_id + n)
+                    started.append(callback)
+        found: list[dict[str, Any]] = []
+        for callback_id, callback in zip(ids, started, strict=True):
+            if callback.call_key not in ended:
+                found.append(callback.as_dict(callback_id))
+                if len(found) >= limit:
+                    break
+        return found
 
     async def call(self, key: str) -> list[dict[str, Any]]:
-        """Every recorded callback of the call ``key``, in the order they came, with all their columns."""
-        return await self.db.fetch("SELECT * FROM console_callbacks WHERE call_hash = $1 AND call_key = $2 ORDER BY id",
-                                   call_hash(key), key)
+        """Every recorded callback of the call ``key``, in the order they came, with its details."""
+        found: list[dict[str, Any]] = []
+        async for batch in self._newest(_contains(self.db, "calls", 1), key,
+                                        columns="first_id, summaries, details"):
+            rows = record.unpack(batch["summaries"])
+            mine = [n for n, callback in enumerate(rows) if callback.call_key == key]
+            if mine:
+                details = record.details(batch["details"])
+                found += [{**rows[n].as_dict(batch["first_id"] + n), **details[n]} for n in mine]
+        return sorted(found, key=lambda c: c["id"])
 
     async def search(self, query: Search, limit: int = 200) -> list[dict[str, Any]]:
         """The callbacks that match every field given in ``query``, newest first."""
         where: list[str] = []
         args: list[Any] = []
-
-        def arg(value: Any) -> str:
-            args.append(value)
-            return f"${len(args)}"
-
-        if query.number:
-            digits = "".join(ch for ch in query.number if ch.isdigit()) or query.number
-            pattern = arg(f"%{digits}%")
-            where.append(f"(caller LIKE {pattern} OR callee LIKE {pattern})")
-        if query.callid:            # a v1 callid is its call key; a v2 callId's key is "v2:" + it (both indexed)
-            keys = sorted({query.callid, query.callid if query.callid.startswith("v2:") else "v2:" + query.callid})
-            where.append(f"call_hash IN ({', '.join(arg(call_hash(key)) for key in keys)}) "
-                         f"AND call_key IN ({', '.join(arg(key) for key in keys)})")
-        if query.decision:
-            where.append(f"decision = {arg(query.decision)}")
-        if query.plugin:
-            where.append(f"deciding_plugin = {arg(query.plugin)}")
+        needle = query.needle()
+        if needle is not None:
+            args.append(needle)
+            where.append(_contains(self.db, "numbers", len(args)))
+        if query.callid:
+            terms = []
+            for key in query.keys():
+                args.append(key)
+                terms.append(_contains(self.db, "calls", len(args)))
+            where.append(f"({' OR '.join(terms)})")
         if query.since is not None:
-            where.append(f"received_at >= {arg(query.since)}")
+            args.append(query.since)
+            where.append(f"last_at >= ${len(args)}")
         if query.until is not None:
-            where.append(f"received_at < {arg(query.until)}")
-        sql = f"SELECT {_SUMMARY_SQL} FROM console_callbacks"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return await self.db.fetch(f"{sql} ORDER BY id DESC LIMIT {arg(limit)}", *args)
+            args.append(query.until)
+            where.append(f"first_at < ${len(args)}")
+        return await self._callbacks(" AND ".join(where), *args, wanted=query.matches, limit=limit)
 
     async def per_minute(self, since_minute: int) -> list[dict[str, Any]]:
-        """Callbacks, denials and errors per minute (``minute``: unix minutes) from ``since_minute`` on (found by
-        the time index)."""
-        return await self.db.fetch(
-            "SELECT minute, COUNT(*) AS callbacks, "
-            "SUM(CASE WHEN decision = 'denied' THEN 1 ELSE 0 END) AS denials, "
-            "SUM(CASE WHEN decision = 'error' THEN 1 ELSE 0 END) AS errors "
-            "FROM console_callbacks WHERE received_at >= $1 GROUP BY minute ORDER BY minute", since_minute * 60.0)
+        """Callbacks, denials and errors per minute (``minute``: unix minutes) from ``since_minute`` on."""
+        counts: dict[int, list[int]] = {}
+        since = since_minute * 60.0
+        async for _, rows in self._summaries("last_at >= $1", since):
+            for callback in rows:
+                if callback.received_at < since:
+                    continue
+                row = counts.setdefault(record.minute(callback.received_at), [0, 0, 0])
+                row[0] += 1
+                decision = callback.decision
+                if decision == "denied":
+                    row[1] += 1
+                elif decision == "error":
+                    row[2] += 1
+        return [{"minute": m, "callbacks": c, "denials": d, "errors": e} for m, (c, d, e) in sorted(counts.items())]
 
-    async def traces(self, since: float, limit: int) -> list[str]:
-        """The plugin traces (JSON) of the newest callbacks after ``since``, at most ``limit`` of them."""
-        rows = await self.db.fetch("SELECT trace FROM console_callbacks WHERE received_at >= $1 "
-                                   "ORDER BY id DESC LIMIT $2", since, limit)
-        return [r["trace"] for r in rows]
+    async def traces(self, since: float, limit: int) -> list[list[list[Any]]]:
+        """The plugin traces of the newest callbacks after ``since``, at most ``limit`` of them."""
+        return [c["trace"] for c in await self._callbacks("last_at >= $1", since, limit=limit,
+                                                          wanted=lambda callback: callback.received_at >= since)]
+
+
+def _contains(db: Database, column: str, n: int) -> str:
+    """SQL: whether ``column`` (text, one value per line) holds the text ``$n``.  Only a quick test of which
+    batches to read: a batch it selects is then checked callback by callback."""
+    if db.dialect == "postgresql":
+        return f"strpos({column}, ${n}) > 0"
+    return f"instr({column}, ${n}) > 0"
 
 
 async def _delete_oldest(writes: Database | SQLiteWriter, condition: str, value: Any) -> int:
-    """Delete the callbacks matching ``condition`` (on ``$1`` = ``value``), oldest first, ``PURGE_CHUNK`` rows per
-    statement, until none is left; returns how many were deleted."""
+    """Delete the batches matching ``condition`` (on ``$1`` = ``value``), oldest first, ``PURGE_CHUNK`` per
+    transaction, until none is left; returns how many callbacks they held."""
     removed = 0
     while True:
-        count = await writes.execute(
-            f"DELETE FROM console_callbacks WHERE id IN (SELECT id FROM console_callbacks WHERE {condition} "
-            f"ORDER BY id LIMIT $2)", value, PURGE_CHUNK)
-        removed += count
-        if count < PURGE_CHUNK:
+        oldest = await writes.fetchrow(
+            "SELECT COUNT(*) AS batches, COALESCE(SUM(size), 0) AS callbacks, COALESCE(MAX(id), 0) AS last "
+            f"FROM (SELECT id, size FROM console_batches WHERE {condition} ORDER BY id LIMIT {PURGE_CHUNK}) oldest",
+            value)
+        if oldest is None or not oldest["batches"]:
+            return removed
+        await writes.execute(f"DELETE FROM console_batches WHERE id <= $2 AND {condition}", value, oldest["last"])
+        removed += int(oldest["callbacks"])
+        if oldest["batches"] < PURGE_CHUNK:
             return removed

@@ -4,7 +4,7 @@ callgate.storage runs SQLite statements on the event loop's thread (they take mi
 the answer path's small transactions).  A console batch is hundreds of rows inserted in one go, and
 the retention purge deletes thousands: on the loop thread that work would hold every answer
 waiting behind it (the p99).  So a SQLite console store writes through a :class:`SQLiteWriter`:
-one job per batch on its thread (its INSERT statements and the COMMIT), and the purge there too.
+one job per batch on its thread (packing the batch, its INSERT and the COMMIT), and the purge there too.
 The store's :class:`~callgate.storage.Database` only reads (WAL: readers see every committed batch
 and never wait for the writer).
 
@@ -18,26 +18,22 @@ import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
-from itertools import chain
 from typing import Any, TypeVar
 
 from callgate.storage import DatabaseError
 
-from .record import COLUMNS
+from . import record
+from .schema import INSERT, TAKE_IDS
 
 T = TypeVar("T")
 #: How long a write waits for another process's write lock (several instances may share the file).
 BUSY_TIMEOUT_MS = 5000
 _PLACEHOLDER = re.compile(r"\$(\d+)")
-#: Rows per INSERT statement, at most (fewer where SQLite allows fewer parameters per statement).
-INSERT_ROWS = 250
-_ROW_MARKS = "(" + ", ".join("?" for _ in COLUMNS) + ")"
 
 
-@lru_cache(maxsize=8)
-def _insert_sql(rows: int) -> str:
-    return f"INSERT INTO console_callbacks ({', '.join(COLUMNS)}) VALUES {', '.join([_ROW_MARKS] * rows)}"
+def _sqlite(sql: str) -> str:
+    """The console's ``$1`` placeholders, as SQLite's ``?1`` (the console's own SQL: no ``$`` in a literal)."""
+    return _PLACEHOLDER.sub(r"?\1", sql)
 
 
 class SQLiteWriter:
@@ -47,14 +43,12 @@ class SQLiteWriter:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callgate-console-writer")
         self._conn: sqlite3.Connection | None = None
-        self._chunk = INSERT_ROWS
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA synchronous = FULL")
-            self._chunk = max(1, min(INSERT_ROWS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(COLUMNS)))
             return conn
         self._conn = await self._run(connect)
 
@@ -84,31 +78,34 @@ class SQLiteWriter:
         conn.execute("COMMIT")
         return result
 
-    async def insert(self, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` (:func:`~callgate_console.record.row`) in one transaction, one job on the thread.
-
-        Many rows per statement (as :meth:`ConsoleStore.insert` does for PostgreSQL), not ``executemany``:
-        sqlite3 lets go of the GIL for every statement it steps, and each time the event loop's thread may
-        take it, so fewer statements mean fewer switches between the two threads."""
+    async def insert(self, captures: Sequence[tuple[Any, ...]]) -> None:
+        """Pack ``captures`` (:func:`~callgate_console.record.capture`) and write them as one batch, in one
+        transaction: one job on the thread."""
         def write(conn: sqlite3.Connection) -> None:
-            for start in range(0, len(rows), self._chunk):
-                chunk = rows[start:start + self._chunk]
-                conn.execute(_insert_sql(len(chunk)), list(chain.from_iterable(chunk)))
+            packed = record.pack(captures)
+            first_id = conn.execute(_sqlite(TAKE_IDS), (packed.size,)).fetchone()[0]
+            conn.execute(_sqlite(INSERT), (first_id, *packed))
         await self._run(lambda: self._transaction(write))
 
     async def execute(self, sql: str, *args: Any) -> int:
         """One statement in a transaction of its own; returns its row count.  ``$1`` placeholders, as for
-        callgate.storage (the console's own SQL: no ``$`` in a literal)."""
-        sql = _PLACEHOLDER.sub(r"?\1", sql)
+        callgate.storage."""
+        sql = _sqlite(sql)
         return await self._run(lambda: self._transaction(lambda conn: conn.execute(sql, args).rowcount))
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        """The first row of a read (``$1`` placeholders) by column name, or None."""
+        sql = _sqlite(sql)
+
+        def read() -> dict[str, Any] | None:
+            if self._conn is None:
+                raise DatabaseError("the console's store is closed")
+            cursor = self._conn.execute(sql, args)
+            found = cursor.fetchone()
+            return None if found is None else dict(zip([c[0] for c in cursor.description], found, strict=True))
+        return await self._run(read)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """The first column of the first row of a read (``$1`` placeholders), or None."""
-        sql = _PLACEHOLDER.sub(r"?\1", sql)
-
-        def read() -> Any:
-            if self._conn is None:
-                raise DatabaseError("the console's store is closed")
-            found = self._conn.execute(sql, args).fetchone()
-            return None if found is None else found[0]
-        return await self._run(read)
+        found = await self.fetchrow(sql, *args)
+        return None if found is None else next(iter(found.values()))

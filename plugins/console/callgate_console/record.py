@@ -73,19 +73,19 @@ def parties(exchange: Exchange) -> tuple[str | None, str | None]:
 
 
 def capture(exchange: Exchange) -> tuple[Any, ...]:
-    """What the console keeps of ``exchange``: its :data:`SUMMARY` then its :data:`DETAILS` (the headers still as
-    the request's read-only multidict: :func:`pack` lists them, off the answer path).  Strings, numbers, bytes and
-    that multidict only, never the call, its decision or its outcomes: a capture waiting for the flush keeps little
-    alive for the garbage collector to walk."""
+    """What the console keeps of ``exchange``: its :data:`SUMMARY` then its :data:`DETAILS`.  Strings, numbers,
+    bytes and tuples of them only, never the call, its decision or its outcomes: the garbage collector stops
+    tracking such a tuple the first time it sees it, so thousands of captures waiting for the flush are not walked
+    again and again."""
     call = exchange.call
     caller, callee = parties(exchange)
     plugin, reason = deciding(exchange)
-    trace = [[o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms] for o in exchange.outcomes]
+    trace = tuple([(o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms) for o in exchange.outcomes])
     callid = getattr(call, "callid", None) if call is not None else None
     key = getattr(call, "key", None) if call is not None else None
     return (exchange.received_at, exchange.generation, exchange.event, kind(exchange), key, callid, caller, callee,
             exchange.status, decision(exchange), plugin, reason, exchange.summary, trace,
-            exchange.problem, exchange.ms, exchange.headers, exchange.body, exchange.answer)
+            exchange.problem, exchange.ms, tuple(exchange.headers.items()), exchange.body, exchange.answer)
 
 
 class Packed(NamedTuple):
@@ -106,6 +106,7 @@ class Packed(NamedTuple):
 
 
 _summary = itemgetter(slice(0, len(SUMMARY)))
+_details = itemgetter(slice(len(SUMMARY), len(SUMMARY) + len(DETAILS)))
 _received_at, _call_key, _caller, _callee = (itemgetter(SUMMARY.index(name))
                                              for name in ("received_at", "call_key", "caller", "callee"))
 #: ``enc_hook=str``: header names are aiohttp's ``istr``, a ``str`` subclass msgspec does not take as is.
@@ -121,7 +122,7 @@ def pack(captures: Sequence[tuple[Any, ...]]) -> Packed:
                   "\n".join(filter(None, map(_call_key, captures))),
                   "\n".join(filter(None, [*map(_caller, captures), *map(_callee, captures)])).casefold(),
                   _encode(list(map(_summary, captures))),
-                  _encode([(c[14], c[15], list(c[16].items()), c[17], c[18]) for c in captures]))
+                  _encode(list(map(_details, captures))))
 
 
 _decode_rows = msgspec.msgpack.Decoder(list[list[Any]]).decode

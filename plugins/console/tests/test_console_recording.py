@@ -14,7 +14,6 @@ from callgate_console.config import ConsoleConfig
 from callgate_console.record import SUMMARY
 from callgate_console.schema import COMPONENT, migrations
 from callgate_console.store import ConsoleStore
-from multidict import CIMultiDict, CIMultiDictProxy
 from structlog.testing import capture_logs
 
 from callgate import Deny, hookimpl, samples, v2_samples
@@ -376,5 +375,4 @@ def _synthetic(key: str) -> tuple:
     summary = dict.fromkeys(SUMMARY)
     summary.update(received_at=time.time(), generation="v1", event="ice", kind="incoming", call_key=key, callid=key,
                    status=200, decision="allowed", summary="allowed", trace=[])
-    headers = CIMultiDictProxy(CIMultiDict({"Content-Type": "application/json"}))
-    return (*summary.values(), None, 1.0, headers, b"{}", b"{}")
+    return (*summary.values(), None, 1.0, (("Content-Type", "application/json"),), b"{}", b"{}")

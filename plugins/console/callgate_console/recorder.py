@@ -25,11 +25,10 @@ import structlog
 from callgate.exchange import Exchange
 
 from .record import capture
+from .schema import MAX_BATCH
 from .store import ConsoleStore
 
 log = structlog.get_logger("callgate.console")
-#: At most this many exchanges per transaction (a backlog is written in several).
-MAX_BATCH = 2000
 #: A failing store is logged at most this often (every failure is counted).
 FAILURE_LOG_SECONDS = 10.0
 

@@ -51,6 +51,8 @@ _BATCHES = """
         summaries {blob} NOT NULL,
         details {blob} NOT NULL
     );
+    CREATE INDEX console_batches_first ON console_batches (first_id);
+    CREATE INDEX console_batches_last ON console_batches (last_at);
     CREATE TABLE console_sequence (next_id BIGINT NOT NULL);
     INSERT INTO console_sequence (next_id) VALUES (1);
 """
@@ -63,6 +65,9 @@ def migrations(dialect: str) -> list[str]:
     return [_TABLE.format(id=ids), _CALL_HASH, _BATCHES.format(id=ids, blob="BYTEA" if postgres else "BLOB")]
 
 
+#: The most callbacks in one batch: the live feed finds the batches after an id among those whose first id is at most
+#: this much lower (an index range, not a scan of the store).
+MAX_BATCH = 2000
 #: The columns of a batch, in the order :data:`INSERT` takes them: its first callback's id, then
 #: :class:`~.record.Packed`'s fields.
 COLUMNS = ("first_id", "size", "first_at", "last_at", "calls", "numbers", "summaries", "details")

@@ -32,10 +32,10 @@ from callgate.storage import Connection, Database, SQLiteDatabase
 
 from . import record
 from .record import Stored
-from .schema import COMPONENT, INSERT, TAKE_IDS, migrations
+from .schema import COMPONENT, INSERT, MAX_BATCH, TAKE_IDS, migrations
 from .writer import SQLiteWriter
 
-#: Batches read per query while walking the store newest first (a batch holds up to recorder.MAX_BATCH callbacks).
+#: Batches read per query while walking the store newest first (a batch holds up to ``MAX_BATCH`` callbacks).
 PAGE = 16
 #: Batches per DELETE transaction when purging (a long purge never holds the database for long).
 PURGE_CHUNK = 50
@@ -113,10 +113,12 @@ class ConsoleStore:
     # --- writing --------------------------------------------------------------------------------
 
     async def insert(self, captures: Sequence[tuple[Any, ...]]) -> None:
-        """Write ``captures`` (:func:`~.record.capture`) as one batch, in one transaction (SQLite: packed and
-        written by one job on the writer thread)."""
+        """Write ``captures`` (:func:`~.record.capture`, at most ``MAX_BATCH``) as one batch, in one transaction
+        (SQLite: packed and written by one job on the writer thread)."""
         if not captures:
             return
+        if len(captures) > MAX_BATCH:
+            raise ValueError(f"a batch holds at most {MAX_BATCH} callbacks, not {len(captures)}")
         if self.writer is not None:
             await self.writer.insert(captures)
             return
@@ -183,7 +185,8 @@ class ConsoleStore:
 
     async def after(self, last_id: int, limit: int) -> list[dict[str, Any]]:
         """The summaries of the callbacks after ``last_id``, oldest first: the newest ``limit`` of them."""
-        fresh = await self._callbacks("first_id + size > $1", last_id + 1, after=last_id, limit=limit)
+        fresh = await self._callbacks("first_id > $1 AND first_id + size > $2", last_id - MAX_BATCH, last_id + 1,
+                                      after=last_id, limit=limit)
         return fresh[::-1]
 
     async def last_id(self) -> int:

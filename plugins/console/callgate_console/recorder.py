@@ -54,9 +54,15 @@ class Recorder:
         self.pending.append(capture(exchange))
 
     async def flush(self, store: ConsoleStore) -> None:
-        """Write everything queued so far, in batches of at most ``MAX_BATCH`` callbacks."""
-        while self.pending:
-            batch = [self.pending.popleft() for _ in range(min(len(self.pending), MAX_BATCH))]
+        """Write what was queued when it started, in batches of at most ``MAX_BATCH`` callbacks.  What comes while
+        it writes waits for the next flush: draining the queue until it is empty would write, after each batch, the
+        few callbacks answered during that batch's commit, a small batch after a small batch, each paying a whole
+        commit."""
+        waiting = len(self.pending)
+        while waiting:
+            size = min(waiting, MAX_BATCH)
+            waiting -= size
+            batch = [self.pending.popleft() for _ in range(size)]
             try:
                 await store.insert(batch)
             except asyncio.CancelledError:

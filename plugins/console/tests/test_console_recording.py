@@ -244,6 +244,22 @@ async def test_a_full_queue_drops_and_counts_without_waiting(make_console):
     assert console.plugin.collect_metrics()["recorded"] == 10
 
 
+async def test_a_flush_writes_what_was_queued_when_it_started_and_leaves_the_rest_for_the_next(make_console):
+    console = await make_console(flush_interval_ms=60_000)
+    recorder, store = console.plugin.state.recorder, console.plugin.state.store
+    for n in range(3):
+        await console.callgate.send(samples.ice(callid=f"before-{n}"))
+    write = store.insert
+
+    async def answer_while_writing(captures):
+        await console.callgate.send(samples.ice(callid="during"))    # answered while the batch is written
+        await write(captures)
+    store.insert = answer_while_writing
+    await recorder.flush(store)
+    assert [c[SUMMARY.index("callid")] for c in recorder.pending] == ["during"]
+    assert sorted(r["callid"] for r in await store.latest()) == ["before-0", "before-1", "before-2"]
+
+
 async def test_the_background_flush_writes_within_the_interval(make_console):
     console = await make_console(flush_interval_ms=50)
     await console.callgate.send(samples.ice(callid="flushed"))

@@ -65,20 +65,24 @@ class Search:
             return None
         return ("".join(ch for ch in self.number if ch.isdigit()) or self.number).casefold()
 
-    def matches(self, callback: Stored) -> bool:
-        """Whether a callback's summary matches every field given."""
-        needle = self.needle()
-        if needle is not None and not any(needle in (side or "").casefold() for side in (callback.caller, callback.callee)):
-            return False
-        if self.callid and callback.call_key not in self.keys():
-            return False
-        if self.decision and callback.decision != self.decision:
-            return False
-        if self.plugin and callback.deciding_plugin != self.plugin:
-            return False
-        if self.since is not None and callback.received_at < self.since:
-            return False
-        return self.until is None or callback.received_at < self.until
+    def matcher(self) -> Callable[[Stored], bool]:
+        """Whether a callback's summary matches every field given (the needle and keys worked out once)."""
+        needle, keys = self.needle(), self.keys()
+
+        def matches(callback: Stored) -> bool:
+            if needle is not None and not any(needle in (side or "").casefold()
+                                              for side in (callback.caller, callback.callee)):
+                return False
+            if keys and callback.call_key not in keys:
+                return False
+            if self.decision and callback.decision != self.decision:
+                return False
+            if self.plugin and callback.deciding_plugin != self.plugin:
+                return False
+            if self.since is not None and callback.received_at < self.since:
+                return False
+            return self.until is None or callback.received_at < self.until
+        return matches
 
 
 class ConsoleStore:
@@ -245,7 +249,7 @@ class ConsoleStore:
         if query.until is not None:
             args.append(query.until)
             where.append(f"first_at < ${len(args)}")
-        return await self._callbacks(" AND ".join(where), *args, wanted=query.matches, limit=limit)
+        return await self._callbacks(" AND ".join(where), *args, wanted=query.matcher(), limit=limit)
 
     async def per_minute(self, since_minute: int) -> list[dict[str, Any]]:
         """Callbacks, denials and errors per minute (``minute``: unix minutes) from ``since_minute`` on."""

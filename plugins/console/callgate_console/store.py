@@ -270,8 +270,14 @@ class ConsoleStore:
 
     async def traces(self, since: float, limit: int) -> list[list[list[Any]]]:
         """The plugin traces of the newest callbacks after ``since``, at most ``limit`` of them."""
-        return [c["trace"] for c in await self._callbacks("last_at >= $1", since, limit=limit,
-                                                          wanted=lambda callback: callback.received_at >= since)]
+        traces: list[list[list[Any]]] = []
+        async for _, rows in self._summaries("last_at >= $1", since):
+            for callback in reversed(rows):
+                if callback.received_at >= since:
+                    traces.append(callback.plugin_trace())
+                    if len(traces) >= limit:
+                        return traces
+        return traces
 
 
 def _contains(db: Database, column: str, n: int) -> str:

@@ -131,8 +131,6 @@ def pack(captures: Sequence[tuple[Any, ...]]) -> Packed:
                   _encode((list(map(_details, captures)), orjson.dumps(list(map(_headers, captures))))))
 
 
-
-
 class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A callback's summary as a read decodes it (the :data:`SUMMARY` values, in order).  Not tracked by the garbage
     collector and its trace left packed (``msgspec.Raw``) until asked for: a search or the stats decode every

@@ -86,6 +86,14 @@ def _call(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float, loo
     return _answered_with(impl, hook, value, start, loop, refuses)
 
 
+def _call_planned(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+                  refuses: Refuses | None) -> Outcome | Coroutine[Any, Any, Outcome]:
+    """:func:`_call` with the hook's arguments in its plan's order (``args``), picked for this implementation
+    (``impl.picks``; None: it takes them all, in that order)."""
+    picks = impl.picks
+    return _call(impl, hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop, refuses)
+
+
 async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end: float,
                    loop: asyncio.AbstractEventLoop, refuses: Refuses | None) -> Outcome:
     try:
@@ -165,9 +173,7 @@ def run(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.Ab
     outcomes: list[Outcome] = []
     hook = plan.hook
     for index, impl in enumerate(plan.impls):
-        picks = impl.picks
-        outcome = _call(impl, hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop,
-                        refuses)
+        outcome = _call_planned(impl, hook, args, deadline, loop, refuses)
         if not isinstance(outcome, Outcome):
             return _run_on(plan, args, deadline, loop, stop, refuses, outcomes, index, outcome)
         outcomes.append(outcome)
@@ -188,9 +194,7 @@ async def _run_on(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: 
                 or index == len(plan.impls):
             return outcomes
         impl = plan.impls[index]
-        picks = impl.picks
-        now = _call(impl, plan.hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop,
-                    refuses)
+        now = _call_planned(impl, plan.hook, args, deadline, loop, refuses)
         outcome = now if isinstance(now, Outcome) else await now
 
 
@@ -209,9 +213,7 @@ def run_together(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: a
     pending: list[tuple[int, Coroutine[Any, Any, Outcome]]] = []
     hook = plan.hook
     for impl in plan.impls:
-        picks = impl.picks
-        outcome = _call(impl, hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop,
-                        None)
+        outcome = _call_planned(impl, hook, args, deadline, loop, None)
         if isinstance(outcome, Outcome):
             if on_done is not None:
                 on_done(impl.plugin.name)

@@ -198,8 +198,7 @@ class ConsoleStore:
 
     async def in_progress(self, since: float, limit: int = 100) -> list[dict[str, Any]]:
         """Calls whose incoming callback came after ``since`` and whose end has not come, newest first."""
-        ids: list[int] = []                      # the incoming callbacks, newest first (two lists: no tuple each)
-        started: list[Stored] = []
+        started: list[tuple[int, Stored]] = []       # the incoming callbacks, newest first
         ended: set[str | None] = set()
         async for first_id, rows in self._summaries("last_at >= $1", since):
             for n in range(len(rows) - 1, -1, -1):
@@ -207,15 +206,9 @@ class ConsoleStore:
                 if callback.kind == "ended":
                     ended.add(callback.call_key)
                 elif callback.kind == "incoming" and callback.received_at >= since:
-                    ids.append(first_id + n)
-                    started.append(callback)
-        found: list[dict[str, Any]] = []
-        for callback_id, callback in zip(ids, started, strict=True):
-            if callback.call_key not in ended:
-                found.append(callback.as_dict(callback_id))
-                if len(found) >= limit:
-                    break
-        return found
+                    started.append((first_id + n, callback))
+        still_on = [(i, callback) for i, callback in started if callback.call_key not in ended]
+        return [callback.as_dict(i) for i, callback in still_on[:limit]]      # a dict only for those shown
 
     async def call(self, key: str) -> list[dict[str, Any]]:
         """Every recorded callback of the call ``key``, in the order they came, with its details."""

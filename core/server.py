@@ -89,10 +89,11 @@ def freeze_startup_objects() -> int:
     Called once the server has started (plugins started, sockets listening).  What is alive then (modules,
     classes, functions, configuration, the plugins' tables) lives as long as the process, but CPython's full
     (generation 2) collection visits every tracked object each time it runs, and under load it runs every
-    second or two: in the full stack on v2, 60-90 ms with the event loop stopped (issue 17: the p99 tail of
-    140 ms against a p50 of 9 ms).  Frozen (``gc.freeze``), those objects are skipped; a full collection
-    then visits only what callbacks and background work made since (1-27 ms measured, busy machine).  Objects made later
-    are collected as before.
+    second or two: in the full stack on v2, 60-90 ms with the event loop stopped.  Frozen (``gc.freeze``),
+    those objects are skipped; a full collection then visits only what callbacks and background work made
+    since (1-27 ms measured, busy machine).  Objects made later are collected as before.  (The v2 full
+    stack's p99 tail turned out not to be these collections but the hangups' durable writes: it stayed the
+    same with full collections switched off; docs/performance.md.)
     """
     gc.collect()
     gc.freeze()

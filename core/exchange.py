@@ -47,7 +47,7 @@ class Exchange(msgspec.Struct, frozen=True, gc=False):
       ``error`` / ``timeout``, ``verdict``, ``elapsed_ms``).
     * ``problem``: what went wrong (an invalid answer replaced, a failed recording, a refused body), or None.
     * ``summary``: the decision in a few words, as on the ``callback`` log line.
-    * ``ms``: the time to answer, in milliseconds.
+    * ``ms``: the time to answer, in milliseconds (the same figure as on the ``callback`` log line).
     """
 
     received_at: float
@@ -68,17 +68,17 @@ class Exchange(msgspec.Struct, frozen=True, gc=False):
 def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, event: str,
          call: CallEventType | None, headers: CIMultiDictProxy[str], body: bytes, status: int, answer: bytes,
          decision: Decision | None, outcomes: tuple[Outcome, ...], problem: str | None, summary: str,
-         started: float) -> None:
+         ms: float) -> None:
     """Build the :class:`Exchange` and give it to every ``callback_answered`` implementation, in plugin order.
 
-    ``started`` is the ``time.perf_counter()`` of the request's arrival.  Never raises: an implementation that
-    raises is logged (its exception's type and text, never the request) and counted, and the others still run.
+    ``ms`` is the time to answer in milliseconds, as the ``callback`` log line gives it.  Never raises: an
+    implementation that raises is logged (its exception's type and text, never the request) and counted, and the
+    others still run.
     """
-    elapsed = time.perf_counter() - started
     sent = CIMultiDict(headers)          # a copy in C, then without the credentials (0.5 us)
     sent.popall("Authorization", None)
-    exchange = Exchange(time.time() - elapsed, generation, event, call, CIMultiDictProxy(sent), body, status,
-                        answer, decision, outcomes, problem, summary, round(elapsed * 1000, 3))
+    exchange = Exchange(time.time() - ms / 1000, generation, event, call, CIMultiDictProxy(sent), body, status,
+                        answer, decision, outcomes, problem, summary, ms)
     for impl in impls:
         try:
             impl.function(exchange) if impl.argnames else impl.function()

@@ -32,6 +32,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import msgspec
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict, CIMultiDictProxy
 
@@ -57,16 +58,14 @@ class Capture:
         self.seen.append(exchange)
 
 
-def calls(template: tuple[Any, ...], count: int) -> list[tuple[Any, ...]]:
-    """``count`` copies of the capture ``template``, each a call of its own (a fresh callid and key)."""
-    from callgate_console.record import SUMMARY
-
-    key, callid = SUMMARY.index("call_key"), SUMMARY.index("callid")
+def calls(template: Any, count: int) -> list[Any]:
+    """``count`` copies of the capture ``template`` (a ``callgate_console.record.Capture``), each a call of its own
+    (a fresh callid and key)."""
     captures = []
     for _ in range(count):
-        new = list(template)
-        new[key] = new[callid] = str(uuid.uuid4())
-        captures.append(tuple(new))
+        callid = str(uuid.uuid4())
+        summary = msgspec.structs.replace(template.summary, call_key=callid, callid=callid)
+        captures.append(msgspec.structs.replace(template, summary=summary))
     return captures
 
 
@@ -105,7 +104,7 @@ async def measure(number: int, stored: int, folder: Path) -> None:
 
             def hook(ex=ex, headers=headers) -> None:
                 exchange_module.tell(console_only, metrics, ex.generation, ex.event, ex.call, headers, ex.body,
-                                     ex.status, ex.answer, ex.decision, ex.outcomes, ex.problem, ex.summary, 0.0)
+                                     ex.status, ex.answer, ex.decision, ex.outcomes, ex.problem, ex.summary, ex.ms)
             on_path = best_us(hook, number)
             recorder.pending.clear()
             to_capture = best_us(lambda ex=ex: capture(ex), number)

@@ -1,14 +1,15 @@
 """From an :class:`~callgate.exchange.Exchange` to what the console stores (pure functions).
 
 The hook turns each exchange into its :func:`capture` (the only work on the answer path); the flush
-packs a batch of captures into one :class:`Packed` batch (:func:`pack`), the store's row.
+packs a batch of captures into one :class:`Packed` batch (:func:`pack`), the store's row; a read decodes
+a batch's summaries back into :class:`Stored` values (:func:`unpack`) and its details (:func:`details`).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from operator import itemgetter
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 import msgspec
@@ -16,14 +17,8 @@ import orjson
 
 from callgate.calls import Answered, Ended, Incoming, MenuInput, Notice
 from callgate.exchange import Exchange
+from callgate.results import Decision, Outcome
 
-#: A callback's summary, as stored in its batch's ``summaries`` (one list per callback, in this order) and as the
-#: store gives it back (with its ``id``).  ``trace`` is a list of ``[plugin, hook, status, verdict, ms]``.
-SUMMARY = ("received_at", "generation", "event", "kind", "call_key", "callid", "caller", "callee", "status",
-           "decision", "deciding_plugin", "reason", "summary", "trace")
-#: The rest of a callback, in its batch's ``details``: ``headers`` a list of ``[name, value]``, ``body`` and
-#: ``answer`` the bytes sent and answered.
-DETAILS = ("problem", "ms", "headers", "body", "answer")
 #: The events that start a call (a row in the live view's calls in progress) and those that end it.
 STARTS = frozenset({"incoming"})
 ENDS = frozenset({"ended"})
@@ -32,110 +27,35 @@ _KINDS: dict[type, str] = {Incoming: "incoming", Answered: "answered", MenuInput
                            Notice: "notice"}
 
 
-def kind(exchange: Exchange) -> str:
-    """``incoming``, ``answered``, ``menu``, ``ended``, ``notice``; ``ignored`` (an event callgate does not
-    handle) or ``refused`` (a signed body that could not be decoded)."""
-    call = exchange.call
-    if call is None:
-        return "ignored" if exchange.status < 400 else "refused"
-    return _KINDS.get(type(call), "other")
-
-
-def decision(exchange: Exchange) -> str | None:
-    """``error`` (a status >= 400 or a problem), ``allowed`` / ``denied`` (an incoming call), or None."""
-    if exchange.status >= 400 or exchange.problem:
-        return "error"
-    if exchange.decision is not None:
-        return "allowed" if exchange.decision.allowed else "denied"
-    return None
-
-
-def deciding(exchange: Exchange) -> tuple[str | None, str | None]:
+def deciding(d: Decision | None, outcomes: tuple[Outcome, ...]) -> tuple[str | None, str | None]:
     """Which plugin decided and why: the plugin whose Deny won, with its reason; for an allowed call the plugin that
     routed it, with the route's name and who allowed it and why (else those that allowed it, with their reason); for
     other events the first plugin that answered."""
-    d = exchange.decision
     if d is not None:
         if d.allowed and d.routed_by:
             route = f"route {d.route_name}" if d.route_name else "routed"
             return d.routed_by, f"{route}; allowed by {d.decided_by}: {d.reason}" if d.reason else route
         return d.decided_by, d.reason or None
-    failed = [o.plugin for o in exchange.outcomes if o.status != "ok"]
+    failed = [o.plugin for o in outcomes if o.status != "ok"]
     if failed:
         return ", ".join(failed), None
-    return next((o.plugin for o in exchange.outcomes if o.value is not None), None), None
-
-
-def parties(exchange: Exchange) -> tuple[str | None, str | None]:
-    """The caller and the callee the call names, as sent (None where this event does not say)."""
-    call = exchange.call
-    to = getattr(call, "to", None)
-    return getattr(call, "cli", None), to.endpoint if to is not None else None
-
-
-def capture(exchange: Exchange) -> tuple[Any, ...]:
-    """What the console keeps of ``exchange``: its :data:`SUMMARY` then its :data:`DETAILS`.  Strings, numbers,
-    bytes and tuples of them only, never the call, its decision or its outcomes: the garbage collector stops
-    tracking such a tuple the first time it sees it, so thousands of captures waiting for the flush are not walked
-    again and again."""
-    call = exchange.call
-    caller, callee = parties(exchange)
-    plugin, reason = deciding(exchange)
-    trace = tuple([(o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms) for o in exchange.outcomes])
-    callid = getattr(call, "callid", None) if call is not None else None
-    key = getattr(call, "key", None) if call is not None else None
-    return (exchange.received_at, exchange.generation, exchange.event, kind(exchange), key, callid, caller, callee,
-            exchange.status, decision(exchange), plugin, reason, exchange.summary, trace,
-            exchange.problem, exchange.ms, tuple(exchange.headers.items()), exchange.body, exchange.answer)
-
-
-class Packed(NamedTuple):
-    """A batch of captures as the store writes it: one row of ``console_batches``."""
-
-    #: How many callbacks.
-    size: int
-    first_at: float
-    last_at: float
-    #: Every call key in the batch, one per line: the store's quick test of "may this batch hold the call?" (a
-    #: match is then checked exactly; a v2 key holds its callId).
-    calls: str
-    #: Every caller and callee in the batch, one per line, case folded (the same, for a search by number).
-    numbers: str
-    #: The callbacks' :data:`SUMMARY` values, one list each, as MessagePack.
-    summaries: bytes
-    #: Their :data:`DETAILS`, as MessagePack: a list of ``[problem, ms, body, answer]`` and the JSON text of the list
-    #: of their headers.
-    details: bytes
-
-
-_summary = itemgetter(slice(0, len(SUMMARY)))
-_details = itemgetter(*(len(SUMMARY) + DETAILS.index(name) for name in ("problem", "ms", "body", "answer")))
-_headers = itemgetter(len(SUMMARY) + DETAILS.index("headers"))
-_received_at, _call_key, _caller, _callee = (itemgetter(SUMMARY.index(name))
-                                             for name in ("received_at", "call_key", "caller", "callee"))
-#: ``enc_hook=str``: a plugin's verdict in a trace could be a ``str`` subclass, which msgspec does not take as is.
-_encode = msgspec.msgpack.Encoder(enc_hook=str).encode
-
-
-def pack(captures: Sequence[tuple[Any, ...]]) -> Packed:
-    """One batch of :func:`capture` tuples, packed (MessagePack: msgspec writes a batch of callbacks as one value
-    several times faster than the JSON text of each, and keeps bytes as bytes).  Off the answer path, but on the
-    same CPU: the per-callback work is left to C (``map``, ``itemgetter``, ``join``) where it can be.  The headers go
-    in as one JSON text for the batch: their names are aiohttp's ``istr``, which orjson writes as the strings they
-    are and msgspec only through a Python call per name (25k instructions a callback under callgrind)."""
-    times = list(map(_received_at, captures))
-    return Packed(len(captures), min(times), max(times),
-                  "\n".join(filter(None, map(_call_key, captures))),
-                  "\n".join(filter(None, [*map(_caller, captures), *map(_callee, captures)])).casefold(),
-                  _encode(list(map(_summary, captures))),
-                  _encode((list(map(_details, captures)), orjson.dumps(list(map(_headers, captures))))))
+    return next((o.plugin for o in outcomes if o.value is not None), None), None
 
 
 class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """A callback's summary as a read decodes it (the :data:`SUMMARY` values, in order).  Not tracked by the garbage
-    collector and its trace left packed (``msgspec.Raw``) until asked for: a search or the stats decode every
-    summary in their time range, 100,000 in a full store, and 100,000 tracked lists would have the collector
-    walk them again and again (8 us a summary instead of under 1)."""
+    """A callback's summary: as its batch's ``summaries`` holds it (one list per callback, the fields in this order),
+    as the hook captures it and as a read decodes it.  Not tracked by the garbage collector and its trace kept
+    packed (``msgspec.Raw``, a list of ``[plugin, hook, status, verdict, ms]``) until asked for: on the answer path,
+    the thousands of captures waiting for the flush never count towards a collection (with tuples, a young
+    collection every hundred callbacks: 4 us a callback under bench/run.py's load); and a search or the stats,
+    which decode every summary in their time range (100,000 in a full store), do not have the collector walk them
+    again and again (8 us a summary instead of under 1).
+
+    ``kind``: ``incoming``, ``answered``, ``menu``, ``ended``, ``notice``; ``ignored`` (an event callgate does not
+    handle) or ``refused`` (a signed body that could not be decoded).  ``decision``: ``error`` (a status >= 400 or a
+    problem), ``allowed`` / ``denied`` (an incoming call), or None.  ``caller`` and ``callee``: as the call names
+    them (None where the event does not say); ``deciding_plugin`` and ``reason``: :func:`deciding`.
+    """
 
     received_at: float
     generation: str
@@ -162,6 +82,91 @@ class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
         return _decode_trace(self.trace)
 
 
+class Detail(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """The rest of a callback but its headers, as its batch's ``details`` holds it: ``body`` and ``answer`` are the
+    bytes sent and answered."""
+
+    problem: str | None
+    ms: float
+    body: bytes
+    answer: bytes
+
+
+class Capture(msgspec.Struct, frozen=True, gc=False):
+    """What the hook keeps of a callback until the flush: its summary, its detail and its headers (the JSON text of
+    a list of ``[name, value]``, ``Authorization`` left out).  Three objects the garbage collector never counts,
+    each referring only to strings, numbers and bytes."""
+
+    summary: Stored
+    detail: Detail
+    headers: bytes
+
+
+#: ``enc_hook=str``: a plugin's verdict in a trace could be a ``str`` subclass, which msgspec does not take as is.
+_encode = msgspec.msgpack.Encoder(enc_hook=str).encode
+
+
+def capture(exchange: Exchange) -> Capture:
+    """What the console keeps of ``exchange`` (the only work on the answer path, written out in one function: each
+    call saved here is paid by every callback).  The trace and the headers are packed at once (MessagePack, and JSON
+    with orjson, which writes aiohttp's ``istr`` header names as the strings they are): the tuples that packing
+    makes die with the request instead of waiting for the flush."""
+    call, status, problem, decided = exchange.call, exchange.status, exchange.problem, exchange.decision
+    if call is None:
+        kind, key, callid, caller, callee = "ignored" if status < 400 else "refused", None, None, None, None
+    else:
+        to = getattr(call, "to", None)
+        kind, key, callid = _KINDS.get(type(call), "other"), call.key, call.callid
+        caller, callee = getattr(call, "cli", None), to.endpoint if to is not None else None
+    if status >= 400 or problem:
+        decision: str | None = "error"
+    else:
+        decision = None if decided is None else "allowed" if decided.allowed else "denied"
+    plugin, reason = deciding(decided, exchange.outcomes)
+    trace = msgspec.Raw(_encode([(o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms) for o in exchange.outcomes]))
+    return Capture(Stored(exchange.received_at, exchange.generation, exchange.event, kind, key, callid, caller, callee,
+                          status, decision, plugin, reason, exchange.summary, trace),
+                   Detail(problem, exchange.ms, exchange.body, exchange.answer),
+                   orjson.dumps(list(exchange.headers.items())))
+
+
+class Packed(NamedTuple):
+    """A batch of captures as the store writes it: one row of ``console_batches``."""
+
+    #: How many callbacks.
+    size: int
+    first_at: float
+    last_at: float
+    #: Every call key in the batch, one per line: the store's quick test of "may this batch hold the call?" (a
+    #: match is then checked exactly; a v2 key holds its callId).
+    calls: str
+    #: Every caller and callee in the batch, one per line, case folded (the same, for a search by number).
+    numbers: str
+    #: The callbacks' :class:`Stored` summaries, one list each, as MessagePack.
+    summaries: bytes
+    #: The rest, as MessagePack: the list of their :class:`Detail` (``[problem, ms, body, answer]``) and the JSON
+    #: text of the list of their headers.
+    details: bytes
+
+
+_summary, _detail, _headers = attrgetter("summary"), attrgetter("detail"), attrgetter("headers")
+_received_at, _call_key, _caller, _callee = (attrgetter(name) for name in ("received_at", "call_key", "caller",
+                                                                           "callee"))
+
+
+def pack(captures: Sequence[Capture]) -> Packed:
+    """One batch of :func:`capture` values, packed (MessagePack: msgspec writes a batch of callbacks as one value
+    several times faster than the JSON text of each, and keeps bytes as bytes).  Off the answer path, but on the
+    same CPU: the per-callback work is left to C (``map``, ``attrgetter``, ``join``) where it can be."""
+    summaries = list(map(_summary, captures))
+    times = list(map(_received_at, summaries))
+    return Packed(len(captures), min(times), max(times),
+                  "\n".join(filter(None, map(_call_key, summaries))),
+                  "\n".join(filter(None, [*map(_caller, summaries), *map(_callee, summaries)])).casefold(),
+                  _encode(summaries),
+                  _encode((list(map(_detail, captures)), b"[" + b",".join(map(_headers, captures)) + b"]")))
+
+
 _decode_stored = msgspec.msgpack.Decoder(list[Stored]).decode
 _decode_trace = msgspec.msgpack.Decoder(list[list[Any]]).decode
 
@@ -175,7 +180,8 @@ _decode_details = msgspec.msgpack.Decoder(tuple[list[tuple[str | None, float, by
 
 
 def details(data: bytes) -> list[dict[str, Any]]:
-    """A batch's callbacks' :data:`DETAILS`, in the order they came (body and answer as text)."""
+    """A batch's callbacks' details (``problem``, ``ms``, ``headers``, ``body`` and ``answer``, the last two as
+    text), in the order they came."""
     rows, headers = _decode_details(data)
     return [{"problem": problem, "ms": ms, "headers": sent, "body": body.decode("utf-8", "replace"),
              "answer": answer.decode("utf-8", "replace")}

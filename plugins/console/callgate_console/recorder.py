@@ -1,11 +1,13 @@
 """Recording off the answer path: the hook queues the exchange's capture, a background task writes batches.
 
 ``add`` is all the answer path pays: the capture (:func:`~.record.capture`: the summary's few
-values, the trace, references to the body, answer and headers) and a ``deque.append``.  The
-capture, not the exchange, is queued: an exchange keeps its call (with the decoded body),
-decision and outcomes alive, objects the garbage collector tracks, and with thousands of them
-waiting for the flush the collector walks them again and again (bench/run.py router-console, with
-nothing written: p99 33 ms queueing exchanges, 16 ms queueing rows of strings and numbers).
+values, the trace and the headers packed, references to the body and the answer) and a
+``deque.append``.  The capture, not the exchange, is queued: an exchange keeps its call (with the
+decoded body), decision and outcomes alive, objects the garbage collector tracks, and with
+thousands of them waiting for the flush the collector walks them again and again (bench/run.py
+router-console, with nothing written: p99 33 ms queueing exchanges, 16 ms queueing rows of strings
+and numbers).  A capture is made of objects the collector does not even count (``gc=False``
+structs, strings, numbers, bytes), so the queue never brings a collection nearer.
 Every ``flush_interval_ms`` the flush task writes what is queued as one batch (SQLite: packed and
 written by one job on the store's writer thread, off the event loop).  A full queue drops the new
 callback and counts it; a write that fails is logged (its error, never a request's content) and
@@ -18,13 +20,12 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import structlog
 
 from callgate.exchange import Exchange
 
-from .record import capture
+from .record import Capture, capture
 from .schema import MAX_BATCH
 from .store import ConsoleStore
 
@@ -39,7 +40,7 @@ class Recorder:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         #: The captures (:func:`~.record.capture`) waiting to be written.
-        self.pending: deque[tuple[Any, ...]] = deque()
+        self.pending: deque[Capture] = deque()
         self.recorded = 0
         self.dropped = 0
         self.failed_writes = 0

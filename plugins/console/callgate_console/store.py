@@ -3,7 +3,7 @@
 ``console_batches`` holds one row per flushed batch (:class:`~.record.Packed`): how many callbacks
 it holds, when the first and the last came, their call keys and numbers as text (one per line: the
 quick test of which batches may hold a call or a number) and the callbacks themselves, packed
-(MessagePack): their summaries (:data:`~.record.SUMMARY`, the trace included) and, apart, their
+(MessagePack): their summaries (:class:`~.record.Stored`, the trace included) and, apart, their
 details (request headers and body, answer).  Each callback has an id: its batch's ``first_id`` plus
 its place in the batch.  ``console_sequence`` hands the ids out inside the batch's transaction, so
 ids grow in the order batches commit, whichever instance wrote them, and the live view reads the
@@ -31,7 +31,7 @@ from typing import Any
 from callgate.storage import Connection, Database, SQLiteDatabase
 
 from . import record
-from .record import Stored
+from .record import Capture, Stored
 from .schema import COMPONENT, INSERT, MAX_BATCH, TAKE_IDS, migrations
 from .writer import SQLiteWriter
 
@@ -116,7 +116,7 @@ class ConsoleStore:
 
     # --- writing --------------------------------------------------------------------------------
 
-    async def insert(self, captures: Sequence[tuple[Any, ...]]) -> None:
+    async def insert(self, captures: Sequence[Capture]) -> None:
         """Write ``captures`` (:func:`~.record.capture`, at most ``MAX_BATCH``) as one batch, in one transaction
         (SQLite: packed and written by one job on the writer thread)."""
         if not captures:

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from callgate.storage import DatabaseError
 
 from . import record
+from .record import Capture
 from .schema import INSERT, TAKE_IDS
 
 T = TypeVar("T")
@@ -78,7 +79,7 @@ class SQLiteWriter:
         conn.execute("COMMIT")
         return result
 
-    async def insert(self, captures: Sequence[tuple[Any, ...]]) -> None:
+    async def insert(self, captures: Sequence[Capture]) -> None:
         """Pack ``captures`` (:func:`~callgate_console.record.capture`) and write them as one batch, in one
         transaction: one job on the thread."""
         def write(conn: sqlite3.Connection) -> None:

@@ -94,6 +94,18 @@ async def test_hook_callback_answered_sees_both_generations_without_authorizatio
     assert "authorization" not in second.headers
 
 
+async def test_hook_callback_answered_ms_and_summary_are_the_callback_log_lines(callgate_client):
+    client = await callgate_client(ROUTE_ALL, plugins={"watcher": Watcher})
+    with capture_logs() as logs:
+        await client.event(dict(samples.ice(caller="46701234567", to="+46812345678"), callid="c-ms"))
+        await client.event(samples.dice(callid="c-ms"))
+    lines = [line for line in logs if line["event"] == "callback"]
+    seen = client.plugin("watcher").seen
+    assert len(lines) == len(seen) == 2
+    assert [(e.ms, e.summary) for e in seen] == [(line["ms"], line["decision"]) for line in lines]
+    assert all(e.ms > 0 for e in seen)
+
+
 async def test_hook_callback_answered_sees_ignored_and_refused_bodies_but_never_unsigned_ones(callgate_client):
     client = await callgate_client(ROUTE_ALL, plugins={"watcher": Watcher})
     watcher = client.plugin("watcher")

@@ -67,7 +67,7 @@ from .base import (
     redact,
 )
 from .postgres import IDLE_IN_TRANSACTION_TIMEOUT_MS, KEEPALIVE_DETECTION_SECONDS, TCP_KEEPALIVE, PostgresDatabase
-from .sqlite import SQLiteDatabase, sqlite_statements
+from .sqlite import SQLiteDatabase, sqlite_sql, sqlite_statements
 
 __all__ = [
     "IDLE_IN_TRANSACTION_TIMEOUT_MS",
@@ -86,5 +86,6 @@ __all__ = [
     "TransactionConflict",
     "connect_for_dry_run",
     "redact",
+    "sqlite_sql",
     "sqlite_statements",
 ]

@@ -113,8 +113,9 @@ def _sqlite_placeholder(match: re.Match[str]) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _sqlite_sql(sql: str) -> str:
-    """PostgreSQL's ``$1`` placeholders as SQLite's ``?1``; text in literals, quoted names and comments kept."""
+def sqlite_sql(sql: str) -> str:
+    """PostgreSQL's ``$1`` placeholders as SQLite's ``?1``; text in literals, quoted names and comments kept
+    (for a plugin that runs its own SQL on a ``sqlite3`` connection, as the console's writer thread does)."""
     return _SQLITE_TOKEN.sub(_sqlite_placeholder, sql)
 
 
@@ -254,7 +255,7 @@ class SQLiteDatabase(Database):
     def _statement(self, sql: str, args: tuple) -> sqlite3.Cursor:
         conn = self._connection()
         try:
-            return conn.execute(_sqlite_sql(sql), [str(a) if isinstance(a, Decimal) else a for a in args])
+            return conn.execute(sqlite_sql(sql), [str(a) if isinstance(a, Decimal) else a for a in args])
         except sqlite3.Error as exc:
             if self._group is not None and not conn.in_transaction:   # SQLite rolled the whole group back
                 self._break_group(DatabaseError(f"SQLite rolled back the transaction: {exc}"))
@@ -390,7 +391,7 @@ class SQLiteDatabase(Database):
         reader = self._reader
         if reader is not None:
             try:
-                cursor = reader.execute(_sqlite_sql(sql), [str(a) if isinstance(a, Decimal) else a for a in args])
+                cursor = reader.execute(sqlite_sql(sql), [str(a) if isinstance(a, Decimal) else a for a in args])
                 return [dict(row) for row in cursor.fetchall()]
             except sqlite3.OperationalError as exc:
                 if not _busy(exc):

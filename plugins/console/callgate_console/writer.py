@@ -14,13 +14,12 @@ Durability is SQLite's ``synchronous = FULL`` as everywhere in callgate: a batch
 from __future__ import annotations
 
 import asyncio
-import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from callgate.storage import DatabaseError
+from callgate.storage import DatabaseError, sqlite_sql
 
 from . import record
 from .record import Capture
@@ -29,12 +28,6 @@ from .schema import INSERT, TAKE_IDS
 T = TypeVar("T")
 #: How long a write waits for another process's write lock (several instances may share the file).
 BUSY_TIMEOUT_MS = 5000
-_PLACEHOLDER = re.compile(r"\$(\d+)")
-
-
-def _sqlite(sql: str) -> str:
-    """The console's ``$1`` placeholders, as SQLite's ``?1`` (the console's own SQL: no ``$`` in a literal)."""
-    return _PLACEHOLDER.sub(r"?\1", sql)
 
 
 class SQLiteWriter:
@@ -84,19 +77,19 @@ class SQLiteWriter:
         transaction: one job on the thread."""
         def write(conn: sqlite3.Connection) -> None:
             packed = record.pack(captures)
-            first_id = conn.execute(_sqlite(TAKE_IDS), (packed.size,)).fetchone()[0]
-            conn.execute(_sqlite(INSERT), (first_id, *packed))
+            first_id = conn.execute(sqlite_sql(TAKE_IDS), (packed.size,)).fetchone()[0]
+            conn.execute(sqlite_sql(INSERT), (first_id, *packed))
         await self._run(lambda: self._transaction(write))
 
     async def execute(self, sql: str, *args: Any) -> int:
         """One statement in a transaction of its own; returns its row count.  ``$1`` placeholders, as for
         callgate.storage."""
-        sql = _sqlite(sql)
+        sql = sqlite_sql(sql)
         return await self._run(lambda: self._transaction(lambda conn: conn.execute(sql, args).rowcount))
 
     async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
         """The first row of a read (``$1`` placeholders) by column name, or None."""
-        sql = _sqlite(sql)
+        sql = sqlite_sql(sql)
 
         def read() -> dict[str, Any] | None:
             if self._conn is None:

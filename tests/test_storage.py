@@ -326,3 +326,17 @@ async def test_plugins_sharing_a_sqlite_url_share_one_database_and_its_group_com
     assert again is not first and await again.fetchval("SELECT COUNT(*) FROM two") == 5
     await again.close()
     await alone.close()
+
+
+async def test_a_sqlite_page_size_applies_to_a_file_it_creates_and_never_to_one_that_exists(tmp_path):
+    async def page_size(path, **options) -> int:
+        db = await Database.connect(f"sqlite:///{path}", **options)
+        try:
+            await db.migrate("pages", ["CREATE TABLE t (x BLOB)"])
+            return int(await db.fetchval("PRAGMA page_size"))
+        finally:
+            await db.close()
+    assert await page_size(tmp_path / "big.db", page_size=65536) == 65536
+    assert await page_size(tmp_path / "big.db") == 65536                    # the file keeps its own
+    assert await page_size(tmp_path / "small.db") == 4096
+    assert await page_size(tmp_path / "small.db", page_size=65536) == 4096   # never changed once it exists

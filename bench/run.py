@@ -653,8 +653,10 @@ def setup_router_console(ctx: Context) -> Setup:
     ctx.extra_env["CALLGATE_CONSOLE_TOKEN"] = base64.b64encode(os.urandom(24)).decode()
     config = ctx.tmp / "router-console.toml"
     server = SERVER_TOML.replace("[server]\n", f"[server]\nops_port = {free_port()}\n", 1)
+    flush_ms = getattr(ctx.args, "console_flush_ms", None)      # bench/instructions.py's option
     config.write_text(server + '\n[plugins]\nenabled = ["console"]\n\n[plugins.console]\n'
-                      f'database_url = "sqlite:///{ctx.tmp}/console.sqlite3"\n\n' + ROUTER_TOML)
+                      f'database_url = "sqlite:///{ctx.tmp}/console.sqlite3"\n'
+                      + (f"flush_interval_ms = {flush_ms}\n" if flush_ms else "") + "\n" + ROUTER_TOML)
     ctx.callgate("check-config", "--config", str(config))
     return Setup(config, ["plugins: the console (recording every callback to SQLite), then the built-in router; "
                           "router-only: the same without the console, side by side"], baseline=baseline)

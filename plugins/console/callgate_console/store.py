@@ -42,7 +42,7 @@ PAGE = 16
 PURGE_CHUNK = 50
 #: The page size of a SQLite store the console creates.  A batch is a row of a megabyte or two, stored across
 #: pages; with 64 KiB pages instead of SQLite's 4 KiB, writing a batch and purging it later take a third of the
-#: CPU (docs/console.md, "Cost").
+#: CPU (SQLite alone, batches of 1,250 callbacks: 3.7 -> 1.3 us a callback; docs/console.md, "Cost").
 SQLITE_PAGE_SIZE = 65536
 
 

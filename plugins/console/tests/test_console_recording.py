@@ -358,6 +358,13 @@ async def test_a_dry_run_records_nothing_and_opens_nothing(tmp_path, console_tok
     await plugin.shutdown()
 
 
+async def test_a_sqlite_store_is_created_with_large_pages_and_purges_without_rewriting_freed_ones(make_console):
+    console = await make_console()
+    store = console.plugin.state.store
+    assert await store.db.fetchval("PRAGMA page_size") == 65536
+    assert await store.writer.fetchval("PRAGMA secure_delete") == 2            # FAST
+
+
 @pytest.mark.postgres
 async def test_the_store_works_on_both_databases(make_console, callgate_database_url):
     console = await make_console(database_url=callgate_database_url)

@@ -358,7 +358,7 @@ async def test_a_dry_run_records_nothing_and_opens_nothing(tmp_path, console_tok
     await plugin.shutdown()
 
 
-async def test_a_sqlite_store_is_created_with_large_pages_and_purges_without_rewriting_freed_ones(make_console):
+async def test_a_sqlite_store_has_large_pages_and_its_writer_purges_with_secure_delete_fast(make_console):
     console = await make_console()
     store = console.plugin.state.store
     assert await store.db.fetchval("PRAGMA page_size") == 65536

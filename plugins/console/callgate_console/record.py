@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from callgate.calls import Answered, Ended, Incoming, MenuInput, Notice
+from callgate.calls import Answered, Ended, Incoming, MenuInput, Notice, call_key
 from callgate.exchange import Exchange
 from callgate.results import Decision, Outcome
 
@@ -40,6 +40,24 @@ def deciding(d: Decision | None, outcomes: tuple[Outcome, ...]) -> tuple[str | N
     if failed:
         return ", ".join(failed), None
     return next((o.plugin for o in outcomes if o.value is not None), None), None
+
+
+def named_callid(generation: str, body: bytes) -> str | None:
+    """The call id a body callgate did not decode into a call names (v1 ``callid``, v2 ``call.callId``), when it is
+    JSON and names one as a string: an ignored event or a body refused as invalid then shows on its call's page.
+    Only these bodies pay for the parse; one that is not JSON names nothing."""
+    try:
+        top = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(top, dict):
+        return None
+    if generation == "v1":
+        callid = top.get("callid")
+    else:
+        leg = top.get("call")
+        callid = leg.get("callId") if isinstance(leg, dict) else None
+    return callid if isinstance(callid, str) and callid else None
 
 
 class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -113,7 +131,9 @@ def capture(exchange: Exchange) -> Capture:
     makes die with the request instead of waiting for the flush."""
     call, status, problem, decided = exchange.call, exchange.status, exchange.problem, exchange.decision
     if call is None:
-        kind, key, callid, caller, callee = "ignored" if status < 400 else "refused", None, None, None, None
+        kind, caller, callee = "ignored" if status < 400 else "refused", None, None
+        callid = named_callid(exchange.generation, exchange.body)
+        key = None if callid is None else call_key(exchange.generation, callid)
     else:
         to = getattr(call, "to", None)
         kind, key, callid = _KINDS.get(type(call), "other"), call.key, call.callid

@@ -307,7 +307,7 @@ def test_search_by_error_finds_a_signed_request_that_was_refused(console, browse
     [row] = wait_for(errors, timeout=5, interval=0.3, what="the refused ICE in the search for errors")
     assert row.find_element(By.CSS_SELECTOR, ".cb-status").text == "400"
     assert row.find_element(By.CSS_SELECTOR, ".cb-decision").text == "error"
-    assert row.get_attribute("data-call-key") is None      # a body that could not be read names no call
+    assert row.get_attribute("data-call-key") == broken["callid"]      # its body still names its call
 
 
 # --- escaping -------------------------------------------------------------------------------------------------

@@ -109,6 +109,31 @@ async def test_ignored_events_are_recorded_too(make_console):
     await console.login()
     [cb] = (await (await console.ops.get("/console/api/callbacks")).json())["callbacks"]
     assert (cb["event"], cb["kind"], cb["status"], cb["summary"]) == ("newThing", "ignored", 200, "ignored")
+    assert (cb["callid"], cb["call_key"]) == ("n-1", "n-1")             # the body names its call
+
+
+async def test_an_ignored_or_refused_callback_shows_on_the_page_of_the_call_its_body_names(make_console):
+    console = await make_console()
+    await console.callgate.send(samples.ice(caller="46701234567", callid="r-1"))
+    refused = await console.callgate.send(samples.dice(callid="r-1", duration="long"))
+    assert refused.status == 400
+    status, _ = await console.callgate.webhook(v2_samples.custom("later", callid="v2-r-1"))
+    assert status == 200                                                 # call.webhook.later: ignored
+    await console.callgate.send(b'{"event": "dice", "callid": 7}')       # refused, names no call (not a string)
+    await console.callgate.send(b'{"event": "dice", "callid": ')         # refused, not JSON
+    await console.flush()
+    await console.login()
+
+    data = await (await console.ops.get("/console/api/calls/r-1")).json()
+    assert [(e["event"], e["status"]) for e in data["timeline"]] == [("ice", 200), ("-", 400)]     # "-": not decoded
+    assert data["timeline"][1]["problem"] and '"long"' in data["timeline"][1]["request"]
+    page = await console.ops.get("/console/calls/r-1")
+    assert page.status == 200 and html.unescape(await page.text()).count('class="timeline-entry"') == 2
+    v2 = await (await console.ops.get("/console/api/calls/v2%3Av2-r-1")).json()
+    assert [(e["event"], e["status"]) for e in v2["timeline"]] == [("call.webhook.later", 200)]
+    assert (await console.ops.get("/console/calls/v2%3Av2-r-1")).status == 200
+    rows = (await (await console.ops.get("/console/api/callbacks")).json())["callbacks"]
+    assert sorted((r["kind"], r["callid"]) for r in rows if r["callid"] is None) == [("refused", None)] * 2
 
 
 async def test_mask_numbers_masks_every_view(make_console):

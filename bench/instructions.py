@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=4, help="wrk connections (default 4)")
     parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated")
     parser.add_argument("--console-flush-ms", type=int, default=None,
-                        help="router-console: the console's flush_interval_ms (default: the console's 250).  Under "
+                        help="router-console: the console's flush_interval_ms (default: the console's 100).  Under "
                              "callgrind the server answers some 40 times fewer callbacks a second than under "
                              "bench/run.py, so its batches are that much smaller; 10000 makes them about as large "
                              "(count for --duration 30 or more, so that whole flushes are counted)")

@@ -43,9 +43,10 @@ def deciding(d: Decision | None, outcomes: tuple[Outcome, ...]) -> tuple[str | N
 
 
 def named_callid(generation: str, body: bytes) -> str | None:
-    """The call id a body callgate did not decode into a call names (v1 ``callid``, v2 ``call.callId``), when it is
-    JSON and names one as a string: an ignored event or a body refused as invalid then shows on its call's page.
-    Only these bodies pay for the parse; one that is not JSON names nothing."""
+    """The call id a body callgate did not decode into a call names (v1 ``callid``, or ``callId`` when that is absent,
+    as the v1 decoder reads it; v2 ``call.callId``), when it is JSON and names one as a string: an ignored event or
+    a body refused as invalid then shows on its call's page.  Only these bodies pay for the parse; one that is not
+    JSON names nothing."""
     try:
         top = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -54,6 +55,8 @@ def named_callid(generation: str, body: bytes) -> str | None:
         return None
     if generation == "v1":
         callid = top.get("callid")
+        if callid is None:
+            callid = top.get("callId")      # the other spelling the decoder takes
     else:
         leg = top.get("call")
         callid = leg.get("callId") if isinstance(leg, dict) else None

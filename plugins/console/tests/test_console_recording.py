@@ -119,6 +119,7 @@ async def test_an_ignored_or_refused_callback_shows_on_the_page_of_the_call_its_
     assert refused.status == 400
     status, _ = await console.callgate.webhook(v2_samples.custom("later", callid="v2-r-1"))
     assert status == 200                                                 # call.webhook.later: ignored
+    await console.callgate.send({"event": "dice", "callId": "r-2", "duration": "long"})   # the other spelling
     await console.callgate.send(b'{"event": "dice", "callid": 7}')       # refused, names no call (not a string)
     await console.callgate.send(b'{"event": "dice", "callid": ')         # refused, not JSON
     await console.flush()
@@ -132,6 +133,8 @@ async def test_an_ignored_or_refused_callback_shows_on_the_page_of_the_call_its_
     v2 = await (await console.ops.get("/console/api/calls/v2%3Av2-r-1")).json()
     assert [(e["event"], e["status"]) for e in v2["timeline"]] == [("call.webhook.later", 200)]
     assert (await console.ops.get("/console/calls/v2%3Av2-r-1")).status == 200
+    other = await (await console.ops.get("/console/api/calls/r-2")).json()
+    assert [(e["event"], e["status"]) for e in other["timeline"]] == [("-", 400)]
     rows = (await (await console.ops.get("/console/api/callbacks")).json())["callbacks"]
     assert sorted((r["kind"], r["callid"]) for r in rows if r["callid"] is None) == [("refused", None)] * 2
 

@@ -104,7 +104,8 @@ async def measure(number: int, stored: int, folder: Path) -> None:
 
             def hook(ex=ex, headers=headers) -> None:
                 exchange_module.tell(console_only, metrics, ex.generation, ex.event, ex.call, headers, ex.body,
-                                     ex.status, ex.answer, ex.decision, ex.outcomes, ex.problem, ex.summary, ex.ms)
+                                     ex.status, ex.answer, ex.decision, ex.outcomes, ex.problem, ex.summary, ex.ms,
+                                     ex.trace)
             on_path = best_us(hook, number)
             recorder.pending.clear()
             to_capture = best_us(lambda ex=ex: capture(ex), number)

@@ -10,7 +10,7 @@ never changed by it.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
@@ -45,6 +45,10 @@ class Exchange(msgspec.Struct, frozen=True, gc=False):
     * ``decision``: the :class:`~callgate.results.Decision` of an incoming call (None for other events).
     * ``outcomes``: every plugin hook call of this callback, in order (plugin, hook, status ``ok`` /
       ``error`` / ``timeout``, ``verdict``, ``elapsed_ms``).
+    * ``trace``: the same calls as the ``callback`` log line's ``plugins`` gives them, already worked out (a list
+      of ``{"plugin", "hook", "status", "verdict", "ms"}``, ``ms`` rounded to the microsecond; empty when the
+      body was ignored or refused): what to keep of the outcomes without describing each value again.  The list
+      the log line was written from: read it, do not change it.
     * ``problem``: what went wrong (an invalid answer replaced, a failed recording, a refused body), or None.
     * ``summary``: the decision in a few words, as on the ``callback`` log line.
     * ``ms``: the time to answer, in milliseconds (the same figure as on the ``callback`` log line).
@@ -63,22 +67,23 @@ class Exchange(msgspec.Struct, frozen=True, gc=False):
     problem: str | None
     summary: str
     ms: float
+    trace: list[dict[str, Any]]
 
 
 def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, event: str,
          call: CallEventType | None, headers: CIMultiDictProxy[str], body: bytes, status: int, answer: bytes,
          decision: Decision | None, outcomes: tuple[Outcome, ...], problem: str | None, summary: str,
-         ms: float) -> None:
+         ms: float, trace: list[dict[str, Any]]) -> None:
     """Build the :class:`Exchange` and give it to every ``callback_answered`` implementation, in plugin order.
 
-    ``ms`` is the time to answer in milliseconds, as the ``callback`` log line gives it.  Never raises: an
+    ``ms`` (the time to answer in milliseconds) and ``trace`` as the ``callback`` log line gives them.  Never raises: an
     implementation that raises is logged (its exception's type and text, never the request) and counted, and the
     others still run.
     """
     sent = CIMultiDict(headers)          # a copy in C, then without the credentials (0.5 us)
     sent.popall("Authorization", None)
     exchange = Exchange(time.time() - ms / 1000, generation, event, call, CIMultiDictProxy(sent), body, status,
-                        answer, decision, outcomes, problem, summary, ms)
+                        answer, decision, outcomes, problem, summary, ms, trace)
     for impl in impls:
         try:
             impl.function(exchange) if impl.argnames else impl.function()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -126,7 +127,7 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
     except EventError as exc:
         log.warning("callback_refused", reason=exc.code, error=str(exc), **cloudevent)
         _told(request, app, endpoint, "-", None, body, 400, error_body(exc.code, str(exc)), None,
-              f"refused: {exc.code}", elapsed_ms(started), str(exc))
+              f"refused: {exc.code}", elapsed_ms(started), problem=str(exc))
         return error_response(400, exc.code, str(exc)), "-", None
 
     # Every line logged while the plugins work on this callback carries its callid and event:
@@ -143,28 +144,29 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
             # a 5xx for v2.
             log.exception("pipeline_failed")
             answer = pipeline.failed(event, f"internal error: {exc!r}")
-        summary, ms = answer.summary, elapsed_ms(started)
+        summary, ms, trace = answer.summary, elapsed_ms(started), answer.trace()
         logs.info("callback", status=answer.status, decision=summary, problem=answer.problem, ms=ms,
-                  plugins=answer.trace(), **cloudevent)
+                  plugins=trace, **cloudevent)
     finally:
         logs.SINCH_EVENT.reset(event_token)
         logs.CALLID.reset(callid_token)
-    _told(request, app, endpoint, event.event, event, body, answer.status, answer.body, answer, summary, ms)
+    _told(request, app, endpoint, event.event, event, body, answer.status, answer.body, answer, summary, ms, trace)
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
 
 
 def _told(request: web.Request, app: web.Application, endpoint: Endpoint, event: str, call: CallEventType | None, body: bytes,
           status: int, answer: bytes, reply: Reply | None, summary: str, ms: float,
-          problem: str | None = None) -> None:
+          trace: list[dict[str, Any]] | None = None, problem: str | None = None) -> None:
     """The ``callback_answered`` hook, when an enabled plugin implements it (nothing is built otherwise).
-    ``summary`` and ``ms`` as on the ``callback`` log line; ``problem`` is the reply's when there is one."""
+    ``summary``, ``ms`` and ``trace`` as on the ``callback`` log line; ``problem`` is the reply's when there is
+    one."""
     impls = app[PLUGINS].impls(exchange.HOOK)
     if impls:
         if reply is not None:
             problem = reply.problem
         exchange.tell(impls, app[METRICS], endpoint.generation, event, call, request.headers, body, status,
                       answer, reply.decision if reply else None, tuple(reply.outcomes) if reply else (), problem,
-                      summary, ms)
+                      summary, ms, [] if trace is None else trace)
 
 
 def elapsed_ms(started: float) -> float:

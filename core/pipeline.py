@@ -53,6 +53,7 @@ class Reply:
     problem: str | None = None
 
     def trace(self) -> list[dict[str, Any]]:
+        """Each outcome as on the ``callback`` log line (:meth:`Outcome.log_entry`)."""
         return [o.log_entry() for o in self.outcomes]
 
     @property

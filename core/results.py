@@ -41,12 +41,12 @@ class Outcome:
         return describe(self.value)
 
     def log_entry(self) -> dict[str, Any]:
-        """The outcome on the ``callback`` log line.
+        """The outcome on the ``callback`` log line: ``plugin``, ``hook``, ``status``, ``verdict`` and ``ms``.
 
         ``ms`` is rounded to the microsecond as ``round(ms * 1000) / 1000``: the value of ``round(ms, 3)`` (the
         closest double to the same three decimals) for any time not within a rounding error of a half-microsecond
         tie, at half the instructions (``round`` with digits goes through a decimal conversion)."""
-        return {"plugin": self.plugin, "hook": self.hook, "verdict": self.verdict,
+        return {"plugin": self.plugin, "hook": self.hook, "status": self.status, "verdict": self.verdict,
                 "ms": round(self.elapsed_ms * 1000) / 1000}
 
 

@@ -94,7 +94,7 @@ async def test_hook_callback_answered_sees_both_generations_without_authorizatio
     assert "authorization" not in second.headers
 
 
-async def test_hook_callback_answered_ms_and_summary_are_the_callback_log_lines(callgate_client):
+async def test_hook_callback_answered_ms_summary_and_trace_are_the_callback_log_lines(callgate_client):
     client = await callgate_client(ROUTE_ALL, plugins={"watcher": Watcher})
     with capture_logs() as logs:
         await client.event(dict(samples.ice(caller="46701234567", to="+46812345678"), callid="c-ms"))
@@ -102,8 +102,13 @@ async def test_hook_callback_answered_ms_and_summary_are_the_callback_log_lines(
     lines = [line for line in logs if line["event"] == "callback"]
     seen = client.plugin("watcher").seen
     assert len(lines) == len(seen) == 2
-    assert [(e.ms, e.summary) for e in seen] == [(line["ms"], line["decision"]) for line in lines]
+    assert [(e.ms, e.summary, e.trace) for e in seen] == [(line["ms"], line["decision"], line["plugins"])
+                                                          for line in lines]
     assert all(e.ms > 0 for e in seen)
+    ice = seen[0]
+    assert [(step["plugin"], step["hook"], step["status"], step["verdict"]) for step in ice.trace] == [
+        (o.plugin, o.hook, o.status, o.verdict) for o in ice.outcomes]
+    assert ice.trace[0]["verdict"] == "route all" and ice.trace[0]["ms"] >= 0
 
 
 async def test_hook_callback_answered_sees_ignored_and_refused_bodies_but_never_unsigned_ones(callgate_client):
@@ -119,6 +124,7 @@ async def test_hook_callback_answered_sees_ignored_and_refused_bodies_but_never_
     ignored, refused = watcher.seen
     assert (ignored.event, ignored.call, ignored.status, ignored.summary) == ("somethingNew", None, 200, "ignored")
     assert (refused.event, refused.call, refused.status) == ("-", None, 400)
+    assert ignored.trace == refused.trace == []
     assert refused.problem and refused.answer == await bad.read()
 
 

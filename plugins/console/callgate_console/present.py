@@ -60,8 +60,8 @@ def pretty(text: str) -> str:
 
 def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     """One callback of a call's timeline: its summary, request headers and body, answer and plugin trace."""
-    trace = [{"plugin": plugin, "hook": hook, "status": status, "verdict": mask(verdict), "ms": round(ms, 3)}
-             for plugin, hook, status, verdict, ms in row["trace"]]
+    trace = [{"plugin": step["plugin"], "hook": step["hook"], "status": step["status"], "verdict": mask(step["verdict"]),
+              "ms": step["ms"]} for step in row["trace"]]
     return {
         **summary(row, mask),
         "problem": _masked(row["problem"], mask),

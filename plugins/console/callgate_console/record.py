@@ -36,6 +36,8 @@ def deciding(d: Decision | None, outcomes: tuple[Outcome, ...]) -> tuple[str | N
             route = f"route {d.route_name}" if d.route_name else "routed"
             return d.routed_by, f"{route}; allowed by {d.decided_by}: {d.reason}" if d.reason else route
         return d.decided_by, d.reason or None
+    if not outcomes:                    # most answered, menu and hangup callbacks: nothing to look through
+        return None, None
     failed = [o.plugin for o in outcomes if o.status != "ok"]
     if failed:
         return ", ".join(failed), None
@@ -66,7 +68,7 @@ def named_callid(generation: str, body: bytes) -> str | None:
 class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A callback's summary: as its batch's ``summaries`` holds it (one list per callback, the fields in this order),
     as the hook captures it and as a read decodes it.  Not tracked by the garbage collector and its trace kept
-    packed (``msgspec.Raw``, a list of ``[plugin, hook, status, verdict, ms]``) until asked for: on the answer path,
+    packed (``msgspec.Raw``: the exchange's trace, as the ``callback`` log line gives it) until asked for: on the answer path,
     the thousands of captures waiting for the flush never count towards a collection (with tuples, a young
     collection every hundred callbacks: 4 us a callback under bench/run.py's load); and a search or the stats,
     which decode every summary in their time range (100,000 in a full store), do not have the collector walk them
@@ -94,12 +96,14 @@ class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
     trace: msgspec.Raw
 
     def as_dict(self, callback_id: int) -> dict[str, Any]:
-        """By field name, with its ``id`` and its trace (a list of ``[plugin, hook, status, verdict, ms]``)."""
+        """By field name, with its ``id`` and its trace (:meth:`plugin_trace`)."""
         fields = msgspec.structs.asdict(self)
         fields["trace"] = self.plugin_trace()
         return {"id": callback_id, **fields}
 
-    def plugin_trace(self) -> list[list[Any]]:
+    def plugin_trace(self) -> list[dict[str, Any]]:
+        """Each plugin hook call, as the ``callback`` log line gives it: ``{"plugin", "hook", "status", "verdict",
+        "ms"}``."""
         return _decode_trace(self.trace)
 
 
@@ -129,9 +133,10 @@ _encode = msgspec.msgpack.Encoder(enc_hook=str).encode
 
 def capture(exchange: Exchange) -> Capture:
     """What the console keeps of ``exchange`` (the only work on the answer path, written out in one function: each
-    call saved here is paid by every callback).  The trace and the headers are packed at once (MessagePack, and JSON
-    with orjson, which writes aiohttp's ``istr`` header names as the strings they are): the tuples that packing
-    makes die with the request instead of waiting for the flush."""
+    call saved here is paid by every callback).  The trace and the headers are packed at once (MessagePack: the
+    trace the log line was written from, not the outcomes described again; and JSON with orjson, which writes
+    aiohttp's ``istr`` header names as the strings they are): what packing reads dies with the request instead of
+    waiting for the flush."""
     call, status, problem, decided = exchange.call, exchange.status, exchange.problem, exchange.decision
     if call is None:
         kind, caller, callee = "ignored" if status < 400 else "refused", None, None
@@ -146,7 +151,7 @@ def capture(exchange: Exchange) -> Capture:
     else:
         decision = None if decided is None else "allowed" if decided.allowed else "denied"
     plugin, reason = deciding(decided, exchange.outcomes)
-    trace = msgspec.Raw(_encode([(o.plugin, o.hook, o.status, o.verdict, o.elapsed_ms) for o in exchange.outcomes]))
+    trace = msgspec.Raw(_encode(exchange.trace))
     return Capture(Stored(exchange.received_at, exchange.generation, exchange.event, kind, key, callid, caller, callee,
                           status, decision, plugin, reason, exchange.summary, trace),
                    Detail(problem, exchange.ms, exchange.body, exchange.answer),
@@ -191,7 +196,7 @@ def pack(captures: Sequence[Capture]) -> Packed:
 
 
 _decode_stored = msgspec.msgpack.Decoder(list[Stored]).decode
-_decode_trace = msgspec.msgpack.Decoder(list[list[Any]]).decode
+_decode_trace = msgspec.msgpack.Decoder(list[dict[str, Any]]).decode
 
 
 def unpack(data: bytes) -> list[Stored]:

@@ -62,13 +62,15 @@ def _percentile(values: list[float], fraction: float) -> float:
     return values[max(0, math.ceil(fraction * len(values)) - 1)]
 
 
-def health(traces: Iterable[list[list[Any]]]) -> list[dict[str, Any]]:
-    """Per plugin, in name order: hook calls, errors, timeouts, p50 and p95 of their milliseconds."""
+def health(traces: Iterable[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per plugin, in name order: hook calls, errors, timeouts, p50 and p95 of their milliseconds (``traces``: as
+    :meth:`~.record.Stored.plugin_trace` gives them)."""
     calls: dict[str, list[float]] = {}
     failures: dict[str, dict[str, int]] = {}
     for trace in traces:
-        for plugin, _hook, status, _verdict, ms in trace:
-            calls.setdefault(plugin, []).append(float(ms))
+        for step in trace:
+            plugin, status = step["plugin"], step["status"]
+            calls.setdefault(plugin, []).append(float(step["ms"]))
             counts = failures.setdefault(plugin, {"error": 0, "timeout": 0})
             if status in counts:
                 counts[status] += 1

@@ -269,9 +269,9 @@ class ConsoleStore:
                     row[2] += 1
         return [{"minute": m, "callbacks": c, "denials": d, "errors": e} for m, (c, d, e) in sorted(counts.items())]
 
-    async def traces(self, since: float, limit: int) -> list[list[list[Any]]]:
+    async def traces(self, since: float, limit: int) -> list[list[dict[str, Any]]]:
         """The plugin traces of the newest callbacks after ``since``, at most ``limit`` of them."""
-        traces: list[list[list[Any]]] = []
+        traces: list[list[dict[str, Any]]] = []
         async for _, rows in self._summaries("last_at >= $1", since):
             for callback in reversed(rows):
                 if callback.received_at >= since:

@@ -57,9 +57,9 @@ _BATCHES = """
     INSERT INTO console_sequence (next_id) VALUES (1);
 """
 
-#: 0.4.0: a batch's traces are the log line's ``{"plugin", "hook", "status", "verdict", "ms"}`` maps.  What an earlier
-#: 0.4.0 development build recorded (lists) is dropped.
-_TRACE_MAPS = "DELETE FROM console_batches"
+#: 0.4.0: a batch's blobs are zstd frames and its traces the log line's ``{"plugin", "hook", "status", "verdict",
+#: "ms"}`` maps.  What an earlier 0.4.0 development build recorded (plain MessagePack, traces as lists) is dropped.
+_COMPRESSED = "DELETE FROM console_batches"
 
 
 def migrations(dialect: str) -> list[str]:
@@ -67,7 +67,7 @@ def migrations(dialect: str) -> list[str]:
     postgres = dialect == "postgresql"
     ids = "BIGSERIAL PRIMARY KEY" if postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
     return [_TABLE.format(id=ids), _CALL_HASH, _BATCHES.format(id=ids, blob="BYTEA" if postgres else "BLOB"),
-            _TRACE_MAPS]
+            _COMPRESSED]
 
 
 #: The most callbacks in one batch: the live feed finds the batches after an id among those whose first id is at most

@@ -6,11 +6,13 @@ import asyncio
 import gc
 import html
 import json
+import sqlite3
 import time
 
 import msgspec
 import orjson
 import pytest
+import zstandard
 from callgate_console import Console
 from callgate_console.config import ConsoleConfig
 from callgate_console.record import Capture, Detail, Stored
@@ -75,7 +77,30 @@ async def test_the_authorization_header_is_never_stored(make_console, tmp_path):
     assert response.status == 200
     await console.flush()
     raw = b"".join(path.read_bytes() for path in tmp_path.glob("auth.sqlite3*"))    # the file and its WAL
-    assert b"signed" in raw and b"Application " not in raw and b"uthorization" not in raw
+    assert b"Application " not in raw and b"uthorization" not in raw
+    with sqlite3.connect(tmp_path / "auth.sqlite3") as db:                          # and what the blobs hold
+        (summaries, details), = db.execute("SELECT summaries, details FROM console_batches").fetchall()
+    stored = zstandard.decompress(summaries) + zstandard.decompress(details)
+    assert b"signed" in stored and b"x-timestamp" in stored
+    assert b"Application " not in stored and b"uthorization" not in stored
+
+
+async def test_a_batch_is_stored_compressed(make_console, tmp_path):
+    """Each batch's summaries and details are zstd frames: a store takes a fraction of the disk the callbacks'
+    bytes would."""
+    console = await make_console(database_url=f"sqlite:///{tmp_path}/small.sqlite3")
+    for n in range(50):
+        await console.callgate.send(samples.ice(caller="46701234567", callid=f"small-{n}"))
+    await console.flush()
+    with sqlite3.connect(tmp_path / "small.sqlite3") as db:
+        (size, summaries, details), = db.execute("SELECT size, summaries, details FROM console_batches").fetchall()
+    assert size == 50
+    for blob in (summaries, details):
+        assert blob[:4] == b"\x28\xb5\x2f\xfd"                                   # a zstd frame
+        assert len(blob) * 4 < len(zstandard.decompress(blob))
+    await console.login()
+    call = await (await console.ops.get("/console/api/calls/small-49")).json()
+    assert orjson.loads(call["timeline"][0]["request"])["callid"] == "small-49"
 
 
 async def test_a_hostile_caller_id_and_header_are_shown_as_text(make_console):
@@ -450,6 +475,25 @@ async def test_a_store_from_a_development_build_is_upgraded_to_batches(tmp_path)
         await store.insert([_synthetic("new-call")])
         assert [r["callid"] for r in await store.call("new-call")] == ["new-call"]
         assert [r["id"] for r in await store.latest()] == [1]
+    finally:
+        await store.close()
+
+
+async def test_batches_of_a_development_build_are_dropped_when_the_store_is_opened(tmp_path):
+    """Batches written before 0.4.0 compressed them (plain MessagePack, traces as lists) cannot be read: opening the
+    store drops them, as the CHANGELOG says."""
+    url = f"sqlite:///{tmp_path}/plain.sqlite3"
+    db = await Database.connect(url)
+    await db.migrate(COMPONENT, migrations(db.dialect)[:3])              # batches, uncompressed
+    await db.execute("INSERT INTO console_batches (first_id, size, first_at, last_at, calls, numbers, summaries, "
+                     "details) VALUES (1, 1, $1, $1, 'old-call', '', $2, $3)", time.time(),
+                     msgspec.msgpack.encode([]), msgspec.msgpack.encode([[], b"[]"]))
+    await db.close()
+    store = await ConsoleStore.open(url)
+    try:
+        assert await store.latest() == []
+        await store.insert([_synthetic("new-call")])
+        assert [r["callid"] for r in await store.call("new-call")] == ["new-call"]
     finally:
         await store.close()
 

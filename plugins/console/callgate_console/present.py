@@ -60,8 +60,7 @@ def pretty(text: str) -> str:
 
 def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     """One callback of a call's timeline: its summary, request headers and body, answer and plugin trace."""
-    trace = [{"plugin": step["plugin"], "hook": step["hook"], "status": step["status"], "verdict": mask(step["verdict"]),
-              "ms": step["ms"]} for step in row["trace"]]
+    trace = [{**step, "verdict": mask(step["verdict"])} for step in row["trace"]]
     return {
         **summary(row, mask),
         "problem": _masked(row["problem"], mask),

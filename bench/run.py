@@ -6,6 +6,7 @@ node_modules, when those references are asked for; wrk and taskset must be there
     .venv/bin/python bench/run.py [--rounds 3] [--duration 10] [--config router|router-console|full|all]
                                   [--generation v1|v2|both] [--reference plain,uvloop,express|all]
                                   [--workers 1,2] [--event-loop asyncio,uvloop] [--requests 2000] [--warmup 2] [--retries 2]
+                                  [--console-flush-ms N]
                                   [--profile] [--keep]
 
 What it does, per configuration and API generation:
@@ -653,7 +654,7 @@ def setup_router_console(ctx: Context) -> Setup:
     ctx.extra_env["CALLGATE_CONSOLE_TOKEN"] = base64.b64encode(os.urandom(24)).decode()
     config = ctx.tmp / "router-console.toml"
     server = SERVER_TOML.replace("[server]\n", f"[server]\nops_port = {free_port()}\n", 1)
-    flush_ms = getattr(ctx.args, "console_flush_ms", None)      # bench/instructions.py's option
+    flush_ms = ctx.args.console_flush_ms          # bench/run.py's and bench/instructions.py's option
     config.write_text(server + '\n[plugins]\nenabled = ["console"]\n\n[plugins.console]\n'
                       f'database_url = "sqlite:///{ctx.tmp}/console.sqlite3"\n'
                       + (f"flush_interval_ms = {flush_ms}\n" if flush_ms else "") + "\n" + ROUTER_TOML)
@@ -1075,6 +1076,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="callgate's [server] event_loop: asyncio, uvloop, auto, or a comma-separated list run "
                              "side by side (default: callgate's default)")
     parser.add_argument("--requests", type=int, default=2000, help="distinct pre-signed requests rotated (default 2000)")
+    parser.add_argument("--console-flush-ms", type=int, default=None,
+                        help="router-console: the console's flush_interval_ms (default: the console's default, 100)")
     parser.add_argument("--warmup", type=int, default=2, help="seconds of unmeasured load per server first (default 2)")
     parser.add_argument("--retries", type=int, default=2,
                         help="run again (at most N times) when other processes took over 5 %% of the server's CPU; "

@@ -69,8 +69,8 @@ def named_callid(generation: str, body: bytes) -> str | None:
 class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A callback's summary: as its batch's ``summaries`` holds it (one list per callback, the fields in this order),
     as the hook captures it and as a read decodes it.  Not tracked by the garbage collector and its trace kept
-    packed (``msgspec.Raw``: the exchange's trace, as the ``callback`` log line gives it) until asked for: on the answer path,
-    the thousands of captures waiting for the flush never count towards a collection (with tuples, a young
+    packed (``msgspec.Raw``: the exchange's trace, as the ``callback`` log line gives it) until asked for: on the
+    answer path, the thousands of captures waiting for the flush never count towards a collection (with tuples, a young
     collection every hundred callbacks: 4 us a callback under bench/run.py's load); and a search or the stats,
     which decode every summary in their time range (100,000 in a full store), do not have the collector walk them
     again and again (8 us a summary instead of under 1).
@@ -159,11 +159,11 @@ def capture(exchange: Exchange) -> Capture:
                    orjson.dumps(list(exchange.headers.items())))
 
 
-#: zstd's level for a batch's blobs.  Level 1, its fastest standard level, makes bench/run.py's callbacks (MessagePack of
-#: JSON bodies, headers and answers much alike) 19-20 times smaller for about 0.5 us a callback (python-zstandard, one
-#: call per blob, thread-safe); writing the bytes saved through SQLite, its write-ahead log, the checkpoint and the
-#: disk cost more than that (the writer thread under bench/run.py's load: 5.1 -> 3.9 us a request), and a full store
-#: takes a tenth of the disk or less.
+#: zstd's level for a batch's blobs.  Level 1, its fastest standard level, makes bench/run.py's callbacks (MessagePack
+#: of JSON bodies, headers and answers much alike) 19-20 times smaller for about 0.5 us a callback (python-zstandard,
+#: one call per blob, thread-safe); writing the bytes saved through SQLite, its write-ahead log, the checkpoint and
+#: the disk cost more than that (the writer thread under bench/run.py's load: 5.1 -> 3.9 us a request), and a full
+#: store takes a tenth of the disk or less.
 ZSTD_LEVEL = 1
 
 

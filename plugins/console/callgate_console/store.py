@@ -3,8 +3,8 @@
 ``console_batches`` holds one row per flushed batch (:class:`~.record.Packed`): how many callbacks
 it holds, when the first and the last came, their call keys and numbers as text (one per line: the
 quick test of which batches may hold a call or a number) and the callbacks themselves, packed
-(MessagePack) and compressed (zstd): their summaries (:class:`~.record.Stored`, the trace included) and, apart, their
-details (request headers and body, answer).  Each callback has an id: its batch's ``first_id`` plus
+(MessagePack) and compressed (zstd): their summaries (:class:`~.record.Stored`, the trace included)
+and, apart, their details (request headers and body, answer).  Each callback has an id: its batch's ``first_id`` plus
 its place in the batch.  ``console_sequence`` hands the ids out inside the batch's transaction, so
 ids grow in the order batches commit, whichever instance wrote them, and the live view reads the
 callbacks after the last id it has shown.  Batches are only ever inserted and purged (by age and by

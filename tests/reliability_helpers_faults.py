@@ -472,7 +472,7 @@ def ledger_debits(entries: list[dict[str, Any]]) -> dict[str, list[Decimal]]:
 
 
 @dataclass
-class Exchange:
+class PlacedCall:
     """One call of a load: its ICE's answer and its DICE's (sent right after the ICE was answered)."""
 
     callid: str
@@ -519,7 +519,7 @@ class SteadyLoad:
         self.workers = workers
         self.pause = pause
         self.generation = generation
-        self.exchanges: list[Exchange] = []
+        self.exchanges: list[PlacedCall] = []
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._count = 0
@@ -528,7 +528,7 @@ class SteadyLoad:
         self._tasks = [asyncio.create_task(self._worker(i)) for i in range(self.workers)]
         return self
 
-    async def stop(self) -> list[Exchange]:
+    async def stop(self) -> list[PlacedCall]:
         self._stop.set()
         await asyncio.wait_for(asyncio.gather(*self._tasks), timeout=30)
         return self.exchanges
@@ -538,7 +538,7 @@ class SteadyLoad:
             await self.place_call(worker)
             await asyncio.sleep(self.pause)
 
-    async def place_call(self, worker: int = 0) -> Exchange:
+    async def place_call(self, worker: int = 0) -> PlacedCall:
         """One call from the worker's number: its ICE, then its DICE; returns (and records) the exchange."""
         from callgate import samples
 
@@ -555,10 +555,10 @@ class SteadyLoad:
                             result="ANSWERED" if connected else "FAILED",
                             reason="CALLERHANGUP" if connected else "NONE")
         dice_reply = await post(self.session, self.url, dice)
-        self.exchanges.append(Exchange(ice["callid"], number, ice_reply, dice_reply, duration, dice))
+        self.exchanges.append(PlacedCall(ice["callid"], number, ice_reply, dice_reply, duration, dice))
         return self.exchanges[-1]
 
-    async def _place_v2_call(self, number: str) -> Exchange:
+    async def _place_v2_call(self, number: str) -> PlacedCall:
         from callgate import v2_samples
 
         session_id = v2_samples.new_call_id()
@@ -570,7 +570,7 @@ class SteadyLoad:
         hangup = v2_samples.hangup(callid, caller=number, to=DESTINATION, session=session_id, duration=duration,
                                    result="COMPLETED" if duration else "FAILED", service_id=TEST_SERVICE_ID)
         hangup_reply = await post_webhook(self.session, self.url, hangup)
-        self.exchanges.append(Exchange(callid, number, incoming_reply, hangup_reply, duration, hangup, "v2"))
+        self.exchanges.append(PlacedCall(callid, number, incoming_reply, hangup_reply, duration, hangup, "v2"))
         return self.exchanges[-1]
 
     def _duration(self, max_duration: int | None) -> int:

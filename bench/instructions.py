@@ -20,12 +20,10 @@ a fraction of a percent.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -81,11 +79,6 @@ def count(ctx: bench.Context, gen: bench.Generation, name: str, command: Callabl
         ctx.procs.stop(proc)
 
 
-def secret() -> str:
-    """A fresh Base64 secret."""
-    return base64.b64encode(os.urandom(32)).decode()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", choices=("router", "router-console", "full"), default="router")
@@ -112,9 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"instructions: missing {', '.join(missing)} (apt-get install -y valgrind wrk)", file=sys.stderr)
         return 2
-    tmp = Path(tempfile.mkdtemp(prefix="callgate-instructions-"))
-    ctx = bench.Context(args, tmp, bench.Processes(),
-                        bench.Signer(bench.samples.APPLICATION_KEY, secret(), bench.v2_samples.SERVICE_ID, secret()))
+    ctx = bench.new_context(args, "callgate-instructions-")
+    tmp = ctx.tmp
     gen = bench.GENERATIONS[args.generation]
     answers = tmp / "answers.json"
     try:

@@ -496,6 +496,14 @@ class Context:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
+def new_context(args: argparse.Namespace, prefix: str) -> Context:
+    """A Context in a new temp dir (``prefix``...), with fresh random Sinch secrets for this run."""
+    def secret() -> str:
+        return base64.b64encode(os.urandom(32)).decode()
+    return Context(args, Path(tempfile.mkdtemp(prefix=prefix)), Processes(),
+                   Signer(samples.APPLICATION_KEY, secret(), v2_samples.SERVICE_ID, secret()))
+
+
 def reference_command(kind: str, port: int, answers: Path) -> tuple[list[str], dict[str, str]]:
     """The command of reference ``kind`` (plain, uvloop, express) and its extra environment."""
     if kind == "express":
@@ -1130,14 +1138,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for signum in (signal.SIGINT, signal.SIGTERM):    # SIGINT too: a background job may have it ignored
         signal.signal(signum, _terminate)
-    tmp = Path(tempfile.mkdtemp(prefix="callgate-bench-"))
-    secret = lambda: base64.b64encode(os.urandom(32)).decode()      # noqa: E731
-    ctx = Context(args, tmp, Processes(), Signer(samples.APPLICATION_KEY, secret(), v2_samples.SERVICE_ID, secret()))
+    ctx = new_context(args, "callgate-bench-")
     kinds = ["router", "full"] if args.config == "all" else [args.config]
     gens = ["v1", "v2"] if args.generation == "both" else [args.generation]
     print(f"callgate benchmark: {', '.join(kinds)} on {', '.join(gens)}; references {', '.join(args.references)}; "
           f"callgate with {', '.join(map(str, args.workers))} worker(s); {args.rounds} rounds x {args.duration} s; "
-          f"temp dir {tmp}")
+          f"temp dir {ctx.tmp}")
     results: dict[str, bool | None] = {}
     try:
         for kind in kinds:

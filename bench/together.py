@@ -20,17 +20,11 @@ Needs what bench/run.py needs (two CPUs, wrk, taskset, the console plugin instal
 from __future__ import annotations
 
 import argparse
-import base64
-import os
 import statistics
 import sys
-import tempfile
 import threading
-from pathlib import Path
 
 import run as bench  # bench/run.py
-
-from callgate import samples, v2_samples
 
 
 def load_together(ctx: bench.Context, gen: bench.Generation, servers: list[bench.Server],
@@ -101,10 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     run_args = bench.parse_args(["--config", "router-console", "--generation", args.generation]
                                 + (["--console-flush-ms", str(args.console_flush_ms)] if args.console_flush_ms else []))
-    tmp = Path(tempfile.mkdtemp(prefix="callgate-together-"))
-    secret = lambda: base64.b64encode(os.urandom(32)).decode()      # noqa: E731
-    ctx = bench.Context(run_args, tmp, bench.Processes(),
-                        bench.Signer(samples.APPLICATION_KEY, secret(), v2_samples.SERVICE_ID, secret()))
+    ctx = bench.new_context(run_args, "callgate-together-")
     gen = bench.GENERATIONS[args.generation]
     print(f"router-console and router-only at the same time on CPU {bench.SERVER_CPU}, {gen.name}: "
           f"{args.rounds} rounds x {args.duration} s, {bench.CONNECTIONS} connections each", flush=True)

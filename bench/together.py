@@ -3,8 +3,8 @@
 bench/run.py measures each server alone, one after the other, which is what a deployment sees; but the machine
 drifts between two runs seconds apart: on 2026-12-07 runs of the same code gave medians from 0.86 to 0.95
 against router-only. Here both servers run on CPU 0 at the same time, each loaded by its own wrk on CPU 1 with
-its own pre-signed requests: whatever else the machine does, it does to both, and four runs of the same code
-gave medians within 0.01 of each other (0.847-0.857).
+its own pre-signed requests: whatever else the machine does, it does to both, and five runs of the same code
+gave medians within about 0.01 of each other (0.847-0.858).
 
 The price is a bias: the two servers take turns on one core and its caches, which costs the console's larger
 footprint more, so this ratio reads about 0.02 below bench/run.py's (v1 on 2026-12-07: 0.85 here, 0.86-0.88

@@ -122,12 +122,12 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
     except IgnoredEvent as exc:
         log.warning(exc.log_event, sinch_event=exc.event, **cloudevent)
         _told(request, app, endpoint, exc.event, None, body, 200, endpoint.ignored_body, None, "ignored",
-              elapsed_ms(started))
+              elapsed_ms(started), [])
         return web.Response(body=endpoint.ignored_body, content_type=JSON), "unknown", None
     except EventError as exc:
         log.warning("callback_refused", reason=exc.code, error=str(exc), **cloudevent)
         _told(request, app, endpoint, "-", None, body, 400, error_body(exc.code, str(exc)), None,
-              f"refused: {exc.code}", elapsed_ms(started), problem=str(exc))
+              f"refused: {exc.code}", elapsed_ms(started), [], problem=str(exc))
         return error_response(400, exc.code, str(exc)), "-", None
 
     # Every line logged while the plugins work on this callback carries its callid and event:
@@ -156,17 +156,17 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
 
 def _told(request: web.Request, app: web.Application, endpoint: Endpoint, event: str, call: CallEventType | None, body: bytes,
           status: int, answer: bytes, reply: Reply | None, summary: str, ms: float,
-          trace: list[dict[str, Any]] | None = None, problem: str | None = None) -> None:
+          trace: list[dict[str, Any]], problem: str | None = None) -> None:
     """The ``callback_answered`` hook, when an enabled plugin implements it (nothing is built otherwise).
-    ``summary``, ``ms`` and ``trace`` as on the ``callback`` log line; ``problem`` is the reply's when there is
-    one."""
+    ``summary``, ``ms`` and ``trace`` as on the ``callback`` log line (an ignored or refused body has no trace:
+    ``[]``); ``problem`` is the reply's when there is one."""
     impls = app[PLUGINS].impls(exchange.HOOK)
     if impls:
         if reply is not None:
             problem = reply.problem
         exchange.tell(impls, app[METRICS], endpoint.generation, event, call, request.headers, body, status,
                       answer, reply.decision if reply else None, tuple(reply.outcomes) if reply else (), problem,
-                      summary, ms, [] if trace is None else trace)
+                      summary, ms, trace)
 
 
 def elapsed_ms(started: float) -> float:

@@ -76,9 +76,9 @@ def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, 
          ms: float, trace: list[dict[str, Any]]) -> None:
     """Build the :class:`Exchange` and give it to every ``callback_answered`` implementation, in plugin order.
 
-    ``ms`` (the time to answer in milliseconds) and ``trace`` as the ``callback`` log line gives them.  Never raises: an
-    implementation that raises is logged (its exception's type and text, never the request) and counted, and the
-    others still run.
+    ``ms`` (the time to answer in milliseconds) and ``trace`` as the ``callback`` log line gives them.  Never
+    raises: an implementation that raises is logged (its exception's type and text, never the request) and
+    counted, and the others still run.
     """
     sent = CIMultiDict(headers)          # a copy in C, then without the credentials (0.5 us)
     sent.popall("Authorization", None)

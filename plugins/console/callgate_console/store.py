@@ -4,11 +4,11 @@
 it holds, when the first and the last came, their call keys and numbers as text (one per line: the
 quick test of which batches may hold a call or a number) and the callbacks themselves, packed
 (MessagePack) and compressed (zstd): their summaries (:class:`~.record.Stored`, the trace included)
-and, apart, their details (request headers and body, answer).  Each callback has an id: its batch's ``first_id`` plus
-its place in the batch.  ``console_sequence`` hands the ids out inside the batch's transaction, so
-ids grow in the order batches commit, whichever instance wrote them, and the live view reads the
-callbacks after the last id it has shown.  Batches are only ever inserted and purged (by age and by
-count, oldest first, whole batches).
+and, apart, their details (request headers and body, answer).  Each callback has an id: its batch's
+``first_id`` plus its place in the batch.  ``console_sequence`` hands the ids out inside the batch's
+transaction, so ids grow in the order batches commit, whichever instance wrote them, and the live
+view reads the callbacks after the last id it has shown.  Batches are only ever inserted and purged
+(by age and by count, oldest first, whole batches).
 
 Why batches, not a row per callback: a row per callback cost more than the console may cost the
 server (docs/console.md, "Cost").  Storing a ~1.3 KB callback as a SQLite row, with an index to find

@@ -120,12 +120,45 @@ def sqlite_sql(sql: str) -> str:
 
 
 class _Group:
-    """One SQLite transaction shared by the callers' transactions that ran while it was open (group commit)."""
+    """One SQLite transaction shared by the callers' transactions that ran while it was open (group commit).
+
+    Each caller waits on a future of its own (:meth:`durable`), resolved the moment the COMMIT's outcome reaches
+    the event loop: a cancelled caller cancels only its own wait (its transaction still commits or fails with the
+    group), and nothing stands between the COMMIT and its callers (a future shared through ``asyncio.shield``
+    would cost every caller two more turns of a busy event loop).
+    """
 
     def __init__(self) -> None:
-        self.committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.commit_scheduled = False
         self.broken: DatabaseError | None = None
+        #: Set once the group has ended: committed (``error`` None) or not.
+        self.ended = False
+        self.error: DatabaseError | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+
+    async def durable(self) -> None:
+        """Return once the group is committed; raise its DatabaseError if it was not."""
+        if not self.ended:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        if self.error is not None:
+            raise self.error
+
+    async def settled(self) -> None:
+        """Return once the group has ended, committed or not (its outcome is its callers' business)."""
+        if not self.ended:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
+    def end(self, error: DatabaseError | None) -> None:
+        """The group's outcome, given to every caller waiting for it."""
+        self.ended, self.error = True, error
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
 
 
 #: The SQLite files opened with ``Database.connect(shared=True)``: (absolute path, event loop) -> the database
@@ -356,28 +389,41 @@ class SQLiteDatabase(Database):
             task.add_done_callback(self._commits.discard)
 
     async def _commit(self, group: _Group) -> None:
-        async with self._lock:
-            if self._group is group:
-                self._group = None
-            error = group.broken
-            if error is None:
-                try:
-                    await asyncio.shield(asyncio.get_running_loop().run_in_executor(
-                        self._executor, self._connection().execute, "COMMIT"))
-                except (sqlite3.Error, DatabaseError) as exc:
-                    error = DatabaseError(f"SQLite: {exc}")
-                    if self._conn is not None and self._conn.in_transaction:
-                        self._conn.execute("ROLLBACK")
-            if error is None:
-                group.committed.set_result(None)
-            else:
-                group.committed.set_exception(error)
-                group.committed.exception()      # retrieved: a group nobody waits for logs nothing
+        """Take the lock (behind the callers already waiting for it, who join the group first), then COMMIT on the
+        database's thread; :meth:`_committed` releases the lock and tells the group's callers."""
+        await self._lock.acquire()
+        if self._group is group:
+            self._group = None
+        if group.broken is not None:
+            self._lock.release()
+            group.end(group.broken)
+            return
+        loop = asyncio.get_running_loop()
+        ended = loop.create_future()
+        conn = self._conn
 
-    @staticmethod
-    async def _durable(group: _Group) -> None:
-        """Wait for the group's COMMIT (a cancelled caller's transaction still commits or fails with it)."""
-        await asyncio.shield(group.committed)
+        def commit() -> None:       # on the database's thread
+            error = None
+            try:
+                if conn is None:
+                    raise DatabaseError("the database is closed")
+                conn.execute("COMMIT")
+            except (sqlite3.Error, DatabaseError) as exc:
+                error = DatabaseError(f"SQLite: {exc}")
+            loop.call_soon_threadsafe(self._committed, group, error, ended)
+        self._executor.submit(commit)
+        await asyncio.shield(ended)   # close() waits for this task; cancelling it does not stop the COMMIT
+
+    def _committed(self, group: _Group, error: DatabaseError | None, ended: asyncio.Future[None]) -> None:
+        """On the event loop's thread, as soon as the COMMIT has ended: the group's callers are told at once."""
+        if error is not None and self._conn is not None and self._conn.in_transaction:
+            try:
+                self._conn.execute("ROLLBACK")
+            except sqlite3.Error as exc:
+                log.warning("storage_rollback_failed", error=str(exc))
+        self._lock.release()
+        group.end(error)
+        ended.set_result(None)
 
     # --- the Database interface
 
@@ -390,7 +436,7 @@ class SQLiteDatabase(Database):
             rows = await self._bare.fetch(sql, *args)
             group = self._group
         if group is not None:    # it read the open group's writes: answer once they are durable
-            await self._durable(group)
+            await group.durable()
         return rows
 
     async def fetch_committed(self, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -433,7 +479,7 @@ class SQLiteDatabase(Database):
                     raise group.broken or DatabaseError("SQLite rolled back the transaction")
             finally:
                 self._schedule_commit(group)
-        await self._durable(group)
+        await group.durable()
 
     @asynccontextmanager
     async def _rolled_back(self) -> AsyncIterator[Connection]:
@@ -456,8 +502,8 @@ class SQLiteDatabase(Database):
                             self._connection().execute("ROLLBACK")
                         except sqlite3.Error as exc:
                             log.warning("storage_rollback_failed", error=str(exc))
-                        group.committed.set_result(None)
+                        group.end(None)
                     return
-            await asyncio.wait([open_group.committed])     # its outcome is its callers' business
+            await open_group.settled()
 
 

@@ -23,6 +23,7 @@ from .base import (
     log,
 )
 from .sqlite_waiters import WriteWaiters
+from .turns import TurnLock
 
 #: How often a transaction waiting for another process's write lock tries to take it.
 WRITE_LOCK_POLL_SECONDS = 0.0005
@@ -218,7 +219,7 @@ class SQLiteDatabase(Database):
         self.page_size = page_size
         self._busy_timeout_ms = busy_timeout_ms
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="callgate-sqlite")
-        self._lock = asyncio.Lock()
+        self._lock = TurnLock()
         self._conn: sqlite3.Connection | None = None
         #: A second connection, for ``fetch_committed`` only (None for ``:memory:``).
         self._reader: sqlite3.Connection | None = None

@@ -203,7 +203,7 @@ def run_together(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: a
     """Every implementation of a hook whose answers are not combined (the recording hooks), at the same time.
 
     Each is called in plugin order (a plain function runs to its end then; an ``async def`` gives the coroutine
-    that ``asyncio.gather`` then starts, in that order), each under its own timeout inside ``deadline``; those
+    that is then started, in that order), each under its own timeout inside ``deadline``; those
     whose answer must be awaited are awaited together, so the callback waits as long as the slowest, not the
     sum.  The outcomes are in plugin order, as :func:`run` gives them.  ``on_done(plugin)`` is called when
     each implementation has answered (see :mod:`callgate.notes`).  The outcomes at once when every
@@ -233,10 +233,18 @@ async def _together(outcomes: list[Outcome | None], pending: list[tuple[int, Cor
         outcome = outcomes[index] = await awaiting
         if on_done is not None:
             on_done(outcome.plugin)
-    if len(pending) == 1:
+    # The first runs in this task and the others in tasks of their own, started on the loop's next turn in plugin
+    # order, then awaited one by one (each outcome is there once its task has ended): asyncio.gather would cost
+    # each callback two more turns of a busy loop, one to start the first and one to pass on the result.
+    others = [asyncio.ensure_future(one(index, awaiting)) for index, awaiting in pending[1:]]
+    try:
         await one(*pending[0])
-    else:
-        await asyncio.gather(*(one(index, awaiting) for index, awaiting in pending))
+        for task in others:
+            await task
+    except asyncio.CancelledError:
+        for task in others:
+            task.cancel()
+        raise
     return cast(list[Outcome], outcomes)      # every None replaced
 
 

@@ -137,21 +137,18 @@ class _Group:
         self.error: DatabaseError | None = None
         self._waiters: list[asyncio.Future[None]] = []
 
+    async def settled(self) -> None:
+        """Return once the group has ended, committed or not."""
+        if not self.ended:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+
     async def durable(self) -> None:
         """Return once the group is committed; raise its DatabaseError if it was not."""
-        if not self.ended:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
+        await self.settled()
         if self.error is not None:
             raise self.error
-
-    async def settled(self) -> None:
-        """Return once the group has ended, committed or not (its outcome is its callers' business)."""
-        if not self.ended:
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            await waiter
 
     def end(self, error: DatabaseError | None) -> None:
         """The group's outcome, given to every caller waiting for it."""
@@ -505,6 +502,6 @@ class SQLiteDatabase(Database):
                             log.warning("storage_rollback_failed", error=str(exc))
                         group.end(None)
                     return
-            await open_group.settled()
+            await open_group.settled()     # its outcome is its callers' business
 
 

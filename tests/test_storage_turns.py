@@ -23,6 +23,32 @@ class Turns:
         self._handle.cancel()
 
 
+class Takers:
+    """A TurnLock the test holds, and takers that note their name in ``order`` once they hold it (never two at once)."""
+
+    def __init__(self) -> None:
+        self.lock = TurnLock()
+        self.order: list[str] = []
+        self._inside = 0
+
+    async def take(self, name: str, awaits: int = 0) -> None:
+        async with self.lock:
+            self._inside += 1
+            assert self._inside == 1, "two holders at once"
+            self.order.append(name)
+            try:
+                for _ in range(awaits):
+                    await asyncio.sleep(0)      # a holder that awaits (and may be cancelled there)
+            finally:
+                self._inside -= 1
+
+
+async def held() -> Takers:
+    takers = Takers()
+    await takers.lock.acquire()
+    return takers
+
+
 async def test_waiters_take_the_lock_in_the_order_they_came_all_in_one_turn():
     lock = TurnLock()
     await lock.acquire()
@@ -44,64 +70,39 @@ async def test_waiters_take_the_lock_in_the_order_they_came_all_in_one_turn():
 
 
 async def test_a_newcomer_never_goes_before_the_waiters_a_release_woke():
-    lock = TurnLock()
-    await lock.acquire()
-    order = []
-
-    async def take(name):
-        async with lock:
-            order.append(name)
-    waiting = [asyncio.create_task(take(n)) for n in ("a", "b")]
+    t = await held()
+    waiting = [asyncio.create_task(t.take(n)) for n in ("a", "b")]
     await asyncio.sleep(0)
-    lock.release()                      # a and b are woken; they run on the next turn
-    assert not lock.locked()
-    await lock.acquire()                # free, but a and b came first: this waits for them
-    order.append("late")
-    lock.release()
+    t.lock.release()                    # a and b are woken; they run on the next turn
+    assert not t.lock.locked()
+    await t.take("late")                # free, but a and b came first: this waits for them
     await asyncio.gather(*waiting)
-    assert order == ["a", "b", "late"]
+    assert t.order == ["a", "b", "late"]
 
 
 async def test_a_holder_that_awaits_keeps_the_others_waiting_in_their_order():
-    lock = TurnLock()
-    await lock.acquire()
-    order, inside = [], []
-
-    async def take(name, awaits):
-        async with lock:
-            inside.append(name)
-            assert len(inside) == 1, inside        # never two holders
-            order.append(name)
-            for _ in range(awaits):
-                await asyncio.sleep(0)
-            inside.remove(name)
-    first = [asyncio.create_task(take("a", 3)), asyncio.create_task(take("b", 0)), asyncio.create_task(take("c", 1))]
+    t = await held()
+    first = [asyncio.create_task(t.take("a", 3)), asyncio.create_task(t.take("b")), asyncio.create_task(t.take("c", 1))]
     await asyncio.sleep(0)
-    lock.release()
+    t.lock.release()
     # d (this task) comes after the release, before the woken run: on the next turn a takes the lock and holds it
     # across its awaits, b and c find it taken and wait again, still in front of d.
-    await take("d", 0)
+    await t.take("d")
     await asyncio.gather(*first)
-    assert order == ["a", "b", "c", "d"]
-    assert not lock.locked()
+    assert t.order == ["a", "b", "c", "d"]
+    assert not t.lock.locked()
 
 
 async def test_a_cancelled_waiter_leaves_the_line_and_holds_nobody_up():
-    lock = TurnLock()
-    await lock.acquire()
-    order = []
-
-    async def take(name):
-        async with lock:
-            order.append(name)
-    tasks = {name: asyncio.create_task(take(name)) for name in ("a", "b", "c")}
+    t = await held()
+    tasks = {name: asyncio.create_task(t.take(name)) for name in ("a", "b", "c")}
     await asyncio.sleep(0)
     tasks["b"].cancel()                 # cancelled while waiting
-    lock.release()
+    t.lock.release()
     tasks["a"].cancel()                 # cancelled after the release woke it, before it ran
     results = await asyncio.gather(*tasks.values(), return_exceptions=True)
     assert [type(r).__name__ for r in results] == ["CancelledError", "CancelledError", "NoneType"]
-    assert order == ["c"] and not lock.locked()
+    assert t.order == ["c"] and not t.lock.locked()
 
 
 async def test_when_the_only_woken_waiter_is_cancelled_a_later_one_still_gets_the_lock():
@@ -131,29 +132,22 @@ async def test_releasing_a_lock_nobody_holds_is_an_error():
 
 async def test_many_holders_awaiting_and_cancelled_at_random_never_overlap_and_all_others_get_through():
     rng = random.Random(7)
-    lock = TurnLock()
-    holders, done = [], []
+    t = Takers()
 
     async def take(n):
         for _ in range(rng.randint(0, 2)):
             await asyncio.sleep(0)
-        async with lock:
-            holders.append(n)
-            assert len(holders) == 1, holders
-            try:
-                for _ in range(rng.choice((0, 0, 0, 1, 2))):
-                    await asyncio.sleep(0)     # a holder may be cancelled here, and lets go of the lock
-            finally:
-                holders.remove(n)
-        done.append(n)
+        await t.take(str(n), rng.choice((0, 0, 0, 1, 2)))
+        return n
     for _ in range(20):
         tasks = [asyncio.create_task(take(n)) for n in range(60)]
         for _ in range(6):
             await asyncio.sleep(0)
             rng.choice(tasks).cancel()
         results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 5)
-        finished = [n for n, r in enumerate(results) if r is None]
-        assert [r for r in results if r is not None and not isinstance(r, asyncio.CancelledError)] == []
-        assert sorted(done) == finished
-        assert not lock.locked() and holders == []
-        done.clear()
+        assert [r for r in results if not isinstance(r, (int, asyncio.CancelledError))] == []   # never two holders
+        finished = [str(r) for r in results if isinstance(r, int)]
+        # every one not cancelled took the lock (some took it and were cancelled while holding it), each once
+        assert set(finished) <= set(t.order) and len(set(t.order)) == len(t.order)
+        assert not t.lock.locked()
+        t.order.clear()

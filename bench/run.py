@@ -572,14 +572,35 @@ def start_callgate(ctx: Context, config: Path, workers: int, event_loop: str | N
     name = name or ("callgate" + (f"/{event_loop}" if event_loop else "") + (f"/{workers}w" if workers > 1 else ""))
     if event_loop:
         config = with_event_loop(config, event_loop)
+    env = ctx.env()
+    if ctx.args.turns:      # bench/turns/sitecustomize.py counts the loop's turns in this server
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(BENCH / "turns"), env.get("PYTHONPATH")]))
+        env["CALLGATE_BENCH_TURNS"] = str(turns_file(ctx, name))
     proc = ctx.procs.start(name, callgate_command(config, port, workers), SERVER_CPU,
-                           ctx.tmp / f"{name.replace('/', '-')}.log", ctx.env())
+                           ctx.tmp / f"{name.replace('/', '-')}.log", env)
     wait_listening(proc, port)
     ops_port = tomllib.loads(config.read_text()).get("server", {}).get("ops_port")
     wait_ready(proc, ops_port or port)             # /readyz is on the ops port when there is one
     if workers > 1:
         wait_workers(proc, workers)
     return Server(name, port, proc, role, workers)
+
+
+def turns_file(ctx: Context, name: str) -> Path:
+    return ctx.tmp / f"turns-{name.replace('/', '-')}.json"
+
+
+def turns_report(ctx: Context, server: Server) -> list[str]:
+    """``--turns``: what bench/turns/sitecustomize.py counted in ``server`` (warm-up and every run included)."""
+    path = turns_file(ctx, server.name)
+    if not path.exists():
+        return [f"turns of {server.name}: nothing counted (a worker started by --workers is not)"]
+    lines = [f"turns of the event loop in {server.name} (p50 / p90 / p99; the probe's cost is in this run's figures):"]
+    for name, q in json.loads(path.read_text()).items():
+        unit = " ms" if name == "turn_ms" else " turns"
+        label = "a turn's work (turns with any)" if name == "turn_ms" else name
+        lines.append(f"  {label:<44} {q['p50']:8.2f} {q['p90']:8.2f} {q['p99']:8.2f}{unit}  (n {q['n']})")
+    return lines
 
 
 def wait_workers(proc: subprocess.Popen, workers: int, timeout: float = START_TIMEOUT_S) -> None:
@@ -1056,8 +1077,10 @@ def bench_configuration(ctx: Context, kind: str, gen: Generation) -> bool | None
         check_answers(kind, servers, {server.name: smoke_check(server, ctx.signer, gen) for server in servers})
         run_rounds(ctx, gen, f"{kind}-{gen.name}", servers)
         gates = [s for s in servers if s.role == "callgate"]
+        if ctx.args.turns:
+            extra = [line for gate in gates for line in turns_report(ctx, gate)]
         if ctx.args.profile:
-            extra = profile(ctx, gen, f"{kind}-{gen.name}", gates[0], all_pids(servers))
+            extra += profile(ctx, gen, f"{kind}-{gen.name}", gates[0], all_pids(servers))
         workers_note = ", ".join(f"{s.name}: {s.workers} worker{'s' * (s.workers > 1)}" for s in gates)
         notes = [*prepared.notes, (f"{ctx.args.requests} distinct pre-signed requests rotated (70/10/10/10 "
                                    f"{gen.events} to {gen.path}), {CONNECTIONS} connections, "
@@ -1108,6 +1131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true",
                         help="after the rounds, one more callgate run under py-spy; prints the top functions")
     parser.add_argument("--profile-dir", help="with --profile: keep py-spy's collapsed stacks there")
+    parser.add_argument("--turns", action="store_true",
+                        help="count the event loop's turns each callback and async plugin hook waits for, in every "
+                             "callgate (bench/turns/sitecustomize.py; it costs a little throughput)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs, wrk output)")
     parser.add_argument("--one-sqlite-file", action="store_true",
                         help="full stack: credit_check and crm_export on one SQLite file (default: a file each)")

@@ -498,10 +498,14 @@ class Context:
 
 
 def new_context(args: argparse.Namespace, prefix: str) -> Context:
-    """A Context in a new temp dir (``prefix``...), with fresh random Sinch secrets for this run."""
+    """A Context in a new temp dir (``prefix``...), with fresh random Sinch secrets for this run.  ``args``: the
+    calling script's options; each of bench/run.py's options it lacks has run.py's default (the setups and
+    ``start_callgate`` read them from the context, e.g. ``one_sqlite_file``, ``turns``)."""
     def secret() -> str:
         return base64.b64encode(os.urandom(32)).decode()
-    return Context(args, Path(tempfile.mkdtemp(prefix=prefix)), Processes(),
+    options = parse_args([])
+    options.__dict__.update(vars(args))
+    return Context(options, Path(tempfile.mkdtemp(prefix=prefix)), Processes(),
                    Signer(samples.APPLICATION_KEY, secret(), v2_samples.SERVICE_ID, secret()))
 
 

@@ -6,6 +6,10 @@ all inside one deadline, every outcome attributed to its plugin.  The recording 
 Pluggy's own call loop is not used on the answer path: it cannot await async
 implementations, stops at the first exception and loses attribution.  Hooks are
 still pluggy hookspecs (validated at registration); only the calling is ours.
+
+Deadlines are on :func:`time.monotonic`'s clock, and so are the times an outcome reports.  That is asyncio's
+own loop clock, and uvloop's, which ``loop.time()`` gives in whole milliseconds as of the start of the
+loop's turn: read through it, every plain-function hook would take 0 ms, and the others whole milliseconds.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Callable, Coroutine
+from time import monotonic
 from typing import Any, cast
 
 import structlog
@@ -59,54 +64,52 @@ def call_one(impl: HookImpl, hook: str, kwargs: dict[str, Any], deadline: float,
     """Call one implementation with the hook's arguments by name; never raises.  A plain function's answer is
     its Outcome at once; an implementation whose answer must be awaited gives a coroutine of it (awaited under
     the timeout).  An answer ``refuses`` gives a reason for counts as the implementation failing."""
-    loop = asyncio.get_running_loop()
     try:
         args = tuple(map(kwargs.__getitem__, impl.argnames))
     except KeyError as exc:          # called without an argument this implementation takes: its error
-        return _raised(impl, hook, exc, loop.time(), loop)
-    return _call(impl, hook, args, deadline, loop, refuses)
+        return _raised(impl, hook, exc, monotonic())
+    return _call(impl, hook, args, deadline, refuses)
 
 
-def _call(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+def _call(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float,
           refuses: Refuses | None) -> Outcome | Coroutine[Any, Any, Outcome]:
     """:func:`call_one` with the implementation's own arguments, in its order."""
-    start = loop.time()
+    start = monotonic()
     end = start + impl.plugin.timeout_s
     if deadline < end:
         end = deadline
     if start >= end:
-        return _timed_out(impl, hook, start, end, loop)
+        return _timed_out(impl, hook, start, end)
     try:
         value = impl.function(*args)
     except Exception as exc:
-        return _raised(impl, hook, exc, start, loop)
+        return _raised(impl, hook, exc, start)
     if impl.is_async or (value is not None and value.__class__ not in _RESULTS and svaml_generation(value) is None
                          and inspect.isawaitable(value)):
-        return _awaited(impl, hook, value, start, end, loop, refuses)
-    return _answered_with(impl, hook, value, start, loop, refuses)
+        return _awaited(impl, hook, value, start, end, refuses)
+    return _answered_with(impl, hook, value, start, refuses)
 
 
-def _call_planned(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+def _call_planned(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float,
                   refuses: Refuses | None) -> Outcome | Coroutine[Any, Any, Outcome]:
     """:func:`_call` with the hook's arguments in its plan's order (``args``), picked for this implementation
     (``impl.picks``; None: it takes them all, in that order)."""
     picks = impl.picks
-    return _call(impl, hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, loop, refuses)
+    return _call(impl, hook, args if picks is None else tuple(map(args.__getitem__, picks)), deadline, refuses)
 
 
-async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end: float,
-                   loop: asyncio.AbstractEventLoop, refuses: Refuses | None) -> Outcome:
+async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end: float, refuses: Refuses | None) -> Outcome:
     try:
         async with asyncio.timeout_at(end):
             value = await awaitable
     except TimeoutError:
-        return _timed_out(impl, hook, start, end, loop)
+        return _timed_out(impl, hook, start, end)
     except Exception as exc:
-        return _raised(impl, hook, exc, start, loop)
-    return _answered_with(impl, hook, value, start, loop, refuses)
+        return _raised(impl, hook, exc, start)
+    return _answered_with(impl, hook, value, start, refuses)
 
 
-def _answered_with(impl: HookImpl, hook: str, value: Any, start: float, loop: asyncio.AbstractEventLoop,
+def _answered_with(impl: HookImpl, hook: str, value: Any, start: float,
                    refuses: Refuses | None) -> Outcome:
     """The outcome of an implementation that returned ``value``: an answer of the wrong kind, or one the call's
     generation cannot carry out, is its error."""
@@ -114,20 +117,19 @@ def _answered_with(impl: HookImpl, hook: str, value: Any, start: float, loop: as
         try:
             _check_result(hook, value, refuses)
         except Exception as exc:
-            return _raised(impl, hook, exc, start, loop)
-    return new_outcome(impl.plugin.name, hook, value, "ok", None, (loop.time() - start) * 1000)
+            return _raised(impl, hook, exc, start)
+    return new_outcome(impl.plugin.name, hook, value, "ok", None, (monotonic() - start) * 1000)
 
 
-def _raised(impl: HookImpl, hook: str, exc: Exception, start: float, loop: asyncio.AbstractEventLoop) -> Outcome:
-    return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start, loop)
+def _raised(impl: HookImpl, hook: str, exc: Exception, start: float) -> Outcome:
+    return _failed(impl, hook, "error", f"{type(exc).__name__}: {exc}", start)
 
 
-def _timed_out(impl: HookImpl, hook: str, start: float, end: float, loop: asyncio.AbstractEventLoop) -> Outcome:
-    return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start, loop)
+def _timed_out(impl: HookImpl, hook: str, start: float, end: float) -> Outcome:
+    return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start)
 
 
-def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
-            loop: asyncio.AbstractEventLoop) -> Outcome:
+def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float) -> Outcome:
     """The outcome of an implementation that raised or timed out (logged here), after its on_error policy."""
     plugin = impl.plugin
     log.warning("plugin_failed", plugin=plugin.name, hook=hook, status=status, error=error,
@@ -136,7 +138,7 @@ def _failed(impl: HookImpl, hook: str, status: Status, error: str, start: float,
     if hook in DECISION_HOOKS and plugin.on_error == "deny":
         value = _END_CALL if hook in STEP_HOOKS else \
             Deny(f"plugin {plugin.name} failed in {hook} ({status}); its on_error policy is deny")
-    return new_outcome(plugin.name, hook, value, status, error, (loop.time() - start) * 1000)
+    return new_outcome(plugin.name, hook, value, status, error, (monotonic() - start) * 1000)
 
 
 async def collect(plugins: Plugins, hook: str, deadline: float, *, stop: Callable[[Outcome], bool] | None = None,
@@ -162,7 +164,7 @@ async def collect(plugins: Plugins, hook: str, deadline: float, *, stop: Callabl
     return outcomes
 
 
-def run(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop, *,
+def run(plan: HookPlan, args: tuple[Any, ...], deadline: float, *,
         stop: Callable[[Outcome], bool] | None = None,
         refuses: Refuses | None = None) -> list[Outcome] | Coroutine[Any, Any, list[Outcome]]:
     """:func:`collect` for the answer path: the hook's arguments in its plan's order (``plan.args``).
@@ -173,16 +175,16 @@ def run(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.Ab
     outcomes: list[Outcome] = []
     hook = plan.hook
     for index, impl in enumerate(plan.impls):
-        outcome = _call_planned(impl, hook, args, deadline, loop, refuses)
+        outcome = _call_planned(impl, hook, args, deadline, refuses)
         if not isinstance(outcome, Outcome):
-            return _run_on(plan, args, deadline, loop, stop, refuses, outcomes, index, outcome)
+            return _run_on(plan, args, deadline, stop, refuses, outcomes, index, outcome)
         outcomes.append(outcome)
         if (plan.firstresult and outcome.value is not None) or (stop is not None and stop(outcome)):
             break
     return outcomes
 
 
-async def _run_on(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+async def _run_on(plan: HookPlan, args: tuple[Any, ...], deadline: float,
                   stop: Callable[[Outcome], bool] | None, refuses: Refuses | None, outcomes: list[Outcome],
                   index: int, pending: Coroutine[Any, Any, Outcome]) -> list[Outcome]:
     """:func:`run` from the ``index``-th implementation on, whose answer ``pending`` is awaited first."""
@@ -194,11 +196,11 @@ async def _run_on(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: 
                 or index == len(plan.impls):
             return outcomes
         impl = plan.impls[index]
-        now = _call_planned(impl, plan.hook, args, deadline, loop, refuses)
+        now = _call_planned(impl, plan.hook, args, deadline, refuses)
         outcome = now if isinstance(now, Outcome) else await now
 
 
-def run_together(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: asyncio.AbstractEventLoop,
+def run_together(plan: HookPlan, args: tuple[Any, ...], deadline: float,
                  on_done: Callable[[str], None] | None = None) -> list[Outcome] | Coroutine[Any, Any, list[Outcome]]:
     """Every implementation of a hook whose answers are not combined (the recording hooks), at the same time.
 
@@ -213,7 +215,7 @@ def run_together(plan: HookPlan, args: tuple[Any, ...], deadline: float, loop: a
     pending: list[tuple[int, Coroutine[Any, Any, Outcome]]] = []
     hook = plan.hook
     for impl in plan.impls:
-        outcome = _call_planned(impl, hook, args, deadline, loop, None)
+        outcome = _call_planned(impl, hook, args, deadline, None)
         if isinstance(outcome, Outcome):
             if on_done is not None:
                 on_done(impl.plugin.name)

@@ -7,9 +7,9 @@ what ``simulate`` prints is what a real callback would get.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from time import monotonic
 from typing import Any
 
 import structlog
@@ -107,17 +107,17 @@ class Pipeline:
 
     async def answer(self, event: CallEvent) -> Reply:
         renderer = self.renderers[event.generation]
-        loop = asyncio.get_running_loop()
+        now = monotonic()
         if isinstance(event, (Ended, Notice)):
             hook = "on_disconnect" if isinstance(event, Ended) else "on_notify"
-            return await self._record(hook, event, renderer, loop.time() + self.server.record_deadline_ms / 1000, loop)
-        deadline = loop.time() + self.server.deadline_ms / 1000
+            return await self._record(hook, event, renderer, now + self.server.record_deadline_ms / 1000)
+        deadline = now + self.server.deadline_ms / 1000
         if isinstance(event, Incoming):
-            return await self._incoming(event, renderer, deadline, loop)
+            return await self._incoming(event, renderer, deadline)
         if isinstance(event, Answered):
-            return await self._step("on_answer", event, renderer, deadline, loop, "answered", PROCEED)
+            return await self._step("on_answer", event, renderer, deadline, "answered", PROCEED)
         if isinstance(event, MenuInput):
-            return await self._step("on_prompt_input", event, renderer, deadline, loop, "menu", END_CALL)
+            return await self._step("on_prompt_input", event, renderer, deadline, "menu", END_CALL)
         raise TypeError(f"not a call event: {event!r}")
 
     def failed(self, event: CallEvent, problem: str) -> Reply:
@@ -131,11 +131,10 @@ class Pipeline:
         status, body = renderer.not_recorded(None)
         return Reply(status, body, None, problem=problem)
 
-    async def _incoming(self, call: Incoming, renderer: Renderer, deadline: float,
-                        loop: asyncio.AbstractEventLoop) -> Reply:
+    async def _incoming(self, call: Incoming, renderer: Renderer, deadline: float) -> Reply:
         args = (call,)
         if self._authorize.impls:
-            outcomes = dispatch.run(self._authorize, args, deadline, loop, stop=_is_deny)
+            outcomes = dispatch.run(self._authorize, args, deadline, stop=_is_deny)
             if not isinstance(outcomes, list):
                 outcomes = await outcomes
             auth = combine.combine_authorization(outcomes, self.server.default_decision)
@@ -144,7 +143,7 @@ class Pipeline:
         route: Route | SvamlRoute | None = None
         routed_by = cli = None
         if auth.allowed:
-            routing = dispatch.run(self._route, args, deadline, loop, refuses=renderer.refuses)
+            routing = dispatch.run(self._route, args, deadline, refuses=renderer.refuses)
             if not isinstance(routing, list):
                 routing = await routing
             outcomes += routing
@@ -156,7 +155,7 @@ class Pipeline:
                 route = value if isinstance(value, (Route, SvamlRoute)) else SvamlRoute(value)
                 routed_by = answered.plugin
         if route is not None and combine.is_dialled(route, renderer.dials):
-            cli_outcomes = dispatch.run(self._set_cli, (call, route), deadline, loop)
+            cli_outcomes = dispatch.run(self._set_cli, (call, route), deadline)
             if not isinstance(cli_outcomes, list):
                 cli_outcomes = await cli_outcomes
             outcomes += cli_outcomes
@@ -175,14 +174,14 @@ class Pipeline:
         # call_decided gets its own short budget: a plugin that held something must be told even
         # when the authorization used up the callback's deadline.
         if self._decided.impls:
-            told = dispatch.run(self._decided, (call, decision), loop.time() + self.server.deadline_ms / 4000, loop)
+            told = dispatch.run(self._decided, (call, decision), monotonic() + self.server.deadline_ms / 4000)
             outcomes += told if isinstance(told, list) else await told
         return Reply(200, rendered.body, rendered.action, outcomes, decision, rendered.svaml, problem)
 
-    async def _step(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
-                    loop: asyncio.AbstractEventLoop, kind: str, default: Proceed | EndCall) -> Reply:
+    async def _step(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float, kind: str,
+                    default: Proceed | EndCall) -> Reply:
         """An answered call or a menu's input: the first plugin's answer (or ``default``), rendered."""
-        outcomes = dispatch.run(self._steps[hook], (call,), deadline, loop, refuses=renderer.refuses)
+        outcomes = dispatch.run(self._steps[hook], (call,), deadline, refuses=renderer.refuses)
         if not isinstance(outcomes, list):
             outcomes = await outcomes
         answered = combine.first_answer(outcomes)
@@ -221,13 +220,12 @@ class Pipeline:
                 return rendered, f"invalid SVAML replaced by a safe answer: {exc}"
         return self._rendered.through((renderer.generation, kind, value), build)
 
-    async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float,
-                      loop: asyncio.AbstractEventLoop) -> Reply:
+    async def _record(self, hook: str, call: CallEvent, renderer: Renderer, deadline: float) -> Reply:
         """The recording plugins at the same time (:func:`dispatch.run_together`); answered once all have."""
         noted = self._noted[hook]
         ended = notes.expect_notes(call, noted) if noted else None
         try:
-            outcomes = dispatch.run_together(self._records[hook], (call,), deadline, loop, ended)
+            outcomes = dispatch.run_together(self._records[hook], (call,), deadline, ended)
             if not isinstance(outcomes, list):
                 outcomes = await outcomes
         finally:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import sys
+import time
 
 import pytest
+from plugins_for_tests import Hangs
 
-from callgate import samples, v2_samples
-from callgate.config import ConfigError
+from callgate import hookimpl, samples, v2_samples
+from callgate.config import ConfigError, PluginsConfig, ServerConfig
 from callgate.loops import loop_factory
+from callgate.manager import load_plugins
+from callgate.pipeline import Pipeline
+from callgate.protocols.v1.decode import decode_event
 
 ROUTE = '[[plugins.router.routes]]\naction = { name = "connectPstn", number = "{to}" }\n'
 
@@ -43,3 +50,34 @@ def test_auto_and_uvloop_give_uvloop_where_it_is_installed():
 
     assert loop_factory("auto") is uvloop.new_event_loop
     assert loop_factory("uvloop") is uvloop.new_event_loop
+
+
+class _Works:
+    """A plain ``authorize_call`` that works for 0.4 ms before it abstains."""
+
+    @hookimpl
+    def authorize_call(self, call):
+        until = time.perf_counter() + 0.0004
+        while time.perf_counter() < until:
+            pass
+
+
+def test_plugin_times_and_timeouts_are_measured_the_same_on_uvloop():
+    """uvloop's ``loop.time()`` is whole milliseconds as of the start of the loop's turn: the dispatcher does not read
+    its times from it, or every plain-function hook would report 0 ms and the others whole milliseconds."""
+    uvloop = pytest.importorskip("uvloop")
+    classes = {"works": _Works, "hangs": Hangs}
+    config = PluginsConfig.model_validate({"enabled": list(classes), "hangs": {"timeout_ms": 30, "on_error": "skip"}})
+    pipeline = Pipeline(load_plugins(config, classes=classes), ServerConfig())
+
+    async def answer():
+        started = time.perf_counter()
+        reply = await pipeline.answer(decode_event(json.dumps(samples.ice()).encode()))
+        return reply, (time.perf_counter() - started) * 1000
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        replies = [runner.run(answer()) for _ in range(10)]
+    for reply, took_ms in replies:
+        works, hangs = (o for o in reply.outcomes if o.hook == "authorize_call")
+        assert (works.plugin, works.status) == ("works", "ok") and 0.4 <= works.elapsed_ms < took_ms
+        assert (hangs.plugin, hangs.status) == ("hangs", "timeout") and 29 <= hangs.elapsed_ms <= took_ms

@@ -3,8 +3,8 @@
 ``"asyncio"`` (the default) is the standard library's own loop, ``"uvloop"`` uvloop's (libuv,
 compiled; a dependency on Linux and macOS, not available on Windows), and ``"auto"`` uvloop where it
 is installed, else asyncio's.  Nothing else in callgate depends on which loop runs it.  The default
-is asyncio because uvloop, though it executes about 10 % fewer instructions per callback, answered
-no more callbacks per second and with a worse p99 (docs/performance.md, 2026-12-06).
+is asyncio because uvloop, though it answered about 10 % more callbacks per second in most runs, did so
+with a worse p99 (docs/performance.md, 2026-12-06 and the fifth session of 2026-12-07).
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ implementations, stops at the first exception and loses attribution.  Hooks are
 still pluggy hookspecs (validated at registration); only the calling is ours.
 
 Deadlines are on :func:`time.monotonic`'s clock, and so are the times an outcome reports.  That is asyncio's
-own loop clock, and uvloop's, which ``loop.time()`` gives in whole milliseconds as of the start of the
-loop's turn: read through it, every plain-function hook would take 0 ms, and the others whole milliseconds.
+own loop clock, and the base of uvloop's, whose ``loop.time()`` counts whole milliseconds: read through it, a
+hook of a fraction of a millisecond would take 0 or 1 ms.
 """
 
 from __future__ import annotations

@@ -225,7 +225,7 @@ async def readyz(request: web.Request) -> web.Response:
     if not (app[CALLBACK].configured or app[WEBHOOK].configured):
         problems.append("no Sinch application or service configured (SINCH_APPLICATION_KEY / "
                         "SINCH_APPLICATION_SECRET for v1, SINCH_SERVICE_ID / SINCH_SERVICE_SECRET for v2)")
-    deadline = asyncio.get_running_loop().time() + 2.0
+    deadline = time.monotonic() + 2.0
     for outcome in await dispatch.collect(app[PLUGINS], "check_ready", deadline):
         if outcome.status == "timeout":
             problems.append(f"{outcome.plugin}: {outcome.verdict}")

@@ -12,9 +12,9 @@ becomes ``callgate_plugin_gauge{plugin="...", name="..."}``.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
+import time
 from bisect import bisect_left
 from collections.abc import Callable
 from functools import partial
@@ -112,7 +112,7 @@ class Metrics:
 
     async def render(self, plugins: Plugins) -> bytes:
         """The exposition text, after asking plugins for their gauges."""
-        deadline = asyncio.get_running_loop().time() + 2.0
+        deadline = time.monotonic() + 2.0
         for outcome in await dispatch.collect(plugins, "collect_metrics", deadline):
             if outcome.status == "ok" and outcome.value:
                 for name, value in outcome.value.items():

@@ -206,9 +206,26 @@ def _too_large(limit: int) -> web.Response:
 
 
 async def not_found(request: web.Request) -> web.Response:
-    """Any other path (and the ops paths on the callback port when ``ops_port`` is set)."""
+    """Any other path (and the ops paths on the callback port when ``ops_port`` is set): 404, or 405 with ``Allow``
+    when the path is served with other methods (``POST /metrics``, ``DELETE`` on a console page)."""
+    allowed = await _allowed_methods(request)
+    if allowed:
+        listed = ", ".join(sorted(allowed))
+        return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}; "
+                                                         f"it takes {listed}", headers={"Allow": listed})
     return error_response(404, "not_found", "nothing here: Sinch callbacks go to the callback path, "
                                             "v2 webhooks to the webhook path")
+
+
+async def _allowed_methods(request: web.Request) -> set[str]:
+    """The methods the routes other than the catch-all take on this request's path (none: the path is not served).
+    Only asked on the way to a 404: the routes are resolved again, one by one."""
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        match, methods = await resource.resolve(request)
+        if match is None:           # a match here is the catch-all itself, or a route that takes this method
+            allowed |= methods
+    return allowed
 
 
 async def healthz(request: web.Request) -> web.Response:

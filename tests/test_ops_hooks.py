@@ -164,6 +164,23 @@ async def test_hook_register_ops_routes_served_on_the_ops_app_only(aiohttp_clien
     assert (await ops.get("/healthz")).status == 200
     on_public = await public.get("/pages/hello")
     assert on_public.status == 404 and (await on_public.json())["error"] == "not_found"
+    on_public = await public.post("/pages/hello")               # not served there with any method: still 404
+    assert on_public.status == 404 and (await on_public.json())["error"] == "not_found"
+
+
+@pytest.mark.parametrize("port", [9999, 0])
+async def test_an_ops_path_asked_with_another_method_is_405_with_allow(aiohttp_client, port):
+    config = make_config({**ROUTE_ALL, "server": {"ops_port": port}}, plugins={"pages": Pages})
+    app = create_app(config, plugin_classes={"pages": Pages})
+    client = await aiohttp_client(create_ops_app(app) if port else app)
+    paths = ["/metrics", "/healthz", "/readyz"] + (["/pages/hello"] if port else [])
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        for path in paths:
+            response = await client.request(method, path)
+            body = await response.json()
+            assert (response.status, body["error"]) == (405, "method_not_allowed"), (method, path)
+            assert response.headers["Allow"] == "GET, HEAD" and f"{method} is not allowed on {path}" in body["message"]
+    assert (await client.put("/nothing/here")).status == 404
 
 
 async def test_hook_register_ops_routes_without_an_ops_port_no_plugin_route_exists_anywhere(aiohttp_client):

@@ -442,7 +442,7 @@ def other_requests(draw) -> Req:
     headers = signed(body, KEY_A, SECRET_A1) if draw(st.booleans()) else [("Content-Type", "application/json")]
     allowed = None
     if path in ("/healthz", "/readyz", "/metrics"):   # the ops endpoints (on the callback port in this config)
-        ok = {"GET": "200:ops", "HEAD": "200:head"}.get(method, "404:not_found")
+        ok = {"GET": "200:ops", "HEAD": "200:head"}.get(method, "405:method_not_allowed")
         allowed = frozenset({ok})
     return Req(f"{method} {path}", method=method, target=path, headers=headers, body=body, allowed=allowed)
 

@@ -1,8 +1,10 @@
 """The v1 decoder as it was before it moved to msgspec (hand-written on ``json``, objects built through drafts),
 kept only as the reference ``test_v1_decode_agreement.py`` compares ``callgate.protocols.v1.decode`` with.
 
-Copied unchanged from ``core/protocols/v1/decode.py`` at commit 2aab486 (imports made absolute, the
-documentation-only known-value constants left out);
+Copied from ``core/protocols/v1/decode.py`` at commit 2aab486 (imports made absolute, the
+documentation-only known-value constants left out), changed since in one place: the ``invalid_json`` message
+for text that does not parse is in callgate's words (:func:`callgate.protocols.wording.not_json_at`), as the
+decoder's now is, instead of the ``json`` module's;
 callgate never imports it.  Its docstring described the rules the new decoder keeps.
 """
 
@@ -21,6 +23,7 @@ from callgate.drafts import new as _new
 from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent
 from callgate.protocols.errors import clip as _clip
 from callgate.protocols.timestamps import parse_timestamp
+from callgate.protocols.wording import not_json_at
 
 __all__ = [
     "EventError",
@@ -484,7 +487,7 @@ def decode_event(body: bytes | bytearray | memoryview | str) -> V1Event:
     try:
         obj = _parse_json(text)
     except json.JSONDecodeError as exc:
-        raise EventError("invalid_json", f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise EventError("invalid_json", not_json_at(text, exc.pos)) from None   # callgate's words since 0.4.0
     except EventError:
         raise
     except RecursionError:

@@ -40,11 +40,12 @@ class EventError(ValueError):
 
 
 class UnknownEvent(EventError):
-    """The body is a JSON object whose ``event`` is not ice/ace/pie/dice/notify.
+    """The body is a JSON object whose ``event`` is not one the generation knows (v1: ice/ace/pie/dice/notify; v2:
+    a ``call.*`` event; ``expected`` says which, in the message).
 
     ``event`` is the value as sent (a newer Sinch event, or another product's webhook).
     """
 
-    def __init__(self, event: str) -> None:
-        super().__init__("unknown_event", f"unknown event {clip(event)!r}: expected one of ice, ace, pie, dice, notify")
+    def __init__(self, event: str, expected: str = "one of ice, ace, pie, dice, notify") -> None:
+        super().__init__("unknown_event", f"unknown event {clip(event)!r}: expected {expected}")
         self.event = event

@@ -2,8 +2,8 @@
 code and message, or accepted (``"ICE"``, ``callId``, ``"version": "1"``, ...) in the canonical shape.
 
 :func:`recheck` parses the body with the standard library's ``json`` (``parse_float=Decimal``), so
-``invalid_json`` messages are those callgate has always given (``body is not JSON: Extra data at
-line 1 column 29``), then checks, in this order:
+``invalid_json`` messages say where the JSON breaks (``body is not JSON: malformed at line 1 column 29``, in
+callgate's words: :mod:`callgate.protocols.wording`), then checks, in this order:
 
 1. nesting deeper than :data:`~callgate.protocols.errors.MAX_DEPTH`, then ``\\u`` escapes of unpaired
    surrogates (``invalid_json``);
@@ -30,6 +30,7 @@ from typing import Any
 from ..errors import MAX_DEPTH, EventError, UnknownEvent
 from ..errors import clip as _clip
 from ..timestamps import parse_timestamp
+from ..wording import not_json_at
 
 __all__ = ["CONTROL", "recheck", "refuse_deep_nesting"]
 
@@ -61,7 +62,7 @@ def _parse(body: bytes | bytearray | memoryview | str) -> Any:
     try:
         obj = _JSON.decode(text)
     except json.JSONDecodeError as exc:
-        raise EventError("invalid_json", f"body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+        raise EventError("invalid_json", not_json_at(text, exc.pos)) from None
     except RecursionError:
         raise EventError("invalid_json", f"body is not JSON callgate accepts: nested deeper than {MAX_DEPTH} "
                                          f"levels") from None

@@ -32,6 +32,8 @@ import re
 import msgspec
 
 from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent, may_nest_too_deep
+from callgate.protocols.wording import kind as json_kind
+from callgate.protocols.wording import not_json
 
 from .wire import (
     CUSTOM_EVENT_PREFIX,
@@ -78,10 +80,6 @@ _CUSTOM_PREFIXES = (CUSTOM_EVENT_PREFIX, SDK_CUSTOM_EVENT_PREFIX.lower())
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: A JSON string or a bracket: what the nesting depth is counted from (the body is known to be JSON).
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-
-_KINDS = {"array": "a list", "str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
-          "null": "null", "object": "an object"}
-
 
 def _clip(value: str, limit: int = 64) -> str:
     return value if len(value) <= limit else value[:limit] + "..."
@@ -141,7 +139,7 @@ def _refuse_non_json(body: bytes) -> None:
     try:
         _RAW.decode(body)  # checks the whole text is JSON without building it (no integer or depth limit of Python's)
     except msgspec.DecodeError as error:
-        raise EventError("invalid_json", f"body is not JSON: {error}") from None
+        raise EventError("invalid_json", not_json(body, str(error))) from None
     except RecursionError:
         raise EventError("invalid_json", f"body is not JSON callgate accepts: nested deeper than {MAX_DEPTH} "
                                          f"levels") from None
@@ -154,7 +152,7 @@ def _event_name(body: bytes) -> str:
         top = _TOP.decode(body)
     except msgspec.ValidationError as error:
         kind = re.search(r"got `(\w+)`", str(error))
-        got = _KINDS.get(kind[1], kind[1]) if kind else "not an object"
+        got = json_kind(kind[1]) if kind else "not an object"
         raise EventError("not_an_object", f"body is JSON {got}, expected an object") from None
     raw = top.get("event")
     if raw is None:
@@ -163,7 +161,7 @@ def _event_name(body: bytes) -> str:
         name = msgspec.json.decode(raw, type=str | None)
     except msgspec.ValidationError as error:
         kind = re.search(r"got `(\w+)`", str(error))
-        got = _KINDS.get(kind[1], kind[1]) if kind else "not a string"
+        got = json_kind(kind[1]) if kind else "not a string"
         raise EventError("missing_event", f"event: expected a string, got {got}") from None
     if name is None:
         raise EventError("missing_event", "event: missing")
@@ -185,7 +183,7 @@ def _slow_path(body: bytes) -> V2Event:
     event_type = KNOWN_EVENT_TYPES.get(folded)
     custom = event_type is None and _is_custom(folded)
     if event_type is None and not custom:
-        raise UnknownCallEvent(name) if folded.startswith("call.") else UnknownEvent(name)
+        raise UnknownCallEvent(name) if folded.startswith("call.") else UnknownEvent(name, "a Voice API v2 call.* event")
     try:
         envelope = _ENVELOPE.decode(body)
     except msgspec.ValidationError as error:

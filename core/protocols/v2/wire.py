@@ -77,6 +77,8 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 from msgspec import Meta, Struct, field
 
+from callgate.protocols.wording import validation_message
+
 __all__ = [
     # known values (documentation and tests only)
     "EVENT_NAMES", "END_EVENT_NAMES", "CALL_TYPES", "CALL_DIRECTIONS", "CALL_RESULTS", "CALL_REASONS",
@@ -734,22 +736,21 @@ class InvalidV2Answer(ValueError):
 
 _ENCODER = msgspec.json.Encoder()
 _ANSWER_DECODER = msgspec.json.Decoder(V2Answer)
-_MISSING = re.compile(r"object missing required field `([^`]*)`")
+_MISSING = re.compile(r"Object missing required field `([^`]*)`")
 _AT = re.compile(r"^(?P<message>.*?)(?: - at `(?P<path>[^`]*)`(?: in `(?P<container>[^`]*)`)?)?$", re.DOTALL)
 
 
 def error_path(exc: msgspec.ValidationError) -> tuple[str, str]:
-    """``(path, message)`` of a msgspec validation error: ``("call.callId", "expected `str`, got `int`")``.
+    """``(path, message)`` of a msgspec validation error: ``("call.callId", "expected a string, got an integer")``.
 
     The path is dotted without msgspec's leading ``$.`` (``""`` for the document itself); a
     dictionary key that failed is named ``menus (a key)``; a missing required field is
-    ``("call.callId", "missing")``.  msgspec's messages name types and
-    limits, never the offending value.
+    ``("call.callId", "missing")``.  The message is callgate's own (:func:`~callgate.protocols.wording.validation_message`):
+    the types and limits, never the offending value.
     """
     match = _AT.match(str(exc))
     assert match is not None  # the pattern matches any text
     message = match["message"]
-    message = message[:1].lower() + message[1:]
     path = match["path"] or ""
     if path.startswith("$"):
         path = path[1:].lstrip(".")
@@ -759,7 +760,7 @@ def error_path(exc: msgspec.ValidationError) -> tuple[str, str]:
     missing = _MISSING.fullmatch(message)
     if missing is not None:  # named like v1's "callid: missing"
         return (f"{path}.{missing[1]}" if path else missing[1]), "missing"
-    return path, message
+    return path, validation_message(message)
 
 
 def _svaml_error(exc: msgspec.ValidationError) -> InvalidV2Answer:

@@ -1,0 +1,70 @@
+"""What a JSON decoder found wrong with a body, in callgate's own words.
+
+An error answer says what was wrong with the request, never a library's message: the decoders'
+(``json``'s, msgspec's) wording is theirs and changes with their versions.  These functions turn
+their findings into callgate's sentences, v1 and v2 alike: where the JSON breaks (line and column),
+and what a field should have been (``expected a string, got an integer``).
+"""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["kind", "not_json", "not_json_at", "validation_message"]
+
+#: A decoder's JSON type names (msgspec's and the JSON ones), as the messages say them.
+_KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean", "null": "null",
+          "object": "an object", "array": "a list", "bytes": "base64 text", "datetime": "a date-time",
+          "decimal": "a decimal number"}
+_EXPECTED = re.compile(r"Expected `(?P<want>[^`]*)`(?:, got `(?P<got>[^`]*)`| (?P<limit>(?:of length )?[<>]=? ?-?[\d.]+)"
+                       r"| matching regex .*)?$", re.DOTALL)
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`")
+_INVALID = {"Invalid RFC3339 encoded datetime": "expected an RFC 3339 date-time",
+            "Invalid decimal string": "expected a decimal number"}
+
+
+def kind(name: str) -> str:
+    """``"str"`` -> ``"a string"``; ``"str | null"`` -> ``"a string or null"``; an unknown name as it is."""
+    return " or ".join(_KINDS.get(part, part) for part in name.split(" | "))
+
+
+def validation_message(message: str) -> str:
+    """A msgspec validation message (without its `` - at `$.path``` part) in callgate's words:
+    ``Expected `int` >= 0`` -> ``expected an integer >= 0``; anything not recognised -> ``not a valid value``."""
+    expected = _EXPECTED.fullmatch(message)
+    if expected is not None:
+        want = kind(expected["want"])
+        if expected["got"] is not None:
+            return f"expected {want}, got {kind(expected['got'])}"
+        if expected["limit"] is not None:
+            return f"expected {want} {expected['limit']}"
+        return f"expected {want} in this field's format" if "matching regex" in message else f"expected {want}"
+    unknown = _UNKNOWN_FIELD.fullmatch(message)
+    if unknown is not None:
+        return f"unknown field {unknown[1]!r}"
+    if message.startswith("Invalid enum value"):
+        return "not one of the values this field takes"
+    return _INVALID.get(message, "not a valid value")
+
+
+def not_json_at(text: bytes | str, position: int) -> str:
+    """``body is not JSON: ...`` for a body a decoder stopped reading at ``position`` (a byte offset in ``bytes``, a
+    character offset in ``str``): where, by line and column (in characters) from 1, or that the body ends too early."""
+    if position >= len(text.rstrip()):
+        return "body is not JSON: it ends before its JSON value does"
+    before = text[:position]
+    if isinstance(before, bytes):
+        before = before.decode("utf-8", "replace")
+    line = before.count("\n") + 1
+    column = len(before) - before.rfind("\n")
+    return f"body is not JSON: malformed at line {line} column {column}"
+
+
+_BYTE = re.compile(r"\(byte (\d+)\)$")
+
+
+def not_json(body: bytes, decoder_message: str) -> str:
+    """``body is not JSON: ...`` for msgspec's ``DecodeError`` message about ``body`` (it names the byte where it
+    stopped, or says the input was truncated)."""
+    at = _BYTE.search(decoder_message)
+    return not_json_at(body, int(at[1]) if at is not None else len(body))

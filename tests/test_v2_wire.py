@@ -441,6 +441,21 @@ def test_refusals_have_v1_codes_and_name_the_field(body, code, message):
     assert error.code == code
     assert message in error.message, error.message
     assert str(error) == error.message
+    # callgate's words, never the decoder's (msgspec writes `str`, "JSON is malformed", "(byte N)")
+    assert "`" not in error.message and "malformed:" not in error.message and "(byte" not in error.message
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b'{"event":"call.incoming","call":{"callId":"c"}}x', "body is not JSON: malformed at line 1 column 48"),
+    (b'{"event":"call.incoming",\n "call":{"callId":"c",}}', "body is not JSON: malformed at line 2 column 23"),
+    (b'{"event":"call.incoming","call":{"callId":"c"', "body is not JSON: it ends before its JSON value does"),
+    (b'{"event":"conference.started"}', "unknown event 'conference.started': expected a Voice API v2 call.* event"),
+    (b'{"event":"call.incoming","call":{"callId":["c"]}}', "call.callId: expected a string, got a list"),
+    (b'{"event":"call.hangup","call":{"callId":"c","callDurationSeconds":"42"}}',
+     "call.callDurationSeconds: expected an integer or null, got a string"),
+])
+def test_refusal_messages_say_where_and_what_in_callgates_words(body, message):
+    assert error_of(body).message == message
 
 
 GENERIC_REFUSALS = [(body, code) for body, code, _ in REFUSALS if code in ("invalid_json", "not_an_object",

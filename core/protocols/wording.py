@@ -8,6 +8,7 @@ and what a field should have been (``expected a string, got an integer``).
 
 from __future__ import annotations
 
+import json
 import re
 
 __all__ = ["kind", "not_json", "not_json_at", "validation_message"]
@@ -64,7 +65,17 @@ _BYTE = re.compile(r"\(byte (\d+)\)$")
 
 
 def not_json(body: bytes, decoder_message: str) -> str:
-    """``body is not JSON: ...`` for msgspec's ``DecodeError`` message about ``body`` (it names the byte where it
-    stopped, or says the input was truncated)."""
+    """``body is not JSON: ...`` for a UTF-8 ``body`` msgspec refused with ``decoder_message``.
+
+    msgspec's ``(byte N)`` is sometimes the byte after the one at fault, so the place is taken from the standard
+    library's parser (only on this path: a body that is not JSON), as v1 gives it; from msgspec's message only when
+    that parser takes the text (``NaN``, which msgspec refuses) or gives up on it (a very long integer, deep nesting).
+    """
+    try:
+        json.loads(body)
+    except json.JSONDecodeError as exc:
+        return not_json_at(exc.doc, exc.pos)
+    except (ValueError, RecursionError):
+        pass
     at = _BYTE.search(decoder_message)
     return not_json_at(body, int(at[1]) if at is not None else len(body))

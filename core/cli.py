@@ -274,12 +274,29 @@ def cmd_sign(args: argparse.Namespace) -> int:
         url = args.url or f"http://{server.host}:{server.port}{server.callback_path}"
         body = _body(args)
         headers = signing.signed_headers(key, secret, urlsplit(url).path or "/", body)
+    data = _curl_data(body, args.body)
+    if data is None:
+        return _fail("the body from stdin is not UTF-8 text without NUL bytes, which a command line cannot carry: "
+                     "give it as a file (--body FILE), and curl will send that file's bytes")
     parts = ["curl", "-sS", "-X", "POST", url]
     for name, value in headers.items():
         parts += ["-H", f"{name}: {value}"]
-    parts += ["--data-binary", body.decode("utf-8", "replace")]
+    parts += ["--data-binary", data]
     print(" ".join(shlex.quote(p) for p in parts))
     return 0
+
+
+def _curl_data(body: bytes, source: str | None) -> str | None:
+    """curl's ``--data-binary`` argument that sends exactly ``body``: the text itself when a command line can carry
+    it (UTF-8, no NUL), else ``@file`` for a body read from a file; None for such a body read from stdin."""
+    if b"\0" not in body:
+        try:
+            return body.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    if source and source != "-":
+        return "@" + os.path.abspath(source)
+    return None
 
 
 def _signing_credentials(config: Config) -> tuple[str, str]:

@@ -30,6 +30,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretBytes,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -193,6 +194,8 @@ class PluginsConfig(BaseModel):
     #: ``[plugins.<name>]`` tables naming an environment variable that is not set: name -> the message.  Only
     #: building that plugin fails (``table``), so a command that uses another plugin does not need its secrets.
     _unresolved: dict[str, str] = PrivateAttr(default_factory=dict)
+    #: The ``[plugins]`` tables as written in the file (``{ env = ... }`` not resolved): where a secret came from.
+    _written: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def directory(self) -> Path | None:
@@ -205,6 +208,10 @@ class PluginsConfig(BaseModel):
             raise ConfigError(self._unresolved[name])
         table = (self.model_extra or {}).get(name, {})
         return dict(table) if isinstance(table, Mapping) else table
+
+    def written(self, name: str) -> Any:
+        """The ``[plugins.<name>]`` table as written in the file, ``{ env = ... }`` tables kept (None when absent)."""
+        return self._written.get(name)
 
 
 class Config(_Strict):
@@ -279,7 +286,8 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     data.pop("source", None)
     _require_env_secrets(data.get("applications", ()), source, "applications", ENV_SECRET)
     _require_env_secrets(data.get("services", ()), source, "services", ENV_SERVICE_SECRET)
-    plugins, unresolved = _resolve_plugin_tables(data.pop("plugins", {}), environ, source)
+    written = data.pop("plugins", {})
+    plugins, unresolved = _resolve_plugin_tables(written, environ, source)
     data = resolve_env(data, environ, source)
     if not data.get("applications") and environ.get(ENV_KEY) and environ.get(ENV_SECRET):
         data = {**data, "applications": [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]}
@@ -290,6 +298,7 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from None
     config.plugins._unresolved.update(unresolved)
+    config.plugins._written = dict(written) if isinstance(written, Mapping) else {}
     config.plugins._directory = directory
     return config
 
@@ -337,6 +346,54 @@ def _require_env_secrets(entries: Any, source: str, table: str, variable: str) -
                 raise ConfigError(
                     f"{source}: {table}[{i}].secrets[{j}]: a secret must not be written in the file; "
                     f'write secrets = [{{ env = "{variable}" }}] and set that variable')
+
+
+def secrets_written_in_the_file(settings: BaseModel, written: Any) -> list[tuple[str | int, ...]]:
+    """Where a plugin's validated ``settings`` hold a secret (a ``SecretStr`` or ``SecretBytes`` field, at any
+    depth) that its table, as ``written`` in the file, gives as a plain value instead of ``{ env = "NAME" }``: the
+    keys' paths.  A secret left at its default, or read from the environment, is not listed, and neither is a URL
+    without a password (``sqlite:///var/x.sqlite3``, ``postgresql://db/callgate``: a database URL is typed as a
+    secret for the password it may hold)."""
+    found = []
+    for path, secret in _secret_paths(settings, ()):
+        if _url_without_password(secret):
+            continue
+        node = written
+        for part in path:
+            if isinstance(node, Mapping) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                node = None
+                break
+        if node is not None and not isinstance(node, Mapping):
+            found.append(path)
+    return found
+
+
+def _url_without_password(secret: SecretStr | SecretBytes) -> bool:
+    value = secret.get_secret_value()
+    if not isinstance(value, str) or "://" not in value:
+        return False
+    try:
+        return urlsplit(value).password is None
+    except ValueError:          # not a URL after all (a port that is not a number, ...)
+        return False
+
+
+def _secret_paths(value: Any, path: tuple[str | int, ...]) -> Any:
+    if isinstance(value, (SecretStr, SecretBytes)):
+        yield path, value
+    elif isinstance(value, BaseModel):
+        for name, field in type(value).model_fields.items():
+            yield from _secret_paths(getattr(value, name), (*path, field.alias or name))
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _secret_paths(item, (*path, index))
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _secret_paths(item, (*path, key))
 
 
 def format_validation_error(exc: ValidationError, source: str, prefix: Sequence[str | int] = ()) -> str:

@@ -28,7 +28,15 @@ import pluggy
 from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
-from .config import CONFIG_DIR, PLUGIN_DISTRIBUTION, ConfigError, PluginsConfig, format_validation_error
+from .config import (
+    CONFIG_DIR,
+    PLUGIN_DISTRIBUTION,
+    ConfigError,
+    PluginsConfig,
+    format_validation_error,
+    secrets_written_in_the_file,
+    toml_key,
+)
 from .phone import set_default_region
 
 ENTRY_POINT_GROUP = "callgate.plugins"
@@ -271,7 +279,7 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
                 dist, version = (ep.dist.name, ep.dist.version) if ep.dist else (None, None)
                 cls = _import(name, ep.value, dist or guess_distribution(name))
             plugin = build_plugin(name, cls, config.table(name), server_timeout_ms=server_timeout_ms, source=source,
-                                  directory=config.directory,
+                                  directory=config.directory, written=config.written(name),
                                   distribution=dist or ("callgate" if name in BUILTINS else guess_distribution(name)))
         except (PluginError, ConfigError) as exc:
             if broken is None:
@@ -335,8 +343,11 @@ def _instead(option: str, name: str, source: str) -> str:
 
 def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeout_ms: int = 1000,
                  source: str = "config.toml", directory: Path | None = None,
-                 distribution: str | None = None) -> LoadedPlugin:
+                 distribution: str | None = None, written: Any = None) -> LoadedPlugin:
     """Validate ``[plugins.<name>]`` against the plugin's ``Config`` model and build the instance.
+
+    ``written``: the table as written in the file (``{ env = ... }`` kept), when there is a file: a secret of the
+    model (a ``SecretStr`` field) written there as a plain value stops start-up (secrets come from the environment).
 
     The model is validated with ``context={CONFIG_DIR: directory, PLUGIN_DISTRIBUTION: distribution}``: the
     config file's folder, where relative paths start (``callgate.config.ConfigPath``, ``DatabaseURL``), and the
@@ -368,12 +379,23 @@ def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeou
             except ValidationError as exc:
                 raise PluginError(name, "invalid configuration:\n" + format_validation_error(
                     exc, source, ("plugins", name))) from None
+            if written is not None:
+                _refuse_secrets_in_the_file(name, settings, written, source)
             instance = cls(settings)
     except PluginError:
         raise
     except Exception as exc:
         raise PluginError(name, f"could not be built: {type(exc).__name__}: {exc}") from exc
     return LoadedPlugin(name, instance, timeout_s=timeout_ms / 1000, on_error=on_error)
+
+
+def _refuse_secrets_in_the_file(name: str, settings: BaseModel, written: Any, source: str) -> None:
+    """PluginError naming every secret of the plugin written in the file as a plain value (never the value)."""
+    found = secrets_written_in_the_file(settings, written)
+    if found:
+        keys = ", ".join(toml_key(("plugins", name, *path)) for path in found)
+        raise PluginError(name, f"{source}: {keys}: a secret must not be written in the file; write "
+                                f'{{ env = "NAME" }} instead and set that environment variable')
 
 
 def guess_distribution(name: str) -> str:

@@ -87,6 +87,21 @@ def test_callgate_sign_prints_a_curl_command_that_works(callgate_server):
     assert json.loads(answer)["action"]["name"] == "connectPstn"
 
 
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_callgate_sign_sends_a_body_file_byte_for_byte_even_when_it_is_not_utf8(callgate_server, tmp_path):
+    server = callgate_server(CONFIG)
+    body = tmp_path / "latin1.json"
+    body.write_bytes(b'{"event":"ice","callid":"c-\xe9"}')        # Latin-1, not UTF-8: the server must see it as is
+    printed = subprocess.run([CALLGATE, "sign", "ice", "--body", str(body), "--url", server.url + "/sinch/callback"],
+                             env={**server.env}, capture_output=True, text=True, check=True).stdout
+    assert f"@{body}" in printed
+    sent = subprocess.run(shlex.split(printed), capture_output=True, text=True, check=True).stdout
+    assert json.loads(sent)["error"] == "invalid_json" and "not UTF-8" in json.loads(sent)["message"]   # not a 401
+    from_stdin = subprocess.run([CALLGATE, "sign", "ice", "--body", "-"], input=body.read_bytes(),
+                                env={**server.env}, capture_output=True)
+    assert from_stdin.returncode == 2 and b"give it as a file" in from_stdin.stderr
+
+
 def test_broken_config_stops_serve_with_file_and_key(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text("[server]\nport = 'eighty'\n")

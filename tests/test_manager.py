@@ -5,9 +5,10 @@ import textwrap
 
 import pytest
 from plugins_for_tests import AllowWith, Recorder
+from pydantic import BaseModel, ConfigDict, SecretStr
 
 from callgate import Deny, hookimpl
-from callgate.config import PluginsConfig
+from callgate.config import PluginsConfig, config_from_dict
 from callgate.manager import HOOK_NAMES, PluginError, installed_plugins, load_plugins
 
 
@@ -101,7 +102,6 @@ def test_reserved_keys_are_validated(fake_dist, table, needle):
 
 
 def test_env_secret_in_plugin_config_is_read_from_environment(fake_dist, monkeypatch):
-    from callgate.config import config_from_dict
     monkeypatch.setenv("FAKE_TOKEN", "s3cr3t-value")
     config = config_from_dict({"plugins": {"enabled": ["fake"], "fake": {"token": {"env": "FAKE_TOKEN"}}}})
     plugins = load_plugins(config.plugins)
@@ -258,3 +258,48 @@ def test_optionalhook_on_a_callgate_hook_changes_nothing():
 
     plugins = load_plugins(PluginsConfig.model_validate({"enabled": ["optional"]}), classes={"optional": Optional})
     assert [impl.plugin.name for impl in plugins.impls("authorize_call")] == ["optional"]
+
+
+class _Secretive:
+    """A plugin with secrets at several depths."""
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        class Sink(BaseModel):
+            url: str
+            token: SecretStr
+            headers: dict[str, SecretStr] = {}
+
+        api_key: SecretStr | None = None
+        sinks: list[Sink] = []
+        default_key: SecretStr = SecretStr("a default is not in the file")
+        database_url: SecretStr = SecretStr("sqlite:///default.sqlite3")     # a secret for the password it may hold
+
+    def __init__(self, config):
+        self.config = config
+
+
+def test_a_plugins_secret_written_in_the_file_is_refused_naming_the_key_never_the_value(monkeypatch):
+    monkeypatch.setenv("SECRETIVE_TOKEN", "from-the-environment")
+    table = {"api_key": "sk-literal-one", "database_url": "postgresql://callgate:literal-pw@db/callgate", "sinks": [
+        {"url": "https://a.example", "token": {"env": "SECRETIVE_TOKEN"}, "headers": {"X-Fine": {"env": "SECRETIVE_TOKEN"}}},
+        {"url": "https://b.example", "token": "literal-two", "headers": {"Authorization": "literal-three"}},
+    ]}
+    config = config_from_dict({"plugins": {"enabled": ["secretive"], "secretive": table}}, source="cfg.toml")
+    with pytest.raises(PluginError) as raised:
+        load_plugins(config.plugins, classes={"secretive": _Secretive}, source="cfg.toml")
+    message = str(raised.value)
+    assert ("[plugins.secretive].api_key, [plugins.secretive].sinks[1].token, [plugins.secretive].sinks[1].headers."
+            "Authorization, [plugins.secretive].database_url: a secret must not be written in the file") in message
+    assert "literal" not in message and "from-the-environment" not in message
+
+
+def test_a_plugins_secrets_from_the_environment_or_left_at_their_default_are_fine(monkeypatch):
+    monkeypatch.setenv("SECRETIVE_TOKEN", "from-the-environment")
+    table = {"api_key": {"env": "SECRETIVE_TOKEN"}, "database_url": "postgresql://db.internal/callgate",   # no password
+             "sinks": [{"url": "https://a.example", "token": {"env": "SECRETIVE_TOKEN"}}]}
+    config = config_from_dict({"plugins": {"enabled": ["secretive"], "secretive": table}})
+    plugins = load_plugins(config.plugins, classes={"secretive": _Secretive})
+    settings = next(p.instance.config for p in plugins.loaded if p.name == "secretive")
+    assert settings.api_key.get_secret_value() == settings.sinks[0].token.get_secret_value() == "from-the-environment"

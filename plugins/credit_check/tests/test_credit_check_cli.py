@@ -1,6 +1,7 @@
 """``callgate credit ...``: the real command, in its own process, on SQLite and PostgreSQL."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -133,9 +134,10 @@ def test_an_unreachable_database_is_a_clear_error(tmp_path):
     from callgate.testing import free_port
     config = tmp_path / "config.toml"
     config.write_text('[plugins]\nenabled = ["credit_check"]\n[plugins.credit_check]\n'
-                      f'database_url = "postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test"\n')
+                      'database_url = { env = "CREDIT_TEST_DATABASE_URL" }\n')   # it holds a password
+    env = {**os.environ, "CREDIT_TEST_DATABASE_URL": f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/test"}
     result = subprocess.run([CALLGATE, "credit", "balance", "+46701234567", "--config", str(config)],
-                            capture_output=True, text=True, timeout=60)
+                            capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 1
     assert "cannot connect to postgresql://postgres:***@127.0.0.1" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout

@@ -19,7 +19,7 @@ from __future__ import annotations
 import importlib
 import os
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -382,7 +382,8 @@ def _url_without_password(secret: SecretStr | SecretBytes) -> bool:
         return False
 
 
-def _secret_paths(value: Any, path: tuple[str | int, ...]) -> Any:
+def _secret_paths(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tuple[str | int, ...], SecretStr | SecretBytes]]:
+    """Every secret in ``value`` (a validated model and what it holds), with its path of keys and indexes."""
     if isinstance(value, (SecretStr, SecretBytes)):
         yield path, value
     elif isinstance(value, BaseModel):

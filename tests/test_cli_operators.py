@@ -131,7 +131,7 @@ def test_file_sink_and_rules_file_paths_are_taken_from_the_config_folder(site, t
     plugins = {p.name: p.instance for p in load_plugins(load_config(site).plugins).loaded}
     folder = site.parent
     assert plugins["crm_export"].config.sink("file").path == f"{folder}/export/calls-{{date}}.jsonl"
-    assert plugins["crm_export"].config.database_url == f"sqlite:///{folder}/data/crm.sqlite3"
+    assert plugins["crm_export"].config.database_url.get_secret_value() == f"sqlite:///{folder}/data/crm.sqlite3"
     assert plugins["credit_check"].config.database_url.get_secret_value() == f"sqlite:///{folder}/data/credit.sqlite3"
     assert plugins["allowlist"].rules.path == folder / "rules.csv"
 

@@ -90,7 +90,7 @@ def register(subparsers: argparse._SubParsersAction, config: CrmExportConfig) ->
 async def _run(config: CrmExportConfig, command, args: argparse.Namespace) -> int:
     try:
         # The running server creates the outbox; a command on one that does not exist would act on nothing.
-        outbox = await Outbox.open(config.database_url, [s.name for s in config.sinks], create=False)
+        outbox = await Outbox.open(config.database_url.get_secret_value(), [s.name for s in config.sinks], create=False)
     except MissingDatabaseError as exc:
         print(f"callgate crm: {exc}: check [plugins.crm_export] database_url (a relative path is taken from the "
               f"config file's folder)", file=sys.stderr)

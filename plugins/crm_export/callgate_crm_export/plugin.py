@@ -99,19 +99,20 @@ class CrmExport:
         ``dry_run``: only open the outbox as it is (``Outbox.open_dry_run``); no delivery, flush or purge.
         """
         self._stopping = asyncio.Event()
+        url = self.config.database_url.get_secret_value()
         if dry_run:
             self._dry_run = True
             try:
-                self.outbox = await Outbox.open_dry_run(self.config.database_url, [s.name for s in self.config.sinks])
+                self.outbox = await Outbox.open_dry_run(url, [s.name for s in self.config.sinks])
             except DatabaseError as exc:
-                if urlsplit(self.config.database_url).scheme == "sqlite":
+                if urlsplit(url).scheme == "sqlite":
                     raise
                 self._error = str(exc)      # as on the server: the DICE is not recorded (503)
             return
         try:
             await self._open()
         except DatabaseError as exc:
-            if urlsplit(self.config.database_url).scheme == "sqlite":
+            if urlsplit(url).scheme == "sqlite":
                 raise
             self._error = str(exc)
             log.error("crm_outbox_unreachable", error=str(exc), retry_seconds=self.config.reconnect_seconds)
@@ -134,7 +135,7 @@ class CrmExport:
 
     async def _open(self) -> None:
         config = self.config
-        outbox = await Outbox.open(config.database_url, [s.name for s in config.sinks])
+        outbox = await Outbox.open(config.database_url.get_secret_value(), [s.name for s in config.sinks])
         if self._stopping.is_set():      # shut down while the outbox was opening
             await outbox.close()
             return

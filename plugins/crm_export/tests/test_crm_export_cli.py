@@ -127,10 +127,11 @@ def test_parse_moment():
         parse_moment("soon", now)
 
 
-async def test_an_unreachable_outbox_is_a_clear_error_without_the_password(tmp_path):
+async def test_an_unreachable_outbox_is_a_clear_error_without_the_password(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM_TEST_DATABASE_URL", "postgresql://postgres:hunter2@127.0.0.1:1/none")  # a password: env only
     config = tmp_path / "config.toml"
-    config.write_text(CONFIG.format(database="postgresql://postgres:hunter2@127.0.0.1:1/none",
-                                    archive=tmp_path / "calls.jsonl"))
+    config.write_text(CONFIG.replace('"{database}"', '{{ env = "CRM_TEST_DATABASE_URL" }}').format(
+        archive=tmp_path / "calls.jsonl"))
     result = await run(config, "status")
     assert result.returncode == 1 and "cannot open the outbox" in result.stderr
     assert "hunter2" not in result.stderr + result.stdout and "Traceback" not in result.stderr

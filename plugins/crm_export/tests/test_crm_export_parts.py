@@ -18,7 +18,7 @@ def build(table):
 
 def test_a_minimal_configuration_has_sensible_defaults():
     config = build({"sinks": [SINK]}).instance.config
-    assert config.database_url == "sqlite:///var/callgate/crm.sqlite3" and config.retention_days == 30
+    assert config.database_url.get_secret_value() == "sqlite:///var/callgate/crm.sqlite3" and config.retention_days == 30
     sink = config.sinks[0]
     assert (sink.concurrency, sink.max_attempts, sink.timeout_seconds, sink.lease_seconds) == (4, 20, 10.0, 15.0)
     assert build({"sinks": [SINK]}).on_error == "skip"          # the export never hangs up a call

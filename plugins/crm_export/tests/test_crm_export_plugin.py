@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 from crm_export_receiver import OK, Receiver, ReceiverReply
-from crm_export_setup import WEBHOOK_SECRET, PricesCalls, crm_config, eventually, plugin_of, webhook_sink
+from crm_export_setup import WEBHOOK_SECRET, PricesCalls, crm_config, eventually, from_env, plugin_of, webhook_sink
 
 from callgate_crm_export import CrmExport
 from callgate_crm_export.signature import verify
@@ -163,7 +163,7 @@ async def _metrics_depth_is_zero(client):
 async def test_postgresql_unreachable_at_start_up_answers_dice_503_and_says_why(callgate_client, callgate_events):
     from callgate.testing import free_port
 
-    url = f"postgresql://postgres:not-a-real-password@127.0.0.1:{free_port()}/test"
+    url = from_env("crm_test_database_url", f"postgresql://postgres:not-a-real-password@127.0.0.1:{free_port()}/test")
     client = await callgate_client(crm_config(url, webhook_sink("http://127.0.0.1:9"), reconnect_seconds=0.05),
                                    plugins=PLUGINS)
     response = await client.send(callgate_events.dice(callid="while-down"))

@@ -37,7 +37,8 @@ def hubspot_sink(url: str, name: str = "hubspot", token: str = "test-token", **o
             **FAST, **overrides}
 
 
-def crm_config(database_url: str | dict[str, str], *sinks: dict[str, Any], enabled: tuple[str, ...] = (), **settings: Any) -> dict:
+def crm_config(database_url: str | dict[str, str], *sinks: dict[str, Any], enabled: tuple[str, ...] = (),
+               **settings: Any) -> dict:
     """A whole callgate config (dict) with crm_export enabled, last among ``enabled``."""
     table = {"database_url": database_url, "sinks": list(sinks), "poll_interval_seconds": 0.05,
              "facts_flush_interval_seconds": 0.05, **settings}

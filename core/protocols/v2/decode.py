@@ -31,7 +31,7 @@ import re
 
 import msgspec
 
-from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent, may_nest_too_deep
+from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent, clip, may_nest_too_deep
 from callgate.protocols.wording import kind as json_kind
 from callgate.protocols.wording import not_json
 
@@ -57,7 +57,7 @@ class UnknownCallEvent(UnknownEvent):
 
     def __init__(self, event: str) -> None:
         super().__init__(event)
-        self.message = f"unknown call event {_clip(event)!r}"
+        self.message = f"unknown call event {clip(event)!r}"
         self.args = (self.message,)
 
 
@@ -80,10 +80,6 @@ _CUSTOM_PREFIXES = (CUSTOM_EVENT_PREFIX, SDK_CUSTOM_EVENT_PREFIX.lower())
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 #: A JSON string or a bracket: what the nesting depth is counted from (the body is known to be JSON).
 _TOKEN = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{}]', re.DOTALL)
-
-def _clip(value: str, limit: int = 64) -> str:
-    return value if len(value) <= limit else value[:limit] + "..."
-
 
 def _too_deep(body: bytes) -> bool:
     """Whether the JSON text ``body`` nests objects/arrays deeper than MAX_DEPTH (strings skipped, no recursion)."""

@@ -340,3 +340,15 @@ async def test_a_sqlite_page_size_applies_to_a_file_it_creates_and_never_to_one_
     assert await page_size(tmp_path / "big.db") == 65536                    # the file keeps its own
     assert await page_size(tmp_path / "small.db") == 4096
     assert await page_size(tmp_path / "small.db", page_size=65536) == 4096   # never changed once it exists
+
+
+@pytest.mark.postgres
+async def test_a_page_size_is_ignored_by_postgres():
+    """A component asks for its SQLite page size whatever its URL (the console does); PostgreSQL takes no such option."""
+    dsn = os.environ.get(POSTGRES_DSN_ENV) or pytest.skip(f"needs {POSTGRES_DSN_ENV}")
+    async with postgres_schema(dsn) as url:
+        db = await Database.connect(url, page_size=65536)
+        try:
+            assert db.dialect == "postgresql" and await db.fetchval("SELECT 1") == 1
+        finally:
+            await db.close()

@@ -97,7 +97,8 @@ class Database(Connection):
         return rows[0] if rows else None
 
     @staticmethod
-    async def connect(url: str, *, create: bool = True, shared: bool = False, **options: Any) -> Database:
+    async def connect(url: str, *, create: bool = True, shared: bool = False, page_size: int | None = None,
+                      **options: Any) -> Database:
         """``sqlite:///relative.db``, ``sqlite:////abs/path.db``, ``sqlite://:memory:``, or ``postgresql://...``.
 
         ``create=False``: a SQLite file that does not exist is not created (``MissingDatabaseError``, naming
@@ -108,13 +109,16 @@ class Database(Connection):
         connection, so their transactions are group-committed together (one disk flush), instead of two
         connections of one process waiting for each other's write lock.  PostgreSQL: not shared (each
         caller has its own pool).
+
+        ``page_size``: the page size of a SQLite file this call creates (SQLite's default when None); a
+        PostgreSQL URL has no such setting and ignores it, so a component can ask for it whatever its URL.
         """
         scheme = urlsplit(url).scheme
         if scheme == "sqlite":
             from .sqlite import SQLiteDatabase, open_shared
-            if shared and create and not options:
+            if shared and create and not options and page_size is None:
                 return await open_shared(url)
-            db: Database = SQLiteDatabase(url, create=create, **options)
+            db: Database = SQLiteDatabase(url, create=create, page_size=page_size, **options)
         elif scheme in ("postgresql", "postgres"):
             from .postgres import PostgresDatabase
             db = PostgresDatabase(url, **options)

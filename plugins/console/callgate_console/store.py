@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from callgate.storage import Connection, Database, SQLiteDatabase
 
@@ -100,10 +99,7 @@ class ConsoleStore:
 
     @classmethod
     async def open(cls, url: str) -> ConsoleStore:
-        if urlsplit(url).scheme == "sqlite":
-            db = await Database.connect(url, page_size=SQLITE_PAGE_SIZE)
-        else:
-            db = await Database.connect(url)
+        db = await Database.connect(url, page_size=SQLITE_PAGE_SIZE)
         writer = None
         try:
             await db.migrate(COMPONENT, migrations(db.dialect))

@@ -720,7 +720,10 @@ def full_toml(ctx: Context, crm_port: int, stores: Path) -> str:
                       "prompt": "This number cannot be called.",
                       "rules": [{"action": "allow", "callee": "+46*", "name": "sweden"},
                                 {"action": "deny", "caller": "+1900*", "name": "premium callers"}]},
-        "credit_check": {"account_by": "caller", "rates": "table", "max_duration": 3600},
+        # "did": v2's calls are inbound PHONE calls (to.type "did"); without it credit_check abstains on every one
+        # of them and the v2 full stack would bill nothing.
+        "credit_check": {"account_by": "caller", "rates": "table", "max_duration": 3600,
+                         "destination_types": ["number", "did"]},
         "crm_export": {"sinks": [{"name": "crm", "type": "webhook", "url": f"http://{HOST}:{crm_port}/records",
                                   "secret": {"env": "BENCH_CRM_SECRET"}, "timeout_seconds": 5.0}]},
     })

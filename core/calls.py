@@ -187,7 +187,9 @@ class Incoming(CallEvent):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Answered(CallEvent):
     """The callee answered a connected leg (v1 ACE; v2 ``call.answered`` of a dialled leg, whose ``callid``
-    is that leg's, not the caller's).  ``amd`` is set when answering-machine detection ran (v1)."""
+    is that leg's, not the caller's).  ``amd`` is set when answering-machine detection ran (v1).  ``cli`` and
+    ``to``: the leg's caller and callee as on :class:`Incoming`, when the event names them (v2; a v1 ACE names
+    neither: None)."""
 
     callid: str
     amd: AmdResult | None = None
@@ -202,10 +204,13 @@ class Answered(CallEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MenuInput(CallEvent):
-    """A menu produced a result (v1 PIE; v2 ``call.menu``)."""
+    """A menu produced a result (v1 PIE; v2 ``call.menu``).  ``cli`` and ``to``: the call's caller and callee as
+    on :class:`Incoming`, when the event names them (v2; a v1 PIE names neither: None)."""
 
     callid: str
     menu_result: MenuResult
+    cli: str | None = None
+    to: Callee | None = None
 
     @property
     def key(self) -> str:

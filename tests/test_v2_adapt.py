@@ -62,7 +62,8 @@ EXPECTED = {
     "call.menu.json": MenuInput(
         generation="v2", event="call.menu", raw={}, application=SERVICE, timestamp=X_TIMESTAMP,
         session_id="01JQ90B2C4D6E8F0G2H4J6K8MN", callid="01JQ90B2C6E8G0J2K4M6N8P0QR",
-        menu_result=MenuResult(menu_id="main", type="sequence", value="4821", input_method="dtmf")),
+        menu_result=MenuResult(menu_id="main", type="sequence", value="4821", input_method="dtmf"),
+        cli="+46709876543", to=Callee("did", "+46850001234")),
     "call.hangup.json": Ended(
         generation="v2", event="call.hangup", raw={}, application=SERVICE, timestamp=X_TIMESTAMP,
         session_id="01JQ8ZK3V7N5W2R4T6Y8B0C1DE", callid="01JQ8ZK3V9A4B6C8D0E2F4G6H8", reason="CALLER_HANGUP",
@@ -165,6 +166,8 @@ SIP_TO = {"type": "SIP", "sip": {"endpoint": "sip:support@pbx.example.com", "tra
      Callee("number", "+46850001234")),
     ({"type": "PHONE", "phone": {"number": "+46850001234"}}, None, "call.incoming", Callee("did", "+46850001234")),
     ({"type": "PHONE", "phone": {"number": "+46850001234"}}, None, "call.hangup", Callee("number", "+46850001234")),
+    ({"type": "PHONE", "phone": {"number": "+46850001234"}}, None, "call.menu", Callee("did", "+46850001234")),
+    ({"type": "PHONE", "phone": {"number": "+46731112233"}}, "OUTBOUND", "call.menu", Callee("number", "+46731112233")),
     (SIP_TO, "INBOUND", "call.incoming", Callee("sip", "sip:support@pbx.example.com")),
     ({"type": "STREAM", "stream": {"endpoint": "wss://audio.example.com/s"}}, "OUTBOUND", "call.answered",
      Callee("stream", "wss://audio.example.com/s")),
@@ -178,7 +181,7 @@ def test_callee_type_follows_the_leg(to, direction, event, callee):
     assert call.to == callee  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("event", ["call.incoming", "call.answered", "call.hangup"])
+@pytest.mark.parametrize("event", ["call.incoming", "call.answered", "call.menu", "call.hangup"])
 def test_missing_parties_are_none(event):
     call = decode_event(encode(event_body(event, to=None, **{"from": None})))
     assert call.to is None and call.cli is None  # type: ignore[union-attr]

@@ -349,6 +349,7 @@ def _pie(obj: dict, event: str) -> MenuInput:
         raise _wrong("menuResult", "an object", menu)
     _fill_base(pie, obj, event)
     pie.menu_result = _menu_result(menu)
+    pie.cli = pie.to = None                   # a PIE names neither caller nor callee
     pie.__class__ = MenuInput
     return pie
 

@@ -224,7 +224,8 @@ def _pie(wire: Any, raw: dict[str, Any]) -> MenuInput:
         "v1", "pie", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),
         _identifier(wire.user), None,
         _required_callid(wire),
-        new_menu_result(menu.menu_id, _lower(menu.type), menu.value, _lower(menu.input_method)))
+        new_menu_result(menu.menu_id, _lower(menu.type), menu.value, _lower(menu.input_method)),
+        None, None)  # cli, to: v1 PIE names neither caller nor callee
 
 
 def _dice(wire: Any, raw: dict[str, Any]) -> Ended:

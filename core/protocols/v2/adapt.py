@@ -34,7 +34,8 @@ an inbound ``PHONE`` leg, ``number`` for an outbound one, else ``sip``, ``stream
 (any newer type lower-cased); ``domain`` from ``callType`` and ``origination_type`` from
 ``originationType`` (``PHONE`` -> ``pstn``, ``SIP`` -> ``sip``, ``SERVER`` -> ``server``, others
 lower-cased); ``headers`` the ``callHeaders`` of a SIP ``to``.  A ``PHONE`` ``to`` whose leg has no
-``direction`` counts as inbound in ``call.incoming`` and outbound otherwise.
+``direction`` counts as inbound in ``call.incoming`` and ``call.menu`` (menus run on the caller's leg) and
+outbound otherwise.
 
 The body is decoded twice: once into the typed event (validation) and once into a plain ``dict``
 for ``raw``.  Measured on the ``call.hangup`` fixture: 5.2 us + 2.6 us; one decode into a dict
@@ -189,7 +190,7 @@ def _menu(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> Me
                              entered[:-1] if entered and entered.endswith("#") else entered, "dtmf")
     return new_menu_input(
         GENERATION, event.event, raw, {}, None, None, call.service_id, timestamp, None, call.session_id,
-        call.call_id, result)
+        call.call_id, result, _cli(call), _callee(call, inbound_default=True))
 
 
 def _ended(event: V2Event, raw: dict[str, Any], timestamp: datetime | None) -> Ended:

@@ -71,6 +71,28 @@ async def test_both_generations_are_recorded_with_request_answer_and_trace(make_
     assert (await console.ops.get("/console/calls/v2%3Av2-call-1")).status == 200
 
 
+async def test_answered_and_menu_rows_name_the_parties_their_event_names(make_console):
+    """v2's call.answered and call.menu carry the leg's from and to, and their rows show them; v1's ACE and PIE
+    name neither, and their rows leave them empty (the call's page takes them from its other callbacks)."""
+    console = await make_console()
+    await console.callgate.webhook(v2_samples.answered(callid="v2-leg", caller="+46850001234", to="+46731112233"))
+    await console.callgate.webhook(v2_samples.menu(callid="v2-menu", caller="+46709876543", to="+46812345678"))
+    await console.callgate.send(samples.ice(caller="46701234567", to="+46812345678", callid="v1-menu"))
+    await console.callgate.event(samples.ace(callid="v1-menu"))
+    await console.callgate.event(samples.pie(callid="v1-menu"))
+    await console.flush()
+    await console.login()
+    rows = (await (await console.ops.get("/console/api/callbacks")).json())["callbacks"]
+    parties = {(row["call_key"], row["event"]): (row["caller"], row["callee"]) for row in rows}
+    assert parties == {("v2:v2-leg", "call.answered"): ("+46850001234", "+46731112233"),
+                       ("v2:v2-menu", "call.menu"): ("+46709876543", "+46812345678"),
+                       ("v1-menu", "ice"): ("46701234567", "+46812345678"),
+                       ("v1-menu", "ace"): (None, None),
+                       ("v1-menu", "pie"): (None, None)}
+    search = await (await console.ops.get("/console/api/callbacks", params={"number": "46709876543"})).json()
+    assert [row["event"] for row in search["callbacks"]] == ["call.menu"]
+
+
 async def test_the_authorization_header_is_never_stored(make_console, tmp_path):
     console = await make_console(database_url=f"sqlite:///{tmp_path}/auth.sqlite3")
     response = await console.callgate.send(samples.ice(callid="signed"))

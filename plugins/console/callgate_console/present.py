@@ -73,12 +73,13 @@ def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
 
 
 def call_summary(rows: list[Mapping[str, Any]], mask: Mask) -> dict[str, Any]:
-    """A call at a glance, from its callbacks: who called whom, its generation, decision and deciding plugin
-    (the incoming callback's, when it was recorded)."""
+    """A call at a glance, from its callbacks (a v2 call's: those of every leg of its session): who called whom,
+    its generation, decision and deciding plugin (the incoming callback's, when it was recorded), when it ended
+    (its last leg's end) and its legs (call key and page) in the order they first appear."""
     first = next((r for r in rows if r["kind"] == "incoming"), rows[0])
     caller = next((r["caller"] for r in rows if r["caller"]), None)
     callee = next((r["callee"] for r in rows if r["callee"]), None)
-    ended = next((r for r in rows if r["kind"] == "ended"), None)
+    ended = next((r for r in reversed(rows) if r["kind"] == "ended"), None)
     return {
         "call_key": first["call_key"],
         "callid": first["callid"],
@@ -91,4 +92,6 @@ def call_summary(rows: list[Mapping[str, Any]], mask: Mask) -> dict[str, Any]:
         "started": utc(rows[0]["received_at"]),
         "ended": utc(ended["received_at"]) if ended else None,
         "callbacks": len(rows),
+        "legs": [{"call_key": key, "url": call_url(key)}
+                 for key in dict.fromkeys(r["call_key"] for r in rows if r["call_key"])],
     }

@@ -78,7 +78,10 @@ class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
     ``kind``: ``incoming``, ``answered``, ``menu``, ``ended``, ``notice``; ``ignored`` (an event callgate does not
     handle) or ``refused`` (a signed body that could not be decoded).  ``decision``: ``error`` (a status >= 400 or a
     problem), ``allowed`` / ``denied`` (an incoming call), or None.  ``caller`` and ``callee``: as the call names
-    them (None where the event does not say); ``deciding_plugin`` and ``reason``: :func:`deciding`.
+    them (None where the event does not say); ``deciding_plugin`` and ``reason``: :func:`deciding`.  ``session``: a
+    v2 call's ``sessionId``, which the legs of one interaction share (the caller's leg and the leg a ``dial``
+    made, whose ``call.answered`` and ``call.hangup`` carry that leg's own ``callId``); None on v1, whose legs
+    share the callid itself.  Last, with a default: a summary stored before it was added decodes without it.
     """
 
     received_at: float
@@ -95,6 +98,7 @@ class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
     reason: str | None
     summary: str
     trace: msgspec.Raw
+    session: str | None = None
 
     def as_dict(self, callback_id: int) -> dict[str, Any]:
         """By field name, with its ``id`` and its trace (:meth:`plugin_trace`)."""
@@ -140,12 +144,12 @@ def capture(exchange: Exchange) -> Capture:
     waiting for the flush."""
     call, status, problem, decided = exchange.call, exchange.status, exchange.problem, exchange.decision
     if call is None:
-        kind, caller, callee = "ignored" if status < 400 else "refused", None, None
+        kind, caller, callee, session = "ignored" if status < 400 else "refused", None, None, None
         callid = named_callid(exchange.generation, exchange.body)
         key = None if callid is None else call_key(exchange.generation, callid)
     else:
         to = getattr(call, "to", None)
-        kind, key, callid = _KINDS.get(type(call), "other"), call.key, call.callid
+        kind, key, callid, session = _KINDS.get(type(call), "other"), call.key, call.callid, call.session_id
         caller, callee = getattr(call, "cli", None), to.endpoint if to is not None else None
     if status >= 400 or problem:
         decision: str | None = "error"
@@ -154,7 +158,7 @@ def capture(exchange: Exchange) -> Capture:
     plugin, reason = deciding(decided, exchange.outcomes)
     trace = msgspec.Raw(_encode(exchange.trace))
     return Capture(Stored(exchange.received_at, exchange.generation, exchange.event, kind, key, callid, caller, callee,
-                          status, decision, plugin, reason, exchange.summary, trace),
+                          status, decision, plugin, reason, exchange.summary, trace, session),
                    Detail(problem, exchange.ms, exchange.body, exchange.answer),
                    orjson.dumps(list(exchange.headers.items())))
 
@@ -174,8 +178,8 @@ class Packed(NamedTuple):
     size: int
     first_at: float
     last_at: float
-    #: Every call key in the batch, one per line: the store's quick test of "may this batch hold the call?" (a
-    #: match is then checked exactly; a v2 key holds its callId).
+    #: Every call key and :func:`session_key` in the batch, one per line: the store's quick test of "may this batch
+    #: hold the call (or the session)?" (a match is then checked exactly; a v2 key holds its callId).
     calls: str
     #: Every caller and callee in the batch, one per line, case folded (the same, for a search by number).
     numbers: str
@@ -187,8 +191,13 @@ class Packed(NamedTuple):
 
 
 _summary, _detail, _headers = attrgetter("summary"), attrgetter("detail"), attrgetter("headers")
-_received_at, _call_key, _caller, _callee = (attrgetter(name) for name in ("received_at", "call_key", "caller",
-                                                                           "callee"))
+_received_at, _call_key, _caller, _callee, _session = (attrgetter(name) for name in ("received_at", "call_key",
+                                                                                     "caller", "callee", "session"))
+
+
+def session_key(session: str) -> str:
+    """How a batch's :attr:`Packed.calls` names a v2 session (apart from every call key: ``v2:`` + a callId)."""
+    return "v2-session:" + session
 
 
 def pack(captures: Sequence[Capture]) -> Packed:
@@ -199,7 +208,8 @@ def pack(captures: Sequence[Capture]) -> Packed:
     summaries = list(map(_summary, captures))
     times = list(map(_received_at, summaries))
     return Packed(len(captures), min(times), max(times),
-                  "\n".join(filter(None, map(_call_key, summaries))),
+                  "\n".join([*filter(None, map(_call_key, summaries)),
+                             *map(session_key, dict.fromkeys(filter(None, map(_session, summaries))))]),
                   "\n".join(filter(None, [*map(_caller, summaries), *map(_callee, summaries)])).casefold(),
                   zstandard.compress(_encode(summaries), ZSTD_LEVEL),
                   zstandard.compress(_encode((list(map(_detail, captures)),

@@ -215,16 +215,27 @@ class ConsoleStore:
         return [callback.as_dict(i) for i, callback in still_on[:limit]]      # a dict only for those shown
 
     async def call(self, key: str) -> list[dict[str, Any]]:
-        """Every recorded callback of the call ``key``, in the order they came, with its details."""
+        """Every recorded callback of the call ``key``, in the order they came, with its details; for a v2 call, with
+        those of the other legs of its session (the leg a ``dial`` made has a callId of its own)."""
+        found = await self._with_details([key], lambda callback: callback.call_key == key)
+        sessions = {c["session"] for c in found if c["session"]}
+        if sessions:
+            found += await self._with_details([record.session_key(s) for s in sorted(sessions)], lambda callback:
+                                              callback.session in sessions and callback.call_key != key)
+        return sorted(found, key=lambda c: c["id"])
+
+    async def _with_details(self, terms: list[str], wanted: Callable[[Stored], bool]) -> list[dict[str, Any]]:
+        """The callbacks for which ``wanted`` is true, with their details, in the batches whose call keys hold one
+        of ``terms``, newest batch first."""
+        where = " OR ".join(_contains(self.db, "calls", n) for n in range(1, len(terms) + 1))
         found: list[dict[str, Any]] = []
-        async for batch in self._newest(_contains(self.db, "calls", 1), key,
-                                        columns="first_id, summaries, details"):
+        async for batch in self._newest(where, *terms, columns="first_id, summaries, details"):
             rows = record.unpack(batch["summaries"])
-            mine = [n for n, callback in enumerate(rows) if callback.call_key == key]
+            mine = [n for n, callback in enumerate(rows) if wanted(callback)]
             if mine:
                 details = record.details(batch["details"])
                 found += [{**rows[n].as_dict(batch["first_id"] + n), **details[n]} for n in mine]
-        return sorted(found, key=lambda c: c["id"])
+        return found
 
     async def search(self, query: Search, limit: int = 200) -> list[dict[str, Any]]:
         """The callbacks that match every field given in ``query``, newest first."""

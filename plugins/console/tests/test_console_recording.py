@@ -93,6 +93,42 @@ async def test_answered_and_menu_rows_name_the_parties_their_event_names(make_co
     assert [row["event"] for row in search["callbacks"]] == ["call.menu"]
 
 
+async def test_a_v2_calls_page_shows_every_leg_of_its_session(make_console):
+    """v2 gives the leg a dial made a callId of its own: its call.answered and call.hangup carry that id and the
+    session's.  The call's page (from either leg) shows the whole session in order, each entry naming its leg;
+    another session's callbacks, and a v1 call, stay on their own pages."""
+    console = await make_console()
+    session, other = "01JQSESSION0000000000000001", "01JQSESSION0000000000000002"
+    sent = [v2_samples.incoming(caller="+46709876543", to="+46812345678", callid="caller-leg", session=session),
+            v2_samples.incoming(caller="+46701112223", callid="elsewhere", session=other),
+            v2_samples.answered(callid="dialled-leg", session=session),
+            v2_samples.menu(callid="caller-leg", caller="+46709876543", to="+46812345678", session=session),
+            v2_samples.hangup(callid="dialled-leg", session=session, direction="OUTBOUND", call_name="callee"),
+            v2_samples.hangup(callid="caller-leg", caller="+46709876543", to="+46812345678", session=session)]
+    for body in sent:
+        assert (await console.callgate.webhook(body))[0] == 200
+    await console.callgate.send(samples.ice(caller="46701234567", callid="v1-alone"))
+    await console.flush()
+    await console.login()
+
+    timeline = [("v2:caller-leg", "call.incoming"), ("v2:dialled-leg", "call.answered"),
+                ("v2:caller-leg", "call.menu"), ("v2:dialled-leg", "call.hangup"), ("v2:caller-leg", "call.hangup")]
+    for key in ("v2%3Acaller-leg", "v2%3Adialled-leg"):
+        data = await (await console.ops.get(f"/console/api/calls/{key}")).json()
+        assert [(e["call_key"], e["event"]) for e in data["timeline"]] == timeline
+        assert [leg["call_key"] for leg in data["call"]["legs"]] == ["v2:caller-leg", "v2:dialled-leg"]
+        assert (data["call"]["caller"], data["call"]["callee"], data["call"]["decision"]) == (
+            "+46709876543", "+46812345678", "allowed")
+        assert data["call"]["ended"] == data["timeline"][-1]["time"]
+    page = html.unescape(await (await console.ops.get("/console/calls/v2%3Acaller-leg")).text())
+    assert page.count('class="timeline-entry"') == 5 and page.count('class="entry-leg"') == 5
+    assert 'href="/console/calls/v2%3Adialled-leg"' in page and "elsewhere" not in page
+    alone = await (await console.ops.get("/console/api/calls/v2%3Aelsewhere")).json()
+    assert [e["event"] for e in alone["timeline"]] == ["call.incoming"] and len(alone["call"]["legs"]) == 1
+    v1 = html.unescape(await (await console.ops.get("/console/calls/v1-alone")).text())
+    assert v1.count('class="timeline-entry"') == 1 and 'class="entry-leg"' not in v1
+
+
 async def test_the_authorization_header_is_never_stored(make_console, tmp_path):
     console = await make_console(database_url=f"sqlite:///{tmp_path}/auth.sqlite3")
     response = await console.callgate.send(samples.ice(callid="signed"))

@@ -195,6 +195,14 @@ _received_at, _call_key, _caller, _callee, _session = (attrgetter(name) for name
                                                                                      "caller", "callee", "session"))
 
 
+def searchable(text: str) -> str:
+    """``text`` as the batches' quick-test columns hold it, and as a lookup asks for it: with every NUL as U+FFFD.
+    A callback may name a NUL (a signed v1 ``cli`` is taken as sent), which a PostgreSQL text value cannot hold: the
+    whole batch would be refused, and every callback in it lost.  The summaries keep the text as sent, so a match
+    is still checked exactly."""
+    return text.replace("\0", "\ufffd")
+
+
 def session_key(session: str) -> str:
     """How a batch's :attr:`Packed.calls` names a v2 session (apart from every call key: ``v2:`` + a callId)."""
     return "v2-session:" + session
@@ -208,9 +216,9 @@ def pack(captures: Sequence[Capture]) -> Packed:
     summaries = list(map(_summary, captures))
     times = list(map(_received_at, summaries))
     return Packed(len(captures), min(times), max(times),
-                  "\n".join([*filter(None, map(_call_key, summaries)),
-                             *map(session_key, dict.fromkeys(filter(None, map(_session, summaries))))]),
-                  "\n".join(filter(None, [*map(_caller, summaries), *map(_callee, summaries)])).casefold(),
+                  searchable("\n".join([*filter(None, map(_call_key, summaries)),
+                                        *map(session_key, dict.fromkeys(filter(None, map(_session, summaries))))])),
+                  searchable("\n".join(filter(None, [*map(_caller, summaries), *map(_callee, summaries)])).casefold()),
                   zstandard.compress(_encode(summaries), ZSTD_LEVEL),
                   zstandard.compress(_encode((list(map(_detail, captures)),
                                               b"[" + b",".join(map(_headers, captures)) + b"]")), ZSTD_LEVEL))

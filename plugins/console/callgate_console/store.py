@@ -229,7 +229,7 @@ class ConsoleStore:
         of ``terms``, newest batch first."""
         where = " OR ".join(_contains(self.db, "calls", n) for n in range(1, len(terms) + 1))
         found: list[dict[str, Any]] = []
-        async for batch in self._newest(where, *terms, columns="first_id, summaries, details"):
+        async for batch in self._newest(where, *map(record.searchable, terms), columns="first_id, summaries, details"):
             rows = record.unpack(batch["summaries"])
             mine = [n for n, callback in enumerate(rows) if wanted(callback)]
             if mine:
@@ -243,12 +243,12 @@ class ConsoleStore:
         args: list[Any] = []
         needle = query.needle()
         if needle is not None:
-            args.append(needle)
+            args.append(record.searchable(needle))
             where.append(_contains(self.db, "numbers", len(args)))
         if query.callid:
             terms = []
             for key in query.keys():
-                args.append(key)
+                args.append(record.searchable(key))
                 terms.append(_contains(self.db, "calls", len(args)))
             where.append(f"({' OR '.join(terms)})")
         if query.since is not None:

@@ -8,6 +8,7 @@ import html
 import json
 import sqlite3
 import time
+from urllib.parse import quote
 
 import msgspec
 import orjson
@@ -492,6 +493,30 @@ async def test_the_store_works_on_both_databases(make_console, callgate_database
     stats = await (await console.ops.get("/console/api/stats")).json()
     assert stats["minutes"][-1]["callbacks"] == 2
     assert await console.plugin.purge() == 0
+
+
+@pytest.mark.postgres
+async def test_a_nul_in_a_callback_loses_nothing_and_a_nul_in_a_lookup_finds_it(make_console, callgate_database_url):
+    """A signed v1 cli is taken as sent, NUL included; a PostgreSQL text value cannot hold a NUL, and refused the
+    whole batch. Every callback of the batch is recorded, on both databases, and a lookup naming a NUL answers."""
+    console = await make_console(database_url=callgate_database_url, flush_interval_ms=60_000)
+    for n in range(20):
+        assert (await console.callgate.send(samples.ice(caller="46701234567", callid=f"plain-{n}"))).status == 200
+    assert (await console.callgate.send(samples.ice(caller="anon\x00ymous", callid="nul-cli"))).status == 200
+    assert (await console.callgate.send(samples.dice(callid="nul\x00dice"))).status == 400   # refused: a NUL in an id
+    await console.flush()
+    assert console.plugin.state.recorder.metrics() | {"queued": 0} == {
+        "queued": 0, "recorded": 22, "dropped": 0, "failed_writes": 0, "lost": 0}
+    await console.login()
+    found = await console.ops.get("/console/api/callbacks", params={"number": "anon\x00ymous"})
+    assert found.status == 200
+    assert [cb["callid"] for cb in (await found.json())["callbacks"]] == ["nul-cli"]
+    for key in ("nul-cli", "nul\x00dice"):
+        call = await console.ops.get("/console/api/calls/" + quote(key, safe=""))
+        assert call.status == 200 and [e["callid"] for e in (await call.json())["timeline"]] == [key]
+    assert (await console.ops.get("/console/calls/" + quote("a\x00b", safe=""))).status == 404
+    nothing = await console.ops.get("/console/api/callbacks", params={"callid": "a\x00b"})
+    assert nothing.status == 200 and (await nothing.json())["callbacks"] == []
 
 
 @pytest.mark.postgres

@@ -29,7 +29,9 @@ class Access:
         self.session_seconds = session_seconds
 
     def token_ok(self, candidate: str) -> bool:
-        return hmac.compare_digest(candidate.encode(), self._token)
+        """Whether ``candidate`` is the token.  A header's bytes that are not UTF-8 reach here as aiohttp decodes
+        them (surrogate escapes), and are compared as those bytes: a wrong token, not an error."""
+        return hmac.compare_digest(candidate.encode("utf-8", "surrogateescape"), self._token)
 
     def _signature(self, expires: str) -> str:
         return hmac.new(self._key, expires.encode(), hashlib.sha256).hexdigest()
@@ -39,11 +41,17 @@ class Access:
         expires = str(int((time.time() if now is None else now) + self.session_seconds))
         return f"{expires}.{self._signature(expires)}"
 
-    def session_ok(self, value: str, now: float | None = None) -> bool:
+    def session_end(self, value: str, now: float | None = None) -> int | None:
+        """When the session of the cookie ``value`` ends (unix seconds), or None when it is not a valid session."""
         expires, _, signature = value.partition(".")
-        if not expires.isdigit() or not hmac.compare_digest(signature.encode(), self._signature(expires).encode()):
-            return False
-        return int(expires) > (time.time() if now is None else now)
+        if not expires.isascii() or not expires.isdigit() or not hmac.compare_digest(
+                signature.encode("utf-8", "surrogateescape"), self._signature(expires).encode()):
+            return None
+        end = int(expires)
+        return end if end > (time.time() if now is None else now) else None
+
+    def session_ok(self, value: str, now: float | None = None) -> bool:
+        return self.session_end(value, now) is not None
 
     def allowed(self, request: web.Request) -> bool:
         """A valid session cookie, or ``Authorization: Bearer <token>`` (for curl; it sets no cookie)."""

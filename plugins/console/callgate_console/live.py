@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 
 from .store import ConsoleStore
+from .throttle import Throttle
 
 log = structlog.get_logger("callgate.console")
 POLL_SECONDS = 0.3
@@ -39,6 +40,8 @@ class LiveFeed:
         #: The id of the last callback sent (None: no stream open).
         self._cursor: int | None = None
         self.dropped = 0
+        #: A store that cannot be read fails every poll (every 0.3 s): logged at most every 10 s.
+        self._failure_log = Throttle()
 
     @property
     def streams(self) -> int:
@@ -79,7 +82,8 @@ class LiveFeed:
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
-                    log.warning("console_live_poll_failed", error=f"{type(exc).__name__}: {exc}")
+                    if self._failure_log.due():
+                        log.warning("console_live_poll_failed", error=f"{type(exc).__name__}: {exc}")
             await asyncio.sleep(POLL_SECONDS)
         self._cursor = None        # the next stream starts from what is new then
 

@@ -4,7 +4,7 @@ autoescaping) and the browser's (``textContent``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -72,7 +72,7 @@ def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     }
 
 
-def call_summary(rows: list[Mapping[str, Any]], mask: Mask) -> dict[str, Any]:
+def call_summary(rows: Sequence[Mapping[str, Any]], mask: Mask) -> dict[str, Any]:
     """A call at a glance, from its callbacks (a v2 call's: those of every leg of its session): who called whom,
     its generation, decision and deciding plugin (the incoming callback's, when it was recorded), when it ended
     (its last leg's end) and its legs (call key and page) in the order they first appear."""

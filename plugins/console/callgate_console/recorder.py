@@ -17,7 +17,6 @@ counted, and its batch is dropped, so memory stays bounded whatever the store do
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import Callable
 
@@ -28,10 +27,9 @@ from callgate.exchange import Exchange
 from .record import Capture, capture
 from .schema import MAX_BATCH
 from .store import ConsoleStore
+from .throttle import Throttle
 
 log = structlog.get_logger("callgate.console")
-#: A failing store is logged at most this often (every failure is counted).
-FAILURE_LOG_SECONDS = 10.0
 
 
 class Recorder:
@@ -45,7 +43,8 @@ class Recorder:
         self.dropped = 0
         self.failed_writes = 0
         self.lost = 0
-        self._last_failure_log = 0.0
+        #: A failing store is logged at most every 10 s (every failure is counted).
+        self._failure_log = Throttle()
 
     def add(self, exchange: Exchange) -> None:
         """Queue ``exchange``'s capture (the hook; never waits)."""
@@ -76,10 +75,8 @@ class Recorder:
             self.recorded += len(batch)
 
     def _log_failure(self, exc: Exception, size: int) -> None:
-        now = time.monotonic()
-        if now - self._last_failure_log < FAILURE_LOG_SECONDS:
+        if not self._failure_log.due():
             return
-        self._last_failure_log = now
         # DatabaseError messages never hold a password; the rows (requests) are never logged.
         log.error("console_store_failed", error=f"{type(exc).__name__}: {exc}", batch=size,
                   failed_writes=self.failed_writes, lost=self.lost)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -12,6 +12,7 @@ from .live import LiveFeed
 from .masking import Mask, masker
 from .recorder import Recorder
 from .store import ConsoleStore
+from .throttle import Throttle
 
 
 @dataclass
@@ -22,6 +23,8 @@ class ConsoleState:
     feed: LiveFeed
     #: Set by the plugin's startup (None before it, and after shutdown).
     store: ConsoleStore | None = None
+    #: A store that cannot be read fails every page asked for: logged at most every 10 s.
+    read_failures: Throttle = field(default_factory=Throttle)
 
     @property
     def mask(self) -> Mask:

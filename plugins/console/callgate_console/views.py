@@ -9,6 +9,7 @@ templates with autoescaping on; the live view's script inserts values with ``tex
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from importlib import resources
@@ -16,14 +17,17 @@ from typing import Any
 
 import jinja2
 import orjson
+import structlog
 from aiohttp import web
 
 from callgate.storage import DatabaseError
 
 from . import present, stats
+from .access import COOKIE
 from .state import STATE, ConsoleState
-from .store import Search
+from .store import ConsoleStore, Search
 
+log = structlog.get_logger("callgate.console")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PREFIX = "/console"
 #: The console's own assets (no CDN: it works without internet), by URL name.
@@ -79,11 +83,26 @@ def unauthorized(request: web.Request) -> web.Response:
     return _page("unauthorized.html", status=401, title="Log in")
 
 
+def unavailable(request: web.Request, message: str) -> web.Response:
+    """503: the store is not open, or cannot be read now (a page, the API or the stream)."""
+    if not _wants_html(request):
+        return _json({"error": "store_unavailable", "message": message}, 503)
+    return _page("unavailable.html", status=503, title="Unavailable", nav="", message=message)
+
+
 def guarded(handler: Handler) -> Handler:
+    """``handler`` for a valid session only (else 401); a store that fails to answer gives a 503, logged at most
+    every 10 s (never the request's content)."""
     async def check(request: web.Request) -> web.StreamResponse:
-        if not request.app[STATE].access.allowed(request):
+        state = request.app[STATE]
+        if not state.access.allowed(request):
             return unauthorized(request)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except DatabaseError as exc:
+            if state.read_failures.due():
+                log.warning("console_store_unreadable", error=str(exc), path=request.path)
+            return unavailable(request, "The console's store cannot be read now (see the log).")
     check.__name__ = handler.__name__
     return check
 
@@ -94,7 +113,10 @@ async def login_page(request: web.Request) -> web.Response:
 
 async def login(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:                   # a body that is not UTF-8 (UnicodeDecodeError) cannot hold the token
+        return _page("login.html", status=401, title="Log in", error=True)
     token = form.get("token")
     if not isinstance(token, str) or not state.access.token_ok(token):
         return _page("login.html", status=401, title="Log in", error=True)
@@ -130,9 +152,9 @@ def _json(data: Any, status: int = 200) -> web.Response:
                         headers=SECURITY_HEADERS)
 
 
-def _store(state: ConsoleState):
+def _store(state: ConsoleState) -> ConsoleStore:
     if state.store is None:
-        raise web.HTTPServiceUnavailable(text="the console's store is not open yet", headers=SECURITY_HEADERS)
+        raise DatabaseError("the console's store is not open")
     return state.store
 
 
@@ -242,20 +264,25 @@ async def stream(request: web.Request) -> web.StreamResponse:
     _store(state)
     response = web.StreamResponse(headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream",
                                            "X-Accel-Buffering": "no"})
-    try:
-        queue = await state.feed.subscribe()
-    except DatabaseError:
-        raise web.HTTPServiceUnavailable(text="the console's store cannot be read now (see the log)",
-                                         headers=SECURITY_HEADERS) from None
+    cookie = request.cookies.get(COOKIE)
+    # A stream opened with a session ends with it (an ``expired`` event; the page then asks for a login again); one
+    # opened with the token (Authorization: Bearer) lasts while the token does.
+    ends = None if cookie is None else state.access.session_end(cookie)
+    queue = await state.feed.subscribe()           # a DatabaseError: guarded's 503
     await response.prepare(request)
     mask = state.mask
     try:
         await response.write(b"retry: 2000\n\nevent: ready\ndata: {}\n\n")
         while True:
+            wait = KEEPALIVE_SECONDS if ends is None else min(KEEPALIVE_SECONDS, ends - time.time())
+            if wait <= 0:
+                await response.write(b"event: expired\ndata: {}\n\n")
+                break
             try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE_SECONDS)
+                item = await asyncio.wait_for(queue.get(), wait)
             except TimeoutError:
-                await response.write(b": keepalive\n\n")
+                if ends is None or time.time() < ends:
+                    await response.write(b": keepalive\n\n")
                 continue
             if item is None:            # the console is shutting down
                 break

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from callgate_console import Console
 from callgate_console.access import COOKIE, Access
+from callgate_console.store import ConsoleStore
 from console_setup import TOKEN, console_config
 from structlog.testing import capture_logs
 
@@ -145,3 +148,86 @@ async def test_start_up_needs_an_ops_port(tmp_path):
     with pytest.raises(PluginError, match=r"ops_port"):
         await app[PLUGINS].startup()
     assert not (tmp_path / "c.sqlite3").exists()
+
+
+async def _raw(console, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """Send ``head`` (the request line and headers, as bytes) and ``body`` over a socket: bytes no client sends."""
+    url = console.ops.make_url("/")
+    reader, writer = await asyncio.open_connection(url.host, url.port)
+    writer.write(head + b"\r\nHost: x\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode()
+                 + b"\r\n\r\n" + body)
+    answer = await reader.read()
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    return int(status_line.split()[1]), rest
+
+
+async def test_credentials_that_are_not_utf8_are_refused_as_wrong(make_console):
+    """Bytes that are not UTF-8 in the token, by header or by the login form, are a wrong token: 401, never a 500."""
+    console = await make_console()
+    with capture_logs() as logs:
+        status, answer = await _raw(console, b"GET /console/api/stats HTTP/1.1\r\nAuthorization: Bearer \xff\xfe")
+        assert status == 401 and b'"error":"unauthorized"' in answer
+        status, answer = await _raw(console, b"GET /console/ HTTP/1.1\r\nCookie: callgate_console=9999999999.\xff")
+        assert status == 401
+        status, answer = await _raw(console, b"POST /console/login HTTP/1.1\r\n"
+                                    b"Content-Type: application/x-www-form-urlencoded", b"token=\xff\xfe")
+        assert status == 401 and b'id="login-error"' in answer and b"Set-Cookie" not in answer
+    assert not [line for line in logs if line["log_level"] in ("error", "critical")]
+
+
+async def test_an_open_stream_ends_when_its_session_does(make_console):
+    """The session is checked when the stream opens and its end is kept: the stream then says ``expired`` and
+    closes (the live view reloads and asks for a login), while one opened with the token lasts."""
+    console = await make_console(session_hours=1.5 / 3600)          # a session of 1.5 s
+    await console.login()
+    async with console.ops.get("/console/stream") as stream:
+        assert await stream.content.readuntil(b"\n\n") == b"retry: 2000\n\n"
+        assert (await stream.content.readuntil(b"\n\n")).startswith(b"event: ready")
+        assert await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 3.0) == b"event: expired\ndata: {}\n\n"
+        assert await asyncio.wait_for(stream.content.read(), 1.0) == b""                 # and it is closed
+    assert (await console.ops.get("/console/stream")).status == 401
+    console.ops.session.cookie_jar.clear()
+    async with console.ops.get("/console/stream", headers={"Authorization": f"Bearer {TOKEN}"}) as stream:
+        await stream.content.readuntil(b"\n\n")
+        await stream.content.readuntil(b"\n\n")
+        with pytest.raises(TimeoutError):            # no end: the token has none
+            await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 2.0)
+
+
+async def test_a_store_that_cannot_be_read_gives_a_503_logged_at_most_every_ten_seconds(make_console):
+    """Every page, the API and the stream answer 503 in the console's words (HTML or JSON) while the store fails,
+    instead of a bare 500; the log says so once, not once per request, and the live poller likewise."""
+    console = await make_console()
+    await console.login()
+    state = console.plugin.state
+    working, broken = state.store, await ConsoleStore.open("sqlite://:memory:")
+    await broken.close()                                   # every read now raises DatabaseError
+    feed_queue = None
+    try:
+        with capture_logs() as logs:
+            state.store = broken
+            async with console.ops.get("/console/stream") as stream:        # it reads where to start: 503
+                assert stream.status == 503 and (await stream.json())["error"] == "store_unavailable"
+            for path in GUARDED_PAGES:
+                if path == "/console/search":              # the empty form reads nothing
+                    continue
+                response = await console.ops.get(path)
+                assert response.status == 503 and response.content_type == "text/html", path
+                assert "cannot be read now" in await response.text()
+            for path in GUARDED_DATA[1:]:
+                response = await console.ops.get(path)
+                assert response.status == 503, path
+                assert (await response.json())["error"] == "store_unavailable"
+            state.store = working
+            feed_queue = await state.feed.subscribe()      # the poller runs from here on
+            state.store = broken
+            await asyncio.sleep(1.0)                       # three polls or more, each failing
+        events = [line["event"] for line in logs]
+        assert events.count("console_store_unreadable") == 1
+        assert events.count("console_live_poll_failed") == 1
+    finally:
+        state.store = working
+        if feed_queue is not None:
+            state.feed.unsubscribe(feed_queue)
+    assert (await console.ops.get("/console/api/stats")).status == 200               # and back once it reads

@@ -60,6 +60,8 @@ class PluginError(Exception):
     def __init__(self, plugin: str, message: str) -> None:
         super().__init__(f"plugin {plugin!r}: {message}")
         self.plugin = plugin
+        #: What is wrong, without the plugin's name.
+        self.message = message
 
 
 @dataclass(slots=True)
@@ -166,7 +168,10 @@ class Plugins:
             except Exception as exc:
                 errors = await _shutdown(reversed(started))
                 cleanup = f" (and while stopping the others: {'; '.join(errors)})" if errors else ""
-                raise PluginError(plugin.name, f"startup() failed: {type(exc).__name__}: {exc}{cleanup}") from exc
+                # A plugin's own PluginError says what is wrong in its words; it is not repeated with its name.
+                why = exc.message if isinstance(exc, PluginError) and exc.plugin == plugin.name else \
+                    f"{type(exc).__name__}: {exc}"
+                raise PluginError(plugin.name, f"startup() failed: {why}{cleanup}") from exc
             started.append(plugin)
 
     async def shutdown(self) -> None:

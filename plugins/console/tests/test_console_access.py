@@ -145,8 +145,10 @@ async def test_start_up_needs_an_ops_port(tmp_path):
     config = console_config(f"sqlite:///{tmp_path}/c.sqlite3")
     config["server"]["ops_port"] = 0
     app = create_app(make_config(config, plugins={"console": Console}), plugin_classes={"console": Console})
-    with pytest.raises(PluginError, match=r"ops_port"):
+    with pytest.raises(PluginError, match=r"ops_port") as refused:
         await app[PLUGINS].startup()
+    assert str(refused.value).startswith("plugin 'console': startup() failed: the console is served on the ops port")
+    assert str(refused.value).count("plugin 'console'") == 1
     assert not (tmp_path / "c.sqlite3").exists()
 
 

@@ -47,8 +47,14 @@ class Console:
 
     def __init__(self, config: ConsoleConfig) -> None:
         token = os.environ.get(TOKEN_ENV, "")
-        if len(token) < MIN_TOKEN_CHARS:
-            state = "is not set" if not token else f"is shorter than {MIN_TOKEN_CHARS} characters"
+        state = None
+        if not token:
+            state = "is not set"
+        elif len(token) < MIN_TOKEN_CHARS:
+            state = f"is shorter than {MIN_TOKEN_CHARS} characters"
+        elif token != token.strip():
+            state = "begins or ends with whitespace, which an Authorization header does not keep"
+        if state is not None:
             raise PluginError(NAME, f"the environment variable {TOKEN_ENV} {state}: set it to the console's access "
                                     f"token (at least {MIN_TOKEN_CHARS} characters, e.g. from "
                                     f"`python3 -c 'import secrets; print(secrets.token_urlsafe(24))'`)")

@@ -130,7 +130,9 @@ async def test_the_console_is_read_only(make_console):
             assert response.status == 405 and response.headers["Allow"] == "GET, HEAD", (method, path)
 
 
-@pytest.mark.parametrize("value, says", [(None, "is not set"), ("short", "shorter than 16 characters")])
+@pytest.mark.parametrize("value, says", [(None, "is not set"), ("short", "shorter than 16 characters"),
+                                         (" " * 16, "begins or ends with whitespace"),
+                                         (" a-long-enough-token", "begins or ends with whitespace")])
 def test_start_up_needs_a_long_enough_token(monkeypatch, value, says):
     if value is None:
         monkeypatch.delenv("CALLGATE_CONSOLE_TOKEN")

@@ -83,11 +83,12 @@ def unauthorized(request: web.Request) -> web.Response:
     return _page("unauthorized.html", status=401, title="Log in")
 
 
-def unavailable(request: web.Request, message: str) -> web.Response:
+def unavailable(request: web.Request) -> web.Response:
     """503: the store is not open, or cannot be read now (a page, the API or the stream)."""
     if not _wants_html(request):
-        return _json({"error": "store_unavailable", "message": message}, 503)
-    return _page("unavailable.html", status=503, title="Unavailable", nav="", message=message)
+        return _json({"error": "store_unavailable", "message": "the console's store cannot be read now (see the log)"},
+                     503)
+    return _page("unavailable.html", status=503, title="Unavailable", nav="")
 
 
 def guarded(handler: Handler) -> Handler:
@@ -102,7 +103,7 @@ def guarded(handler: Handler) -> Handler:
         except DatabaseError as exc:
             if state.read_failures.due():
                 log.warning("console_store_unreadable", error=str(exc), path=request.path)
-            return unavailable(request, "The console's store cannot be read now (see the log).")
+            return unavailable(request)
     check.__name__ = handler.__name__
     return check
 

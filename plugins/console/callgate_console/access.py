@@ -64,3 +64,9 @@ class Access:
     def set_cookie(self, response: web.StreamResponse) -> None:
         response.set_cookie(COOKIE, self.new_session(), max_age=int(self.session_seconds), path=COOKIE_PATH,
                             httponly=True, samesite="Strict")
+
+    @staticmethod
+    def clear_cookie(response: web.StreamResponse) -> None:
+        """Log out: the browser drops its cookie.  The cookie holds no state on the server, so a copy of it kept
+        elsewhere stays valid until it expires; changing the token ends every session at once."""
+        response.del_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict")

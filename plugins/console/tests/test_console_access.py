@@ -235,3 +235,21 @@ async def test_a_store_that_cannot_be_read_gives_a_503_logged_at_most_every_ten_
         if feed_queue is not None:
             state.feed.unsubscribe(feed_queue)
     assert (await console.ops.get("/console/api/stats")).status == 200               # and back once it reads
+
+
+async def test_log_out_drops_the_cookie_and_shows_the_login_form(make_console):
+    console = await make_console()
+    await console.login()
+    live = await console.ops.get("/console/")
+    assert live.status == 200 and '<form id="logout" class="logout" method="post" action="/console/logout">' in (
+        await live.text())
+    response = await console.ops.post("/console/logout", allow_redirects=False)
+    assert response.status == 303 and response.headers["Location"] == "/console/login"
+    cleared = response.cookies[COOKIE]
+    assert cleared.value == "" and cleared["max-age"] == "0" and cleared["path"] == "/console"
+    assert cleared["httponly"] and cleared["samesite"] == "Strict"
+    assert (await console.ops.get("/console/")).status == 401                    # the browser has no session now
+    again = await console.ops.get("/console/logout")                            # only POST
+    assert again.status == 405 and again.headers["Allow"] == "POST"
+    assert (await console.ops.post("/console/logout", allow_redirects=False)).status == 303   # without a session too
+

@@ -424,6 +424,15 @@ def test_a_browser_without_the_cookie_sees_no_page_and_logs_in_with_the_token(co
     assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie and "Path=/console" in set_cookie
 
 
+def test_log_out_in_the_header_ends_the_browsers_session(console, stranger):
+    login(stranger, console)
+    stranger.find_element(By.CSS_SELECTOR, "form#logout button").click()
+    wait_for(lambda: find(stranger, "form#login"), what="the login form after logging out")
+    assert [c for c in stranger.get_cookies() if c["name"] == COOKIE] == []
+    stranger.get(console.url("/"))
+    assert find(stranger, "#latest-callbacks") is None and find(stranger, 'a[href*="/console/login"]') is not None
+
+
 def test_the_console_is_not_on_the_callback_port(console):
     status, _, _ = http("GET", console.process.url + "/console/", headers={"Authorization": f"Bearer {console.token}"})
     assert status == 404

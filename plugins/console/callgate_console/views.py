@@ -1,6 +1,6 @@
 """The console's URLs on the ops application (all under /console; read-only but for the login and the logout).
 
-Every handler but the login page, its stylesheet and the logout is wrapped by :func:`guarded`: without a valid
+Every handler but the login page and its stylesheet is wrapped by :func:`guarded`: without a valid
 session (or ``Authorization: Bearer <token>``) it answers 401, an HTML page with a link to the
 login for pages, JSON for the API and the stream, plain text for assets.  Pages are Jinja2
 templates with autoescaping on; the live view's script inserts values with ``textContent`` only.
@@ -55,7 +55,7 @@ def register(app: web.Application, state: ConsoleState) -> None:
     add = app.router.add_get
     add(PREFIX + "/login", login_page)
     app.router.add_post(PREFIX + "/login", login)
-    app.router.add_post(PREFIX + "/logout", logout)
+    app.router.add_post(PREFIX + "/logout", guarded(logout))
     add(PREFIX + "/", guarded(live_page))
     add(PREFIX, guarded(to_live))
     add(PREFIX + "/calls/{key:.+}", guarded(call_page))
@@ -128,7 +128,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    """The header's "Log out": the cookie is dropped and the login form shown (with or without a session)."""
+    """The header's "Log out": the cookie is dropped and the login form shown."""
     redirect = web.HTTPSeeOther(PREFIX + "/login", headers=SECURITY_HEADERS)
     Access.clear_cookie(redirect)
     raise redirect

@@ -10,7 +10,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .calls import Generation
-from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
+from .decisions import (
+    Allow,
+    CallerId,
+    Conference,
+    Deny,
+    DigitMenu,
+    EndCall,
+    InAppUser,
+    PhoneNumber,
+    Proceed,
+    Route,
+    SipEndpoint,
+    SvamlRoute,
+)
 from .drafts import positional_builder
 from .plan import IncomingPlan, svaml_generation
 
@@ -77,12 +90,18 @@ class Decision:
     route_name: str | None = None
 
 
+#: A route without a name, by what it goes to (a label for logs: never the number or address itself).
+_UNNAMED_ROUTES: dict[type, str] = {PhoneNumber: "route to a number", SipEndpoint: "route to a SIP address",
+                                    InAppUser: "route to an app user", Conference: "route to a conference",
+                                    DigitMenu: "route to a menu", EndCall: "route: hang up"}
+
+
 def describe(value: Any) -> str:
     """A plugin's answer in a few words."""
     if value is None:
         return "abstain"
     if isinstance(value, Route):           # the usual answer first (the types are unrelated: the order is free)
-        return f"route {value.name or type(value.to).__name__}"      # its label
+        return f"route {value.name}" if value.name else _UNNAMED_ROUTES.get(type(value.to), "route")
     if isinstance(value, Allow):
         return "allow" + (f" max {value.max_duration}s" if value.max_duration else "")
     if isinstance(value, Deny):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from callgate.decisions import Allow, PhoneNumber, Route
+from callgate.decisions import Allow, EndCall, PhoneNumber, Route, SipEndpoint
 from callgate.drafts import positional_builder
 from callgate.plan import IncomingPlan
 from callgate.protocols.v1.svaml import ConnectPstn, Svaml
@@ -53,3 +53,15 @@ def test_classes_that_check_themselves_keep_their_constructor():
 
     with pytest.raises(TypeError, match="slotted"):
         positional_builder(NoSlots)
+
+
+@pytest.mark.parametrize(("route", "said"), [
+    (Route(PhoneNumber("+46850001234"), name="sweden"), "route sweden"),
+    (Route(PhoneNumber("+46850001234")), "route to a number"),
+    (Route(SipEndpoint("sip:desk@pbx.example.com")), "route to a SIP address"),
+    (Route(EndCall()), "route: hang up"),
+])
+def test_a_route_is_described_by_its_name_or_what_it_goes_to_never_the_address(route, said):
+    """A plugin's verdict on the callback log line and in the console: a label, not the class name, and never the
+    number or address."""
+    assert new_outcome("router", "on_prompt_input", route, "ok", None, 0.1).verdict == said

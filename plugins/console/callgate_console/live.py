@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from callgate.storage import DatabaseError
+
 from .store import ConsoleStore
 from .throttle import Throttle
 
@@ -30,27 +32,37 @@ STREAM_QUEUE = 500
 MAX_PER_POLL = 200
 
 
+#: What a stream's queue holds: a callback's summary, a change of the store's state (``"unavailable"``: it cannot be
+#: read; ``"ready"``: it can again), or None (the console is shutting down).
+Item = dict[str, Any] | str | None
+
+
 class LiveFeed:
     """Subscribers (one bounded queue per open stream) and the poller that fills them."""
 
     def __init__(self, store: Callable[[], ConsoleStore | None]) -> None:
         self._store = store
-        self._subscribers: set[asyncio.Queue[dict[str, Any] | None]] = set()
+        self._subscribers: set[asyncio.Queue[Item]] = set()
         self._task: asyncio.Task[None] | None = None
         #: The id of the last callback sent (None: no stream open).
         self._cursor: int | None = None
         self.dropped = 0
         #: A store that cannot be read fails every poll (every 0.3 s): logged at most every 10 s.
         self._failure_log = Throttle()
+        #: Whether the last poll failed: the open streams were told ``unavailable``, and a new one is refused.
+        self.failing = False
 
     @property
     def streams(self) -> int:
         return len(self._subscribers)
 
-    async def subscribe(self) -> asyncio.Queue[dict[str, Any] | None]:
+    async def subscribe(self) -> asyncio.Queue[Item]:
         """A new stream's queue: every callback written from now on (the starting point is taken before this
-        returns, so a callback answered after the stream says it is ready is never missed)."""
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(STREAM_QUEUE)
+        returns, so a callback answered after the stream says it is ready is never missed).  DatabaseError while the
+        store cannot be read."""
+        if self.failing:
+            raise DatabaseError("the console's store cannot be read now")
+        queue: asyncio.Queue[Item] = asyncio.Queue(STREAM_QUEUE)
         store = self._store()
         if self._cursor is None and store is not None:
             self._cursor = await store.last_id()
@@ -59,7 +71,7 @@ class LiveFeed:
             self._task = asyncio.create_task(self._poll(), name="console:live")
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any] | None]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[Item]) -> None:
         self._subscribers.discard(queue)
 
     async def close(self) -> None:
@@ -84,8 +96,15 @@ class LiveFeed:
                 except Exception as exc:
                     if self._failure_log.due():
                         log.warning("console_live_poll_failed", error=f"{type(exc).__name__}: {exc}")
+                    if not self.failing:
+                        self.failing = True
+                        self._publish("unavailable")
+                else:
+                    if self.failing:
+                        self.failing = False
+                        self._publish("ready")
             await asyncio.sleep(POLL_SECONDS)
-        self._cursor = None        # the next stream starts from what is new then
+        self._cursor, self.failing = None, False     # the next stream starts from what is new then
 
     async def _once(self, store: ConsoleStore) -> None:
         if self._cursor is None:                  # the first poll: from what is there now on
@@ -97,7 +116,7 @@ class LiveFeed:
         for item in fresh:
             self._publish(item)
 
-    def _publish(self, item: dict[str, Any]) -> None:
+    def _publish(self, item: dict[str, Any] | str) -> None:
         for queue in self._subscribers:
             try:
                 queue.put_nowait(item)

@@ -72,17 +72,17 @@ def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
     }
 
 
-def call_summary(rows: Sequence[Mapping[str, Any]], mask: Mask) -> dict[str, Any]:
-    """A call at a glance, from its callbacks (a v2 call's: those of every leg of its session): who called whom,
-    its generation, decision and deciding plugin (the incoming callback's, when it was recorded), when it ended
-    (its last leg's end) and its legs (call key and page) in the order they first appear."""
+def call_summary(key: str, rows: Sequence[Mapping[str, Any]], mask: Mask) -> dict[str, Any]:
+    """The call ``key`` at a glance, from its callbacks (a v2 call's: those of every leg of its session): who called
+    whom, its generation, decision and deciding plugin (the incoming callback's, when it was recorded), when it
+    ended (its last leg's end) and its legs (call key and page) in the order they first appear."""
     first = next((r for r in rows if r["kind"] == "incoming"), rows[0])
     caller = next((r["caller"] for r in rows if r["caller"]), None)
     callee = next((r["callee"] for r in rows if r["callee"]), None)
     ended = next((r for r in reversed(rows) if r["kind"] == "ended"), None)
     return {
-        "call_key": first["call_key"],
-        "callid": first["callid"],
+        "call_key": key,
+        "callid": next((r["callid"] for r in rows if r["call_key"] == key), first["callid"]),
         "generation": first["generation"],
         "caller": _masked(caller, mask),
         "callee": _masked(callee, mask),

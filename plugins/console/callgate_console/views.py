@@ -184,7 +184,7 @@ async def call_page(request: web.Request) -> web.Response:
     if not rows:
         return _page("not_found.html", status=404, title="No such call", nav="", key=key)
     mask = state.mask
-    return _page("call.html", title=f"Call {key}", nav="", call=present.call_summary(rows, mask),
+    return _page("call.html", title=f"Call {key}", nav="", call=present.call_summary(key, rows, mask),
                  timeline=[present.entry(r, mask) for r in rows])
 
 
@@ -258,7 +258,7 @@ async def api_call(request: web.Request) -> web.Response:
     if not rows:
         return _json({"error": "not_found", "message": f"no callback of the call {key!r} is recorded"}, 404)
     mask = state.mask
-    return _json({"call": present.call_summary(rows, mask), "timeline": [present.entry(r, mask) for r in rows]})
+    return _json({"call": present.call_summary(key, rows, mask), "timeline": [present.entry(r, mask) for r in rows]})
 
 
 async def api_stats(request: web.Request) -> web.Response:
@@ -268,7 +268,9 @@ async def api_stats(request: web.Request) -> web.Response:
 
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``callback`` (data: a callback's summary JSON) for every callback recorded from now
-    on, by any worker or instance sharing the store; a comment every few seconds keeps proxies from closing it."""
+    on, by any worker or instance sharing the store; ``unavailable`` when the store cannot be read and ``ready``
+    when it can again; ``expired`` when the session ends; a comment every few seconds keeps proxies from closing
+    it."""
     state = request.app[STATE]
     _store(state)
     response = web.StreamResponse(headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream",
@@ -295,6 +297,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             if item is None:            # the console is shutting down
                 break
+            if isinstance(item, str):   # the store cannot be read ("unavailable"), or can again ("ready")
+                await response.write(b"event: " + item.encode() + b"\ndata: {}\n\n")
+                continue
             await response.write(b"event: callback\ndata: " + orjson.dumps(present.summary(item, mask)) + b"\n\n")
     except ConnectionError:
         pass                            # the browser went away

@@ -253,3 +253,30 @@ async def test_log_out_drops_the_cookie_and_shows_the_login_form(make_console):
     assert again.status == 405 and again.headers["Allow"] == "POST"
     assert (await console.ops.post("/console/logout", allow_redirects=False)).status == 401   # as every URL
 
+
+
+async def test_an_open_stream_says_when_the_store_cannot_be_read_and_a_new_one_is_refused_meanwhile(make_console):
+    """The live view must not say "live" while nothing can be read: its stream says ``unavailable`` at the first
+    failed poll and ``ready`` once a poll works again; a stream opened meanwhile gets the 503 of every other URL,
+    whether or not another stream is open."""
+    console = await make_console()
+    await console.login()
+    state = console.plugin.state
+    working, broken = state.store, await ConsoleStore.open("sqlite://:memory:")
+    await broken.close()
+    async with console.ops.get("/console/stream") as stream:
+        await stream.content.readuntil(b"\n\n")
+        assert (await stream.content.readuntil(b"\n\n")).startswith(b"event: ready")
+        state.store = broken
+        try:
+            said = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 2.0)
+            assert said == b"event: unavailable\ndata: {}\n\n"
+            async with console.ops.get("/console/stream") as second:
+                assert second.status == 503 and (await second.json())["error"] == "store_unavailable"
+        finally:
+            state.store = working
+        assert await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 2.0) == b"event: ready\ndata: {}\n\n"
+        await console.callgate.send(samples.ice(callid="after-the-outage"))
+        await console.flush()
+        event = await asyncio.wait_for(stream.content.readuntil(b"\n\n"), 2.0)
+        assert event.startswith(b"event: callback") and b"after-the-outage" in event

@@ -116,14 +116,16 @@ async def test_a_v2_calls_page_shows_every_leg_of_its_session(make_console):
                 ("v2:caller-leg", "call.menu"), ("v2:dialled-leg", "call.hangup"), ("v2:caller-leg", "call.hangup")]
     for key in ("v2%3Acaller-leg", "v2%3Adialled-leg"):
         data = await (await console.ops.get(f"/console/api/calls/{key}")).json()
+        assert data["call"]["call_key"] == key.replace("%3A", ":")                  # the leg asked for
         assert [(e["call_key"], e["event"]) for e in data["timeline"]] == timeline
         assert [leg["call_key"] for leg in data["call"]["legs"]] == ["v2:caller-leg", "v2:dialled-leg"]
         assert (data["call"]["caller"], data["call"]["callee"], data["call"]["decision"]) == (
             "+46709876543", "+46812345678", "allowed")
         assert data["call"]["ended"] == data["timeline"][-1]["time"]
-    page = html.unescape(await (await console.ops.get("/console/calls/v2%3Acaller-leg")).text())
+    page = html.unescape(await (await console.ops.get("/console/calls/v2%3Adialled-leg")).text())
+    assert "<h1>Call <code>v2:dialled-leg</code></h1>" in page
     assert page.count('class="timeline-entry"') == 5 and page.count('class="entry-leg"') == 5
-    assert 'href="/console/calls/v2%3Adialled-leg"' in page and "elsewhere" not in page
+    assert 'href="/console/calls/v2%3Acaller-leg"' in page and "elsewhere" not in page
     alone = await (await console.ops.get("/console/api/calls/v2%3Aelsewhere")).json()
     assert [e["event"] for e in alone["timeline"]] == ["call.incoming"] and len(alone["call"]["legs"]) == 1
     v1 = html.unescape(await (await console.ops.get("/console/calls/v1-alone")).text())

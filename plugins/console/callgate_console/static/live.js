@@ -11,9 +11,9 @@
   var CALL_CELLS = [["call-started", "time"], ["call-generation", "generation"], ["call-caller", "caller"],
                     ["call-callee", "callee"], ["call-decision", "decision"], ["call-plugin", "plugin"]];
 
-  function show(text) {
-    state.textContent = text;
-    state.dataset.state = text;
+  function show(name, label) {
+    state.textContent = label || name;
+    state.dataset.state = name;
   }
 
   function text(value) {
@@ -72,6 +72,11 @@
     source.addEventListener("ready", function () { show("live"); });
     source.addEventListener("callback", function (event) {
       try { add(JSON.parse(event.data)); } catch (e) { /* a malformed event is skipped */ }
+    });
+    source.addEventListener("unavailable", function () { show("unavailable", "store unavailable"); });
+    source.addEventListener("expired", function () {    // the session ended: the page asks for a login
+      source.close();
+      window.location.reload();
     });
     source.addEventListener("error", function () {
       show("reconnecting");

@@ -484,6 +484,24 @@ def masked_console(console, tmp_path) -> Iterator[ConsoleServer]:
     server.stop()
 
 
+@pytest.fixture
+def brief_console(console, tmp_path) -> Iterator[ConsoleServer]:
+    """A server whose sessions last 4 seconds (``console`` first: it skips when there is no browser)."""
+    server = ConsoleServer(tmp_path / "brief", console={"session_hours": 4 / 3600}).start()
+    yield server
+    server.stop()
+
+
+def test_the_live_view_asks_for_a_login_as_soon_as_its_session_ends(brief_console, stranger):
+    console, browser = brief_console, stranger
+    login(browser, console)
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    logged_in = time.monotonic()
+    wait_for(lambda: find(browser, "#login-link"), what="the login link once the session ended", timeout=8.0)
+    assert time.monotonic() - logged_in < 6.0          # the session's 4 s and a reload, not a reconnection's wait
+    assert find(browser, "#latest-callbacks") is None
+
+
 def test_masked_numbers_never_reach_a_page_the_stream_or_the_api(masked_console, stranger):
     console, browser = masked_console, stranger
     login(browser, console)

@@ -39,6 +39,7 @@ def summary(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
         "kind": row["kind"],
         "call_key": key,
         "callid": row["callid"],
+        "session": row["session"],
         "caller": _masked(row["caller"], mask),
         "callee": _masked(row["callee"], mask),
         "status": row["status"],
@@ -92,6 +93,6 @@ def call_summary(key: str, rows: Sequence[Mapping[str, Any]], mask: Mask) -> dic
         "started": utc(rows[0]["received_at"]),
         "ended": utc(ended["received_at"]) if ended else None,
         "callbacks": len(rows),
-        "legs": [{"call_key": key, "url": call_url(key)}
-                 for key in dict.fromkeys(r["call_key"] for r in rows if r["call_key"])],
+        "legs": [{"call_key": leg, "url": call_url(leg)}
+                 for leg in dict.fromkeys(r["call_key"] for r in rows if r["call_key"])],
     }

@@ -118,6 +118,7 @@ async def test_a_v2_calls_page_shows_every_leg_of_its_session(make_console):
         data = await (await console.ops.get(f"/console/api/calls/{key}")).json()
         assert data["call"]["call_key"] == key.replace("%3A", ":")                  # the leg asked for
         assert [(e["call_key"], e["event"]) for e in data["timeline"]] == timeline
+        assert {e["session"] for e in data["timeline"]} == {session}
         assert [leg["call_key"] for leg in data["call"]["legs"]] == ["v2:caller-leg", "v2:dialled-leg"]
         assert (data["call"]["caller"], data["call"]["callee"], data["call"]["decision"]) == (
             "+46709876543", "+46812345678", "allowed")

@@ -469,3 +469,13 @@ ConfigPath = Annotated[Path, AfterValidator(resolve_config_path)]
 #: A plugin ``Config`` field holding a database URL (see resolve_database_url).  Give it a default with
 #: ``Field("sqlite:///...", validate_default=True)`` so that the default is resolved too.
 DatabaseURL = Annotated[str, AfterValidator(resolve_database_url)]
+
+
+def _resolve_secret_database_url(url: SecretStr, info: ValidationInfo) -> SecretStr:
+    return SecretStr(resolve_database_url(url.get_secret_value(), info))
+
+
+#: A :data:`DatabaseURL` that may hold a password: a ``SecretStr`` (never shown in a repr, a log or an error), so
+#: the file must give it as ``{ env = "NAME" }`` when it holds one.  Default: ``Field(SecretStr("sqlite:///..."),
+#: validate_default=True)``.
+SecretDatabaseURL = Annotated[SecretStr, AfterValidator(_resolve_secret_database_url)]

@@ -6,9 +6,9 @@ The access token is not a setting: it comes from the environment variable ``CALL
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from callgate.config import resolve_database_url
+from callgate.config import SecretDatabaseURL
 
 DEFAULT_DATABASE_URL = "sqlite:///var/callgate/console.sqlite3"
 #: The environment variable holding the console's access token.
@@ -25,7 +25,7 @@ class ConsoleConfig(BaseModel):
     #: The store: ``sqlite:///relative/path.sqlite3`` (default; relative to the config file's folder), or
     #: ``postgresql://...`` so that several instances (and ``--workers``) show one history.
     #: Write ``database_url = { env = "CONSOLE_DATABASE_URL" }`` when it holds a password.
-    database_url: SecretStr = Field(SecretStr(DEFAULT_DATABASE_URL), validate_default=True)
+    database_url: SecretDatabaseURL = Field(SecretStr(DEFAULT_DATABASE_URL), validate_default=True)
     #: Callbacks older than this many hours are removed (oldest first).
     retention_hours: float = Field(168, gt=0, le=24 * 3650)
     #: At most this many callbacks are kept (the oldest are removed first).
@@ -42,7 +42,3 @@ class ConsoleConfig(BaseModel):
     #: How long a session cookie stays valid after the login (hours).
     session_hours: float = Field(12, gt=0, le=24 * 30)
 
-    @field_validator("database_url")
-    @classmethod
-    def _resolved(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        return SecretStr(resolve_database_url(value.get_secret_value(), info))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from callgate.config import resolve_database_url
+from callgate.config import SecretDatabaseURL
 from callgate.decisions import MAX_DURATION_LIMIT, MAX_PROMPT_CHARS
 
 from . import prompts
@@ -26,7 +26,7 @@ class CreditCheckConfig(BaseModel):
     #: ``sqlite:///relative/path.sqlite3`` (default; relative to the config file's folder),
     #: ``sqlite:////absolute/path`` or ``postgresql://...``.
     #: Write ``database_url = { env = "CREDIT_DATABASE_URL" }`` when it holds a password.
-    database_url: SecretStr = Field(SecretStr(DEFAULT_DATABASE_URL), validate_default=True)
+    database_url: SecretDatabaseURL = Field(SecretStr(DEFAULT_DATABASE_URL), validate_default=True)
     #: Which account pays for a call.
     account_by: AccountBy = "caller"
     #: The key in ``custom`` (account_by = "custom") or in ``callHeaders`` (account_by = "header").
@@ -64,11 +64,6 @@ class CreditCheckConfig(BaseModel):
     expiry_interval_seconds: float = Field(60.0, gt=0, le=3600)
     #: How often an unreachable database is tried again (meanwhile calls get the on_error policy).
     reconnect_seconds: float = Field(5.0, gt=0, le=300)
-
-    @field_validator("database_url")
-    @classmethod
-    def _resolved(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        return SecretStr(resolve_database_url(value.get_secret_value(), info))
 
     @field_validator("sinch_increments")
     @classmethod

@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
-from callgate.config import resolve_config_path, resolve_database_url
+from callgate.config import SecretDatabaseURL, resolve_config_path
 
 _SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
@@ -139,7 +139,7 @@ class CrmExportConfig(_StrictTable):
     #: The outbox: a SQLite file (one instance; a relative path is taken from the config file's folder) or
     #: ``postgresql://...`` (several instances share one queue).  A secret for the password it may hold: write
     #: ``{ env = "CRM_DATABASE_URL" }`` then (a password written in the file is refused).
-    database_url: SecretStr = Field(SecretStr("sqlite:///var/callgate/crm.sqlite3"), validate_default=True)
+    database_url: SecretDatabaseURL = Field(SecretStr("sqlite:///var/callgate/crm.sqlite3"), validate_default=True)
     sinks: list[SinkConfig] = Field(min_length=1)
     #: How often each instance looks for due records (records written by this instance are sent at once).
     poll_interval_seconds: float = Field(1.0, gt=0, le=60)
@@ -152,11 +152,6 @@ class CrmExportConfig(_StrictTable):
     #: Records delivered to every sink, and facts of calls that never ended, are removed after this many
     #: days (0: keep forever).  Pending and dead-letter records are never removed.
     retention_days: int = Field(30, ge=0)
-
-    @field_validator("database_url")
-    @classmethod
-    def _database_url(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:
-        return SecretStr(resolve_database_url(value.get_secret_value(), info))
 
     @field_validator("sinks")
     @classmethod

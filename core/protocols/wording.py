@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["kind", "not_json", "not_json_at", "validation_message"]
+__all__ = ["got", "kind", "not_json", "not_json_at", "validation_message"]
 
 #: A decoder's JSON type names (msgspec's and the JSON ones), as the messages say them.
 _KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean", "null": "null",
@@ -27,6 +27,16 @@ _INVALID = {"Invalid RFC3339 encoded datetime": "expected an RFC 3339 date-time"
 def kind(name: str) -> str:
     """``"str"`` -> ``"a string"``; ``"str | null"`` -> ``"a string or null"``; an unknown name as it is."""
     return " or ".join(_KINDS.get(part, part) for part in name.split(" | "))
+
+
+_GOT = re.compile(r"got `(\w+)`")
+
+
+def got(decoder_message: str, otherwise: str) -> str:
+    """What a msgspec validation message says it got, in these words (``... got `int` ...`` -> ``an integer``), or
+    ``otherwise`` when it names nothing."""
+    found = _GOT.search(decoder_message)
+    return kind(found[1]) if found else otherwise
 
 
 def validation_message(message: str) -> str:

@@ -11,7 +11,7 @@ or raises the errors v1's :func:`callgate.protocols.v1.decode.decode_event` rais
   ``call.callId``, ``menu`` in ``call.menu``), an integer beyond 64 bits, a control character
   in an identifier (``call.callId``, ``sessionId``, ``projectId``, ``serviceId``, ``callName``),
   a rate that is not a finite number, a timestamp that is not RFC 3339.  The message names the
-  field path (``call.callId: expected `str`, got `int```);
+  field path, in callgate's words (``call.callId: expected a string, got an integer``);
 * ``unknown_event`` (:class:`~callgate.protocols.errors.UnknownEvent`): an event name callgate has no type
   for.  :class:`UnknownCallEvent`, its subclass, is an unknown ``call.*`` event (a newer Sinch call
   event), which the webhook answers with ``{"commands": []}`` and a warning; any other name is
@@ -32,8 +32,7 @@ import re
 import msgspec
 
 from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent, clip, may_nest_too_deep
-from callgate.protocols.wording import kind as json_kind
-from callgate.protocols.wording import not_json
+from callgate.protocols.wording import got, not_json
 
 from .wire import (
     CUSTOM_EVENT_PREFIX,
@@ -147,18 +146,14 @@ def _event_name(body: bytes) -> str:
     try:
         top = _TOP.decode(body)
     except msgspec.ValidationError as error:
-        kind = re.search(r"got `(\w+)`", str(error))
-        got = json_kind(kind[1]) if kind else "not an object"
-        raise EventError("not_an_object", f"body is JSON {got}, expected an object") from None
+        raise EventError("not_an_object", f"body is JSON {got(str(error), 'not an object')}, expected an object") from None
     raw = top.get("event")
     if raw is None:
         raise EventError("missing_event", "event: missing")
     try:
         name = msgspec.json.decode(raw, type=str | None)
     except msgspec.ValidationError as error:
-        kind = re.search(r"got `(\w+)`", str(error))
-        got = json_kind(kind[1]) if kind else "not a string"
-        raise EventError("missing_event", f"event: expected a string, got {got}") from None
+        raise EventError("missing_event", f"event: expected a string, got {got(str(error), 'not a string')}") from None
     if name is None:
         raise EventError("missing_event", "event: missing")
     if not name.strip():

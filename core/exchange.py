@@ -23,10 +23,14 @@ if TYPE_CHECKING:
     from .manager import HookImpl
     from .metrics import Metrics
 
-__all__ = ["HOOK", "Exchange", "tell"]
+__all__ = ["CREDENTIAL_HEADERS", "HOOK", "Exchange", "tell"]
 
 log = structlog.get_logger("callgate")
 HOOK = "callback_answered"
+
+#: The request headers that carry credentials, left out of :attr:`Exchange.headers`: Sinch's signature, and the
+#: credentials a proxy or a browser in front of callgate may add, which a plugin that stores headers must not keep.
+CREDENTIAL_HEADERS = ("Authorization", "Proxy-Authorization", "Cookie")
 
 
 class Exchange(msgspec.Struct, frozen=True, gc=False):
@@ -39,8 +43,8 @@ class Exchange(msgspec.Struct, frozen=True, gc=False):
     * ``generation``: ``"v1"`` or ``"v2"``; ``event``: the wire event name (``"ice"``, ``"call.incoming"``,
       the name as sent for an event callgate ignores, ``"-"`` for a body that could not be decoded).
     * ``call``: the neutral call (:mod:`callgate.calls`), or None when the body was ignored or refused.
-    * ``headers``: the request headers as sent (a case-insensitive, read-only multidict, in order), *without*
-      ``Authorization``.
+    * ``headers``: the request headers as sent (a case-insensitive, read-only multidict, in order), *without* the
+      credentials (:data:`CREDENTIAL_HEADERS`: ``Authorization``, ``Proxy-Authorization``, ``Cookie``).
     * ``body``: the request body (bytes); ``status`` and ``answer``: the HTTP status and body sent back.
     * ``decision``: the :class:`~callgate.results.Decision` of an incoming call (None for other events).
     * ``outcomes``: every plugin hook call of this callback, in order (plugin, hook, status ``ok`` /
@@ -80,8 +84,9 @@ def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, 
     raises: an implementation that raises is logged (its exception's type and text, never the request) and
     counted, and the others still run.
     """
-    sent = CIMultiDict(headers)          # a copy in C, then without the credentials (0.5 us)
-    sent.popall("Authorization", None)
+    sent = CIMultiDict(headers)          # a copy in C, then without the credentials (0.6 us in all)
+    for name in CREDENTIAL_HEADERS:
+        sent.popall(name, None)
     exchange = Exchange(time.time() - ms / 1000, generation, event, call, CIMultiDictProxy(sent), body, status,
                         answer, decision, outcomes, problem, summary, ms, trace)
     for impl in impls:

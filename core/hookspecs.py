@@ -296,7 +296,7 @@ def callback_answered(exchange: Exchange) -> None:
 
     :param exchange: the request and its answer (:class:`callgate.exchange.Exchange`): ``received_at``,
         ``generation``, ``event``, ``call`` (the neutral call or None), ``headers`` (without
-        ``Authorization``), ``body``, ``status``, ``answer``, ``decision`` (an incoming call's, else
+        ``Authorization``, ``Proxy-Authorization`` and ``Cookie``), ``body``, ``status``, ``answer``, ``decision`` (an incoming call's, else
         None), ``outcomes`` (every plugin's hook calls: status, verdict, ``elapsed_ms``),
         ``problem``, ``summary`` and ``ms`` (the time to answer).
     :returns: ``None``; any return value is ignored.

@@ -75,8 +75,9 @@ async def test_hook_callback_answered_sees_both_generations_without_authorizatio
     watcher = client.plugin("watcher")
     status, _ = await client.event(dict(samples.ice(caller="46701234567", to="+46812345678"), callid="c-1"))
     assert status == 200
+    credentials = {"Proxy-Authorization": "Basic cHJveHk6c2VjcmV0", "Cookie": "session=secret"}
     status2, _ = await client.webhook(v2_samples.incoming(callid="v2-call", caller="+46701234567",
-                                                          to="+46812345678"))
+                                                          to="+46812345678"), headers=credentials)
     assert status2 == 200
     first, second = watcher.seen
     assert (first.generation, first.event, first.call.key, first.status) == ("v1", "ice", "c-1", 200)
@@ -92,6 +93,8 @@ async def test_hook_callback_answered_sees_both_generations_without_authorizatio
     assert (second.generation, second.event, second.call.key) == ("v2", "call.incoming", "v2:v2-call")
     assert second.call.caller == "+46701234567"
     assert "authorization" not in second.headers
+    assert "proxy-authorization" not in second.headers and "cookie" not in second.headers   # nor other credentials
+    assert second.headers["content-type"] == "application/json"
 
 
 async def test_hook_callback_answered_ms_summary_and_trace_are_the_callback_log_lines(callgate_client):

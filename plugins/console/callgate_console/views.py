@@ -117,7 +117,7 @@ async def login(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
         form = await request.post()
-    except ValueError:                   # a body that is not UTF-8 (UnicodeDecodeError) cannot hold the token
+    except (ValueError, LookupError):    # not in its charset (UnicodeDecodeError), or a charset Python does not know
         return _page("login.html", status=401, title="Log in", error=True)
     token = form.get("token")
     if not isinstance(token, str) or not state.access.token_ok(token):

@@ -167,7 +167,8 @@ async def _raw(console, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
 
 
 async def test_credentials_that_are_not_utf8_are_refused_as_wrong(make_console):
-    """Bytes that are not UTF-8 in the token, by header or by the login form, are a wrong token: 401, never a 500."""
+    """Bytes that are not UTF-8 in the token, by header or by the login form, and a form in a charset that cannot be
+    read, are a wrong token: 401, never a 500."""
     console = await make_console()
     with capture_logs() as logs:
         status, answer = await _raw(console, b"GET /console/api/stats HTTP/1.1\r\nAuthorization: Bearer \xff\xfe")
@@ -177,6 +178,10 @@ async def test_credentials_that_are_not_utf8_are_refused_as_wrong(make_console):
         status, answer = await _raw(console, b"POST /console/login HTTP/1.1\r\n"
                                     b"Content-Type: application/x-www-form-urlencoded", b"token=\xff\xfe")
         assert status == 401 and b'id="login-error"' in answer and b"Set-Cookie" not in answer
+        for charset in (b"no-such-charset", b"utf-16"):          # a charset Python does not know, one it cannot read
+            status, answer = await _raw(console, b"POST /console/login HTTP/1.1\r\nContent-Type: "
+                                        b"application/x-www-form-urlencoded; charset=" + charset, b"token=abc")
+            assert status == 401 and b'id="login-error"' in answer and b"Set-Cookie" not in answer
     assert not [line for line in logs if line["log_level"] in ("error", "critical")]
 
 

@@ -61,12 +61,25 @@ class Access:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
         return scheme.lower() == "bearer" and self.token_ok(credentials.strip())
 
-    def set_cookie(self, response: web.StreamResponse) -> None:
+    def set_cookie(self, request: web.Request, response: web.StreamResponse) -> None:
+        """A new session on ``response``; ``Secure`` when ``request`` came over HTTPS (:func:`over_https`)."""
         response.set_cookie(COOKIE, self.new_session(), max_age=int(self.session_seconds), path=COOKIE_PATH,
-                            httponly=True, samesite="Strict")
+                            httponly=True, samesite="Strict", secure=over_https(request) or None)
 
     @staticmethod
     def clear_cookie(response: web.StreamResponse) -> None:
         """Log out: the browser drops its cookie.  The cookie holds no state on the server, so a copy of it kept
         elsewhere stays valid until it expires; changing the token ends every session at once."""
         response.del_cookie(COOKIE, path=COOKIE_PATH, httponly=True, samesite="Strict")
+
+
+def over_https(request: web.Request) -> bool:
+    """Whether the browser reached the console over HTTPS: directly, or through a TLS proxy that says so
+    (``X-Forwarded-Proto: https``, or ``proto=https`` in the first ``Forwarded`` element).  The header is trusted
+    whoever sent it, because all it can do is make the cookie ``Secure``: a browser that sent it over plain HTTP
+    would only lose its own session."""
+    if request.secure:
+        return True
+    forwarded = request.forwarded
+    proto = forwarded[0].get("proto") if forwarded else request.headers.get("X-Forwarded-Proto", "").split(",")[0]
+    return (proto or "").strip().lower() == "https"

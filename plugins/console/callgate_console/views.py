@@ -123,7 +123,7 @@ async def login(request: web.Request) -> web.Response:
     if not isinstance(token, str) or not state.access.token_ok(token):
         return _page("login.html", status=401, title="Log in", error=True)
     redirect = web.HTTPSeeOther(PREFIX + "/", headers=SECURITY_HEADERS)
-    state.access.set_cookie(redirect)
+    state.access.set_cookie(request, redirect)
     raise redirect
 
 

@@ -76,6 +76,21 @@ async def test_the_right_token_gives_a_strict_httponly_cookie_scoped_to_the_cons
                                       "/console/static/console.css", "/console/static/live.js"]:
         assert (await console.ops.get(path)).status == 200, path
     assert (await console.ops.get("/console/calls/nothing-recorded")).status == 404
+    assert "secure" not in attributes                  # over plain HTTP (the ops port on localhost, say)
+
+
+@pytest.mark.parametrize("proxy_says", [{"X-Forwarded-Proto": "https"}, {"X-Forwarded-Proto": "HTTPS, http"},
+                                        {"Forwarded": 'for=192.0.2.1;proto=https, proto=http'}])
+async def test_the_cookie_is_secure_when_a_tls_proxy_says_the_browser_came_over_https(make_console, proxy_says):
+    console = await make_console()
+    response = await console.ops.post("/console/login", data={"token": TOKEN}, headers=proxy_says,
+                                      allow_redirects=False)
+    assert response.status == 303
+    attributes = [part.strip().lower() for part in response.headers["Set-Cookie"].split(";")]
+    assert "secure" in attributes and "httponly" in attributes
+    plain = await console.ops.post("/console/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "http"},
+                                   allow_redirects=False)
+    assert "secure" not in [part.strip().lower() for part in plain.headers["Set-Cookie"].split(";")]
 
 
 async def test_bearer_token_works_without_a_cookie(make_console):

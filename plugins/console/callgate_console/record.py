@@ -45,17 +45,23 @@ def deciding(d: Decision | None, outcomes: tuple[Outcome, ...]) -> tuple[str | N
     return next((o.plugin for o in outcomes if o.value is not None), None), None
 
 
-def named_callid(generation: str, body: bytes) -> str | None:
-    """The call id a body callgate did not decode into a call names (v1 ``callid``, or ``callId`` when that is absent,
-    as the v1 decoder reads it; v2 ``call.callId``), when it is JSON and names one as a string: an ignored event or
-    a body refused as invalid then shows on its call's page.  Only these bodies pay for the parse; one that is not
-    JSON names nothing."""
+#: The longest event name a refused body's own ``event`` is shown by (a longer one is ``-``, as a body naming none).
+MAX_EVENT_NAME = 64
+
+
+def named(generation: str, body: bytes) -> tuple[str | None, str | None]:
+    """The event and the call id a body callgate did not decode into a call names, each when it is JSON naming it as
+    a string: ``event`` (both generations; at most :data:`MAX_EVENT_NAME` characters), and the call id (v1
+    ``callid``, or ``callId`` when that is absent, as the v1 decoder reads it; v2 ``call.callId``).  A body refused
+    as invalid then shows under its event, and an ignored or refused one on its call's page.  Only these bodies pay
+    for the parse; one that is not JSON names nothing."""
     try:
         top = orjson.loads(body)
     except orjson.JSONDecodeError:
-        return None
+        return None, None
     if not isinstance(top, dict):
-        return None
+        return None, None
+    event = top.get("event")
     if generation == "v1":
         callid = top.get("callid")
         if callid is None:
@@ -63,7 +69,8 @@ def named_callid(generation: str, body: bytes) -> str | None:
     else:
         leg = top.get("call")
         callid = leg.get("callId") if isinstance(leg, dict) else None
-    return callid if isinstance(callid, str) and callid else None
+    return (event if isinstance(event, str) and 0 < len(event) <= MAX_EVENT_NAME else None,
+            callid if isinstance(callid, str) and callid else None)
 
 
 class Stored(msgspec.Struct, array_like=True, frozen=True, gc=False):
@@ -143,10 +150,13 @@ def capture(exchange: Exchange) -> Capture:
     aiohttp's ``istr`` header names as the strings they are): what packing reads dies with the request instead of
     waiting for the flush."""
     call, status, problem, decided = exchange.call, exchange.status, exchange.problem, exchange.decision
+    event = exchange.event
     if call is None:
         kind, caller, callee, session = "ignored" if status < 400 else "refused", None, None, None
-        callid = named_callid(exchange.generation, exchange.body)
+        body_event, callid = named(exchange.generation, exchange.body)
         key = None if callid is None else call_key(exchange.generation, callid)
+        if event == "-" and body_event is not None:         # refused: the event its body names, when it names one
+            event = body_event
     else:
         to = getattr(call, "to", None)
         kind, key, callid, session = _KINDS.get(type(call), "other"), call.key, call.callid, call.session_id
@@ -157,7 +167,7 @@ def capture(exchange: Exchange) -> Capture:
         decision = None if decided is None else "allowed" if decided.allowed else "denied"
     plugin, reason = deciding(decided, exchange.outcomes)
     trace = msgspec.Raw(_encode(exchange.trace))
-    return Capture(Stored(exchange.received_at, exchange.generation, exchange.event, kind, key, callid, caller, callee,
+    return Capture(Stored(exchange.received_at, exchange.generation, event, kind, key, callid, caller, callee,
                           status, decision, plugin, reason, exchange.summary, trace, session),
                    Detail(problem, exchange.ms, exchange.body, exchange.answer),
                    orjson.dumps(list(exchange.headers.items())))

@@ -150,7 +150,7 @@ async def test_the_authorization_header_is_never_stored(make_console, tmp_path):
 async def test_a_batch_is_stored_compressed(make_console, tmp_path):
     """Each batch's summaries and details are zstd frames: a store takes a fraction of the disk the callbacks'
     bytes would."""
-    console = await make_console(database_url=f"sqlite:///{tmp_path}/small.sqlite3")
+    console = await make_console(database_url=f"sqlite:///{tmp_path}/small.sqlite3", flush_interval_ms=60_000)
     for n in range(50):
         await console.callgate.send(samples.ice(caller="46701234567", callid=f"small-{n}"))
     await console.flush()
@@ -213,7 +213,7 @@ async def test_an_ignored_or_refused_callback_shows_on_the_page_of_the_call_its_
     await console.login()
 
     data = await (await console.ops.get("/console/api/calls/r-1")).json()
-    assert [(e["event"], e["status"]) for e in data["timeline"]] == [("ice", 200), ("-", 400)]     # "-": not decoded
+    assert [(e["event"], e["status"]) for e in data["timeline"]] == [("ice", 200), ("dice", 400)]  # as its body says
     assert data["timeline"][1]["problem"] and '"long"' in data["timeline"][1]["request"]
     page = await console.ops.get("/console/calls/r-1")
     assert page.status == 200 and html.unescape(await page.text()).count('class="timeline-entry"') == 2
@@ -221,9 +221,10 @@ async def test_an_ignored_or_refused_callback_shows_on_the_page_of_the_call_its_
     assert [(e["event"], e["status"]) for e in v2["timeline"]] == [("call.webhook.later", 200)]
     assert (await console.ops.get("/console/calls/v2%3Av2-r-1")).status == 200
     other = await (await console.ops.get("/console/api/calls/r-2")).json()
-    assert [(e["event"], e["status"]) for e in other["timeline"]] == [("-", 400)]
+    assert [(e["event"], e["status"]) for e in other["timeline"]] == [("dice", 400)]
     rows = (await (await console.ops.get("/console/api/callbacks")).json())["callbacks"]
-    assert sorted((r["kind"], r["callid"]) for r in rows if r["callid"] is None) == [("refused", None)] * 2
+    assert sorted((r["kind"], r["event"], r["callid"]) for r in rows if r["callid"] is None) == [
+        ("refused", "-", None), ("refused", "dice", None)]                 # "-": a body that is not JSON names none
 
 
 async def test_mask_numbers_masks_every_view(make_console):

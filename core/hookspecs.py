@@ -295,9 +295,9 @@ def callback_answered(exchange: Exchange) -> None:
     recording plugin failed).  Not run by ``callgate simulate`` (it serves no request).
 
     :param exchange: the request and its answer (:class:`callgate.exchange.Exchange`): ``received_at``,
-        ``generation``, ``event``, ``call`` (the neutral call or None), ``headers`` (without
-        ``Authorization``, ``Proxy-Authorization`` and ``Cookie``), ``body``, ``status``, ``answer``, ``decision`` (an incoming call's, else
-        None), ``outcomes`` (every plugin's hook calls: status, verdict, ``elapsed_ms``),
+        ``generation``, ``event``, ``call`` (the neutral call or None), ``headers`` (without ``Authorization``,
+        ``Proxy-Authorization`` and ``Cookie``), ``body``, ``status``, ``answer``, ``decision`` (an incoming call's,
+        else None), ``outcomes`` (every plugin's hook calls: status, verdict, ``elapsed_ms``),
         ``problem``, ``summary`` and ``ms`` (the time to answer).
     :returns: ``None``; any return value is ignored.
 

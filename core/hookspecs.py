@@ -342,8 +342,10 @@ def check_ready() -> str | None:
 
     :returns:
         * ``None``: ready.
-        * a string: not ready, and why (e.g. ``"database unreachable: ..."``);
-          ``/readyz`` answers 503 and lists it.  Raising counts as not ready.
+        * a string: not ready, and why, in a few words of the plugin's own (e.g. ``"database unreachable"``);
+          ``/readyz`` answers 503 and lists it.  It is served to whoever asks ``/readyz`` (on the callback port
+          when ``ops_port`` is 0): never an exception's text, a URL, a host or a path; log those.  Raising
+          counts as not ready.
     """
 
 

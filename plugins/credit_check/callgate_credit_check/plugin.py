@@ -53,6 +53,8 @@ from .store import CreditCall, CreditStore, Reservation
 
 log = structlog.get_logger("callgate.credit_check")
 NAME = "credit_check"
+#: What ``/readyz`` says while the credit database does not answer (the error itself is logged).
+READY_PROBLEM = "credit database unreachable (see the log: credit_database_unreachable)"
 
 
 class CreditCheck:
@@ -204,11 +206,17 @@ class CreditCheck:
 
     @hookimpl
     async def check_ready(self) -> str | None:
+        """Not ready while the credit database does not answer: in a few words on ``/readyz`` (which carries no
+        exception's text, host or database name), with the error in the log."""
         try:
             store = await self.handle.get()
+        except DatabaseError:
+            return READY_PROBLEM                    # the handle logged it (credit_database_unreachable)
+        try:
             await store.ping()
         except DatabaseError as exc:
-            return f"credit database unreachable: {exc}"
+            log.warning("credit_database_unreachable", error=str(exc))
+            return READY_PROBLEM
         return None
 
     @hookimpl

@@ -51,6 +51,8 @@ from .sinks import Sender, build_sender
 log = structlog.get_logger("callgate.crm_export")
 #: How often the background task removes records every sink has received (``retention_days``).
 PURGE_INTERVAL_SECONDS = 3600.0
+#: What ``/readyz`` says while the outbox's database does not answer (the error itself is logged).
+READY_PROBLEM = "outbox database unreachable (see the log: crm_outbox_unreachable)"
 #: How many calls' buffered facts one flush transaction writes.
 FLUSH_CHUNK = 32
 
@@ -220,12 +222,15 @@ class CrmExport:
 
     @hookimpl
     async def check_ready(self) -> str | None:
+        """Not ready while the outbox's database does not answer: in a few words on ``/readyz`` (which carries no
+        exception's text, host or database name), with the error in the log."""
         if self.outbox is None:
-            return f"outbox database unreachable: {self._error}" if self._error else "not started"
+            return READY_PROBLEM if self._error else "not started"     # the attempt to open it logged the error
         try:
             await self.outbox.db.ping()
         except Exception as exc:
-            return f"outbox database unreachable: {exc}"
+            log.warning("crm_outbox_unreachable", error=str(exc))
+            return READY_PROBLEM
         return None
 
     @hookimpl

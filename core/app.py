@@ -15,7 +15,7 @@ from .metrics import Metrics
 from .pipeline import Pipeline
 from .state import CALLBACK, CONFIG, LIFECYCLE, METRICS, PIPELINE, PLUGINS, WEBHOOK, Lifecycle
 
-__all__ = ["build_service_verifier", "build_verifier", "create_app", "create_ops_app"]
+__all__ = ["build_service_verifier", "build_verifier", "check_ops_pages", "create_app", "create_ops_app", "preflight"]
 
 #: The state an ops app shares with the callback app it reports on.
 _SHARED = (CONFIG, PLUGINS, CALLBACK, WEBHOOK, METRICS, LIFECYCLE)
@@ -28,6 +28,7 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
         plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms,
                                source=config.source, classes=plugin_classes,
                                default_region=config.server.default_region)
+    check_ops_pages(config, plugins)
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[PLUGINS] = plugins
@@ -43,6 +44,30 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
     app.router.add_route("*", "/{path:.*}", not_found)      # last: every other path, a JSON 404
     app.cleanup_ctx.append(_plugin_lifecycle)
     return app
+
+
+def check_ops_pages(config: Config, plugins: Plugins) -> None:
+    """A plugin that adds pages to the ops application (``register_ops_routes``) needs one: PluginError naming the
+    first such plugin when ``[server] ops_port`` is 0, where its pages would be served nowhere.  Asked by
+    ``create_app`` (``callgate serve``) and by ``callgate check-config``, so that both refuse the same file."""
+    if config.server.ops_port:
+        return
+    for impl in plugins.impls("register_ops_routes"):
+        raise PluginError(impl.plugin.name, "its pages are served on the ops port only, and [server] ops_port is 0: "
+                                            "set [server] ops_port (e.g. 9091; ops_host defaults to 127.0.0.1)")
+
+
+def preflight(config: Config, *, plugin_classes: Mapping[str, type] | None = None) -> Plugins:
+    """What ``callgate check-config`` checks, and ``callgate serve`` refuses to start without: the applications' and
+    services' secrets, every enabled plugin imported (or taken from ``plugin_classes``), configured and built, and
+    the ops port for plugins with pages (:func:`check_ops_pages`).  No plugin's ``startup()`` runs.  Raises
+    ConfigError or PluginError; returns the plugins."""
+    build_verifier(config)
+    build_service_verifier(config)
+    plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
+                           classes=plugin_classes, default_region=config.server.default_region)
+    check_ops_pages(config, plugins)
+    return plugins
 
 
 def create_ops_app(app: web.Application) -> web.Application:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from . import __version__, samples, v2_samples
-from .app import build_service_verifier, build_verifier
+from .app import check_ops_pages, preflight
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
 from .endpoints import NO_COMMANDS, IgnoredEvent, decode_callback, decode_webhook
 from .logs import configure_logging
@@ -25,6 +25,7 @@ from .loops import loop_factory
 from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plugins
 from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
+from .protocols.errors import EventError
 from .protocols.signing_common import now_timestamp as signing_now
 from .protocols.v1 import signing
 from .protocols.v2.signing import service_signed_headers
@@ -98,8 +99,8 @@ def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
 
     serve = sub.add_parser("serve", help="run the callback server")
     serve.add_argument("--host", help="address to listen on (default: [server] host)")
-    serve.add_argument("--port", type=int, help="port to listen on (default: [server] port)")
-    serve.add_argument("--workers", type=int, default=1, metavar="N",
+    serve.add_argument("--port", type=_port, help="port to listen on, 0-65535 (default: [server] port)")
+    serve.add_argument("--workers", type=_positive, default=1, metavar="N",
                        help="run N worker processes on one port (state is shared through the plugins' stores)")
     serve.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)   # set on workers
     serve.set_defaults(handler=cmd_serve)
@@ -134,6 +135,29 @@ def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]
     return parser, sub
 
 
+def _port(text: str) -> int:
+    """``--port``: a TCP port number, 0 (any free port) to 65535."""
+    port = _integer(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port: give 0 to 65535")
+    return port
+
+
+def _positive(text: str) -> int:
+    """``--workers``: 1 or more."""
+    count = _integer(text)
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 1 or more")
+    return count
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+
+
 def _event_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--from", dest="caller", default=None,
                         help="caller number (ICE cli / DICE from; v2 call.from), written as in config.toml, or "
@@ -158,22 +182,26 @@ def _is_v2(args: argparse.Namespace) -> bool:
     return args.event.startswith("call.")
 
 
-def _sample(args: argparse.Namespace, service_id: str = v2_samples.SERVICE_ID) -> dict:
+def _sample(args: argparse.Namespace, signer: str) -> dict:
+    """The sample body of ``args.event``, naming ``signer`` as Sinch does: a v1 callback's ``applicationKey`` (the
+    application that signs it), a v2 webhook's service id."""
     if _is_v2(args):
-        return _v2_sample(args, service_id)
+        return _v2_sample(args, signer)
     caller = "+46701234567" if args.caller is None else args.caller
     to = "+46850001234" if args.to is None else args.to
     kind = args.event
     if kind == "ice":
-        return samples.ice(caller, to, to_type=args.to_type, callid=args.callid)
+        return samples.ice(caller, to, to_type=args.to_type, callid=args.callid, applicationKey=signer)
     if kind == "pie":
-        return samples.pie(args.callid, menu=args.menu, type=args.type or "sequence", value=args.value)
+        return samples.pie(args.callid, menu=args.menu, type=args.type or "sequence", value=args.value,
+                           applicationKey=signer)
     if kind == "dice":
         return samples.dice(args.callid, caller=caller, to=to, duration=args.duration,
-                            result=args.result or "ANSWERED", reason=args.reason or "CALLERHANGUP")
+                            result=args.result or "ANSWERED", reason=args.reason or "CALLERHANGUP",
+                            applicationKey=signer)
     if kind == "notify":
-        return samples.notify(args.callid, type=args.type or "recording_available")
-    return samples.ace(args.callid)
+        return samples.notify(args.callid, type=args.type or "recording_available")     # names no application
+    return samples.ace(args.callid, applicationKey=signer)
 
 
 def _v2_sample(args: argparse.Namespace, service_id: str) -> dict:
@@ -216,13 +244,17 @@ def _is_sip(value: str) -> bool:
     return value.strip().lower().startswith(("sip:", "sips:"))
 
 
-def _body(args: argparse.Namespace, service_id: str = v2_samples.SERVICE_ID) -> bytes:
+def _body(args: argparse.Namespace, signer: str) -> bytes:
+    """The body to send or simulate: ``--body``'s bytes, else the sample naming ``signer`` (:func:`_sample`)."""
     if args.body == "-":
         return sys.stdin.buffer.read()
     if args.body:
-        with open(args.body, "rb") as f:
-            return f.read()
-    return json.dumps(_sample(args, service_id)).encode()
+        try:
+            with open(args.body, "rb") as f:
+                return f.read()
+        except OSError as exc:
+            raise ConfigError(f"--body {args.body}: cannot be read: {exc.strerror}") from None
+    return json.dumps(_sample(args, signer)).encode()
 
 
 def _load(config: Config, *, dry_run: bool = False, broken: dict[str, Exception] | None = None) -> Plugins:
@@ -249,7 +281,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         if port == 0:
             raise ConfigError("--workers needs a fixed port (workers share it), not port 0")
-        _load(config)      # a broken config or plugin fails here, once, not in every worker
+        check_ops_pages(config, _load(config))      # a broken config or plugin fails here, once, not in every worker
         return supervise(worker_command(args.config, host, port), args.workers)
     with asyncio.Runner(loop_factory=new_loop) as runner:
         runner.run(serve(config, host, port, reuse_port=args.reuse_port))
@@ -262,18 +294,21 @@ def cmd_sign(args: argparse.Namespace) -> int:
     problem = _read_numbers(args)
     if problem is not None:
         return _fail(problem)
+    # Signed as Sinch signs it: the path of --url, else the path Sinch is told ([server] public_path or
+    # public_webhook_path, behind a proxy that rewrites it), sent to the server's own path, as that proxy would.
     server = config.server
     if _is_v2(args):
         service_id, secret = _service_credentials(config)
         url = args.url or f"http://{server.host}:{server.port}{server.webhook_path}"
+        signed = (urlsplit(args.url).path or "/") if args.url else server.signed_webhook_path
         body = _body(args, service_id)
-        headers = {**service_signed_headers(service_id, secret, urlsplit(url).path or "/", body),
-                   **_cloudevent_headers(service_id)}
+        headers = {**service_signed_headers(service_id, secret, signed, body), **_cloudevent_headers(service_id)}
     else:
         key, secret = _signing_credentials(config)
         url = args.url or f"http://{server.host}:{server.port}{server.callback_path}"
-        body = _body(args)
-        headers = signing.signed_headers(key, secret, urlsplit(url).path or "/", body)
+        signed = (urlsplit(args.url).path or "/") if args.url else server.signed_path
+        body = _body(args, key)
+        headers = signing.signed_headers(key, secret, signed, body)
     data = _curl_data(body, args.body)
     if data is None:
         return _fail("the body from stdin is not UTF-8 text without NUL bytes, which a command line cannot carry: "
@@ -332,13 +367,18 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
     problem = _read_numbers(args)
     if problem is not None:
         return _fail(problem)
-    decode = decode_webhook if _is_v2(args) else decode_callback
+    if _is_v2(args):
+        decode, signer = decode_webhook, config.services[0].id if config.services else v2_samples.SERVICE_ID
+    else:
+        decode, signer = decode_callback, config.applications[0].key if config.applications else samples.APPLICATION_KEY
     try:
-        event = decode(_body(args, config.services[0].id if config.services else v2_samples.SERVICE_ID), None)
+        event = decode(_body(args, signer), None)
     except IgnoredEvent as exc:
         ignored = (NO_COMMANDS if _is_v2(args) else ACK).decode()
         print(f"{exc.event}: not a call event plugins decide on; the server answers HTTP 200 {ignored}")
         return 0
+    except EventError as exc:
+        return _fail(f"--body {args.body}: the server would refuse it (400 {exc.code}): {exc}")
     warnings = []
     unsafe = plugins.not_dry_run_safe()
     if unsafe:
@@ -422,9 +462,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    build_verifier(config)
-    build_service_verifier(config)
-    plugins = _load(config)
+    plugins = preflight(config)
     names = ", ".join(p.name for p in plugins.loaded)
     print(f"{config.source}: ok ({len(config.applications)} application(s), {len(config.services)} service(s); "
           f"plugins in order: {names})")

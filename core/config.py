@@ -135,6 +135,21 @@ class ServerConfig(_Strict):
                              f"webhook_path = \"/sinch/webhook\"")
         return value
 
+    @field_validator("port", "ops_port", mode="before")
+    @classmethod
+    def _not_a_boolean(cls, value: Any) -> Any:
+        if isinstance(value, bool):          # pydantic would take true for port 1
+            raise ValueError("must be a port number (0-65535), not true or false")
+        return value
+
+    @field_validator("ops_port")
+    @classmethod
+    def _own_port(cls, value: int, info: ValidationInfo) -> int:
+        if value and value == info.data.get("port"):
+            raise ValueError(f"must differ from port ({value}): the ops application listens on a port of its own "
+                             f"(0: /metrics, /healthz and /readyz on the callback port)")
+        return value
+
     @field_validator("default_region")
     @classmethod
     def _region(cls, value: str | None) -> str | None:
@@ -269,6 +284,12 @@ def load_config(path: str | os.PathLike[str] | None = None, *, environ: Mapping[
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file (give --config PATH, or set {ENV_CONFIG})") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder, not a file (give --config the path of a config.toml)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start}): a TOML file is UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return config_from_dict(data, source=str(path), environ=environ, directory=path.absolute().parent)
@@ -289,9 +310,9 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     written = data.pop("plugins", {})
     plugins, unresolved = _resolve_plugin_tables(written, environ, source)
     data = resolve_env(data, environ, source)
-    if not data.get("applications") and environ.get(ENV_KEY) and environ.get(ENV_SECRET):
+    if not data.get("applications") and _env_pair(environ, ENV_KEY, ENV_SECRET, "[[applications]]"):
         data = {**data, "applications": [{"key": environ[ENV_KEY], "secrets": [environ[ENV_SECRET]]}]}
-    if not data.get("services") and environ.get(ENV_SERVICE_ID) and environ.get(ENV_SERVICE_SECRET):
+    if not data.get("services") and _env_pair(environ, ENV_SERVICE_ID, ENV_SERVICE_SECRET, "[[services]]"):
         data = {**data, "services": [{"id": environ[ENV_SERVICE_ID], "secrets": [environ[ENV_SERVICE_SECRET]]}]}
     try:
         config = Config.model_validate({**data, "plugins": plugins, "source": source})
@@ -301,6 +322,16 @@ def config_from_dict(data: Mapping[str, Any], *, source: str = "<defaults>",
     config.plugins._written = dict(written) if isinstance(written, Mapping) else {}
     config.plugins._directory = directory
     return config
+
+
+def _env_pair(environ: Mapping[str, str], name: str, secret: str, table: str) -> bool:
+    """Whether the environment gives both halves of a credential (``name`` and its ``secret``); one without the
+    other is a ConfigError naming the missing variable (every callback would otherwise be refused, 401)."""
+    given = [variable for variable in (name, secret) if environ.get(variable)]
+    if len(given) == 1:
+        missing = secret if given == [name] else name
+        raise ConfigError(f"{given[0]} is set but {missing} is not: set both (or write {table} in config.toml)")
+    return len(given) == 2
 
 
 def _resolve_plugin_tables(plugins: Any, environ: Mapping[str, str], source: str) -> tuple[Any, dict[str, str]]:

@@ -320,8 +320,9 @@ def register_ops_routes(app: web.Application) -> None:
 
     Called once, on every enabled plugin that implements it, when the ops application is built
     (``callgate serve`` with ``ops_port`` set; in each worker with ``--workers``), before any
-    plugin's ``startup``.  With ``ops_port = 0`` there is no ops application and it is never called:
-    a plugin's routes never appear on the public callback port.
+    plugin's ``startup``.  A plugin's routes never appear on the public callback port: with
+    ``ops_port = 0`` there is no ops application, and a plugin implementing this hook is refused by
+    ``callgate check-config`` and ``callgate serve`` (PluginError naming it).
 
     :param app: the ops ``aiohttp.web.Application`` (``/healthz``, ``/readyz``, ``/metrics`` are
         there already).  Add routes and static folders under the plugin's own prefix,

@@ -61,7 +61,7 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     try:
         for runner in runners:
             await runner.setup()          # the callback app's setup starts the plugins
-        await listen(runners[0], host, port, reuse_port, "[server] port or host (callgate serve --port/--host)")
+        port = await listen(runners[0], host, port, reuse_port, "[server] port or host (callgate serve --port/--host)")
         if server.ops_port:
             await listen(runners[1], server.ops_host, server.ops_port, reuse_port, "[server] ops_port or ops_host")
         frozen = freeze_startup_objects()
@@ -100,14 +100,17 @@ def freeze_startup_objects() -> int:
     return gc.get_freeze_count()
 
 
-async def listen(runner: web.AppRunner, host: str, port: int, reuse_port: bool, setting: str) -> None:
-    """Start listening on host:port; an address that cannot be used (in use, not local, a privileged port) is a
-    ConfigError of one line naming the address and the setting to change, not a traceback."""
+async def listen(runner: web.AppRunner, host: str, port: int, reuse_port: bool, setting: str) -> int:
+    """Start listening on host:port and return the port (the one the system chose for port 0, which the
+    ``listening`` log line then names); an address that cannot be used (in use, not local, a privileged port, a
+    host that does not resolve) is a ConfigError of one line naming the address and the setting to change, not a
+    traceback."""
     try:
         await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
     except OSError as exc:
-        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        reason = exc.strerror or str(exc)         # a host that does not resolve: "Name or service not known"
         raise ConfigError(f"cannot listen on {host}:{port}: {reason}; change {setting}") from None
+    return int(runner.addresses[-1][1])
 
 
 def http_limits(server: ServerConfig) -> dict[str, Any]:

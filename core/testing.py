@@ -74,9 +74,9 @@ from typing import Any
 import pytest
 
 from . import samples, v2_samples
-from .app import build_service_verifier, build_verifier, create_app
+from .app import create_app, preflight
 from .config import Config, ConfigError, config_from_dict
-from .manager import PluginError, load_plugins
+from .manager import PluginError
 from .protocols.v1 import signing
 from .protocols.v2.signing import service_signed_headers
 from .state import PLUGINS
@@ -127,12 +127,9 @@ def check_config(config: Mapping[str, Any] | str | None = None, *,
                  plugins: Mapping[str, type] | None = None) -> ConfigError | PluginError | None:
     """What ``callgate check-config`` says of a configuration: the error it would print, or None when it is
     accepted.  The configuration is validated and every enabled plugin imported (or taken from ``plugins``),
-    configured and built, as at start-up; no plugin's ``startup()`` runs."""
+    configured and built, as at start-up (:func:`callgate.app.preflight`); no plugin's ``startup()`` runs."""
     try:
-        cfg = make_config(config, plugins=plugins)
-        build_verifier(cfg)
-        build_service_verifier(cfg)
-        load_plugins(cfg.plugins, server_timeout_ms=cfg.server.plugin_timeout_ms, source=cfg.source, classes=plugins)
+        preflight(make_config(config, plugins=plugins), plugin_classes=plugins)
     except (ConfigError, PluginError) as exc:
         return exc
     return None

@@ -3,6 +3,7 @@ temporary folder, the three shipped plugins enabled (issue 15, items 6, 7, 8 and
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -234,3 +235,84 @@ def test_a_port_in_use_is_one_line_naming_the_address_and_the_setting(tmp_path, 
     message = [line for line in result.stderr.splitlines() if line.startswith("callgate:")]
     assert len(message) == 1 and f"127.0.0.1:{busy_port}" in message[0] and "[server] ops_port" in message[0], \
         result.stderr
+
+
+def refused(result, *says: str) -> str:
+    """The one ``callgate:`` line of a command that exited 2 without a traceback, holding each of ``says``."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+    [message] = [line for line in result.stderr.splitlines() if line.startswith("callgate:")]
+    for text in says:
+        assert text in message, message
+    return message
+
+
+def test_bad_files_and_options_are_one_line_and_exit_2_never_a_traceback(tmp_path):
+    (tmp_path / "latin1.toml").write_bytes(b'[server]\nno_route_prompt = "caf\xe9"\n')
+    refused(run("check-config", "--config", "latin1.toml", cwd=tmp_path), "latin1.toml", "not UTF-8")
+    refused(run("check-config", "--config", str(tmp_path)), "a folder, not a file")
+    refused(run("sign", "ice", "--body", "missing.json", cwd=tmp_path, env=APP_ENV), "--body missing.json",
+            "No such file")
+    refused(run("simulate", "ice", "--body", "missing.json", cwd=tmp_path), "--body missing.json")
+    (tmp_path / "cut.json").write_text('{"event":')
+    refused(run("simulate", "ice", "--body", "cut.json", cwd=tmp_path), "--body cut.json", "400 invalid_json",
+            "not JSON")
+    for port in ("99999", "-1", "http"):
+        result = run("serve", "--port", port, cwd=tmp_path, env=APP_ENV)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and "--port" in result.stderr
+    for workers in ("0", "-2"):
+        result = run("serve", "--workers", workers, cwd=tmp_path, env=APP_ENV)
+        assert result.returncode == 2 and "Traceback" not in result.stderr and "--workers" in result.stderr
+    refused(run("serve", "--host", "no-such-host.invalid", "--port", str(free_port()), cwd=tmp_path, env=APP_ENV),
+            "no-such-host.invalid", "[server] port or host")
+
+
+@pytest.mark.parametrize("server, says", [("port = true", "[server].port"),
+                                          ("port = 18080\nops_port = 18080", "must differ from port")])
+def test_check_config_refuses_ports_serve_could_not_use(tmp_path, server, says):
+    (tmp_path / "config.toml").write_text(f"[server]\n{server}\n")
+    refused(run("check-config", cwd=tmp_path), says)
+
+
+def test_one_half_of_a_credential_in_the_environment_is_refused_naming_the_other(tmp_path):
+    refused(run("check-config", cwd=tmp_path, env={"SINCH_APPLICATION_KEY": "k"}),
+            "SINCH_APPLICATION_KEY is set but SINCH_APPLICATION_SECRET is not")
+    refused(run("check-config", cwd=tmp_path, env={"SINCH_SERVICE_SECRET": "c2VjcmV0"}),
+            "SINCH_SERVICE_SECRET is set but SINCH_SERVICE_ID is not")
+    assert "1 application(s)" in ok(run("check-config", cwd=tmp_path, env=APP_ENV))
+
+
+def test_serve_on_port_0_logs_the_port_it_listens_on(tmp_path):
+    (tmp_path / "config.toml").write_text('[server]\nlog_format = "json"\nport = 0\n')
+    process = subprocess.Popen([CALLGATE, "serve"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **APP_ENV}, text=True)
+    try:
+        line = next(json.loads(text) for text in process.stdout if '"listening"' in text)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    port = int(line["url"].split(":")[2].split("/")[0])
+    assert port != 0 and line["url"] == f"http://127.0.0.1:{port}/sinch/callback"
+
+
+def test_sign_signs_what_sinch_signs_behind_a_rewriting_proxy_and_names_the_signing_application(tmp_path):
+    """With ``public_path``, Sinch signs the public path and the proxy sends the request on to callgate's own path:
+    the command sign prints does the same, and its body names the application that signs it."""
+    port = free_port()
+    (tmp_path / "config.toml").write_text(f'[server]\nlog_format = "json"\nport = {port}\n'
+                                          f'public_path = "/voice/sinch"\npublic_webhook_path = "/voice/v2"\n')
+    env = {**APP_ENV, "SINCH_SERVICE_ID": "svc-1", "SINCH_SERVICE_SECRET": TEST_APPLICATION_SECRET}
+    server = subprocess.Popen([CALLGATE, "serve"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}, text=True)
+    try:
+        next(text for text in server.stdout if '"listening"' in text)
+        for event in ("ice", "call.incoming"):
+            command = ok(run("sign", event, cwd=tmp_path, env=env))
+            assert f"http://127.0.0.1:{port}/sinch/" in command
+            answer = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=30)
+            assert answer.returncode == 0 and '"error"' not in answer.stdout, answer.stdout
+        body = json.loads(shlex.split(ok(run("sign", "ice", cwd=tmp_path, env=env)))[-1])
+        assert body["applicationKey"] == TEST_APPLICATION_KEY
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

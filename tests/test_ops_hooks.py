@@ -173,8 +173,9 @@ async def test_hook_register_ops_routes_served_on_the_ops_app_only(aiohttp_clien
 
 @pytest.mark.parametrize("port", [9999, 0])
 async def test_an_ops_path_asked_with_another_method_is_405_with_allow(aiohttp_client, port):
-    config = make_config({**ROUTE_ALL, "server": {"ops_port": port}}, plugins={"pages": Pages})
-    app = create_app(config, plugin_classes={"pages": Pages})
+    plugins = {"pages": Pages} if port else None             # pages need an ops port
+    config = make_config({**ROUTE_ALL, "server": {"ops_port": port}}, plugins=plugins)
+    app = create_app(config, plugin_classes=plugins)
     client = await aiohttp_client(create_ops_app(app) if port else app)
     paths = ["/metrics", "/healthz", "/readyz"] + (["/pages/hello"] if port else [])
     for method in ("POST", "PUT", "DELETE", "PATCH"):
@@ -186,11 +187,14 @@ async def test_an_ops_path_asked_with_another_method_is_405_with_allow(aiohttp_c
     assert (await client.put("/nothing/here")).status == 404
 
 
-async def test_hook_register_ops_routes_without_an_ops_port_no_plugin_route_exists_anywhere(aiohttp_client):
+async def test_hook_register_ops_routes_without_an_ops_port_is_refused_naming_the_plugin(callgate_check_config):
+    """Its pages would be served nowhere (never on the public callback port): serve and check-config refuse it."""
     config = make_config(ROUTE_ALL, plugins={"pages": Pages})
-    public = await aiohttp_client(create_app(config, plugin_classes={"pages": Pages}))
-    assert (await public.get("/healthz")).status == 200        # the ops routes are on the callback port then
-    assert (await public.get("/pages/hello")).status == 404
+    with pytest.raises(PluginError, match=r"^plugin 'pages': its pages are served on the ops port only, and "
+                                          r"\[server\] ops_port is 0: set \[server\] ops_port"):
+        create_app(config, plugin_classes={"pages": Pages})
+    error = callgate_check_config(ROUTE_ALL, plugins={"pages": Pages})
+    assert isinstance(error, PluginError) and "ops_port is 0" in str(error)
 
 
 @pytest.mark.parametrize("cls, path", [(Trespasses, "/admin"), (PrefixLookalike, "/pagesx/hello")])

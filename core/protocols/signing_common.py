@@ -313,7 +313,8 @@ class SchemeVerifier:
         sts = string_to_sign(method, content_md5(body), content_type, x_timestamp, path)
         if not signature_matches(states, sts, sig):
             raise SignatureError("bad_signature",
-                                 f"signature does not match for {self.signer} {shown(key)} (signed: {method.upper()} "
+                                 f"signature does not match for {self.signer} {shown(key)} (checked as a signature of: "
+                                 f"{method.upper()} "
                                  f"{shown(path)}, Content-Type {shown(content_type)}, "
                                  f"x-timestamp {shown(x_timestamp)}, {len(body)} body bytes)")
         return key, check_freshness(x_timestamp, self._clock(), self._window)

@@ -61,7 +61,6 @@ class Console:
         self.config = config
         self.state = ConsoleState(config, Access(token, config.session_hours * 3600), Recorder(config.queue_limit),
                                   LiveFeed(self._store))
-        self._routes = False
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -73,9 +72,6 @@ class Console:
     async def startup(self, dry_run: bool = False) -> None:
         if dry_run:
             return
-        if not self._routes:
-            raise PluginError(NAME, "the console is served on the ops port only, and [server] ops_port is 0: "
-                                    "set [server] ops_port (e.g. 9091; ops_host defaults to 127.0.0.1)")
         url = self.config.database_url.get_secret_value()
         try:
             self.state.store = await ConsoleStore.open(url)
@@ -134,7 +130,6 @@ class Console:
     @hookimpl
     def register_ops_routes(self, app: web.Application) -> None:
         views.register(app, self.state)
-        self._routes = True
 
     @hookimpl
     def collect_metrics(self) -> dict[str, float]:

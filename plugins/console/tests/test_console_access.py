@@ -13,7 +13,6 @@ from structlog.testing import capture_logs
 
 from callgate import PluginError, samples
 from callgate.app import create_app
-from callgate.state import PLUGINS
 from callgate.testing import check_config, make_config
 
 GUARDED_PAGES = ["/console/", "/console/calls/anything", "/console/calls/v2%3Aabc", "/console/search",
@@ -158,14 +157,13 @@ def test_start_up_needs_a_long_enough_token(monkeypatch, value, says):
     assert "CALLGATE_CONSOLE_TOKEN" in str(error) and says in str(error)
 
 
-async def test_start_up_needs_an_ops_port(tmp_path):
+async def test_start_up_and_check_config_need_an_ops_port(tmp_path):
     config = console_config(f"sqlite:///{tmp_path}/c.sqlite3")
     config["server"]["ops_port"] = 0
-    app = create_app(make_config(config, plugins={"console": Console}), plugin_classes={"console": Console})
     with pytest.raises(PluginError, match=r"ops_port") as refused:
-        await app[PLUGINS].startup()
-    assert str(refused.value).startswith("plugin 'console': startup() failed: the console is served on the ops port")
-    assert str(refused.value).count("plugin 'console'") == 1
+        create_app(make_config(config, plugins={"console": Console}), plugin_classes={"console": Console})
+    assert str(refused.value).startswith("plugin 'console': its pages are served on the ops port only")
+    assert str(check_config(config, plugins={"console": Console})) == str(refused.value)
     assert not (tmp_path / "c.sqlite3").exists()
 
 

@@ -34,6 +34,7 @@ Values are taken as each generation sends them, in one vocabulary where the two 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -63,6 +64,29 @@ Generation = Literal["v1", "v2"]
 GENERATIONS: tuple[Generation, ...] = ("v1", "v2")
 #: ``Ended.result`` values that mean the call was answered, in either generation's vocabulary.
 ANSWERED_RESULTS = frozenset({"ANSWERED", "COMPLETED"})
+
+# The words of a neutral call's ``to.type``, ``domain`` and ``origination``, the same for both API generations where
+# the two agree: v1 sends did/number/username/sip/conference and pstn/mxp; a v2 inbound PHONE call is ``did``
+# (``number`` for a dialled leg), a SIP call ``sip``, and v2 adds ``stream``/``voice_relay`` callees and domains, and
+# ``sip``/``server`` originations.  What a configuration matching on them may name (:func:`known_words`).
+
+#: ``Callee.type`` (v1 ``to.type``; v2 ``call.to`` type as the neutral call names it).
+CALLEE_TYPES = frozenset({"did", "number", "username", "sip", "conference", "stream", "voice_relay"})
+#: ``domain`` (v1 ``domain``; v2 ``callType``: ``PHONE`` is ``pstn``, ``SIP`` ``sip``, ``STREAM`` ``stream``,
+#: ``VOICE_RELAY`` ``voice_relay``).
+DOMAINS = frozenset({"pstn", "mxp", "conference", "sip", "stream", "voice_relay"})
+#: ``originationType`` (v1 ``pstn``/``mxp``; v2 ``PHONE``/``SIP``/``SERVER`` as ``pstn``/``sip``/``server``).
+ORIGINATION_TYPES = frozenset({"pstn", "mxp", "sip", "server"})
+
+
+def known_words(values: Sequence[str], known: frozenset[str]) -> list[str]:
+    """``values`` lower-cased and stripped, each one of ``known`` (a pydantic validator's ValueError otherwise,
+    naming the value and the words it may be): a typo in a rule would otherwise make it never match."""
+    cleaned = [v.strip().lower() for v in values]
+    for value, original in zip(cleaned, values, strict=True):
+        if value not in known:
+            raise ValueError(f"{original!r} is not one of {', '.join(sorted(known))}")
+    return cleaned
 
 
 def call_key(generation: str, callid: str) -> str:

@@ -18,6 +18,7 @@ import structlog
 
 from . import __version__, samples, v2_samples
 from .app import check_ops_pages, preflight
+from .calls import CALLEE_TYPES
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
 from .endpoints import NO_COMMANDS, IgnoredEvent, decode_callback, decode_webhook
 from .logs import configure_logging
@@ -165,7 +166,8 @@ def _event_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", default=None,
                         help="callee (ICE/DICE to.endpoint; v2 call.to): a number when --to-type is number or did, "
                              "else as it is; v2: a number or a sip: URI")
-    parser.add_argument("--to-type", default="number", help="ICE to.type: number, did, username, sip, conference")
+    parser.add_argument("--to-type", default="number", type=str.lower, choices=sorted(CALLEE_TYPES),
+                        help="ICE to.type: number, did, username, sip, conference")
     parser.add_argument("--callid", default=None, help="callid (v1) / call.callId (v2)")
     parser.add_argument("--session", default=None, help="v2 call.sessionId (the legs of one call share it)")
     parser.add_argument("--menu", default="main", help="PIE menuId / v2 menu.menuName")

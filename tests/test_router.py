@@ -279,6 +279,19 @@ def test_set_cli_uses_the_callee_when_the_route_has_no_number():
     assert rules.set_cli(ice(to="+46701234567"), sip).number == "+46850001234"
 
 
+@pytest.mark.parametrize("condition, says", [({"to_type": "fax"}, "'fax' is not one of conference, did, number"),
+                                             ({"domain": "pstm"}, "'pstm' is not one of conference, mxp, pstn")])
+def test_a_route_condition_that_no_call_can_meet_is_refused(condition, says):
+    """A typo in ``to_type`` or ``domain`` would make the route never match, silently."""
+    with pytest.raises(PluginError, match=r"\[plugins.router\].routes\[0\]") as refused:
+        load_plugins(PluginsConfig.model_validate({"router": {"routes": [
+            {**condition, "action": {"name": "connectPstn", "number": "+46850001234"}}]}}))
+    assert says in str(refused.value)
+    routes = load_plugins(PluginsConfig.model_validate({"router": {"routes": [
+        {"to_type": " DID ", "domain": "PSTN", "action": {"name": "connectPstn", "number": "+46850001234"}}]}}))
+    assert routes.loaded                                        # case and spaces as people write them are taken
+
+
 def test_bad_cli_rule_is_refused():
     with pytest.raises(PluginError, match=r"\[plugins.caller_id\].rules\[0\]"):
         load_plugins(PluginsConfig.model_validate({"caller_id": {"rules": [{"prefix": "+1", "cli": "12345"}]}}))

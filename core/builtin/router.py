@@ -61,7 +61,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..caches import ClearingCache
-from ..calls import Header, Incoming, MenuInput
+from ..calls import CALLEE_TYPES, DOMAINS, Header, Incoming, MenuInput, known_words
 from ..config import ServerConfig
 from ..decisions import (
     V1_ONLY_TYPES,
@@ -252,6 +252,16 @@ class RouteRule(_Rule):
     def _number(cls, value: str | None) -> str | None:
         return parse_number(value) if value is not None and looks_like_number(value) else value
 
+    @field_validator("to_type")
+    @classmethod
+    def _to_type(cls, value: str | None) -> str | None:
+        return None if value is None else known_words([value], CALLEE_TYPES)[0]
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str | None) -> str | None:
+        return None if value is None else known_words([value], DOMAINS)[0]
+
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str | None) -> str | None:
@@ -418,9 +428,9 @@ class Router:
             rank = _rank(rule, callee)
             if rank is None:
                 continue
-            if rule.to_type and rule.to_type.lower() != (call.to.type if call.to else None):
+            if rule.to_type and rule.to_type != (call.to.type if call.to else None):      # both lower-case
                 continue
-            if rule.domain and rule.domain.lower() != call.domain:
+            if rule.domain and rule.domain != call.domain:
                 continue
             if rule.hours or rule.days:
                 now = now or self.clock()

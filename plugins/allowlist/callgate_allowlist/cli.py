@@ -15,13 +15,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from callgate.calls import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
 from callgate.phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number
 
 from .facts import CallFacts
 from .index import RuleSet
 from .live import read_rules
 from .rulefile import RulesFileError
-from .vocabulary import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
 
 if TYPE_CHECKING:
     from .plugin import Allowlist

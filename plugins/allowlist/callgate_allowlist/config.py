@@ -6,20 +6,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from callgate.calls import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES, known_words
 from callgate.config import ConfigPath
 from callgate.decisions import MAX_PROMPT_CHARS, MAX_PROMPT_FILES, Prompt
 
 from .facts import CallFacts
 from .rules import RuleSpec
-from .vocabulary import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
-
-
-def _known(values: list[str], known: frozenset[str]) -> list[str]:
-    cleaned = [v.strip().lower() for v in values]
-    for value, original in zip(cleaned, values, strict=True):
-        if value not in known:
-            raise ValueError(f"{original!r} is not one of {', '.join(sorted(known))}")
-    return cleaned
 
 
 class Scope(BaseModel):
@@ -39,17 +31,17 @@ class Scope(BaseModel):
     @field_validator("domains")
     @classmethod
     def _domains(cls, v: list[str]) -> list[str]:
-        return _known(v, DOMAINS)
+        return known_words(v, DOMAINS)
 
     @field_validator("origination_types")
     @classmethod
     def _originations(cls, v: list[str]) -> list[str]:
-        return _known(v, ORIGINATION_TYPES)
+        return known_words(v, ORIGINATION_TYPES)
 
     @field_validator("callee_types")
     @classmethod
     def _callee_types(cls, v: list[str]) -> list[str]:
-        return _known(v, CALLEE_TYPES)
+        return known_words(v, CALLEE_TYPES)
 
     @field_validator("application_keys")
     @classmethod

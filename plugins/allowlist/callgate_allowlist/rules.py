@@ -13,10 +13,11 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
+from callgate.calls import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
+
 from .facts import CallFacts
 from .matchers import Matcher, MatcherError, NumberField, parse_matcher
 from .users import parse_user_matcher
-from .vocabulary import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES
 
 Action = Literal["allow", "deny"]
 NUMBER_FIELDS = ("caller", "callee")

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from callgate.calls import CALLEE_TYPES, known_words
 from callgate.config import SecretDatabaseURL
 from callgate.decisions import MAX_DURATION_LIMIT, MAX_PROMPT_CHARS
 
@@ -83,8 +84,8 @@ class CreditCheckConfig(BaseModel):
 
     @field_validator("destination_types")
     @classmethod
-    def _lower(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(v.strip().lower() for v in value)
+    def _destination_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(known_words(value, CALLEE_TYPES))
 
     @field_validator("deny_prompt", "no_account_prompt", "no_rate_prompt")
     @classmethod

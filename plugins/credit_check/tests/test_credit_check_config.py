@@ -20,6 +20,8 @@ from callgate_credit_check import CreditCheck
     ({"low_balance_prompt": "{minutes} left"}, "[plugins.credit_check].low_balance_prompt: | only {time}"),
     ({"deny_prompt": "x" * 700}, "[plugins.credit_check].deny_prompt: | is 700 characters"),
     ({"on_error": "ignore"}, '[plugins.credit_check].on_error must be "deny" or "skip"'),
+    ({"destination_types": ["number", "fax"]}, "[plugins.credit_check].destination_types: | 'fax' is not one of "
+                                               "conference, did, number, sip, stream, username, voice_relay"),
 ])
 def test_bad_settings_name_the_key(table, message):
     with pytest.raises(PluginError) as error:

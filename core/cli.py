@@ -73,6 +73,12 @@ def _main(argv: Sequence[str] | None) -> int:
         if command not in subparsers.choices and broken:
             return _fail(ConfigError(f"{command!r} is not a core command, and enabled plugins that may add it "
                                      f"could not be loaded:\n" + "\n".join(str(exc) for exc in broken.values())))
+        disabled = sorted(set(installed_plugins()) - set(config.plugins.enabled) - set(BUILTINS))
+        if command not in subparsers.choices and disabled:
+            # A plugin's commands exist only while it is enabled: say so, rather than argparse's list of choices.
+            return _fail(ConfigError(f"{command!r} is not a command of callgate or of an enabled plugin; installed but "
+                                     f"not enabled in [plugins] enabled ({config.source}): {', '.join(disabled)}. "
+                                     f"Enable the plugin that adds it, or see `callgate --help`"))
     args = parser.parse_args(argv)
     args.config = known.config
     if getattr(args, "handler", None) is None:

@@ -316,3 +316,10 @@ def test_sign_signs_what_sinch_signs_behind_a_rewriting_proxy_and_names_the_sign
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_a_command_of_an_installed_plugin_that_is_not_enabled_says_so(tmp_path):
+    (tmp_path / "config.toml").write_text('[plugins]\nenabled = ["allowlist"]\n[plugins.allowlist]\ndefault = "allow"\n')
+    message = refused(run("credit", "balance", ACCOUNT, cwd=tmp_path), "'credit' is not a command of callgate or "
+                      "of an enabled plugin", "installed but not enabled in [plugins] enabled")
+    assert "credit_check" in message and "allowlist" not in message.split("enabled (")[-1]

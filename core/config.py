@@ -428,12 +428,22 @@ def _secret_paths(value: Any, path: tuple[str | int, ...]) -> Iterator[tuple[tup
             yield from _secret_paths(item, (*path, key))
 
 
+#: pydantic's words for the problems a TOML file has most, in a config file's words (by pydantic's error type).
+_IN_TOML_WORDS = {
+    "extra_forbidden": "unknown key: this table has no such setting (a typo?)",
+    "missing": "required, and not given",
+    "list_type": 'must be a list, like ["a", "b"]',
+    "tuple_type": 'must be a list, like ["a", "b"]',
+}
+
+
 def format_validation_error(exc: ValidationError, source: str, prefix: Sequence[str | int] = ()) -> str:
     """One line per problem: ``config.toml: [server].port: Input should be ...``."""
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         key = toml_key([*prefix, *err["loc"]])
-        lines.append(f"{source}: {key}: {err['msg'].removeprefix('Value error, ')}")
+        message = _IN_TOML_WORDS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+        lines.append(f"{source}: {key}: {message}")
     return "\n".join(lines)
 
 

@@ -51,6 +51,10 @@ def test_invalid_toml_names_the_file(tmp_path):
     ({"signing": {"window_seconds": 0}}, "[signing].window_seconds"),
     ({"applications": [{"key": "k", "secrets": []}]}, "applications[0].secrets"),
     ({"plugins": {"enabled": ["a", "a"]}}, "[plugins].enabled"),
+    ({"plugins": {"enabled": "allowlist"}}, '[plugins].enabled: must be a list, like ["a", "b"]'),
+    ({"server": {"prot": 80}}, "[server].prot: unknown key: this table has no such setting (a typo?)"),
+    ({"server": {"port": True}}, "[server].port: must be a port number (0-65535), not true or false"),
+    ({"server": {"port": 9100, "ops_port": 9100}}, "[server].ops_port: must differ from port (9100)"),
 ])
 def test_errors_name_the_toml_key(data, needle):
     with pytest.raises(ConfigError) as err:
@@ -99,9 +103,18 @@ def test_shipped_config_toml_serves_the_env_service_beside_the_env_application()
     assert config.application_secrets() == {"app-key": ["c2VjcmV0LXZhbHVl"]}
 
 
-def test_a_service_needs_both_variables():
-    assert config_from_dict({}, environ={"SINCH_SERVICE_ID": "s"}).services == ()
-    assert config_from_dict({}, environ={"SINCH_SERVICE_SECRET": "YQ=="}).services == ()
+@pytest.mark.parametrize("environ, missing", [({"SINCH_SERVICE_ID": "s"}, "SINCH_SERVICE_SECRET"),
+                                              ({"SINCH_SERVICE_SECRET": "YQ=="}, "SINCH_SERVICE_ID"),
+                                              ({"SINCH_APPLICATION_KEY": "k"}, "SINCH_APPLICATION_SECRET"),
+                                              ({"SINCH_APPLICATION_SECRET": "YQ=="}, "SINCH_APPLICATION_KEY")])
+def test_one_variable_of_a_pair_is_refused_naming_the_other(environ, missing):
+    """Half a credential would configure nothing, and every callback would get 401 without a word at start-up."""
+    with pytest.raises(ConfigError, match=f"is set but {missing} is not: set both") as refused:
+        config_from_dict({}, environ=environ)
+    assert "YQ==" not in str(refused.value)
+    table = "services" if "SERVICE" in missing else "applications"
+    written = {table: [{"id" if table == "services" else "key": "x", "secrets": [{"env": "X"}]}]}
+    assert config_from_dict(written, environ={**environ, "X": "Yg=="})      # the file's table: the pair is not used
 
 
 def test_services_table_rotation_and_several_services():
@@ -130,7 +143,7 @@ def test_a_service_secret_variable_that_is_not_set_names_key_and_variable():
     ({"services": [{"id": "", "secrets": [{"env": "S"}]}]}, "services[0].id: String should have at least 1 character"),
     ({"services": [{"id": "s", "secrets": []}]}, "services[0].secrets: "),
     ({"services": [{"id": "s", "secrets": [{"env": "S"}] * 3}]}, "services[0].secrets: "),
-    ({"services": [{"id": "s", "secret": [{"env": "S"}]}]}, "services[0].secret: Extra inputs are not permitted"),
+    ({"services": [{"id": "s", "secret": [{"env": "S"}]}]}, "services[0].secret: unknown key: this table has no such setting (a typo?)"),
     ({"services": [{"id": "s", "secrets": [{"env": "S"}]}] * 2}, "services: service id 's' is listed twice"),
     ({"applications": [{"key": "k", "secrets": [{"env": "S"}]}] * 2}, "applications: application key 'k' is listed"),
     ({"server": {"webhook_path": "sinch/webhook"}}, "[server].webhook_path: must be an absolute URL path"),

@@ -7,7 +7,7 @@ from callgate_credit_check import CreditCheck
 
 
 @pytest.mark.parametrize("table, message", [
-    ({"colour": 1}, "[plugins.credit_check].colour: Extra inputs are not permitted"),
+    ({"colour": 1}, "[plugins.credit_check].colour: unknown key: this table has no such setting"),
     ({"database_url": "mysql://u:secret@h/db"}, "[plugins.credit_check].database_url: | must be sqlite"),
     ({"account_by": "custom"}, 'account_by = "custom" needs account_key'),
     ({"account_by": "phone"}, "[plugins.credit_check].account_by"),

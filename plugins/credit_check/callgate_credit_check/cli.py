@@ -197,6 +197,11 @@ class CreditCommands:
     async def quote(self, store: CreditStore, args: argparse.Namespace) -> int:
         number = _number(args.number)
         duration = parse_duration(args.duration)
+        if args.user_rate is not None and self.config.rates != "sinch":
+            raise ValueError(f'--user-rate prices with rates = "sinch", and rates is "{self.config.rates}": leave it '
+                             f'out to price from the rate table')
+        if args.account and args.currency:
+            raise ValueError("give --account or --currency, not both: the account's currency is the one used")
         account = None
         if args.account:
             account = await store.account(self.account_id(args.account))

@@ -81,6 +81,10 @@ def test_rates_import_export_and_quote(credit, tmp_path, rates_csv):
     assert "0.61 EUR" in ok(credit("quote", "+46701234567", "300s", "--account", "+46701234567"))
     refused(credit("quote", "+442012345678", "60", "--currency", "EUR"), "no rate for +442012345678 in EUR")
     refused(credit("quote", "+46701234567", "five minutes", "--currency", "EUR"), "is not a duration")
+    refused(credit("quote", "+46701234567", "300", "--currency", "EUR", "--user-rate", "0.05"),
+            '--user-rate prices with rates = "sinch", and rates is "table"')       # it would be ignored
+    refused(credit("quote", "+46701234567", "300", "--account", "+46701234567", "--currency", "USD"),
+            "give --account or --currency, not both")
     (tmp_path / "more.csv").write_text("prefix,currency,per_minute\n44,EUR,0.05\n")
     assert "merged; 4 in the table" in ok(credit("rates", "import", "more.csv", "--merge"))
 

@@ -124,6 +124,9 @@ def default_region() -> str | None:
     return _default_region
 
 
+_NOT_ZERO = frozenset("123456789")
+
+
 def parse_number(text: str, region: str | None = None) -> str:
     """A whole number written by a person -> E.164; :class:`PhoneNumberError` saying why not.
 
@@ -135,8 +138,16 @@ def parse_number(text: str, region: str | None = None) -> str:
     """
     if not isinstance(text, str):
         raise PhoneNumberError(f"{text!r} is not a phone number: expected a string; {HOW_TO_WRITE}")
-    number = _read(text, region or _default_region)
-    _check_possible(text.strip(), number)
+    region = region or _default_region
+    try:
+        number = _read(text, region)
+        _check_possible(text.strip(), number)
+    except PhoneNumberError as exc:
+        if region is None and _PUNCTUATION.sub("", text.strip())[:1] in _NOT_ZERO:
+            # Read as international without its + ("4155550123" as +41...): it may have been a national number.
+            raise PhoneNumberError(f"{exc} (digits without + or 00 are read as an international number: for a "
+                                   f"national number, set [server] default_region to its country)") from None
+        raise
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -55,6 +55,20 @@ def test_what_is_not_a_number_is_refused_saying_why(written, why):
     assert why in str(err.value)
 
 
+@pytest.mark.parametrize("written", ["(415) 555-0123", "415-555-0123"])
+def test_digits_read_as_international_that_are_no_number_say_a_national_one_needs_the_region(written):
+    """Without + or 00 and without [server] default_region, digits are read as Sinch writes caller ids (+41 5...):
+    when that is no number, the refusal says how a national number would be read."""
+    with pytest.raises(PhoneNumberError) as err:
+        parse_number(written)
+    assert "too few digits for a +41 number" in str(err.value)
+    assert "for a national number, set [server] default_region" in str(err.value)
+    assert parse_number(written, region="US") == "+14155550123"
+    with pytest.raises(PhoneNumberError) as err:
+        parse_number("+41 55")                          # written international: no such hint
+    assert "default_region" not in str(err.value)
+
+
 def test_a_national_format_needs_the_default_region():
     with pytest.raises(PhoneNumberError) as err:
         parse_number("070 123 45 67")

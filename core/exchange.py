@@ -93,6 +93,8 @@ def tell(impls: tuple[HookImpl, ...], metrics: Metrics, generation: Generation, 
         try:
             impl.function(exchange) if impl.argnames else impl.function()
         except Exception as exc:
+            # Told after the callback's log context ended: its callid and event are named here.
             log.error("plugin_failed", plugin=impl.plugin.name, hook=HOOK, status="error",
-                      error=f"{type(exc).__name__}: {exc}", exc_info=True)
+                      error=f"{type(exc).__name__}: {exc}", callid=call.callid if call is not None else None,
+                      sinch_event=event, exc_info=True)
             metrics.hook_failed(impl.plugin.name, HOOK, "error")

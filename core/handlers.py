@@ -248,8 +248,13 @@ async def readyz(request: web.Request) -> web.Response:
             problems.append(f"{outcome.plugin}: {outcome.verdict}")
         elif outcome.status != "ok":      # the exception's text is in the log (plugin_failed), not here
             problems.append(f"{outcome.plugin}: check_ready raised an error (see the log)")
-        elif outcome.value is not None:
+        elif isinstance(outcome.value, str) and outcome.value.strip():
             problems.append(f"{outcome.plugin}: {outcome.value}")
+        elif outcome.value is not None:   # not the str or None the hook answers: not ready, and not its repr
+            log.error("plugin_failed", plugin=outcome.plugin, hook="check_ready", status="error",
+                      error=f"returned {type(outcome.value).__name__} {outcome.value!r:.100}: not a reason (a str) "
+                            f"or None")
+            problems.append(f"{outcome.plugin}: check_ready gave no reason it could show (see the log)")
     if problems:
         return web.json_response({"status": "not_ready", "problems": problems}, status=503)
     return web.json_response({"status": "ready"})

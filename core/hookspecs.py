@@ -346,7 +346,8 @@ def check_ready() -> str | None:
         * a string: not ready, and why, in a few words of the plugin's own (e.g. ``"database unreachable"``);
           ``/readyz`` answers 503 and lists it.  It is served to whoever asks ``/readyz`` (on the callback port
           when ``ops_port`` is 0): never an exception's text, a URL, a host or a path; log those.  Raising
-          counts as not ready.
+          counts as not ready, and so does anything else (an empty string, a list: logged as
+          ``plugin_failed``).
     """
 
 
@@ -359,7 +360,9 @@ def collect_metrics() -> dict[str, float] | None:
 
     :returns:
         * a ``dict`` of gauge name to number: their current values.
-        * ``None``: nothing to report.  Raising is logged on the scrape and skipped.
+        * ``None``: nothing to report.  Raising is logged on the scrape and skipped, and so is anything
+          else (a value that is not a number, a list): ``plugin_failed``, counted in
+          ``callgate_plugin_failures_total{hook="collect_metrics"}``; the other metrics are served.
     """
 
 

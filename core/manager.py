@@ -307,7 +307,11 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
 #: changes nothing on a callgate hook (and any other name is refused below).
 UNHONOURED_OPTIONS = ("wrapper", "hookwrapper", "tryfirst", "trylast")
 #: Hooks called synchronously, outside the dispatcher: an ``async def`` implementation is refused.
-SYNC_HOOKS = ("callback_answered", "register_ops_routes")
+#: The hooks an ``async def`` may not implement, and why.
+SYNC_HOOKS = {"callback_answered": "it runs on the answer path and must return at once: queue the work and do it "
+                                   "in a background task",
+              "register_ops_routes": "it only adds routes, when the ops application is built; the routes' own "
+                                     "handlers may be async"}
 
 
 def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, source: str = "config.toml") -> None:
@@ -325,8 +329,8 @@ def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, sourc
                                     f"(optionalhook=True does not change that). The hooks are "
                                     f"{', '.join(HOOK_NAMES)}; fix the name or remove @hookimpl")
         if hook in SYNC_HOOKS and inspect.iscoroutinefunction(getattr(instance, attr)):
-            raise PluginError(name, f"{attr}() implements {hook}, which must be a plain def that returns at once "
-                                    f"(queue the work and do it in a background task); it is async def")
+            raise PluginError(name, f"{attr}() implements {hook}, which must be a plain def ({SYNC_HOOKS[hook]}); "
+                                    f"it is async def")
         for option in UNHONOURED_OPTIONS:
             if opts.get(option):
                 raise PluginError(name, f"{attr}() is marked @hookimpl({option}=True) for hook {hook}, which "

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 try:
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from .manager import Plugins
     from .pipeline import Reply
 
+log = structlog.get_logger("callgate")
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -114,8 +116,15 @@ class Metrics:
         """The exposition text, after asking plugins for their gauges."""
         deadline = time.monotonic() + 2.0
         for outcome in await dispatch.collect(plugins, "collect_metrics", deadline):
-            if outcome.status == "ok" and outcome.value:
-                for name, value in outcome.value.items():
+            if outcome.status == "ok" and outcome.value is not None:
+                gauges = _gauges(outcome.value)
+                if gauges is None:
+                    # One plugin's bad answer must not cost the scrape (a 500) everyone else's metrics.
+                    log.error("plugin_failed", plugin=outcome.plugin, hook="collect_metrics", status="error",
+                              error=f"returned {type(outcome.value).__name__}: not a dict of gauge names to numbers")
+                    self.hook_failed(outcome.plugin, "collect_metrics", "error")
+                    continue
+                for name, value in gauges:
                     self.plugin_gauges.labels(outcome.plugin, name).set(value)
         if os.environ.get(MULTIPROC_ENV):
             from prometheus_client import multiprocess
@@ -123,6 +132,19 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def _gauges(value: Any) -> list[tuple[str, float]] | None:
+    """A ``collect_metrics`` answer as (name, value) pairs, or None when it is not a dict of names to real numbers
+    (``True`` and ``False`` count as 1 and 0, as Prometheus writes them)."""
+    if not isinstance(value, dict):
+        return None
+    gauges = []
+    for name, number in value.items():
+        if not isinstance(name, str) or not name or not isinstance(number, (int, float)):
+            return None
+        gauges.append((name, float(number)))
+    return gauges
 
 
 # The hot path.  Counter.inc and Histogram.observe check, per call, that the metric is a labelled

@@ -200,6 +200,26 @@ async def test_hook_check_ready_reports_plugins(callgate_client):
     assert (await healthy.client.get("/healthz")).status == 200
 
 
+@pytest.mark.parametrize("answer", [["a", "b"], 42, {"x": 1}, "", "  "])
+async def test_hook_check_ready_an_answer_that_is_no_reason_is_not_ready_without_its_repr(callgate_client, answer):
+    from structlog.testing import capture_logs
+
+    from callgate import hookimpl
+
+    class Odd:
+        @hookimpl
+        def check_ready(self):
+            return answer
+
+    client = await callgate_client(plugins={"odd": Odd})
+    with capture_logs() as logs:
+        response = await client.client.get("/readyz")
+    assert response.status == 503
+    assert (await response.json())["problems"] == ["odd: check_ready gave no reason it could show (see the log)"]
+    [failed] = [line for line in logs if line["event"] == "plugin_failed"]
+    assert failed["plugin"] == "odd" and failed["hook"] == "check_ready"
+
+
 @pytest.fixture
 def json_logs(capsys):
     """Call it in the test body (capsys is not capturing during fixture set-up): structlog then

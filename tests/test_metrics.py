@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 from plugins_for_tests import DenyAll, Raises
 from prometheus_client import CollectorRegistry, generate_latest
+from structlog.testing import capture_logs
 
 from callgate import hookimpl, samples
 
@@ -66,6 +68,34 @@ async def test_hook_collect_metrics_becomes_a_gauge(callgate_client):
 
     client = await callgate_client(plugins={"outbox": Outbox})
     assert value(await scrape(client), "callgate_plugin_gauge", plugin="outbox", name="outbox_depth") == 7
+
+
+@pytest.mark.parametrize("answer", [{"depth": "not-a-number"}, [1, 2], "x", {"depth": None}, {"depth": {"b": 1}}])
+async def test_hook_collect_metrics_a_bad_answer_is_logged_and_counted_and_every_other_metric_still_served(
+        callgate_client, answer):
+    class Broken:
+        @hookimpl
+        def collect_metrics(self):
+            return answer
+
+    class Outbox:
+        @hookimpl
+        def collect_metrics(self):
+            return {"outbox_depth": 7, "healthy": True}
+
+    client = await callgate_client(plugins={"broken": Broken, "outbox": Outbox})
+    await client.event(samples.ace())
+    with capture_logs() as logs:
+        response = await client.client.get("/metrics")
+        text = await response.text()
+    assert response.status == 200
+    assert value(text, "callgate_plugin_gauge", plugin="outbox", name="outbox_depth") == 7
+    assert value(text, "callgate_plugin_gauge", plugin="outbox", name="healthy") == 1
+    assert value(text, "callgate_callbacks_total", event="ace", status="200") == 1
+    assert 'plugin="broken",name=' not in text
+    assert value(text, "callgate_plugin_failures_total", plugin="broken", hook="collect_metrics", kind="error") == 1
+    [failed] = [line for line in logs if line["event"] == "plugin_failed"]
+    assert failed["plugin"] == "broken" and "not a dict of gauge names to numbers" in failed["error"]
 
 
 async def test_ops_endpoints_move_to_their_own_port(callgate_client, aiohttp_client):

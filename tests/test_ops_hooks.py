@@ -143,6 +143,7 @@ async def test_hook_callback_answered_failing_never_changes_the_answer_and_is_lo
     failures = [e for e in logs if e["event"] == "plugin_failed"]
     assert failures and failures[0]["plugin"] == "breaks" and failures[0]["hook"] == "callback_answered"
     assert "the recorder is broken" in failures[0]["error"]
+    assert (failures[0]["callid"], failures[0]["sinch_event"]) == (body["callid"], "ice")     # which callback
     assert len(broken.plugin("watcher").seen) == 1          # the plugin after it still sees the exchange
     v2 = await broken.webhook(v2_samples.incoming(caller="+46701234567", to="+46812345678"))
     assert v2[0] == 200

@@ -59,14 +59,18 @@ def check_ops_pages(config: Config, plugins: Plugins) -> None:
 
 def preflight(config: Config, *, plugin_classes: Mapping[str, type] | None = None) -> Plugins:
     """What ``callgate check-config`` checks, and ``callgate serve`` refuses to start without: the applications' and
-    services' secrets, every enabled plugin imported (or taken from ``plugin_classes``), configured and built, and
-    the ops port for plugins with pages (:func:`check_ops_pages`).  No plugin's ``startup()`` runs.  Raises
-    ConfigError or PluginError; returns the plugins."""
+    services' secrets, every enabled plugin imported (or taken from ``plugin_classes``), configured and built, the
+    ops port for plugins with pages (:func:`check_ops_pages`) and the routes they add (``register_ops_routes`` run
+    on a scratch application: a route outside the plugin's prefix, or an exception).  No plugin's ``startup()``
+    runs.  Raises ConfigError or PluginError; returns the plugins."""
     build_verifier(config)
     build_service_verifier(config)
     plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
                            classes=plugin_classes, default_region=config.server.default_region)
     check_ops_pages(config, plugins)
+    if config.server.ops_port:            # each plugin's pages added to an ops application of their own, as serve will
+        for impl in plugins.impls("register_ops_routes"):
+            _register_plugin_routes(web.Application(), impl.plugin.name, impl.function, impl.argnames)
     return plugins
 
 

@@ -199,9 +199,22 @@ async def test_hook_register_ops_routes_without_an_ops_port_is_refused_naming_th
 
 
 @pytest.mark.parametrize("cls, path", [(Trespasses, "/admin"), (PrefixLookalike, "/pagesx/hello")])
-def test_hook_register_ops_routes_a_route_outside_the_plugins_prefix_stops_start_up(cls, path):
+def test_hook_register_ops_routes_a_route_outside_the_plugins_prefix_stops_start_up(cls, path, callgate_check_config):
     config = make_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": cls})
     app = create_app(config, plugin_classes={"pages": cls})
     with pytest.raises(PluginError) as raised:
         create_ops_app(app)
     assert "'pages'" in str(raised.value) and path in str(raised.value) and "/pages/" in str(raised.value)
+    checked = callgate_check_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": cls})
+    assert str(checked) == str(raised.value)                   # check-config says what serve would
+
+
+class RaisesOnRoutes:
+    @hookimpl
+    def register_ops_routes(self, app: web.Application) -> None:
+        raise RuntimeError("no pages today")
+
+
+def test_hook_register_ops_routes_that_raises_stops_start_up_and_check_config(callgate_check_config):
+    error = callgate_check_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": RaisesOnRoutes})
+    assert isinstance(error, PluginError) and "register_ops_routes failed" in str(error) and "'pages'" in str(error)

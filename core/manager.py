@@ -15,6 +15,7 @@ naming the plugin, the package, the key and the fix.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib
 import inspect
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pluggy
+import structlog
 from pydantic import BaseModel, ValidationError
 
 from . import hookspecs
@@ -39,7 +41,12 @@ from .config import (
 )
 from .phone import set_default_region
 
+log = structlog.get_logger("callgate")
 ENTRY_POINT_GROUP = "callgate.plugins"
+#: How long one plugin's ``shutdown()`` may take before callgate stops waiting for it.
+SHUTDOWN_SECONDS = 30.0
+#: A ``startup()`` that takes longer is logged once (``plugin_startup_slow``); it is still waited for.
+SLOW_STARTUP_SECONDS = 10.0
 #: Built-in plugins: always enabled, always last, configured like any other plugin.
 BUILTINS = {
     "router": "callgate.builtin.router:Router",
@@ -157,14 +164,20 @@ class Plugins:
     async def startup(self) -> None:
         """Run every plugin's optional ``async startup()``, in order (with ``dry_run`` if it accepts it).
 
-        If one fails, the plugins already started are shut down before the error is raised.
+        If one fails, or the start-up is cancelled (``callgate serve`` stopped by a signal meanwhile), the plugins
+        already started are shut down before the error is raised.  A ``startup()`` still running after
+        :data:`SLOW_STARTUP_SECONDS` is logged once (``plugin_startup_slow``), naming the plugin waited for.
         """
         started: list[LoadedPlugin] = []
         for plugin in self.loaded:
             fn = getattr(plugin.instance, "startup", None)
             try:
                 if fn is not None:
-                    await _maybe_await(fn(dry_run=self.dry_run) if _accepts_dry_run(fn) else fn())
+                    await _noting_slow(plugin.name, fn(dry_run=self.dry_run) if _accepts_dry_run(fn) else fn())
+            except asyncio.CancelledError:
+                log.warning("plugin_startup_cancelled", plugin=plugin.name)
+                await _shutdown(reversed(started))
+                raise
             except Exception as exc:
                 errors = await _shutdown(reversed(started))
                 cleanup = f" (and while stopping the others: {'; '.join(errors)})" if errors else ""
@@ -175,10 +188,9 @@ class Plugins:
             started.append(plugin)
 
     async def shutdown(self) -> None:
-        """Run every plugin's optional ``async shutdown()``, in reverse order; one failing does not stop the others."""
-        errors = await _shutdown(reversed(self.loaded))
-        if errors:
-            raise RuntimeError("plugin shutdown failed: " + "; ".join(errors))
+        """Run every plugin's optional ``async shutdown()``, in reverse order.  One that raises or takes longer than
+        :data:`SHUTDOWN_SECONDS` is logged (``plugin_shutdown_failed``) and left behind; the others still run."""
+        await _shutdown(reversed(self.loaded))
 
 
 def _resolve(impl: pluggy.HookImpl, plugin: LoadedPlugin, args: tuple[str, ...], dry_run: bool) -> HookImpl:
@@ -223,15 +235,39 @@ def _by_name(function: Callable[..., Any], names: tuple[str, ...], dry_run: bool
 
 
 async def _shutdown(plugins: Iterable[LoadedPlugin]) -> list[str]:
+    """Each plugin's ``shutdown()``, each within :data:`SHUTDOWN_SECONDS`; what failed, logged and returned."""
     errors = []
     for plugin in plugins:
         fn = getattr(plugin.instance, "shutdown", None)
-        if fn is not None:
-            try:
+        if fn is None:
+            continue
+        try:
+            async with asyncio.timeout(SHUTDOWN_SECONDS):
                 await _maybe_await(fn())
-            except Exception as exc:
-                errors.append(f"{plugin.name}: {type(exc).__name__}: {exc}")
+        except TimeoutError:
+            why = f"shutdown() did not return within {SHUTDOWN_SECONDS:g} s: left behind"
+        except Exception as exc:
+            why = f"shutdown() failed: {type(exc).__name__}: {exc}"
+        else:
+            continue
+        log.error("plugin_shutdown_failed", plugin=plugin.name, error=why)
+        errors.append(f"{plugin.name}: {why}")
     return errors
+
+
+async def _noting_slow(name: str, result: Any) -> None:
+    """Await ``result`` (a ``startup()``'s), logging once if it takes longer than :data:`SLOW_STARTUP_SECONDS`."""
+    if not inspect.isawaitable(result):
+        return
+    task = asyncio.ensure_future(result)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=SLOW_STARTUP_SECONDS)
+        if not done:
+            log.warning("plugin_startup_slow", plugin=name, seconds=SLOW_STARTUP_SECONDS,
+                        message="still waiting for this plugin's startup(); callgate listens once it returns")
+        await task
+    finally:
+        task.cancel()                       # cancelled from outside (a signal): the plugin's startup() too
 
 
 def installed_plugins() -> dict[str, EntryPoint]:

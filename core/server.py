@@ -7,7 +7,10 @@ Shutdown (SIGTERM or SIGINT), in this order, so nothing accepted is lost:
 2. the listening socket closes and idle keep-alive connections are closed;
 3. callbacks in flight finish (up to ``shutdown_timeout_seconds``);
 4. plugins shut down in reverse order: background work stops at a safe point,
-   pools close.
+   pools close (each plugin within ``manager.SHUTDOWN_SECONDS``; one that raises or hangs is logged).
+
+A second signal while draining or stopping ends the process at once; a signal while the plugins start
+stops the start-up (``stopped_while_starting``).
 
 Workers (``--workers N``): the supervisor starts N copies of ``callgate serve``
 binding the same port with SO_REUSEPORT, so the kernel spreads connections; state
@@ -59,11 +62,18 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stop.set)
     try:
-        for runner in runners:
-            await runner.setup()          # the callback app's setup starts the plugins
-        port = await listen(runners[0], host, port, reuse_port, "[server] port or host (callgate serve --port/--host)")
-        if server.ops_port:
-            await listen(runners[1], server.ops_host, server.ops_port, reuse_port, "[server] ops_port or ops_host")
+        # A signal while the plugins start (one may wait long for its database) stops the start-up at once.
+        starting = asyncio.ensure_future(_start(runners, host, port, reuse_port, server))
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not starting.done():
+            _second_signal_ends(loop)
+            starting.cancel()
+            await asyncio.gather(starting, return_exceptions=True)
+            log.warning("stopped_while_starting", pid=os.getpid())
+            return
+        port = starting.result()
         frozen = freeze_startup_objects()
         log.info("listening", url=f"http://{host}:{port}{server.callback_path}",
                  webhook_url=f"http://{host}:{port}{server.webhook_path}", pid=os.getpid(),
@@ -72,6 +82,7 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
                  ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port",
                  gc_frozen=frozen)
         await stop.wait()
+        _second_signal_ends(loop)
         app[LIFECYCLE].draining = True
         log.info("draining", seconds=server.drain_seconds)
         await asyncio.sleep(server.drain_seconds)
@@ -81,6 +92,24 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
     log.info("stopped", pid=os.getpid())
+
+
+def _second_signal_ends(loop: asyncio.AbstractEventLoop) -> None:
+    """From now on (draining, stopping), SIGTERM or SIGINT ends the process at once, as it would any program:
+    the way out when a plugin's ``startup()`` or ``shutdown()`` does not return."""
+    for sig in STOP_SIGNALS:
+        loop.remove_signal_handler(sig)
+        signal.signal(sig, signal.SIG_DFL)
+
+
+async def _start(runners: list[web.AppRunner], host: str, port: int, reuse_port: bool, server: ServerConfig) -> int:
+    """Set the applications up (the callback app's setup starts the plugins) and listen; returns the callback port."""
+    for runner in runners:
+        await runner.setup()
+    port = await listen(runners[0], host, port, reuse_port, "[server] port or host (callgate serve --port/--host)")
+    if server.ops_port:
+        await listen(runners[1], server.ops_host, server.ops_port, reuse_port, "[server] ops_port or ops_host")
+    return port
 
 
 def freeze_startup_objects() -> int:

@@ -66,6 +66,7 @@ dependencies = []
 [project.entry-points."callgate.plugins"]
 blocklist = "callgate_blocklist_example:Blocklist"
 wrapped = "callgate_blocklist_example:Wrapped"
+stubborn = "callgate_blocklist_example:Stubborn"
 """
 
 PLUGIN_MODULE = '''
@@ -96,6 +97,31 @@ class Blocklist:
     def register_commands(self, subparsers):
         parser = subparsers.add_parser("blocklist", help="show the blocked numbers")
         parser.set_defaults(handler=lambda args: print("\\n".join(self.config.blocked)))
+
+
+class Stubborn:
+    """A plugin whose startup() or shutdown() never returns, or whose shutdown() raises."""
+
+    class Config(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        hang_startup: bool = False
+        hang_shutdown: bool = False
+        raise_shutdown: bool = False
+
+    def __init__(self, config):
+        self.config = config
+
+    async def startup(self):
+        if self.config.hang_startup:
+            import asyncio
+            await asyncio.Event().wait()
+
+    async def shutdown(self):
+        if self.config.raise_shutdown:
+            raise RuntimeError("cannot close the pool")
+        if self.config.hang_shutdown:
+            import asyncio
+            await asyncio.Event().wait()
 
 
 class Wrapped:
@@ -185,3 +211,58 @@ def test_simulate_json_is_json_on_stdout(tmp_path):
     assert answer["status"] == 200 and answer["answer"] == {"action": {"name": "hangup"}}
     assert answer["decision"]["decided_by"] == "default" and answer["decision"]["allowed"] is False
     assert answer["warnings"] == []                  # the built-ins change nothing
+
+
+def _serve_stubborn(installed_plugin, tmp_path, settings: str) -> subprocess.Popen:
+    import os
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\nlog_format = "json"\nport = 0\n[plugins]\nenabled = ["stubborn"]\n'
+                      f'[plugins.stubborn]\n{settings}\n')
+    return subprocess.Popen([CALLGATE, "serve", "--config", str(config)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONPATH": str(installed_plugin),
+                                 "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
+                                 "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET})
+
+
+def _lines_until(process: subprocess.Popen, event: str) -> list[dict]:
+    lines = []
+    for text in process.stdout:
+        assert "Traceback" not in text, text
+        lines.append(json.loads(text))
+        if lines[-1].get("event") == event:
+            return lines
+    raise AssertionError(f"no {event} line: {lines}")
+
+
+def test_a_signal_stops_a_start_up_that_waits_for_a_plugin(installed_plugin, tmp_path):
+    import signal
+    import time
+    process = _serve_stubborn(installed_plugin, tmp_path, "hang_startup = true")
+    time.sleep(2.0)                                           # the plugin's startup() is waiting
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=15) == 0
+    events = {line["event"]: line for line in (json.loads(t) for t in process.stdout.read().splitlines())}
+    assert events["plugin_startup_cancelled"]["plugin"] == "stubborn"
+    assert "stopped_while_starting" in events and "listening" not in events
+
+
+def test_a_plugin_shutdown_that_raises_is_logged_and_the_server_still_stops_cleanly(installed_plugin, tmp_path):
+    import signal
+    process = _serve_stubborn(installed_plugin, tmp_path, "raise_shutdown = true")
+    _lines_until(process, "listening")
+    process.send_signal(signal.SIGTERM)
+    lines = _lines_until(process, "stopped")
+    assert process.wait(timeout=15) == 0
+    [failed] = [line for line in lines if line["event"] == "plugin_shutdown_failed"]
+    assert failed["plugin"] == "stubborn" and "cannot close the pool" in failed["error"]
+
+
+def test_a_second_signal_ends_a_server_whose_plugin_does_not_shut_down(installed_plugin, tmp_path):
+    import signal
+    process = _serve_stubborn(installed_plugin, tmp_path, "hang_shutdown = true")
+    _lines_until(process, "listening")
+    process.send_signal(signal.SIGTERM)
+    _lines_until(process, "draining")
+    process.send_signal(signal.SIGTERM)                       # shutdown() waits for ever: the second one ends it
+    assert process.wait(timeout=10) == -signal.SIGTERM

@@ -143,7 +143,7 @@ def test_a_service_secret_variable_that_is_not_set_names_key_and_variable():
     ({"services": [{"id": "", "secrets": [{"env": "S"}]}]}, "services[0].id: String should have at least 1 character"),
     ({"services": [{"id": "s", "secrets": []}]}, "services[0].secrets: "),
     ({"services": [{"id": "s", "secrets": [{"env": "S"}] * 3}]}, "services[0].secrets: "),
-    ({"services": [{"id": "s", "secret": [{"env": "S"}]}]}, "services[0].secret: unknown key: this table has no such setting (a typo?)"),
+    ({"services": [{"id": "s", "secret": [{"env": "S"}]}]}, "services[0].secret: unknown key: this table has no such setting"),
     ({"services": [{"id": "s", "secrets": [{"env": "S"}]}] * 2}, "services: service id 's' is listed twice"),
     ({"applications": [{"key": "k", "secrets": [{"env": "S"}]}] * 2}, "applications: application key 'k' is listed"),
     ({"server": {"webhook_path": "sinch/webhook"}}, "[server].webhook_path: must be an absolute URL path"),

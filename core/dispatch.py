@@ -87,7 +87,14 @@ def _call(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float,
     if impl.is_async or (value is not None and value.__class__ not in _RESULTS and svaml_generation(value) is None
                          and inspect.isawaitable(value)):
         return _awaited(impl, hook, value, start, end, refuses)
-    return _answered_with(impl, hook, value, start, refuses)
+    outcome = _answered_with(impl, hook, value, start, refuses)
+    if start + outcome.elapsed_ms / 1000 > end:
+        # A plain def cannot be stopped while it runs (it holds the event loop): past its time, its answer is
+        # dropped and it counts as timed out, so that its on_error policy decides, as for an async one.
+        return _failed(impl, hook, "timeout", f"answered after {round(outcome.elapsed_ms)} ms, past its "
+                                              f"{round((end - start) * 1000)} ms: a plain def cannot be stopped while "
+                                              f"it runs (make it async, or faster)", start)
+    return outcome
 
 
 def _call_planned(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float,
@@ -126,6 +133,9 @@ def _raised(impl: HookImpl, hook: str, exc: Exception, start: float) -> Outcome:
 
 
 def _timed_out(impl: HookImpl, hook: str, start: float, end: float) -> Outcome:
+    if end <= start:                     # never called: the hooks before it used up the callback's time
+        return _failed(impl, hook, "timeout", "not called: the callback's time ([server] deadline_ms or "
+                                              "record_deadline_ms) had run out before its turn", start)
     return _failed(impl, hook, "timeout", f"no answer within {round((end - start) * 1000)} ms", start)
 
 

@@ -96,6 +96,37 @@ async def test_hanging_plugin_times_out_within_its_timeout(policy, action):
     assert answer.outcomes[0].status == "timeout"
 
 
+class Blocks:
+    """A plain def that holds the event loop (time.sleep): it cannot be stopped while it runs."""
+
+    @hookimpl
+    def authorize_call(self, call):
+        time.sleep(0.3)
+        return Allow()
+
+
+@pytest.mark.parametrize("policy,action", [("deny", "hangup"), ("skip", "connectPstn")])
+async def test_a_plain_def_past_its_timeout_counts_as_timed_out_and_the_next_plugin_still_runs(policy, action):
+    p, _ = pipeline({"blocks": Blocks, "route": RouteTo}, {"blocks": {"timeout_ms": 100, "on_error": policy}})
+    answer = await p.answer(event(samples.ice()))
+    assert json.loads(answer.body)["action"]["name"] == action
+    blocked = answer.outcomes[0]
+    assert (blocked.plugin, blocked.status) == ("blocks", "timeout")
+    assert blocked.error.startswith("answered after 3") and "past its 100 ms" in blocked.error
+    routed = [(o.plugin, o.status) for o in answer.outcomes if o.hook == "route_call"]
+    assert routed == ([] if policy == "deny" else [("route", "ok")])      # not blamed for the time the first took
+
+
+async def test_a_plugin_whose_turn_comes_after_the_deadline_is_not_called_and_says_so():
+    p, _ = pipeline({"blocks": Blocks, "route": RouteTo}, {"blocks": {"timeout_ms": 1000, "on_error": "skip"}},
+                    deadline_ms=100)
+    answer = await p.answer(event(samples.ice()))
+    route = next(o for o in answer.outcomes if o.hook == "route_call")
+    assert (route.plugin, route.status) == ("route", "timeout")
+    assert route.error == ("not called: the callback's time ([server] deadline_ms or record_deadline_ms) had run out "
+                           "before its turn")
+
+
 async def test_one_deadline_for_the_whole_callback():
     classes = {"h1": Hangs, "h2": Hangs, "h3": Hangs}
     tables = {name: {"timeout_ms": 1000, "on_error": "skip"} for name in classes}

@@ -161,6 +161,10 @@ def set_cli(call: Incoming, route: Route | SvamlRoute, dry_run: bool) -> CallerI
           ``caller_id`` rules are asked last.
         * ``None``: no opinion.  When nobody answers, the route's own ``cli``
           stays, and without one Sinch shows the caller's number.
+
+    Raising or timing out follows the plugin's ``on_error``: ``"deny"`` denies the call (hung up, the
+    plugin named as deciding; a plugin that hides the caller's number must not let the call through
+    showing it), ``"skip"`` counts as no opinion.
     """
 
 

@@ -160,7 +160,10 @@ class Pipeline:
                 cli_outcomes = await cli_outcomes
             outcomes += cli_outcomes
             answered = combine.first_answer(cli_outcomes)
-            if answered and isinstance(answered.value, CallerId):
+            if answered and isinstance(answered.value, Deny):   # a caller-id plugin failed and its policy is deny
+                auth = combine.Authorization(False, answered.plugin, answered.value.reason)
+                route = routed_by = None
+            elif answered and isinstance(answered.value, CallerId):
                 cli = answered.value.number
         plan, rendered, problem = self._plan(renderer, auth, route, cli, call.event)
         if problem is not None:

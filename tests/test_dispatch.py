@@ -96,6 +96,30 @@ async def test_hanging_plugin_times_out_within_its_timeout(policy, action):
     assert answer.outcomes[0].status == "timeout"
 
 
+class CliFails:
+    """A caller-id plugin (one that hides the caller's number, say) that fails."""
+
+    @hookimpl
+    def set_cli(self, call, route):
+        raise RuntimeError("number pool unreachable")
+
+
+@pytest.mark.parametrize("policy", ["deny", "skip"])
+async def test_a_failing_set_cli_follows_its_on_error_policy(policy):
+    """on_error = "deny" is a Deny for set_cli too: the call is not connected showing a number the plugin was
+    there to replace; "skip" connects it as if the plugin had no opinion."""
+    p, _ = pipeline({"route": RouteTo, "hides": CliFails}, {"hides": {"on_error": policy}})
+    answer = await p.answer(event(samples.ice()))
+    action = json.loads(answer.body)["action"]
+    failed = next(o for o in answer.outcomes if o.hook == "set_cli")
+    assert (failed.plugin, failed.status) == ("hides", "error")
+    if policy == "deny":
+        assert action["name"] == "hangup" and not answer.decision.allowed
+        assert answer.decision.decided_by == "hides" and "on_error policy is deny" in answer.decision.reason
+    else:
+        assert action["name"] == "connectPstn" and "cli" not in action and answer.decision.allowed
+
+
 class Blocks:
     """A plain def that holds the event loop (time.sleep): it cannot be stopped while it runs."""
 

@@ -342,26 +342,27 @@ def _resolve_plugin_tables(plugins: Any, environ: Mapping[str, str], source: str
     resolved, unresolved = {}, {}
     for key, value in plugins.items():
         if key == "enabled":
-            resolved[key] = resolve_env(value, environ, source, "plugins.enabled")
+            resolved[key] = resolve_env(value, environ, source, ("plugins", "enabled"))
             continue
         try:
-            resolved[key] = resolve_env(value, environ, source, _join("plugins", key))
+            resolved[key] = resolve_env(value, environ, source, ("plugins", key))
         except ConfigError as exc:
             resolved[key], unresolved[key] = value, str(exc)
     return resolved, unresolved
 
 
-def resolve_env(value: Any, environ: Mapping[str, str], source: str, where: str = "") -> Any:
-    """Replace every ``{ env = "NAME" }`` table by the value of that environment variable."""
+def resolve_env(value: Any, environ: Mapping[str, str], source: str, loc: tuple[str | int, ...] = ()) -> Any:
+    """Replace every ``{ env = "NAME" }`` table by the value of that environment variable; an unset one is a
+    ConfigError naming the key as the file writes it (``[plugins.crm_export].sinks[0].secret``)."""
     if isinstance(value, Mapping):
         if set(value) == {"env"}:
             name = value["env"]
             if not isinstance(name, str) or name not in environ:
-                raise ConfigError(f"{source}: {where or '<root>'}: environment variable {name} is not set")
+                raise ConfigError(f"{source}: {toml_key(loc) or '<root>'}: environment variable {name} is not set")
             return environ[name]
-        return {k: resolve_env(v, environ, source, _join(where, k)) for k, v in value.items()}
+        return {k: resolve_env(v, environ, source, (*loc, k)) for k, v in value.items()}
     if isinstance(value, list):
-        return [resolve_env(v, environ, source, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [resolve_env(v, environ, source, (*loc, i)) for i, v in enumerate(value)]
     return value
 
 
@@ -458,10 +459,6 @@ def toml_key(loc: Sequence[str | int]) -> str:
     for part in loc[table_len:]:
         key += f"[{part}]" if isinstance(part, int) else f".{part}"
     return key
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else str(key)
 
 
 # --- paths in plugin tables -------------------------------------------------------------------

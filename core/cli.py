@@ -18,7 +18,7 @@ import structlog
 
 from . import __version__, samples, v2_samples
 from .app import check_ops_pages, preflight
-from .calls import CALLEE_TYPES
+from .calls import ANSWERED_RESULTS, CALLEE_TYPES
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
 from .endpoints import NO_COMMANDS, IgnoredEvent, decode_callback, decode_webhook
 from .logs import configure_logging
@@ -180,7 +180,9 @@ def _event_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", default=None, help="PIE menuResult.type / Notify type")
     parser.add_argument("--value", default="1", help="PIE menuResult.value")
     parser.add_argument("--input", default="1#", help="v2 call.menu menu.input (with its terminating #)")
-    parser.add_argument("--duration", type=int, default=60, help="DICE duration / v2 callDurationSeconds, in seconds")
+    parser.add_argument("--duration", type=int, default=None,
+                        help="DICE duration / v2 callDurationSeconds, in seconds (default: 60 for an answered call, "
+                             "0 for one that was not: busy, no answer, failed)")
     parser.add_argument("--result", default=None,
                         help="DICE result (default ANSWERED) / v2 callResult of an end event (default: the event's)")
     parser.add_argument("--reason", default=None, help="DICE reason / v2 callReason of an end event")
@@ -204,12 +206,22 @@ def _sample(args: argparse.Namespace, signer: str) -> dict:
         return samples.pie(args.callid, menu=args.menu, type=args.type or "sequence", value=args.value,
                            applicationKey=signer)
     if kind == "dice":
-        return samples.dice(args.callid, caller=caller, to=to, duration=args.duration,
-                            result=args.result or "ANSWERED", reason=args.reason or "CALLERHANGUP",
+        result = args.result or "ANSWERED"
+        duration = _duration(args, result)
+        return samples.dice(args.callid, caller=caller, to=to, duration=duration, result=result,
+                            reason=args.reason or "CALLERHANGUP", debit=0.0083 if duration else 0.0,
                             applicationKey=signer)
     if kind == "notify":
         return samples.notify(args.callid, type=args.type or "recording_available")     # names no application
     return samples.ace(args.callid, applicationKey=signer)
+
+
+def _duration(args: argparse.Namespace, result: str) -> int:
+    """``--duration``, else what a call that ended with ``result`` lasted in a sample: 60 s when it was answered,
+    0 when it was not (busy, no answer, failed)."""
+    if args.duration is not None:
+        return int(args.duration)
+    return 60 if result.upper() in ANSWERED_RESULTS else 0
 
 
 def _v2_sample(args: argparse.Namespace, service_id: str) -> dict:
@@ -225,7 +237,8 @@ def _v2_sample(args: argparse.Namespace, service_id: str) -> dict:
         return v2_samples.answered(**common, **numbers)
     if kind == "call.menu":
         return v2_samples.menu(**common, **numbers, menu=args.menu, input=args.input)
-    return v2_samples.ended(kind, **common, **numbers, duration=args.duration, result=args.result,
+    result = args.result or v2_samples.END_EVENTS.get(kind, ("COMPLETED", "OK"))[0]
+    return v2_samples.ended(kind, **common, **numbers, duration=_duration(args, result), result=result,
                             reason=args.reason)
 
 

@@ -323,3 +323,14 @@ def test_a_command_of_an_installed_plugin_that_is_not_enabled_says_so(tmp_path):
     message = refused(run("credit", "balance", ACCOUNT, cwd=tmp_path), "'credit' is not a command of callgate or "
                       "of an enabled plugin", "installed but not enabled in [plugins] enabled")
     assert "credit_check" in message and "allowlist" not in message.split("enabled (")[-1]
+
+
+@pytest.mark.parametrize("event, field, expected", [(["call.busy"], "callDurationSeconds", 0),
+                                                    (["call.hangup"], "callDurationSeconds", 60),
+                                                    (["dice", "--result", "BUSY"], "duration", 0),
+                                                    (["dice"], "duration", 60),
+                                                    (["dice", "--result", "BUSY", "--duration", "5"], "duration", 5)])
+def test_sign_samples_last_as_long_as_their_result_says(tmp_path, event, field, expected):
+    env = {**APP_ENV, "SINCH_SERVICE_ID": "svc-1", "SINCH_SERVICE_SECRET": TEST_APPLICATION_SECRET}
+    body = json.loads(shlex.split(ok(run("sign", *event, cwd=tmp_path, env=env)))[-1])
+    assert (body.get("call") or body)[field] == expected              # a busy call was never talked on

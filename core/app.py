@@ -9,7 +9,7 @@ from aiohttp import web
 
 from .config import Config
 from .endpoints import build_service_verifier, build_verifier, callback_endpoint, webhook_endpoint
-from .handlers import callback, healthz, metrics, not_found, readyz, webhook
+from .handlers import callback, healthz, metrics, not_found, ops_not_found, plugin_page_errors, readyz, webhook
 from .manager import PluginError, Plugins, load_plugins
 from .metrics import Metrics
 from .pipeline import Pipeline
@@ -77,13 +77,13 @@ def preflight(config: Config, *, plugin_classes: Mapping[str, type] | None = Non
 def create_ops_app(app: web.Application) -> web.Application:
     """/metrics, /healthz and /readyz of ``app``, for a port that need not be public, and the routes plugins add
     with ``register_ops_routes`` (each under its own ``/<plugin name>`` prefix)."""
-    ops = web.Application()
+    ops = web.Application(middlewares=[plugin_page_errors])
     for key in _SHARED:
         ops[key] = app[key]  # type: ignore[misc]  # each key with its own value type
     _add_ops_routes(ops)
     for impl in app[PLUGINS].impls("register_ops_routes"):
         _register_plugin_routes(ops, impl.plugin.name, impl.function, impl.argnames)
-    ops.router.add_route("*", "/{path:.*}", not_found)
+    ops.router.add_route("*", "/{path:.*}", ops_not_found)
     return ops
 
 

@@ -206,15 +206,41 @@ def _too_large(limit: int) -> web.Response:
 
 
 async def not_found(request: web.Request) -> web.Response:
-    """Any other path (and the ops paths on the callback port when ``ops_port`` is set): 404, or 405 with ``Allow``
-    when the path is served with other methods (``POST /metrics``, ``DELETE`` on a console page)."""
+    """Any other path on the callback port (and the ops paths when ``ops_port`` is set): 404, or 405 with ``Allow``
+    when the path is served with other methods (``POST /metrics``)."""
+    return await _nothing_here(request, "nothing here: Sinch callbacks go to the callback path, v2 webhooks to the "
+                                        "webhook path")
+
+
+async def ops_not_found(request: web.Request) -> web.Response:
+    """Any other path on the ops port: 404, or 405 with ``Allow`` (``DELETE`` on a console page)."""
+    return await _nothing_here(request, "nothing here: this port serves /metrics, /healthz, /readyz and the "
+                                        "plugins' pages under /<plugin name>/")
+
+
+async def _nothing_here(request: web.Request, message: str) -> web.Response:
     allowed = await _allowed_methods(request)
     if allowed:
         listed = ", ".join(sorted(allowed))
         return error_response(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}; "
                                                          f"it takes {listed}", headers={"Allow": listed})
-    return error_response(404, "not_found", "nothing here: Sinch callbacks go to the callback path, "
-                                            "v2 webhooks to the webhook path")
+    return error_response(404, "not_found", message)
+
+
+@web.middleware
+async def plugin_page_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """On the ops application: a plugin's page that raises answers a JSON 500 in callgate's words (the plugin named
+    in the log, ``ops_page_failed``, with its exception), instead of aiohttp's plain-text one."""
+    try:
+        return await handler(request)
+    except (web.HTTPException, asyncio.CancelledError):
+        raise
+    except Exception as exc:
+        plugin = request.path.split("/")[1] or None
+        log.error("ops_page_failed", plugin=plugin, path=request.path, error=f"{type(exc).__name__}: {exc}",
+                  exc_info=True)
+        return error_response(500, "internal_error", "this page failed; the reason is in callgate's log "
+                                                     "(ops_page_failed, with the plugin's name)")
 
 
 async def _allowed_methods(request: web.Request) -> set[str]:

@@ -54,6 +54,29 @@ async def empty(request: web.Request) -> web.Response:
     return web.Response()
 
 
+class BrokenPage:
+    """A page whose handler raises (the plugin is enabled as ``pages``)."""
+
+    @hookimpl
+    def register_ops_routes(self, app: web.Application) -> None:
+        async def broken(request: web.Request) -> web.Response:
+            raise RuntimeError("/var/lib/pages/secret.db is locked")
+        app.router.add_get("/pages/broken", broken)
+
+
+async def test_a_plugin_page_that_raises_is_a_json_500_and_the_log_names_the_plugin(aiohttp_client):
+    config = make_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": BrokenPage})
+    ops = await aiohttp_client(create_ops_app(create_app(config, plugin_classes={"pages": BrokenPage})))
+    with capture_logs() as logs:
+        response = await ops.get("/pages/broken")
+        body = await response.json()
+    assert response.status == 500 and body["error"] == "internal_error" and "secret.db" not in body["message"]
+    [failed] = [line for line in logs if line["event"] == "ops_page_failed"]
+    assert failed["plugin"] == "pages" and "secret.db is locked" in failed["error"]
+    missing = await ops.get("/nowhere")
+    assert missing.status == 404 and "this port serves /metrics" in (await missing.json())["message"]
+
+
 class Trespasses:
     """Adds a route outside its prefix."""
 

@@ -60,7 +60,9 @@ def _main(argv: Sequence[str] | None) -> int:
     known, argv = pre.parse_known_args(argv)
     parser, subparsers = _core_parser()
     command = next((a for a in argv if not a.startswith("-")), None)
-    if command is not None and command not in CORE_COMMANDS:
+    if command is None and {"-h", "--help"} & set(argv):
+        _add_plugin_commands(known.config, subparsers)       # `callgate --help` lists the enabled plugins' too
+    elif command is not None and command not in CORE_COMMANDS:
         # Maybe a plugin's command: only enabled plugins are imported, and only now.  A plugin that cannot be
         # configured (say, its secret is not in the environment) matters only if the command is its own.
         broken: dict[str, Exception] = {}
@@ -94,6 +96,16 @@ def _main(argv: Sequence[str] | None) -> int:
     except (ConfigError, PluginError) as exc:
         return _fail(exc)
     return int(status or 0)
+
+
+def _add_plugin_commands(config_path: str | None, subparsers: argparse._SubParsersAction) -> None:
+    """The enabled plugins' commands, for the help: a config or a plugin that cannot be loaded adds none (the help
+    of the core's commands is still printed; the command itself then says what is wrong)."""
+    try:
+        plugins = _load(load_config(config_path), broken={})
+    except (ConfigError, PluginError):
+        return
+    plugins.pm.hook.register_commands(subparsers=subparsers)
 
 
 def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:

@@ -163,6 +163,16 @@ def test_hook_register_commands_and_disabled_plugins_are_not_imported(installed_
     assert marker.exists()
 
 
+def test_help_lists_the_enabled_plugins_commands(installed_plugin, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblocked = []\n')
+    listed = run("--help", "--config", str(config), env={"PYTHONPATH": str(installed_plugin)})
+    assert listed.returncode == 0 and "blocklist" in listed.stdout and "show the blocked numbers" in listed.stdout
+    config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblockd = []\n')     # broken
+    still = run("--help", "--config", str(config), env={"PYTHONPATH": str(installed_plugin)})
+    assert still.returncode == 0 and "check-config" in still.stdout and "show the blocked numbers" not in still.stdout
+
+
 def test_simulate_names_the_plugin_that_denied(installed_plugin, tmp_path):
     config = tmp_path / "config.toml"
     config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblocked = ["+46700000001"]\n')

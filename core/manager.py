@@ -400,14 +400,23 @@ def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeou
     """
     if not isinstance(table, Mapping):
         raise PluginError(name, f"[plugins.{name}] in {source} must be a table")
+    if not isinstance(cls, type):
+        raise PluginError(name, f"its entry point names {cls!r:.60}, not a class: in the plugin's "
+                                f"pyproject.toml, [project.entry-points.\"callgate.plugins\"] {name} = "
+                                f"\"module:ClassName\"")
     table = dict(table)
+    # Where a bad timeout_ms or on_error comes from: the table, or the plugin class's own default.
+    timeout_where = f"{source}: [plugins.{name}].timeout_ms" if "timeout_ms" in table else \
+        f"the plugin's default_timeout_ms (its class, not {source})"
+    error_where = f"{source}: [plugins.{name}].on_error" if "on_error" in table else \
+        f"the plugin's default_on_error (its class, not {source})"
     timeout_ms = table.pop("timeout_ms", getattr(cls, "default_timeout_ms", server_timeout_ms))
     on_error = table.pop("on_error", getattr(cls, "default_on_error", "deny"))
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or not 1 <= timeout_ms <= 30000:
-        raise PluginError(name, f"{source}: [plugins.{name}].timeout_ms must be a whole number of milliseconds "
-                                f"from 1 to 30000, got {timeout_ms!r}")
+        raise PluginError(name, f"{timeout_where} must be a whole number of milliseconds from 1 to 30000, "
+                                f"got {timeout_ms!r}")
     if on_error not in ("deny", "skip"):
-        raise PluginError(name, f'{source}: [plugins.{name}].on_error must be "deny" or "skip", got {on_error!r}')
+        raise PluginError(name, f'{error_where} must be "deny" or "skip", got {on_error!r}')
     model = getattr(cls, "Config", None)
     try:
         if model is None:

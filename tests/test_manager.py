@@ -303,3 +303,29 @@ def test_a_plugins_secrets_from_the_environment_or_left_at_their_default_are_fin
     plugins = load_plugins(config.plugins, classes={"secretive": _Secretive})
     settings = next(p.instance.config for p in plugins.loaded if p.name == "secretive")
     assert settings.api_key.get_secret_value() == settings.sinks[0].token.get_secret_value() == "from-the-environment"
+
+
+class WrongDefaults:
+    default_timeout_ms = 0
+    default_on_error = "maybe"
+
+
+@pytest.mark.parametrize("table, says", [
+    ({}, "the plugin's default_timeout_ms (its class, not config.toml) must be a whole number of milliseconds "
+         "from 1 to 30000, got 0"),
+    ({"timeout_ms": 100}, "the plugin's default_on_error (its class, not config.toml) must be \"deny\" or \"skip\""),
+    ({"timeout_ms": 40000}, "config.toml: [plugins.odd].timeout_ms must be a whole number of milliseconds"),
+])
+def test_a_bad_default_of_the_plugin_class_is_not_blamed_on_the_config_file(table, says):
+    from callgate.manager import build_plugin
+    with pytest.raises(PluginError) as refused:
+        build_plugin("odd", WrongDefaults, table, source="config.toml")
+    assert says in str(refused.value)
+
+
+def test_an_entry_point_that_names_no_class_says_how_to_write_it():
+    from callgate.manager import build_plugin
+    with pytest.raises(PluginError) as refused:
+        build_plugin("odd", 42, {}, source="config.toml")
+    assert "its entry point names 42, not a class" in str(refused.value)
+    assert 'odd = "module:ClassName"' in str(refused.value)

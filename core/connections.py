@@ -15,11 +15,14 @@ request is in progress, so that its answer (an error, or the answer to a whole r
 the connection is then closed.  A request the HTTP parser refuses gets aiohttp's plain-text 400
 with a sentence of callgate's instead of the parser's message, which quotes the offending line
 (an ``Authorization`` header, say) back.  It reads two attributes of aiohttp's ``RequestHandler``
-(``_current_request``, ``_messages``) and builds it as ``web.Server`` does: the subclass is kept
-to those, and the tests in tests/test_http_errors.py fail if an aiohttp release changes them.
+(``_current_request``, and ``_messages`` with its ``(message, payload)`` pairs) and builds it as ``web.Server``
+does: the subclass is kept to those, and the tests in tests/test_http_errors.py fail if an aiohttp release
+changes them.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import (
@@ -32,6 +35,7 @@ from aiohttp.http_exceptions import (
     LineTooLong,
     TransferEncodingError,
 )
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
@@ -61,12 +65,19 @@ def refusal(exc: BaseException | None) -> str:
 class CallbackConnection(RequestHandler):
     """One HTTP connection of the callback server (aiohttp's handler, see the module docstring)."""
 
-    __slots__ = ()
+    __slots__ = ("_received",)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The body of the request whose head came last (its handler may not have started yet).
+        self._received: StreamReader | None = None
 
     def data_received(self, data: bytes) -> None:
         request = self._current_request
         if request is None or request.content.is_eof():   # no body being read: aiohttp's path as it is
             super().data_received(data)
+            if self._messages:
+                self._received = self._messages[-1][1]
             return
         body = request.content
         queued = len(self._messages)
@@ -77,9 +88,11 @@ class CallbackConnection(RequestHandler):
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows True (aiohttp types None)
         request = self._current_request
-        if request is None:
+        # The head and part of the body may have come just before the end of the stream, the request's handler not
+        # started yet: its body is then the one that came last.
+        body = request.content if request is not None else self._received
+        if body is None or (request is None and body.is_eof()):
             return None                   # nothing in progress: the connection closes, as in aiohttp
-        body = request.content
         if not body.is_eof() and body.exception() is None:
             body.set_exception(ContentLengthError("the client ended the stream before the body's end"))
         self.close()                      # no further request on this connection once this one is answered

@@ -246,6 +246,25 @@ async def test_half_a_body_then_a_half_close_is_answered_400_at_once(callgate_se
     assert took < AT_ONCE, f"answered after {took:.2f} s"
 
 
+async def test_a_head_and_half_a_body_sent_with_the_half_close_at_once_are_answered_400(callgate_server):
+    """Head, part of the body and the end of the stream in one read: the request is queued and its handler not
+    started when the end comes (the transport used to be closed then, with no answer)."""
+    import asyncio
+    server = callgate_server(f'[server]\nlog_format = "json"\nbody_timeout_seconds = {BODY_TIMEOUT}\n')
+    host, port = server.url.removeprefix("http://").split(":")
+    for _ in range(10):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(_head([("Content-Length", "100")]) + b'{"ev')
+            writer.write_eof()
+            async with asyncio.timeout(AT_ONCE + 1):
+                received = await reader.read()
+        finally:
+            writer.close()
+        assert received.startswith(b"HTTP/1.1 400 "), received[:300]
+        assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"] == "incomplete_body", received
+
+
 async def test_a_whole_request_then_a_half_close_still_gets_its_answer(callgate_server):
     """A client that half-closes once its request is sent (allowed by HTTP/1.1) waits for the answer."""
     server = callgate_server(f'[server]\nlog_format = "json"\nbody_timeout_seconds = {BODY_TIMEOUT}\n')

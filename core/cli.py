@@ -460,13 +460,16 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     hooks: dict[str, list[str]] = {}
     enabled: tuple[str, ...] = ()
     source = args.config or "config.toml"
+    broken: dict[str, Exception] = {}
     try:
         config = load_config(args.config)
         enabled, source = config.plugins.enabled, config.source
-        loaded = _load(config)
+        loaded = _load(config, broken=broken)         # one plugin that cannot be built does not hide the others' hooks
         hooks = {p.name: loaded.hooks_of(p.name) for p in loaded.loaded}
     except (ConfigError, PluginError) as exc:
         print(f"callgate: warning: {exc}", file=sys.stderr)
+    for problem in broken.values():
+        print(f"callgate: warning: {problem}", file=sys.stderr)
     rows: list[dict[str, Any]] = []
     for name, ep in sorted(installed_plugins().items()):
         is_builtin = name in BUILTINS
@@ -484,12 +487,13 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"plugin_api": 1, "plugins": rows, "enabled_but_not_installed": missing}, indent=2))
     else:
+        width = max([16, *(len(name) for name in [*(r["name"] for r in rows), *missing])])
         for r in rows:
             state = "built in" if r["builtin"] else (f"enabled #{r['order']}" if r["enabled"] else "installed, not enabled")
             hook_list = ", ".join(r["hooks"]) if r["hooks"] is not None else "(not imported)"
-            print(f"{r['name']:<16} {r['distribution'] or '-'} {r['version'] or ''}  [{state}]  hooks: {hook_list}")
+            print(f"{r['name']:<{width}} {r['distribution'] or '-'} {r['version'] or ''}  [{state}]  hooks: {hook_list}")
         for name in missing:
-            print(f"{name:<16} NOT INSTALLED but enabled in {source}")
+            print(f"{name:<{width}} NOT INSTALLED but enabled in {source}")
     return EXIT_CONFIG if missing else 0
 
 

@@ -295,7 +295,11 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
     for name in config.enabled:
         if name in BUILTINS:
             raise PluginError(name, f"is built in and always enabled, last; remove it from [plugins] enabled in {source}")
-    unknown = [k for k in (config.model_extra or {}) if k not in config.enabled and k not in BUILTINS]
+    extra = config.model_extra or {}
+    unknown = [k for k in extra if k not in config.enabled and k not in BUILTINS]
+    if unknown and not isinstance(extra[unknown[0]], Mapping):      # `enable = [...]`: not a plugin's table
+        raise ConfigError(f"{source}: [plugins].{unknown[0]}: unknown key: [plugins] holds `enabled` (the list of "
+                          f"plugins) and one [plugins.<name>] table per plugin")
     if unknown:
         raise PluginError(unknown[0], f"{source} has a [plugins.{unknown[0]}] table but {unknown[0]!r} is not in "
                                       f"[plugins] enabled; add it to enabled, or remove the table")

@@ -334,3 +334,18 @@ def test_sign_samples_last_as_long_as_their_result_says(tmp_path, event, field, 
     env = {**APP_ENV, "SINCH_SERVICE_ID": "svc-1", "SINCH_SERVICE_SECRET": TEST_APPLICATION_SECRET}
     body = json.loads(shlex.split(ok(run("sign", *event, cwd=tmp_path, env=env)))[-1])
     assert (body.get("call") or body)[field] == expected              # a busy call was never talked on
+
+
+def test_a_list_in_plugins_that_is_not_enabled_is_an_unknown_key_not_a_plugin(tmp_path):
+    (tmp_path / "config.toml").write_text('[plugins]\nenable = ["allowlist"]\n')
+    refused(run("check-config", cwd=tmp_path), "[plugins].enable: unknown key", "`enabled` (the list of plugins)")
+
+
+def test_plugins_lists_the_hooks_of_the_plugins_that_load_beside_one_that_does_not(tmp_path):
+    (tmp_path / "config.toml").write_text('[plugins]\nenabled = ["allowlist", "credit_check"]\n'
+                                          '[plugins.allowlist]\ndefault = "allow"\n'
+                                          '[plugins.credit_check]\ncolour = "blue"\n')
+    result = run("plugins", cwd=tmp_path)
+    assert result.returncode == 0 and "[plugins.credit_check].colour" in result.stderr
+    line = next(text for text in result.stdout.splitlines() if text.startswith("allowlist "))
+    assert "hooks: authorize_call" in line

@@ -83,7 +83,9 @@ class CreditCommands:
                 print(f"callgate credit: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             except REFUSALS as exc:
-                print(f"callgate credit: {exc}", file=sys.stderr)
+                # A file that cannot be read: its name and why, not the errno and repr of OSError's text.
+                why = f"{exc.filename}: {exc.strerror}" if isinstance(exc, OSError) and exc.filename else exc
+                print(f"callgate credit: {why}", file=sys.stderr)
                 return 1
         return command
 

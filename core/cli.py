@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import structlog
 
 from . import __version__, samples, v2_samples
-from .app import check_ops_pages, preflight
+from .app import preflight
 from .calls import ANSWERED_RESULTS, CALLEE_TYPES
 from .config import ENV_KEY, ENV_SECRET, ENV_SERVICE_ID, ENV_SERVICE_SECRET, Config, ConfigError, load_config
 from .endpoints import NO_COMMANDS, IgnoredEvent, decode_callback, decode_webhook
@@ -314,7 +314,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         if port == 0:
             raise ConfigError("--workers needs a fixed port (workers share it), not port 0")
-        check_ops_pages(config, _load(config))      # a broken config or plugin fails here, once, not in every worker
+        preflight(config)      # a broken config or plugin fails here, once, not in every worker
         return supervise(worker_command(args.config, host, port), args.workers)
     with asyncio.Runner(loop_factory=new_loop) as runner:
         runner.run(serve(config, host, port, reuse_port=args.reuse_port))

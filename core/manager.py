@@ -346,8 +346,7 @@ def load_plugins(config: PluginsConfig, *, server_timeout_ms: int = 1000, source
 #: its own timeout.  ``specname`` is honoured (pluggy maps the method to the hook), and ``optionalhook``
 #: changes nothing on a callgate hook (and any other name is refused below).
 UNHONOURED_OPTIONS = ("wrapper", "hookwrapper", "tryfirst", "trylast")
-#: Hooks called synchronously, outside the dispatcher: an ``async def`` implementation is refused.
-#: The hooks an ``async def`` may not implement, and why.
+#: Hooks called synchronously, outside the dispatcher, and why: an ``async def`` implementation is refused.
 SYNC_HOOKS = {"callback_answered": "it runs on the answer path and must return at once: queue the work and do it "
                                    "in a background task",
               "register_ops_routes": "it only adds routes, when the ops application is built; the routes' own "

@@ -23,7 +23,7 @@ from typing import Any, cast
 import structlog
 
 from .decisions import Allow, CallerId, Deny, EndCall, Proceed, Route, SvamlRoute
-from .manager import HookImpl, HookPlan, Plugins
+from .manager import HookImpl, HookPlan, Plugins, cancelled_from_outside
 from .plan import svaml_generation
 from .results import Outcome, Status, new_outcome
 
@@ -113,6 +113,12 @@ async def _awaited(impl: HookImpl, hook: str, awaitable: Any, start: float, end:
         return _timed_out(impl, hook, start, end)
     except Exception as exc:
         return _raised(impl, hook, exc, start)
+    except asyncio.CancelledError:
+        if cancelled_from_outside():
+            raise
+        # The plugin's own: it awaited something that was cancelled (``task.cancel(); await task``).  Its error, not
+        # the end of the callback.
+        return _failed(impl, hook, "error", "CancelledError: something the plugin awaited was cancelled", start)
     return _answered_with(impl, hook, value, start, refuses)
 
 

@@ -174,7 +174,11 @@ class Plugins:
             try:
                 if fn is not None:
                     await _noting_slow(plugin.name, fn(dry_run=self.dry_run) if _accepts_dry_run(fn) else fn())
-            except asyncio.CancelledError:
+            except asyncio.CancelledError as exc:
+                if not cancelled_from_outside():       # the plugin let out the cancellation of something it awaited
+                    await _shutdown(reversed(started))
+                    raise PluginError(plugin.name, "startup() failed: CancelledError (something it awaited was "
+                                                   "cancelled)") from exc
                 log.warning("plugin_startup_cancelled", plugin=plugin.name)
                 await _shutdown(reversed(started))
                 raise
@@ -248,11 +252,22 @@ async def _shutdown(plugins: Iterable[LoadedPlugin]) -> list[str]:
             why = f"shutdown() did not return within {SHUTDOWN_SECONDS:g} s: left behind"
         except Exception as exc:
             why = f"shutdown() failed: {type(exc).__name__}: {exc}"
+        except asyncio.CancelledError:
+            if cancelled_from_outside():
+                raise
+            why = "shutdown() failed: CancelledError (something it awaited was cancelled)"
         else:
             continue
         log.error("plugin_shutdown_failed", plugin=plugin.name, error=why)
         errors.append(f"{plugin.name}: {why}")
     return errors
+
+
+def cancelled_from_outside() -> bool:
+    """In an ``except CancelledError``: whether the running task itself is being cancelled (the callback's request
+    ended, the server stops), rather than a plugin's code letting out the cancellation of something it awaited."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0
 
 
 async def _noting_slow(name: str, result: Any) -> None:

@@ -9,8 +9,9 @@ Shutdown (SIGTERM or SIGINT), in this order, so nothing accepted is lost:
 4. plugins shut down in reverse order: background work stops at a safe point,
    pools close (each plugin within ``manager.SHUTDOWN_SECONDS``; one that raises or hangs is logged).
 
-A second signal while draining or stopping ends the process at once; a signal while the plugins start
-stops the start-up (``stopped_while_starting``).
+A signal while the plugins start stops the start-up (``stopped_while_starting``).  Further signals while
+stopping change nothing (with ``--workers`` each worker gets the supervisor's and, from a terminal or
+systemd, the process group's): what bounds a stop is each plugin's ``SHUTDOWN_SECONDS``.
 
 Workers (``--workers N``): the supervisor starts N copies of ``callgate serve``
 binding the same port with SO_REUSEPORT, so the kernel spreads connections; state
@@ -40,6 +41,7 @@ from .app import create_app, create_ops_app
 from .config import Config, ConfigError, ServerConfig
 from .connections import CallbackRunner
 from .loops import loop_name
+from .manager import SHUTDOWN_SECONDS
 from .metrics import MULTIPROC_ENV
 from .state import LIFECYCLE, PLUGINS
 
@@ -68,9 +70,8 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if not starting.done():
-            _second_signal_ends(loop)
-            starting.cancel()
-            await asyncio.gather(starting, return_exceptions=True)
+            starting.cancel()             # a plugin's startup() that ignores it is left behind after SHUTDOWN_SECONDS
+            await asyncio.wait({starting}, timeout=SHUTDOWN_SECONDS)
             log.warning("stopped_while_starting", pid=os.getpid())
             return
         port = starting.result()
@@ -82,7 +83,6 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
                  ops=f"http://{server.ops_host}:{server.ops_port}" if server.ops_port else "same port",
                  gc_frozen=frozen)
         await stop.wait()
-        _second_signal_ends(loop)
         app[LIFECYCLE].draining = True
         log.info("draining", seconds=server.drain_seconds)
         await asyncio.sleep(server.drain_seconds)
@@ -92,14 +92,6 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
         for sig in STOP_SIGNALS:
             loop.remove_signal_handler(sig)
     log.info("stopped", pid=os.getpid())
-
-
-def _second_signal_ends(loop: asyncio.AbstractEventLoop) -> None:
-    """From now on (draining, stopping), SIGTERM or SIGINT ends the process at once, as it would any program:
-    the way out when a plugin's ``startup()`` or ``shutdown()`` does not return."""
-    for sig in STOP_SIGNALS:
-        loop.remove_signal_handler(sig)
-        signal.signal(sig, signal.SIG_DFL)
 
 
 async def _start(runners: list[web.AppRunner], host: str, port: int, reuse_port: bool, server: ServerConfig) -> int:

@@ -107,6 +107,7 @@ class Stubborn:
         hang_startup: bool = False
         hang_shutdown: bool = False
         raise_shutdown: bool = False
+        leak_cancellation: bool = False
 
     def __init__(self, config):
         self.config = config
@@ -117,11 +118,16 @@ class Stubborn:
             await asyncio.Event().wait()
 
     async def shutdown(self):
+        import asyncio
         if self.config.raise_shutdown:
             raise RuntimeError("cannot close the pool")
+        if self.config.leak_cancellation:          # the common task.cancel(); await task
+            task = asyncio.ensure_future(asyncio.sleep(10))
+            task.cancel()
+            await task
         if self.config.hang_shutdown:
-            import asyncio
             await asyncio.Event().wait()
+        print('{"event": "stubborn_shut_down"}', flush=True)
 
 
 class Wrapped:
@@ -268,11 +274,40 @@ def test_a_plugin_shutdown_that_raises_is_logged_and_the_server_still_stops_clea
     assert failed["plugin"] == "stubborn" and "cannot close the pool" in failed["error"]
 
 
-def test_a_second_signal_ends_a_server_whose_plugin_does_not_shut_down(installed_plugin, tmp_path):
+def test_a_shutdown_that_lets_out_a_cancellation_is_logged_and_the_server_still_stops(installed_plugin, tmp_path):
     import signal
-    process = _serve_stubborn(installed_plugin, tmp_path, "hang_shutdown = true")
+    process = _serve_stubborn(installed_plugin, tmp_path, "leak_cancellation = true")
     _lines_until(process, "listening")
     process.send_signal(signal.SIGTERM)
-    _lines_until(process, "draining")
-    process.send_signal(signal.SIGTERM)                       # shutdown() waits for ever: the second one ends it
-    assert process.wait(timeout=10) == -signal.SIGTERM
+    lines = _lines_until(process, "stopped")
+    assert process.wait(timeout=15) == 0
+    [failed] = [line for line in lines if line["event"] == "plugin_shutdown_failed"]
+    assert failed["plugin"] == "stubborn" and "CancelledError" in failed["error"]
+
+
+def test_a_signal_to_the_whole_process_group_stops_every_worker_cleanly(installed_plugin, tmp_path):
+    """A terminal's Ctrl-C or systemd's KillMode=control-group signals the supervisor and each worker: a worker
+    then gets the signal twice (the group's, and the supervisor's), and must still drain and stop its plugins."""
+    import os
+    import signal
+    import socket
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\nlog_format = "json"\nport = {port}\ndrain_seconds = 1\n'
+                      f'[plugins]\nenabled = ["stubborn"]\n[plugins.stubborn]\n')
+    process = subprocess.Popen([CALLGATE, "serve", "--workers", "2", "--config", str(config)], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                               env={**os.environ, "PYTHONPATH": str(installed_plugin),
+                                    "SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
+                                    "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET})
+    listening = 0
+    for text in process.stdout:
+        listening += '"listening"' in text
+        if listening == 2:
+            break
+    os.killpg(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=30) == 0
+    events = [json.loads(text)["event"] for text in process.stdout.read().splitlines() if text.startswith("{")]
+    assert events.count("stubborn_shut_down") == 2 and events.count("stopped") >= 2, events

@@ -1,5 +1,6 @@
 """The dispatcher and pipeline: order, timeouts, the on_error policy, attribution, DICE recording."""
 
+import asyncio
 import json
 import time
 
@@ -118,6 +119,24 @@ async def test_a_failing_set_cli_follows_its_on_error_policy(policy):
         assert answer.decision.decided_by == "hides" and "on_error policy is deny" in answer.decision.reason
     else:
         assert action["name"] == "connectPstn" and "cli" not in action and answer.decision.allowed
+
+
+class LeaksCancellation:
+    """Awaits a task it cancelled, and lets the CancelledError out (``task.cancel(); await task``)."""
+
+    @hookimpl
+    async def authorize_call(self, call):
+        task = asyncio.ensure_future(asyncio.sleep(10))
+        task.cancel()
+        await task
+
+
+async def test_a_cancellation_a_plugin_lets_out_is_its_error_not_the_end_of_the_callback():
+    p, _ = pipeline({"leaks": LeaksCancellation, "route": RouteTo}, {"leaks": {"on_error": "skip"}})
+    answer = await p.answer(event(samples.ice()))
+    assert json.loads(answer.body)["action"]["name"] == "connectPstn"
+    leaked = answer.outcomes[0]
+    assert (leaked.plugin, leaked.status) == ("leaks", "error") and "CancelledError" in leaked.error
 
 
 class Blocks:

@@ -411,7 +411,8 @@ async def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"{exc.event}: not a call event plugins decide on; the server answers HTTP 200 {ignored}")
         return 0
     except EventError as exc:
-        return _fail(f"--body {args.body}: the server would refuse it (400 {exc.code}): {exc}")
+        what = f"--body {args.body}" if args.body else "the event these options make"
+        return _fail(f"{what}: the server would refuse it (400 {exc.code}): {exc}")
     warnings = []
     unsafe = plugins.not_dry_run_safe()
     if unsafe:

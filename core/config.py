@@ -54,6 +54,10 @@ PLUGIN_DISTRIBUTION = "callgate_plugin_distribution"
 EventLoopSetting = Literal["auto", "uvloop", "asyncio"]
 
 
+#: The paths callgate serves itself (on the ops port, or on the callback port when ``ops_port`` is 0).
+OPS_PATHS = ("/metrics", "/healthz", "/readyz")
+
+
 class ConfigError(Exception):
     """config.toml (or the environment it refers to) is wrong; the message says where and why."""
 
@@ -124,6 +128,22 @@ class ServerConfig(_Strict):
     def _absolute_path(cls, value: str | None) -> str | None:
         if value is not None and (not value.startswith("/") or "?" in value):
             raise ValueError("must be an absolute URL path like /sinch/callback, without a query string")
+        return value
+
+    @field_validator("callback_path", "webhook_path")
+    @classmethod
+    def _not_an_ops_path(cls, value: str, info: ValidationInfo) -> str:
+        if value.rstrip("/") in OPS_PATHS:
+            example = "/sinch/callback" if info.field_name == "callback_path" else "/sinch/webhook"
+            raise ValueError(f"must not be {value!r}: {', '.join(OPS_PATHS)} are callgate's own (on the callback port "
+                             f"when ops_port is 0); e.g. \"{example}\"")
+        return value
+
+    @field_validator("host", "ops_host")
+    @classmethod
+    def _a_host(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError('must name an address: "127.0.0.1" (this machine only) or "0.0.0.0" (every interface)')
         return value
 
     @field_validator("webhook_path")

@@ -91,9 +91,9 @@ def _call(impl: HookImpl, hook: str, args: tuple[Any, ...], deadline: float,
     if start + outcome.elapsed_ms / 1000 > end:
         # A plain def cannot be stopped while it runs (it holds the event loop): past its time, its answer is
         # dropped and it counts as timed out, so that its on_error policy decides, as for an async one.
-        return _failed(impl, hook, "timeout", f"answered after {round(outcome.elapsed_ms)} ms, past its "
-                                              f"{round((end - start) * 1000)} ms: a plain def cannot be stopped while "
-                                              f"it runs (make it async, or faster)", start)
+        return _failed(impl, hook, "timeout", f"answered after {round(outcome.elapsed_ms)} ms, past the "
+                                              f"{round((end - start) * 1000)} ms it had: a plain def cannot be stopped "
+                                              f"while it runs (make it async, or faster)", start)
     return outcome
 
 

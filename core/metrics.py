@@ -116,7 +116,9 @@ class Metrics:
         """The exposition text, after asking plugins for their gauges."""
         deadline = time.monotonic() + 2.0
         for outcome in await dispatch.collect(plugins, "collect_metrics", deadline):
-            if outcome.status == "ok" and outcome.value is not None:
+            if outcome.status != "ok":            # raised or timed out: logged by the dispatcher, counted here
+                self.hook_failed(outcome.plugin, "collect_metrics", outcome.status)
+            elif outcome.value is not None:
                 gauges = _gauges(outcome.value)
                 if gauges is None:
                     # One plugin's bad answer must not cost the scrape (a 500) everyone else's metrics.

@@ -10,6 +10,8 @@ import json
 
 from aiohttp import web
 
+from .protocols.wording import not_recorded_by
+
 ACK = b"{}"
 
 
@@ -21,11 +23,7 @@ def error_body(code: str, message: str, **extra: object) -> bytes:
 def not_recorded_body(plugins: str | None) -> bytes:
     """The 503 body of a DICE or Notify that was not recorded: by ``plugins`` (their names, comma-separated),
     or (None) because of an error in callgate itself."""
-    if plugins is None:
-        who = "callgate could not"
-    else:
-        who = f"the plugins {plugins} could not" if "," in plugins else f"the plugin {plugins} could not"
-    return error_body("not_recorded", f"{who} record this event (the reason is in callgate's log under its "
+    return error_body("not_recorded", f"{not_recorded_by(plugins)} record this event (the reason is in callgate's log under its "
                                       f"callid); answering 503 so that Sinch's fallback URL receives it")
 
 

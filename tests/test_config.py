@@ -55,6 +55,9 @@ def test_invalid_toml_names_the_file(tmp_path):
     ({"server": {"prot": 80}}, "[server].prot: unknown key: this table has no such setting (a typo?)"),
     ({"server": {"port": True}}, "[server].port: must be a port number (0-65535), not true or false"),
     ({"server": {"port": 9100, "ops_port": 9100}}, "[server].ops_port: must differ from port (9100)"),
+    ({"server": {"webhook_path": "/healthz"}}, "[server].webhook_path: must not be '/healthz'"),
+    ({"server": {"callback_path": "/metrics"}}, "[server].callback_path: must not be '/metrics'"),
+    ({"server": {"host": ""}}, '[server].host: must name an address: "127.0.0.1"'),
 ])
 def test_errors_name_the_toml_key(data, needle):
     with pytest.raises(ConfigError) as err:

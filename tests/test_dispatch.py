@@ -155,7 +155,7 @@ async def test_a_plain_def_past_its_timeout_counts_as_timed_out_and_the_next_plu
     assert json.loads(answer.body)["action"]["name"] == action
     blocked = answer.outcomes[0]
     assert (blocked.plugin, blocked.status) == ("blocks", "timeout")
-    assert blocked.error.startswith("answered after 3") and "past its 100 ms" in blocked.error
+    assert blocked.error.startswith("answered after 3") and "past the 100 ms it had" in blocked.error
     routed = [(o.plugin, o.status) for o in answer.outcomes if o.hook == "route_call"]
     assert routed == ([] if policy == "deny" else [("route", "ok")])      # not blamed for the time the first took
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["got", "kind", "not_json", "not_json_at", "validation_message"]
+__all__ = ["got", "kind", "not_json", "not_json_at", "not_recorded_by", "validation_message"]
 
 #: A decoder's JSON type names (msgspec's and the JSON ones), as the messages say them.
 _KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean", "null": "null",
@@ -89,3 +89,11 @@ def not_json(body: bytes, decoder_message: str) -> str:
         pass
     at = _BYTE.search(decoder_message)
     return not_json_at(body, int(at[1]) if at is not None else len(body))
+
+
+def not_recorded_by(plugins: str | None) -> str:
+    """Who could not record an end event, as both generations' answers say it: ``plugins`` (their names,
+    comma-separated), or (None) callgate itself."""
+    if plugins is None:
+        return "callgate could not"
+    return f"the plugins {plugins} could not" if "," in plugins else f"the plugin {plugins} could not"

@@ -93,6 +93,7 @@ from callgate.decisions import (
 )
 from callgate.phone import PRIVATE
 from callgate.plan import IncomingPlan, Rendered, StepAnswer
+from callgate.protocols.wording import not_recorded_by
 
 from .wire import (
     InvalidV2Answer,
@@ -292,8 +293,7 @@ class V2Renderer:
     def not_recorded(self, plugins: str | None) -> tuple[int, bytes]:
         """``424`` and a body that is still SVAML v2 (``commands`` ``[]``, plus ``error`` and ``message``): Sinch
         resends the event to the fallback URL; a 5xx is never sent to a v2 webhook (see the module docstring)."""
-        who = f"the plugins {plugins} could not" if plugins else "callgate could not"
-        message = (f"{who} record this event (the reason is in callgate's log under its callId); answering "
+        message = (f"{not_recorded_by(plugins)} record this event (the reason is in callgate's log under its callId); answering "
                    f"{NOT_RECORDED_STATUS} so that Sinch's fallback URL receives it")
         return NOT_RECORDED_STATUS, json.dumps({"commands": [], "error": "not_recorded", "message": message}).encode()
 

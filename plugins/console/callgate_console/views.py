@@ -116,10 +116,9 @@ async def login_page(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
-        form = await request.post()
+        token = (await request.post()).get("token")
     except (ValueError, LookupError):    # not in its charset (UnicodeDecodeError), or a charset Python does not know
-        return _page("login.html", status=401, title="Log in", error=True)
-    token = form.get("token")
+        token = None                     # cannot hold the token: a wrong one
     if not isinstance(token, str) or not state.access.token_ok(token):
         return _page("login.html", status=401, title="Log in", error=True)
     redirect = web.HTTPSeeOther(PREFIX + "/", headers=SECURITY_HEADERS)

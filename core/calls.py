@@ -77,6 +77,8 @@ CALLEE_TYPES = frozenset({"did", "number", "username", "sip", "conference", "str
 DOMAINS = frozenset({"pstn", "mxp", "conference", "sip", "stream", "voice_relay"})
 #: ``originationType`` (v1 ``pstn``/``mxp``; v2 ``PHONE``/``SIP``/``SERVER`` as ``pstn``/``sip``/``server``).
 ORIGINATION_TYPES = frozenset({"pstn", "mxp", "sip", "server"})
+#: ``MenuResult.type`` (v1 ``menuResult.type``; v2 ``call.menu`` is always ``sequence``).
+MENU_RESULT_TYPES = frozenset({"sequence", "return", "timeout", "hangup", "invalidinput", "error"})
 
 
 def known_words(values: Sequence[str], known: frozenset[str]) -> list[str]:

@@ -292,6 +292,16 @@ def test_a_route_condition_that_no_call_can_meet_is_refused(condition, says):
     assert routes.loaded                                        # case and spaces as people write them are taken
 
 
+def test_a_menu_answer_type_no_menu_can_report_is_refused():
+    """A typo in a menu answer's ``type`` ("sequnce") would make it never match, silently."""
+    with pytest.raises(PluginError, match=r"\[plugins.router\].menu_answers\[0\]") as refused:
+        load_plugins(PluginsConfig.model_validate({"router": {"menu_answers": [
+            {"type": "sequnce", "action": {"name": "hangup"}}]}}))
+    assert "'sequnce' is not one of error, hangup, invalidinput, return, sequence, timeout" in str(refused.value)
+    r = router(menu_answers=[{"type": " Sequence ", "action": {"name": "hangup"}}])
+    assert r.on_prompt_input(pie(type="sequence", value="12")).to_dict() == {"action": {"name": "hangup"}}
+
+
 def test_bad_cli_rule_is_refused():
     with pytest.raises(PluginError, match=r"\[plugins.caller_id\].rules\[0\]"):
         load_plugins(PluginsConfig.model_validate({"caller_id": {"rules": [{"prefix": "+1", "cli": "12345"}]}}))

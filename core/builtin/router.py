@@ -61,7 +61,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ..caches import ClearingCache
-from ..calls import CALLEE_TYPES, DOMAINS, Header, Incoming, MenuInput, known_words
+from ..calls import CALLEE_TYPES, DOMAINS, MENU_RESULT_TYPES, Header, Incoming, MenuInput, known_words
 from ..config import ServerConfig
 from ..decisions import (
     V1_ONLY_TYPES,
@@ -356,8 +356,8 @@ class MenuAnswer(_Rule):
 
     @field_validator("type")
     @classmethod
-    def _lower(cls, value: str | None) -> str | None:
-        return value.lower() if value else value
+    def _type(cls, value: str | None) -> str | None:
+        return None if value is None else known_words([value], MENU_RESULT_TYPES)[0]
 
     @model_validator(mode="after")
     def _check(self) -> MenuAnswer:

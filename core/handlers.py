@@ -229,18 +229,25 @@ async def _nothing_here(request: web.Request, message: str) -> web.Response:
 
 @web.middleware
 async def plugin_page_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """On the ops application: a plugin's page that raises answers a JSON 500 in callgate's words (the plugin named
-    in the log, ``ops_page_failed``, with its exception), instead of aiohttp's plain-text one."""
+    """On the ops application: a plugin's page that raises, or returns something other than a response, answers a
+    JSON 500 in callgate's words (the plugin named in the log, ``ops_page_failed``, with its exception or what it
+    returned), instead of aiohttp's plain-text one."""
     try:
-        return await handler(request)
+        response = await handler(request)
     except (web.HTTPException, asyncio.CancelledError):
         raise
     except Exception as exc:
-        plugin = request.path.split("/")[1] or None
-        log.error("ops_page_failed", plugin=plugin, path=request.path, error=f"{type(exc).__name__}: {exc}",
-                  exc_info=True)
-        return error_response(500, "internal_error", "this page failed; the reason is in callgate's log "
-                                                     "(ops_page_failed, with the plugin's name)")
+        return _page_failed(request, f"{type(exc).__name__}: {exc}", exc_info=True)
+    if not isinstance(response, web.StreamResponse):
+        return _page_failed(request, f"the handler returned {type(response).__name__}, not an aiohttp response")
+    return response
+
+
+def _page_failed(request: web.Request, error: str, exc_info: bool = False) -> web.Response:
+    log.error("ops_page_failed", plugin=request.path.split("/")[1] or None, path=request.path, error=error,
+              exc_info=exc_info)
+    return error_response(500, "internal_error", "this page failed; the reason is in callgate's log "
+                                                 "(ops_page_failed, with the plugin's name)")
 
 
 async def _allowed_methods(request: web.Request) -> set[str]:

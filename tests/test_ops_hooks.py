@@ -63,8 +63,12 @@ class BrokenPage:
             raise RuntimeError("/var/lib/pages/secret.db is locked")
         app.router.add_get("/pages/broken", broken)
 
+        async def forgets(request: web.Request) -> web.Response:
+            return {"balance": 12}                  # type: ignore[return-value]   # a dict, not json_response(...)
+        app.router.add_get("/pages/forgets", forgets)
 
-async def test_a_plugin_page_that_raises_is_a_json_500_and_the_log_names_the_plugin(aiohttp_client):
+
+async def test_a_plugin_page_that_raises_or_returns_no_response_is_a_json_500_naming_the_plugin_in_the_log(aiohttp_client):
     config = make_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": BrokenPage})
     ops = await aiohttp_client(create_ops_app(create_app(config, plugin_classes={"pages": BrokenPage})))
     with capture_logs() as logs:
@@ -73,6 +77,11 @@ async def test_a_plugin_page_that_raises_is_a_json_500_and_the_log_names_the_plu
     assert response.status == 500 and body["error"] == "internal_error" and "secret.db" not in body["message"]
     [failed] = [line for line in logs if line["event"] == "ops_page_failed"]
     assert failed["plugin"] == "pages" and "secret.db is locked" in failed["error"]
+    with capture_logs() as logs:
+        response = await ops.get("/pages/forgets")
+    assert response.status == 500 and (await response.json())["error"] == "internal_error"
+    [failed] = [line for line in logs if line["event"] == "ops_page_failed"]
+    assert failed["plugin"] == "pages" and failed["error"] == "the handler returned dict, not an aiohttp response"
     missing = await ops.get("/nowhere")
     assert missing.status == 404 and "this port serves /metrics" in (await missing.json())["message"]
 

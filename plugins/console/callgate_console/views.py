@@ -117,8 +117,10 @@ async def login(request: web.Request) -> web.Response:
     state = request.app[STATE]
     try:
         token = (await request.post()).get("token")
-    except (ValueError, LookupError):    # not in its charset (UnicodeDecodeError), or a charset Python does not know
-        token = None                     # cannot hold the token: a wrong one
+    except (ValueError, LookupError, web.HTTPRequestEntityTooLarge):
+        # Not in its charset (UnicodeDecodeError), a charset Python does not know, or over the ops port's 1 MiB: a
+        # form that cannot be read cannot hold the token: a wrong one.
+        token = None
     if not isinstance(token, str) or not state.access.token_ok(token):
         return _page("login.html", status=401, title="Log in", error=True)
     redirect = web.HTTPSeeOther(PREFIX + "/", headers=SECURITY_HEADERS)

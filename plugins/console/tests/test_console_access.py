@@ -181,7 +181,7 @@ async def _raw(console, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
 
 async def test_credentials_that_are_not_utf8_are_refused_as_wrong(make_console):
     """Bytes that are not UTF-8 in the token, by header or by the login form, and a form in a charset that cannot be
-    read, are a wrong token: 401, never a 500."""
+    read or too large to read, are a wrong token: 401 with the login form, never a 500 or aiohttp's plain 413."""
     console = await make_console()
     with capture_logs() as logs:
         status, answer = await _raw(console, b"GET /console/api/stats HTTP/1.1\r\nAuthorization: Bearer \xff\xfe")
@@ -195,6 +195,9 @@ async def test_credentials_that_are_not_utf8_are_refused_as_wrong(make_console):
             status, answer = await _raw(console, b"POST /console/login HTTP/1.1\r\nContent-Type: "
                                         b"application/x-www-form-urlencoded; charset=" + charset, b"token=abc")
             assert status == 401 and b'id="login-error"' in answer and b"Set-Cookie" not in answer
+        status, answer = await _raw(console, b"POST /console/login HTTP/1.1\r\n"       # over the ops port's 1 MiB
+                                    b"Content-Type: application/x-www-form-urlencoded", b"token=" + b"a" * 3_000_000)
+        assert status == 401 and b'id="login-error"' in answer and b"Set-Cookie" not in answer
     assert not [line for line in logs if line["log_level"] in ("error", "critical")]
 
 

@@ -37,7 +37,7 @@ from .config import CreditCheckConfig
 from .money import MoneyError, format_money, money_text, parse_amount, parse_currency, to_micros
 from .payer import canonical_account_id, canonical_user
 from .quote import Quote, make_quote, parse_duration
-from .rate_csv import RateFileError, format_rates, parse_rates
+from .rate_csv import RateFileError, format_rates, read_rates
 from .rate_sources import sinch_rate
 from .rating import RatingError
 from .store import CreditStore, NoRate, StoreError
@@ -187,7 +187,7 @@ class CreditCommands:
 
     async def rates_import(self, store: CreditStore, args: argparse.Namespace) -> None:
         path = Path(args.file)
-        rates = parse_rates(path.read_text(encoding="utf-8-sig"), source=str(path))  # noqa: ASYNC240  (a command)
+        rates = read_rates(path)
         count = await store.import_rates(rates, replace=not args.merge)
         total = len(await store.rates())
         print(f"imported {count} rate(s) from {path} ({'merged' if args.merge else 'table replaced'}; "

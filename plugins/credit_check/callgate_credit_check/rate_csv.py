@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+from pathlib import Path
 
 from callgate.phone import PhoneNumberError, parse_prefix
 
@@ -47,6 +48,19 @@ def normalize_prefix(text: str) -> str:
         return parse_prefix(str(text)).removeprefix("+")
     except PhoneNumberError as exc:
         raise RateFileError(f"prefix {exc}") from None
+
+
+def read_rates(path: Path) -> list[Rate]:
+    """Every rate in the CSV file at ``path`` (UTF-8, with or without a byte order mark), or RateFileError naming the
+    file and the line (a file in another encoding too); OSError when it cannot be read."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise RateFileError(f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as "
+                            f"UTF-8") from None
+    return parse_rates(text, source=str(path))
 
 
 def parse_rates(text: str, *, source: str = "<rates>") -> list[Rate]:

@@ -68,6 +68,9 @@ def test_rates_import_export_and_quote(credit, tmp_path, rates_csv):
         "+1,USD,0.01,0.00,1/1,North America"]
     (tmp_path / "bad.csv").write_text("prefix,currency,per_minute\n44,GBP,0.05\n45,DKK,abc\n")
     refused(credit("rates", "import", "bad.csv"), "bad.csv:3: per_minute: 'abc' is not a number")
+    (tmp_path / "latin1.csv").write_bytes("prefix,currency,per_minute,name\n46,EUR,0.10,Sverige\n47,NOK,0.2,Norge s\u00f8r\n"
+                                          .encode("latin-1"))
+    refused(credit("rates", "import", "latin1.csv"), "latin1.csv:3: not UTF-8 text (byte 0xf8); save the file as UTF-8")
     assert len(ok(credit("rates", "export")).splitlines()) == 4          # nothing was imported
     refused(credit("quote", "+46701234567", "300s"), "the rate table has EUR, USD")
     quote = json.loads(ok(credit("quote", "+46701234567", "5m", "--currency", "EUR", "--json")))

@@ -341,6 +341,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         url = args.url or f"http://{server.host}:{server.port}{server.callback_path}"
         signed = (urlsplit(args.url).path or "/") if args.url else server.signed_path
         body = _body(args, key)
+        if args.body:
+            key, secret = _body_application(config, body, key, secret)
         headers = signing.signed_headers(key, secret, signed, body)
     data = _curl_data(body, args.body)
     if data is None:

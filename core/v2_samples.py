@@ -19,8 +19,8 @@ import os
 from datetime import datetime, timezone
 from typing import Any
 
-__all__ = ["END_EVENTS", "EVENTS", "PROJECT_ID", "SERVICE_ID", "answered", "custom", "endpoint", "ended",
-           "hangup", "incoming", "menu", "new_call_id", "now"]
+__all__ = ["END_EVENTS", "EVENTS", "NOTICE_EVENTS", "PROJECT_ID", "SERVICE_ID", "answered", "custom", "endpoint",
+           "ended", "hangup", "incoming", "menu", "new_call_id", "notice", "now"]
 
 #: The project and service of the samples (made up; ``callgate sign`` and the test client give their own
 #: service id, the one that signs).
@@ -151,5 +151,18 @@ def custom(name: str = "custom", callid: str | None = None, *, caller: str = "+4
     return {"event": f"call.webhook.{name}", "call": call}
 
 
+#: The notices: what an ``amd``, ``messages`` or ``startRecording`` command without ``events`` reports
+#: (:func:`notice`; callgate answers them ``{"commands": []}``).
+NOTICE_EVENTS = ("call.amd.human", "call.amd.machine", "call.amd.beep", "call.amd.unknown", "call.message.finished",
+                 "call.recording.finished", "call.recording.failed")
+
+
+def notice(event: str, callid: str | None = None, *, caller: str = "+46850001234", to: str = "+46731112233",
+           session: str | None = None, service_id: str = SERVICE_ID, **fields: Any) -> dict[str, Any]:
+    """One of :data:`NOTICE_EVENTS` on a leg in progress, by default the dialled leg :func:`answered` describes: the
+    event's name is its whole news (``call.amd.machine``); the call is the leg as it is."""
+    return {**answered(callid, caller=caller, to=to, session=session, service_id=service_id, **fields), "event": event}
+
+
 #: The events ``callgate sign`` / ``simulate`` build (``call.webhook.<name>``: :func:`custom`).
-EVENTS = ("call.incoming", "call.answered", "call.menu", *END_EVENTS)
+EVENTS = ("call.incoming", "call.answered", "call.menu", *END_EVENTS, *NOTICE_EVENTS)

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 
 from callgate import v2_samples
 from callgate.protocols.v1 import signing
+from callgate.protocols.v2.decode import decode_v2_event
 from callgate.testing import TEST_SERVICE_ID, TEST_SERVICE_SECRET, webhook_headers
 
 WEBHOOK = "/sinch/webhook"
@@ -263,6 +264,7 @@ def _curl_parts(printed: str) -> tuple[str, dict[str, str], bytes]:
     (["call.menu", "--input", "12#", "--menu", "main"], "call.menu"),
     (["call.hangup", "--duration", "42"], "call.hangup"),
     (["call.busy"], "call.busy"),
+    *[([name], name) for name in v2_samples.NOTICE_EVENTS],
 ])
 def test_callgate_sign_signs_v2_events_with_the_service_as_the_sdk_checks(args, event, monkeypatch, capsys,
                                                                           tmp_path):
@@ -283,6 +285,8 @@ def test_callgate_sign_signs_v2_events_with_the_service_as_the_sdk_checks(args, 
         assert (request.menu.menu_name, request.menu.input) == ("main", "12#")
     if event == "call.hangup":
         assert request.call.call_duration_seconds == 42
+    decoded = decode_v2_event(body)                   # and callgate reads it as that event
+    assert decoded.event == event and decoded.call.service_id == TEST_SERVICE_ID
 
 
 def test_callgate_sign_without_a_service_says_what_to_set(monkeypatch, capsys, tmp_path):

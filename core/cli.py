@@ -249,6 +249,8 @@ def _v2_sample(args: argparse.Namespace, service_id: str) -> dict:
         return v2_samples.answered(**common, **numbers)
     if kind == "call.menu":
         return v2_samples.menu(**common, **numbers, menu=args.menu, input=args.input)
+    if kind in v2_samples.NOTICE_EVENTS:
+        return v2_samples.notice(kind, **common, **numbers)
     result = args.result or v2_samples.END_EVENTS.get(kind, ("COMPLETED", "OK"))[0]
     return v2_samples.ended(kind, **common, **numbers, duration=_duration(args, result), result=result,
                             reason=args.reason)
@@ -376,6 +378,24 @@ def _signing_credentials(config: Config) -> tuple[str, str]:
     key, secret = os.environ.get(ENV_KEY), os.environ.get(ENV_SECRET)
     if not (key and secret):
         raise ConfigError(f"no application to sign for: set {ENV_KEY} and {ENV_SECRET}, or [[applications]] in config.toml")
+    return key, secret
+
+
+def _body_application(config: Config, body: bytes, key: str, secret: str) -> tuple[str, str]:
+    """The application a ``--body`` names (``applicationKey``) and its first secret, as Sinch signs a callback with
+    that application's secret, when it is one of ``[[applications]]``; else ``key`` and ``secret`` (the first one's),
+    with a note on stderr when the body names an application that is not configured."""
+    try:
+        named = json.loads(body).get("applicationKey")
+    except (ValueError, AttributeError):         # not JSON, or not an object: it names no application
+        return key, secret
+    if not isinstance(named, str) or named == key:
+        return key, secret
+    for app in config.applications:
+        if app.key == named:
+            return app.key, app.secrets[0].get_secret_value()
+    print(f"callgate: note: the body names applicationKey {named!r}, which is not configured: signed by {key!r}, "
+          f"the first configured application", file=sys.stderr)
     return key, secret
 
 

@@ -318,6 +318,26 @@ def test_sign_signs_what_sinch_signs_behind_a_rewriting_proxy_and_names_the_sign
         server.wait(timeout=20)
 
 
+def test_sign_body_is_signed_by_the_application_it_names(tmp_path):
+    """``sign --body`` signs as Sinch would: with the secret of the application the body's ``applicationKey`` names,
+    when it is configured; one that is not configured is signed by the first application, and a note says so."""
+    from callgate.protocols.v1.signing import authorization
+
+    second = "c2Vjb25kIGFwcGxpY2F0aW9uJ3Mgc2VjcmV0"
+    (tmp_path / "config.toml").write_text('[[applications]]\nkey = "app-a"\nsecrets = [{ env = "A_SECRET" }]\n'
+                                          '[[applications]]\nkey = "app-b"\nsecrets = [{ env = "B_SECRET" }]\n')
+    env = {"A_SECRET": TEST_APPLICATION_SECRET, "B_SECRET": second}
+    for named, key, secret in (("app-b", "app-b", second), ("app-x", "app-a", TEST_APPLICATION_SECRET)):
+        body = json.dumps({"event": "ace", "callid": "c-1", "applicationKey": named, "version": 1}).encode()
+        (tmp_path / "body.json").write_bytes(body)
+        result = run("sign", "ace", "--body", "body.json", cwd=tmp_path, env=env)
+        words = shlex.split(ok(result))
+        headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
+        assert headers["Authorization"] == authorization(key, secret, "POST", "/sinch/callback", body,
+                                                         headers["Content-Type"], headers["x-timestamp"])
+        assert ("is not configured: signed by 'app-a'" in result.stderr) == (named == "app-x")
+
+
 def test_a_command_of_an_installed_plugin_that_is_not_enabled_says_so(tmp_path):
     (tmp_path / "config.toml").write_text('[plugins]\nenabled = ["allowlist"]\n[plugins.allowlist]\ndefault = "allow"\n')
     message = refused(run("credit", "balance", ACCOUNT, cwd=tmp_path), "'credit' is not a command of callgate or "

@@ -299,7 +299,7 @@ def test_a_menu_answer_type_no_menu_can_report_is_refused():
             {"type": "sequnce", "action": {"name": "hangup"}}]}}))
     assert "'sequnce' is not one of error, hangup, invalidinput, return, sequence, timeout" in str(refused.value)
     r = router(menu_answers=[{"type": " Sequence ", "action": {"name": "hangup"}}])
-    assert r.on_prompt_input(pie(type="sequence", value="12")).to_dict() == {"action": {"name": "hangup"}}
+    assert r.on_prompt_input(pie(type="sequence", value="12")) == EndCall()
 
 
 def test_bad_cli_rule_is_refused():

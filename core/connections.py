@@ -7,17 +7,19 @@ after the request head arrived:
   C parser raises, aiohttp queues a 400 for *after* the current request, and the body being read
   never ends, so the handler waits for its body timeout;
 * a client that half-closes (``shutdown(SHUT_WR)``) before its ``Content-Length`` is all there:
-  the transport is closed on the end of the stream, so no answer can be written at all.
+  the transport is closed on the end of the stream, so no answer can be written at all; and so it
+  is when a whole request and the end of the stream come in one read, before the request's
+  handler started.
 
 :class:`CallbackConnection` ends such a body with an error at once (the callback handler answers
 ``400 incomplete_body``), and keeps the writing half of a half-closed connection open while a
 request is in progress, so that its answer (an error, or the answer to a whole request) is sent;
 the connection is then closed.  A request the HTTP parser refuses gets aiohttp's plain-text 400
 with a sentence of callgate's instead of the parser's message, which quotes the offending line
-(an ``Authorization`` header, say) back.  It reads two attributes of aiohttp's ``RequestHandler``
-(``_current_request``, and ``_messages`` with its ``(message, payload)`` pairs) and builds it as ``web.Server``
-does: the subclass is kept to those, and the tests in tests/test_http_errors.py fail if an aiohttp release
-changes them.
+(an ``Authorization`` header, say) back.  It reads four attributes of aiohttp's ``RequestHandler``
+(``_current_request``, ``_request_in_progress``, ``_waiter``, and ``_messages`` with its ``(message,
+payload)`` pairs) and builds it as ``web.Server`` does: the subclass is kept to those, and the tests in
+tests/test_http_errors.py fail if an aiohttp release changes them.
 """
 
 from __future__ import annotations
@@ -88,15 +90,26 @@ class CallbackConnection(RequestHandler):
 
     def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol allows True (aiohttp types None)
         request = self._current_request
-        # The head and part of the body may have come just before the end of the stream, the request's handler not
-        # started yet: its body is then the one that came last.
+        # A request (whole, or its head and part of its body) may have come just before the end of the stream, its
+        # handler not started yet: its body is then the one that came last.
         body = request.content if request is not None else self._received
-        if body is None or (request is None and body.is_eof()):
-            return None                   # nothing in progress: the connection closes, as in aiohttp
-        if not body.is_eof() and body.exception() is None:
+        if body is not None and not body.is_eof() and body.exception() is None:
             body.set_exception(ContentLengthError("the client ended the stream before the body's end"))
-        self.close()                      # no further request on this connection once this one is answered
-        return True                       # keep the writing half open for the answer
+        if self._request_in_progress or self._messages:
+            self.close()                  # no further request on this connection once this one is answered
+            return True                   # keep the writing half open for the answer
+        if self._waiter is not None and not self._waiter.done():
+            return None                   # idle, waiting for a request: the connection closes, as in aiohttp
+        # Between taking a request off the queue and starting its handler (on the loop's next turn), or not begun:
+        # decide on the next turn, the writing half kept open until then.
+        self._loop.call_soon(self._close_after_eof)
+        return True
+
+    def _close_after_eof(self) -> None:
+        if self._request_in_progress or self._messages:
+            self.close()                  # answered, then closed
+        else:
+            self.force_close()            # nothing came: closed as aiohttp's keep-alive timeout closes an idle one
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> StreamResponse:

@@ -276,6 +276,41 @@ async def test_a_whole_request_then_a_half_close_still_gets_its_answer(callgate_
     assert took < AT_ONCE, f"answered after {took:.2f} s"
 
 
+@pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
+async def test_a_whole_request_sent_with_the_half_close_at_once_gets_its_answer(callgate_server, event_loop):
+    """The request and the end of the stream in one read, the handler not started when the end comes: the
+    connection used to be closed with no answer (a ``GET /healthz`` as much as a signed callback)."""
+    import asyncio
+    server = callgate_server(f'[server]\nlog_format = "json"\nevent_loop = "{event_loop}"\n')
+    host, port = server.url.removeprefix("http://").split(":")
+    raw = json.dumps(samples.dice("half-closed-at-once")).encode()
+    callback = raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET), raw,
+                           content_length=len(raw))
+    for request, answered in [(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b'{"status": "alive"}'),
+                              (callback, b"\r\n\r\n{}")] * 5:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(request)
+            writer.write_eof()
+            async with asyncio.timeout(AT_ONCE + 1):
+                received = await reader.read()
+        finally:
+            writer.close()
+        assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(answered), received[:300]
+    # A connection that ends with no request, or after its answered ones (kept alive), is closed at once.
+    for requests in (b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(requests)
+            if requests:
+                await reader.readuntil(b'{"status": "alive"}')
+            writer.write_eof()
+            async with asyncio.timeout(AT_ONCE):
+                assert await reader.read() == b""
+        finally:
+            writer.close()
+
+
 @pytest.mark.parametrize("case", ["control_character", "method", "long_line", "duplicate", "too_many"])
 async def test_the_http_layers_400_does_not_quote_the_request_back(callgate_server, case):
     """aiohttp's parser message quotes the offending line (an Authorization header, say): callgate's

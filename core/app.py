@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .builtin.caller_id import check_rule_routes
 from .config import Config
 from .endpoints import build_service_verifier, build_verifier, callback_endpoint, webhook_endpoint
 from .handlers import callback, healthz, metrics, not_found, ops_not_found, plugin_page_errors, readyz, webhook
@@ -29,6 +30,7 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
                                source=config.source, classes=plugin_classes,
                                default_region=config.server.default_region)
     check_ops_pages(config, plugins)
+    check_rule_routes(plugins)
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[PLUGINS] = plugins
@@ -60,6 +62,7 @@ def check_ops_pages(config: Config, plugins: Plugins) -> None:
 def preflight(config: Config, *, plugin_classes: Mapping[str, type] | None = None) -> Plugins:
     """What ``callgate check-config`` checks, and ``callgate serve`` refuses to start without: the applications' and
     services' secrets, every enabled plugin imported (or taken from ``plugin_classes``), configured and built, the
+    caller-id rules' routes (:func:`~callgate.builtin.caller_id.check_rule_routes`), the
     ops port for plugins with pages (:func:`check_ops_pages`) and the routes they add (``register_ops_routes`` run
     on a scratch application: a route outside the plugin's prefix, or an exception).  No plugin's ``startup()``
     runs.  Raises ConfigError or PluginError; returns the plugins."""
@@ -68,6 +71,7 @@ def preflight(config: Config, *, plugin_classes: Mapping[str, type] | None = Non
     plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
                            classes=plugin_classes, default_region=config.server.default_region)
     check_ops_pages(config, plugins)
+    check_rule_routes(plugins)
     if config.server.ops_port:            # each plugin's pages added to an ops application of their own, as serve will
         for impl in plugins.impls("register_ops_routes"):
             _register_plugin_routes(web.Application(), impl.plugin.name, impl.function, impl.argnames)

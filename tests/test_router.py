@@ -24,6 +24,7 @@ from callgate.decisions import (
     SipEndpoint,
     SvamlRoute,
 )
+from callgate.hookspecs import hookimpl
 from callgate.manager import PluginError, load_plugins
 from callgate.phone import is_e164, normalize
 from callgate.protocols.v1.decode import decode_event
@@ -300,6 +301,33 @@ def test_a_menu_answer_type_no_menu_can_report_is_refused():
     assert "'sequnce' is not one of error, hangup, invalidinput, return, sequence, timeout" in str(refused.value)
     r = router(menu_answers=[{"type": " Sequence ", "action": {"name": "hangup"}}])
     assert r.on_prompt_input(pie(type="sequence", value="12")) == EndCall()
+
+
+def test_a_caller_id_rule_naming_no_route_of_the_router_is_refused():
+    """A rule whose ``route`` names no route of the built-in router (a typo, a route renamed) would never apply."""
+    from callgate.app import create_app
+    from callgate.testing import check_config, make_config
+
+    routes = {"routes": [{"name": "sales", "prefix": "+46", "action": {"name": "connectPstn", "number": "{to}"}},
+                         {"prefix": "+1", "action": {"name": "hangup"}}]}
+    config = {"plugins": {"router": routes, "caller_id": {"rules": [{"route": "sales", "cli": "+46850001234"},
+                                                                      {"route": "salse", "cli": "+46850001234"}]}}}
+    refused = check_config(config)
+    assert isinstance(refused, PluginError) and str(refused) == (
+        "plugin 'caller_id': rules: route 'salse' is not a route of [plugins.router] (its named routes are sales), "
+        "so the rule would never apply")
+    with pytest.raises(PluginError, match="route 'salse' is not a route"):
+        create_app(make_config(config))
+    del config["plugins"]["caller_id"]["rules"][1]
+    assert check_config(config) is None
+
+    class OtherRouter:                          # another plugin routes too: its routes may be the ones named
+        @hookimpl
+        def route_call(self, call):
+            return None
+    other = {"plugins": {**config["plugins"], "caller_id": {"rules": [{"route": "theirs", "cli": "+46850001234"}]},
+                         "enabled": ["other"]}}
+    assert check_config(other, plugins={"other": OtherRouter}) is None
 
 
 def test_bad_cli_rule_is_refused():

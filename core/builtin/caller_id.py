@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from ..calls import Incoming
 from ..decisions import CallerId, PhoneNumber, Route, SvamlRoute
 from ..hookspecs import hookimpl
+from ..manager import PluginError, Plugins
 from ..phone import PRIVATE, normalize, parse_number, parse_prefix
+from .router import Router
 
 
 class CliRule(BaseModel):
@@ -60,6 +62,7 @@ class CallerIdRules:
     default_on_error = "skip"
 
     def __init__(self, config: CallerIdConfig) -> None:
+        #: The route names the rules give, in file order (each once).
         self.by_route = {r.route: r.cli for r in config.rules if r.route is not None}
         prefixes = [(r.prefix, r.cli) for r in config.rules if r.prefix is not None]
         self.by_prefix = sorted(prefixes, key=lambda p: -len(p[0]))
@@ -86,3 +89,20 @@ def _dialled_number(route: Route | SvamlRoute) -> str | None:
         return route.to.number if isinstance(route.to, PhoneNumber) else None
     action = getattr(route.svaml, "action", None)     # v1 SVAML (a v2 answer has commands)
     return getattr(action, "number", None)
+
+
+def check_rule_routes(plugins: Plugins) -> None:
+    """A caller-id rule naming a route the built-in router does not have: PluginError, when that router is the only
+    plugin that routes calls (a rule may name a route of another plugin's).  Such a rule would never apply, without a
+    word: a typo, or a route renamed.  Asked with :func:`callgate.app.check_ops_pages`, by ``serve`` and
+    ``check-config``."""
+    routers = [impl.plugin.instance for impl in plugins.impls("route_call")]
+    rules = next((p.instance for p in plugins.loaded if isinstance(p.instance, CallerIdRules)), None)
+    if rules is None or len(routers) != 1 or not isinstance(routers[0], Router):
+        return
+    named = [rule.name for rule in routers[0].config.routes if rule.name]
+    for route in rules.by_route:
+        if route not in named:
+            known = f"its named routes are {', '.join(named)}" if named else "none of its routes has a name"
+            raise PluginError("caller_id", f"rules: route {route!r} is not a route of [plugins.router] ({known}), so "
+                                           f"the rule would never apply")

@@ -71,6 +71,19 @@ async def test_another_content_type_is_415_before_the_signature(client, content_
     assert response.status == 415 and (await response.json())["error"] == "unsupported_media_type"
 
 
+async def test_refusals_before_the_signature_are_logged_with_their_reason(callgate_client):
+    """405, 413 and 415 each leave a ``callback_refused`` line, as every other refusal does: an operator whose calls
+    fail for one of them has a line to find."""
+    client = await callgate_client({"server": {"max_body_bytes": 1024}})
+    with capture_logs() as logs:
+        assert (await client.client.request("PUT", WEBHOOK, data=b"{}")).status == 405
+        assert (await client.send_webhook(v2_samples.incoming(padding="x" * 2000), sign=False)).status == 413
+        assert (await client.send_webhook(v2_samples.incoming(), content_type="text/plain")).status == 415
+    assert [(line["event"], line["reason"]) for line in logs if line["log_level"] == "warning"] == [
+        ("callback_refused", "method_not_allowed"), ("callback_refused", "body_too_large"),
+        ("callback_refused", "unsupported_media_type")]
+
+
 async def test_a_body_that_does_not_arrive_in_time_is_408(callgate_client):
     client = await callgate_client({"server": {"body_timeout_seconds": 0.2}})
 
@@ -298,6 +311,30 @@ def test_callgate_sign_without_a_service_says_what_to_set(monkeypatch, capsys, t
 
 
 # --------------------------------------------------------------------------- answers: never a 5xx
+
+@pytest.mark.parametrize("field", ["startTime", "updateTime", "answerTime", "endTime"])
+@pytest.mark.parametrize("value", ["9999-12-31T23:59:59-00:01", "0001-01-01T00:00:00+00:01"])
+async def test_a_time_out_of_range_in_utc_is_a_400_naming_the_field(client, field, value):
+    """A valid RFC 3339 time whose offset takes it past year 9999 (or before year 1) in UTC was a plain-text 500."""
+    body = v2_samples.hangup()
+    body["call"][field] = value
+    status, answer = await client.webhook(body)
+    assert status == 400 and answer == {"error": "invalid_field", "message": f"call: {field}: a date-time out of "
+                                                                            f"range once converted to UTC (years 1 to 9999)"}
+
+
+async def test_a_body_the_decoder_fails_on_unexpectedly_is_a_400_and_the_log_has_why(callgate_client, monkeypatch):
+    """Should decoding raise something other than its refusals (a bug), the answer is still a 400 in callgate's
+    words (never a 5xx: Sinch hangs up a call whose webhook fails) and the traceback goes to the log."""
+    def broken(body, timestamp=None):
+        raise ZeroDivisionError("/srv/callgate/secret/path")
+    monkeypatch.setattr("callgate.endpoints.decode_v2_call", broken)       # the decoder the app is built with
+    client = await callgate_client()
+    with capture_logs() as logs:
+        status, answer = await client.webhook(v2_samples.incoming())
+    assert status == 400 and answer["error"] == "invalid_body" and "/srv" not in answer["message"]
+    assert [line["event"] for line in logs if line["log_level"] == "error"] == ["decode_failed"]
+
 
 async def test_plugins_decide_v2_calls_as_v1_ones(callgate_client):
     from plugins_for_tests import DenyAll

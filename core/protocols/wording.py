@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 
-__all__ = ["got", "kind", "not_json", "not_json_at", "not_recorded_by", "validation_message"]
+__all__ = ["OWN_WORDS", "got", "kind", "not_json", "not_json_at", "not_recorded_by", "validation_message"]
 
 #: A decoder's JSON type names (msgspec's and the JSON ones), as the messages say them.
 _KINDS = {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean", "null": "null",
@@ -22,6 +22,9 @@ _EXPECTED = re.compile(r"Expected `(?P<want>[^`]*)`(?:, got `(?P<got>[^`]*)`| (?
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `([^`]*)`")
 _INVALID = {"Invalid RFC3339 encoded datetime": "expected an RFC 3339 date-time",
             "Invalid decimal string": "expected a decimal number"}
+#: What a wire type's own validator (a ``__post_init__``) raises a ValueError with, to have its words kept as they
+#: are: ``ValueError(OWN_WORDS + "startTime: ...")``.
+OWN_WORDS = "callgate: "
 
 
 def kind(name: str) -> str:
@@ -41,7 +44,8 @@ def got(decoder_message: str, otherwise: str) -> str:
 
 def validation_message(message: str) -> str:
     """A msgspec validation message (without its `` - at `$.path``` part) in callgate's words:
-    ``Expected `int` >= 0`` -> ``expected an integer >= 0``; anything not recognised -> ``not a valid value``."""
+    ``Expected `int` >= 0`` -> ``expected an integer >= 0``; a wire type's own words (:data:`OWN_WORDS`) as they are;
+    anything not recognised -> ``not a valid value``."""
     expected = _EXPECTED.fullmatch(message)
     if expected is not None:
         want = kind(expected["want"])
@@ -55,6 +59,8 @@ def validation_message(message: str) -> str:
         return f"unknown field {unknown[1]!r}"
     if message.startswith("Invalid enum value"):
         return "not one of the values this field takes"
+    if message.startswith(OWN_WORDS):
+        return message.removeprefix(OWN_WORDS)
     return _INVALID.get(message, "not a valid value")
 
 

@@ -77,7 +77,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 from msgspec import Meta, Struct, field
 
-from callgate.protocols.wording import validation_message
+from callgate.protocols.wording import OWN_WORDS, validation_message
 
 __all__ = [
     # known values (documentation and tests only)
@@ -128,6 +128,11 @@ ORIGINATION_TYPES = frozenset({"PHONE", "SIP", "SERVER"})
 Int64 = Annotated[int, Meta(ge=-(2 ** 63), le=2 ** 63 - 1)]
 
 _UTC = timezone.utc
+
+
+#: The call's times: each field and its wire name.
+_TIMES = (("start_time", "startTime"), ("update_time", "updateTime"), ("answer_time", "answerTime"),
+          ("end_time", "endTime"))
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -236,10 +241,14 @@ class V2Call(Struct, rename="camel", frozen=True, gc=False, kw_only=True):
         if ((start is None or start.tzinfo is _UTC) and (update is None or update.tzinfo is _UTC)
                 and (answer is None or answer.tzinfo is _UTC) and (end is None or end.tzinfo is _UTC)):
             return
-        for name in ("start_time", "update_time", "answer_time", "end_time"):
+        for name, wire_name in _TIMES:
             value = getattr(self, name)
             if value is not None and value.tzinfo is not _UTC:
-                msgspec.structs.force_setattr(self, name, _utc(value))
+                try:
+                    msgspec.structs.force_setattr(self, name, _utc(value))
+                except OverflowError:            # a ValueError is what msgspec turns into a ValidationError
+                    raise ValueError(f"{OWN_WORDS}{wire_name}: a date-time out of range once converted to UTC (years "
+                                     f"1 to 9999)") from None
 
 
 class V2MenuSelection(Struct, rename="camel", frozen=True, gc=False, kw_only=True):

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from structlog.testing import capture_logs
 
 from callgate import samples
 from callgate.builtin.caller_id import CallerIdConfig, CallerIdRules
@@ -214,7 +215,10 @@ def test_v2_calls_pass_over_v1_svaml_and_v1_only_targets():
              {"name": "out", "action": pstn("+15550000002")}]
     r = router(table)
     assert r.route_call(ice()).name == "amd"                       # v1: the best route
-    assert r.route_call(v2_call()).name == "out"                   # v2: the next best it can take
+    with capture_logs() as logs:
+        assert r.route_call(v2_call()).name == "out"               # v2: the next best it can take, with a warning
+    assert [(line["event"], line["route"]) for line in logs] == [("route_skipped", "amd"), ("route_skipped", "user")]
+    assert "no Voice API v2 form" in logs[0]["reason"]
     assert r.route_call(v2_call(to="+15550000009")).name == "out"
     menus = router(menu_answers=[{"value": "1", "action": pstn("+15550000001", amd={"enabled": True})},
                                  {"value": "1", "action": {"name": "hangup"}}],
@@ -223,10 +227,14 @@ def test_v2_calls_pass_over_v1_svaml_and_v1_only_targets():
     v2_input = MenuInput(generation="v2", event="call.menu", raw={}, callid="c",
                          menu_result=MenuResult("main", "sequence", "1", "dtmf"))
     assert isinstance(menus.on_prompt_input(pie(value="1")), Svaml)
-    assert menus.on_prompt_input(v2_input) == EndCall()
+    with capture_logs() as logs:
+        assert menus.on_prompt_input(v2_input) == EndCall()
+    assert [(line["event"], line["menu_answer"]) for line in logs] == [("menu_answer_skipped", 0)]
     assert menus.on_prompt_input(pie(value="2")).action.name == "runMenu"
-    assert menus.on_prompt_input(MenuInput(generation="v2", event="call.menu", raw={}, callid="c",
-                                           menu_result=MenuResult("main", "sequence", "2", "dtmf"))) is None
+    with capture_logs() as logs:
+        assert menus.on_prompt_input(MenuInput(generation="v2", event="call.menu", raw={}, callid="c",
+                                               menu_result=MenuResult("main", "sequence", "2", "dtmf"))) is None
+    assert [(line["event"], line["menu_answer"]) for line in logs] == [("menu_answer_skipped", "pie_default")]
 
 
 @pytest.mark.parametrize("table,needle", [

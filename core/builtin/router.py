@@ -105,6 +105,8 @@ log = structlog.get_logger("callgate.router")
 #: Renders a candidate neutral route to compare it with the rule's SVAML (the prompts it accepts name their locale,
 #: so ``[server] locale`` plays no part).
 _V1 = V1Renderer(ServerConfig())
+#: Why a v2 call passes over a route (the ``route_skipped`` warning's reason).
+V1_ONLY_ROUTE = "its SVAML has no Voice API v2 form (README, \"Voice API v2 calls\"): it answers v1 calls only"
 #: A rule's answer: a neutral decision when one renders exactly as the rule's v1 SVAML, else that SVAML.
 RouteAnswer = Route | SvamlRoute
 MenuReply = Proceed | EndCall | Route | Svaml
@@ -412,8 +414,11 @@ class Router:
         generation = call.generation
         for rule in self.candidates(callee, call):
             route = rule.route(callee, call)
-            if route is not None and (generation == "v1" or serves(route, generation)):
+            if route is None:
+                continue                            # its templates did not fit this call (logged by rule.route)
+            if generation == "v1" or serves(route, generation):
                 return route
+            log.warning("route_skipped", route=rule.name, reason=V1_ONLY_ROUTE)
         return None
 
     def select(self, callee: str, call: Incoming) -> RouteRule | None:
@@ -444,11 +449,16 @@ class Router:
     @hookimpl
     def on_prompt_input(self, call: MenuInput) -> MenuReply | None:
         generation = call.generation
-        for answer in self.config.menu_answers:
-            if answer.matches(call) and (generation == "v1" or serves(answer.reply, generation)):
-                return answer.reply
+        for index, answer in enumerate(self.config.menu_answers):
+            if answer.matches(call):
+                if generation == "v1" or serves(answer.reply, generation):
+                    return answer.reply
+                log.warning("menu_answer_skipped", menu_answer=index, reason=V1_ONLY_ROUTE)
         default = self._pie_default
-        return default if generation == "v1" or serves(default, generation) else None
+        if generation == "v1" or serves(default, generation):
+            return default
+        log.warning("menu_answer_skipped", menu_answer="pie_default", reason=V1_ONLY_ROUTE)
+        return None
 
 
 def _callee(call: Incoming) -> str | None:

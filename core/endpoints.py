@@ -37,13 +37,15 @@ class IgnoredEvent(Exception):
     """A signed body callgate answers with the endpoint's ``ignored_body`` and a warning, without any plugin:
     an unknown event (v1), an unknown ``call.*`` event or a custom ``call.webhook.<name>`` event (v2).
 
-    ``event`` is the name as sent; ``log_event`` the warning's name (``unknown_event_ignored``, ...).
+    ``event`` is the name as sent; ``log_event`` the warning's name (``unknown_event_ignored``, ...); ``callid`` the
+    leg's, when the body was decoded far enough to know it (a custom event's).
     """
 
-    def __init__(self, event: str, log_event: str) -> None:
+    def __init__(self, event: str, log_event: str, callid: str | None = None) -> None:
         super().__init__(event)
         self.event = event
         self.log_event = log_event
+        self.callid = callid
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +127,7 @@ def decode_webhook(body: bytes, x_timestamp: datetime | None = None) -> CallEven
     try:
         return decode_v2_call(body, timestamp=x_timestamp)
     except UnhandledCustomEvent as exc:
-        raise IgnoredEvent(exc.event, "custom_event_ignored") from None
+        raise IgnoredEvent(exc.event, "custom_event_ignored", exc.callid) from None
     except UnknownCallEvent as exc:
         raise IgnoredEvent(exc.event, "unknown_event_ignored") from None
 

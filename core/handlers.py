@@ -122,7 +122,7 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
     try:
         event = endpoint.decode(body, signed_at)
     except IgnoredEvent as exc:
-        log.warning(exc.log_event, sinch_event=exc.event, **cloudevent)
+        log.warning(exc.log_event, sinch_event=exc.event, callid=exc.callid, **cloudevent)
         _told(request, app, endpoint, exc.event, None, body, 200, endpoint.ignored_body, None, "ignored",
               elapsed_ms(started), [])
         return web.Response(body=endpoint.ignored_body, content_type=JSON), "unknown", None

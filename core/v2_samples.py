@@ -16,7 +16,7 @@ follow.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 __all__ = ["END_EVENTS", "EVENTS", "NOTICE_EVENTS", "PROJECT_ID", "SERVICE_ID", "answered", "custom", "endpoint",
@@ -37,9 +37,9 @@ END_EVENTS = {
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
-def now() -> str:
-    """The current time as Sinch writes it in a ``call``: RFC 3339, UTC, seconds, ``Z``."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(seconds_ago: float = 0) -> str:
+    """The current time (less ``seconds_ago``) as Sinch writes it in a ``call``: RFC 3339, UTC, seconds, ``Z``."""
+    return (datetime.now(timezone.utc) - timedelta(seconds=seconds_ago)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def new_call_id() -> str:
@@ -124,11 +124,13 @@ def ended(event: str = "call.hangup", callid: str | None = None, *, caller: str 
     usual ones (:data:`END_EVENTS`).  ``duration`` None: no ``callDurationSeconds``."""
     usual_result, usual_reason = END_EVENTS.get(event, ("COMPLETED", "OK"))
     stamp = now()
-    extra: dict[str, Any] = {"updateTime": stamp, "endTime": stamp, "callReason": reason or usual_reason}
+    # Answered ``duration`` seconds before it ended, and started then (ringing left out): the times agree with it.
+    extra: dict[str, Any] = {"startTime": now(duration or 0), "updateTime": stamp, "endTime": stamp,
+                             "callReason": reason or usual_reason}
     if duration is not None:
         extra["callDurationSeconds"] = duration
         if duration > 0:
-            extra["answerTime"] = stamp
+            extra["answerTime"] = extra["startTime"]
     if call_name is not None:
         extra["callName"] = call_name
     call = _call(callid, session, service_id, caller=caller, to=to, direction=direction,

@@ -236,6 +236,8 @@ async def test_custom_and_unknown_call_events_get_no_commands_and_a_warning(clie
     warning = next(line for line in logs if line["event"] == log_event)
     assert warning["log_level"] == "warning" and warning["sinch_event"] == body["event"]
     assert (warning["ce_id"], warning["ce_type"]) == ("e-1", "com.sinch.voice.x")
+    # A custom event is decoded far enough to name its leg; an unknown one is not decoded past its name.
+    assert warning["callid"] == (body["call"]["callId"] if log_event == "custom_event_ignored" else None)
 
 
 async def test_metrics_count_webhooks_by_generation(client):
@@ -296,8 +298,9 @@ def test_callgate_sign_signs_v2_events_with_the_service_as_the_sdk_checks(args, 
     assert request.event == event and request.call.service_id == TEST_SERVICE_ID and not request.model_extra
     if event == "call.menu":
         assert (request.menu.menu_name, request.menu.input) == ("main", "12#")
-    if event == "call.hangup":
+    if event == "call.hangup":                       # its times agree with its duration
         assert request.call.call_duration_seconds == 42
+        assert (request.call.end_time - request.call.answer_time).total_seconds() == 42
     decoded = decode_v2_event(body)                   # and callgate reads it as that event
     assert decoded.event == event and decoded.call.service_id == TEST_SERVICE_ID
 

@@ -28,27 +28,38 @@ def plugin_dirs() -> list[Path]:
     return sorted(p.parent for p in (ROOT / "plugins").glob("*/pyproject.toml"))
 
 
+def _targets(with_tests: bool) -> list[str]:
+    targets = [f"{ROOT}[testing]" if with_tests else str(ROOT)]
+    if with_tests:
+        targets += [str(p) for p in plugin_dirs()]
+    return targets
+
+
+def _digest(targets: list[str]) -> str:
+    digest = hashlib.sha256()
+    for target in targets:
+        digest.update(target.encode())
+        digest.update((Path(target.split("[")[0]) / "pyproject.toml").read_bytes())
+    return digest.hexdigest()
+
+
 def ensure_venv(with_tests: bool) -> None:
     if sys.version_info < (3, 11):  # noqa: UP036  (this script runs under any python3, to say so)
         sys.exit(f"callgate needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"creating {VENV}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    targets = [f"{ROOT}[testing]" if with_tests else str(ROOT)]
-    if with_tests:
-        targets += [str(p) for p in plugin_dirs()]
-    digest = hashlib.sha256()
-    for target in targets:
-        digest.update(target.encode())
-        digest.update((Path(target.split("[")[0]) / "pyproject.toml").read_bytes())
+    targets = _targets(with_tests)
     stamp = VENV / ".callgate-installed"
-    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+    installed = stamp.read_text() if stamp.exists() else None
+    # What `test` installs holds what `serve` needs: a venv set up for the tests serves as it is.
+    if installed == _digest(targets) or (not with_tests and installed == _digest(_targets(True))):
         return
     print("installing callgate" + (" with plugins and test tools" if with_tests else ""), flush=True)
     pip = [str(BIN / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
     editable = [arg for target in targets for arg in ("-e", target)]
     subprocess.run(pip + editable, check=True)
-    stamp.write_text(digest.hexdigest())
+    stamp.write_text(_digest(targets))
 
 
 def lint() -> int:
@@ -91,7 +102,12 @@ def main(argv: list[str]) -> int:
         names_paths = any(Path(ROOT, a.split("::")[0]).exists() for a in rest if not a.startswith("-"))
         cmd = [str(BIN / "python"), "-m", "pytest", *rest, *([] if names_paths else tests)]
     os.chdir(ROOT)
-    return subprocess.call(cmd)
+    if os.name == "nt":
+        return subprocess.call(cmd)
+    # The command takes this process's place (same pid): a signal sent to it (kill, a supervisor's stop) reaches the
+    # server or pytest itself, which a child would not get, and would outlive this script holding the port.
+    sys.stdout.flush()
+    os.execv(cmd[0], cmd)
 
 
 if __name__ == "__main__":

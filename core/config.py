@@ -37,6 +37,7 @@ from pydantic import (
     field_validator,
 )
 
+from .decisions import MAX_PROMPT_CHARS
 from .phone import check_region
 
 ENV_KEY = "SINCH_APPLICATION_KEY"
@@ -106,7 +107,8 @@ class ServerConfig(_Strict):
     answer_before_prompts: bool = True
     #: Spoken to the caller when a call is allowed but no route matches (empty: none).
     no_route_prompt: str = ""
-    locale: str = "en-US"
+    #: The locale of the prompts spoken on v1 calls (``say``) that name none.
+    locale: str = Field("en-US", min_length=1, max_length=64)
     #: Serve /metrics, /healthz and /readyz on this port instead of the callback port (0: same port).
     ops_port: int = Field(0, ge=0, le=65535)
     ops_host: str = "127.0.0.1"
@@ -137,6 +139,13 @@ class ServerConfig(_Strict):
             example = "/sinch/callback" if info.field_name == "callback_path" else "/sinch/webhook"
             raise ValueError(f"must not be {value!r}: {', '.join(OPS_PATHS)} are callgate's own (on the callback port "
                              f"when ops_port is 0); e.g. \"{example}\"")
+        return value
+
+    @field_validator("no_route_prompt")
+    @classmethod
+    def _sayable(cls, value: str) -> str:
+        if len(value) > MAX_PROMPT_CHARS:
+            raise ValueError(f"is {len(value)} characters; Sinch speaks at most {MAX_PROMPT_CHARS} in one prompt")
         return value
 
     @field_validator("host", "ops_host")
@@ -463,7 +472,10 @@ def format_validation_error(exc: ValidationError, source: str, prefix: Sequence[
     lines = []
     for err in exc.errors(include_url=False, include_input=False):
         key = toml_key([*prefix, *err["loc"]])
-        message = _IN_TOML_WORDS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
+        if err["type"] == "string_too_short" and err.get("ctx", {}).get("min_length") == 1:
+            message = "must not be empty"
+        else:
+            message = _IN_TOML_WORDS.get(err["type"]) or err["msg"].removeprefix("Value error, ")
         lines.append(f"{source}: {key}: {message}")
     return "\n".join(lines)
 

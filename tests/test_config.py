@@ -143,7 +143,7 @@ def test_a_service_secret_variable_that_is_not_set_names_key_and_variable():
 
 
 @pytest.mark.parametrize("data,needle", [
-    ({"services": [{"id": "", "secrets": [{"env": "S"}]}]}, "services[0].id: String should have at least 1 character"),
+    ({"services": [{"id": "", "secrets": [{"env": "S"}]}]}, "services[0].id: must not be empty"),
     ({"services": [{"id": "s", "secrets": []}]}, "services[0].secrets: "),
     ({"services": [{"id": "s", "secrets": [{"env": "S"}] * 3}]}, "services[0].secrets: "),
     ({"services": [{"id": "s", "secret": [{"env": "S"}]}]}, "services[0].secret: unknown key: this table has no such setting"),
@@ -154,7 +154,9 @@ def test_a_service_secret_variable_that_is_not_set_names_key_and_variable():
     ({"server": {"public_webhook_path": "v2"}}, "[server].public_webhook_path: must be an absolute URL path"),
     ({"server": {"webhook_path": "/sinch/callback"}}, "[server].webhook_path: must differ from callback_path"),
     ({"server": {"callback_path": "/x", "webhook_path": "/x"}}, "[server].webhook_path: must differ from callback_path"),
-    ({"server": {"voice": ""}}, "[server].voice: String should have at least 1 character"),
+    ({"server": {"voice": ""}}, "[server].voice: must not be empty"),
+    ({"server": {"locale": ""}}, "[server].locale: must not be empty"),
+    ({"server": {"no_route_prompt": "a" * 601}}, "[server].no_route_prompt: is 601 characters; Sinch speaks at most 600"),
 ])
 def test_v2_errors_name_the_toml_key(data, needle):
     with pytest.raises(ConfigError) as err:

@@ -58,7 +58,7 @@ class CreditCheckConfig(BaseModel):
     #: Played before hanging up a call to a destination with no rate ("" for none).
     no_rate_prompt: str = "Calls to this destination are not possible."
     #: Locale of the prompts.
-    locale: str = "en-US"
+    locale: str = Field("en-US", min_length=1, max_length=64)
     #: A reservation whose DICE never came is released this long after its maxDuration ends.
     grace_seconds: int = Field(600, ge=0, le=86400)
     #: How often each instance looks for such reservations.

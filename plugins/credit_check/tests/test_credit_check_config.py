@@ -19,6 +19,7 @@ from callgate_credit_check import CreditCheck
     ({"cost_decimals": 7}, "[plugins.credit_check].cost_decimals"),
     ({"low_balance_prompt": "{minutes} left"}, "[plugins.credit_check].low_balance_prompt: | only {time}"),
     ({"deny_prompt": "x" * 700}, "[plugins.credit_check].deny_prompt: | is 700 characters"),
+    ({"locale": ""}, "[plugins.credit_check].locale: must not be empty"),
     ({"on_error": "ignore"}, '[plugins.credit_check].on_error must be "deny" or "skip"'),
     ({"destination_types": ["number", "fax"]}, "[plugins.credit_check].destination_types: | 'fax' is not one of "
                                                "conference, did, number, sip, stream, username, voice_relay"),

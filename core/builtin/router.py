@@ -461,10 +461,18 @@ class Router:
         return None
 
 
+#: The callee types whose endpoint is a phone number, read as E.164 for matching and for ``{to}``; any other (a
+#: conference id, a user name, a SIP address) is taken as sent, digits or not: ``"1234"`` is conference ``1234``.
+_NUMBER_CALLEES = frozenset({"number", "did", None})
+
+
 def _callee(call: Incoming) -> str | None:
-    if call.to is None or not call.to.endpoint:
+    to = call.to
+    if to is None or not to.endpoint:
         return None
-    return normalize(call.to.endpoint) or call.to.endpoint
+    if to.type not in _NUMBER_CALLEES:
+        return to.endpoint
+    return normalize(to.endpoint) or to.endpoint
 
 
 def _rank(rule: RouteRule, callee: str) -> tuple[int, int] | None:

@@ -42,6 +42,8 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 LATEST = 50
+#: The most callbacks a search shows (the newest ones); the page and the JSON say when it found more.
+SEARCH_LIMIT = 200
 LIVE_HORIZON_SECONDS = 4 * 3600
 KEEPALIVE_SECONDS = 15.0
 
@@ -222,9 +224,15 @@ async def search_page(request: web.Request) -> web.Response:
     except BadQuery as exc:
         return _page("search.html", status=400, title="Search", nav="search", fields=dict(request.query),
                      error=str(exc), results=None)
-    asked = any(fields.values())
-    results = [present.summary(r, state.mask) for r in await _store(state).search(query)] if asked else None
-    return _page("search.html", title="Search", nav="search", fields=fields, error=None, results=results)
+    results, truncated = await _found(state, query) if any(fields.values()) else (None, False)
+    return _page("search.html", title="Search", nav="search", fields=fields, error=None, results=results,
+                 truncated=truncated, limit=SEARCH_LIMIT)
+
+
+async def _found(state: ConsoleState, query: Search) -> tuple[list[dict[str, Any]], bool]:
+    """The newest :data:`SEARCH_LIMIT` callbacks ``query`` finds, as summaries, and whether it found more."""
+    rows = await _store(state).search(query, SEARCH_LIMIT + 1)
+    return [present.summary(r, state.mask) for r in rows[:SEARCH_LIMIT]], len(rows) > SEARCH_LIMIT
 
 
 async def _stats(state: ConsoleState) -> tuple[list[dict[str, int]], list[dict[str, Any]]]:
@@ -249,7 +257,8 @@ async def api_callbacks(request: web.Request) -> web.Response:
         query, _ = _search(request)
     except BadQuery as exc:
         return _json({"error": "bad_query", "message": str(exc)}, 400)
-    return _json({"callbacks": [present.summary(r, state.mask) for r in await _store(state).search(query)]})
+    callbacks, truncated = await _found(state, query)
+    return _json({"callbacks": callbacks, "truncated": truncated, "limit": SEARCH_LIMIT})
 
 
 async def api_call(request: web.Request) -> web.Response:

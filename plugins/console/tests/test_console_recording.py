@@ -309,6 +309,28 @@ async def test_search_by_number_callid_decision_plugin_and_time(make_console):
     assert bad_api.status == 400 and "since must be a date and time" in (await bad_api.json())["message"]
 
 
+async def test_a_search_that_finds_more_than_it_shows_says_so(make_console):
+    """A search shows the newest 200 matches: the page and the JSON say when more match, so that a script counting
+    or exporting them knows its answer is cut (and narrows the time range)."""
+    from callgate_console.views import SEARCH_LIMIT
+
+    console = await make_console()
+    for n in range(SEARCH_LIMIT + 1):
+        await console.callgate.send(samples.ice(caller=f"4670{n:07d}", callid=f"c-{n}"))
+    await console.callgate.send(samples.ice(caller="4680000000", callid="other"))
+    await console.flush()
+    await console.login()
+    found = await (await console.ops.get("/console/api/callbacks?number=4670")).json()
+    assert (len(found["callbacks"]), found["truncated"], found["limit"]) == (SEARCH_LIMIT, True, SEARCH_LIMIT)
+    assert found["callbacks"][0]["callid"] == f"c-{SEARCH_LIMIT}" and found["callbacks"][-1]["callid"] == "c-1"
+    one = await (await console.ops.get("/console/api/callbacks?number=4680")).json()
+    assert [c["callid"] for c in one["callbacks"]] == ["other"] and one["truncated"] is False
+    page = await (await console.ops.get("/console/search?number=4670")).text()
+    assert f'id="result-count">{SEARCH_LIMIT} callbacks (the newest {SEARCH_LIMIT}: more match;' in page
+    page = await (await console.ops.get("/console/search?number=4680")).text()
+    assert 'id="result-count">1 callback</p>' in page
+
+
 async def test_stats_count_callbacks_denials_errors_and_plugin_health(make_console):
     console = await make_console(plugins={"deny9": DenyFromNine}, enabled=("deny9", "console"))
     for n in range(3):

@@ -76,11 +76,15 @@ def entry(row: Mapping[str, Any], mask: Mask) -> dict[str, Any]:
 def call_summary(key: str, rows: Sequence[Mapping[str, Any]], mask: Mask) -> dict[str, Any]:
     """The call ``key`` at a glance, from its callbacks (a v2 call's: those of every leg of its session): who called
     whom, its generation, decision and deciding plugin (the incoming callback's, when it was recorded), when it
-    ended (its last leg's end) and its legs (call key and page) in the order they first appear."""
+    ended (once each of its legs has: the last leg's end; None while one is still on) and its legs (call key and
+    page) in the order they first appear."""
     first = next((r for r in rows if r["kind"] == "incoming"), rows[0])
     caller = next((r["caller"] for r in rows if r["caller"]), None)
     callee = next((r["callee"] for r in rows if r["callee"]), None)
-    ended = next((r for r in reversed(rows) if r["kind"] == "ended"), None)
+    legs = dict.fromkeys(r["call_key"] for r in rows if r["call_key"])
+    ended_legs = {r["call_key"] for r in rows if r["kind"] == "ended"}
+    # Ended once every leg seen has: when the last of them did (a leg still on keeps the call in progress).
+    ended = next((r for r in reversed(rows) if r["kind"] == "ended"), None) if legs.keys() <= ended_legs else None
     return {
         "call_key": key,
         "callid": next((r["callid"] for r in rows if r["call_key"] == key), first["callid"]),
@@ -93,6 +97,5 @@ def call_summary(key: str, rows: Sequence[Mapping[str, Any]], mask: Mask) -> dic
         "started": utc(rows[0]["received_at"]),
         "ended": utc(ended["received_at"]) if ended else None,
         "callbacks": len(rows),
-        "legs": [{"call_key": leg, "url": call_url(leg)}
-                 for leg in dict.fromkeys(r["call_key"] for r in rows if r["call_key"])],
+        "legs": [{"call_key": leg, "url": call_url(leg)} for leg in legs],
     }

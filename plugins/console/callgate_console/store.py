@@ -201,17 +201,22 @@ class ConsoleStore:
         return int(await self.db.fetchval("SELECT next_id - 1 FROM console_sequence") or 0)
 
     async def in_progress(self, since: float, limit: int = 100) -> list[dict[str, Any]]:
-        """Calls whose incoming callback came after ``since`` and whose end has not come, newest first."""
+        """Calls whose incoming callback came after ``since`` and which have not ended, newest first: a call has
+        ended when each of its legs seen has (a v2 session's legs: the caller's and those a ``dial`` made; a v1
+        call is one), as its page says (:func:`~.present.call_summary`)."""
         started: list[tuple[int, Stored]] = []       # the incoming callbacks, newest first
+        legs: dict[str | None, set[str | None]] = {}    # a call (its session, else its key) -> its legs seen
         ended: set[str | None] = set()
         async for first_id, rows in self._summaries("last_at >= $1", since):
             for n in range(len(rows) - 1, -1, -1):
                 callback = rows[n]
+                legs.setdefault(callback.session or callback.call_key, set()).add(callback.call_key)
                 if callback.kind == "ended":
                     ended.add(callback.call_key)
                 elif callback.kind == "incoming" and callback.received_at >= since:
                     started.append((first_id + n, callback))
-        still_on = [(i, callback) for i, callback in started if callback.call_key not in ended]
+        still_on = [(i, callback) for i, callback in started
+                    if not legs[callback.session or callback.call_key] <= ended]
         return [callback.as_dict(i) for i, callback in still_on[:limit]]      # a dict only for those shown
 
     async def call(self, key: str) -> list[dict[str, Any]]:

@@ -133,6 +133,37 @@ async def test_a_v2_calls_page_shows_every_leg_of_its_session(make_console):
     assert v1.count('class="timeline-entry"') == 1 and 'class="entry-leg"' not in v1
 
 
+@pytest.mark.parametrize("first_to_end", ["dialled-leg", "caller-leg"])
+async def test_a_v2_call_is_in_progress_until_every_leg_has_ended_on_the_live_view_and_its_page(make_console,
+                                                                                                first_to_end):
+    """One leg's hangup ends that leg, not the call: the live view keeps it in progress and its page gives no end
+    until the other leg's hangup too (the two used to disagree, each asking a different leg)."""
+    console = await make_console()
+    session = "01JQSESSION0000000000000003"
+    legs = {"caller-leg": {"caller": "+46709876543", "to": "+46812345678"},
+            "dialled-leg": {"direction": "OUTBOUND", "call_name": "callee"}}
+    await console.callgate.webhook(v2_samples.incoming(caller="+46709876543", to="+46812345678", callid="caller-leg",
+                                                       session=session))
+    await console.callgate.webhook(v2_samples.answered(callid="dialled-leg", session=session))
+    await console.login()
+
+    async def shown() -> tuple[bool, str | None]:
+        await console.flush()
+        page = await (await console.ops.get("/console/")).text()
+        live = page[page.index('id="live-calls"'):page.index('id="latest-callbacks"')]
+        call = (await (await console.ops.get("/console/api/calls/v2%3Acaller-leg")).json())["call"]
+        return 'data-call-key="v2:caller-leg"' in live, call["ended"]
+
+    assert await shown() == (True, None)
+    await console.callgate.webhook(v2_samples.hangup(callid=first_to_end, session=session, **legs[first_to_end]))
+    assert await shown() == (True, None)
+    last = "caller-leg" if first_to_end == "dialled-leg" else "dialled-leg"
+    await console.callgate.webhook(v2_samples.hangup(callid=last, session=session, **legs[last]))
+    in_progress, ended = await shown()
+    timeline = (await (await console.ops.get("/console/api/calls/v2%3Adialled-leg")).json())["timeline"]
+    assert not in_progress and ended == timeline[-1]["time"] and timeline[-1]["call_key"] == f"v2:{last}"
+
+
 async def test_the_authorization_header_is_never_stored(make_console, tmp_path):
     console = await make_console(database_url=f"sqlite:///{tmp_path}/auth.sqlite3")
     response = await console.callgate.send(samples.ice(callid="signed"))

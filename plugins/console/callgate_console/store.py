@@ -201,9 +201,10 @@ class ConsoleStore:
         return int(await self.db.fetchval("SELECT next_id - 1 FROM console_sequence") or 0)
 
     async def in_progress(self, since: float, limit: int = 100) -> list[dict[str, Any]]:
-        """Calls whose incoming callback came after ``since`` and which have not ended, newest first: a call has
-        ended when each of its legs seen has (a v2 session's legs: the caller's and those a ``dial`` made; a v1
-        call is one), as its page says (:func:`~.present.call_summary`)."""
+        """Calls whose incoming callback came after ``since`` and which have not ended, newest first, each with its
+        ``open_legs`` (the call keys of its legs still on): a call has ended when each of its legs seen has (a v2
+        session's legs: the caller's and those a ``dial`` made; a v1 call is one), as its page says
+        (:func:`~.present.call_summary`)."""
         started: list[tuple[int, Stored]] = []       # the incoming callbacks, newest first
         legs: dict[str | None, set[str | None]] = {}    # a call (its session, else its key) -> its legs seen
         ended: set[str | None] = set()
@@ -215,9 +216,14 @@ class ConsoleStore:
                     ended.add(callback.call_key)
                 elif callback.kind == "incoming" and callback.received_at >= since:
                     started.append((first_id + n, callback))
-        still_on = [(i, callback) for i, callback in started
-                    if not legs[callback.session or callback.call_key] <= ended]
-        return [callback.as_dict(i) for i, callback in still_on[:limit]]      # a dict only for those shown
+        shown = []
+        for i, callback in started:
+            open_legs = legs[callback.session or callback.call_key] - ended
+            if open_legs:                           # a dict only for those shown
+                shown.append({**callback.as_dict(i), "open_legs": sorted(leg for leg in open_legs if leg)})
+                if len(shown) == limit:
+                    break
+        return shown
 
     async def call(self, key: str) -> list[dict[str, Any]]:
         """Every recorded callback of the call ``key``, in the order they came, with its details; for a v2 call, with

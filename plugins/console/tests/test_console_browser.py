@@ -144,6 +144,33 @@ def test_the_live_view_shows_a_new_call_within_two_seconds(console, browser):
     assert urllib.parse.unquote(href.get_attribute("href")).endswith("/console/calls/" + key)
 
 
+def test_a_v2_call_stays_in_progress_until_each_of_its_legs_has_ended(console, browser):
+    """The caller's leg hangs up first while the leg a dial made is still on: the call stays among the calls in
+    progress, in the open page (the stream) and after a reload (the store), until that leg's hangup too."""
+    browser.get(console.url("/"))
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    caller = caller_number()
+    incoming = console.webhook(v2_samples.incoming(caller=caller, to="+46850009999"))
+    callid, session = incoming.body["call"]["callId"], incoming.body["call"]["sessionId"]
+    dialled = v2_samples.new_call_id()
+    assert console.webhook(v2_samples.answered(dialled, session=session)).status == 200
+    key = call_key("v2", callid)
+    in_progress = f'#live-calls tr[data-call-key="{key}"]'
+    wait_for(lambda: find(browser, in_progress), timeout=2.0, what="the call in #live-calls")
+    assert console.webhook(v2_samples.hangup(callid, caller=caller, to="+46850009999", session=session)).status == 200
+    wait_for(lambda: _row_with_caller(browser, "#latest-callbacks", caller) and
+             browser.find_elements(By.CSS_SELECTOR, "#latest-callbacks .cb-event")[0].text == "call.hangup",
+             timeout=2.0, what="the caller's hangup in #latest-callbacks")
+    assert find(browser, in_progress) is not None                   # the dialled leg is still on
+    browser.refresh()
+    assert find(browser, in_progress) is not None
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    assert console.webhook(v2_samples.hangup(dialled, session=session, direction="OUTBOUND")).status == 200
+    wait_for(lambda: find(browser, in_progress) is None, timeout=2.0, what="the ended call leaving #live-calls")
+    browser.refresh()
+    assert find(browser, in_progress) is None
+
+
 def _row_with_caller(browser: WebDriver, table: str, caller: str):
     """The newest row whose caller is ``caller`` (with or without its ``+``: v1 sends numbers without it)."""
     for row in browser.find_elements(By.CSS_SELECTOR, f"{table} tr[data-callback-id]"):

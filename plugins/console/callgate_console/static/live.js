@@ -42,10 +42,19 @@
     return tr;
   }
 
-  function findCall(key) {
+  // The row of the call a callback belongs to: a v2 call by its session (its legs have callIds of their own), a v1
+  // call by its key.
+  function findCall(cb) {
     var rows = calls.querySelectorAll("tr[data-call-key]");
-    for (var i = 0; i < rows.length; i++) { if (rows[i].dataset.callKey === key) { return rows[i]; } }
+    for (var i = 0; i < rows.length; i++) {
+      var r = rows[i];
+      if (r.dataset.callKey === cb.call_key || (cb.session && r.dataset.session === cb.session)) { return r; }
+    }
     return null;
+  }
+
+  function openLegs(tr) {
+    try { return JSON.parse(tr.dataset.openLegs || "[]"); } catch (e) { return []; }
   }
 
   function add(cb) {
@@ -56,14 +65,19 @@
     latest.insertBefore(tr, latest.firstChild);
     while (latest.rows.length > limit) { latest.deleteRow(latest.rows.length - 1); }
     if (!cb.call_key) { return; }
-    if (cb.kind === "incoming" && !findCall(cb.call_key)) {
-      var call = row(cb, CALL_CELLS);
+    // A call is in progress until each of its legs seen has ended (as the server counts it).
+    var call = findCall(cb);
+    if (!call) {
+      if (cb.kind !== "incoming") { return; }
+      call = row(cb, CALL_CELLS);
       call.className = "fresh";
+      call.dataset.session = cb.session || "";
+      call.dataset.openLegs = "[]";
       calls.insertBefore(call, calls.firstChild);
-    } else if (cb.kind === "ended") {
-      var done = findCall(cb.call_key);
-      if (done) { done.remove(); }
     }
+    var legs = openLegs(call).filter(function (leg) { return leg !== cb.call_key; });
+    if (cb.kind !== "ended") { legs.push(cb.call_key); }
+    if (legs.length === 0) { call.remove(); } else { call.dataset.openLegs = JSON.stringify(legs); }
   }
 
   function connect() {

@@ -104,6 +104,11 @@ def test_sdk_conference_is_confirmed_with_its_id():
     route = r.route_call(ice(to="room-42", to_type="conference", domain="mxp"))
     assert route.to == Conference("room-42")
     assert r.route_call(ice(to="+46850001234")) is None   # to_type does not match
+    # A conference id (or a user name) of digits is not a phone number: taken as sent, not made "+1234".
+    assert r.route_call(ice(to="1234", to_type="conference", domain="mxp")).to == Conference("1234")
+    users = router([{"to_type": "username", "action": {"name": "connectMxp",
+                                                       "destination": {"type": "username", "endpoint": "{to}"}}}])
+    assert users.route_call(ice(to="46701234567", to_type="username", domain="mxp")).to == InAppUser("46701234567")
 
 
 def test_domain_condition():

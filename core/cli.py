@@ -282,14 +282,29 @@ def _is_sip(value: str) -> bool:
 def _body(args: argparse.Namespace, signer: str) -> bytes:
     """The body to send or simulate: ``--body``'s bytes, else the sample naming ``signer`` (:func:`_sample`)."""
     if args.body == "-":
-        return sys.stdin.buffer.read()
-    if args.body:
+        body = sys.stdin.buffer.read()
+    elif args.body:
         try:
             with open(args.body, "rb") as f:
-                return f.read()
+                body = f.read()
         except OSError as exc:
             raise ConfigError(f"--body {args.body}: cannot be read: {exc.strerror}") from None
-    return json.dumps(_sample(args, signer)).encode()
+    else:
+        return json.dumps(_sample(args, signer)).encode()
+    _note_other_event(args, body)
+    return body
+
+
+def _note_other_event(args: argparse.Namespace, body: bytes) -> None:
+    """A note on stderr when a ``--body`` names another event than the command's EVENT: the body is what is sent
+    (or simulated), and EVENT only says which generation's path and signature it gets."""
+    try:
+        named = json.loads(body).get("event")
+    except (ValueError, AttributeError):        # not JSON, or not an object: the server's refusal will say so
+        return
+    if isinstance(named, str) and named.strip().lower() != args.event:
+        print(f"callgate: note: --body names the event {named[:64]!r}, not {args.event}: the body is used as it is, "
+              f"as a {'v2 webhook' if _is_v2(args) else 'v1 callback'}", file=sys.stderr)
 
 
 def _load(config: Config, *, dry_run: bool = False, broken: dict[str, Exception] | None = None) -> Plugins:

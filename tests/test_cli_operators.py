@@ -338,6 +338,17 @@ def test_sign_body_is_signed_by_the_application_it_names(tmp_path):
         assert ("is not configured: signed by 'app-a'" in result.stderr) == (named == "app-x")
 
 
+def test_a_body_naming_another_event_than_the_command_gets_a_note(tmp_path):
+    """``simulate dice --body ice.json`` simulates the ICE the body is: a note says the EVENT argument is not it."""
+    (tmp_path / "ice.json").write_text(json.dumps({"event": "ice", "callid": "c-1", "cli": "46701234567", "to": {
+        "type": "number", "endpoint": "+46850001234"}, "domain": "pstn", "originationType": "pstn"}))
+    other = run("simulate", "dice", "--body", "ice.json", cwd=tmp_path, env=APP_ENV)
+    assert "ICE c-1" in ok(other)
+    assert "callgate: note: --body names the event 'ice', not dice: the body is used as it is" in other.stderr
+    same = run("simulate", "ice", "--body", "ice.json", cwd=tmp_path, env=APP_ENV)
+    assert "ICE c-1" in ok(same) and "note" not in same.stderr
+
+
 def test_a_command_of_an_installed_plugin_that_is_not_enabled_says_so(tmp_path):
     (tmp_path / "config.toml").write_text('[plugins]\nenabled = ["allowlist"]\n[plugins.allowlist]\ndefault = "allow"\n')
     message = refused(run("credit", "balance", ACCOUNT, cwd=tmp_path), "'credit' is not a command of callgate or "

@@ -62,7 +62,7 @@ class CallerIdRules:
     default_on_error = "skip"
 
     def __init__(self, config: CallerIdConfig) -> None:
-        #: The route names the rules give, in file order (each once).
+        #: The caller id of each route a rule names.
         self.by_route = {r.route: r.cli for r in config.rules if r.route is not None}
         prefixes = [(r.prefix, r.cli) for r in config.rules if r.prefix is not None]
         self.by_prefix = sorted(prefixes, key=lambda p: -len(p[0]))

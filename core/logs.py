@@ -16,6 +16,7 @@ import asyncio
 import atexit
 import contextvars
 import logging
+import select
 import sys
 import time
 import weakref
@@ -48,12 +49,18 @@ class SafePrintLogger(_DropUnwritable, structlog.PrintLogger):
     """Lines as text (the console renderer)."""
 
 
+#: The most bytes a write() puts into a pipe whole (POSIX's PIPE_BUF: 4096 on Linux).  The workers of ``serve
+#: --workers`` share the supervisor's stdout: a longer write may be cut up, and another worker's lines land inside a
+#: line, so the lines kept are written in writes of whole lines no longer than this.
+ATOMIC_BYTES = getattr(select, "PIPE_BUF", 512)
+
+
 class LineWriter:
     """JSON lines (bytes) to a binary stream, written once per event-loop iteration.
 
     Inside a running event loop a line is kept, and the first line of an iteration schedules one
     write for all the lines kept before the loop looks at its sockets again: one ``write`` system
-    call for a burst of callbacks instead of one each, even when the stream itself is unbuffered
+    call (per :data:`ATOMIC_BYTES`) for a burst of callbacks instead of one each, even when the stream itself is unbuffered
     (``PYTHONUNBUFFERED=1``, usual in containers, makes ``sys.stdout.buffer`` a raw file: a system
     call per ``write``).  Outside a loop every line is written at once, and lines still kept when
     the process exits are written then.  A line that cannot be written (closed or full stream) is
@@ -82,9 +89,18 @@ class LineWriter:
             loop.call_soon(self.flush)
 
     def flush(self) -> None:
+        """Write the lines kept, in writes of whole lines of at most :data:`ATOMIC_BYTES` each (a longer line alone)."""
         self._flush_loop = None
         lines, self._kept = self._kept, []
-        self._write(b"".join(lines))
+        chunk: list[bytes] = []
+        size = 0
+        for line in lines:
+            if chunk and size + len(line) > ATOMIC_BYTES:
+                self._write(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        self._write(b"".join(chunk))
 
     def _write(self, data: bytes) -> None:
         try:

@@ -176,6 +176,23 @@ async def test_the_lines_of_one_loop_iteration_are_one_write_even_unbuffered():
     assert raw.writes == [b"1\n2\n3\n", b"4\n"]
 
 
+@pytest.mark.parametrize("buffered", [False, True])
+async def test_a_burst_is_written_in_whole_lines_no_write_longer_than_a_pipe_takes_whole(buffered):
+    """The workers of ``serve --workers`` share one stdout: a write longer than PIPE_BUF may be cut up and another
+    worker's lines land inside one of ours (seen: two JSON objects on one line).  So a burst goes out in writes of
+    whole lines, each at most ``ATOMIC_BYTES``, whether the stream is raw or buffered (``sys.stdout.buffer``)."""
+    raw = RawStream()
+    writer = logs.LineWriter(io.BufferedWriter(raw) if buffered else raw)
+    lines = [b'{"event": "callback", "n": %d, "pad": "%s"}\n' % (n, b"x" * (n % 400)) for n in range(100)]
+    long_line = b'{"event": "long", "pad": "' + b"y" * 6000 + b'"}\n'
+    for line in [*lines[:50], long_line, *lines[50:]]:
+        writer.write_line(line)
+    await asyncio.sleep(0)
+    assert b"".join(raw.writes) == b"".join([*lines[:50], long_line, *lines[50:]])       # all, in order
+    assert len(raw.writes) > 2 and all(write.endswith(b"\n") for write in raw.writes)
+    assert [write for write in raw.writes if len(write) > logs.ATOMIC_BYTES] == [long_line]   # only the one too long
+
+
 def test_outside_a_loop_a_line_is_written_at_once():
     raw = RawStream()
     logs.LineWriter(raw).write_line(b"now\n")

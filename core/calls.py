@@ -64,6 +64,10 @@ Generation = Literal["v1", "v2"]
 GENERATIONS: tuple[Generation, ...] = ("v1", "v2")
 #: ``Ended.result`` values that mean the call was answered, in either generation's vocabulary.
 ANSWERED_RESULTS = frozenset({"ANSWERED", "COMPLETED"})
+#: Every ``Ended.result`` value: v1 DICE's ``result`` and v2's ``callResult`` (what a configuration keyed by the
+#: result may name).
+END_RESULTS = frozenset({"ANSWERED", "BUSY", "NOANSWER", "FAILED", "N/A",
+                         "QUEUED", "INITIATED", "IN_PROGRESS", "COMPLETED", "REJECTED", "NO_ANSWER", "CANCEL"})
 
 # The words of a neutral call's ``to.type``, ``domain`` and ``origination``, the same for both API generations where
 # the two agree: v1 sends did/number/username/sip/conference and pstn/mxp; a v2 inbound PHONE call is ``did``

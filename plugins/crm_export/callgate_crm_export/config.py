@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
+from callgate.calls import END_RESULTS
 from callgate.config import SecretDatabaseURL, resolve_config_path
 
 _SINK_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -109,8 +110,12 @@ class HubSpotSink(DeliverySettings):
 
     @field_validator("dispositions")
     @classmethod
-    def _upper(cls, value: dict[str, str]) -> dict[str, str]:
-        return {k.strip().upper(): v for k, v in value.items()}
+    def _results(cls, value: dict[str, str]) -> dict[str, str]:
+        mapped = {k.strip().upper(): v for k, v in value.items()}
+        for result, original in zip(mapped, value, strict=True):
+            if result not in END_RESULTS:       # a typo would never match a call's result
+                raise ValueError(f"{original!r} is not a call result; the results are {', '.join(sorted(END_RESULTS))}")
+        return mapped
 
 
 class FileSink(DeliverySettings):

@@ -36,6 +36,8 @@ def test_a_minimal_configuration_has_sensible_defaults():
     ({"sinks": [{**SINK, "colour": "blue"}]}, "colour: unknown key: this table has no such setting"),
     ({"sinks": [SINK], "database_url": "mysql://db"}, "must be sqlite:///path/to/file.sqlite3 or postgresql://"),
     ({"sinks": [{"name": "hs", "type": "hubspot"}]}, "token: required, and not given"),
+    ({"sinks": [{"name": "hs", "type": "hubspot", "token": "pat-na1-x", "dispositions": {"ANSWERD": "f240bbac"}}]},
+     "dispositions: 'ANSWERD' is not a call result; the results are ANSWERED, BUSY, CANCEL"),
 ])
 def test_configuration_errors_name_the_key_and_the_fix(table, message):
     with pytest.raises(PluginError) as err:

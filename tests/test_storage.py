@@ -76,6 +76,15 @@ async def test_unknown_scheme_is_refused():
         await Database.connect("mysql://x")
 
 
+async def test_a_sqlite_path_under_a_file_is_a_database_error_naming_that_file(tmp_path):
+    """A folder of the path that is a file (a typo in database_url) is said as such, not as ``FileExistsError``."""
+    (tmp_path / "rates.csv").write_text("prefix,currency,per_minute\n")
+    with pytest.raises(DatabaseError) as err:
+        await Database.connect(f"sqlite:///{tmp_path}/rates.csv/credit.sqlite3")
+    assert str(err.value) == (f"cannot create the folder of SQLite database {tmp_path}/rates.csv/credit.sqlite3: "
+                              f"{tmp_path}/rates.csv is a file, not a folder")
+
+
 async def test_transaction_cancelled_while_waiting_leaves_the_connection_usable(tmp_path):
     """Another process holds the write lock; our BEGIN IMMEDIATE waits and is cancelled meanwhile."""
     import sqlite3

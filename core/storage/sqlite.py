@@ -263,6 +263,10 @@ class SQLiteDatabase(Database):
                 self._reader = await loop.run_in_executor(self._executor, connect_reader)
         except sqlite3.Error as exc:
             raise DatabaseError(f"cannot open SQLite database {self.path}: {exc}") from None
+        except OSError as exc:           # its folder cannot be made: a part of the path is a file, or not writable
+            why = f"{exc.filename} is a file, not a folder" if isinstance(exc, FileExistsError) else \
+                f"{exc.strerror} ({exc.filename})"
+            raise DatabaseError(f"cannot create the folder of SQLite database {self.path}: {why}") from None
         self._waiters = WriteWaiters.beside(self.path)
 
     async def close(self) -> None:

@@ -28,12 +28,13 @@ log = structlog.get_logger("callgate.console")
 POLL_SECONDS = 0.3
 #: Events waiting for one stream; beyond it the stream's newest events are dropped.
 STREAM_QUEUE = 500
-#: At most this many new callbacks per poll are sent (a burst beyond it: only the newest).
+#: At most this many new callbacks per poll are sent (a burst beyond it: only the newest; the others are counted as
+#: dropped, and the streams told ``skipped``, so that a page reads its calls in progress again).
 MAX_PER_POLL = 200
 
 
 #: What a stream's queue holds: a callback's summary, a change of the store's state (``"unavailable"``: it cannot be
-#: read; ``"ready"``: it can again), or None (the console is shutting down).
+#: read; ``"ready"``: it can again), ``"skipped"`` (callbacks were left out), or None (the console is shutting down).
 Item = dict[str, Any] | str | None
 
 
@@ -111,8 +112,13 @@ class LiveFeed:
             self._cursor = await store.last_id()
             return
         fresh = await store.after(self._cursor, MAX_PER_POLL)
-        if fresh:
-            self._cursor = fresh[-1]["id"]
+        if not fresh:
+            return
+        skipped = fresh[0]["id"] - self._cursor - 1     # ids have no gaps: those between were left out
+        self._cursor = fresh[-1]["id"]
+        if skipped > 0:
+            self.dropped += skipped * len(self._subscribers)
+            self._publish("skipped")
         for item in fresh:
             self._publish(item)
 

@@ -189,7 +189,7 @@ class ConsoleStore:
 
     async def latest(self, limit: int = 50) -> list[dict[str, Any]]:
         """The newest callbacks' summaries, newest first."""
-        return await self._callbacks("", limit=limit)
+        return sorted(await self._callbacks("", limit=limit), key=_in_time_order, reverse=True)
 
     async def after(self, last_id: int, limit: int) -> list[dict[str, Any]]:
         """The summaries of the callbacks after ``last_id``, oldest first: the newest ``limit`` of them."""
@@ -223,7 +223,7 @@ class ConsoleStore:
                 shown.append({**callback.as_dict(i), "open_legs": sorted(leg for leg in open_legs if leg)})
                 if len(shown) == limit:
                     break
-        return shown
+        return sorted(shown, key=_in_time_order, reverse=True)
 
     async def call(self, key: str) -> list[dict[str, Any]]:
         """Every recorded callback of the call ``key``, in the order they came, with its details; for a v2 call, with
@@ -233,7 +233,7 @@ class ConsoleStore:
         if sessions:
             found += await self._with_details([record.session_key(s) for s in sorted(sessions)], lambda callback:
                                               callback.session in sessions and callback.call_key != key)
-        return sorted(found, key=lambda c: c["id"])
+        return sorted(found, key=_in_time_order)
 
     async def _with_details(self, terms: list[str], wanted: Callable[[Stored], bool]) -> list[dict[str, Any]]:
         """The callbacks for which ``wanted`` is true, with their details, in the batches whose call keys hold one
@@ -268,7 +268,8 @@ class ConsoleStore:
         if query.until is not None:
             args.append(query.until)
             where.append(f"first_at < ${len(args)}")
-        return await self._callbacks(" AND ".join(where), *args, wanted=query.matcher(), limit=limit)
+        found = await self._callbacks(" AND ".join(where), *args, wanted=query.matcher(), limit=limit)
+        return sorted(found, key=_in_time_order, reverse=True)
 
     async def per_minute(self, since_minute: int) -> list[dict[str, Any]]:
         """Callbacks, denials and errors per minute (``minute``: unix minutes) from ``since_minute`` on."""
@@ -297,6 +298,13 @@ class ConsoleStore:
                     if len(traces) >= limit:
                         return traces
         return traces
+
+
+def _in_time_order(callback: dict[str, Any]) -> tuple[float, int]:
+    """A callback's place in time.  Ids follow the order the batches were written, which with several instances or
+    ``--workers`` is not the order the callbacks came in (an instance's batch of older callbacks may be written
+    after another's): pages show callbacks in the order they were received, ids breaking ties."""
+    return callback["received_at"], callback["id"]
 
 
 def _contains(db: Database, column: str, n: int) -> str:

@@ -280,8 +280,8 @@ async def api_stats(request: web.Request) -> web.Response:
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: ``callback`` (data: a callback's summary JSON) for every callback recorded from now
     on, by any worker or instance sharing the store; ``unavailable`` when the store cannot be read and ``ready``
-    when it can again; ``expired`` when the session ends; a comment every few seconds keeps proxies from closing
-    it."""
+    when it can again; ``skipped`` when callbacks were left out (a burst: the page reads its calls in progress
+    again); ``expired`` when the session ends; a comment every few seconds keeps proxies from closing it."""
     state = request.app[STATE]
     _store(state)
     response = web.StreamResponse(headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream",
@@ -308,7 +308,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 continue
             if item is None:            # the console is shutting down
                 break
-            if isinstance(item, str):   # the store cannot be read ("unavailable"), or can again ("ready")
+            if isinstance(item, str):   # "unavailable", "ready" (the store's state) or "skipped"
                 await response.write(b"event: " + item.encode() + b"\ndata: {}\n\n")
                 continue
             await response.write(b"event: callback\ndata: " + orjson.dumps(present.summary(item, mask)) + b"\n\n")

@@ -171,6 +171,62 @@ def test_a_v2_call_stays_in_progress_until_each_of_its_legs_has_ended(console, b
     assert find(browser, in_progress) is None
 
 
+def _write_as_another_instance(console: ConsoleServer, callbacks: list[tuple[float, str, str, str]]) -> None:
+    """Write ``(received_at, event, kind, callid)`` v1 callbacks of the caller +46701110000 into the server's store, as
+    one more instance writing one batch (the server numbers its callbacks in the order batches are written)."""
+    import asyncio
+
+    import msgspec
+    from callgate_console.record import Capture, Detail, Stored
+    from callgate_console.store import ConsoleStore
+
+    async def write() -> None:
+        store = await ConsoleStore.open(f"sqlite:///{console.folder / 'console.db'}")
+        try:
+            await store.insert([Capture(Stored(at, "v1", event, kind, callid, callid, "46701110000", "+46850009999",
+                                               200, "allowed" if kind == "incoming" else None, None, None, "recorded",
+                                               msgspec.Raw(b"\x90")),
+                                        Detail(None, 1.0, b"{}", b"{}"), b"[]")
+                                for at, event, kind, callid in callbacks])
+        finally:
+            await store.close()
+    asyncio.run(write())
+
+
+def test_the_live_view_keeps_time_order_and_ends_a_call_whose_hangup_was_written_first(console, browser):
+    """Another instance wrote a call's DICE before this one wrote its ICE: the stream brings the DICE first.  The
+    call is not left among the calls in progress, and the latest callbacks stay newest first by time."""
+    browser.get(console.url("/"))
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    callid, now = f"written-late-{time.time_ns()}", time.time()
+    _write_as_another_instance(console, [(now - 1, "dice", "ended", callid)])
+    _write_as_another_instance(console, [(now - 2, "ice", "incoming", callid)])
+    rows = f'#latest-callbacks tr[data-call-key="{callid}"]'
+    wait_for(lambda: len(browser.find_elements(By.CSS_SELECTOR, rows)) == 2, timeout=2.0, what="both callbacks")
+    assert [r.find_element(By.CSS_SELECTOR, ".cb-event").text for r in browser.find_elements(By.CSS_SELECTOR, rows)] \
+        == ["dice", "ice"]
+    time.sleep(0.5)                                               # whatever the script would still do with them
+    assert find(browser, f'#live-calls tr[data-call-key="{callid}"]') is None
+    browser.refresh()
+    assert find(browser, f'#live-calls tr[data-call-key="{callid}"]') is None
+
+
+def test_a_burst_the_stream_skips_a_hangup_in_is_caught_up_with_by_reading_the_calls_again(console, browser):
+    """More callbacks at once than the stream sends per poll: it sends the newest and says ``skipped``, and the
+    page reads its calls in progress again, so a call whose hangup was skipped does not stay listed."""
+    from callgate_console.live import MAX_PER_POLL
+
+    browser.get(console.url("/"))
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    callid, now = f"burst-{time.time_ns()}", time.time()
+    _write_as_another_instance(console, [(now - 5, "ice", "incoming", callid)])
+    in_progress = f'#live-calls tr[data-call-key="{callid}"]'
+    wait_for(lambda: find(browser, in_progress), timeout=2.0, what="the call in #live-calls")
+    _write_as_another_instance(console, [(now - 4, "dice", "ended", callid)] + [
+        (now - 3, "dice", "ended", f"{callid}-other-{n}") for n in range(MAX_PER_POLL + 20)])
+    wait_for(lambda: find(browser, in_progress) is None, timeout=5.0, what="the call read again and gone")
+
+
 def _row_with_caller(browser: WebDriver, table: str, caller: str):
     """The newest row whose caller is ``caller`` (with or without its ``+``: v1 sends numbers without it)."""
     for row in browser.find_elements(By.CSS_SELECTOR, f"{table} tr[data-callback-id]"):

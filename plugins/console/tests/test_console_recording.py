@@ -601,6 +601,49 @@ async def test_ids_become_visible_in_order_when_two_instances_write_at_once(make
         await other.close()
 
 
+async def test_pages_follow_the_time_callbacks_came_in_not_the_order_batches_were_written(make_console):
+    """With several instances (or workers) one's batch of older callbacks may be written after another's newer ones,
+    so ids are not time order: a call's timeline, its start and end, the latest callbacks and a search still are."""
+    console = await make_console(flush_interval_ms=60_000)
+    store = console.plugin.state.store
+    now = time.time()
+    ice = await _capture(console, samples.ice(caller="46701234567", callid="late-ice"), received_at=now - 3)
+    ace = await _capture(console, samples.ace(callid="late-ice"), received_at=now - 2)
+    dice = await _capture(console, samples.dice(callid="late-ice", caller="46701234567"), received_at=now - 1)
+    await store.insert([dice])                       # another instance wrote its batch first
+    await store.insert([ace, ice])                   # (a batch holds what one instance queued, in its order)
+    await console.login()
+    data = await (await console.ops.get("/console/api/calls/late-ice")).json()
+    assert [e["event"] for e in data["timeline"]] == ["ice", "ace", "dice"]
+    assert [e["id"] for e in data["timeline"]] == [3, 2, 1]
+    assert (data["call"]["started"], data["call"]["ended"]) == (data["timeline"][0]["time"], data["timeline"][2]["time"])
+    latest = await store.latest(10)
+    assert [c["event"] for c in latest] == ["dice", "ace", "ice"]                       # newest first, by time
+    found = await (await console.ops.get("/console/api/callbacks?callid=late-ice")).json()
+    assert [c["event"] for c in found["callbacks"]] == ["dice", "ace", "ice"]
+    assert await store.in_progress(now - 60) == []                                      # its DICE ended it
+    page = await (await console.ops.get("/console/")).text()
+    latest_rows = page[page.index('id="latest-callbacks"'):]
+    assert [part.split('"')[0] for part in latest_rows.split('data-callback-id="')[1:]] == ["1", "2", "3"]
+
+
+async def test_a_burst_beyond_what_the_stream_sends_per_poll_is_counted_and_the_page_told(make_console):
+    """The live stream sends at most MAX_PER_POLL new callbacks a poll (the newest): those it leaves out are counted
+    in stream_events_dropped, and the stream says ``skipped`` so that a page reads its calls in progress again."""
+    from callgate_console.live import MAX_PER_POLL
+
+    console = await make_console(flush_interval_ms=60_000)
+    store, feed = console.plugin.state.store, console.plugin.state.feed
+    queue = await feed.subscribe()
+    capture = await _capture(console, samples.ice(callid="burst"), received_at=time.time())
+    await store.insert([capture] * (MAX_PER_POLL + 30))
+    items = [await asyncio.wait_for(queue.get(), 3.0) for _ in range(MAX_PER_POLL + 1)]
+    assert items[0] == "skipped" and all(isinstance(item, dict) for item in items[1:])
+    assert [item["id"] for item in items[1:]] == list(range(31, MAX_PER_POLL + 31))     # the newest
+    assert feed.dropped == 30 and console.plugin.collect_metrics()["stream_events_dropped"] == 30
+    feed.unsubscribe(queue)
+
+
 async def test_a_store_from_a_development_build_is_upgraded_to_batches(tmp_path):
     url = f"sqlite:///{tmp_path}/old.sqlite3"
     db = await Database.connect(url)

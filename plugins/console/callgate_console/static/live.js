@@ -53,37 +53,106 @@
     return null;
   }
 
-  function openLegs(tr) {
-    try { return JSON.parse(tr.dataset.openLegs || "[]"); } catch (e) { return []; }
+  // Each call's legs seen and legs ended, whatever order the stream brings its callbacks in: with several instances
+  // or workers a hangup may come before the incoming callback it ends (the store numbers callbacks as each process
+  // writes its batch).  A call is in progress while an incoming callback was seen and a leg seen has not ended, as
+  // the server counts it.  The newest calls only (MAX_TRACKED): an older one has long left the page's 50 rows.
+  var MAX_TRACKED = 2000;
+  var tracked = new Map();
+
+  function track(cb) {
+    var group = cb.session || cb.call_key;
+    var call = tracked.get(group);
+    if (!call) {
+      call = {legs: new Set(), ended: new Set()};
+      tracked.set(group, call);
+      if (tracked.size > MAX_TRACKED) { tracked.delete(tracked.keys().next().value); }
+    }
+    call.legs.add(cb.call_key);
+    if (cb.kind === "ended") { call.ended.add(cb.call_key); }
+    return call;
+  }
+
+  function stillOn(call) {
+    var on = false;
+    call.legs.forEach(function (leg) { if (!call.ended.has(leg)) { on = true; } });
+    return on;
+  }
+
+  // The calls the server listed as in progress, with their legs still on.
+  function seed() {
+    Array.prototype.forEach.call(calls.querySelectorAll("tr[data-call-key]"), function (r) {
+      var legs = [];
+      try { legs = JSON.parse(r.dataset.openLegs || "[]"); } catch (e) { /* none */ }
+      var call = {legs: new Set(legs.length ? legs : [r.dataset.callKey]), ended: new Set()};
+      tracked.set(r.dataset.session || r.dataset.callKey, call);
+    });
+  }
+  seed();
+
+  // The stream skipped callbacks (a burst beyond what it sends per poll): a hangup may be among them, so the calls in
+  // progress are read again from the server's page, two seconds later (one read for a whole burst).  The page is
+  // parsed as an inert document (nothing in it runs) and its table's rows adopted as they are.
+  var resyncing = false;
+  function resync() {
+    if (resyncing) { return; }
+    resyncing = true;
+    setTimeout(function () {
+      fetch(window.location.pathname, {credentials: "same-origin"})
+        .then(function (response) { return response.ok ? response.text() : null; })
+        .then(function (html) {
+          resyncing = false;
+          var fresh = html && new DOMParser().parseFromString(html, "text/html").querySelector("#live-calls tbody");
+          if (!fresh) { return; }
+          var adopted = document.importNode(fresh, true);
+          calls.parentNode.replaceChild(adopted, calls);
+          calls = adopted;
+          tracked.clear();
+          seed();
+        })
+        .catch(function () { resyncing = false; });
+    }, 2000);
+  }
+
+  // Latest callbacks, newest first by the time they were received (ids break ties).
+  function placeLatest(tr, cb) {
+    var rows = latest.rows;
+    for (var i = 0; i < rows.length; i++) {
+      var at = parseFloat(rows[i].dataset.receivedAt);
+      if (at < cb.received_at || (at === cb.received_at && Number(rows[i].dataset.callbackId) < Number(cb.id))) {
+        latest.insertBefore(tr, rows[i]);
+        return;
+      }
+    }
+    latest.appendChild(tr);
   }
 
   function add(cb) {
     if (latest.querySelector('tr[data-callback-id="' + Number(cb.id) + '"]')) { return; }
     var tr = row(cb, CELLS);
     tr.dataset.callbackId = String(Number(cb.id));
+    tr.dataset.receivedAt = String(cb.received_at);
     tr.className = "fresh decision-" + (cb.decision || "none");
-    latest.insertBefore(tr, latest.firstChild);
+    placeLatest(tr, cb);
     while (latest.rows.length > limit) { latest.deleteRow(latest.rows.length - 1); }
     if (!cb.call_key) { return; }
-    // A call is in progress until each of its legs seen has ended (as the server counts it).
-    var call = findCall(cb);
-    if (!call) {
-      if (cb.kind !== "incoming") { return; }
-      call = row(cb, CALL_CELLS);
-      call.className = "fresh";
-      call.dataset.session = cb.session || "";
-      call.dataset.openLegs = "[]";
-      calls.insertBefore(call, calls.firstChild);
+    var call = track(cb);
+    var shown = findCall(cb);
+    if (!stillOn(call)) {
+      if (shown) { shown.remove(); }
+    } else if (!shown && cb.kind === "incoming") {
+      shown = row(cb, CALL_CELLS);
+      shown.className = "fresh";
+      shown.dataset.session = cb.session || "";
+      calls.insertBefore(shown, calls.firstChild);
     }
-    var legs = openLegs(call).filter(function (leg) { return leg !== cb.call_key; });
-    if (cb.kind !== "ended") { legs.push(cb.call_key); }
-    if (legs.length === 0) { call.remove(); } else { call.dataset.openLegs = JSON.stringify(legs); }
   }
 
   function connect() {
     var source = new EventSource("/console/stream");
     source.addEventListener("open", function () { show("live"); });
     source.addEventListener("ready", function () { show("live"); });
+    source.addEventListener("skipped", resync);
     source.addEventListener("callback", function (event) {
       try { add(JSON.parse(event.data)); } catch (e) { /* a malformed event is skipped */ }
     });

@@ -11,12 +11,13 @@ after the request head arrived:
   is when a whole request and the end of the stream come in one read, before the request's
   handler started.
 
-:class:`CallbackConnection` ends such a body with an error at once (the callback handler answers
+:class:`HttpConnection` ends such a body with an error at once (the callback handler answers
 ``400 incomplete_body``), and keeps the writing half of a half-closed connection open while a
-request is in progress, so that its answer (an error, or the answer to a whole request) is sent;
-the connection is then closed.  A request the HTTP parser refuses gets aiohttp's plain-text 400
-with a sentence of callgate's instead of the parser's message, which quotes the offending line
-(an ``Authorization`` header, say) back.  It reads four attributes of aiohttp's ``RequestHandler``
+request is in progress or waiting (pipelined), so that each answer (an error, or the answer to a
+whole request) is sent; the connection is then closed.  A request the HTTP parser refuses gets
+aiohttp's plain-text 400 with a sentence of callgate's instead of the parser's message, which
+quotes the offending line (an ``Authorization`` header, say) back.  Both the callback port and the
+ops port are served this way.  It reads four attributes of aiohttp's ``RequestHandler``
 (``_current_request``, ``_request_in_progress``, ``_waiter``, and ``_messages`` with its ``(message,
 payload)`` pairs) and builds it as ``web.Server`` does: the subclass is kept to those, and the tests in
 tests/test_http_errors.py fail if an aiohttp release changes them.
@@ -51,6 +52,8 @@ _REFUSALS: tuple[tuple[type[HttpProcessingError], str], ...] = (
     (BadStatusLine, "a malformed request line"),
     (InvalidHeader, "a malformed header line (an invalid name, or a control character in a value)"),
 )
+#: How often a connection the client half-closed looks whether its last request has been answered.
+IDLE_CHECK = 0.02
 _MALFORMED = ("malformed HTTP (e.g. a control character in a header, a repeated Content-Type, Content-Length or "
               "Host header, Content-Length with Transfer-Encoding, more headers than [server] max_headers, a "
               "broken chunked body)")
@@ -64,8 +67,8 @@ def refusal(exc: BaseException | None) -> str:
     return f"Bad Request: {_MALFORMED}\n"
 
 
-class CallbackConnection(RequestHandler):
-    """One HTTP connection of the callback server (aiohttp's handler, see the module docstring)."""
+class HttpConnection(RequestHandler):
+    """One HTTP connection, of the callback port or the ops port (aiohttp's handler, see the module docstring)."""
 
     __slots__ = ("_received",)
 
@@ -95,21 +98,24 @@ class CallbackConnection(RequestHandler):
         body = request.content if request is not None else self._received
         if body is not None and not body.is_eof() and body.exception() is None:
             body.set_exception(ContentLengthError("the client ended the stream before the body's end"))
-        if self._request_in_progress or self._messages:
-            self.close()                  # no further request on this connection once this one is answered
-            return True                   # keep the writing half open for the answer
-        if self._waiter is not None and not self._waiter.done():
+        if not self._busy() and self._waiter is not None and not self._waiter.done():
             return None                   # idle, waiting for a request: the connection closes, as in aiohttp
-        # Between taking a request off the queue and starting its handler (on the loop's next turn), or not begun:
-        # decide on the next turn, the writing half kept open until then.
-        self._loop.call_soon(self._close_after_eof)
+        # Requests in progress or waiting (pipelined ones too), or one taken off the queue whose handler starts on the
+        # loop's next turn: each is answered, then the connection closed; the writing half is kept open until then.
+        self._close_when_idle()
         return True
 
-    def _close_after_eof(self) -> None:
-        if self._request_in_progress or self._messages:
-            self.close()                  # answered, then closed
-        else:
-            self.force_close()            # nothing came: closed as aiohttp's keep-alive timeout closes an idle one
+    def _busy(self) -> bool:
+        return self._request_in_progress or bool(self._messages)
+
+    def _close_when_idle(self) -> None:
+        """Close the connection once no request is in progress or waiting (looked at every :data:`IDLE_CHECK`)."""
+        if self._force_close or self.transport is None:
+            return                        # closed already (after its last answer, or by aiohttp)
+        if self._busy() or self._waiter is None:
+            self._loop.call_later(IDLE_CHECK, self._close_when_idle)
+            return
+        self.force_close()                # as aiohttp's keep-alive timeout closes an idle connection
 
     def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> StreamResponse:
@@ -118,19 +124,19 @@ class CallbackConnection(RequestHandler):
         return super().handle_error(request, status, exc, message)
 
 
-class CallbackServer(web.Server):
-    """``web.Server`` whose connections are :class:`CallbackConnection`."""
+class HttpServer(web.Server):
+    """``web.Server`` whose connections are :class:`HttpConnection`."""
 
     def __call__(self) -> RequestHandler:
-        return CallbackConnection(self, loop=self._loop, **self._kwargs)
+        return HttpConnection(self, loop=self._loop, **self._kwargs)
 
 
-class CallbackRunner(web.AppRunner):
-    """``web.AppRunner`` serving the application through :class:`CallbackServer`."""
+class HttpRunner(web.AppRunner):
+    """``web.AppRunner`` serving the application through :class:`HttpServer`."""
 
     __slots__ = ()
 
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()
-        return CallbackServer(made.request_handler, request_factory=made.request_factory,
+        return HttpServer(made.request_handler, request_factory=made.request_factory,
                               handler_cancellation=made.handler_cancellation, loop=made._loop, **made._kwargs)

@@ -39,7 +39,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from .app import create_app, create_ops_app
 from .config import Config, ConfigError, ServerConfig
-from .connections import CallbackRunner
+from .connections import HttpRunner
 from .loops import loop_name
 from .manager import SHUTDOWN_SECONDS
 from .metrics import MULTIPROC_ENV
@@ -55,10 +55,10 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     server = config.server
     app = create_app(config)
     limits = http_limits(server)
-    runners: list[web.AppRunner] = [CallbackRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds,
+    runners: list[web.AppRunner] = [HttpRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds,
                                                    **limits)]
     if server.ops_port:
-        runners.append(web.AppRunner(create_ops_app(app), access_log=None, **limits))
+        runners.append(HttpRunner(create_ops_app(app), access_log=None, **limits))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in STOP_SIGNALS:

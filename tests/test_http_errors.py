@@ -13,7 +13,7 @@ from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
 
 from callgate import samples
 from callgate.state import PIPELINE
-from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET
+from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, ServerProcess, free_port
 
 #: In every failing plugin's exception text: neither may reach a response body.
 MARKER = "LEAKED-EXCEPTION-TEXT-7f3c"
@@ -309,6 +309,57 @@ async def test_a_whole_request_sent_with_the_half_close_at_once_gets_its_answer(
                 assert await reader.read() == b""
         finally:
             writer.close()
+
+
+async def test_pipelined_requests_sent_with_the_half_close_are_each_answered(callgate_server):
+    """Two whole requests, then the half-close, in one write: both are answered, in order, then the connection is
+    closed (the second used to be dropped without a word: a DICE among them was never recorded)."""
+    import asyncio
+    server = callgate_server('[server]\nlog_format = "json"\n')
+    host, port = server.url.removeprefix("http://").split(":")
+    raw = json.dumps(samples.dice("pipelined-dice")).encode()
+    dice = raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET), raw,
+                       content_length=len(raw))
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for requests in [healthz + healthz, dice + healthz, healthz + dice] * 3:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(requests)
+            writer.write_eof()
+            async with asyncio.timeout(AT_ONCE + 1):
+                received = await reader.read()
+        finally:
+            writer.close()
+        assert received.count(b"HTTP/1.1 200 ") == 2, received
+        assert received.endswith(b"\r\n\r\n{}" if requests.endswith(raw) else b'{"status": "alive"}'), received
+
+
+async def test_the_ops_port_answers_a_request_sent_with_the_half_close(tmp_path):
+    """The ops port's connections are handled as the callback port's: a load balancer's health check that half-closes
+    at once gets its answer there too."""
+    ops_port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\nlog_format = "json"\nops_port = {ops_port}\n')
+    server = ServerProcess(config, env={"SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
+                                        "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET}, ops_port=ops_port).start()
+    try:
+        await _health_checks_half_closed(ops_port)
+    finally:
+        server.stop()
+
+
+async def _health_checks_half_closed(ops_port: int) -> None:
+    import asyncio
+    for path, answered in [(b"/healthz", b'{"status": "alive"}'), (b"/readyz", b"}")] * 3:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ops_port)
+        try:
+            writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            writer.write_eof()
+            async with asyncio.timeout(AT_ONCE + 1):
+                received = await reader.read()
+        finally:
+            writer.close()
+        assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(answered), received[:300]
 
 
 @pytest.mark.parametrize("case", ["control_character", "method", "long_line", "duplicate", "too_many"])

@@ -202,7 +202,7 @@ class ConsoleStore:
 
     async def in_progress(self, since: float, limit: int = 100) -> list[dict[str, Any]]:
         """Calls whose incoming callback came after ``since`` and which have not ended, newest first, each with its
-        ``open_legs`` (the call keys of its legs still on): a call has ended when each of its legs seen has (a v2
+        ``open_legs`` and ``ended_legs`` (the call keys of its legs still on, and of those ended): a call has ended when each of its legs seen has (a v2
         session's legs: the caller's and those a ``dial`` made; a v1 call is one), as its page says
         (:func:`~.present.call_summary`)."""
         started: list[tuple[int, Stored]] = []       # the incoming callbacks, newest first
@@ -218,9 +218,11 @@ class ConsoleStore:
                     started.append((first_id + n, callback))
         shown = []
         for i, callback in started:
-            open_legs = legs[callback.session or callback.call_key] - ended
+            seen = legs[callback.session or callback.call_key]
+            open_legs = seen - ended
             if open_legs:                           # a dict only for those shown
-                shown.append({**callback.as_dict(i), "open_legs": sorted(leg for leg in open_legs if leg)})
+                shown.append({**callback.as_dict(i), "open_legs": sorted(leg for leg in open_legs if leg),
+                              "ended_legs": sorted(leg for leg in seen & ended if leg)})
                 if len(shown) == limit:
                     break
         return sorted(shown, key=_in_time_order, reverse=True)

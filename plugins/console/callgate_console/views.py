@@ -175,7 +175,7 @@ async def live_page(request: web.Request) -> web.Response:
     store = _store(state)
     mask = state.mask
     now = datetime.now(timezone.utc).timestamp()
-    calls = [{**present.summary(r, mask), "open_legs": r["open_legs"]}
+    calls = [{**present.summary(r, mask), "open_legs": r["open_legs"], "ended_legs": r["ended_legs"]}
              for r in await store.in_progress(now - LIVE_HORIZON_SECONDS)]
     latest = [present.summary(r, mask) for r in await store.latest(LATEST)]
     return _page("live.html", title="Live", nav="live", calls=calls, latest=latest, latest_limit=LATEST)

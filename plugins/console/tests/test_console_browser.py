@@ -171,6 +171,29 @@ def test_a_v2_call_stays_in_progress_until_each_of_its_legs_has_ended(console, b
     assert find(browser, in_progress) is None
 
 
+@pytest.mark.parametrize("reload_between", [False, True])
+def test_a_notice_after_a_legs_hangup_does_not_bring_the_leg_back(console, browser, reload_between):
+    """A recording finishes after its leg hung up: the notice comes after that leg's hangup, and must not count the
+    leg as on again, whether the page saw the hangup in its stream or listed the call after it (a reload)."""
+    browser.get(console.url("/"))
+    wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+    incoming = console.webhook(v2_samples.incoming(caller=caller_number(), to="+46850009999"))
+    callid, session = incoming.body["call"]["callId"], incoming.body["call"]["sessionId"]
+    dialled = v2_samples.new_call_id()
+    console.webhook(v2_samples.answered(dialled, session=session))
+    console.webhook(v2_samples.hangup(dialled, session=session, direction="OUTBOUND"))
+    in_progress = f'#live-calls tr[data-call-key="{call_key("v2", callid)}"]'
+    wait_for(lambda: find(browser, in_progress), timeout=2.0, what="the call in #live-calls")
+    if reload_between:
+        time.sleep(0.5)                                   # the hangup is in the store when the page is read again
+        browser.refresh()
+        wait_for(lambda: find(browser, "#stream-state").text.strip().lower() == "live", what="#stream-state 'live'")
+        assert find(browser, in_progress) is not None
+    assert console.webhook(v2_samples.notice("call.recording.finished", dialled, session=session)).status == 200
+    assert console.webhook(v2_samples.hangup(callid, session=session)).status == 200
+    wait_for(lambda: find(browser, in_progress) is None, timeout=2.0, what="the ended call leaving #live-calls")
+
+
 def _write_as_another_instance(console: ConsoleServer, callbacks: list[tuple[float, str, str, str]]) -> None:
     """Write ``(received_at, event, kind, callid)`` v1 callbacks of the caller +46701110000 into the server's store, as
     one more instance writing one batch (the server numbers its callbacks in the order batches are written)."""

@@ -79,12 +79,17 @@
     return on;
   }
 
-  // The calls the server listed as in progress, with their legs still on.
+  function keys(text) {
+    try { return JSON.parse(text || "[]"); } catch (e) { return []; }
+  }
+
+  // The calls the server listed as in progress, with their legs still on and those ended (a leg's callback after its
+  // hangup, a recording's notice, does not bring it back).
   function seed() {
     Array.prototype.forEach.call(calls.querySelectorAll("tr[data-call-key]"), function (r) {
-      var legs = [];
-      try { legs = JSON.parse(r.dataset.openLegs || "[]"); } catch (e) { /* none */ }
-      var call = {legs: new Set(legs.length ? legs : [r.dataset.callKey]), ended: new Set()};
+      var open = keys(r.dataset.openLegs), ended = keys(r.dataset.endedLegs);
+      var call = {legs: new Set(open.concat(ended)), ended: new Set(ended)};
+      if (open.length === 0) { call.legs.add(r.dataset.callKey); }
       tracked.set(r.dataset.session || r.dataset.callKey, call);
     });
   }

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from .builtin.caller_id import check_rule_routes
-from .config import Config
+from .config import Config, ConfigError
 from .endpoints import build_service_verifier, build_verifier, callback_endpoint, webhook_endpoint
 from .handlers import callback, healthz, metrics, not_found, ops_not_found, plugin_page_errors, readyz, webhook
 from .manager import PluginError, Plugins, load_plugins
@@ -34,7 +34,7 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[PLUGINS] = plugins
-    app[PIPELINE] = Pipeline(plugins, config.server)
+    app[PIPELINE] = _pipeline(config, plugins)
     app[CALLBACK] = callback_endpoint(config)
     app[WEBHOOK] = webhook_endpoint(config)
     app[METRICS] = Metrics()
@@ -72,10 +72,20 @@ def preflight(config: Config, *, plugin_classes: Mapping[str, type] | None = Non
                            classes=plugin_classes, default_region=config.server.default_region)
     check_ops_pages(config, plugins)
     check_rule_routes(plugins)
+    _pipeline(config, plugins)
     if config.server.ops_port:            # each plugin's pages added to an ops application of their own, as serve will
         for impl in plugins.impls("register_ops_routes"):
             _register_plugin_routes(web.Application(), impl.plugin.name, impl.function, impl.argnames)
     return plugins
+
+
+def _pipeline(config: Config, plugins: Plugins) -> Pipeline:
+    """The decision pipeline; a ``[server]`` value it cannot use (a prompt Sinch cannot speak) is a ConfigError, not a
+    traceback (the keys' own checks should have refused it first)."""
+    try:
+        return Pipeline(plugins, config.server)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: [server]: {exc}") from None
 
 
 def create_ops_app(app: web.Application) -> web.Application:

@@ -32,6 +32,7 @@ from pydantic import (
     PrivateAttr,
     SecretBytes,
     SecretStr,
+    StringConstraints,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -39,6 +40,10 @@ from pydantic import (
 
 from .decisions import MAX_PROMPT_CHARS
 from .phone import check_region
+
+#: A locale or a voice name as a configuration gives it: spaces around it dropped, not empty (nor only spaces: Sinch
+#: would be sent nothing), at most 64 characters.
+ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
 ENV_KEY = "SINCH_APPLICATION_KEY"
 ENV_SECRET = "SINCH_APPLICATION_SECRET"
@@ -81,7 +86,7 @@ class ServerConfig(_Strict):
     #: ``public_path`` of the webhook path: the path Sinch signs, when a proxy rewrites it.
     public_webhook_path: str | None = None
     #: The text-to-speech voice of the prompts spoken on v2 calls (SVAML v2 ``say`` needs one; v1 uses ``locale``).
-    voice: str = Field("Emma", min_length=1, max_length=64)
+    voice: ShortName = "Emma"
     max_body_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     #: The whole body must arrive within this after the request head, else 408 and the connection
     #: is closed (a slow sender cannot hold a connection); also how long the rest of a body that
@@ -108,7 +113,7 @@ class ServerConfig(_Strict):
     #: Spoken to the caller when a call is allowed but no route matches (empty: none).
     no_route_prompt: str = ""
     #: The locale of the prompts spoken on v1 calls (``say``) that name none.
-    locale: str = Field("en-US", min_length=1, max_length=64)
+    locale: ShortName = "en-US"
     #: Serve /metrics, /healthz and /readyz on this port instead of the callback port (0: same port).
     ops_port: int = Field(0, ge=0, le=65535)
     ops_host: str = "127.0.0.1"
@@ -144,6 +149,7 @@ class ServerConfig(_Strict):
     @field_validator("no_route_prompt")
     @classmethod
     def _sayable(cls, value: str) -> str:
+        value = value.strip()                 # only spaces: no prompt, as empty
         if len(value) > MAX_PROMPT_CHARS:
             raise ValueError(f"is {len(value)} characters; Sinch speaks at most {MAX_PROMPT_CHARS} in one prompt")
         return value

@@ -156,6 +156,8 @@ def test_a_service_secret_variable_that_is_not_set_names_key_and_variable():
     ({"server": {"callback_path": "/x", "webhook_path": "/x"}}, "[server].webhook_path: must differ from callback_path"),
     ({"server": {"voice": ""}}, "[server].voice: must not be empty"),
     ({"server": {"locale": ""}}, "[server].locale: must not be empty"),
+    ({"server": {"locale": " \t"}}, "[server].locale: must not be empty"),
+    ({"server": {"voice": "  "}}, "[server].voice: must not be empty"),
     ({"server": {"no_route_prompt": "a" * 601}}, "[server].no_route_prompt: is 601 characters; Sinch speaks at most 600"),
 ])
 def test_v2_errors_name_the_toml_key(data, needle):
@@ -182,3 +184,9 @@ def test_bad_base64_service_secret_is_a_config_error_without_the_secret():
     with pytest.raises(ConfigError) as err:
         build_service_verifier(config)
     assert str(err.value).startswith("<defaults>: services: service 'svc'") and "not base64!!" not in str(err.value)
+
+
+def test_a_no_route_prompt_of_spaces_is_no_prompt_and_locale_and_voice_are_trimmed():
+    server = config_from_dict({"server": {"no_route_prompt": "   ", "locale": " sv-SE ", "voice": " Astrid"}},
+                              environ={}).server
+    assert (server.no_route_prompt, server.locale, server.voice) == ("", "sv-SE", "Astrid")

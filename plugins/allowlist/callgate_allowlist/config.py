@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callgate.calls import CALLEE_TYPES, DOMAINS, ORIGINATION_TYPES, known_words
-from callgate.config import ConfigPath
+from callgate.config import ConfigPath, ShortName
 from callgate.decisions import MAX_PROMPT_CHARS, MAX_PROMPT_FILES, Prompt
 
 from .facts import CallFacts
@@ -79,7 +79,7 @@ class AllowlistConfig(BaseModel):
     #: which took v1 ``playFiles`` ids: a denial now plays one prompt, in either generation.
     prompt_files: list[str] = []
     #: Locale of the spoken prompt.
-    locale: str = "en-US"
+    locale: ShortName = "en-US"
 
     @field_validator("default", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from callgate.calls import CALLEE_TYPES, known_words
-from callgate.config import SecretDatabaseURL
+from callgate.config import SecretDatabaseURL, ShortName
 from callgate.decisions import MAX_DURATION_LIMIT, MAX_PROMPT_CHARS
 
 from . import prompts
@@ -58,7 +58,7 @@ class CreditCheckConfig(BaseModel):
     #: Played before hanging up a call to a destination with no rate ("" for none).
     no_rate_prompt: str = "Calls to this destination are not possible."
     #: Locale of the prompts.
-    locale: str = Field("en-US", min_length=1, max_length=64)
+    locale: ShortName = "en-US"
     #: A reservation whose DICE never came is released this long after its maxDuration ends.
     grace_seconds: int = Field(600, ge=0, le=86400)
     #: How often each instance looks for such reservations.
@@ -90,6 +90,7 @@ class CreditCheckConfig(BaseModel):
     @field_validator("deny_prompt", "no_account_prompt", "no_rate_prompt")
     @classmethod
     def _sayable(cls, value: str) -> str:
+        value = value.strip()                 # only spaces: no prompt, as empty
         _check_say(value)
         return value
 

@@ -202,9 +202,9 @@ class ConsoleStore:
 
     async def in_progress(self, since: float, limit: int = 100) -> list[dict[str, Any]]:
         """Calls whose incoming callback came after ``since`` and which have not ended, newest first, each with its
-        ``open_legs`` and ``ended_legs`` (the call keys of its legs still on, and of those ended): a call has ended when each of its legs seen has (a v2
-        session's legs: the caller's and those a ``dial`` made; a v1 call is one), as its page says
-        (:func:`~.present.call_summary`)."""
+        ``open_legs`` and ``ended_legs`` (the call keys of its legs still on, and of those ended): a call has ended
+        when each of its legs seen has (a v2 session's legs: the caller's and those a ``dial`` made; a v1 call is
+        one), as its page says (:func:`~.present.call_summary`)."""
         started: list[tuple[int, Stored]] = []       # the incoming callbacks, newest first
         legs: dict[str | None, set[str | None]] = {}    # a call (its session, else its key) -> its legs seen
         ended: set[str | None] = set()

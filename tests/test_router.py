@@ -109,6 +109,10 @@ def test_sdk_conference_is_confirmed_with_its_id():
     users = router([{"to_type": "username", "action": {"name": "connectMxp",
                                                        "destination": {"type": "username", "endpoint": "{to}"}}}])
     assert users.route_call(ice(to="46701234567", to_type="username", domain="mxp")).to == InAppUser("46701234567")
+    # ... and a route written as a number still matches a user name of digits (apps that name users by number).
+    by_number = router([{"number": "+46701234567", "to_type": "username", "action": {
+        "name": "connectMxp", "destination": {"type": "username", "endpoint": "{to}"}}}])
+    assert by_number.route_call(ice(to="46701234567", to_type="username", domain="mxp")).to == InAppUser("46701234567")
 
 
 def test_domain_condition():

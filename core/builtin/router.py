@@ -289,12 +289,12 @@ class RouteRule(_Rule):
         _svaml_parts(self.action, self.instructions, "ice")
         return self
 
-    def route(self, callee: str, call: Incoming) -> RouteAnswer | None:
-        """This rule's route for a call (built once when the rule has no template); None, with a
-        ``route_skipped`` warning, when the templates filled for this call give no valid SVAML."""
+    def route(self, to: str, call: Incoming) -> RouteAnswer | None:
+        """This rule's route for a call whose ``{to}`` is ``to`` (built once when the rule has no template); None, with
+        a ``route_skipped`` warning, when the templates filled for this call give no valid SVAML."""
         if self._static_route is not None:
             return self._static_route
-        values = {"to": callee if "{to}" in self._source else "",
+        values = {"to": to if "{to}" in self._source else "",
                   "caller": (normalize_caller(call.cli) or "") if "{caller}" in self._source else ""}
         key = (values["to"], values["caller"])
         built = self._built.get(key)
@@ -411,9 +411,10 @@ class Router:
         callee = _callee(call)
         if callee is None:
             return None
+        to = _to_value(call, callee)
         generation = call.generation
         for rule in self.candidates(callee, call):
-            route = rule.route(callee, call)
+            route = rule.route(to, call)
             if route is None:
                 continue                            # its templates did not fit this call (logged by rule.route)
             if generation == "v1" or serves(route, generation):
@@ -461,18 +462,23 @@ class Router:
         return None
 
 
-#: The callee types whose endpoint is a phone number, read as E.164 for matching and for ``{to}``; any other (a
-#: conference id, a user name, a SIP address) is taken as sent, digits or not: ``"1234"`` is conference ``1234``.
+#: The callee types whose endpoint is a phone number: ``{to}`` is it in E.164.
 _NUMBER_CALLEES = frozenset({"number", "did", None})
 
 
 def _callee(call: Incoming) -> str | None:
-    to = call.to
-    if to is None or not to.endpoint:
+    """The callee as routes are matched against it: read as a number when it is one (a user name of digits too, so
+    that ``number``/``prefix`` routes written as numbers match it), else as sent."""
+    if call.to is None or not call.to.endpoint:
         return None
-    if to.type not in _NUMBER_CALLEES:
-        return to.endpoint
-    return normalize(to.endpoint) or to.endpoint
+    return normalize(call.to.endpoint) or call.to.endpoint
+
+
+def _to_value(call: Incoming, callee: str) -> str:
+    """What ``{to}`` is filled with: the callee as matched for a phone number; any other callee (a conference id, a
+    user name, a SIP address) as sent, digits or not: conference ``1234`` is ``1234``, not ``+1234``."""
+    assert call.to is not None and call.to.endpoint
+    return callee if call.to.type in _NUMBER_CALLEES else call.to.endpoint
 
 
 def _rank(rule: RouteRule, callee: str) -> tuple[int, int] | None:

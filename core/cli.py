@@ -170,6 +170,18 @@ def _positive(text: str) -> int:
     return count
 
 
+#: The longest call a sample may say it lasted (a day; Sinch's ``maxDuration`` is at most 4 hours).
+MAX_SAMPLE_DURATION = 86400
+
+
+def _duration_seconds(text: str) -> int:
+    """``--duration``: 0 to :data:`MAX_SAMPLE_DURATION` seconds."""
+    seconds = _integer(text)
+    if not 0 <= seconds <= MAX_SAMPLE_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r}: give 0 to {MAX_SAMPLE_DURATION} seconds")
+    return seconds
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -192,9 +204,9 @@ def _event_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", default=None, help="PIE menuResult.type / Notify type")
     parser.add_argument("--value", default="1", help="PIE menuResult.value")
     parser.add_argument("--input", default="1#", help="v2 call.menu menu.input (with its terminating #)")
-    parser.add_argument("--duration", type=int, default=None,
-                        help="DICE duration / v2 callDurationSeconds, in seconds (default: 60 for an answered call, "
-                             "0 for one that was not: busy, no answer, failed)")
+    parser.add_argument("--duration", type=_duration_seconds, default=None,
+                        help=f"DICE duration / v2 callDurationSeconds, 0 to {MAX_SAMPLE_DURATION} seconds (default: 60 "
+                             f"for an answered call, 0 for one that was not: busy, no answer, failed)")
     parser.add_argument("--result", default=None,
                         help="DICE result (default ANSWERED) / v2 callResult of an end event (default: the event's)")
     parser.add_argument("--reason", default=None, help="DICE reason / v2 callReason of an end event")
@@ -352,6 +364,8 @@ def cmd_sign(args: argparse.Namespace) -> int:
         url = args.url or f"http://{server.host}:{server.port}{server.webhook_path}"
         signed = (urlsplit(args.url).path or "/") if args.url else server.signed_webhook_path
         body = _body(args, service_id)
+        if args.body:
+            service_id, secret = _body_signer(config, body, service_id, secret, v2=True)
         headers = {**service_signed_headers(service_id, secret, signed, body), **_cloudevent_headers(service_id)}
     else:
         key, secret = _signing_credentials(config)
@@ -359,7 +373,7 @@ def cmd_sign(args: argparse.Namespace) -> int:
         signed = (urlsplit(args.url).path or "/") if args.url else server.signed_path
         body = _body(args, key)
         if args.body:
-            key, secret = _body_application(config, body, key, secret)
+            key, secret = _body_signer(config, body, key, secret, v2=False)
         headers = signing.signed_headers(key, secret, signed, body)
     data = _curl_data(body, args.body)
     if data is None:
@@ -396,21 +410,23 @@ def _signing_credentials(config: Config) -> tuple[str, str]:
     return key, secret
 
 
-def _body_application(config: Config, body: bytes, key: str, secret: str) -> tuple[str, str]:
-    """The application a ``--body`` names (``applicationKey``) and its first secret, as Sinch signs a callback with
-    that application's secret, when it is one of ``[[applications]]``; else ``key`` and ``secret`` (the first one's),
-    with a note on stderr when the body names an application that is not configured."""
+def _body_signer(config: Config, body: bytes, key: str, secret: str, *, v2: bool) -> tuple[str, str]:
+    """The application (v1 ``applicationKey``) or service (v2 ``call.serviceId``) a ``--body`` names, and its first
+    secret, as Sinch signs with that one's secret, when it is one of ``[[applications]]`` / ``[[services]]``; else
+    ``key`` and ``secret`` (the first one's), with a note on stderr when the body names one that is not configured."""
+    field = "call.serviceId" if v2 else "applicationKey"
     try:
-        named = json.loads(body).get("applicationKey")
-    except (ValueError, AttributeError):         # not JSON, or not an object: it names no application
+        top = json.loads(body)
+        named = top.get("call", {}).get("serviceId") if v2 else top.get("applicationKey")
+    except (ValueError, AttributeError):         # not JSON, or not an object: it names none
         return key, secret
     if not isinstance(named, str) or named == key:
         return key, secret
-    for app in config.applications:
-        if app.key == named:
-            return app.key, app.secrets[0].get_secret_value()
-    print(f"callgate: note: the body names applicationKey {named!r}, which is not configured: signed by {key!r}, "
-          f"the first configured application", file=sys.stderr)
+    signers = {s.id: s.secrets for s in config.services} if v2 else {a.key: a.secrets for a in config.applications}
+    if named in signers:
+        return named, signers[named][0].get_secret_value()
+    print(f"callgate: note: the body names {field} {named!r}, which is not configured: signed by {key!r}, the first "
+          f"configured {'service' if v2 else 'application'}", file=sys.stderr)
     return key, secret
 
 

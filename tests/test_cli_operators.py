@@ -263,6 +263,11 @@ def test_bad_files_and_options_are_one_line_and_exit_2_never_a_traceback(tmp_pat
     for workers in ("0", "-2"):
         result = run("serve", "--workers", workers, cwd=tmp_path, env=APP_ENV)
         assert result.returncode == 2 and "Traceback" not in result.stderr and "--workers" in result.stderr
+    for duration in ("99999999999", "-5"):          # a time no call lasted (the first one was a traceback)
+        for command in ("sign", "simulate"):
+            result = run(command, "call.hangup", "--duration", duration, cwd=tmp_path, env=APP_ENV)
+            assert result.returncode == 2 and "Traceback" not in result.stderr
+            assert "--duration" in result.stderr and "give 0 to 86400 seconds" in result.stderr
     refused(run("serve", "--host", "no-such-host.invalid", "--port", str(free_port()), cwd=tmp_path, env=APP_ENV),
             "no-such-host.invalid", "[server] port or host")
 
@@ -336,6 +341,29 @@ def test_sign_body_is_signed_by_the_application_it_names(tmp_path):
         assert headers["Authorization"] == authorization(key, secret, "POST", "/sinch/callback", body,
                                                          headers["Content-Type"], headers["x-timestamp"])
         assert ("is not configured: signed by 'app-a'" in result.stderr) == (named == "app-x")
+
+
+def test_sign_body_of_a_v2_webhook_is_signed_by_the_service_it_names(tmp_path):
+    """The same for a v2 body: its ``call.serviceId`` picks which of ``[[services]]`` signs it (the Sinch SDK judges)."""
+    from sinch.core.internal.sinch_events.authorization_helpers import validate_authentication_header
+
+    from callgate import v2_samples
+
+    second = "c2Vjb25kIHNlcnZpY2UncyBzZWNyZXQ="
+    (tmp_path / "config.toml").write_text('[[services]]\nid = "svc-a"\nsecrets = [{ env = "A_SECRET" }]\n'
+                                          '[[services]]\nid = "svc-b"\nsecrets = [{ env = "B_SECRET" }]\n')
+    env = {"A_SECRET": TEST_APPLICATION_SECRET, "B_SECRET": second}
+    for named, service, secret in (("svc-b", "svc-b", second), ("svc-x", "svc-a", TEST_APPLICATION_SECRET)):
+        body = json.dumps(v2_samples.hangup(service_id=named)).encode()
+        (tmp_path / "body.json").write_bytes(body)
+        result = run("sign", "call.hangup", "--body", "body.json", cwd=tmp_path, env=env)
+        words = shlex.split(ok(result))
+        headers = dict(words[i + 1].split(": ", 1) for i, word in enumerate(words) if word == "-H")
+        assert headers["Authorization"].startswith(f"service {service}:")
+        assert validate_authentication_header(key=service, secret=secret, headers=headers, body=body,
+                                              path="/sinch/webhook", method="POST")
+        assert ("call.serviceId 'svc-x', which is not configured: signed by 'svc-a'" in result.stderr) == \
+            (named == "svc-x")
 
 
 def test_a_body_naming_another_event_than_the_command_gets_a_note(tmp_path):

@@ -139,4 +139,4 @@ class HttpRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         made = await super()._make_server()
         return HttpServer(made.request_handler, request_factory=made.request_factory,
-                              handler_cancellation=made.handler_cancellation, loop=made._loop, **made._kwargs)
+                          handler_cancellation=made.handler_cancellation, loop=made._loop, **made._kwargs)

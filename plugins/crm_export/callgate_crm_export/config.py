@@ -111,10 +111,14 @@ class HubSpotSink(DeliverySettings):
     @field_validator("dispositions")
     @classmethod
     def _results(cls, value: dict[str, str]) -> dict[str, str]:
-        mapped = {k.strip().upper(): v for k, v in value.items()}
-        for result, original in zip(mapped, value, strict=True):
+        mapped: dict[str, str] = {}
+        for key, guid in value.items():
+            result = key.strip().upper()
             if result not in END_RESULTS:       # a typo would never match a call's result
-                raise ValueError(f"{original!r} is not a call result; the results are {', '.join(sorted(END_RESULTS))}")
+                raise ValueError(f"{key!r} is not a call result; the results are {', '.join(sorted(END_RESULTS))}")
+            if result in mapped:
+                raise ValueError(f"{key!r} is the result {result} again (keys are read in capitals): give it once")
+            mapped[result] = guid
         return mapped
 
 

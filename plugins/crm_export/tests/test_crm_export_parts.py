@@ -38,6 +38,9 @@ def test_a_minimal_configuration_has_sensible_defaults():
     ({"sinks": [{"name": "hs", "type": "hubspot"}]}, "token: required, and not given"),
     ({"sinks": [{"name": "hs", "type": "hubspot", "token": "pat-na1-x", "dispositions": {"ANSWERD": "f240bbac"}}]},
      "dispositions: 'ANSWERD' is not a call result; the results are ANSWERED, BUSY, CANCEL"),
+    ({"sinks": [{"name": "hs", "type": "hubspot", "token": "pat-na1-x",
+                 "dispositions": {"BUSY": "g1", "busy": "g2", "ANSWERD": "g3"}}]},
+     "dispositions: 'busy' is the result BUSY again (keys are read in capitals): give it once"),
 ])
 def test_configuration_errors_name_the_key_and_the_fix(table, message):
     with pytest.raises(PluginError) as err:

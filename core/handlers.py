@@ -38,6 +38,8 @@ _SINCH_JSON = frozenset({JSON, "application/json; charset=utf-8"})
 #: CloudEvents headers of a v2 webhook (binary content mode): logged, never required.
 _CLOUDEVENT_FIELDS = (("ce-id", "ce_id"), ("ce-type", "ce_type"))
 _NO_FIELDS: dict[str, str] = {}
+#: The 400 ``incomplete_body``'s message (the callback paths and the plugins' pages).
+INCOMPLETE_BODY = "the body ended before its Content-Length, or its chunked encoding is broken"
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
@@ -101,9 +103,7 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
         # The client closed the connection, or sent a body shorter than its Content-Length or a
         # broken chunked body: nothing to decide; answered (if anyone still listens) and closed.
         log.warning("callback_refused", reason="incomplete_body", error=type(exc).__name__, remote=request.remote)
-        return await _close_after(request, error_response(
-            400, "incomplete_body", "the body ended before its Content-Length, or its chunked encoding is "
-                                    "broken")), "-", None
+        return await _close_after(request, error_response(400, "incomplete_body", INCOMPLETE_BODY)), "-", None
 
     verifier = endpoint.verifier
     if verifier is None:
@@ -242,11 +242,16 @@ async def _nothing_here(request: web.Request, message: str) -> web.Response:
 async def plugin_page_errors(request: web.Request, handler: Any) -> web.StreamResponse:
     """On the ops application: a plugin's page that raises, or returns something other than a response, answers a
     JSON 500 in callgate's words (the plugin named in the log, ``ops_page_failed``, with its exception or what it
-    returned), instead of aiohttp's plain-text one."""
+    returned), instead of aiohttp's plain-text one; a request whose body broke off (the client's fault) a JSON 400
+    ``incomplete_body``, as on the callback paths."""
     try:
         response = await handler(request)
     except (web.HTTPException, asyncio.CancelledError):
         raise
+    except (ConnectionError, HttpProcessingError, web.RequestPayloadError) as exc:
+        # The client's fault, not the page's: a body shorter than its Content-Length, a broken chunked encoding.
+        log.warning("ops_request_refused", reason="incomplete_body", error=type(exc).__name__, path=request.path)
+        return error_response(400, "incomplete_body", INCOMPLETE_BODY)
     except Exception as exc:
         return _page_failed(request, f"{type(exc).__name__}: {exc}", exc_info=True)
     if not isinstance(response, web.StreamResponse):

@@ -348,6 +348,35 @@ async def test_the_ops_port_answers_a_request_sent_with_the_half_close(tmp_path)
         server.stop()
 
 
+async def test_a_plugin_page_whose_body_breaks_off_is_a_400_not_a_page_failure(tmp_path):
+    """The console's login form cut short by the client (half its Content-Length, then the half-close): the client's
+    fault, answered 400 incomplete_body as on the callback paths, not a 500 blaming the page."""
+    import asyncio
+    pytest.importorskip("callgate_console", reason="the console plugin is not installed")
+    ops_port = free_port()
+    config = tmp_path / "config.toml"
+    config.write_text(f'[server]\nlog_format = "json"\nops_port = {ops_port}\n[plugins]\nenabled = ["console"]\n'
+                      f'[plugins.console]\ndatabase_url = "sqlite:///{tmp_path}/console.sqlite3"\n')
+    server = ServerProcess(config, env={"SINCH_APPLICATION_KEY": TEST_APPLICATION_KEY,
+                                        "SINCH_APPLICATION_SECRET": TEST_APPLICATION_SECRET,
+                                        "CALLGATE_CONSOLE_TOKEN": "a-console-token-of-some-length"},
+                           ops_port=ops_port).start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", ops_port)
+        try:
+            writer.write(b"POST /console/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+                         b"\r\nContent-Length: 100\r\n\r\ntoken=abc")
+            writer.write_eof()
+            async with asyncio.timeout(AT_ONCE + 1):
+                received = await reader.read()
+        finally:
+            writer.close()
+        assert received.startswith(b"HTTP/1.1 400 "), received[:300]
+        assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"] == "incomplete_body"
+    finally:
+        server.stop()
+
+
 async def _health_checks_half_closed(ops_port: int) -> None:
     import asyncio
     for path, answered in [(b"/healthz", b'{"status": "alive"}'), (b"/readyz", b"}")] * 3:

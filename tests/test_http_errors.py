@@ -276,6 +276,26 @@ async def test_a_whole_request_then_a_half_close_still_gets_its_answer(callgate_
     assert took < AT_ONCE, f"answered after {took:.2f} s"
 
 
+async def _sent_half_closed(host: str, port: int, data: bytes) -> bytes:
+    """Send ``data`` and the half-close in one go; what the server answered until it closed the connection."""
+    import asyncio
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(data)
+        writer.write_eof()
+        async with asyncio.timeout(AT_ONCE + 1):
+            return await reader.read()
+    finally:
+        writer.close()
+
+
+def _signed_dice(callid: str) -> tuple[bytes, bytes]:
+    """A signed DICE's request bytes, and its body."""
+    raw = json.dumps(samples.dice(callid)).encode()
+    return raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET), raw,
+                       content_length=len(raw)), raw
+
+
 @pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
 async def test_a_whole_request_sent_with_the_half_close_at_once_gets_its_answer(callgate_server, event_loop):
     """The request and the end of the stream in one read, the handler not started when the end comes: the
@@ -283,19 +303,10 @@ async def test_a_whole_request_sent_with_the_half_close_at_once_gets_its_answer(
     import asyncio
     server = callgate_server(f'[server]\nlog_format = "json"\nevent_loop = "{event_loop}"\n')
     host, port = server.url.removeprefix("http://").split(":")
-    raw = json.dumps(samples.dice("half-closed-at-once")).encode()
-    callback = raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET), raw,
-                           content_length=len(raw))
+    callback, _ = _signed_dice("half-closed-at-once")
     for request, answered in [(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", b'{"status": "alive"}'),
                               (callback, b"\r\n\r\n{}")] * 5:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            writer.write(request)
-            writer.write_eof()
-            async with asyncio.timeout(AT_ONCE + 1):
-                received = await reader.read()
-        finally:
-            writer.close()
+        received = await _sent_half_closed(host, int(port), request)
         assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(answered), received[:300]
     # A connection that ends with no request, or after its answered ones (kept alive), is closed at once.
     for requests in (b"", b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"):
@@ -314,22 +325,12 @@ async def test_a_whole_request_sent_with_the_half_close_at_once_gets_its_answer(
 async def test_pipelined_requests_sent_with_the_half_close_are_each_answered(callgate_server):
     """Two whole requests, then the half-close, in one write: both are answered, in order, then the connection is
     closed (the second used to be dropped without a word: a DICE among them was never recorded)."""
-    import asyncio
     server = callgate_server('[server]\nlog_format = "json"\n')
     host, port = server.url.removeprefix("http://").split(":")
-    raw = json.dumps(samples.dice("pipelined-dice")).encode()
-    dice = raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET), raw,
-                       content_length=len(raw))
+    dice, raw = _signed_dice("pipelined-dice")
     healthz = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
     for requests in [healthz + healthz, dice + healthz, healthz + dice] * 3:
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            writer.write(requests)
-            writer.write_eof()
-            async with asyncio.timeout(AT_ONCE + 1):
-                received = await reader.read()
-        finally:
-            writer.close()
+        received = await _sent_half_closed(host, int(port), requests)
         assert received.count(b"HTTP/1.1 200 ") == 2, received
         assert received.endswith(b"\r\n\r\n{}" if requests.endswith(raw) else b'{"status": "alive"}'), received
 
@@ -351,7 +352,6 @@ async def test_the_ops_port_answers_a_request_sent_with_the_half_close(tmp_path)
 async def test_a_plugin_page_whose_body_breaks_off_is_a_400_not_a_page_failure(tmp_path):
     """The console's login form cut short by the client (half its Content-Length, then the half-close): the client's
     fault, answered 400 incomplete_body as on the callback paths, not a 500 blaming the page."""
-    import asyncio
     pytest.importorskip("callgate_console", reason="the console plugin is not installed")
     ops_port = free_port()
     config = tmp_path / "config.toml"
@@ -362,15 +362,9 @@ async def test_a_plugin_page_whose_body_breaks_off_is_a_400_not_a_page_failure(t
                                         "CALLGATE_CONSOLE_TOKEN": "a-console-token-of-some-length"},
                            ops_port=ops_port).start()
     try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", ops_port)
-        try:
-            writer.write(b"POST /console/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
-                         b"\r\nContent-Length: 100\r\n\r\ntoken=abc")
-            writer.write_eof()
-            async with asyncio.timeout(AT_ONCE + 1):
-                received = await reader.read()
-        finally:
-            writer.close()
+        received = await _sent_half_closed("127.0.0.1", ops_port, b"POST /console/login HTTP/1.1\r\nHost: x\r\n"
+                                           b"Content-Type: application/x-www-form-urlencoded\r\n"
+                                           b"Content-Length: 100\r\n\r\ntoken=abc")
         assert received.startswith(b"HTTP/1.1 400 "), received[:300]
         assert json.loads(received.split(b"\r\n\r\n", 1)[1])["error"] == "incomplete_body"
     finally:
@@ -378,16 +372,8 @@ async def test_a_plugin_page_whose_body_breaks_off_is_a_400_not_a_page_failure(t
 
 
 async def _health_checks_half_closed(ops_port: int) -> None:
-    import asyncio
     for path, answered in [(b"/healthz", b'{"status": "alive"}'), (b"/readyz", b"}")] * 3:
-        reader, writer = await asyncio.open_connection("127.0.0.1", ops_port)
-        try:
-            writer.write(b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
-            writer.write_eof()
-            async with asyncio.timeout(AT_ONCE + 1):
-                received = await reader.read()
-        finally:
-            writer.close()
+        received = await _sent_half_closed("127.0.0.1", ops_port, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\n\r\n")
         assert received.startswith(b"HTTP/1.1 200 ") and received.endswith(answered), received[:300]
 
 

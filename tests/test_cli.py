@@ -127,7 +127,9 @@ class Stubborn:
             await task
         if self.config.hang_shutdown:
             await asyncio.Event().wait()
-        print('{"event": "stubborn_shut_down"}', flush=True)
+        # One write of the whole line: the workers share stdout, and print() writes the line and its newline apart
+        # (two system calls when unbuffered), so another worker's log line could land between them.
+        os.write(1, b'{"event": "stubborn_shut_down"}\\n')
 
 
 class Wrapped:

@@ -45,6 +45,13 @@ from .phone import check_region
 #: would be sent nothing), at most 64 characters.
 ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
 
+
+def check_speakable(text: str) -> None:
+    """A prompt's text must be one Sinch speaks (v1 ``say``, v2 SAY; empty means no prompt): a ValueError (a pydantic
+    validator's) saying how long it is otherwise."""
+    if len(text) > MAX_PROMPT_CHARS:
+        raise ValueError(f"is {len(text)} characters; Sinch speaks at most {MAX_PROMPT_CHARS} in one prompt")
+
 ENV_KEY = "SINCH_APPLICATION_KEY"
 ENV_SECRET = "SINCH_APPLICATION_SECRET"
 #: The one Voice API v2 service, when config.toml has no ``[[services]]``.
@@ -150,8 +157,7 @@ class ServerConfig(_Strict):
     @classmethod
     def _sayable(cls, value: str) -> str:
         value = value.strip()                 # only spaces: no prompt, as empty
-        if len(value) > MAX_PROMPT_CHARS:
-            raise ValueError(f"is {len(value)} characters; Sinch speaks at most {MAX_PROMPT_CHARS} in one prompt")
+        check_speakable(value)
         return value
 
     @field_validator("host", "ops_host")

@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from callgate.calls import CALLEE_TYPES, known_words
-from callgate.config import SecretDatabaseURL, ShortName
-from callgate.decisions import MAX_DURATION_LIMIT, MAX_PROMPT_CHARS
+from callgate.config import SecretDatabaseURL, ShortName, check_speakable
+from callgate.decisions import MAX_DURATION_LIMIT
 
 from . import prompts
 from .money import MoneyError, parse_amount
@@ -91,7 +91,7 @@ class CreditCheckConfig(BaseModel):
     @classmethod
     def _sayable(cls, value: str) -> str:
         value = value.strip()                 # only spaces: no prompt, as empty
-        _check_say(value)
+        check_speakable(value)
         return value
 
     @field_validator("low_balance_prompt")
@@ -101,7 +101,7 @@ class CreditCheckConfig(BaseModel):
             longest = value.format(time=prompts.spoken_time(MAX_DURATION_LIMIT), seconds=MAX_DURATION_LIMIT)
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"only {{time}} and {{seconds}} may be used in it ({type(exc).__name__}: {exc})") from None
-        _check_say(longest)
+        check_speakable(longest)
         return value
 
     @model_validator(mode="after")
@@ -120,8 +120,3 @@ class CreditCheckConfig(BaseModel):
         """Costs are rounded up to this many micro-units."""
         return cost_unit(self.cost_decimals)
 
-
-def _check_say(text: str) -> None:
-    """A prompt must be speakable by Sinch (v1 ``say``, v2 SAY; empty means no prompt)."""
-    if len(text) > MAX_PROMPT_CHARS:
-        raise ValueError(f"is {len(text)} characters; Sinch speaks at most {MAX_PROMPT_CHARS} in one prompt")

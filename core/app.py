@@ -26,15 +26,12 @@ def create_app(config: Config, *, plugins: Plugins | None = None,
                plugin_classes: Mapping[str, type] | None = None) -> web.Application:
     """Build the server for one configuration.  Plugins are loaded here unless given."""
     if plugins is None:
-        plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms,
-                               source=config.source, classes=plugin_classes,
-                               default_region=config.server.default_region)
-    check_ops_pages(config, plugins)
-    check_rule_routes(plugins)
+        plugins = _load(config, plugin_classes)
+    pipeline = _checked_pipeline(config, plugins)
     app = web.Application(client_max_size=config.server.max_body_bytes)
     app[CONFIG] = config
     app[PLUGINS] = plugins
-    app[PIPELINE] = _pipeline(config, plugins)
+    app[PIPELINE] = pipeline
     app[CALLBACK] = callback_endpoint(config)
     app[WEBHOOK] = webhook_endpoint(config)
     app[METRICS] = Metrics()
@@ -68,20 +65,26 @@ def preflight(config: Config, *, plugin_classes: Mapping[str, type] | None = Non
     runs.  Raises ConfigError or PluginError; returns the plugins."""
     build_verifier(config)
     build_service_verifier(config)
-    plugins = load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
-                           classes=plugin_classes, default_region=config.server.default_region)
-    check_ops_pages(config, plugins)
-    check_rule_routes(plugins)
-    _pipeline(config, plugins)
+    plugins = _load(config, plugin_classes)
+    _checked_pipeline(config, plugins)
     if config.server.ops_port:            # each plugin's pages added to an ops application of their own, as serve will
         for impl in plugins.impls("register_ops_routes"):
             _register_plugin_routes(web.Application(), impl.plugin.name, impl.function, impl.argnames)
     return plugins
 
 
-def _pipeline(config: Config, plugins: Plugins) -> Pipeline:
-    """The decision pipeline; a ``[server]`` value it cannot use (a prompt Sinch cannot speak) is a ConfigError, not a
-    traceback (the keys' own checks should have refused it first)."""
+def _load(config: Config, plugin_classes: Mapping[str, type] | None) -> Plugins:
+    return load_plugins(config.plugins, server_timeout_ms=config.server.plugin_timeout_ms, source=config.source,
+                        classes=plugin_classes, default_region=config.server.default_region)
+
+
+def _checked_pipeline(config: Config, plugins: Plugins) -> Pipeline:
+    """What ``serve`` and ``check-config`` both check of the plugins together (:func:`check_ops_pages`,
+    :func:`~callgate.builtin.caller_id.check_rule_routes`), then the decision pipeline: a ``[server]`` value it
+    cannot use (a prompt Sinch cannot speak) is a ConfigError, not a traceback (the keys' own checks should have
+    refused it first)."""
+    check_ops_pages(config, plugins)
+    check_rule_routes(plugins)
     try:
         return Pipeline(plugins, config.server)
     except ValueError as exc:

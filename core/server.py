@@ -56,7 +56,7 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     app = create_app(config)
     limits = http_limits(server)
     runners: list[web.AppRunner] = [HttpRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds,
-                                                   **limits)]
+                                               **limits)]
     if server.ops_port:
         runners.append(HttpRunner(create_ops_app(app), access_log=None, **limits))
     stop = asyncio.Event()

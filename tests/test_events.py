@@ -371,11 +371,33 @@ def test_missing_event(body):
     ({"event": "notify", "callid": 7}, "callid"),
     ({"event": "ice"}, "callid"),
     ({"event": "dice", "reason": "CALLERHANGUP"}, "callid"),
+    ({"event": "ice", "callid": ""}, "callid"),
+    ({"event": "ace", "callId": ""}, "callid"),
+    ({"event": "dice", "callid": "", "callId": "c"}, "callid"),
+    ({"event": "pie", "callid": "", "menuResult": {"type": "sequence", "value": "1"}}, "callid"),
 ])
 def test_invalid_field_names_the_path(body, path):
     error = error_of(encode(body))
     assert error.code == "invalid_field"
     assert str(error).startswith(f"{path}: ")
+
+
+@pytest.mark.parametrize("body", [{"event": "ice", "callid": ""}, {"event": "dice", "callId": ""}])
+def test_an_empty_callid_is_refused_as_empty(body):
+    """Two calls sent with an empty callid would be one call to every plugin that keys its records by it (a
+    reservation, a bill, a CRM record): refused, and the message says it was empty, not missing."""
+    error = error_of(encode(body))
+    assert (error.code, str(error)) == ("invalid_field", f"callid: empty (required in {body['event'].upper()})")
+
+
+@pytest.mark.parametrize(("body", "callid"), [
+    ({"event": "notify", "callid": ""}, None),
+    ({"event": "notify", "callid": "", "callId": "c"}, "c"),
+    ({"event": "notify", "callId": ""}, None),
+])
+def test_an_empty_notify_callid_is_no_callid(body, callid):
+    """A Notify need not be about a call (its callid is optional): an empty one is taken as none."""
+    assert decode(body).callid == callid
 
 
 def test_invalid_field_message_for_a_non_string_endpoint():

@@ -187,6 +187,18 @@ async def test_identifiers_with_control_characters_are_refused(callgate_server, 
     assert body["message"].startswith(f"{field}: "), body
 
 
+async def test_an_empty_callid_is_refused(callgate_server):
+    """A DICE with an empty callid is 400 (two such calls would be one to every plugin keying records by it),
+    and nothing is recorded for it."""
+    server = callgate_server('[server]\nlog_format = "json"\n')
+    raw = json.dumps({**samples.dice(), "callid": ""}).encode()
+    reply = await send_raw(server.url, raw_request("POST", CALLBACK, signed(raw, TEST_APPLICATION_KEY,
+                                                                             TEST_APPLICATION_SECRET), raw,
+                                                   content_length=len(raw)))
+    body = json.loads(reply.body)
+    assert (reply.status, body["error"], body["message"]) == (400, "invalid_field", "callid: empty (required in DICE)")
+
+
 # --------------------------------------------------------------------------- bodies that break mid-way
 
 BODY_TIMEOUT = 5.0

@@ -176,6 +176,8 @@ def _callid(obj: dict, event: str) -> str:
     value = _identifier(obj, key)
     if value is None:
         raise EventError("invalid_field", f"callid: missing (required in {event.upper()})")
+    if not value:
+        raise EventError("invalid_field", f"callid: empty (required in {event.upper()})")
     return value
 
 
@@ -298,7 +300,7 @@ def _call_draft(draft_class: type, obj: dict, event: str) -> Any:
     draft = _new(draft_class)
     _fill_base(draft, obj, event)
     callid = obj.get("callid")
-    draft.callid = callid if callid.__class__ is str and callid.isprintable() else _callid(obj, event)
+    draft.callid = callid if callid.__class__ is str and callid and callid.isprintable() else _callid(obj, event)
     return draft
 
 
@@ -340,7 +342,7 @@ def _ace(obj: dict, event: str) -> Answered:
 def _pie(obj: dict, event: str) -> MenuInput:
     pie = _new(_MenuInputDraft)
     callid = obj.get("callid")
-    pie.callid = (callid if callid.__class__ is str and callid.isprintable()  # checked before the base fields
+    pie.callid = (callid if callid.__class__ is str and callid and callid.isprintable()  # checked before the base fields
                   else _callid(obj, event))
     menu = obj.get("menuResult")
     if menu.__class__ is not dict:
@@ -377,10 +379,7 @@ def _dice(obj: dict, event: str) -> Ended:
 
 def _notify(obj: dict, event: str) -> Notice:
     notify = _new(_NoticeDraft)
-    callid = _identifier(obj, "callid")
-    if callid is None:
-        callid = _identifier(obj, "callId")
-    notify.callid = callid
+    notify.callid = _identifier(obj, "callid") or _identifier(obj, "callId") or None  # empty: none
     _fill_base(notify, obj, event)
     notify.conference_id = _str(obj, "conferenceId")
     notify.type = _str(obj, "type")

@@ -159,9 +159,9 @@ def _required_callid(wire: V1EventBase) -> str:
     callid = wire.callid
     if callid is None:  # callId, or missing
         raise _SecondLook
-    if callid.isprintable() or CONTROL.search(callid) is None:
+    if callid and (callid.isprintable() or CONTROL.search(callid) is None):
         return callid
-    raise _SecondLook
+    raise _SecondLook  # empty, or a control character
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -240,7 +240,7 @@ def _dice(wire: Any, raw: dict[str, Any]) -> Ended:
 
 
 def _notify(wire: Any, raw: dict[str, Any]) -> Notice:
-    if wire.callid is None and raw.get("callId") is not None:  # the other spelling
+    if not wire.callid and (wire.callid == "" or raw.get("callId") not in (None, "")):  # empty, or the other spelling
         raise _SecondLook
     return new_notice(
         "v1", "notify", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),

@@ -250,12 +250,15 @@ def _required_callid(obj: dict, event: str, canonical: dict) -> None:
     value = _identifier(obj, "callid" if obj.get("callid") is not None else "callId")
     if value is None:
         raise EventError("invalid_field", f"callid: missing (required in {event.upper()})")
+    if not value:
+        raise EventError("invalid_field", f"callid: empty (required in {event.upper()})")
     canonical["callid"] = value
 
 
 def _notify_callid(obj: dict, canonical: dict) -> None:
-    value = _identifier(obj, "callid")
-    canonical["callid"] = value if value is not None else _identifier(obj, "callId")
+    """A Notify's call id is optional (a Notify need not be about a call): an empty one is taken as none."""
+    value = _identifier(obj, "callid") or _identifier(obj, "callId")
+    canonical["callid"] = value or None
 
 
 def _required_menu_result(obj: dict) -> None:

@@ -243,9 +243,15 @@ async def plugin_page_errors(request: web.Request, handler: Any) -> web.StreamRe
     """On the ops application: a plugin's page that raises, or returns something other than a response, answers a
     JSON 500 in callgate's words (the plugin named in the log, ``ops_page_failed``, with its exception or what it
     returned), instead of aiohttp's plain-text one; a request whose body broke off (the client's fault) a JSON 400
-    ``incomplete_body``, as on the callback paths."""
+    ``incomplete_body``, and one whose body is not all there ``[server] body_timeout_seconds`` after its head a JSON
+    408 ``body_timeout`` (the connection closed), as on the callback paths."""
     try:
-        response = await handler(request)
+        response = await _in_body_time(request, handler)
+    except _BodyTimeout:
+        seconds = request.app[CONFIG].server.body_timeout_seconds
+        log.warning("ops_request_refused", reason="body_timeout", path=request.path)
+        return await _close_after(request, error_response(
+            408, "body_timeout", f"the body did not arrive within {seconds:g} s ([server] body_timeout_seconds)"))
     except (web.HTTPException, asyncio.CancelledError):
         raise
     except (ConnectionError, HttpProcessingError, web.RequestPayloadError) as exc:
@@ -257,6 +263,36 @@ async def plugin_page_errors(request: web.Request, handler: Any) -> web.StreamRe
     if not isinstance(response, web.StreamResponse):
         return _page_failed(request, f"the handler returned {type(response).__name__}, not an aiohttp response")
     return response
+
+
+class _BodyTimeout(Exception):
+    """A page's request body was not all there ``[server] body_timeout_seconds`` after its head."""
+
+
+async def _in_body_time(request: web.Request, handler: Any) -> web.StreamResponse:
+    """``handler(request)``, cancelled when the request's body has not all arrived ``[server] body_timeout_seconds``
+    after its head (:class:`_BodyTimeout`); once it has, the page takes as long as it takes (a stream, a slow
+    query).  The body is left for the page to read as it likes (a form, JSON, a multipart stream)."""
+    content = request.content
+    if content.is_eof():             # no body, or all of it came with the head: the usual page
+        return await handler(request)
+    body_time = asyncio.timeout(request.app[CONFIG].server.body_timeout_seconds)
+    waiting = True
+
+    def arrived() -> None:
+        if waiting:
+            body_time.reschedule(None)
+
+    try:
+        async with body_time:
+            content.on_eof(arrived)
+            return await handler(request)
+    except TimeoutError:
+        if body_time.expired():
+            raise _BodyTimeout from None
+        raise                        # the page's own timeout: its failure
+    finally:
+        waiting = False
 
 
 def _page_failed(request: web.Request, error: str, exc_info: bool = False) -> web.Response:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 from aiohttp import web
 from structlog.testing import capture_logs
@@ -250,3 +253,66 @@ class RaisesOnRoutes:
 def test_hook_register_ops_routes_that_raises_stops_start_up_and_check_config(callgate_check_config):
     error = callgate_check_config({**ROUTE_ALL, "server": {"ops_port": 9999}}, plugins={"pages": RaisesOnRoutes})
     assert isinstance(error, PluginError) and "register_ops_routes failed" in str(error) and "'pages'" in str(error)
+
+
+class FormPages:
+    """A page that reads its request's body, and one that takes its time after the body came."""
+
+    @hookimpl
+    def register_ops_routes(self, app: web.Application) -> None:
+        async def echo(request: web.Request) -> web.Response:
+            return web.Response(text=await request.text())
+
+        async def slow(request: web.Request) -> web.Response:
+            body = await request.text()
+            await asyncio.sleep(BODY_TIMEOUT * 3)   # after the body came: the page's own time
+            return web.Response(text=body)
+        async def own_timeout(request: web.Request) -> web.Response:
+            async with asyncio.timeout(BODY_TIMEOUT / 8):   # the page's own deadline, not the body's
+                await asyncio.sleep(BODY_TIMEOUT)
+            return web.Response()
+        app.router.add_post("/pages/echo", echo)
+        app.router.add_post("/pages/slow", slow)
+        app.router.add_post("/pages/own", own_timeout)
+
+
+BODY_TIMEOUT = 0.4
+
+
+async def _dribbled(*parts: bytes, pause: float):
+    for i, part in enumerate(parts):
+        if i:
+            await asyncio.sleep(pause)
+        yield part
+
+
+@pytest.fixture
+async def form_pages(aiohttp_client):
+    config = make_config({**ROUTE_ALL, "server": {"ops_port": 9999, "body_timeout_seconds": BODY_TIMEOUT}},
+                         plugins={"pages": FormPages})
+    return await aiohttp_client(create_ops_app(create_app(config, plugin_classes={"pages": FormPages})))
+
+
+async def test_a_plugin_page_whose_body_stalls_is_a_408_body_timeout(form_pages):
+    """The ops port, like the callback paths, gives a request's body [server] body_timeout_seconds after its head: a
+    sender that stalls (a slowloris on the console's login) gets 408 and the connection is closed, where the page
+    used to wait for as long as the sender liked."""
+    with capture_logs() as logs:
+        started = time.monotonic()
+        response = await form_pages.post("/pages/echo", data=_dribbled(b"token=", b"abc", pause=BODY_TIMEOUT * 10))
+        body = await response.json()
+    assert (response.status, body["error"]) == (408, "body_timeout"), body
+    assert time.monotonic() - started < BODY_TIMEOUT * 5
+    assert response.headers.get("Connection", "").lower() == "close"
+    assert [line["reason"] for line in logs if line["event"] == "ops_request_refused"] == ["body_timeout"]
+
+
+async def test_a_plugin_page_whose_body_comes_in_time_takes_as_long_as_it_needs(form_pages):
+    """A body sent in pieces within the timeout is the page's to read whole; once it is there the timer is off (a page
+    may then take longer than body_timeout_seconds); a page's own TimeoutError is not a body timeout."""
+    response = await form_pages.post("/pages/echo", data=_dribbled(b"token=", b"abc", pause=BODY_TIMEOUT / 4))
+    assert (response.status, await response.text()) == (200, "token=abc")
+    response = await form_pages.post("/pages/slow", data=_dribbled(b"a", b"b", pause=BODY_TIMEOUT / 4))
+    assert (response.status, await response.text()) == (200, "ab")
+    response = await form_pages.post("/pages/own", data=_dribbled(b"a", b"b", pause=BODY_TIMEOUT / 4))
+    assert (response.status, (await response.json())["error"]) == (500, "internal_error")

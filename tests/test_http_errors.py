@@ -408,3 +408,23 @@ async def test_the_http_layers_400_does_not_quote_the_request_back(callgate_serv
     reply = await send_raw(server.url, head)
     assert reply.status == 400 and reply.content_type == "text/plain", reply
     assert marker not in reply.body and reply.body.startswith(b"Bad Request: "), reply.body
+
+
+async def test_an_empty_body_signed_the_sdks_way_is_refused_as_empty_not_as_a_forgery(callgate_client):
+    """Sinch's SDKs sign an empty body with the MD5 of no bytes, v1's docs with "": either way the request is signed,
+    and its empty body is the 400 (it used to be a 401 bad_signature when signed the SDK's way)."""
+    from callgate.protocols.signing_common import EMPTY_BODY_MD5, now_timestamp, signature, string_to_sign
+    from callgate.testing import TEST_SERVICE_ID, TEST_SERVICE_SECRET
+
+    client = await callgate_client({})
+    for send, scheme, key, secret, path in (
+            (client.send, "Application", TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, "/sinch/callback"),
+            (client.send_webhook, "service", TEST_SERVICE_ID, TEST_SERVICE_SECRET, "/sinch/webhook")):
+        stamp = now_timestamp()
+        sdk_way = signature(secret, string_to_sign("POST", EMPTY_BODY_MD5, "application/json", stamp, path))
+        for md5, sig in (("", None), (EMPTY_BODY_MD5, sdk_way)):
+            headers = {"x-timestamp": stamp, "Authorization": f"{scheme} {key}:{sig}"} if sig else None
+            response = await send(b"", headers=headers, timestamp=stamp)
+            body = await response.json()
+            assert (response.status, body["error"]) == (400, "invalid_json"), (path, md5, body)
+            assert body["message"] == "body is not JSON: it is empty (Sinch sends a JSON object)"

@@ -231,6 +231,12 @@ def test_empty_body_is_signed_with_an_empty_content_md5_as_in_v1():
     # the SDK changed its mind, and the decision in callgate.protocols.v2.signing should be looked at again.
     assert compute_content_md5(b"") == "1B2M2Y8AsgTpgAmY7PhCfg=="
     assert not sdk_accepts(hdrs, body=b"")
+    # ... and an empty body signed the SDK's way verifies too, so that it is refused for what it is (not JSON: 400),
+    # not as a forgery (401); a non-empty body is never checked against another Content-MD5
+    sdk_signed = sdk_signed_headers(SERVICE, SECRET, PATH, b"", CONTENT_TYPE, TS)
+    assert sdk_accepts(sdk_signed, body=b"")
+    assert verifier().verify("POST", PATH, sdk_signed, b"") == SERVICE
+    assert refusal(verifier(), sdk_signed, body=b" ").reason == "bad_signature"
 
 
 def test_missing_content_type_is_signed_as_empty_as_in_v1():

@@ -66,7 +66,10 @@ def validation_message(message: str) -> str:
 
 def not_json_at(text: bytes | str, position: int) -> str:
     """``body is not JSON: ...`` for a body a decoder stopped reading at ``position`` (a byte offset in ``bytes``, a
-    character offset in ``str``): where, by line and column (in characters) from 1, or that the body ends too early."""
+    character offset in ``str``): where, by line and column (in characters) from 1, or that the body is empty or ends too
+    early."""
+    if not text.strip():
+        return "body is not JSON: it is empty (Sinch sends a JSON object)"
     if position >= len(text.rstrip()):
         return "body is not JSON: it ends before its JSON value does"
     before = text[:position]

@@ -20,6 +20,8 @@ says so and reuses its Application signer), so the pieces come from
   Sinch's webhooks always carry a JSON body, where all three agree (both vectors of
   ``signing-vector.json`` verify), so only an empty body is concerned -- and v2
   has no empty-bodied webhook to verify; we keep the one algorithm for both generations.
+  A verifier accepts an empty body signed either way, so that it is refused for what it
+  is (``400``, not JSON) rather than as a forgery.
 * **Content-Type as in v1**: the header value verbatim (``; charset=utf-8`` included),
   and ``""`` when the header is missing, as the Java and Node validators do.  The
   Python SDK refuses a request without Content-Type; here such a request is refused

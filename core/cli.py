@@ -69,9 +69,9 @@ def _main(argv: Sequence[str] | None) -> int:
         try:
             config = load_config(known.config)
             plugins = _load(config, broken=broken)
+            _register_commands(plugins, subparsers)
         except (ConfigError, PluginError) as exc:
             return _fail(exc)
-        plugins.pm.hook.register_commands(subparsers=subparsers)
         if command not in subparsers.choices and broken:
             return _fail(ConfigError(f"{command!r} is not a core command, and enabled plugins that may add it "
                                      f"could not be loaded:\n" + "\n".join(str(exc) for exc in broken.values())))
@@ -102,10 +102,20 @@ def _add_plugin_commands(config_path: str | None, subparsers: argparse._SubParse
     """The enabled plugins' commands, for the help: a config or a plugin that cannot be loaded adds none (the help
     of the core's commands is still printed; the command itself then says what is wrong)."""
     try:
-        plugins = _load(load_config(config_path), broken={})
+        _register_commands(_load(load_config(config_path), broken={}), subparsers)
     except (ConfigError, PluginError):
         return
-    plugins.pm.hook.register_commands(subparsers=subparsers)
+
+
+def _register_commands(plugins: Plugins, subparsers: argparse._SubParsersAction) -> None:
+    """Each enabled plugin's ``register_commands``, in plugin order; PluginError naming the plugin that adds a command
+    whose name is taken (one of callgate's, or another plugin's), where argparse would end in a traceback."""
+    for impl in plugins.impls("register_commands"):
+        try:
+            impl.function(subparsers) if impl.argnames else impl.function()
+        except argparse.ArgumentError as exc:
+            raise PluginError(impl.plugin.name, f"register_commands added a command whose name is taken "
+                                                f"({exc.message}): name your commands after your plugin") from None
 
 
 def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
@@ -554,6 +564,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     plugins = preflight(config)
+    _register_commands(plugins, _core_parser()[1])      # their commands' names, as any command would find them
     names = ", ".join(p.name for p in plugins.loaded)
     print(f"{config.source}: ok ({len(config.applications)} application(s), {len(config.services)} service(s); "
           f"plugins in order: {names})")

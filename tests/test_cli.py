@@ -67,6 +67,7 @@ dependencies = []
 blocklist = "callgate_blocklist_example:Blocklist"
 wrapped = "callgate_blocklist_example:Wrapped"
 stubborn = "callgate_blocklist_example:Stubborn"
+shadow = "callgate_blocklist_example:Shadow"
 """
 
 PLUGIN_MODULE = '''
@@ -97,6 +98,14 @@ class Blocklist:
     def register_commands(self, subparsers):
         parser = subparsers.add_parser("blocklist", help="show the blocked numbers")
         parser.set_defaults(handler=lambda args: print("\\n".join(self.config.blocked)))
+
+
+class Shadow:
+    """A plugin whose command is named like a core command."""
+
+    @hookimpl
+    def register_commands(self, subparsers):
+        subparsers.add_parser("serve", help="my own serve")
 
 
 class Stubborn:
@@ -179,6 +188,22 @@ def test_help_lists_the_enabled_plugins_commands(installed_plugin, tmp_path):
     config.write_text('[plugins]\nenabled = ["blocklist"]\n[plugins.blocklist]\nblockd = []\n')     # broken
     still = run("--help", "--config", str(config), env={"PYTHONPATH": str(installed_plugin)})
     assert still.returncode == 0 and "check-config" in still.stdout and "show the blocked numbers" not in still.stdout
+
+
+def test_a_plugin_command_named_like_a_taken_one_is_refused_naming_the_plugin(installed_plugin, tmp_path):
+    """argparse refuses a second parser of one name with a traceback, which broke every plugin command and the
+    help; now the command line, and check-config, name the plugin at fault."""
+    config = tmp_path / "config.toml"
+    config.write_text('[plugins]\nenabled = ["blocklist", "shadow"]\n[plugins.blocklist]\nblocked = []\n')
+    env = {"PYTHONPATH": str(installed_plugin)}
+    expected = ("callgate: plugin 'shadow': register_commands added a command whose name is taken (conflicting "
+                "subparser: serve): name your commands after your plugin")
+    for argv in (("blocklist",), ("check-config",)):
+        result = run(*argv, "--config", str(config), env=env)
+        assert (result.returncode, result.stderr.strip()) == (2, expected), result
+        assert "Traceback" not in result.stderr
+    listed = run("--help", "--config", str(config), env=env)
+    assert listed.returncode == 0 and "check-config" in listed.stdout and "Traceback" not in listed.stderr
 
 
 def test_simulate_names_the_plugin_that_denied(installed_plugin, tmp_path):

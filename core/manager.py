@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import pluggy
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 
 from . import hookspecs
 from .config import (
@@ -451,6 +451,11 @@ def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeou
             except ValidationError as exc:
                 raise PluginError(name, "invalid configuration:\n" + format_validation_error(
                     exc, source, ("plugins", name))) from None
+            unknown = _unknown_keys(model, table)
+            if unknown:
+                raise PluginError(name, "invalid configuration:\n" + "\n".join(
+                    f"{source}: {toml_key(('plugins', name, key))}: unknown key: this table has no such setting "
+                    f"(a typo?)" for key in unknown))
             if written is not None:
                 _refuse_secrets_in_the_file(name, settings, written, source)
             instance = cls(settings)
@@ -459,6 +464,25 @@ def build_plugin(name: str, cls: Any, table: Mapping[str, Any], *, server_timeou
     except Exception as exc:
         raise PluginError(name, f"could not be built: {type(exc).__name__}: {exc}") from exc
     return LoadedPlugin(name, instance, timeout_s=timeout_ms / 1000, on_error=on_error)
+
+
+def _unknown_keys(model: type[BaseModel], table: Mapping[str, Any]) -> list[str]:
+    """The keys of ``table`` that are none of ``model``'s settings, when the model does not say what to do with
+    them (pydantic would ignore them: a typo would leave a setting at its default without a word); none when it
+    does (``extra="forbid"`` has refused them already, ``"allow"`` or ``"ignore"`` is the plugin's choice)."""
+    if "extra" in model.model_config:
+        return []
+    by_name = model.model_config.get("populate_by_name") or model.model_config.get("validate_by_name")
+    known: set[str] = set()
+    for field_name, field in model.model_fields.items():
+        if by_name or (field.alias is None and field.validation_alias is None):
+            known.add(field_name)
+        for alias in (field.alias, field.validation_alias):
+            if isinstance(alias, str):
+                known.add(alias)
+            elif isinstance(alias, AliasChoices):
+                known.update(choice for choice in alias.choices if isinstance(choice, str))
+    return [key for key in table if key not in known]
 
 
 def _refuse_secrets_in_the_file(name: str, settings: BaseModel, written: Any, source: str) -> None:

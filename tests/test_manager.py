@@ -5,7 +5,7 @@ import textwrap
 
 import pytest
 from plugins_for_tests import AllowWith, Recorder
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from callgate import Deny, hookimpl
 from callgate.config import PluginsConfig, config_from_dict
@@ -93,6 +93,42 @@ def test_invalid_config_names_the_toml_key(fake_dist):
     with pytest.raises(PluginError) as err:
         load(["fake"], fake={"reasn": "typo"})
     assert "[plugins.fake].reasn" in str(err.value) and "unknown key: this table has no such setting" in str(err.value)
+
+
+class Lax:
+    """A plugin whose Config says nothing about extra keys (pydantic alone would ignore them)."""
+
+    class Config(BaseModel):
+        blocked: list[str] = []
+        limit: int = Field(3, alias="max")
+
+    def __init__(self, config):
+        self.config = config
+
+
+class Open:
+    """A plugin that takes extra keys on purpose."""
+
+    class Config(BaseModel, extra="allow"):
+        blocked: list[str] = []
+
+    def __init__(self, config):
+        self.config = config
+
+
+def test_unknown_keys_are_refused_unless_the_plugins_config_chose_what_to_do_with_them():
+    """A typo in a plugin's table stops start-up naming the key, even when its Config does not say extra="forbid";
+    a Config that sets extra itself keeps its choice."""
+    def built(cls, table):
+        return load_plugins(PluginsConfig.model_validate({"enabled": ["p"], "p": table}), classes={"p": cls})
+
+    with pytest.raises(PluginError) as err:
+        built(Lax, {"blockd": ["+46700000001"], "limit": 5})
+    assert str(err.value) == ("plugin 'p': invalid configuration:\n"
+                              "config.toml: [plugins.p].blockd: unknown key: this table has no such setting (a typo?)\n"
+                              "config.toml: [plugins.p].limit: unknown key: this table has no such setting (a typo?)")
+    assert built(Lax, {"blocked": ["+46700000001"], "max": 5, "timeout_ms": 50}).loaded[0].instance.config.limit == 5
+    assert built(Open, {"blockd": ["x"]}).loaded[0].instance.config.model_extra == {"blockd": ["x"]}
 
 
 @pytest.mark.parametrize("table,needle", [({"timeout_ms": 0}, "timeout_ms"), ({"on_error": "ignore"}, "on_error")])

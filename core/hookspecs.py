@@ -365,8 +365,9 @@ def collect_metrics() -> dict[str, float] | None:
     :returns:
         * a ``dict`` of gauge name to number: their current values.
         * ``None``: nothing to report.  Raising is logged on the scrape and skipped, and so is anything
-          else (a value that is not a number, a list): ``plugin_failed``, counted in
-          ``callgate_plugin_failures_total{hook="collect_metrics"}``; the other metrics are served.
+          else (an answer that is not a dict, an entry whose value is not a number: only that entry):
+          ``plugin_failed``, counted in ``callgate_plugin_failures_total{hook="collect_metrics"}``; the other
+          gauges and metrics are served.
     """
 
 

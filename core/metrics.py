@@ -119,13 +119,19 @@ class Metrics:
             if outcome.status != "ok":            # raised or timed out: logged by the dispatcher, counted here
                 self.hook_failed(outcome.plugin, "collect_metrics", outcome.status)
             elif outcome.value is not None:
-                gauges = _gauges(outcome.value)
-                if gauges is None:
+                read = _gauges(outcome.value)
+                if read is None:
                     # One plugin's bad answer must not cost the scrape (a 500) everyone else's metrics.
                     log.error("plugin_failed", plugin=outcome.plugin, hook="collect_metrics", status="error",
                               error=f"returned {type(outcome.value).__name__}: not a dict of gauge names to numbers")
                     self.hook_failed(outcome.plugin, "collect_metrics", "error")
                     continue
+                gauges, skipped = read
+                if skipped:           # the plugin's other gauges are still served
+                    log.error("plugin_failed", plugin=outcome.plugin, hook="collect_metrics", status="error",
+                              error=f"skipped {', '.join(skipped)}: not a gauge name (a non-empty string) with a "
+                                    f"number")
+                    self.hook_failed(outcome.plugin, "collect_metrics", "error")
                 for name, value in gauges:
                     self.plugin_gauges.labels(outcome.plugin, name).set(value)
         if os.environ.get(MULTIPROC_ENV):
@@ -136,17 +142,19 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def _gauges(value: Any) -> list[tuple[str, float]] | None:
-    """A ``collect_metrics`` answer as (name, value) pairs, or None when it is not a dict of names to real numbers
-    (``True`` and ``False`` count as 1 and 0, as Prometheus writes them)."""
+def _gauges(value: Any) -> tuple[list[tuple[str, float]], list[str]] | None:
+    """A ``collect_metrics`` answer as its (name, value) pairs of a name and a real number (``True`` and ``False``
+    count as 1 and 0, as Prometheus writes them) and the keys of the other entries (their ``repr``, clipped), or
+    None when it is not a dict."""
     if not isinstance(value, dict):
         return None
-    gauges = []
+    gauges, skipped = [], []
     for name, number in value.items():
         if not isinstance(name, str) or not name or not isinstance(number, (int, float)):
-            return None
-        gauges.append((name, float(number)))
-    return gauges
+            skipped.append(f"{name!r:.60}")
+        else:
+            gauges.append((name, float(number)))
+    return gauges, skipped
 
 
 # The hot path.  Counter.inc and Histogram.observe check, per call, that the metric is a labelled

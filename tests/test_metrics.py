@@ -95,7 +95,28 @@ async def test_hook_collect_metrics_a_bad_answer_is_logged_and_counted_and_every
     assert 'plugin="broken",name=' not in text
     assert value(text, "callgate_plugin_failures_total", plugin="broken", hook="collect_metrics", kind="error") == 1
     [failed] = [line for line in logs if line["event"] == "plugin_failed"]
-    assert failed["plugin"] == "broken" and "not a dict of gauge names to numbers" in failed["error"]
+    if isinstance(answer, dict):
+        assert failed["plugin"] == "broken" and failed["error"].startswith("skipped 'depth': not a gauge name")
+    else:
+        assert failed["plugin"] == "broken" and "not a dict of gauge names to numbers" in failed["error"]
+
+
+async def test_hook_collect_metrics_one_bad_gauge_costs_only_itself(callgate_client):
+    """A plugin's gauges are served but for the one that is not a number, which the log names."""
+    class Mixed:
+        @hookimpl
+        def collect_metrics(self):
+            return {"good": 1, "bad": "x", "": 2, "also_good": 2.5}
+
+    client = await callgate_client(plugins={"mixed": Mixed})
+    with capture_logs() as logs:
+        text = await scrape(client)
+    assert value(text, "callgate_plugin_gauge", plugin="mixed", name="good") == 1
+    assert value(text, "callgate_plugin_gauge", plugin="mixed", name="also_good") == 2.5
+    assert 'name="bad"' not in text
+    assert value(text, "callgate_plugin_failures_total", plugin="mixed", hook="collect_metrics", kind="error") == 1
+    [failed] = [line for line in logs if line["event"] == "plugin_failed"]
+    assert failed["error"] == "skipped 'bad', '': not a gauge name (a non-empty string) with a number"
 
 
 async def test_ops_endpoints_move_to_their_own_port(callgate_client, aiohttp_client):

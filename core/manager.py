@@ -19,7 +19,7 @@ import asyncio
 import functools
 import importlib
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -375,6 +375,10 @@ def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, sourc
     for attr in dir(instance):
         opts = pm.parse_hookimpl_opts(instance, attr)
         if opts is None:
+            if attr in HOOK_NAMES and callable(getattr(instance, attr, None)):
+                raise PluginError(name, f"{attr}() is named like the hook {attr} but is not marked @hookimpl, so "
+                                        f"callgate would never call it. Fix: put @hookimpl (from callgate import "
+                                        f"hookimpl) above it, or rename it")
             continue
         hook = opts.get("specname") or attr
         if hook not in HOOK_NAMES:
@@ -382,6 +386,12 @@ def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, sourc
             raise PluginError(name, f"implements a hook callgate does not have: {named} is not a callgate hook "
                                     f"(optionalhook=True does not change that). The hooks are "
                                     f"{', '.join(HOOK_NAMES)}; fix the name or remove @hookimpl")
+        unknown = _arguments_not_given(getattr(instance, attr), getattr(pm.hook, hook).spec.argnames)
+        if unknown:
+            given = ", ".join(getattr(pm.hook, hook).spec.argnames) or "none"
+            raise PluginError(name, f"{attr}() takes {', '.join(unknown)}, which the hook {hook} does not give (its "
+                                    f"arguments: {given}). Fix: take only those, by those names (any of them, in any "
+                                    f"order)")
         if hook in SYNC_HOOKS and inspect.iscoroutinefunction(getattr(instance, attr)):
             raise PluginError(name, f"{attr}() implements {hook}, which must be a plain def ({SYNC_HOOKS[hook]}); "
                                     f"it is async def")
@@ -389,6 +399,17 @@ def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, sourc
             if opts.get(option):
                 raise PluginError(name, f"{attr}() is marked @hookimpl({option}=True) for hook {hook}, which "
                                         f"callgate does not honour: {_instead(option, name, source)}")
+
+
+def _arguments_not_given(function: Any, given: Sequence[str]) -> list[str]:
+    """The arguments of a hook implementation (a bound method) that must be passed and are not among ``given`` (the
+    hook's): pluggy would refuse them in a message of several lines; one with a default is never asked for."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):        # no signature to read (a builtin): pluggy's own check then decides
+        return []
+    return [p.name for p in parameters if p.default is p.empty and p.name not in given
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
 
 
 def _instead(option: str, name: str, source: str) -> str:

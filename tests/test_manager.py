@@ -180,8 +180,43 @@ def test_unknown_hook_argument_is_refused():
         def authorize_call(self, call, caller):
             return None
 
-    with pytest.raises(PluginError, match="'bad'"):
+    with pytest.raises(PluginError) as err:
         load_plugins(PluginsConfig.model_validate({"enabled": ["bad"]}), classes={"bad": BadArgs})
+    assert str(err.value) == ("plugin 'bad': authorize_call() takes caller, which the hook authorize_call does not "
+                              "give (its arguments: call, dry_run). Fix: take only those, by those names (any of "
+                              "them, in any order)")
+
+
+def test_a_hook_argument_with_a_default_is_fine_and_one_without_is_refused():
+    from callgate import hookimpl
+
+    class Defaults:
+        @hookimpl
+        def set_cli(self, route, call, verbose=False):
+            return None
+
+    class KeywordOnly:
+        @hookimpl
+        def check_ready(self, *, strict):
+            return None
+
+    assert load_plugins(PluginsConfig.model_validate({"enabled": ["d"]}), classes={"d": Defaults}).impls("set_cli")
+    with pytest.raises(PluginError, match=r"^plugin 'k': check_ready\(\) takes strict, which the hook check_ready does "
+                                          r"not give \(its arguments: none\)"):
+        load_plugins(PluginsConfig.model_validate({"enabled": ["k"]}), classes={"k": KeywordOnly})
+
+
+def test_a_method_named_like_a_hook_without_hookimpl_is_refused():
+    """pluggy ignores it, so a deny-list whose authorize_call lacks the mark would let every call through."""
+    class Unmarked:
+        def authorize_call(self, call):
+            return Deny("blocked")
+
+    with pytest.raises(PluginError) as err:
+        load_plugins(PluginsConfig.model_validate({"enabled": ["u"]}), classes={"u": Unmarked})
+    assert str(err.value) == ("plugin 'u': authorize_call() is named like the hook authorize_call but is not marked "
+                              "@hookimpl, so callgate would never call it. Fix: put @hookimpl (from callgate import "
+                              "hookimpl) above it, or rename it")
 
 
 async def test_startup_and_shutdown_run_in_order(fake_dist):

@@ -167,11 +167,12 @@ class Pipeline:
                 cli = answered.value.number
         plan, rendered, problem = self._plan(renderer, auth, route, cli, call.event)
         if problem is not None:
-            max_duration = None
+            max_duration = dialled_cli = None
         else:
             max_duration = plan.max_duration if plan.specific is None else rendered.max_duration
+            dialled_cli = plan.cli                              # set_cli's, else the route's own
         decision = new_decision(auth.allowed and problem is None, auth.decided_by, problem or auth.reason,
-                                rendered.svaml, route if isinstance(route, Route) else None, routed_by, cli,
+                                rendered.svaml, route if isinstance(route, Route) else None, routed_by, dialled_cli,
                                 max_duration, tuple(outcomes), call.generation, plan,
                                 route.name if route is not None else None)
         # call_decided gets its own short budget: a plugin that held something must be told even

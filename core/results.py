@@ -71,7 +71,8 @@ class Decision:
     list of plugins that allowed.  ``route`` is the neutral :class:`~callgate.decisions.Route` the call
     takes (None when it was denied, nobody routed it, or a plugin routed it with generation-specific
     SVAML: then ``routed_by`` is set and ``route_name`` is that route's name, if any).  ``cli`` is the
-    caller id ``set_cli`` chose, ``max_duration`` the longest the answer lets the call last.  ``svaml``
+    caller id the call is dialled with: ``set_cli``'s, else the route's own (None: Sinch's default, the caller's
+    number), ``max_duration`` the longest the answer lets the call last.  ``svaml``
     is exactly what Sinch receives, rendered for the call's ``generation`` (a v1
     :class:`callgate.protocols.v1.svaml.Svaml` or a v2 ``V2Answer``); ``plan`` is what it was rendered from.
     """

@@ -21,7 +21,7 @@ from plugins_for_tests import (
     WrongType,
 )
 
-from callgate import Allow, CallerId, Deny, EndCall, Route, SipEndpoint, Svaml, hookimpl, hookspecs, samples
+from callgate import Allow, CallerId, Deny, EndCall, PhoneNumber, Route, SipEndpoint, Svaml, hookimpl, hookspecs, samples
 from callgate.calls import Header
 from callgate.config import PluginsConfig, ServerConfig
 from callgate.manager import HOOK_NAMES, load_plugins
@@ -66,6 +66,24 @@ async def test_hook_route_call_and_set_cli_first_answer_wins():
     body = json.loads(answer.body)
     assert body["action"] == {"name": "connectPstn", "number": "+15550002222", "maxDuration": 600, "cli": "+46850001234"}
     assert answer.decision.routed_by == "route" and answer.decision.cli == "+46850001234"
+
+
+async def test_the_decisions_cli_is_the_routes_own_when_no_plugin_sets_one():
+    """decision.cli is the caller id the call is dialled with (what call_decided, the CRM record and simulate show):
+    set_cli's, else the route's own; it was None for a route's own caller id."""
+    class RouteWithCli:
+        @hookimpl
+        def route_call(self, call):
+            return Route(PhoneNumber("+15550002222"), cli="private")
+
+    p, _ = pipeline({"route": RouteWithCli})
+    answer = await p.answer(event(samples.ice()))
+    assert json.loads(answer.body)["action"]["cli"] == "private" and answer.decision.cli == "private"
+    p, _ = pipeline({"route": RouteWithCli, "cli": FixedCli})
+    answer = await p.answer(event(samples.ice()))
+    assert json.loads(answer.body)["action"]["cli"] == "+46850001234" and answer.decision.cli == "+46850001234"
+    p, _ = pipeline({"route": RouteTo})
+    assert (await p.answer(event(samples.ice()))).decision.cli is None      # Sinch's default: the caller's number
 
 
 async def test_hook_set_cli_not_asked_for_actions_without_cli():

@@ -40,9 +40,11 @@ General rules, true of every hook:
   callback (``[server] deadline_ms``; ``record_deadline_ms`` for DICE and
   Notify).  A plugin that raises or runs out of time is logged with its name
   and handled by its ``on_error`` policy: ``"deny"`` treats it as a ``Deny``
-  (``authorize_call``, ``route_call``) or an ``EndCall`` (``on_answer``,
-  ``on_prompt_input``), ``"skip"`` treats it as ``None``.  It never turns an
-  answer into an error (the events that record: see ``on_disconnect``).
+  (``authorize_call``, ``route_call``, ``set_cli``: the call is hung up) or an
+  ``EndCall`` (``on_answer``, ``on_prompt_input``), ``"skip"`` treats it as
+  ``None``.  A failing ``call_decided`` is logged and changes nothing, whatever
+  the policy.  It never turns an answer into an error (the events that record:
+  see ``on_disconnect``).
   An answer the call's generation cannot carry out (v2 SVAML for a v1 call, v1
   SVAML, an ``InAppUser`` or a ``Conference`` for a v2 call) counts as the
   plugin failing, with an error saying why.

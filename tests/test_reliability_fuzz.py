@@ -701,8 +701,11 @@ def _event_with(fragment: str, event: str = "dice") -> bytes:
     (_event_with('"x": ' + "[" * 63 + "]" * 63), "ok"),               # 64 levels with the event object
     (_event_with('"x": ' + "[" * 64 + "]" * 64), "invalid_json"),     # 65
     (_event_with('"x": "' + "[" * 500 + '"'), "ok"),                   # brackets in a string are not nesting
-    (_event_with(f'"duration": {2 ** 63 - 1}'), "ok"),
-    (_event_with(f'"duration": {2 ** 63}'), "invalid_field"),
+    (_event_with(f'"version": {2 ** 63 - 1}'), "ok"),
+    (_event_with(f'"version": {2 ** 63}'), "invalid_field"),
+    (_event_with(f'"duration": {2 ** 31 - 1}'), "ok"),                 # a duration: at most 2^31 - 1 seconds
+    (_event_with(f'"duration": {2 ** 31}'), "invalid_field"),
+    (_event_with(f'"duration": {2 ** 63 - 1}'), "invalid_field"),
     (_event_with(f'"duration": {-2 ** 63}'), "ok"),
     (_event_with(f'"duration": {-2 ** 63 - 1}'), "invalid_field"),
     (_event_with('"amd": {"duration": 1' + "0" * 30 + "}", "ace"), "invalid_field"),

@@ -348,13 +348,15 @@ def test_events_are_frozen():
         event.call.call_id = "other"  # type: ignore[misc]
 
 
-def test_integers_up_to_64_bits_and_nesting_up_to_the_limit_are_accepted():
-    body = event_body("call.hangup", callDurationSeconds=2 ** 63 - 1)
+def test_durations_up_to_31_bits_and_nesting_up_to_the_limit_are_accepted():
+    body = event_body("call.hangup", callDurationSeconds=2 ** 31 - 1)
     nested: Any = "leaf"
     for _ in range(MAX_DEPTH - 1):  # the body object itself is level 1
         nested = [nested]
     body["deep"] = nested
-    assert decode_v2_event(encode(body)).call.call_duration_seconds == 2 ** 63 - 1
+    assert decode_v2_event(encode(body)).call.call_duration_seconds == 2 ** 31 - 1
+    longer = event_body("call.hangup", callDurationSeconds=2 ** 31)   # more seconds than a store's integer holds
+    assert error_of(encode(longer)).message == "call.callDurationSeconds: expected an integer <= 2147483647"
 
 
 # --------------------------------------------------------------------------- refusals

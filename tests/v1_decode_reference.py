@@ -124,6 +124,17 @@ def _int(obj: dict, key: str, prefix: str = "") -> int | None:
     raise _wrong(prefix + key, "an integer", value)
 
 
+_SECONDS_MAX = 2 ** 31 - 1
+
+
+def _seconds(obj: dict, key: str, prefix: str = "") -> int | None:
+    """A duration: at most 2^31 - 1 seconds (since 0.4.0)."""
+    value = _int(obj, key, prefix)
+    if value is not None and value > _SECONDS_MAX:
+        raise EventError("invalid_field", f"{prefix}{key}: expected an integer <= {_SECONDS_MAX}")
+    return value
+
+
 def _version(obj: dict) -> int | None:
     value = obj.get("version")
     if value is None:
@@ -225,7 +236,7 @@ def _amd(obj: dict) -> AmdResult | None:
     amd = _new(_AmdDraft)
     amd.status = _lower(value, "status", "amd.")
     amd.reason = _str(value, "reason", "amd.")
-    amd.duration = _int(value, "duration", "amd.")
+    amd.duration = _seconds(value, "duration", "amd.")
     amd.__class__ = AmdResult
     return amd
 
@@ -319,7 +330,7 @@ def _ice(obj: dict, event: str) -> Incoming:
     ice.origination_type = (origination.strip().lower() if origination.__class__ is str
                             else _lower(obj, "originationType"))
     duration = get("duration")
-    ice.duration = None if duration is None else _int(obj, "duration")
+    ice.duration = None if duration is None else _seconds(obj, "duration")
     rdnis = get("rdnis")
     ice.rdnis = rdnis if rdnis is None or rdnis.__class__ is str else _str(obj, "rdnis")
     ice.headers = () if get("callHeaders") is None else _call_headers(obj)
@@ -367,7 +378,8 @@ def _dice(obj: dict, event: str) -> Ended:
     dice.rate = _money(obj, "userRate")
     dice.to = _callee(obj, "to")
     duration = get("duration")
-    dice.duration = duration if duration.__class__ is int and _INT_MIN <= duration <= _INT_MAX else _int(obj, "duration")
+    dice.duration = duration if duration.__class__ is int and _INT_MIN <= duration <= _SECONDS_MAX \
+        else _seconds(obj, "duration")
     from_ = get("from")
     dice.cli = from_ if from_ is None or from_.__class__ is str else _str(obj, "from")
     dice.headers = () if get("callHeaders") is None else _call_headers(obj)

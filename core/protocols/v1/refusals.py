@@ -31,6 +31,7 @@ from ..errors import MAX_DEPTH, EventError, UnknownEvent
 from ..errors import clip as _clip
 from ..timestamps import parse_timestamp
 from ..wording import not_json_at
+from .wire import SECONDS_MAX
 
 __all__ = ["CONTROL", "recheck", "refuse_deep_nesting"]
 
@@ -164,6 +165,14 @@ def _in_range(path: str, value: int | None) -> None:
         raise EventError("invalid_field", f"{path}: integer out of range (more than 64 bits)")
 
 
+def _seconds(obj: dict, key: str, prefix: str = "") -> None:
+    """A duration: an integer, at most :data:`~callgate.protocols.v1.wire.SECONDS_MAX` (as the wire type says)."""
+    _integer(obj, key, prefix)
+    value = obj.get(key)
+    if value is not None and value > SECONDS_MAX:
+        raise EventError("invalid_field", f"{prefix}{key}: expected an integer <= {SECONDS_MAX}")
+
+
 def _object(obj: dict, key: str) -> dict | None:
     value = obj.get(key)
     if value is None or value.__class__ is dict:
@@ -223,7 +232,7 @@ def _amd(obj: dict, key: str) -> None:
     if value is not None:
         _string(value, "status", "amd.")
         _string(value, "reason", "amd.")
-        _integer(value, "duration", "amd.")
+        _seconds(value, "duration", "amd.")
 
 
 def _call_headers(obj: dict, key: str) -> None:
@@ -283,12 +292,12 @@ _Check = Callable[[dict, str], Any]
 #: The fields after ``callid`` of each event, in the order v1 checks them.
 _ORDER: dict[str, tuple[tuple[str, _Check], ...]] = {
     "ice": (("callResourceUrl", _string), ("userRate", _money), ("cli", _string), ("to", _callee),
-            ("domain", _string), ("originationType", _string), ("duration", _integer), ("rdnis", _string),
+            ("domain", _string), ("originationType", _string), ("duration", _seconds), ("rdnis", _string),
             ("callHeaders", _call_headers)),
     "ace": (("amd", _amd), ("conferenceId", _string)),
     "pie": (("menuResult", _menu_result),),
     "dice": (("reason", _string), ("result", _string), ("debit", _money), ("userRate", _money), ("to", _callee),
-             ("duration", _integer), ("from", _string), ("callHeaders", _call_headers)),
+             ("duration", _seconds), ("from", _string), ("callHeaders", _call_headers)),
     "notify": (("conferenceId", _string), ("type", _string), ("destination", _string), ("amd", _amd),
                ("errorCode", _integer), ("errorMsg", _string)),
 }

@@ -34,6 +34,8 @@ from msgspec import Meta, Struct, field
 
 __all__ = [
     "Int64",
+    "SECONDS_MAX",
+    "Seconds",
     "V1Ace",
     "V1Amd",
     "V1CallHeader",
@@ -50,7 +52,12 @@ __all__ = [
 
 #: Integer fields hold 64-bit values: Sinch's are small, and a larger one would break every
 #: consumer downstream (databases' bigint, orjson in the logs) instead of being refused here.
+#: The longest duration a body may give, in seconds.
+SECONDS_MAX = 2 ** 31 - 1
 Int64 = Annotated[int, Meta(ge=-(2 ** 63), le=2 ** 63 - 1)]
+#: A duration in seconds: at most 2^31 - 1 (68 years; a call lasts at most 4 hours), so that no store's integer
+#: overflows on it and nothing bills a time no call can last.  A negative one is taken as 0 by those who use it.
+Seconds = Annotated[int, Meta(ge=-(2 ** 63), le=SECONDS_MAX)]
 
 
 class V1Money(Struct, rename="camel", frozen=True, gc=False):
@@ -79,7 +86,7 @@ class V1Amd(Struct, frozen=True, gc=False):
 
     status: str | None = None
     reason: str | None = None
-    duration: Int64 | None = None
+    duration: Seconds | None = None
 
 
 class V1MenuResult(Struct, rename="camel", frozen=True, gc=False):
@@ -111,7 +118,7 @@ class V1Ice(V1EventBase, frozen=True, tag="ice"):
     to: V1Callee | None = None
     domain: str | None = None
     origination_type: str | None = None
-    duration: Int64 | None = None
+    duration: Seconds | None = None
     rdnis: str | None = None
     call_headers: tuple[V1CallHeader, ...] | None = None
 
@@ -137,7 +144,7 @@ class V1Dice(V1EventBase, frozen=True, tag="dice"):
     debit: V1Money | None = None
     user_rate: V1Money | None = None
     to: V1Callee | None = None
-    duration: Int64 | None = None
+    duration: Seconds | None = None
     from_: str | None = field(default=None, name="from")
     call_headers: tuple[V1CallHeader, ...] | None = None
 

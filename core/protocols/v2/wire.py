@@ -227,7 +227,7 @@ class V2Call(Struct, rename="camel", frozen=True, gc=False, kw_only=True):
     end_time: datetime | None = None
     call_type: str | None = None
     direction: str | None = None
-    call_duration_seconds: Int64 | None = None
+    call_duration_seconds: Annotated[int, Meta(ge=-(2 ** 63), le=2 ** 31 - 1)] | None = None  # as v1's durations
     call_result: str | None = None
     call_reason: str | None = None
     origination_type: str | None = None

@@ -195,6 +195,11 @@ class CreditCheck:
         if settled is None:
             return   # not a call this plugin authorized (or a v2 call's dialled leg): no note
         record = settled.call
+        if not settled.repeated and not dry_run and duration > record.max_duration:
+            log.warning("credit_duration_over_granted", callid=call.callid, key=record.callid, duration=duration,
+                        max_duration=record.max_duration,
+                        why="the end event reports a longer call than the maxDuration granted (and reserved); "
+                            "billed as maxDuration")
         if not settled.repeated and not dry_run:
             log.info("credit_settled", callid=call.callid, key=record.callid, account=record.account_id,
                      cost=money_text(record.cost or 0), currency=record.currency, billed_seconds=record.billed_seconds,

@@ -587,7 +587,9 @@ class CreditStore:
         ``duration``: no such call (another destination type, no account, no rate), or one it
         denied.  A call already settled is returned unchanged with ``repeated=True``.  A call
         whose reservation had expired or was released is still charged for the time Sinch reports.
-        ``dry_run``: the same answer, nothing written.
+        The time billed is at most the call's granted ``max_duration`` (Sinch ends the call then, and that is
+        what was reserved): a longer ``duration`` is stored as reported and billed as ``max_duration``, so an end
+        event can never take an account below what it allowed.  ``dry_run``: the same answer, nothing written.
 
         Most end events change nothing (a call this plugin never reserved, a v2 call's dialled leg, a
         repeated end event): a read of the committed row says so, with no write transaction and so no
@@ -606,10 +608,11 @@ class CreditStore:
             return None
         if row["state"] == "settled":
             return Settlement(_call(row), 0, repeated=True)
+        duration = max(duration, 0)
         if priced is not None:
             held = _call(row)
-            billed = charge(held.rate, max(duration, 0), unit)
-            priced(replace(held, state="settled", reserved=0, duration=max(duration, 0),
+            billed = charge(held.rate, min(duration, held.max_duration), unit)
+            priced(replace(held, state="settled", reserved=0, duration=duration,
                            billed_seconds=billed.billed_seconds, cost=billed.cost,
                            sinch_debit=None if sinch_debit is None else str(sinch_debit),
                            sinch_currency=sinch_currency))
@@ -619,20 +622,20 @@ class CreditStore:
                 return None
             if call.state == "settled":
                 return Settlement(call, 0, repeated=True)
-            billed = charge(call.rate, max(duration, 0), unit)
+            billed = charge(call.rate, min(duration, call.max_duration), unit)
             held = call.reserved if call.state == "reserved" else 0
             settled_at = utc_now()
             await tx.execute(
                 "UPDATE credit_calls SET state = 'settled', reserved = 0, duration = $1, billed_seconds = $2, "
                 "cost = $3, sinch_debit = $4, sinch_currency = $5, settled_at = $6 WHERE callid = $7",
-                max(duration, 0), billed.billed_seconds, billed.cost,
+                duration, billed.billed_seconds, billed.cost,
                 None if sinch_debit is None else str(sinch_debit), sinch_currency, settled_at, callid)
             moves = [Move("release", held, reserved=-held, note="settled")] if held else []
             if billed.cost:
                 moves.append(Move("debit", billed.cost, balance=-billed.cost, note=f"{billed.billed_seconds} s billed"))
             if moves:     # release and debit: one statement on the account, one insert of both ledger entries
                 await self._apply(tx, call.account_id, moves, callid=callid, dry_run=dry_run)
-            final = replace(call, state="settled", reserved=0, duration=max(duration, 0),
+            final = replace(call, state="settled", reserved=0, duration=duration,
                             billed_seconds=billed.billed_seconds, cost=billed.cost,
                             sinch_debit=None if sinch_debit is None else str(sinch_debit),
                             sinch_currency=sinch_currency, settled_at=settled_at)

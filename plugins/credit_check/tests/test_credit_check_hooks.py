@@ -4,6 +4,7 @@ import asyncio
 import time
 
 import pytest
+from structlog.testing import capture_logs
 
 from callgate import Deny, Prompt, hookimpl, wait_for_note
 from callgate.state import PLUGINS
@@ -225,6 +226,45 @@ async def test_dice_settles_once_and_leaves_notes(callgate_client, callgate_even
     notes = plugin_instance(client, "notes_reader").seen
     expected = {"account": ACCOUNT, "cost": "0.202", "currency": "EUR", "billed_seconds": 96, "sinch_debit": "0.1975"}
     assert notes == [{"credit_check": expected}, {"credit_check": expected}]
+
+
+@pytest.mark.parametrize("duration", [601, 1_000_000_000, 2 ** 31 - 1])
+async def test_an_end_event_reporting_more_than_the_granted_time_bills_the_granted_time(
+        duration, callgate_client, callgate_events, callgate_database_url, credit_store, funded):
+    """Sinch ends a call at its maxDuration, and that is what was reserved: a DICE reporting longer (a bad body, a
+    clock gone wrong) is billed as maxDuration, so the account never goes below what it allowed (it used to be
+    billed in full: 10^12 s took an account to -1.6 billion, and 2^62 s overflowed the store, a 503 every time, while
+    the CRM note carried the cost; a duration over 2^31 - 1 s is now refused with the body)."""
+    await funded(1_000_000)                                       # 1.00 EUR at 0.10/min: 600 s granted
+    client = await callgate_client(config(callgate_database_url),
+                                   plugins={"credit_check": CreditCheck, "notes_reader": NotesReader})
+    ice = callgate_events.ice(caller=CALLER, to=LANDLINE)
+    assert (await client.event(ice))[1]["action"]["maxDuration"] == 600
+    dice = callgate_events.dice(ice["callid"], caller=CALLER, to=LANDLINE, duration=duration)
+    with capture_logs() as logs:
+        assert await client.event(dice) == (200, {})
+    account = await credit_store.account(ACCOUNT)
+    assert (account.balance, account.reserved) == (0, 0)            # the whole 1.00, and no more
+    call = await credit_store.call(ice["callid"])
+    assert (call.duration, call.billed_seconds, call.cost) == (duration, 600, 1_000_000)
+    [warned] = [line for line in logs if line["event"] == "credit_duration_over_granted"]
+    assert (warned["duration"], warned["max_duration"]) == (duration, 600)
+    [note] = plugin_instance(client, "notes_reader").seen
+    assert (note["credit_check"]["cost"], note["credit_check"]["billed_seconds"]) == ("1.00", 600)
+
+
+async def test_an_end_event_with_more_seconds_than_a_call_can_last_is_refused_and_bills_nothing(
+        callgate_client, callgate_events, callgate_database_url, credit_store, funded):
+    await funded(1_000_000)
+    client = await callgate_client(config(callgate_database_url), plugins={"credit_check": CreditCheck})
+    ice = callgate_events.ice(caller=CALLER, to=LANDLINE)
+    await client.event(ice)
+    status, body = await client.event(callgate_events.dice(ice["callid"], caller=CALLER, duration=2 ** 62))
+    assert (status, body["error"], body["message"]) == (400, "invalid_field",
+                                                         "duration: expected an integer <= 2147483647")
+    assert (await credit_store.call(ice["callid"])).state == "reserved"          # the real DICE still settles it
+    assert await client.event(callgate_events.dice(ice["callid"], caller=CALLER, duration=60)) == (200, {})
+    assert (await credit_store.account(ACCOUNT)).balance == 1_000_000 - 100_000
 
 
 @pytest.mark.parametrize("on_error", ["deny", "skip"])

@@ -390,6 +390,17 @@ def test_an_empty_callid_is_refused_as_empty(body):
     assert (error.code, str(error)) == ("invalid_field", f"callid: empty (required in {body['event'].upper()})")
 
 
+@pytest.mark.parametrize("body", [{"event": "dice", "callid": "v2:01JQ8ZK3V9A4B6C8D0E2F4G6H8"},
+                                  {"event": "ice", "callId": "v2:x"}, {"event": "notify", "callid": "v2:x"}])
+def test_a_v1_callid_written_like_a_v2_calls_key_is_refused(body):
+    """A v2 call's records are kept under "v2:" + its callId: a v1 DICE with callid "v2:<that id>" settled the v2
+    call's reservation and mixed the two calls in one CRM record."""
+    error = error_of(encode(body))
+    assert (error.code, str(error)) == ("invalid_field", "callid: may not start with 'v2:' (callgate keeps Voice API "
+                                                         "v2 calls' records under such ids)")
+    assert decode({"event": "dice", "callid": "xv2:1"}).key == "xv2:1"
+
+
 @pytest.mark.parametrize(("body", "callid"), [
     ({"event": "notify", "callid": ""}, None),
     ({"event": "notify", "callid": "", "callId": "c"}, "c"),

@@ -159,9 +159,9 @@ def _required_callid(wire: V1EventBase) -> str:
     callid = wire.callid
     if callid is None:  # callId, or missing
         raise _SecondLook
-    if callid and (callid.isprintable() or CONTROL.search(callid) is None):
+    if callid and not callid.startswith("v2:") and (callid.isprintable() or CONTROL.search(callid) is None):
         return callid
-    raise _SecondLook  # empty, or a control character
+    raise _SecondLook  # empty, a v2 call's key, or a control character
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -241,6 +241,8 @@ def _dice(wire: Any, raw: dict[str, Any]) -> Ended:
 
 def _notify(wire: Any, raw: dict[str, Any]) -> Notice:
     if not wire.callid and (wire.callid == "" or raw.get("callId") not in (None, "")):  # empty, or the other spelling
+        raise _SecondLook
+    if wire.callid is not None and wire.callid.startswith("v2:"):
         raise _SecondLook
     return new_notice(
         "v1", "notify", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),

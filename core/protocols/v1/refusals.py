@@ -261,13 +261,22 @@ def _required_callid(obj: dict, event: str, canonical: dict) -> None:
         raise EventError("invalid_field", f"callid: missing (required in {event.upper()})")
     if not value:
         raise EventError("invalid_field", f"callid: empty (required in {event.upper()})")
-    canonical["callid"] = value
+    canonical["callid"] = _not_a_v2_key(value)
 
 
 def _notify_callid(obj: dict, canonical: dict) -> None:
     """A Notify's call id is optional (a Notify need not be about a call): an empty one is taken as none."""
     value = _identifier(obj, "callid") or _identifier(obj, "callId")
-    canonical["callid"] = value or None
+    canonical["callid"] = _not_a_v2_key(value) if value else None
+
+
+def _not_a_v2_key(callid: str) -> str:
+    """A v1 call's records are kept under its callid, a v2 call's under ``v2:<callId>`` (``callgate.calls.call_key``):
+    a v1 callid written like the latter would be that v2 call to every plugin (its reservation, its CRM record)."""
+    if callid.startswith("v2:"):
+        raise EventError("invalid_field", "callid: may not start with 'v2:' (callgate keeps Voice API v2 calls' "
+                                          "records under such ids)")
+    return callid
 
 
 def _required_menu_result(obj: dict) -> None:

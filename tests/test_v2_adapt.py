@@ -265,6 +265,20 @@ def test_refusals_are_decode_v2_events(body, code):
     assert info.value.code == code
 
 
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" * 5000])
+@pytest.mark.parametrize("where", ["top", "call", "callRate"])
+def test_a_number_too_large_anywhere_is_invalid_json_not_a_decoder_failure(number, where):
+    """A number the event's types do not read (an unknown field) still has to fit the body's raw decoding: it used to
+    escape as msgspec's error, answered 400 invalid_body ("a bug") with a decode_failed traceback."""
+    call = b'{"callId":"c"' + (b',"x":' + number if where == "call" else b"") \
+        + (b',"callRate":{"currencyId":"EUR","amount":' + number + b"}" if where == "callRate" else b"") + b"}"
+    body = b'{"event":"call.incoming","call":' + call + (b',"x":' + number if where == "top" else b"") + b"}"
+    with pytest.raises(EventError) as info:
+        decode_event(body)
+    assert (info.value.code, str(info.value)) == ("invalid_json", "body is not JSON callgate accepts: a number too "
+                                                                   "large (an integer of over 4300 digits, or over 1.8e308)")
+
+
 # --------------------------------------------------------------------------- how the adapter builds calls
 # Through callgate.calls' positional builders (drafts), not the classes' __init__: the result must be the object
 # the keyword constructor builds, in every way.

@@ -72,6 +72,7 @@ from callgate.calls import (
     new_notice,
 )
 
+from ..errors import EventError
 from .decode import UnknownCallEvent, decode_v2_event
 from .wire import (
     V2AmdBeep,
@@ -105,6 +106,8 @@ _KINDS = {"PHONE": "pstn", "SIP": "sip", "SERVER": "server"}
 #: ``to.type`` -> ``Callee.type`` for the non-PHONE types (PHONE depends on the direction).
 _CALLEE_TYPES = {"SIP": "sip", "STREAM": "stream", "VOICE_RELAY": "voice_relay"}
 _RAW = msgspec.json.Decoder(dict[str, Any])
+#: What the body's ``raw`` decoder refuses that the event's own types let through (in fields they do not read).
+_TOO_LARGE = "body is not JSON callgate accepts: a number too large (an integer of over 4300 digits, or over 1.8e308)"
 
 
 class UnhandledCustomEvent(UnknownCallEvent):
@@ -254,4 +257,8 @@ def decode_event(body: bytes | bytearray | memoryview | str, *, timestamp: datet
     event = decode_v2_event(body)
     if type(event) is V2CustomEvent:
         raise UnhandledCustomEvent(event)
-    return neutral_call(event, _RAW.decode(body), timestamp=timestamp)
+    try:
+        raw = _RAW.decode(body)
+    except msgspec.ValidationError:               # a number in a field callgate does not read, too large to hold
+        raise EventError("invalid_json", _TOO_LARGE) from None
+    return neutral_call(event, raw, timestamp=timestamp)

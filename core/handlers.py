@@ -107,16 +107,12 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
 
     verifier = endpoint.verifier
     if verifier is None:
-        log.warning("callback_refused", reason=endpoint.unsigned_reason)
-        app[METRICS].refused_signature(endpoint.unsigned_reason, generation=endpoint.generation)
-        return error_response(401, "signature", endpoint.unsigned_message,
-                              reason=endpoint.unsigned_reason), "-", None
+        unsigned = SignatureError(endpoint.unsigned_reason, endpoint.unsigned_message)
+        return _refused_signature(request, app, endpoint, unsigned), "-", None
     try:
-        _, signed_at = verifier.verify_timed("POST", endpoint.signed_path, request.headers, body)
+        signer, signed_at = verifier.verify_timed("POST", endpoint.signed_path, request.headers, body)
     except SignatureError as exc:
-        log.warning("callback_refused", reason=exc.reason, remote=request.remote)
-        app[METRICS].refused_signature(exc.reason, generation=endpoint.generation)
-        return error_response(401, "signature", str(exc), reason=exc.reason), "-", None
+        return _refused_signature(request, app, endpoint, exc), "-", None
 
     cloudevent = _cloudevent(request)
     try:
@@ -140,6 +136,13 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
               "refused: invalid_body", elapsed_ms(started), [], problem=message)
         return error_response(400, "invalid_body", message), "-", None
 
+    named = event.application
+    if named is not None and named != signer:
+        try:
+            verifier.check_named(signer, named)
+        except SignatureError as exc:
+            return _refused_signature(request, app, endpoint, exc), "-", None
+
     # Every line logged while the plugins work on this callback carries its callid and event:
     # bind_contextvars(callid=..., sinch_event=...) through structlog's own variables, for less.
     callid_token, event_token = logs.CALLID.set(event.callid), logs.SINCH_EVENT.set(event.event)
@@ -162,6 +165,13 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
         logs.CALLID.reset(callid_token)
     _told(request, app, endpoint, event.event, event, body, answer.status, answer.body, answer, summary, ms, trace)
     return web.Response(status=answer.status, body=answer.body, content_type=JSON), event.event, answer
+
+
+def _refused_signature(request: web.Request, app: web.Application, endpoint: Endpoint,
+                       exc: SignatureError) -> web.Response:
+    log.warning("callback_refused", reason=exc.reason, remote=request.remote)
+    app[METRICS].refused_signature(exc.reason, generation=endpoint.generation)
+    return error_response(401, "signature", str(exc), reason=exc.reason)
 
 
 def _told(request: web.Request, app: web.Application, endpoint: Endpoint, event: str, call: CallEventType | None, body: bytes,

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 from reliability_helpers_input import CALLBACK, raw_request, send_raw, signed
 
-from callgate import samples
+from callgate import samples, v2_samples
 from callgate.state import PIPELINE
 from callgate.testing import TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, ServerProcess, free_port
 
@@ -428,3 +428,42 @@ async def test_an_empty_body_signed_the_sdks_way_is_refused_as_empty_not_as_a_fo
             body = await response.json()
             assert (response.status, body["error"]) == (400, "invalid_json"), (path, md5, body)
             assert body["message"] == "body is not JSON: it is empty (Sinch sends a JSON object)"
+
+
+async def test_a_body_naming_another_configured_application_or_service_than_the_signer_is_refused(callgate_client,
+                                                                                                 monkeypatch):
+    """One application's (service's) secret may not speak for another's calls: its allowlist scope, its paying
+    account, its CRM records. A body naming an id callgate does not know (a sample, a test body) is its own business."""
+    import base64
+    import os
+
+    from callgate.protocols.v1 import signing
+    from callgate.testing import webhook_headers
+
+    secret_a, secret_b = (base64.b64encode(os.urandom(16)).decode() for _ in range(2))
+    monkeypatch.setenv("SIGNER_A", secret_a)
+    monkeypatch.setenv("SIGNER_B", secret_b)
+    a, b = [{"env": "SIGNER_A"}], [{"env": "SIGNER_B"}]
+    client = await callgate_client({
+        "applications": [{"key": "app-a", "secrets": a}, {"key": "app-b", "secrets": b}],
+        "services": [{"id": "svc-a", "secrets": a}, {"id": "svc-b", "secrets": b}]})
+
+    async def v1(named: str) -> tuple[int, dict]:
+        raw = json.dumps({**samples.ace("signer-1"), "applicationKey": named}).encode()
+        headers = signing.signed_headers("app-a", secret_a, "/sinch/callback", raw)
+        response = await client.send(raw, sign=False, headers=headers)
+        return response.status, await response.json()
+
+    async def v2(named: str) -> tuple[int, dict]:
+        raw = json.dumps(v2_samples.answered("signer-2", service_id=named)).encode()
+        response = await client.send_webhook(raw, sign=False,
+                                             headers=webhook_headers(raw, service_id="svc-a", secret=secret_a))
+        return response.status, await response.json()
+
+    for send, own, other, word in ((v1, "app-a", "app-b", "application"), (v2, "svc-a", "svc-b", "service")):
+        assert (await send(own))[0] == 200
+        assert (await send("not-configured"))[0] == 200
+        status, body = await send(other)
+        assert (status, body["error"], body["reason"]) == (401, "signature", "signer_mismatch"), body
+        assert body["message"] == (f"the body names {word} '{other}', but the request is signed by {word} '{own}': "
+                                   f"one {word}'s secret may not speak for another's calls")

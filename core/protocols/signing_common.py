@@ -60,7 +60,7 @@ class SignatureError(ValueError):
 
     ``reason`` is a short code: ``missing_authorization``, ``malformed_authorization``,
     ``unsupported_scheme``, ``unknown_key``, ``missing_timestamp``, ``invalid_timestamp``,
-    ``bad_signature``, ``stale_timestamp`` or ``future_timestamp``.  The message never
+    ``bad_signature``, ``stale_timestamp``, ``future_timestamp`` or ``signer_mismatch``.  The message never
     contains a secret or the expected signature.
     """
 
@@ -301,6 +301,16 @@ class SchemeVerifier:
         ``CIMultiDictProxy`` or any mapping (names are matched case-insensitively).
         """
         return self.verify_timed(method, path, headers, body)[0]
+
+    def check_named(self, signer: str, named: str) -> None:
+        """Raise :class:`SignatureError` (``signer_mismatch``) when a body signed by ``signer`` names another of the ids
+        this verifier knows (v1 ``applicationKey``, v2 ``call.serviceId``): one application's secret may not speak for
+        another's calls (their allowlist scopes, paying accounts, CRM records).  An id it does not know is the
+        body's own business (samples and tests name one of their own)."""
+        if named != signer and named in self._keys:
+            raise SignatureError("signer_mismatch", f"the body names {self.signer} {shown(named)}, but the request is "
+                                                    f"signed by {self.signer} {shown(signer)}: one {self.signer}'s "
+                                                    f"secret may not speak for another's calls")
 
     def verify_timed(self, method: str, path: str, headers: Mapping[str, str],
                      body: bytes) -> tuple[str, datetime]:

@@ -46,7 +46,7 @@ ERROR_CODES = {
 }
 SIGNATURE_REASONS = {"missing_authorization", "malformed_authorization", "unsupported_scheme", "unknown_key",
                      "missing_timestamp", "invalid_timestamp", "bad_signature", "stale_timestamp",
-                     "future_timestamp", "no_application"}
+                     "future_timestamp", "no_application", "signer_mismatch"}
 #: A refusal by the HTTP layer (aiohttp's parser) before callgate sees the request: 400, plain text.
 HTTP_400 = "http400"
 #: aiohttp's own plain-text 404 for a request target that is not a path (CONNECT host:port, OPTIONS *).

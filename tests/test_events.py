@@ -390,6 +390,15 @@ def test_an_empty_callid_is_refused_as_empty(body):
     assert (error.code, str(error)) == ("invalid_field", f"callid: empty (required in {body['event'].upper()})")
 
 
+@pytest.mark.parametrize("body", [{"event": "dice", "callid": "c" * 257}, {"event": "notify", "callId": "c" * 300}])
+def test_a_callid_over_256_characters_is_refused(body):
+    """A plugin sends the callid in HTTP headers (a CRM delivery's Idempotency-Key): one of 9,000 characters was
+    answered 200 and could never be delivered."""
+    error = error_of(encode(body))
+    assert (error.code, str(error)) == ("invalid_field", "callid: expected a string of length <= 256")
+    assert decode({"event": "dice", "callid": "c" * 256}).callid == "c" * 256
+
+
 @pytest.mark.parametrize("body", [{"event": "dice", "callid": "v2:01JQ8ZK3V9A4B6C8D0E2F4G6H8"},
                                   {"event": "ice", "callId": "v2:x"}, {"event": "notify", "callid": "v2:x"}])
 def test_a_v1_callid_written_like_a_v2_calls_key_is_refused(body):

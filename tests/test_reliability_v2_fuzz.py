@@ -49,7 +49,8 @@ VERIFIER = ServiceVerifier({SERVICE_A: [SECRET_A1, SECRET_A2], SERVICE_B: [SECRE
 #: Error codes of the webhook path besides the callback path's (an event that is not ``call.*``).
 V2_ERROR_CODES = {**ERROR_CODES, 400: ERROR_CODES[400] | {"unknown_event"}}
 SIGNATURE_REASONS = {"missing_authorization", "malformed_authorization", "unsupported_scheme", "unknown_key",
-                     "missing_timestamp", "invalid_timestamp", "bad_signature", "stale_timestamp", "future_timestamp"}
+                     "missing_timestamp", "invalid_timestamp", "bad_signature", "stale_timestamp", "future_timestamp",
+                     "signer_mismatch"}
 #: What no error message may contain: callgate speaks in its own words.
 EXCEPTION_TEXT = ("Traceback", 'File "', ".py", "Error(", "Exception", "0x")
 
@@ -147,7 +148,7 @@ def expected(req: Req) -> str:
     if headers.get("Content-Type", "").split(";")[0].strip().lower() != "application/json":
         return "415:unsupported_media_type"
     try:
-        VERIFIER.verify("POST", WEBHOOK_PATH, headers, req.body)
+        signer = VERIFIER.verify("POST", WEBHOOK_PATH, headers, req.body)
     except SignatureError as exc:
         return f"401:{exc.reason}"
     try:
@@ -156,6 +157,11 @@ def expected(req: Req) -> str:
         return "200:none"
     except EventError as exc:
         return f"400:{exc.code}"
+    if event.application is not None:
+        try:
+            VERIFIER.check_named(signer, event.application)   # service B's secret on a body naming service A
+        except SignatureError as exc:
+            return f"401:{exc.reason}"
     return "200:none" if isinstance(event, (Ended, Notice)) else f"200:{event.event}"
 
 

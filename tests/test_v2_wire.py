@@ -395,6 +395,8 @@ REFUSALS = [
     (b'{"event":"call.incoming","call":{}}', "invalid_field", "call.callId: missing"),
     (b'{"event":"call.incoming","call":{"callId":5}}', "invalid_field", "call.callId: expected a string, got an integer"),
     (b'{"event":"call.incoming","call":{"callId":""}}', "invalid_field", "call.callId: expected a string of length >= 1"),
+    (b'{"event":"call.incoming","call":{"callId":"' + b"c" * 257 + b'"}}', "invalid_field",
+     "call.callId: expected a string of length <= 256"),
     (b'{"event":"call.hangup","call":{"callId":"c","sessionId":""}}', "invalid_field",
      "call.sessionId: expected a string of length >= 1"),
     (b'{"event":"call.hangup","call":{"callId":"c","callDurationSeconds":9223372036854775808}}',

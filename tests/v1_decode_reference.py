@@ -189,11 +189,13 @@ def _callid(obj: dict, event: str) -> str:
         raise EventError("invalid_field", f"callid: missing (required in {event.upper()})")
     if not value:
         raise EventError("invalid_field", f"callid: empty (required in {event.upper()})")
-    return _not_a_v2_key(value)
+    return _usable_callid(value)
 
 
-def _not_a_v2_key(callid: str) -> str:
-    """Since 0.4.0: a v1 callid may not look like a v2 call's key."""
+def _usable_callid(callid: str) -> str:
+    """Since 0.4.0: a v1 callid is at most 256 characters, and may not look like a v2 call's key."""
+    if len(callid) > 256:
+        raise EventError("invalid_field", "callid: expected a string of length <= 256")
     if callid.startswith("v2:"):
         raise EventError("invalid_field", "callid: may not start with 'v2:' (callgate keeps Voice API v2 calls' "
                                           "records under such ids)")
@@ -319,8 +321,8 @@ def _call_draft(draft_class: type, obj: dict, event: str) -> Any:
     draft = _new(draft_class)
     _fill_base(draft, obj, event)
     callid = obj.get("callid")
-    draft.callid = callid if callid.__class__ is str and callid and callid.isprintable() and not callid.startswith("v2:") \
-        else _callid(obj, event)
+    draft.callid = callid if callid.__class__ is str and callid and callid.isprintable() and len(callid) <= 256 \
+        and not callid.startswith("v2:") else _callid(obj, event)
     return draft
 
 
@@ -362,8 +364,8 @@ def _ace(obj: dict, event: str) -> Answered:
 def _pie(obj: dict, event: str) -> MenuInput:
     pie = _new(_MenuInputDraft)
     callid = obj.get("callid")
-    pie.callid = (callid if callid.__class__ is str and callid and callid.isprintable() and not callid.startswith("v2:")
-                  else _callid(obj, event))
+    pie.callid = (callid if callid.__class__ is str and callid and callid.isprintable() and len(callid) <= 256
+                  and not callid.startswith("v2:") else _callid(obj, event))
     menu = obj.get("menuResult")
     if menu.__class__ is not dict:
         if menu is None:
@@ -401,7 +403,7 @@ def _dice(obj: dict, event: str) -> Ended:
 def _notify(obj: dict, event: str) -> Notice:
     notify = _new(_NoticeDraft)
     callid = _identifier(obj, "callid") or _identifier(obj, "callId")
-    notify.callid = _not_a_v2_key(callid) if callid else None  # empty: none
+    notify.callid = _usable_callid(callid) if callid else None  # empty: none
     _fill_base(notify, obj, event)
     notify.conference_id = _str(obj, "conferenceId")
     notify.type = _str(obj, "type")

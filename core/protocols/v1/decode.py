@@ -73,7 +73,7 @@ from ...calls import (
 )
 from ..errors import EventError, UnknownEvent, may_nest_too_deep
 from ..timestamps import parse_timestamp
-from .refusals import CONTROL, recheck, refuse_deep_nesting
+from .refusals import CALLID_MAX, CONTROL, recheck, refuse_deep_nesting
 from .wire import V1Ace, V1Amd, V1Callee, V1CallHeader, V1Dice, V1EventBase, V1Ice, V1Money, V1Notify, V1Pie, V1WireEvent
 
 __all__ = [
@@ -157,11 +157,10 @@ def _identifier(value: str | None) -> str | None:
 
 def _required_callid(wire: V1EventBase) -> str:
     callid = wire.callid
-    if callid is None:  # callId, or missing
-        raise _SecondLook
-    if callid and not callid.startswith("v2:") and (callid.isprintable() or CONTROL.search(callid) is None):
+    if callid and len(callid) <= CALLID_MAX and not callid.startswith("v2:") \
+            and (callid.isprintable() or CONTROL.search(callid) is None):
         return callid
-    raise _SecondLook  # empty, a v2 call's key, or a control character
+    raise _SecondLook  # missing (or spelt callId), empty, too long, a v2 call's key, or a control character
 
 
 def _timestamp(value: str | None) -> datetime | None:
@@ -242,7 +241,7 @@ def _dice(wire: Any, raw: dict[str, Any]) -> Ended:
 def _notify(wire: Any, raw: dict[str, Any]) -> Notice:
     if not wire.callid and (wire.callid == "" or raw.get("callId") not in (None, "")):  # empty, or the other spelling
         raise _SecondLook
-    if wire.callid is not None and wire.callid.startswith("v2:"):
+    if wire.callid is not None and (len(wire.callid) > CALLID_MAX or wire.callid.startswith("v2:")):
         raise _SecondLook
     return new_notice(
         "v1", "notify", raw, {}, wire.version, wire.custom, _identifier(wire.application_key), _timestamp(wire.timestamp),

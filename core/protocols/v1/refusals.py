@@ -33,13 +33,15 @@ from ..timestamps import parse_timestamp
 from ..wording import not_json_at
 from .wire import SECONDS_MAX
 
-__all__ = ["CONTROL", "recheck", "refuse_deep_nesting"]
+__all__ = ["CALLID_MAX", "CONTROL", "recheck", "refuse_deep_nesting"]
 
 #: The event names, as the fast decoder's tagged union has them.
 _EVENTS = frozenset({"ice", "ace", "pie", "dice", "notify"})
 #: A control character (C0, DEL, C1): what an identifier may not hold.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
+#: The longest call id (Sinch's are about 40 characters; v2's ``callId`` and ``sessionId`` have the same limit).
+CALLID_MAX = 256
 
 
 # --------------------------------------------------------------------------- JSON, as v1 has always parsed it
@@ -261,18 +263,22 @@ def _required_callid(obj: dict, event: str, canonical: dict) -> None:
         raise EventError("invalid_field", f"callid: missing (required in {event.upper()})")
     if not value:
         raise EventError("invalid_field", f"callid: empty (required in {event.upper()})")
-    canonical["callid"] = _not_a_v2_key(value)
+    canonical["callid"] = _usable_callid(value)
 
 
 def _notify_callid(obj: dict, canonical: dict) -> None:
     """A Notify's call id is optional (a Notify need not be about a call): an empty one is taken as none."""
     value = _identifier(obj, "callid") or _identifier(obj, "callId")
-    canonical["callid"] = _not_a_v2_key(value) if value else None
+    canonical["callid"] = _usable_callid(value) if value else None
 
 
-def _not_a_v2_key(callid: str) -> str:
-    """A v1 call's records are kept under its callid, a v2 call's under ``v2:<callId>`` (``callgate.calls.call_key``):
-    a v1 callid written like the latter would be that v2 call to every plugin (its reservation, its CRM record)."""
+def _usable_callid(callid: str) -> str:
+    """At most :data:`CALLID_MAX` characters (a plugin sends it in HTTP headers: a CRM delivery's); and not written
+    like a v2 call's key: a v1 call's records are kept under its callid, a v2 call's under ``v2:<callId>``
+    (``callgate.calls.call_key``), so such a v1 callid would be that v2 call to every plugin (its reservation, its CRM
+    record)."""
+    if len(callid) > CALLID_MAX:
+        raise EventError("invalid_field", f"callid: expected a string of length <= {CALLID_MAX}")
     if callid.startswith("v2:"):
         raise EventError("invalid_field", "callid: may not start with 'v2:' (callgate keeps Voice API v2 calls' "
                                           "records under such ids)")

@@ -212,10 +212,10 @@ class V2Call(Struct, rename="camel", frozen=True, gc=False, kw_only=True):
     as sent (see ``CALL_TYPES``, ``CALL_RESULTS``, ... of this module).
     """
 
-    call_id: Annotated[str, Meta(min_length=1)]
+    call_id: Annotated[str, Meta(min_length=1, max_length=256)]       # as v1's callid
     project_id: str | None = None
     service_id: str | None = None
-    session_id: Annotated[str, Meta(min_length=1)] | None = None
+    session_id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
     call_name: str | None = None
     bridge_name: str | None = None
     batch_id: str | None = None

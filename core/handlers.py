@@ -2,7 +2,7 @@
 
 Both signed paths run one handler body, parameterised by their generation's
 :class:`~callgate.endpoints.Endpoint`.  It checks, in this order, before any plugin
-runs: the method (405), the body size (413), the content type (415), the body's
+runs: the method (405), the body size (413), the content type and encoding (415), the body's
 arrival (408 after ``body_timeout_seconds``; 400 ``incomplete_body``), the
 signature (401: v1 ``Application``, v2 ``service``), the body (400; an event
 callgate does not know is answered 200 with the generation's empty answer -- v1
@@ -86,6 +86,12 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
         log.warning("callback_refused", reason="unsupported_media_type", remote=request.remote)
         return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got "
                                                              f"{request.headers.get('Content-Type', 'none')!r}"), "-", None
+    encoding = request.headers.get("Content-Encoding")
+    if encoding is not None and encoding.strip().lower() != "identity":
+        # aiohttp would decompress it, and the signature would then be checked over bytes other than those sent.
+        log.warning("callback_refused", reason="unsupported_content_encoding", remote=request.remote)
+        return error_response(415, "unsupported_media_type", f"Content-Encoding {encoding!r:.40} is not accepted: "
+                                                             f"send the JSON body as it is"), "-", None
     try:
         if request.content.is_eof():     # the whole body came with the headers: nothing to wait for
             body = await request.read()

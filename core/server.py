@@ -143,8 +143,11 @@ def http_limits(server: ServerConfig) -> dict[str, Any]:
     * ``lingering_time``: after an answer sent without reading the whole body (413, 415, ...),
       aiohttp reads and discards the rest for this long before closing; the body timeout bounds it.
     * the request line, header lines and header count are limited by the parser (400, closed).
+    * ``auto_decompress`` off: a body is what was sent (a signature covers those bytes); one sent with a
+      ``Content-Encoding`` is refused 415 by the handlers, never inflated (a broken one dropped the connection).
     """
     return {
+        "auto_decompress": False,
         "keepalive_timeout": server.keepalive_timeout_seconds,
         "lingering_time": server.body_timeout_seconds,
         "max_line_size": server.max_header_bytes,

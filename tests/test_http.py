@@ -7,8 +7,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from callgate_fixture_examples import fixture_examples
 from plugins_for_tests import DenyAll, Hangs, Raises, Recorder
+from structlog.testing import capture_logs
 
-from callgate import samples
+from callgate import samples, v2_samples
 from callgate.protocols.v1.svaml import parse_svaml
 from callgate.testing import TEST_APPLICATION_SECRET
 
@@ -80,6 +81,38 @@ async def test_chunked_body_over_the_limit_is_413(client):
 async def test_wrong_content_type_is_415(client, content_type):
     response = await client.send(samples.ice(), content_type=content_type)
     assert response.status == 415 and (await response.json())["error"] == "unsupported_media_type"
+
+
+async def test_a_compressed_body_is_415_whichever_bytes_were_signed(callgate_server):
+    """aiohttp inflated a gzip or deflate body as it read it, so the signature was checked over bytes other than those
+    sent (a body signed as JSON and sent gzipped got 200), and a broken one dropped the connection or was called
+    incomplete. The real server (its connection settings) on both paths."""
+    import gzip
+
+    import aiohttp
+
+    from callgate.protocols.v1 import signing
+    from callgate.testing import TEST_APPLICATION_KEY, TEST_SERVICE_ID, TEST_SERVICE_SECRET, webhook_headers
+
+    server = callgate_server('[server]\nlog_format = "json"\n')
+    async with aiohttp.ClientSession(auto_decompress=False) as session:
+        for path in ("/sinch/callback", "/sinch/webhook"):
+            v1 = path.endswith("callback")
+            raw = json.dumps(samples.ace("gz") if v1 else v2_samples.answered("gz")).encode()
+            headers = (signing.signed_headers(TEST_APPLICATION_KEY, TEST_APPLICATION_SECRET, path, raw) if v1
+                       else webhook_headers(raw, path, service_id=TEST_SERVICE_ID, secret=TEST_SERVICE_SECRET))
+            for encoding, body in (("gzip", gzip.compress(raw)), ("deflate", b"not deflate"), ("GZIP", raw)):
+                async with session.post(server.url + path, data=body,
+                                        headers={**headers, "Content-Encoding": encoding}) as response:
+                    answer = await response.json()
+                assert (response.status, answer["error"]) == (415, "unsupported_media_type"), (path, answer)
+                assert answer["message"] == (f"Content-Encoding {encoding!r} is not accepted: send the JSON body as "
+                                             f"it is")
+            async with session.post(server.url + path, data=raw,
+                                    headers={**headers, "Content-Encoding": "identity"}) as response:
+                assert response.status == 200
+    refused = [line for line in server.log_lines() if line.get("event") == "callback_refused"]
+    assert [line["reason"] for line in refused] == ["unsupported_content_encoding"] * 6
 
 
 async def test_charset_content_type_is_accepted(client):
@@ -202,7 +235,6 @@ async def test_hook_check_ready_reports_plugins(callgate_client):
 
 @pytest.mark.parametrize("answer", [["a", "b"], 42, {"x": 1}, "", "  "])
 async def test_hook_check_ready_an_answer_that_is_no_reason_is_not_ready_without_its_repr(callgate_client, answer):
-    from structlog.testing import capture_logs
 
     from callgate import hookimpl
 

@@ -24,6 +24,8 @@ so the event loop that answers callbacks never runs them; the reads run through 
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +47,9 @@ PURGE_CHUNK = 50
 SQLITE_PAGE_SIZE = 65536
 
 
+#: A search's number written as a phone number: some digits, with ``+``, spaces and ``-./()`` around them.
+_WRITTEN_AS_A_NUMBER = re.compile(r"[+\s\-./()]*[0-9][0-9+\s\-./()]*")
+
 @dataclass(frozen=True, slots=True)
 class Search:
     """What the search page asks for; every field optional."""
@@ -63,11 +68,14 @@ class Search:
         return sorted({self.callid, self.callid if self.callid.startswith("v2:") else "v2:" + self.callid})
 
     def needle(self) -> str | None:
-        """The number searched for: its digits (a number's punctuation and ``+`` left out), or the text as typed
-        when it has none (a SIP URI, a user name); matched anywhere in the caller or the callee, ignoring case."""
+        """The number searched for: its digits when it is written as a phone number (digits, ``+``, spaces and the
+        punctuation of numbers: ``+46 70-123``), else the text as typed (a SIP URI, a user name: ``alice1``);
+        matched anywhere in the caller or the callee, ignoring case."""
         if not self.number:
             return None
-        return ("".join(ch for ch in self.number if ch.isdigit()) or self.number).casefold()
+        if _WRITTEN_AS_A_NUMBER.fullmatch(self.number):
+            return "".join(ch for ch in self.number if ch.isdigit())
+        return self.number.casefold()
 
     def matcher(self) -> Callable[[Stored], bool]:
         """Whether a callback's summary matches every field given (the needle and keys worked out once)."""

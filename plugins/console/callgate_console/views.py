@@ -213,9 +213,13 @@ def _search(request: web.Request) -> tuple[Search, dict[str, str]]:
          for name in ("number", "callid", "decision", "plugin", "since", "until")}
     if q["decision"] and q["decision"] not in ("allowed", "denied", "error"):
         raise BadQuery(f"decision must be allowed, denied or error, got {q['decision']!r}")
+    since = _time(q["since"], "since") if q["since"] else None
+    until = _time(q["until"], "until") if q["until"] else None
+    if since is not None and until is not None and until <= since:
+        raise BadQuery(f"until must be after since (since is included, until is not), got since {q['since']!r} and "
+                       f"until {q['until']!r}")
     return Search(number=q["number"] or None, callid=q["callid"] or None, decision=q["decision"] or None,
-                  plugin=q["plugin"] or None, since=_time(q["since"], "since") if q["since"] else None,
-                  until=_time(q["until"], "until") if q["until"] else None), q
+                  plugin=q["plugin"] or None, since=since, until=until), q
 
 
 async def search_page(request: web.Request) -> web.Response:

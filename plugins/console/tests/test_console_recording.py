@@ -338,6 +338,15 @@ async def test_search_by_number_callid_decision_plugin_and_time(make_console):
     assert bad.status == 400 and "decision must be allowed, denied or error" in await bad.text()
     bad_api = await console.ops.get("/console/api/callbacks?since=yesterday")
     assert bad_api.status == 400 and "since must be a date and time" in (await bad_api.json())["message"]
+    # an empty range is a mistake, not "nothing found"
+    backwards = await console.ops.get("/console/api/callbacks?since=2026-12-06T10:00&until=2026-12-06T09:00")
+    assert backwards.status == 400 and (await backwards.json())["message"] == (
+        "until must be after since (since is included, until is not), got since '2026-12-06T10:00' and until "
+        "'2026-12-06T09:00'")
+    # a number is its digits when it is written as one; other text (markup, a user name) is matched as typed, not
+    # cut to the digits it holds ("<img src=x onerror=alert(1)>" found every callback with a 1)
+    assert await keys("number=%2B46%2070-123%2000%2009") == ["denied-1"]
+    assert await keys("number=%3Cimg%20src%3Dx%20onerror%3Dalert(1)%3E") == []
 
 
 async def test_a_search_that_finds_more_than_it_shows_says_so(make_console):

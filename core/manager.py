@@ -495,10 +495,10 @@ def _unknown_keys(model: type[BaseModel], table: Mapping[str, Any]) -> list[str]
         return []
     by_name = model.model_config.get("populate_by_name") or model.model_config.get("validate_by_name")
     known: set[str] = set()
-    for field_name, field in model.model_fields.items():
-        if by_name or (field.alias is None and field.validation_alias is None):
+    for field_name, info in model.model_fields.items():
+        if by_name or (info.alias is None and info.validation_alias is None):
             known.add(field_name)
-        for alias in (field.alias, field.validation_alias):
+        for alias in (info.alias, info.validation_alias):
             if isinstance(alias, str):
                 known.add(alias)
             elif isinstance(alias, AliasChoices):

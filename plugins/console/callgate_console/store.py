@@ -25,7 +25,6 @@ so the event loop that answers callbacks never runs them; the reads run through 
 from __future__ import annotations
 
 import re
-
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any

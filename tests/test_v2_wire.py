@@ -456,6 +456,12 @@ def test_refusals_have_v1_codes_and_name_the_field(body, code, message):
     (b'{"event":"call.incoming","call":{"callId":"c"}}x', "body is not JSON: malformed at line 1 column 48"),
     (b'{"event":"call.incoming",\n "call":{"callId":"c",}}', "body is not JSON: malformed at line 2 column 23"),
     (b'{"event":"call.incoming","call":{"callId":"c"', "body is not JSON: it ends before its JSON value does"),
+    (b'', "body is not JSON: it is empty (Sinch sends a JSON object)"),
+    # an unpaired surrogate escape was "malformed at line 1 column ..." (a paired one is a character)
+    (b'{"event":"call.incoming","call":{"callId":"c","callName":"\\ud800"}}',
+     "body is not JSON callgate accepts: a \\u escape of an unpaired UTF-16 surrogate (not Unicode text)"),
+    (b'{"event":"call.incoming","x":"\\udc00 \\ud83d\\ude00","call":{"callId":"c"}}',
+     "body is not JSON callgate accepts: a \\u escape of an unpaired UTF-16 surrogate (not Unicode text)"),
     (b'{"event":"conference.started"}', "unknown event 'conference.started': expected a Voice API v2 call.* event"),
     (b'{"event":"call.incoming","call":{"callId":["c"]}}', "call.callId: expected a string, got a list"),
     (b'{"event":"call.hangup","call":{"callId":"c","callDurationSeconds":"42"}}',

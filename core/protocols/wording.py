@@ -81,6 +81,10 @@ def not_json_at(text: bytes | str, position: int) -> str:
 
 
 _BYTE = re.compile(r"\(byte (\d+)\)$")
+#: A ``\uD800``-``\uDBFF`` escape not followed by a ``\uDC00``-``\uDFFF`` one, or the latter not after the former:
+#: an unpaired UTF-16 surrogate (a JSON text can carry one only so).
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F])"
+                                    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
 def not_json(body: bytes, decoder_message: str) -> str:
@@ -96,6 +100,9 @@ def not_json(body: bytes, decoder_message: str) -> str:
         return not_json_at(exc.doc, exc.pos)
     except (ValueError, RecursionError):
         pass
+    else:       # the standard library takes a \uD800-style escape of an unpaired surrogate, which msgspec refuses
+        if _LONE_SURROGATE_ESCAPE.search(body) is not None:
+            return "body is not JSON callgate accepts: a \\u escape of an unpaired UTF-16 surrogate (not Unicode text)"
     at = _BYTE.search(decoder_message)
     return not_json_at(body, int(at[1]) if at is not None else len(body))
 

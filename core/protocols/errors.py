@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["MAX_DEPTH", "EventError", "UnknownEvent", "clip", "may_nest_too_deep"]
+__all__ = ["CALLID_MAX", "MAX_DEPTH", "SECONDS_MAX", "EventError", "UnknownEvent", "clip", "may_nest_too_deep"]
 
 #: Objects and arrays nested deeper than this are refused (a Sinch event nests 3 levels).  Without
 #: a limit of its own, how deep a body may nest would depend on the interpreter's recursion limit
 #: and on the stack depth where it is decoded, and a plugin walking ``raw`` recursively could fail.
 MAX_DEPTH = 64
+#: The longest call id, in both generations (v1 ``callid``, v2 ``callId`` and ``sessionId``; Sinch's are about 40
+#: characters): plugins send it in HTTP headers (a CRM delivery's ``Idempotency-Key``).
+CALLID_MAX = 256
+#: The longest duration a body may give, in seconds (v1 ``duration``, v2 ``callDurationSeconds``): 68 years, where a
+#: call lasts at most 4 hours, so that no store's integer overflows on it and nothing bills a time no call can last.
+SECONDS_MAX = 2 ** 31 - 1
 
 
 def may_nest_too_deep(body: bytes) -> bool:

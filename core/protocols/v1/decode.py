@@ -71,9 +71,9 @@ from ...calls import (
     new_money,
     new_notice,
 )
-from ..errors import EventError, UnknownEvent, may_nest_too_deep
+from ..errors import CALLID_MAX, EventError, UnknownEvent, may_nest_too_deep
 from ..timestamps import parse_timestamp
-from .refusals import CALLID_MAX, CONTROL, recheck, refuse_deep_nesting
+from .refusals import CONTROL, recheck, refuse_deep_nesting
 from .wire import V1Ace, V1Amd, V1Callee, V1CallHeader, V1Dice, V1EventBase, V1Ice, V1Money, V1Notify, V1Pie, V1WireEvent
 
 __all__ = [

@@ -27,21 +27,18 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from ..errors import MAX_DEPTH, EventError, UnknownEvent
+from ..errors import CALLID_MAX, MAX_DEPTH, SECONDS_MAX, EventError, UnknownEvent
 from ..errors import clip as _clip
 from ..timestamps import parse_timestamp
 from ..wording import not_json_at
-from .wire import SECONDS_MAX
 
-__all__ = ["CALLID_MAX", "CONTROL", "recheck", "refuse_deep_nesting"]
+__all__ = ["CONTROL", "recheck", "refuse_deep_nesting"]
 
 #: The event names, as the fast decoder's tagged union has them.
 _EVENTS = frozenset({"ice", "ace", "pie", "dice", "notify"})
 #: A control character (C0, DEL, C1): what an identifier may not hold.
 CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 _INT_MIN, _INT_MAX = -(2 ** 63), 2 ** 63 - 1
-#: The longest call id (Sinch's are about 40 characters; v2's ``callId`` and ``sessionId`` have the same limit).
-CALLID_MAX = 256
 
 
 # --------------------------------------------------------------------------- JSON, as v1 has always parsed it
@@ -168,7 +165,7 @@ def _in_range(path: str, value: int | None) -> None:
 
 
 def _seconds(obj: dict, key: str, prefix: str = "") -> None:
-    """A duration: an integer, at most :data:`~callgate.protocols.v1.wire.SECONDS_MAX` (as the wire type says)."""
+    """A duration: an integer, at most :data:`~callgate.protocols.errors.SECONDS_MAX` (as the wire type says)."""
     _integer(obj, key, prefix)
     value = obj.get(key)
     if value is not None and value > SECONDS_MAX:

@@ -32,9 +32,10 @@ from typing import Annotated, Any
 
 from msgspec import Meta, Struct, field
 
+from ..errors import SECONDS_MAX
+
 __all__ = [
     "Int64",
-    "SECONDS_MAX",
     "Seconds",
     "V1Ace",
     "V1Amd",
@@ -52,11 +53,9 @@ __all__ = [
 
 #: Integer fields hold 64-bit values: Sinch's are small, and a larger one would break every
 #: consumer downstream (databases' bigint, orjson in the logs) instead of being refused here.
-#: The longest duration a body may give, in seconds.
-SECONDS_MAX = 2 ** 31 - 1
 Int64 = Annotated[int, Meta(ge=-(2 ** 63), le=2 ** 63 - 1)]
-#: A duration in seconds: at most 2^31 - 1 (68 years; a call lasts at most 4 hours), so that no store's integer
-#: overflows on it and nothing bills a time no call can last.  A negative one is taken as 0 by those who use it.
+#: A duration in seconds: at most :data:`~callgate.protocols.errors.SECONDS_MAX`.  A negative one is taken as 0 by
+#: those who use it.
 Seconds = Annotated[int, Meta(ge=-(2 ** 63), le=SECONDS_MAX)]
 
 

@@ -77,6 +77,7 @@ from typing import Annotated, Any, ClassVar
 import msgspec
 from msgspec import Meta, Struct, field
 
+from callgate.protocols.errors import CALLID_MAX, SECONDS_MAX
 from callgate.protocols.wording import OWN_WORDS, validation_message
 
 __all__ = [
@@ -212,10 +213,10 @@ class V2Call(Struct, rename="camel", frozen=True, gc=False, kw_only=True):
     as sent (see ``CALL_TYPES``, ``CALL_RESULTS``, ... of this module).
     """
 
-    call_id: Annotated[str, Meta(min_length=1, max_length=256)]       # as v1's callid
+    call_id: Annotated[str, Meta(min_length=1, max_length=CALLID_MAX)]
     project_id: str | None = None
     service_id: str | None = None
-    session_id: Annotated[str, Meta(min_length=1, max_length=256)] | None = None
+    session_id: Annotated[str, Meta(min_length=1, max_length=CALLID_MAX)] | None = None
     call_name: str | None = None
     bridge_name: str | None = None
     batch_id: str | None = None
@@ -227,7 +228,7 @@ class V2Call(Struct, rename="camel", frozen=True, gc=False, kw_only=True):
     end_time: datetime | None = None
     call_type: str | None = None
     direction: str | None = None
-    call_duration_seconds: Annotated[int, Meta(ge=-(2 ** 63), le=2 ** 31 - 1)] | None = None  # as v1's durations
+    call_duration_seconds: Annotated[int, Meta(ge=-(2 ** 63), le=SECONDS_MAX)] | None = None
     call_result: str | None = None
     call_reason: str | None = None
     origination_type: str | None = None

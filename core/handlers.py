@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from . import dispatch, exchange, logs
@@ -86,7 +86,7 @@ async def _handle(request: web.Request, app: web.Application, endpoint: Endpoint
         log.warning("callback_refused", reason="unsupported_media_type", remote=request.remote)
         return error_response(415, "unsupported_media_type", f"Content-Type must be application/json, got "
                                                              f"{request.headers.get('Content-Type', 'none')!r}"), "-", None
-    encoding = request.headers.get("Content-Encoding")
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING)      # an istr: looked up without folding its case
     if encoding is not None and encoding.strip().lower() != "identity":
         # aiohttp would decompress it, and the signature would then be checked over bytes other than those sent.
         log.warning("callback_refused", reason="unsupported_content_encoding", remote=request.remote)

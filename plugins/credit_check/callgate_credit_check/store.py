@@ -589,7 +589,7 @@ class CreditStore:
         whose reservation had expired or was released is still charged for the time Sinch reports.
         The time billed is at most the call's granted ``max_duration`` (Sinch ends the call then, and that is
         what was reserved): a longer ``duration`` is stored as reported and billed as ``max_duration``, so an end
-        event can never take an account below what it allowed.  ``dry_run``: the same answer, nothing written.
+        event is never charged more than was reserved for it.  ``dry_run``: the same answer, nothing written.
 
         Most end events change nothing (a call this plugin never reserved, a v2 call's dialled leg, a
         repeated end event): a read of the committed row says so, with no write transaction and so no

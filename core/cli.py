@@ -109,13 +109,19 @@ def _add_plugin_commands(config_path: str | None, subparsers: argparse._SubParse
 
 def _register_commands(plugins: Plugins, subparsers: argparse._SubParsersAction) -> None:
     """Each enabled plugin's ``register_commands``, in plugin order; PluginError naming the plugin that adds a command
-    whose name is taken (one of callgate's, or another plugin's), where argparse would end in a traceback."""
+    whose name is taken, and who took it first (callgate, or another plugin), where argparse would end in a
+    traceback."""
+    owners = dict.fromkeys(subparsers.choices, "callgate")
     for impl in plugins.impls("register_commands"):
         try:
             impl.function(subparsers) if impl.argnames else impl.function()
         except argparse.ArgumentError as exc:
-            raise PluginError(impl.plugin.name, f"register_commands added a command whose name is taken "
-                                                f"({exc.message}): name your commands after your plugin") from None
+            name = exc.message.rpartition(": ")[2]
+            first = owners.get(name, "callgate")
+            taken = "one of callgate's own" if first == "callgate" else f"plugin {first!r} added it first"
+            raise PluginError(impl.plugin.name, f"register_commands added the command {name!r}, whose name is taken "
+                                                f"({taken}): name your commands after your plugin") from None
+        owners.update(dict.fromkeys(set(subparsers.choices) - set(owners), impl.plugin.name))
 
 
 def _core_parser() -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:

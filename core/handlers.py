@@ -281,6 +281,10 @@ async def plugin_page_errors(request: web.Request, handler: Any) -> web.StreamRe
     return response
 
 
+#: The methods whose body a page reads (a form, JSON); a body sent with another (a GET) is not waited for.
+_SENDS_A_BODY = frozenset({"POST", "PUT", "PATCH"})
+
+
 class _BodyTimeout(Exception):
     """A page's request body was not all there ``[server] body_timeout_seconds`` after its head."""
 
@@ -290,7 +294,7 @@ async def _in_body_time(request: web.Request, handler: Any) -> web.StreamRespons
     after its head (:class:`_BodyTimeout`); once it has, the page takes as long as it takes (a stream, a slow
     query).  The body is left for the page to read as it likes (a form, JSON, a multipart stream)."""
     content = request.content
-    if content.is_eof():             # no body, or all of it came with the head: the usual page
+    if content.is_eof() or request.method not in _SENDS_A_BODY:   # nothing to wait for (a stream's GET included)
         return await handler(request)
     body_time = asyncio.timeout(request.app[CONFIG].server.body_timeout_seconds)
     waiting = True

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import pluggy
 import structlog
-from pydantic import AliasChoices, BaseModel, ValidationError
+from pydantic import AliasChoices, AliasPath, BaseModel, ValidationError
 
 from . import hookspecs
 from .config import (
@@ -498,11 +498,13 @@ def _unknown_keys(model: type[BaseModel], table: Mapping[str, Any]) -> list[str]
     for field_name, info in model.model_fields.items():
         if by_name or (info.alias is None and info.validation_alias is None):
             known.add(field_name)
-        for alias in (info.alias, info.validation_alias):
+        choices = info.validation_alias.choices if isinstance(info.validation_alias, AliasChoices) else \
+            [info.validation_alias]
+        for alias in (info.alias, *choices):
+            if isinstance(alias, AliasPath):            # the first key of a path into a nested table
+                alias = alias.path[0]
             if isinstance(alias, str):
                 known.add(alias)
-            elif isinstance(alias, AliasChoices):
-                known.update(choice for choice in alias.choices if isinstance(choice, str))
     return [key for key in table if key not in known]
 
 

@@ -150,10 +150,12 @@ def _gauges(value: Any) -> tuple[list[tuple[str, float]], list[str]] | None:
         return None
     gauges, skipped = [], []
     for name, number in value.items():
-        if not isinstance(name, str) or not name or not isinstance(number, (int, float)):
-            skipped.append(f"{name!r:.60}")
-        else:
+        try:
+            if not isinstance(name, str) or not name or not isinstance(number, (int, float)):
+                raise TypeError(name)
             gauges.append((name, float(number)))
+        except (TypeError, OverflowError):      # an int beyond a float (10**400) is not a gauge either
+            skipped.append(f"{name!r:.60}")
     return gauges, skipped
 
 

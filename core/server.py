@@ -55,8 +55,10 @@ async def serve(config: Config, host: str, port: int, *, reuse_port: bool = Fals
     server = config.server
     app = create_app(config)
     limits = http_limits(server)
+    # The callback port never inflates a body (a signature covers the bytes sent; one with a Content-Encoding is
+    # refused 415 by the handlers); the ops port's pages get theirs inflated, as aiohttp does by default.
     runners: list[web.AppRunner] = [HttpRunner(app, access_log=None, shutdown_timeout=server.shutdown_timeout_seconds,
-                                               **limits)]
+                                               auto_decompress=False, **limits)]
     if server.ops_port:
         runners.append(HttpRunner(create_ops_app(app), access_log=None, **limits))
     stop = asyncio.Event()
@@ -143,11 +145,8 @@ def http_limits(server: ServerConfig) -> dict[str, Any]:
     * ``lingering_time``: after an answer sent without reading the whole body (413, 415, ...),
       aiohttp reads and discards the rest for this long before closing; the body timeout bounds it.
     * the request line, header lines and header count are limited by the parser (400, closed).
-    * ``auto_decompress`` off: a body is what was sent (a signature covers those bytes); one sent with a
-      ``Content-Encoding`` is refused 415 by the handlers, never inflated (a broken one dropped the connection).
     """
     return {
-        "auto_decompress": False,
         "keepalive_timeout": server.keepalive_timeout_seconds,
         "lingering_time": server.body_timeout_seconds,
         "max_line_size": server.max_header_bytes,

@@ -68,6 +68,7 @@ blocklist = "callgate_blocklist_example:Blocklist"
 wrapped = "callgate_blocklist_example:Wrapped"
 stubborn = "callgate_blocklist_example:Stubborn"
 shadow = "callgate_blocklist_example:Shadow"
+mimic = "callgate_blocklist_example:Mimic"
 """
 
 PLUGIN_MODULE = '''
@@ -106,6 +107,14 @@ class Shadow:
     @hookimpl
     def register_commands(self, subparsers):
         subparsers.add_parser("serve", help="my own serve")
+
+
+class Mimic:
+    """A plugin whose command is named like another plugin's."""
+
+    @hookimpl
+    def register_commands(self, subparsers):
+        subparsers.add_parser("blocklist", help="not the blocklist")
 
 
 class Stubborn:
@@ -196,14 +205,21 @@ def test_a_plugin_command_named_like_a_taken_one_is_refused_naming_the_plugin(in
     config = tmp_path / "config.toml"
     config.write_text('[plugins]\nenabled = ["blocklist", "shadow"]\n[plugins.blocklist]\nblocked = []\n')
     env = {"PYTHONPATH": str(installed_plugin)}
-    expected = ("callgate: plugin 'shadow': register_commands added a command whose name is taken (conflicting "
-                "subparser: serve): name your commands after your plugin")
+    expected = ("callgate: plugin 'shadow': register_commands added the command 'serve', whose name is taken (one of "
+                "callgate's own): name your commands after your plugin")
     for argv in (("blocklist",), ("check-config",)):
         result = run(*argv, "--config", str(config), env=env)
         assert (result.returncode, result.stderr.strip()) == (2, expected), result
         assert "Traceback" not in result.stderr
     listed = run("--help", "--config", str(config), env=env)
     assert listed.returncode == 0 and "check-config" in listed.stdout and "Traceback" not in listed.stderr
+    # a name another plugin took first: both are named (the first one may be the one at fault)
+    config.write_text('[plugins]\nenabled = ["blocklist", "mimic"]\n[plugins.blocklist]\nblocked = []\n')
+    result = run("check-config", "--config", str(config), env=env)
+    assert (result.returncode, result.stderr.strip()) == (2, "callgate: plugin 'mimic': register_commands added the "
+                                                             "command 'blocklist', whose name is taken (plugin "
+                                                             "'blocklist' added it first): name your commands after "
+                                                             "your plugin")
 
 
 def test_simulate_names_the_plugin_that_denied(installed_plugin, tmp_path):

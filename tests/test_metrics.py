@@ -106,7 +106,7 @@ async def test_hook_collect_metrics_one_bad_gauge_costs_only_itself(callgate_cli
     class Mixed:
         @hookimpl
         def collect_metrics(self):
-            return {"good": 1, "bad": "x", "": 2, "also_good": 2.5}
+            return {"good": 1, "bad": "x", "": 2, "also_good": 2.5, "huge": 10 ** 400}
 
     client = await callgate_client(plugins={"mixed": Mixed})
     with capture_logs() as logs:
@@ -116,7 +116,7 @@ async def test_hook_collect_metrics_one_bad_gauge_costs_only_itself(callgate_cli
     assert 'name="bad"' not in text
     assert value(text, "callgate_plugin_failures_total", plugin="mixed", hook="collect_metrics", kind="error") == 1
     [failed] = [line for line in logs if line["event"] == "plugin_failed"]
-    assert failed["error"] == "skipped 'bad', '': not a gauge name (a non-empty string) with a number"
+    assert failed["error"] == "skipped 'bad', '', 'huge': not a gauge name (a non-empty string) with a number"
 
 
 async def test_ops_endpoints_move_to_their_own_port(callgate_client, aiohttp_client):

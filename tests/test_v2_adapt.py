@@ -265,6 +265,17 @@ def test_refusals_are_decode_v2_events(body, code):
     assert info.value.code == code
 
 
+@pytest.mark.parametrize("junk", [b"\xed\xa0\x80", b"\xff", b"\xc0\xaf", b"\xe2\x82"])
+def test_bytes_that_are_not_utf8_in_a_field_callgate_does_not_read_are_invalid_json(junk):
+    """The event's types skip an unknown field unread; the body's raw decoding does not, and its error escaped as a
+    400 invalid_body ("a bug") with a decode_failed traceback. Now v1's words, with the place."""
+    body = b'{"event":"call.incoming","call":{"callId":"c"},"x":"' + junk + b'"}'
+    with pytest.raises(EventError) as info:
+        decode_event(body)
+    assert (info.value.code, str(info.value)) == ("invalid_json", f"body is not UTF-8: invalid byte at position "
+                                                                   f"{body.index(junk)}")
+
+
 @pytest.mark.parametrize("number", [b"1e400", b"-1e400", b"1" * 5000])
 @pytest.mark.parametrize("where", ["top", "call", "callRate"])
 def test_a_number_too_large_anywhere_is_invalid_json_not_a_decoder_failure(number, where):

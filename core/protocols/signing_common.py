@@ -249,6 +249,10 @@ def check_freshness(x_timestamp: str, now: float, window: float) -> datetime:
     return when
 
 
+def _folded(key: str) -> str:
+    return key.strip().casefold()
+
+
 class SchemeVerifier:
     """Checks ``Authorization: <scheme> <id>:<signature>`` against known ids and their Base64 secrets.
 
@@ -259,7 +263,7 @@ class SchemeVerifier:
     signature (a forged request is ``bad_signature``, a correctly signed replay ``stale_timestamp``).
     """
 
-    __slots__ = ("_clock", "_keys", "_window")
+    __slots__ = ("_clock", "_folded", "_keys", "_window")
 
     #: The Authorization scheme (compared case-insensitively) and how its header is written, for messages.
     scheme: ClassVar[str]
@@ -286,6 +290,8 @@ class SchemeVerifier:
         if not keys:
             raise ValueError(f"no {self.signer}: at least one {self.id_name} and secret is needed")
         self._keys = keys
+        #: The ids as the plugins compare them (allowlist scopes: any case, spaces around ignored), for check_named.
+        self._folded = frozenset(_folded(key) for key in keys)
         self._window = window
         self._clock = clock
 
@@ -305,9 +311,13 @@ class SchemeVerifier:
     def check_named(self, signer: str, named: str) -> None:
         """Raise :class:`SignatureError` (``signer_mismatch``) when a body signed by ``signer`` names another of the ids
         this verifier knows (v1 ``applicationKey``, v2 ``call.serviceId``): one application's secret may not speak for
-        another's calls (their allowlist scopes, paying accounts, CRM records).  An id it does not know is the
-        body's own business (samples and tests name one of their own)."""
-        if named != signer and named in self._keys:
+        another's calls (their allowlist scopes, paying accounts, CRM records).  Ids are compared as the plugins
+        compare them, in any case and without spaces around.  An id it does not know is the body's own business
+        (samples and tests name one of their own)."""
+        if named == signer:
+            return
+        folded = _folded(named)
+        if folded != _folded(signer) and folded in self._folded:   # as the plugins match ids: "B", " b " are b
             raise SignatureError("signer_mismatch", f"the body names {self.signer} {shown(named)}, but the request is "
                                                     f"signed by {self.signer} {shown(signer)}: one {self.signer}'s "
                                                     f"secret may not speak for another's calls")

@@ -87,6 +87,15 @@ _LONE_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c
                                     rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}")
 
 
+def not_utf8(body: bytes) -> str:
+    """``body is not UTF-8: ...`` with the position of its first invalid byte (as v1 says it)."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return f"body is not UTF-8: invalid byte at position {error.start}"
+    return "body is not JSON callgate accepts"
+
+
 def not_json(body: bytes, decoder_message: str) -> str:
     """``body is not JSON: ...`` for a UTF-8 ``body`` msgspec refused with ``decoder_message``.
 

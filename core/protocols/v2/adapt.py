@@ -73,6 +73,7 @@ from callgate.calls import (
 )
 
 from ..errors import EventError
+from ..wording import not_utf8
 from .decode import UnknownCallEvent, decode_v2_event
 from .wire import (
     V2AmdBeep,
@@ -261,4 +262,6 @@ def decode_event(body: bytes | bytearray | memoryview | str, *, timestamp: datet
         raw = _RAW.decode(body)
     except msgspec.ValidationError:               # a number in a field callgate does not read, too large to hold
         raise EventError("invalid_json", _TOO_LARGE) from None
+    except msgspec.DecodeError:                   # bytes that are not UTF-8, in a field the types skipped unread
+        raise EventError("invalid_json", not_utf8(body)) from None
     return neutral_call(event, raw, timestamp=timestamp)

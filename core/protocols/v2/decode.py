@@ -32,7 +32,7 @@ import re
 import msgspec
 
 from callgate.protocols.errors import MAX_DEPTH, EventError, UnknownEvent, clip, may_nest_too_deep
-from callgate.protocols.wording import got, not_json
+from callgate.protocols.wording import got, not_json, not_utf8
 
 from .wire import (
     CUSTOM_EVENT_PREFIX,
@@ -129,8 +129,8 @@ def _refuse_non_json(body: bytes) -> None:
     """Raise ``invalid_json`` when ``body`` is not UTF-8, not JSON, or nested too deep (v1's first checks)."""
     try:
         body.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise EventError("invalid_json", f"body is not UTF-8: invalid byte at position {error.start}") from None
+    except UnicodeDecodeError:
+        raise EventError("invalid_json", not_utf8(body)) from None
     try:
         _RAW.decode(body)  # checks the whole text is JSON without building it (no integer or depth limit of Python's)
     except msgspec.DecodeError as error:

@@ -150,13 +150,22 @@ def _gauges(value: Any) -> tuple[list[tuple[str, float]], list[str]] | None:
         return None
     gauges, skipped = [], []
     for name, number in value.items():
-        try:
-            if not isinstance(name, str) or not name or not isinstance(number, (int, float)):
-                raise TypeError(name)
-            gauges.append((name, float(number)))
-        except (TypeError, OverflowError):      # an int beyond a float (10**400) is not a gauge either
+        gauge = _real(number) if isinstance(name, str) and name else None
+        if gauge is None:
             skipped.append(f"{name!r:.60}")
+        else:
+            gauges.append((name, gauge))
     return gauges, skipped
+
+
+def _real(value: Any) -> float | None:
+    """A number as a float; None for anything else, an integer too large for a float (``10**400``) included."""
+    if not isinstance(value, (int, float)):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return None
 
 
 # The hot path.  Counter.inc and Histogram.observe check, per call, that the metric is a labelled

@@ -15,11 +15,14 @@ from callgate_crm_export.retry import AttemptResult
 
 NOW = 1_700_000_000.0
 WHEN = datetime.fromtimestamp(NOW, timezone.utc)
+STAMP = WHEN.isoformat().replace("+00:00", "Z")
 SINKS = ("hook", "file")
 
 
 def dice_of(callid, **kw):
-    return dice_facts(decode_event(json.dumps(dice(callid=callid, **kw))), WHEN)
+    """A DICE's facts, dated WHEN (a sample's own timestamp is the time it is made: two made a second apart would
+    differ in their ended_at)."""
+    return dice_facts(decode_event(json.dumps(dice(callid=callid, **{"timestamp": STAMP, **kw}))), WHEN)
 
 
 @pytest.fixture

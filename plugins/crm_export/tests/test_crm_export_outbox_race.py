@@ -23,6 +23,7 @@ from callgate_crm_export.retry import AttemptResult
 
 NOW = 1_700_000_000.0
 WHEN = datetime.fromtimestamp(NOW, timezone.utc)
+STAMP = WHEN.isoformat().replace("+00:00", "Z")
 SINKS = ("hook", "file")
 CALLS = [f"c{i:02d}" for i in range(20)]
 ROUNDS = 6
@@ -33,7 +34,7 @@ def event(body):
 
 
 def dice_of(callid):
-    return dice_facts(event(dice(callid=callid)), WHEN)
+    return dice_facts(event(dice(callid=callid, timestamp=STAMP)), WHEN)    # dated WHEN, not when it is made
 
 
 def ice_of(callid):

@@ -386,9 +386,10 @@ def check_hookimpls(pm: pluggy.PluginManager, name: str, instance: Any, *, sourc
             raise PluginError(name, f"implements a hook callgate does not have: {named} is not a callgate hook "
                                     f"(optionalhook=True does not change that). The hooks are "
                                     f"{', '.join(HOOK_NAMES)}; fix the name or remove @hookimpl")
-        unknown = _arguments_not_given(getattr(instance, attr), getattr(pm.hook, hook).spec.argnames)
+        given_names = getattr(pm.hook, hook).spec.argnames
+        unknown = _arguments_not_given(getattr(instance, attr), given_names)
         if unknown:
-            given = ", ".join(getattr(pm.hook, hook).spec.argnames) or "none"
+            given = ", ".join(given_names) or "none"
             raise PluginError(name, f"{attr}() takes {', '.join(unknown)}, which the hook {hook} does not give (its "
                                     f"arguments: {given}). Fix: take only those, by those names (any of them, in any "
                                     f"order)")

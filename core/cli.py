@@ -27,6 +27,7 @@ from .manager import BUILTINS, PluginError, Plugins, installed_plugins, load_plu
 from .phone import PRIVATE_SPELLINGS, PhoneNumberError, parse_number, set_default_region
 from .pipeline import Pipeline
 from .protocols.errors import EventError
+from .protocols.signing_common import folded_id
 from .protocols.signing_common import now_timestamp as signing_now
 from .protocols.v1 import signing
 from .protocols.v2.signing import service_signed_headers
@@ -436,11 +437,14 @@ def _body_signer(config: Config, body: bytes, key: str, secret: str, *, v2: bool
         named = top.get("call", {}).get("serviceId") if v2 else top.get("applicationKey")
     except (ValueError, AttributeError):         # not JSON, or not an object: it names none
         return key, secret
-    if not isinstance(named, str) or named == key:
+    if not isinstance(named, str) or folded_id(named) == folded_id(key):
         return key, secret
-    signers = {s.id: s.secrets for s in config.services} if v2 else {a.key: a.secrets for a in config.applications}
-    if named in signers:
-        return named, signers[named][0].get_secret_value()
+    # Matched as the server matches the body's id to the signer's (signer_mismatch): in any case, spaces ignored.
+    signers = {folded_id(s.id): (s.id, s.secrets) for s in config.services} if v2 else \
+        {folded_id(a.key): (a.key, a.secrets) for a in config.applications}
+    found = signers.get(folded_id(named))
+    if found is not None:
+        return found[0], found[1][0].get_secret_value()
     print(f"callgate: note: the body names {field} {named!r}, which is not configured: signed by {key!r}, the first "
           f"configured {'service' if v2 else 'application'}", file=sys.stderr)
     return key, secret

@@ -332,7 +332,9 @@ def test_sign_body_is_signed_by_the_application_it_names(tmp_path):
     (tmp_path / "config.toml").write_text('[[applications]]\nkey = "app-a"\nsecrets = [{ env = "A_SECRET" }]\n'
                                           '[[applications]]\nkey = "app-b"\nsecrets = [{ env = "B_SECRET" }]\n')
     env = {"A_SECRET": TEST_APPLICATION_SECRET, "B_SECRET": second}
-    for named, key, secret in (("app-b", "app-b", second), ("app-x", "app-a", TEST_APPLICATION_SECRET)):
+    # " APP-B " is app-b as the server matches a body's id to its signer (signer_mismatch): signed by app-b too
+    for named, key, secret in (("app-b", "app-b", second), (" APP-B ", "app-b", second),
+                               ("app-x", "app-a", TEST_APPLICATION_SECRET)):
         body = json.dumps({"event": "ace", "callid": "c-1", "applicationKey": named, "version": 1}).encode()
         (tmp_path / "body.json").write_bytes(body)
         result = run("sign", "ace", "--body", "body.json", cwd=tmp_path, env=env)

@@ -36,6 +36,7 @@ from .timestamps import parse_timestamp
 __all__ = [
     "SignatureError",
     "EMPTY_BODY_MD5",
+    "folded_id",
     "content_md5",
     "string_to_sign",
     "signature",
@@ -249,7 +250,9 @@ def check_freshness(x_timestamp: str, now: float, window: float) -> datetime:
     return when
 
 
-def _folded(key: str) -> str:
+def folded_id(key: str) -> str:
+    """An application key or service id as the plugins compare them (the allowlist's scopes): any case, spaces around
+    ignored."""
     return key.strip().casefold()
 
 
@@ -291,7 +294,7 @@ class SchemeVerifier:
             raise ValueError(f"no {self.signer}: at least one {self.id_name} and secret is needed")
         self._keys = keys
         #: The ids as the plugins compare them (allowlist scopes: any case, spaces around ignored), for check_named.
-        self._folded = frozenset(_folded(key) for key in keys)
+        self._folded = frozenset(folded_id(key) for key in keys)
         self._window = window
         self._clock = clock
 
@@ -314,10 +317,8 @@ class SchemeVerifier:
         another's calls (their allowlist scopes, paying accounts, CRM records).  Ids are compared as the plugins
         compare them, in any case and without spaces around.  An id it does not know is the body's own business
         (samples and tests name one of their own)."""
-        if named == signer:
-            return
-        folded = _folded(named)
-        if folded != _folded(signer) and folded in self._folded:   # as the plugins match ids: "B", " b " are b
+        folded = folded_id(named)
+        if folded != folded_id(signer) and folded in self._folded:   # as the plugins match ids: "B", " b " are b
             raise SignatureError("signer_mismatch", f"the body names {self.signer} {shown(named)}, but the request is "
                                                     f"signed by {self.signer} {shown(signer)}: one {self.signer}'s "
                                                     f"secret may not speak for another's calls")
